@@ -1,0 +1,241 @@
+//! `local.file`: a file with the given content (and optionally mode), written atomically.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fabrik_provider::{
+    Applied, Attributes, Error, ErrorKind, Field, FieldKind, Observed, OutputField,
+    ReplaceStrategy, ResourceType, Result, Value,
+};
+
+pub const FILE_TYPE: &str = "local.file";
+
+pub fn resource_type() -> ResourceType {
+    ResourceType {
+        name: FILE_TYPE,
+        description: "A file on this machine, written atomically.",
+        fields: vec![
+            Field::required(
+                "path",
+                FieldKind::String,
+                "Where the file goes; relative paths are relative to the spec's directory.",
+            )
+            .force_new(),
+            Field::required("content", FieldKind::String, "The file's content."),
+            Field::optional(
+                "mode",
+                FieldKind::String,
+                "Permission bits in octal, such as \"0644\" (quoted: YAML reads 0644 as a number).",
+            ),
+        ],
+        outputs: vec![
+            OutputField {
+                name: "abs_path",
+                description: "The absolute path of the file.",
+            },
+            OutputField {
+                name: "content_hash",
+                description: "`blake3:` and the BLAKE3 hash of the content, in hex.",
+            },
+            OutputField {
+                name: "size",
+                description: "The content's length in bytes.",
+            },
+        ],
+        // A new path can be written before the old file is removed.
+        replace: ReplaceStrategy::CreateBeforeDestroy,
+    }
+}
+
+pub fn validate(inputs: &Attributes) -> Result<()> {
+    if let Some(Value::String(mode)) = inputs.get("mode") {
+        parse_mode(mode)?;
+    }
+    if let Some(Value::String(path)) = inputs.get("path")
+        && path.is_empty()
+    {
+        return Err(Error::new(ErrorKind::InvalidInput, "`path` must not be empty"));
+    }
+    Ok(())
+}
+
+fn parse_mode(mode: &str) -> Result<u32> {
+    let digits = mode.strip_prefix("0o").unwrap_or(mode);
+    match u32::from_str_radix(digits, 8) {
+        Ok(bits) if !digits.is_empty() && digits.len() <= 4 && bits <= 0o7777 => Ok(bits),
+        _ => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("`mode` must be octal permission bits such as \"0644\", not {mode:?}"),
+        )),
+    }
+}
+
+fn format_mode(bits: u32) -> String {
+    format!("{:04o}", bits & 0o7777)
+}
+
+pub struct Files {
+    base_dir: PathBuf,
+}
+
+impl Files {
+    pub fn new(base_dir: PathBuf) -> Self {
+        Files { base_dir }
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    pub fn write(&self, inputs: &Attributes) -> Result<Applied> {
+        let path = self.resolve(string(inputs, "path")?);
+        let content = string(inputs, "content")?;
+        let mode = match inputs.get("mode") {
+            Some(Value::String(m)) => Some(parse_mode(m)?),
+            _ => None,
+        };
+        write_atomically(&path, content.as_bytes(), mode)?;
+        Ok(Applied {
+            id: path.display().to_string(),
+            outputs: outputs(&path, content.as_bytes()),
+        })
+    }
+
+    pub fn read(&self, id: &str, inputs: &Attributes) -> Result<Option<Observed>> {
+        let path = PathBuf::from(id);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        let mut observed = Attributes::new();
+        if let Some(p) = inputs.get("path") {
+            observed.insert("path".into(), p.clone());
+        }
+        // Content that is not UTF-8 cannot equal any spec's content; show it as what it is.
+        let content = String::from_utf8(bytes.clone())
+            .unwrap_or_else(|_| format!("(binary content, {} bytes)", bytes.len()));
+        observed.insert("content".into(), Value::String(content));
+        if inputs.contains_key("mode") {
+            let meta = fs::metadata(&path)
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            observed.insert(
+                "mode".into(),
+                Value::String(format_mode(meta.permissions().mode())),
+            );
+        }
+        Ok(Some(Observed {
+            inputs: observed,
+            outputs: outputs(&path, &bytes),
+        }))
+    }
+
+    pub fn delete(&self, id: &str) -> Result<()> {
+        match fs::remove_file(id) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("removing {id}"), e)),
+        }
+    }
+}
+
+fn string<'a>(inputs: &'a Attributes, name: &str) -> Result<&'a str> {
+    match inputs.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("`{name}` must be a string"),
+        )),
+    }
+}
+
+fn outputs(path: &Path, content: &[u8]) -> Attributes {
+    let mut out = Attributes::new();
+    out.insert("abs_path".into(), Value::String(path.display().to_string()));
+    out.insert(
+        "content_hash".into(),
+        Value::String(format!("blake3:{}", blake3::hash(content).to_hex())),
+    );
+    out.insert("size".into(), Value::from(content.len() as u64));
+    out
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes to a temporary file beside the target, syncs it and renames it into place, so a reader
+/// (or a crash) sees the old content or the new one, never half of it.
+fn write_atomically(path: &Path, content: &[u8], mode: Option<u32>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} is not a file path", path.display()),
+            )
+        })?
+        .to_string_lossy();
+    let temp = dir.join(format!(
+        ".{file_name}.fabrik-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(content)?;
+        if let Some(bits) = mode {
+            file.set_permissions(fs::Permissions::from_mode(bits))?;
+        }
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(Error::io(format!("writing {}", path.display()), e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(pairs: &[(&str, &str)]) -> Attributes {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn write_read_delete_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::new(dir.path().to_path_buf());
+        let want = inputs(&[("path", "a/b.txt"), ("content", "hi\n"), ("mode", "0600")]);
+        let applied = files.write(&want).unwrap();
+        assert_eq!(applied.id, dir.path().join("a/b.txt").display().to_string());
+        assert_eq!(applied.outputs["size"], Value::from(3));
+        let seen = files.read(&applied.id, &want).unwrap().unwrap();
+        assert_eq!(seen.inputs, want);
+        files.delete(&applied.id).unwrap();
+        files.delete(&applied.id).unwrap();
+        assert_eq!(files.read(&applied.id, &want).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_modes_are_rejected() {
+        for bad in ["", "9", "0o8", "77777", "rw"] {
+            assert!(validate(&inputs(&[("mode", bad)])).is_err(), "{bad}");
+        }
+        assert_eq!(parse_mode("0o640").unwrap(), 0o640);
+    }
+}

@@ -1,0 +1,96 @@
+//! The `local` provider: objects on this machine, with no account and no server. It is the
+//! embedded default that lets a newcomer run fabrik end to end.
+
+mod file;
+
+use fabrik_provider::{Attributes, Client, Context, Field, Provider, ResourceType, Result};
+
+pub use file::FILE_TYPE;
+
+/// The `local` provider.
+#[derive(Debug, Default)]
+pub struct Local;
+
+impl Provider for Local {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn config_fields(&self) -> Vec<Field> {
+        Vec::new()
+    }
+
+    fn resource_types(&self) -> Vec<ResourceType> {
+        vec![file::resource_type()]
+    }
+
+    fn configure(&self, _config: &Attributes, context: &Context) -> Result<Box<dyn Client>> {
+        Ok(Box::new(LocalClient {
+            files: file::Files::new(context.base_dir.clone()),
+        }))
+    }
+
+    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
+        match type_name {
+            FILE_TYPE => file::validate(inputs),
+            _ => Ok(()),
+        }
+    }
+}
+
+struct LocalClient {
+    files: file::Files,
+}
+
+/// Dispatches each call to the module of its resource type.
+impl Client for LocalClient {
+    fn read(
+        &self,
+        target: fabrik_provider::Target<'_>,
+        id: &str,
+        inputs: &Attributes,
+    ) -> Result<Option<fabrik_provider::Observed>> {
+        match target.type_name {
+            FILE_TYPE => self.files.read(id, inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    fn create(
+        &self,
+        target: fabrik_provider::Target<'_>,
+        inputs: &Attributes,
+    ) -> Result<fabrik_provider::Applied> {
+        match target.type_name {
+            FILE_TYPE => self.files.write(inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    fn update(
+        &self,
+        target: fabrik_provider::Target<'_>,
+        _id: &str,
+        _prior: &Attributes,
+        inputs: &Attributes,
+    ) -> Result<fabrik_provider::Applied> {
+        match target.type_name {
+            FILE_TYPE => self.files.write(inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    fn delete(&self, target: fabrik_provider::Target<'_>, id: &str, _inputs: &Attributes) -> Result<()> {
+        match target.type_name {
+            FILE_TYPE => self.files.delete(id),
+            other => Err(unknown_type(other)),
+        }
+    }
+}
+
+fn unknown_type(name: &str) -> fabrik_provider::Error {
+    fabrik_provider::Error::new(
+        fabrik_provider::ErrorKind::InvalidInput,
+        format!("the local provider has no resource type `{name}`"),
+    )
+}

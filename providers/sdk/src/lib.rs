@@ -1,0 +1,141 @@
+//! `fabrik-provider`: the contract between the fabrik engine and its providers.
+//!
+//! The engine plans and orders changes; a provider only knows how to read, create, update and
+//! delete objects of its own resource types. Keeping that contract in a crate of its own keeps the
+//! dependency graph one-way:
+//!
+//! ```text
+//!            fabrik (engine, CLI)
+//!             │          │
+//!             ▼          ▼
+//!   fabrik-local   fabrik-powerdns …   (one crate per provider)
+//!             │          │
+//!             ▼          ▼
+//!          fabrik-provider (this crate)
+//! ```
+//!
+//! Providers never depend on the engine or on each other, and the engine names a provider only in
+//! its registry.
+
+mod error;
+mod schema;
+
+use std::path::PathBuf;
+
+pub use error::{Error, ErrorKind, Result};
+pub use schema::{Field, FieldKind, OutputField, ReplaceStrategy, ResourceType};
+pub use serde_json::Value;
+
+/// Attribute maps: inputs a resource is given, outputs it reports. Keys are sorted, so the same
+/// attributes always serialize to the same bytes.
+pub type Attributes = serde_json::Map<String, Value>;
+
+/// A provider as the registry knows it: a name, the resource types it offers and a way to build a
+/// configured [`Client`].
+pub trait Provider: Send + Sync {
+    /// The prefix of its resource types: `local` for `local.file`.
+    fn name(&self) -> &'static str;
+
+    /// The fields its `providers:` block accepts in a spec.
+    fn config_fields(&self) -> Vec<Field>;
+
+    /// Every resource type, with the fields the engine validates and diffs.
+    fn resource_types(&self) -> Vec<ResourceType>;
+
+    /// Builds a client from the spec's `providers.<name>` block (already validated against
+    /// [`Provider::config_fields`], references resolved).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a configuration the provider cannot use.
+    fn configure(&self, config: &Attributes, context: &Context) -> Result<Box<dyn Client>>;
+
+    /// Checks the known inputs of one resource beyond their kinds (formats, ranges), at plan
+    /// time, so a bad value stops the plan instead of failing halfway through an apply. Fields
+    /// whose value is not known yet are absent.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`], with a message naming the field.
+    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
+        let _ = (type_name, inputs);
+        Ok(())
+    }
+}
+
+/// Where a run happens: relative paths in a spec are relative to the spec's directory.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The directory that holds the spec file.
+    pub base_dir: PathBuf,
+    /// The directory where the engine keeps this stack's state (logs may go beside it).
+    pub state_dir: PathBuf,
+}
+
+/// Which resource a call is about: the provider stamps [`Target::marker`] on every object it
+/// creates where the remote API has a place for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub stack: &'a str,
+    pub name: &'a str,
+    pub type_name: &'a str,
+}
+
+impl Target<'_> {
+    /// The ownership marker `fabrik:<stack>/<resource>`.
+    pub fn marker(&self) -> String {
+        format!("fabrik:{}/{}", self.stack, self.name)
+    }
+}
+
+/// What a create or update produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The object's identity in the provider (a path, a record id, a uuid).
+    pub id: String,
+    /// Attributes known only after the call (hashes, ids, addresses).
+    pub outputs: Attributes,
+}
+
+/// What a read found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// The inputs as they are now on the remote side, in the same normal form the provider
+    /// expects them in: the engine diffs them against the desired inputs to detect drift.
+    pub inputs: Attributes,
+    pub outputs: Attributes,
+}
+
+/// A configured provider.
+///
+/// # Guarantees (every implementation)
+/// - Every call is idempotent: repeating a create whose object already exists under the same
+///   identity converges on that object instead of making a second one.
+/// - `delete` of an object that is already gone returns `Ok`.
+/// - `create` stamps the ownership marker where the API allows, and no call modifies or deletes
+///   an object that does not carry this stack's marker.
+///
+/// # Assumptions
+/// - Inputs have been validated against the resource type's fields: required fields are present,
+///   kinds match, no unknown field is passed.
+/// - Calls for different resources may run concurrently from several threads.
+///
+/// # Errors
+/// The [`ErrorKind`] says what the engine may do: retry a transient error, report a conflict,
+/// stop on anything fatal. The message is for people only.
+pub trait Client: Send + Sync {
+    /// Looks the object up. `Ok(None)` means it does not exist.
+    fn read(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Option<Observed>>;
+
+    fn create(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied>;
+
+    /// Changes the object in place from `prior` to `inputs` (no force-new field differs).
+    fn update(
+        &self,
+        target: Target<'_>,
+        id: &str,
+        prior: &Attributes,
+        inputs: &Attributes,
+    ) -> Result<Applied>;
+
+    /// Removes the object created with `inputs`.
+    fn delete(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<()>;
+}

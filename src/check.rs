@@ -1,0 +1,184 @@
+//! Checks a spec against the registry: resource types, fields, value kinds and references.
+//! Everything here runs before any provider is called, so a bad spec changes nothing.
+
+use fabrik_provider::{Field, FieldKind};
+
+use crate::error::Error;
+use crate::registry::Registry;
+use crate::source::{Diagnostic, Diagnostics, Loc};
+use crate::spec::{Expr, Spec};
+use crate::template::Reference;
+use crate::yaml::Key;
+
+/// Every problem in the spec's types, fields and references.
+///
+/// # Errors
+/// [`Error::Spec`] listing each problem in file order.
+pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    for block in &spec.providers {
+        let Some(provider) = registry.provider(&block.name) else {
+            problems.push(
+                Diagnostic::new(block.loc, format!("unknown provider `{}`", block.name))
+                    .suggest(&block.name, registry.provider_names()),
+            );
+            continue;
+        };
+        let fields = provider.config_fields();
+        let what = format!("provider `{}`", block.name);
+        check_fields(&mut problems, &what, block.loc, &fields, &block.config);
+        for (_, expr) in &block.config {
+            let mut refs = Vec::new();
+            expr.references(&mut refs);
+            for (reference, loc) in refs {
+                if let Reference::Resource { .. } = reference {
+                    problems.push(
+                        Diagnostic::new(
+                            spec.source.refine(loc, &reference.written()),
+                            "provider configuration cannot refer to resources",
+                        )
+                        .help("providers are configured before any resource exists; use `${env.X}` or `${secret.X}`"),
+                    );
+                }
+            }
+        }
+    }
+    for resource in &spec.resources {
+        let Some(ty) = registry.resource_type(&resource.type_name) else {
+            problems.push(
+                Diagnostic::new(
+                    resource.type_loc,
+                    format!("unknown resource type `{}`", resource.type_name),
+                )
+                .suggest(&resource.type_name, registry.type_names()),
+            );
+            continue;
+        };
+        let what = format!("`{}` ({})", resource.name, ty.name);
+        check_fields(&mut problems, &what, resource.loc, &ty.fields, &resource.with);
+        for (name, loc) in &resource.depends_on {
+            if name == &resource.name {
+                problems.push(Diagnostic::new(*loc, format!("`{name}` cannot depend on itself")));
+            } else if spec.resource(name).is_none() {
+                problems.push(
+                    Diagnostic::new(*loc, format!("`depends_on` names unknown resource `{name}`"))
+                        .suggest(name, spec.resources.iter().map(|r| r.name.as_str())),
+                );
+            }
+        }
+        let mut refs = Vec::new();
+        for (_, expr) in &resource.with {
+            expr.references(&mut refs);
+        }
+        for (reference, loc) in refs {
+            let loc = spec.source.refine(loc, &reference.written());
+            if let Some(problem) = check_reference(spec, registry, &reference, loc) {
+                problems.push(problem);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        problems.sort_by_key(|d| (d.loc.line, d.loc.column));
+        Err(Error::Spec(Diagnostics {
+            source: spec.source.clone(),
+            items: problems,
+        }))
+    }
+}
+
+fn check_reference(spec: &Spec, registry: &Registry, reference: &Reference, loc: Loc) -> Option<Diagnostic> {
+    match reference {
+        Reference::Resource { name, attr } => {
+            let Some(target) = spec.resource(name) else {
+                return Some(
+                    Diagnostic::new(loc, format!("reference to unknown resource `{name}`"))
+                        .suggest(name, spec.resources.iter().map(|r| r.name.as_str())),
+                );
+            };
+            // An unknown type is reported on its own resource.
+            let ty = registry.resource_type(&target.type_name)?;
+            if ty.field(attr).is_some() || ty.output(attr).is_some() {
+                return None;
+            }
+            let names = ty.fields.iter().map(|f| f.name).chain(ty.outputs.iter().map(|o| o.name));
+            let known: Vec<&str> = names.clone().collect();
+            Some(
+                Diagnostic::new(loc, format!("`{name}` ({}) has no attribute `{attr}`", ty.name))
+                    .suggest(attr, names)
+                    .help_if_none(format!("its attributes are {}", list(&known))),
+            )
+        }
+        Reference::Secret(secret) => Some(
+            Diagnostic::new(loc, format!("unknown secret `{secret}`"))
+                .help("this spec declares no secrets"),
+        ),
+        Reference::Env(_) | Reference::Stack => None,
+    }
+}
+
+fn check_fields(problems: &mut Vec<Diagnostic>, what: &str, loc: Loc, fields: &[Field], given: &[(Key, Expr)]) {
+    for (key, expr) in given {
+        let Some(field) = fields.iter().find(|f| f.name == key.name) else {
+            let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+            let d = Diagnostic::new(key.loc, format!("unknown field `{}` in {what}", key.name));
+            let d = if names.is_empty() {
+                d.help("it takes no fields")
+            } else {
+                d.suggest(&key.name, names.iter().copied())
+                    .help_if_none(format!("its fields are {}", list(&names)))
+            };
+            problems.push(d);
+            continue;
+        };
+        if let Some(found) = expr.literal_kind()
+            && !kind_fits(field.kind, found)
+        {
+            let d = Diagnostic::new(
+                expr.loc,
+                format!("`{}` in {what} must be {}, not {found}", field.name, field.kind.describe()),
+            );
+            let d = if field.kind == FieldKind::String && matches!(found, "an integer" | "a number" | "a boolean") {
+                d.help("put the value in quotes to make it a string")
+            } else {
+                d
+            };
+            problems.push(d);
+        }
+    }
+    for field in fields.iter().filter(|f| f.required) {
+        if !given.iter().any(|(k, _)| k.name == field.name) {
+            problems.push(
+                Diagnostic::new(loc, format!("{what} is missing required field `{}`", field.name))
+                    .help(field.description),
+            );
+        }
+    }
+}
+
+fn kind_fits(want: FieldKind, found: &str) -> bool {
+    match want {
+        FieldKind::Any => true,
+        FieldKind::String => found == "a string",
+        FieldKind::Integer => found == "an integer",
+        FieldKind::Boolean => found == "a boolean",
+        FieldKind::List => found == "a list",
+        FieldKind::Map => found == "a map",
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+trait HelpIfNone {
+    fn help_if_none(self, help: String) -> Self;
+}
+
+impl HelpIfNone for Diagnostic {
+    /// Adds a help line only when no suggestion was found.
+    fn help_if_none(self, help: String) -> Self {
+        if self.help.is_some() { self } else { self.help(help) }
+    }
+}

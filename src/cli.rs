@@ -1,0 +1,165 @@
+//! The command line, as clap types only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "fabrik", version, about = "Declarative plan/apply for self-hosted stacks", long_about = None)]
+pub struct Cli {
+    /// Keep the state here instead of `.fabrik/` beside the spec.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Never colour the output (NO_COLOR does the same).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the spec, its references and its graph; calls no provider.
+    Validate(SpecArg),
+    /// Show what apply would change.
+    Plan(PlanArgs),
+    /// Make the changes (asks first unless --yes).
+    Apply(ApplyArgs),
+    /// Delete everything the stack created, from the state alone.
+    Destroy(DestroyArgs),
+    /// Render a saved plan.
+    Show(ShowArgs),
+    /// Print the dependency graph as Graphviz DOT.
+    Graph(SpecArg),
+    /// Inspect or forget tracked resources.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Outputs of applied resources.
+    Output(OutputArgs),
+    /// Break a stale lock, after printing who held it.
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArg {
+    /// The spec file.
+    #[arg(default_value = "fabrik.yaml")]
+    pub spec: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[arg(default_value = "fabrik.yaml")]
+    pub spec: PathBuf,
+    /// Save the plan to this file, for `fabrik apply PLAN`.
+    #[arg(long, value_name = "PLAN")]
+    pub out: Option<PathBuf>,
+    /// Print the plan as JSON (see README: "Plan JSON").
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 0 when there is nothing to change, 2 when there is.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Read every resource first, to see changes made outside fabrik.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Plan only these resources (and what they need).
+    #[arg(long, value_name = "NAME")]
+    pub target: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A spec file, or a plan saved with `plan --out`.
+    #[arg(default_value = "fabrik.yaml")]
+    pub spec: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// How many resources may change at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub parallelism: u16,
+    /// On failure, keep what was done instead of rolling it back.
+    #[arg(long)]
+    pub no_rollback: bool,
+    /// Read every resource first, to repair changes made outside fabrik.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Apply only these resources (and what they need).
+    #[arg(long, value_name = "NAME")]
+    pub target: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The spec (optional: destroy works from the state alone).
+    #[arg(default_value = "fabrik.yaml")]
+    pub spec: PathBuf,
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Destroy only these resources (and what depends on them).
+    #[arg(long, value_name = "NAME")]
+    pub target: Vec<String>,
+    /// The stack, when the spec is gone and the state directory holds several.
+    #[arg(long)]
+    pub stack: Option<String>,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    pub plan: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which stack's state a command reads.
+#[derive(Debug, Args)]
+pub struct StackArgs {
+    /// The spec that names the stack.
+    #[arg(long, default_value = "fabrik.yaml")]
+    pub spec: PathBuf,
+    /// The stack, when there is no spec.
+    #[arg(long)]
+    pub stack: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Every tracked resource: name, type, id.
+    List(StackArgs),
+    /// One resource as recorded.
+    Show {
+        name: String,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Forget a resource without deleting it.
+    Rm {
+        name: String,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// One resource's outputs.
+    pub name: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Required: breaking a lock is deliberate.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
+}

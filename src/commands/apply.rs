@@ -1,0 +1,101 @@
+//! `fabrik apply`: plan, confirm, execute, summarize. Also applies a saved plan, after checking
+//! it still matches the spec and the state.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::{Globals, configure, confirm, load};
+use crate::cli::ApplyArgs;
+use crate::error::Error;
+use crate::executor::Executor;
+use crate::plan::Plan;
+use crate::registry::Registry;
+use crate::render::Lines;
+
+pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
+    let saved = super::show::read_plan(&args.spec)?;
+    if let Some(saved) = &saved {
+        if saved.destroy {
+            return Err(Error::Usage(format!(
+                "{} is a destroy plan; run `fabrik destroy` instead",
+                args.spec.display()
+            )));
+        }
+        if !args.target.is_empty() || args.refresh {
+            return Err(Error::Usage(
+                "a saved plan already fixes its targets and refresh; apply it without --target or --refresh".into(),
+            ));
+        }
+    }
+    let spec_path = match &saved {
+        Some(plan) => PathBuf::from(plan.spec.as_deref().ok_or_else(|| {
+            Error::Usage("the saved plan does not name its spec".into())
+        })?),
+        None => args.spec.clone(),
+    };
+    let (targets, refresh) = match &saved {
+        Some(plan) => (plan.targets.clone(), plan.refresh),
+        None => (args.target.clone(), args.refresh),
+    };
+
+    let registry = Registry::builtin();
+    let loaded = load(&spec_path, &registry)?;
+    let store = globals.store(&spec_path, &loaded.spec.stack);
+    let _lock = store.lock(&globals.command_line)?;
+    let mut state = store.load()?;
+    let plan = super::plan::compute(globals, &registry, &loaded, &state, &spec_path, &targets, refresh)?;
+    if let Some(saved) = &saved {
+        if let Some(reason) = staleness(saved, &plan) {
+            return Err(Error::StalePlan(reason));
+        }
+    }
+    print!("{}", globals.painter.plan(&plan));
+    if !plan.has_changes() {
+        return Ok(0);
+    }
+    if saved.is_none() && !args.yes {
+        confirm("\nApply these changes?")?;
+    }
+    println!();
+    let clients = configure(&registry, Some(&loaded.spec), &state, &globals.context(&spec_path))?;
+    let progress = Lines {
+        painter: globals.painter,
+    };
+    let started = Instant::now();
+    let outcome = Executor {
+        spec: Some(&loaded.spec),
+        registry: &registry,
+        clients: &clients,
+        store: &store,
+        parallelism: usize::from(args.parallelism),
+        rollback: !args.no_rollback,
+        progress: &progress,
+    }
+    .execute(&plan, &mut state)?;
+    println!("\n{}", globals.painter.apply_summary(outcome, started.elapsed()));
+    Ok(0)
+}
+
+/// Why a saved plan no longer applies, if it does not.
+fn staleness(saved: &Plan, now: &Plan) -> Option<String> {
+    if saved.lineage != now.lineage {
+        return Some(if saved.lineage.is_empty() {
+            "the stack had no state when the plan was made, and now it has one".into()
+        } else {
+            "the state was replaced by another one since the plan was made (its lineage differs)".into()
+        });
+    }
+    if saved.serial != now.serial {
+        return Some(format!(
+            "the state changed since the plan was made (serial {} then, {} now)",
+            saved.serial, now.serial
+        ));
+    }
+    if saved.spec_hash != now.spec_hash {
+        return Some("the spec (or an environment variable it uses) changed since the plan was made".into());
+    }
+    if saved.changes != now.changes {
+        return Some("the resources changed outside fabrik since the plan was made".into());
+    }
+    None
+}

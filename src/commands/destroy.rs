@@ -1,0 +1,77 @@
+//! `fabrik destroy`: deletes what the state records, in reverse dependency order. Works from the
+//! state alone, so a deleted spec does not orphan anything.
+
+use std::time::Instant;
+
+use super::{Globals, configure, confirm, load, only_stack};
+use crate::cli::DestroyArgs;
+use crate::error::Error;
+use crate::executor::Executor;
+use crate::plan::{self, Action};
+use crate::registry::Registry;
+use crate::render::Lines;
+use crate::state::FileStore;
+
+pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
+    let registry = Registry::builtin();
+    let loaded = if args.spec.exists() {
+        Some(load(&args.spec, &registry)?)
+    } else {
+        None
+    };
+    let dir = globals.state_dir(&args.spec);
+    let stack = match (&args.stack, &loaded) {
+        (Some(stack), _) => stack.clone(),
+        (None, Some(l)) => l.spec.stack.clone(),
+        (None, None) => only_stack(&dir, &args.spec)?,
+    };
+    let store = FileStore::new(dir, &stack);
+    let _lock = store.lock(&globals.command_line)?;
+    let mut state = store.load()?;
+    let spec = loaded.as_ref().map(|l| &l.spec).filter(|s| s.stack == stack);
+    let plan = plan::destroy_plan(&state, &args.target)?;
+
+    let protected: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete && c.deposed.is_none())
+        .filter(|c| match spec.and_then(|s| s.resource(&c.name)) {
+            Some(r) => r.protect,
+            None => state.resources.get(&c.name).is_some_and(|r| r.protect),
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    if !protected.is_empty() {
+        return Err(Error::Usage(format!(
+            "refusing to destroy protected resource{} {}: remove `protect: true` from the spec and apply first, or leave {} out with --target",
+            if protected.len() == 1 { "" } else { "s" },
+            protected.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            if protected.len() == 1 { "it" } else { "them" },
+        )));
+    }
+    print!("{}", globals.painter.plan(&plan));
+    if !plan.has_changes() {
+        return Ok(0);
+    }
+    if !args.yes {
+        confirm("\nDestroy these resources?")?;
+    }
+    println!();
+    let clients = configure(&registry, spec, &state, &globals.context(&args.spec))?;
+    let progress = Lines {
+        painter: globals.painter,
+    };
+    let started = Instant::now();
+    let outcome = Executor {
+        spec: None,
+        registry: &registry,
+        clients: &clients,
+        store: &store,
+        parallelism: usize::from(args.parallelism),
+        rollback: false,
+        progress: &progress,
+    }
+    .execute(&plan, &mut state)?;
+    println!("\n{}", globals.painter.destroy_summary(outcome, started.elapsed()));
+    Ok(0)
+}

@@ -1,0 +1,12 @@
+//! `fabrik graph`: the dependency graph as Graphviz DOT.
+
+use super::{Globals, load};
+use crate::cli::SpecArg;
+use crate::error::Error;
+use crate::registry::Registry;
+
+pub fn run(_globals: &Globals, args: SpecArg) -> Result<i32, Error> {
+    let loaded = load(&args.spec, &Registry::builtin())?;
+    print!("{}", loaded.graph.to_dot(&loaded.spec));
+    Ok(0)
+}

@@ -1,0 +1,219 @@
+//! One file per subcommand; this module holds what several of them share: loading a spec,
+//! finding the state, configuring providers, asking for confirmation.
+
+mod apply;
+mod destroy;
+mod graph;
+mod output;
+mod plan;
+mod show;
+mod state;
+mod unlock;
+mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use fabrik_provider::{Attributes, Context, Target};
+
+use crate::check;
+use crate::cli::{Cli, Command, StackArgs};
+use crate::error::Error;
+use crate::executor::Clients;
+use crate::graph::Graph;
+use crate::plan::Observations;
+use crate::registry::Registry;
+use crate::render::Painter;
+use crate::resolve;
+use crate::spec::Spec;
+use crate::state::{FileStore, State};
+
+/// Options every subcommand shares.
+pub struct Globals {
+    pub state_dir: Option<PathBuf>,
+    pub painter: Painter,
+    /// The command line as typed, for the lock's holder record.
+    pub command_line: String,
+}
+
+pub fn dispatch(cli: Cli) -> Result<i32, Error> {
+    let globals = Globals {
+        state_dir: cli.state_dir,
+        painter: Painter::for_stdout(cli.no_color),
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    match cli.command {
+        Command::Validate(args) => validate::run(&globals, args),
+        Command::Plan(args) => plan::run(&globals, args),
+        Command::Apply(args) => apply::run(&globals, args),
+        Command::Destroy(args) => destroy::run(&globals, args),
+        Command::Show(args) => show::run(&globals, args),
+        Command::Graph(args) => graph::run(&globals, args),
+        Command::State(cmd) => state::run(&globals, cmd),
+        Command::Output(args) => output::run(&globals, args),
+        Command::Unlock(args) => unlock::run(&globals, args),
+    }
+}
+
+/// A spec that passed every check, with its graph.
+pub struct Loaded {
+    pub spec: Spec,
+    pub graph: Graph,
+}
+
+/// Loads and checks a spec: shape, types, references, cycles and environment variables.
+pub fn load(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
+    let spec = Spec::load(path)?;
+    check::check(&spec, registry)?;
+    let graph = Graph::build(&spec)?;
+    resolve::check_env(&spec)?;
+    Ok(Loaded { spec, graph })
+}
+
+/// The directory that holds a spec (`.` for a bare file name).
+fn spec_dir(spec: &Path) -> PathBuf {
+    match spec.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl Globals {
+    /// `--state-dir`, or `.fabrik/` beside the spec.
+    pub fn state_dir(&self, spec: &Path) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| spec_dir(spec).join(".fabrik"))
+    }
+
+    pub fn store(&self, spec: &Path, stack: &str) -> FileStore {
+        FileStore::new(self.state_dir(spec), stack)
+    }
+
+    /// The store of the stack a state command is about: `--stack`, else the spec's, else the
+    /// only stack in the state directory.
+    pub fn store_for(&self, args: &StackArgs) -> Result<FileStore, Error> {
+        let dir = self.state_dir(&args.spec);
+        if let Some(stack) = &args.stack {
+            return Ok(FileStore::new(dir, stack));
+        }
+        if args.spec.exists() {
+            let spec = Spec::load(&args.spec)?;
+            return Ok(FileStore::new(dir, &spec.stack));
+        }
+        only_stack(&dir, &args.spec).map(|stack| FileStore::new(dir, &stack))
+    }
+
+    pub fn context(&self, spec: &Path) -> Context {
+        let base = spec_dir(spec);
+        Context {
+            base_dir: std::fs::canonicalize(&base).unwrap_or(base),
+            state_dir: self.state_dir(spec),
+        }
+    }
+}
+
+/// The one stack that has a state in `dir`.
+pub fn only_stack(dir: &Path, spec: &Path) -> Result<String, Error> {
+    let stacks = FileStore::stacks_in(dir);
+    match stacks.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(Error::Usage(format!(
+            "{} does not exist and there is no state in {}",
+            spec.display(),
+            dir.display()
+        ))),
+        many => Err(Error::Usage(format!(
+            "{} holds the state of several stacks ({}); name one with --stack",
+            dir.display(),
+            many.join(", ")
+        ))),
+    }
+}
+
+/// Configures every provider the spec or the state needs. Configurations come from the spec
+/// when there is one, else from what the state recorded at the last apply.
+pub fn configure(
+    registry: &Registry,
+    spec: Option<&Spec>,
+    state: &State,
+    context: &Context,
+) -> Result<Clients, Error> {
+    let mut needed: BTreeSet<&str> = state
+        .resources
+        .values()
+        .filter_map(|r| registry.provider_of(&r.type_name))
+        .collect();
+    let mut configs: BTreeMap<String, Attributes> = state.providers.clone();
+    if let Some(spec) = spec {
+        needed.extend(spec.resources.iter().filter_map(|r| registry.provider_of(&r.type_name)));
+        for block in &spec.providers {
+            let config = resolve::eval_fields(&block.config, &|r| resolve::context_value(spec, r));
+            configs.insert(block.name.clone(), resolve::known(&config).unwrap_or_default());
+        }
+    }
+    let mut clients = Clients::new();
+    for name in needed {
+        let provider = registry.provider(name).expect("provider_of names registered providers");
+        let config = configs.get(name).cloned().unwrap_or_default();
+        let client = provider.configure(&config, context).map_err(|source| Error::Provider {
+            resource: format!("provider `{name}`"),
+            source,
+        })?;
+        clients.insert(name.to_string(), client);
+    }
+    Ok(clients)
+}
+
+/// Reads every resource in the state (those `wanted`), to compare with what was recorded.
+pub fn refresh(
+    registry: &Registry,
+    clients: &Clients,
+    state: &State,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Observations, Error> {
+    let mut seen = Observations::new();
+    for (name, r) in state.resources.iter().filter(|(n, _)| wanted(n)) {
+        let Some(client) = registry.provider_of(&r.type_name).and_then(|p| clients.get(p)) else {
+            continue;
+        };
+        let target = Target {
+            stack: &state.stack,
+            name,
+            type_name: &r.type_name,
+        };
+        let observed = client
+            .read(target, &r.id, &r.inputs)
+            .map_err(|source| Error::Provider {
+                resource: format!("refreshing `{name}`"),
+                source,
+            })?;
+        seen.insert(name.clone(), observed);
+    }
+    Ok(seen)
+}
+
+/// Asks on the terminal; refuses when there is no terminal to ask on.
+pub fn confirm(question: &str) -> Result<(), Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "refusing to continue without confirmation: standard input is not a terminal; pass --yes to go ahead".into(),
+        ));
+    }
+    print!("{question} Only 'yes' is accepted: ");
+    std::io::stdout().flush().map_err(|e| Error::io("writing to the terminal", e))?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("reading the answer", e))?;
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::Usage("cancelled; nothing was changed".into()))
+    }
+}
+
+/// Writes a file with mode 0600, atomically.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    crate::state::file::write_atomically(path, bytes)
+}

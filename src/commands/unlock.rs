@@ -1,0 +1,25 @@
+//! `fabrik unlock --force`: break a lock whose holder is gone or hung.
+
+use super::Globals;
+use crate::cli::UnlockArgs;
+use crate::error::Error;
+use crate::state::lock::{self, Broken};
+
+pub fn run(globals: &Globals, args: UnlockArgs) -> Result<i32, Error> {
+    if !args.force {
+        return Err(Error::Usage(
+            "breaking a lock can let two runs write one state; pass --force if the holder is really gone".into(),
+        ));
+    }
+    let store = globals.store_for(&args.stack)?;
+    match lock::force_unlock(&store.lock_path())? {
+        Broken::NotLocked => println!("The stack is not locked."),
+        Broken::Broken(holder) => {
+            println!("Broke the lock of the stack.");
+            if let Some(holder) = holder {
+                println!("It was held by:\n{holder}");
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,100 @@
+//! The engine's errors: each carries its context, and its kind decides the exit code.
+
+use std::fmt;
+
+use crate::source::Diagnostics;
+use crate::state::lock::Holder;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Problems in the spec, each with file, line and column.
+    #[error("{0}")]
+    Spec(Diagnostics),
+
+    /// A command used the wrong way (bad arguments, missing file, refused confirmation).
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Another process holds the stack's lock.
+    #[error("stack `{stack}` is locked by another fabrik run\n{holder}\nwait for it to finish, or, if that process is gone, run `fabrik unlock --force`")]
+    Locked { stack: String, holder: Holder },
+
+    /// The stored state cannot be read or does not belong here.
+    #[error("{0}")]
+    State(String),
+
+    /// A saved plan no longer matches the spec or the state.
+    #[error("the saved plan is stale: {0}\nrun `fabrik plan --out PLAN` again and review the new plan")]
+    StalePlan(String),
+
+    /// A provider failed before anything changed (configuration, plan-time validation, refresh).
+    #[error("{resource}: {source}")]
+    Provider {
+        resource: String,
+        #[source]
+        source: fabrik_provider::Error,
+    },
+
+    /// An apply or destroy failed after it had started changing things.
+    #[error("{0}")]
+    Apply(ApplyFailure),
+}
+
+/// What an apply that failed midway left behind.
+#[derive(Debug)]
+pub struct ApplyFailure {
+    /// Every failure, one line each (`name: message`).
+    pub failures: Vec<String>,
+    /// Changes that stayed in place (not rolled back), one line each; empty when the stack is
+    /// back where it started.
+    pub remaining: Vec<String>,
+    /// Whether the run tried to put everything back.
+    pub rolled_back: bool,
+}
+
+impl fmt::Display for ApplyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "apply failed:")?;
+        for line in &self.failures {
+            writeln!(f, "  {line}")?;
+        }
+        if self.remaining.is_empty() {
+            write!(f, "every change was rolled back; the stack is as it was before this run")
+        } else {
+            if self.rolled_back {
+                writeln!(f, "these changes could not be rolled back and remain (recorded in the state):")?;
+            } else {
+                writeln!(f, "these changes remain in place (recorded in the state):")?;
+            }
+            for line in &self.remaining {
+                writeln!(f, "  {line}")?;
+            }
+            write!(f, "run `fabrik plan` to see what is left to do")
+        }
+    }
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The process exit code for this error, as DESIGN.md fixes them.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Apply(failure) if failure.remaining.is_empty() => 3,
+            Error::Apply(_) => 4,
+            _ => 1,
+        }
+    }
+}

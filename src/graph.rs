@@ -1,0 +1,191 @@
+//! The resource dependency graph: an edge from A to B means B needs A first (B refers to A or
+//! names it in `depends_on`).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt::Write;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::error::Error;
+use crate::source::{Diagnostic, Diagnostics};
+use crate::spec::Spec;
+use crate::template::Reference;
+
+pub struct Graph {
+    graph: DiGraph<(), ()>,
+    /// Resource indices (file order) in an order where every dependency comes first; ties are
+    /// broken by file order, so the order is the same for the same spec.
+    pub order: Vec<usize>,
+}
+
+impl Graph {
+    /// Builds the graph of a checked spec.
+    ///
+    /// # Errors
+    /// [`Error::Spec`] naming every dependency cycle with its whole path.
+    pub fn build(spec: &Spec) -> Result<Graph, Error> {
+        let mut graph = DiGraph::<(), ()>::with_capacity(spec.resources.len(), spec.resources.len());
+        for _ in &spec.resources {
+            graph.add_node(());
+        }
+        let index_of = |name: &str| spec.index_of(name);
+        for (i, resource) in spec.resources.iter().enumerate() {
+            let mut deps: Vec<usize> = resource
+                .depends_on
+                .iter()
+                .filter_map(|(name, _)| index_of(name))
+                .collect();
+            let mut refs = Vec::new();
+            for (_, expr) in &resource.with {
+                expr.references(&mut refs);
+            }
+            deps.extend(refs.iter().filter_map(|(r, _)| match r {
+                Reference::Resource { name, .. } => index_of(name),
+                _ => None,
+            }));
+            deps.sort_unstable();
+            deps.dedup();
+            for dep in deps {
+                graph.add_edge(NodeIndex::new(dep), NodeIndex::new(i), ());
+            }
+        }
+        let cycles = cycles(&graph);
+        if !cycles.is_empty() {
+            let items = cycles
+                .into_iter()
+                .map(|cycle| {
+                    let names: Vec<&str> = cycle.iter().map(|&i| spec.resources[i].name.as_str()).collect();
+                    let first = &spec.resources[cycle[0]];
+                    Diagnostic::new(
+                        first.loc,
+                        format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
+                    )
+                    .help("each resource in the cycle needs the next one first; remove one reference or `depends_on`")
+                })
+                .collect();
+            return Err(Error::Spec(Diagnostics {
+                source: spec.source.clone(),
+                items,
+            }));
+        }
+        let order = topological_order(&graph);
+        Ok(Graph { graph, order })
+    }
+
+    /// The resources `i` needs first, in file order.
+    pub fn dependencies(&self, i: usize) -> Vec<usize> {
+        let mut deps: Vec<usize> = self
+            .graph
+            .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
+            .map(|n| n.index())
+            .collect();
+        deps.sort_unstable();
+        deps
+    }
+
+    /// `roots` and everything they need, transitively.
+    pub fn with_dependencies(&self, roots: &[usize]) -> Vec<bool> {
+        let mut keep = vec![false; self.graph.node_count()];
+        let mut stack: Vec<usize> = roots.to_vec();
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut keep[i], true) {
+                stack.extend(self.dependencies(i));
+            }
+        }
+        keep
+    }
+
+    /// The graph in Graphviz DOT, edges pointing from a dependency to what needs it.
+    pub fn to_dot(&self, spec: &Spec) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "digraph {} {{", quote(&spec.stack));
+        out.push_str("  rankdir = \"LR\";\n  node [shape = \"box\"];\n");
+        for &i in &self.order {
+            let r = &spec.resources[i];
+            let _ = writeln!(out, "  {} [label = {}];", quote(&r.name), quote(&format!("{}\n{}", r.name, r.type_name)));
+        }
+        for &i in &self.order {
+            for dep in self.dependencies(i) {
+                let _ = writeln!(out, "  {} -> {};", quote(&spec.resources[dep].name), quote(&spec.resources[i].name));
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+fn quote(s: &str) -> String {
+    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    format!("\"{escaped}\"")
+}
+
+/// Kahn's algorithm with a min-heap, so ready nodes come out in file order.
+fn topological_order(graph: &DiGraph<(), ()>) -> Vec<usize> {
+    let mut indegree: Vec<usize> = graph
+        .node_indices()
+        .map(|n| graph.neighbors_directed(n, petgraph::Direction::Incoming).count())
+        .collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = indegree
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| **d == 0)
+        .map(|(i, _)| Reverse(i))
+        .collect();
+    let mut order = Vec::with_capacity(indegree.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for next in graph.neighbors_directed(NodeIndex::new(i), petgraph::Direction::Outgoing) {
+            let d = &mut indegree[next.index()];
+            *d -= 1;
+            if *d == 0 {
+                ready.push(Reverse(next.index()));
+            }
+        }
+    }
+    order
+}
+
+/// One cycle for each strongly connected component larger than a node, as a path of nodes
+/// starting from the component's first node in file order.
+fn cycles(graph: &DiGraph<(), ()>) -> Vec<Vec<usize>> {
+    let mut found = Vec::new();
+    for component in petgraph::algo::tarjan_scc(graph) {
+        if component.len() < 2 {
+            continue;
+        }
+        let members: std::collections::HashSet<usize> = component.iter().map(|n| n.index()).collect();
+        let start = *members.iter().min().expect("component is not empty");
+        // Breadth-first search inside the component for the shortest way back to the start.
+        let mut previous = std::collections::HashMap::new();
+        let mut queue = std::collections::VecDeque::from([start]);
+        // Walk towards dependencies, so the path reads "a needs b needs c needs a".
+        'search: while let Some(node) = queue.pop_front() {
+            let mut next: Vec<usize> = graph
+                .neighbors_directed(NodeIndex::new(node), petgraph::Direction::Incoming)
+                .map(|n| n.index())
+                .filter(|n| members.contains(n))
+                .collect();
+            next.sort_unstable();
+            for n in next {
+                if n == start {
+                    let mut path = vec![node];
+                    let mut at = node;
+                    while at != start {
+                        at = previous[&at];
+                        path.push(at);
+                    }
+                    path.reverse();
+                    found.push(path);
+                    break 'search;
+                }
+                if let std::collections::hash_map::Entry::Vacant(e) = previous.entry(n) {
+                    e.insert(node);
+                    queue.push_back(n);
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}

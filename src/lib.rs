@@ -1,0 +1,52 @@
+//! fabrik: declarative plan/apply for self-hosted stacks.
+//!
+//! The pipeline, one module per step:
+//! 1. [`spec`] loads YAML into a located spec; [`check`] validates it against the [`registry`].
+//! 2. [`graph`] builds the dependency DAG (petgraph) from references and `depends_on`.
+//! 3. [`plan`] diffs the resolved inputs ([`resolve`], hashed by [`hash`]) against the [`state`].
+//! 4. [`executor`] applies the plan in topological order, journaling each change, rolling back
+//!    on failure.
+//! 5. [`render`] shows plans and progress; [`commands`] ties the steps to each subcommand.
+
+pub mod check;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod executor;
+pub mod graph;
+pub mod hash;
+pub mod plan;
+pub mod registry;
+pub mod render;
+pub mod resolve;
+pub mod source;
+pub mod spec;
+pub mod state;
+pub mod template;
+pub mod yaml;
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+/// Runs the command line and returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap's own code is 2 for usage errors, which would read as "changes pending".
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            match &e {
+                error::Error::Spec(d) => eprint!("{d}"),
+                other => eprintln!("error: {other}"),
+            }
+            e.exit_code()
+        }
+    }
+}

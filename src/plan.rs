@@ -1,0 +1,558 @@
+//! Plans: what an apply would do, resource by resource, computed by comparing the spec's resolved
+//! inputs (by spec hash) with the state and, with `--refresh`, with what is really there.
+//!
+//! A plan is plain data: it renders as text, serializes as JSON (`--json`, saved plans) and is
+//! what the executor carries out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fabrik_provider::{Observed, ReplaceStrategy, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::graph::Graph;
+use crate::hash;
+use crate::registry::Registry;
+use crate::resolve::{self, Inputs};
+use crate::source::{Diagnostic, Diagnostics, closest};
+use crate::spec::Spec;
+use crate::state::State;
+use crate::template::Reference;
+
+pub const PLAN_FORMAT: &str = "fabrik-plan";
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplaceOrder {
+    CreateBeforeDestroy,
+    DestroyBeforeCreate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributeChange {
+    pub name: String,
+    /// The value now (recorded in the state, or seen on refresh); absent for a new attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    /// The value after the change; absent when removed or not known until apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_unknown: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_new: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_order: Option<ReplaceOrder>,
+    /// Why, where it is not obvious ("deleted outside fabrik").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The object differs from what the state recorded (seen by `--refresh`): the change repairs
+    /// it even where the spec did not change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drifted: bool,
+    /// For the delete of an object replaced earlier and not yet removed: its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposed: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<AttributeChange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+}
+
+impl Change {
+    /// Whether some input is known only after apply, so the executor decides again then.
+    pub fn has_unknown(&self) -> bool {
+        self.attributes.iter().any(|a| a.after_unknown)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: String,
+    pub format_version: u32,
+    pub stack: String,
+    /// The spec file the plan was made from (absolute); absent for a destroy plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    /// BLAKE3 over the whole resolved spec.
+    pub spec_hash: String,
+    /// The state the plan was made against.
+    pub lineage: String,
+    pub serial: u64,
+    #[serde(default)]
+    pub destroy: bool,
+    #[serde(default)]
+    pub refresh: bool,
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Creates, updates and replacements in apply order, then deletes in delete order; no-ops
+    /// are listed too, so the plan accounts for every resource.
+    pub changes: Vec<Change>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::NoOp)
+    }
+}
+
+/// What `--refresh` saw for each resource in the state: `None` when it is gone.
+pub type Observations = BTreeMap<String, Option<Observed>>;
+
+/// Computes the plan that brings the state to the spec.
+pub fn plan(
+    spec: &Spec,
+    graph: &Graph,
+    registry: &Registry,
+    state: &State,
+    targets: &[String],
+    observed: Option<&Observations>,
+) -> Result<Plan, Error> {
+    let selected = select(spec, graph, state, targets)?;
+    let mut planned: Vec<Option<(Inputs, bool)>> = vec![None; spec.resources.len()];
+    let mut changes = Vec::new();
+    let mut problems = Vec::new();
+    let mut canonical = Vec::with_capacity(spec.resources.len());
+
+    for &i in &graph.order {
+        let resource = &spec.resources[i];
+        let ty = registry
+            .resource_type(&resource.type_name)
+            .expect("checked specs only name known types");
+        let inputs = resolve::eval_fields(&resource.with, &|r| lookup(spec, registry, state, &planned, r));
+        canonical.push(CanonicalResource {
+            name: &resource.name,
+            r#type: &resource.type_name,
+            inputs: inputs.clone(),
+            protect: resource.protect,
+            depends_on: resource.depends_on.iter().map(|(n, _)| n.clone()).collect(),
+        });
+        if selected[i] {
+            let provider = registry.provider(registry.provider_of(ty.name).expect("typed")).expect("registered");
+            let known: fabrik_provider::Attributes =
+                inputs.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect();
+            if let Err(e) = provider.validate(ty.name, &known) {
+                problems.push(Diagnostic::new(resource.type_loc, format!("`{}` ({}): {e}", resource.name, ty.name)));
+            }
+        }
+        let change = if selected[i] {
+            diff_resource(spec, graph, i, ty, &inputs, state, observed)
+        } else {
+            None
+        };
+        let stable = change.as_ref().is_none_or(|c| c.action == Action::NoOp);
+        planned[i] = Some((inputs, stable));
+        if let Some(change) = change {
+            changes.push(change);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Spec(Diagnostics {
+            source: spec.source.clone(),
+            items: problems,
+        }));
+    }
+    changes.extend(deletes(state, targets, |name| spec.resource(name).is_none()));
+    let summary = summarize(&changes);
+    let spec_hash = hash::hash_of(&CanonicalSpec {
+        stack: &spec.stack,
+        providers: spec
+            .providers
+            .iter()
+            .map(|p| (p.name.as_str(), resolve::eval_fields(&p.config, &|r| resolve::context_value(spec, r))))
+            .collect(),
+        resources: canonical,
+    });
+    Ok(Plan {
+        format: PLAN_FORMAT.to_string(),
+        format_version: PLAN_FORMAT_VERSION,
+        stack: spec.stack.clone(),
+        spec: std::fs::canonicalize(&spec.source.path)
+            .ok()
+            .map(|p| p.display().to_string()),
+        spec_hash,
+        lineage: state.lineage.clone(),
+        serial: state.serial,
+        destroy: false,
+        refresh: observed.is_some(),
+        targets: targets.to_vec(),
+        changes,
+        summary,
+    })
+}
+
+/// The plan that deletes everything in the state (or the targets and what depends on them).
+pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
+    let mut selected: BTreeSet<String> = BTreeSet::new();
+    for target in targets {
+        if !state.resources.contains_key(target) {
+            return Err(unknown_target(target, state.resources.keys().map(String::as_str)));
+        }
+        selected.insert(target.clone());
+    }
+    if !targets.is_empty() {
+        // What depends on a destroyed resource cannot stay.
+        loop {
+            let more: Vec<String> = state
+                .resources
+                .iter()
+                .filter(|(name, r)| !selected.contains(*name) && r.dependencies.iter().any(|d| selected.contains(d)))
+                .map(|(name, _)| name.clone())
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            selected.extend(more);
+        }
+    }
+    let names: Vec<String> = selected.into_iter().collect();
+    let changes = deletes(state, &names, |_| true);
+    Ok(Plan {
+        format: PLAN_FORMAT.to_string(),
+        format_version: PLAN_FORMAT_VERSION,
+        stack: state.stack.clone(),
+        spec: None,
+        spec_hash: hash::hash_of(&names),
+        lineage: state.lineage.clone(),
+        serial: state.serial,
+        destroy: true,
+        refresh: false,
+        targets: targets.to_vec(),
+        summary: summarize(&changes),
+        changes,
+    })
+}
+
+#[derive(Serialize)]
+struct CanonicalSpec<'a> {
+    stack: &'a str,
+    providers: BTreeMap<&'a str, Inputs>,
+    resources: Vec<CanonicalResource<'a>>,
+}
+
+#[derive(Serialize)]
+struct CanonicalResource<'a> {
+    name: &'a str,
+    r#type: &'a str,
+    inputs: Inputs,
+    protect: bool,
+    depends_on: Vec<String>,
+}
+
+fn unknown_target<'a>(target: &str, names: impl Iterator<Item = &'a str>) -> Error {
+    let names: Vec<&str> = names.collect();
+    let hint = match closest(target, names.iter().copied()) {
+        Some(best) => format!("; did you mean `{best}`?"),
+        None => String::new(),
+    };
+    Error::Usage(format!("--target `{target}` is neither in the spec nor in the state{hint}"))
+}
+
+/// Which spec resources the plan covers: all, or the targets and what they need.
+fn select(spec: &Spec, graph: &Graph, state: &State, targets: &[String]) -> Result<Vec<bool>, Error> {
+    if targets.is_empty() {
+        return Ok(vec![true; spec.resources.len()]);
+    }
+    let mut roots = Vec::new();
+    for target in targets {
+        match spec.index_of(target) {
+            Some(i) => roots.push(i),
+            None if state.resources.contains_key(target) => {}
+            None => {
+                return Err(unknown_target(
+                    target,
+                    spec.resources
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .chain(state.resources.keys().map(String::as_str)),
+                ));
+            }
+        }
+    }
+    Ok(graph.with_dependencies(&roots))
+}
+
+/// Answers a reference during planning: inputs are known once evaluated; outputs are known only
+/// for resources this plan leaves alone.
+fn lookup(
+    spec: &Spec,
+    registry: &Registry,
+    state: &State,
+    planned: &[Option<(Inputs, bool)>],
+    reference: &Reference,
+) -> Option<Value> {
+    let Reference::Resource { name, attr } = reference else {
+        return resolve::context_value(spec, reference);
+    };
+    let j = spec.index_of(name)?;
+    let (inputs, stable) = planned[j].as_ref()?;
+    let ty = registry.resource_type(&spec.resources[j].type_name)?;
+    if ty.field(attr).is_some() {
+        return match inputs.get(attr) {
+            Some(v) => v.clone(),
+            None => Some(Value::Null),
+        };
+    }
+    if *stable {
+        state.resources.get(name)?.outputs.get(attr).cloned()
+    } else {
+        None
+    }
+}
+
+fn diff_resource(
+    spec: &Spec,
+    graph: &Graph,
+    i: usize,
+    ty: &fabrik_provider::ResourceType,
+    inputs: &Inputs,
+    state: &State,
+    observed: Option<&Observations>,
+) -> Option<Change> {
+    let resource = &spec.resources[i];
+    let depends_on: Vec<String> = graph
+        .dependencies(i)
+        .into_iter()
+        .map(|d| spec.resources[d].name.clone())
+        .collect();
+    let mut change = Change {
+        name: resource.name.clone(),
+        type_name: resource.type_name.clone(),
+        action: Action::NoOp,
+        replace_order: None,
+        reason: None,
+        drifted: false,
+        deposed: None,
+        attributes: Vec::new(),
+        depends_on,
+    };
+    let creating = |change: &mut Change, reason: Option<String>| {
+        change.action = Action::Create;
+        change.reason = reason;
+        change.attributes = attribute_changes(ty, &fabrik_provider::Attributes::new(), inputs);
+    };
+    let Some(prior) = state.resources.get(&resource.name) else {
+        creating(&mut change, None);
+        return Some(change);
+    };
+    if prior.type_name != resource.type_name {
+        change.action = Action::Replace;
+        change.replace_order = Some(ReplaceOrder::DestroyBeforeCreate);
+        change.reason = Some(format!("the type changes from {} to {}", prior.type_name, resource.type_name));
+        change.attributes = attribute_changes(ty, &prior.inputs, inputs);
+        return Some(change);
+    }
+    let seen = observed.and_then(|o| o.get(&resource.name));
+    let mut before = prior.inputs.clone();
+    let mut drifted = false;
+    match seen {
+        Some(None) => {
+            creating(&mut change, Some("deleted outside fabrik".to_string()));
+            change.drifted = true;
+            return Some(change);
+        }
+        Some(Some(now)) => {
+            for (k, v) in &now.inputs {
+                if before.get(k) != Some(v) {
+                    drifted = true;
+                    before.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        None => {}
+    }
+    if let Some(known) = resolve::known(inputs)
+        && !drifted
+        && hash::spec_hash(ty.name, &known) == prior.spec_hash
+    {
+        return Some(change);
+    }
+    change.attributes = attribute_changes(ty, &before, inputs);
+    if change.attributes.is_empty() {
+        return Some(change);
+    }
+    if drifted {
+        change.reason = Some("changed outside fabrik".to_string());
+        change.drifted = true;
+    }
+    if change.attributes.iter().any(|a| a.force_new) {
+        change.action = Action::Replace;
+        change.replace_order = Some(match ty.replace {
+            ReplaceStrategy::CreateBeforeDestroy => ReplaceOrder::CreateBeforeDestroy,
+            ReplaceStrategy::DestroyBeforeCreate => ReplaceOrder::DestroyBeforeCreate,
+        });
+    } else {
+        change.action = Action::Update;
+    }
+    Some(change)
+}
+
+/// The attributes that differ between `before` and `after`, in field order of the type.
+fn attribute_changes(
+    ty: &fabrik_provider::ResourceType,
+    before: &fabrik_provider::Attributes,
+    after: &Inputs,
+) -> Vec<AttributeChange> {
+    let mut names: Vec<&str> = ty.fields.iter().map(|f| f.name).collect();
+    for key in before.keys().chain(after.keys()) {
+        if !names.contains(&key.as_str()) {
+            names.push(key);
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let old = before.get(name);
+            let new = after.get(name);
+            let (after_value, unknown) = match new {
+                Some(Some(v)) => (Some(v.clone()), false),
+                Some(None) => (None, true),
+                None => (None, false),
+            };
+            if !unknown && old == after_value.as_ref() {
+                return None;
+            }
+            let force_new = ty.field(name).is_some_and(|f| f.force_new) && old.is_some();
+            Some(AttributeChange {
+                name: name.to_string(),
+                before: old.cloned(),
+                after: after_value,
+                after_unknown: unknown,
+                force_new,
+            })
+        })
+        .collect()
+}
+
+/// Deletes for resources in the state that `gone` says are no longer wanted (restricted to
+/// `targets` when given), plus replaced objects still waiting for their delete. Ordered so that
+/// whatever depends on a resource goes before it.
+fn deletes(state: &State, targets: &[String], gone: impl Fn(&str) -> bool) -> Vec<Change> {
+    let wanted = |name: &str| targets.is_empty() || targets.iter().any(|t| t == name);
+    let doomed: BTreeSet<&str> = state
+        .resources
+        .keys()
+        .map(String::as_str)
+        .filter(|n| wanted(n) && gone(n))
+        .collect();
+    // Kahn's algorithm on the reversed edges: a resource is ready once nothing doomed that
+    // depends on it is left. Ties go by name, so the order is stable.
+    let mut blockers: BTreeMap<&str, usize> = doomed.iter().map(|n| (*n, 0)).collect();
+    for name in &doomed {
+        for dep in &state.resources[*name].dependencies {
+            if let Some(count) = blockers.get_mut(dep.as_str())
+                && dep != name
+            {
+                *count += 1;
+            }
+        }
+    }
+    let mut ready: BTreeSet<&str> = blockers.iter().filter(|(_, c)| **c == 0).map(|(n, _)| *n).collect();
+    let mut order = Vec::with_capacity(doomed.len());
+    while let Some(name) = ready.pop_first() {
+        order.push(name);
+        for dep in &state.resources[name].dependencies {
+            if let Some(count) = blockers.get_mut(dep.as_str())
+                && dep != name
+            {
+                *count -= 1;
+                if *count == 0 {
+                    ready.insert(dep.as_str());
+                }
+            }
+        }
+    }
+    // A cycle cannot be recorded by fabrik, but a hand-edited state must not stall destroy.
+    let placed: BTreeSet<&str> = order.iter().copied().collect();
+    order.extend(doomed.iter().copied().filter(|n| !placed.contains(n)));
+    let mut out = Vec::with_capacity(order.len());
+    {
+        for name in order {
+            let r = &state.resources[name];
+            out.push(Change {
+                name: name.to_string(),
+                type_name: r.type_name.clone(),
+                action: Action::Delete,
+                replace_order: None,
+                reason: None,
+                drifted: false,
+                deposed: None,
+                attributes: r
+                    .inputs
+                    .iter()
+                    .map(|(k, v)| AttributeChange {
+                        name: k.clone(),
+                        before: Some(v.clone()),
+                        after: None,
+                        after_unknown: false,
+                        force_new: false,
+                    })
+                    .collect(),
+                depends_on: r.dependencies.clone(),
+            });
+        }
+    }
+    for (name, r) in &state.resources {
+        if !wanted(name) {
+            continue;
+        }
+        for old in &r.deposed {
+            out.push(Change {
+                name: name.clone(),
+                type_name: old.type_name.clone(),
+                action: Action::Delete,
+                replace_order: None,
+                reason: Some("replaced earlier; its delete did not complete".to_string()),
+                drifted: false,
+                deposed: Some(old.id.clone()),
+                attributes: Vec::new(),
+                depends_on: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
+fn summarize(changes: &[Change]) -> Summary {
+    let mut s = Summary::default();
+    for c in changes {
+        match c.action {
+            Action::Create => s.add += 1,
+            Action::Update => s.change += 1,
+            Action::Replace => {
+                s.add += 1;
+                s.destroy += 1;
+            }
+            Action::Delete => s.destroy += 1,
+            Action::NoOp => {}
+        }
+    }
+    s
+}

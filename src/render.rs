@@ -1,0 +1,249 @@
+//! Everything fabrik shows people. The only module that styles output: colours through `console`
+//! when stdout is a terminal and `NO_COLOR` is not set, plain text otherwise; multi-line values are
+//! diffed line by line with `similar`. The same plan always renders to the same bytes.
+
+use std::fmt::Write;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use console::Style;
+use fabrik_provider::Value;
+
+use crate::executor::{Outcome, Progress, Verb};
+use crate::plan::{Action, AttributeChange, Change, Plan, ReplaceOrder};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Painter {
+    color: bool,
+}
+
+impl Painter {
+    /// Colours only for a terminal, and never with `NO_COLOR` set (to anything but empty).
+    pub fn for_stdout(no_color_flag: bool) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Painter {
+            color: !no_color_flag && !no_color && std::io::stdout().is_terminal(),
+        }
+    }
+
+    pub fn plain() -> Self {
+        Painter { color: false }
+    }
+
+    fn paint(&self, style: Style, text: &str) -> String {
+        style.force_styling(self.color).apply_to(text).to_string()
+    }
+
+    fn green(&self, t: &str) -> String {
+        self.paint(Style::new().green(), t)
+    }
+    fn yellow(&self, t: &str) -> String {
+        self.paint(Style::new().yellow(), t)
+    }
+    fn red(&self, t: &str) -> String {
+        self.paint(Style::new().red(), t)
+    }
+    fn magenta(&self, t: &str) -> String {
+        self.paint(Style::new().magenta(), t)
+    }
+    fn bold(&self, t: &str) -> String {
+        self.paint(Style::new().bold(), t)
+    }
+    fn dim(&self, t: &str) -> String {
+        self.paint(Style::new().dim(), t)
+    }
+
+    fn symbol(&self, change: &Change) -> String {
+        match (change.action, change.replace_order) {
+            (Action::Create, _) => self.green("+"),
+            (Action::Update, _) => self.yellow("~"),
+            (Action::Replace, Some(ReplaceOrder::CreateBeforeDestroy)) => self.magenta("+/-"),
+            (Action::Replace, _) => self.magenta("-/+"),
+            (Action::Delete, _) => self.red("-"),
+            (Action::NoOp, _) => " ".to_string(),
+        }
+    }
+
+    /// The plan as people read it.
+    pub fn plan(&self, plan: &Plan) -> String {
+        let mut out = String::new();
+        if !plan.has_changes() {
+            let _ = writeln!(
+                out,
+                "No changes. Stack `{}` matches the {}.",
+                plan.stack,
+                if plan.destroy { "request: nothing to destroy" } else { "spec" }
+            );
+            return out;
+        }
+        let _ = writeln!(out, "fabrik will make these changes to stack `{}`:\n", plan.stack);
+        for change in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
+            self.change(&mut out, change);
+        }
+        let s = plan.summary;
+        let _ = writeln!(
+            out,
+            "{}",
+            self.bold(&format!(
+                "Plan: {} to add, {} to change, {} to destroy.",
+                s.add, s.change, s.destroy
+            ))
+        );
+        out
+    }
+
+    fn change(&self, out: &mut String, change: &Change) {
+        let mut header = format!("  {} {} {}", self.symbol(change), self.bold(&change.name), self.dim(&format!("({})", change.type_name)));
+        if let Some(id) = &change.deposed {
+            let _ = write!(header, " deposed object {id}");
+        }
+        if change.action == Action::Replace {
+            header.push_str(match change.replace_order {
+                Some(ReplaceOrder::CreateBeforeDestroy) => "  create before destroy",
+                _ => "  destroy then create: this cannot be rolled back",
+            });
+        }
+        if let Some(reason) = &change.reason {
+            let _ = write!(header, "  {}", self.dim(&format!("# {reason}")));
+        }
+        let _ = writeln!(out, "{header}");
+        if change.action != Action::Delete {
+            let width = change.attributes.iter().map(|a| a.name.len()).max().unwrap_or(0);
+            for attr in &change.attributes {
+                self.attribute(out, attr, width);
+            }
+        }
+        out.push('\n');
+    }
+
+    fn attribute(&self, out: &mut String, attr: &AttributeChange, width: usize) {
+        let pad = " ".repeat(width - attr.name.len());
+        let force = if attr.force_new { self.red("  # forces replacement") } else { String::new() };
+        let after = match (&attr.after, attr.after_unknown) {
+            (_, true) => Some(self.dim("(known after apply)")),
+            (Some(v), false) => Some(value(v)),
+            (None, false) => None,
+        };
+        let name = &attr.name;
+        match (&attr.before, after) {
+            (None, Some(after)) => {
+                if let Some(Value::String(s)) = &attr.after
+                    && s.contains('\n')
+                {
+                    let _ = writeln!(out, "      {} {name}{pad} = <<EOT", self.green("+"));
+                    for line in s.lines() {
+                        let _ = writeln!(out, "          {line}");
+                    }
+                    let _ = writeln!(out, "        EOT");
+                } else {
+                    let _ = writeln!(out, "      {} {name}{pad} = {after}{force}", self.green("+"));
+                }
+            }
+            (Some(before), None) => {
+                let _ = writeln!(out, "      {} {name}{pad} = {}", self.red("-"), value(before));
+            }
+            (Some(before), Some(after)) => {
+                let multi = matches!((before, &attr.after), (Value::String(a), Some(Value::String(b))) if a.contains('\n') || b.contains('\n'));
+                if multi {
+                    let (Value::String(a), Some(Value::String(b))) = (before, &attr.after) else {
+                        unreachable!()
+                    };
+                    let _ = writeln!(out, "      {} {name}:{force}", self.yellow("~"));
+                    self.line_diff(out, a, b);
+                } else {
+                    let _ = writeln!(out, "      {} {name}{pad} = {} → {after}{force}", self.yellow("~"), value(before));
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// A multi-line value, changed lines marked, with three lines of context.
+    fn line_diff(&self, out: &mut String, before: &str, after: &str) {
+        let diff = similar::TextDiff::from_lines(before, after);
+        for (i, group) in diff.grouped_ops(3).iter().enumerate() {
+            if i > 0 {
+                let _ = writeln!(out, "          {}", self.dim("…"));
+            }
+            for op in group {
+                for change in diff.iter_changes(op) {
+                    let line = change.value().trim_end_matches('\n');
+                    let text = match change.tag() {
+                        similar::ChangeTag::Equal => format!("    {line}"),
+                        similar::ChangeTag::Delete => self.red(&format!("  - {line}")),
+                        similar::ChangeTag::Insert => self.green(&format!("  + {line}")),
+                    };
+                    let _ = writeln!(out, "        {text}");
+                    if change.missing_newline() {
+                        let _ = writeln!(out, "          {}", self.dim("(no newline at end)"));
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn apply_summary(&self, outcome: Outcome, took: Duration) -> String {
+        self.bold(&format!(
+            "Apply complete: {} added, {} changed, {} destroyed in {}.",
+            outcome.added,
+            outcome.changed,
+            outcome.destroyed,
+            seconds(took)
+        ))
+    }
+
+    pub fn destroy_summary(&self, outcome: Outcome, took: Duration) -> String {
+        self.bold(&format!("Destroy complete: {} destroyed in {}.", outcome.destroyed, seconds(took)))
+    }
+}
+
+/// A value as it is written in plan output: JSON, so strings are quoted and escaped.
+pub fn value(v: &Value) -> String {
+    serde_json::to_string(v).expect("values serialize")
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+/// Progress lines while applying: one per resource, as it completes.
+pub struct Lines {
+    pub painter: Painter,
+}
+
+impl Progress for Lines {
+    fn done(&self, name: &str, type_name: &str, verb: Verb, took: Duration) {
+        let p = &self.painter;
+        let mark = match verb {
+            Verb::Created => p.green("+"),
+            Verb::Updated => p.yellow("~"),
+            Verb::Replaced => p.magenta("±"),
+            Verb::Destroyed => p.red("-"),
+            Verb::Unchanged => " ".to_string(),
+            Verb::RolledBack => p.yellow("↩"),
+        };
+        println!(
+            "  {mark} {name} {}: {} {}",
+            p.dim(&format!("({type_name})")),
+            verb.as_str(),
+            p.dim(&format!("[{}]", millis(took)))
+        );
+    }
+
+    fn failed(&self, name: &str, type_name: &str, message: &str) {
+        let p = &self.painter;
+        println!("  {} {name} {}: {}", p.red("✗"), p.dim(&format!("({type_name})")), p.red(&format!("failed: {message}")));
+    }
+
+    fn rolling_back(&self) {
+        println!("{}", self.painter.yellow("Rolling back the changes this run made…"));
+    }
+}
+
+fn millis(d: Duration) -> String {
+    if d.as_millis() >= 1000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

@@ -1,0 +1,114 @@
+//! Evaluates spec expressions into values. A value that depends on an output not produced yet
+//! is unknown (`None`) at plan time and known at apply time.
+
+use std::collections::BTreeMap;
+
+use fabrik_provider::{Attributes, Value};
+
+use crate::error::Error;
+use crate::source::{Diagnostic, Diagnostics};
+use crate::spec::{Expr, ExprKind, Spec};
+use crate::template::{Part, Reference};
+use crate::yaml::Key;
+
+/// Evaluated inputs of one resource: `None` for a value known only after apply.
+pub type Inputs = BTreeMap<String, Option<Value>>;
+
+/// Evaluates an expression; `lookup` answers references (`None`: not known yet).
+pub fn eval(expr: &Expr, lookup: &dyn Fn(&Reference) -> Option<Value>) -> Option<Value> {
+    Some(match &expr.kind {
+        ExprKind::Null => Value::Null,
+        ExprKind::Bool(b) => Value::Bool(*b),
+        ExprKind::Int(i) => Value::from(*i),
+        ExprKind::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        ExprKind::Str(parts) => match parts.as_slice() {
+            // A lone reference keeps the referenced value's kind (a list stays a list).
+            [Part::Ref(r)] => lookup(r)?,
+            _ => {
+                let mut s = String::new();
+                for part in parts {
+                    match part {
+                        Part::Text(t) => s.push_str(t),
+                        Part::Ref(r) => match lookup(r)? {
+                            Value::String(v) => s.push_str(&v),
+                            Value::Null => {}
+                            other => s.push_str(&other.to_string()),
+                        },
+                    }
+                }
+                Value::String(s)
+            }
+        },
+        ExprKind::List(items) => Value::Array(items.iter().map(|e| eval(e, lookup)).collect::<Option<_>>()?),
+        ExprKind::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, e)| Some((k.name.clone(), eval(e, lookup)?)))
+                .collect::<Option<_>>()?,
+        ),
+    })
+}
+
+pub fn eval_fields(fields: &[(Key, Expr)], lookup: &dyn Fn(&Reference) -> Option<Value>) -> Inputs {
+    fields
+        .iter()
+        .map(|(k, e)| (k.name.clone(), eval(e, lookup)))
+        .collect()
+}
+
+/// All inputs, if every one is known.
+pub fn known(inputs: &Inputs) -> Option<Attributes> {
+    inputs
+        .iter()
+        .map(|(k, v)| Some((k.clone(), v.clone()?)))
+        .collect()
+}
+
+/// Answers the references that do not name resources: `${env.X}` and `${stack}`.
+pub fn context_value(spec: &Spec, reference: &Reference) -> Option<Value> {
+    match reference {
+        Reference::Env(var) => std::env::var(var).ok().map(Value::String),
+        Reference::Stack => Some(Value::String(spec.stack.clone())),
+        Reference::Secret(_) | Reference::Resource { .. } => None,
+    }
+}
+
+/// Every `${env.X}` whose variable is not set, before anything is planned.
+///
+/// # Errors
+/// [`Error::Spec`] with each unset variable at the place it is used.
+pub fn check_env(spec: &Spec) -> Result<(), Error> {
+    let mut refs = Vec::new();
+    for block in &spec.providers {
+        block.config.iter().for_each(|(_, e)| e.references(&mut refs));
+    }
+    for resource in &spec.resources {
+        resource.with.iter().for_each(|(_, e)| e.references(&mut refs));
+    }
+    let mut problems: Vec<Diagnostic> = refs
+        .into_iter()
+        .filter_map(|(r, loc)| match &r {
+            Reference::Env(var) if std::env::var_os(var).is_none() => Some(
+                Diagnostic::new(
+                    spec.source.refine(loc, &r.written()),
+                    format!("environment variable `{var}` is not set"),
+                )
+                .help(format!("set it, for example `{var}=… fabrik plan`")),
+            ),
+            Reference::Env(var) if std::env::var(var).is_err() => Some(Diagnostic::new(
+                spec.source.refine(loc, &r.written()),
+                format!("environment variable `{var}` is not valid UTF-8"),
+            )),
+            _ => None,
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.sort_by_key(|d| (d.loc.line, d.loc.column));
+    problems.dedup_by_key(|d| (d.loc.line, d.loc.column));
+    Err(Error::Spec(Diagnostics {
+        source: spec.source.clone(),
+        items: problems,
+    }))
+}

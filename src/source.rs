@@ -1,0 +1,182 @@
+//! Source files and diagnostics: every error about a spec points at a file, a line and a column,
+//! and shows the line with a caret under the culprit.
+
+use std::fmt::{self, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A position in a source file: 1-based line and column (in characters), and how many characters
+/// the culprit spans (at least one caret is drawn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Loc {
+    pub line: u32,
+    pub column: u32,
+    pub len: u32,
+}
+
+impl Loc {
+    pub fn new(line: u32, column: u32, len: u32) -> Self {
+        Loc { line, column, len }
+    }
+
+    pub fn is_known(self) -> bool {
+        self.line > 0
+    }
+}
+
+/// A spec file's name (as the user gave it) and text.
+#[derive(Debug)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl SourceFile {
+    pub fn line(&self, line: u32) -> Option<&str> {
+        self.text.lines().nth(line.checked_sub(1)? as usize)
+    }
+
+    /// Where `needle` first appears on `loc`'s line at or after its column: lets a reference
+    /// inside a longer string point at itself rather than at the string's first character.
+    pub fn refine(&self, loc: Loc, needle: &str) -> Loc {
+        let Some(line) = self.line(loc.line) else {
+            return loc;
+        };
+        let start: usize = line
+            .char_indices()
+            .nth(loc.column.saturating_sub(1) as usize)
+            .map_or(line.len(), |(i, _)| i);
+        match line[start..].find(needle) {
+            Some(offset) => {
+                let column = line[..start + offset].chars().count() as u32 + 1;
+                Loc::new(loc.line, column, needle.chars().count() as u32)
+            }
+            None => loc,
+        }
+    }
+}
+
+/// One problem found in a spec.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    pub message: String,
+    pub loc: Loc,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(loc: Loc, message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            loc,
+            help: None,
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Adds "did you mean `x`?" when one of `candidates` is close to `wrong`.
+    pub fn suggest<'a>(self, wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Self {
+        match closest(wrong, candidates) {
+            Some(best) => self.help(format!("did you mean `{best}`?")),
+            None => self,
+        }
+    }
+}
+
+/// The candidate closest to `wrong`, if any is close enough to be a plausible typo.
+pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(wrong, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, c)| c)
+}
+
+/// Every problem found in one spec, rendered together.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    pub source: Arc<SourceFile>,
+    pub items: Vec<Diagnostic>,
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.items.iter().enumerate() {
+            if i > 0 {
+                f.write_char('\n')?;
+            }
+            render(f, &self.source, d)?;
+        }
+        if self.items.len() > 1 {
+            writeln!(f, "\n{} errors in {}", self.items.len(), self.source.path.display())?;
+        }
+        Ok(())
+    }
+}
+
+fn render(f: &mut fmt::Formatter<'_>, source: &SourceFile, d: &Diagnostic) -> fmt::Result {
+    writeln!(f, "error: {}", d.message)?;
+    let path = source.path.display();
+    let number = d.loc.line.to_string();
+    let pad = " ".repeat(number.len());
+    if !d.loc.is_known() {
+        writeln!(f, "{pad} --> {path}")?;
+    } else {
+        writeln!(f, "{pad} --> {path}:{}:{}", d.loc.line, d.loc.column)?;
+        if let Some(line) = source.line(d.loc.line) {
+            // Tabs would misalign the caret; show them as one space each.
+            let shown: String = line.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+            let shown = truncate_line(&shown, d.loc.column as usize);
+            writeln!(f, "{pad} |")?;
+            writeln!(f, "{number} | {}", shown.trim_end())?;
+            let caret_at = d.loc.column.saturating_sub(1) as usize;
+            let carets = d.loc.len.max(1) as usize;
+            writeln!(f, "{pad} | {}{}", " ".repeat(caret_at), "^".repeat(carets))?;
+        }
+    }
+    if let Some(help) = &d.help {
+        writeln!(f, "{pad} = help: {help}")?;
+    }
+    Ok(())
+}
+
+/// Very long lines (a generated spec, a base64 blob) are cut after the column of interest.
+fn truncate_line(line: &str, column: usize) -> String {
+    const KEEP_AFTER: usize = 80;
+    let limit = column + KEEP_AFTER;
+    if line.chars().count() <= limit {
+        line.to_string()
+    } else {
+        let mut cut: String = line.chars().take(limit).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_names_a_plausible_typo_only() {
+        let fields = ["path", "content", "mode"];
+        assert_eq!(closest("contnt", fields), Some("content"));
+        assert_eq!(closest("pth", fields), Some("path"));
+        assert_eq!(closest("zzzzzz", fields), None);
+    }
+
+    #[test]
+    fn refine_points_at_the_reference_inside_a_string() {
+        let source = SourceFile {
+            path: "f.yaml".into(),
+            text: "a:\n  b: \"x ${c.d} y\"\n".into(),
+        };
+        let loc = source.refine(Loc::new(2, 6, 1), "${c.d}");
+        assert_eq!(loc, Loc::new(2, 9, 6));
+    }
+}

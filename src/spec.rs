@@ -1,0 +1,474 @@
+//! The spec a user writes: loaded from YAML, checked for shape, with every part keeping its
+//! location so later checks (types, references, cycles) can point at it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile};
+use crate::template::{self, Part, RESERVED_NAMES};
+use crate::yaml::{self, Key, Node, Value};
+
+const TOP_LEVEL_KEYS: [&str; 3] = ["stack", "providers", "resources"];
+const RESOURCE_KEYS: [&str; 4] = ["type", "with", "depends_on", "protect"];
+
+#[derive(Debug)]
+pub struct Spec {
+    pub source: Arc<SourceFile>,
+    pub stack: String,
+    pub providers: Vec<ProviderBlock>,
+    /// In file order.
+    pub resources: Vec<Resource>,
+    index: HashMap<String, usize>,
+}
+
+#[derive(Debug)]
+pub struct ProviderBlock {
+    pub name: String,
+    pub loc: Loc,
+    pub config: Vec<(Key, Expr)>,
+}
+
+#[derive(Debug)]
+pub struct Resource {
+    pub name: String,
+    pub loc: Loc,
+    pub type_name: String,
+    pub type_loc: Loc,
+    pub with: Vec<(Key, Expr)>,
+    pub depends_on: Vec<(String, Loc)>,
+    pub protect: bool,
+}
+
+/// A value in a spec, with the references inside its strings parsed.
+#[derive(Debug, Clone)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExprKind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Vec<Part>),
+    List(Vec<Expr>),
+    Map(Vec<(Key, Expr)>),
+}
+
+impl Expr {
+    /// Every reference inside, with where it is written.
+    pub fn references(&self, out: &mut Vec<(template::Reference, Loc)>) {
+        match &self.kind {
+            ExprKind::Str(parts) => {
+                for part in parts {
+                    if let Part::Ref(r) = part {
+                        out.push((r.clone(), self.loc));
+                    }
+                }
+            }
+            ExprKind::List(items) => items.iter().for_each(|e| e.references(out)),
+            ExprKind::Map(entries) => entries.iter().for_each(|(_, e)| e.references(out)),
+            ExprKind::Null | ExprKind::Bool(_) | ExprKind::Int(_) | ExprKind::Float(_) => {}
+        }
+    }
+
+    /// How the value's kind is named in messages, or `None` while references decide it.
+    pub fn literal_kind(&self) -> Option<&'static str> {
+        Some(match &self.kind {
+            ExprKind::Null => "null",
+            ExprKind::Bool(_) => "a boolean",
+            ExprKind::Int(_) => "an integer",
+            ExprKind::Float(_) => "a number",
+            ExprKind::Str(parts) if parts.len() == 1 && matches!(parts[0], Part::Ref(_)) => {
+                return None;
+            }
+            ExprKind::Str(_) => "a string",
+            ExprKind::List(_) => "a list",
+            ExprKind::Map(_) => "a map",
+        })
+    }
+}
+
+impl Spec {
+    pub fn resource(&self, name: &str) -> Option<&Resource> {
+        self.index.get(name).map(|&i| &self.resources[i])
+    }
+
+    /// The position of a resource in file order.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Reads and checks the shape of a spec file.
+    ///
+    /// # Errors
+    /// [`Error::Spec`] with every problem found, each with its location.
+    pub fn load(path: &Path) -> Result<Spec, Error> {
+        let bytes = read_limited(path)?;
+        let (text, utf8_error) = match String::from_utf8(bytes) {
+            Ok(text) => (text, None),
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let bytes = e.into_bytes();
+                let before = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+                let line = before.matches('\n').count() as u32 + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                (text, Some(Loc::new(line, column, 1)))
+            }
+        };
+        let source = Arc::new(SourceFile {
+            path: path.to_path_buf(),
+            text,
+        });
+        let fail = |items: Vec<Diagnostic>| Error::Spec(Diagnostics { source: source.clone(), items });
+        if let Some(loc) = utf8_error {
+            return Err(fail(vec![Diagnostic::new(loc, "the spec is not valid UTF-8")
+                .help("save the file as UTF-8")]));
+        }
+        if source.text.len() > yaml::MAX_SPEC_BYTES {
+            return Err(fail(vec![too_large(source.text.len())]));
+        }
+        let root = yaml::parse(&source.text).map_err(|e| {
+            fail(vec![Diagnostic::new(e.loc, format!("invalid YAML: {}", e.message))])
+        })?;
+        let mut loader = Loader::default();
+        let spec = loader.spec(root, source.clone());
+        match spec {
+            Some(spec) if loader.problems.is_empty() => Ok(spec),
+            _ => {
+                loader.problems.sort_by_key(|d| (d.loc.line, d.loc.column));
+                Err(fail(loader.problems))
+            }
+        }
+    }
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(format!("cannot read spec {}", path.display()), e))?;
+    let mut bytes = Vec::new();
+    // Read one byte past the limit: enough to know the file is too large without loading it.
+    file.take(yaml::MAX_SPEC_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(format!("cannot read spec {}", path.display()), e))?;
+    if bytes.len() > yaml::MAX_SPEC_BYTES {
+        let size = std::fs::metadata(path).map(|m| m.len() as usize).unwrap_or(bytes.len());
+        let source = Arc::new(SourceFile {
+            path: path.to_path_buf(),
+            text: String::new(),
+        });
+        return Err(Error::Spec(Diagnostics {
+            source,
+            items: vec![too_large(size)],
+        }));
+    }
+    Ok(bytes)
+}
+
+fn too_large(size: usize) -> Diagnostic {
+    Diagnostic::new(
+        Loc::default(),
+        format!(
+            "the spec is {:.1} MiB, more than the {} MiB fabrik reads",
+            size as f64 / (1024.0 * 1024.0),
+            yaml::MAX_SPEC_BYTES / (1024 * 1024)
+        ),
+    )
+    .help("split the stack into several specs")
+}
+
+/// Whether a stack or resource name can be used in references and file names.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.len() <= 128
+}
+
+#[derive(Default)]
+struct Loader {
+    problems: Vec<Diagnostic>,
+}
+
+impl Loader {
+    fn problem(&mut self, d: Diagnostic) {
+        self.problems.push(d);
+    }
+
+    fn spec(&mut self, root: Node, source: Arc<SourceFile>) -> Option<Spec> {
+        let entries = match root.value {
+            Value::Map(entries) => entries,
+            Value::Null => {
+                self.problem(
+                    Diagnostic::new(Loc::new(1, 1, 1), "the spec is empty")
+                        .help("a spec needs at least `stack: NAME` and a `resources:` map"),
+                );
+                return None;
+            }
+            other => {
+                self.problem(
+                    Diagnostic::new(root.loc, format!("the spec must be a map, not {}", other.kind()))
+                        .help("a spec is a map with `stack`, `providers` and `resources`"),
+                );
+                return None;
+            }
+        };
+        let entries = self.unique(entries, "top-level key");
+        let mut stack = None;
+        let mut providers = Vec::new();
+        let mut resources = Vec::new();
+        for (key, node) in entries {
+            match key.name.as_str() {
+                "stack" => stack = self.stack_name(node),
+                "providers" => providers = self.providers(node),
+                "resources" => resources = self.resources(node),
+                other => self.problem(
+                    Diagnostic::new(key.loc, format!("unknown top-level key `{other}`"))
+                        .suggest(other, TOP_LEVEL_KEYS),
+                ),
+            }
+        }
+        let Some(stack) = stack else {
+            if !self.problems.iter().any(|d| d.message.contains("stack name")) {
+                self.problem(
+                    Diagnostic::new(Loc::new(1, 1, 1), "the spec has no `stack`")
+                        .help("add `stack: NAME`; the stack names the state"),
+                );
+            }
+            return None;
+        };
+        let index = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r): (usize, &Resource)| (r.name.clone(), i))
+            .collect();
+        Some(Spec {
+            source,
+            stack,
+            providers,
+            resources,
+            index,
+        })
+    }
+
+    /// Drops repeated keys, reporting each with where it was first written.
+    fn unique(&mut self, entries: Vec<(Key, Node)>, what: &str) -> Vec<(Key, Node)> {
+        let mut seen: HashMap<String, Loc> = HashMap::new();
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, node) in entries {
+            if let Some(first) = seen.get(&key.name) {
+                self.problem(
+                    Diagnostic::new(key.loc, format!("duplicate {what} `{}`", key.name))
+                        .help(format!("`{}` is first defined on line {}", key.name, first.line)),
+                );
+                continue;
+            }
+            seen.insert(key.name.clone(), key.loc);
+            out.push((key, node));
+        }
+        out
+    }
+
+    fn stack_name(&mut self, node: Node) -> Option<String> {
+        match node.value {
+            Value::Str(s) if valid_name(&s) => Some(s),
+            Value::Str(s) => {
+                self.problem(
+                    Diagnostic::new(node.loc, format!("invalid stack name `{s}`"))
+                        .help("a stack name starts with a letter or digit and holds letters, digits, `_` and `-`"),
+                );
+                None
+            }
+            other => {
+                self.problem(Diagnostic::new(
+                    node.loc,
+                    format!("the stack name must be a string, not {}", other.kind()),
+                ));
+                None
+            }
+        }
+    }
+
+    fn map(&mut self, node: Node, what: &str) -> Vec<(Key, Node)> {
+        match node.value {
+            Value::Map(entries) => entries,
+            Value::Null => Vec::new(),
+            other => {
+                self.problem(Diagnostic::new(
+                    node.loc,
+                    format!("{what} must be a map, not {}", other.kind()),
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    fn providers(&mut self, node: Node) -> Vec<ProviderBlock> {
+        let entries = self.map(node, "`providers`");
+        let entries = self.unique(entries, "provider");
+        entries
+            .into_iter()
+            .map(|(key, node)| {
+                let config = self.map(node, &format!("the configuration of provider `{}`", key.name));
+                let config = self.exprs(config, "field");
+                ProviderBlock {
+                    name: key.name,
+                    loc: key.loc,
+                    config,
+                }
+            })
+            .collect()
+    }
+
+    fn resources(&mut self, node: Node) -> Vec<Resource> {
+        let entries = self.map(node, "`resources`");
+        let entries = self.unique(entries, "resource name");
+        entries
+            .into_iter()
+            .filter_map(|(key, node)| self.resource(key, node))
+            .collect()
+    }
+
+    fn resource(&mut self, key: Key, node: Node) -> Option<Resource> {
+        let mut ok = true;
+        if RESERVED_NAMES.contains(&key.name.as_str()) {
+            self.problem(
+                Diagnostic::new(key.loc, format!("`{}` is a reserved name", key.name)).help(format!(
+                    "{} are reserved for references; rename the resource",
+                    RESERVED_NAMES.map(|n| format!("`{n}`")).join(", ")
+                )),
+            );
+            ok = false;
+        } else if !valid_name(&key.name) {
+            self.problem(
+                Diagnostic::new(key.loc, format!("invalid resource name `{}`", key.name))
+                    .help("a resource name starts with a letter or digit and holds letters, digits, `_` and `-`"),
+            );
+            ok = false;
+        }
+        let node_loc = node.loc;
+        let entries = self.map(node, &format!("resource `{}`", key.name));
+        let entries = self.unique(entries, "key");
+        let mut type_name = None;
+        let mut with = Vec::new();
+        let mut depends_on = Vec::new();
+        let mut protect = false;
+        for (k, v) in entries {
+            match k.name.as_str() {
+                "type" => match v.value {
+                    Value::Str(s) => type_name = Some((s, Loc::new(v.loc.line, v.loc.column, v.loc.len.max(1)))),
+                    other => {
+                        self.problem(Diagnostic::new(
+                            v.loc,
+                            format!("`type` must be a string such as `local.file`, not {}", other.kind()),
+                        ));
+                        ok = false;
+                    }
+                },
+                "with" => {
+                    let fields = self.map(v, "`with`");
+                    with = self.exprs(fields, "field");
+                }
+                "depends_on" => depends_on = self.depends_on(v),
+                "protect" => match v.value {
+                    Value::Bool(b) => protect = b,
+                    other => {
+                        self.problem(Diagnostic::new(
+                            v.loc,
+                            format!("`protect` must be true or false, not {}", other.kind()),
+                        ));
+                        ok = false;
+                    }
+                },
+                other => {
+                    self.problem(
+                        Diagnostic::new(k.loc, format!("unknown key `{other}` in resource `{}`", key.name))
+                            .suggest(other, RESOURCE_KEYS),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let Some((type_name, type_loc)) = type_name else {
+            if ok {
+                self.problem(
+                    Diagnostic::new(key.loc, format!("resource `{}` has no `type`", key.name))
+                        .help("add a `type:` such as `local.file`"),
+                );
+            }
+            let _ = node_loc;
+            return None;
+        };
+        ok.then_some(Resource {
+            name: key.name,
+            loc: key.loc,
+            type_name,
+            type_loc,
+            with,
+            depends_on,
+            protect,
+        })
+    }
+
+    fn depends_on(&mut self, node: Node) -> Vec<(String, Loc)> {
+        let items = match node.value {
+            Value::Seq(items) => items,
+            Value::Str(s) => return vec![(s, node.loc)],
+            other => {
+                self.problem(Diagnostic::new(
+                    node.loc,
+                    format!("`depends_on` must be a list of resource names, not {}", other.kind()),
+                ));
+                return Vec::new();
+            }
+        };
+        items
+            .into_iter()
+            .filter_map(|item| match item.value {
+                Value::Str(s) => Some((s, item.loc)),
+                other => {
+                    self.problem(Diagnostic::new(
+                        item.loc,
+                        format!("`depends_on` lists resource names, not {}", other.kind()),
+                    ));
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn exprs(&mut self, entries: Vec<(Key, Node)>, what: &str) -> Vec<(Key, Expr)> {
+        let entries = self.unique(entries, what);
+        entries
+            .into_iter()
+            .map(|(k, v)| {
+                let e = self.expr(v);
+                (k, e)
+            })
+            .collect()
+    }
+
+    fn expr(&mut self, node: Node) -> Expr {
+        let kind = match node.value {
+            Value::Null => ExprKind::Null,
+            Value::Bool(b) => ExprKind::Bool(b),
+            Value::Int(i) => ExprKind::Int(i),
+            Value::Float(f) => ExprKind::Float(f),
+            Value::Str(s) => match template::parse(&s) {
+                Ok(parts) => ExprKind::Str(parts),
+                Err(message) => {
+                    self.problem(Diagnostic::new(node.loc, message));
+                    ExprKind::Str(vec![Part::Text(s)])
+                }
+            },
+            Value::Seq(items) => ExprKind::List(items.into_iter().map(|n| self.expr(n)).collect()),
+            Value::Map(entries) => ExprKind::Map(self.exprs(entries, "key")),
+        };
+        Expr { kind, loc: node.loc }
+    }
+}

@@ -1,0 +1,168 @@
+//! The local state backend: files under `.fabrik/` beside the spec.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::journal::{self, Journal, Record};
+use super::lock::{self, Lock};
+use super::{STATE_VERSION, State};
+use crate::error::Error;
+
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    dir: PathBuf,
+    stack: String,
+}
+
+impl FileStore {
+    pub fn new(dir: PathBuf, stack: &str) -> Self {
+        FileStore {
+            dir,
+            stack: stack.to_string(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.state.json", self.stack))
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.journal", self.stack))
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.lock", self.stack))
+    }
+
+    /// Whether anything was ever recorded for this stack.
+    pub fn exists(&self) -> bool {
+        self.snapshot_path().exists() || self.journal_path().exists()
+    }
+
+    /// The stacks that have a state in `dir`, sorted.
+    pub fn stacks_in(dir: &Path) -> Vec<String> {
+        let mut stacks: Vec<String> = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".state.json")
+                    .or_else(|| name.strip_suffix(".journal"))
+                    .map(str::to_string)
+            })
+            .collect();
+        stacks.sort();
+        stacks.dedup();
+        stacks
+    }
+
+    /// The snapshot with the journal replayed on top: the state as of the last recorded change.
+    pub fn load(&self) -> Result<State, Error> {
+        let path = self.snapshot_path();
+        let mut state = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<State>(&bytes)
+                .map_err(|e| Error::State(format!("{} is not a valid state file: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::empty(&self.stack),
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        if state.version != STATE_VERSION {
+            return Err(Error::State(format!(
+                "{} has state version {}; this fabrik reads version {STATE_VERSION}",
+                path.display(),
+                state.version
+            )));
+        }
+        if state.stack != self.stack {
+            return Err(Error::State(format!(
+                "{} belongs to stack `{}`, not `{}`",
+                path.display(),
+                state.stack,
+                self.stack
+            )));
+        }
+        for record in journal::read(&self.journal_path())? {
+            state.apply(&record);
+        }
+        Ok(state)
+    }
+
+    fn ensure_dir(&self) -> Result<(), Error> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))
+    }
+
+    pub fn lock(&self, command: &str) -> Result<Lock, Error> {
+        self.ensure_dir()?;
+        lock::acquire(&self.lock_path(), &self.stack, command)
+    }
+
+    /// Opens the journal for a run that will change things. A state that was never written gets
+    /// its lineage and a first snapshot now, so the journal always has one to replay onto.
+    pub fn begin(&self, state: &mut State) -> Result<Journal, Error> {
+        self.ensure_dir()?;
+        if state.lineage.is_empty() {
+            state.lineage = super::new_lineage();
+            self.write_snapshot(state)?;
+        }
+        Journal::open(&self.journal_path())
+    }
+
+    /// Writes the snapshot and empties the journal it now contains.
+    pub fn commit(&self, state: &State) -> Result<(), Error> {
+        self.write_snapshot(state)?;
+        let journal = self.journal_path();
+        match fs::remove_file(&journal) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("removing {}", journal.display()), e)),
+        }
+    }
+
+    fn write_snapshot(&self, state: &State) -> Result<(), Error> {
+        self.ensure_dir()?;
+        let bytes = serde_json::to_vec_pretty(state).expect("a state always serializes");
+        write_atomically(&self.snapshot_path(), &bytes)
+    }
+
+    /// Appends one record on its own (for `state rm`).
+    pub fn record(&self, records: &[Record]) -> Result<(), Error> {
+        self.ensure_dir()?;
+        Journal::open(&self.journal_path())?.append(records)
+    }
+}
+
+/// Temp file, fsync, rename, fsync of the directory: a crash leaves the old file or the new one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&temp);
+        Error::io(format!("writing {}", path.display()), e)
+    })
+}

@@ -1,0 +1,107 @@
+//! Where fabrik remembers what it made: a snapshot per stack plus an append-only journal of
+//! every change since, so that recording one change costs O(change), not O(state).
+//!
+//! ```text
+//! .fabrik/<stack>.state.json   snapshot: lineage, serial, resources (mode 0600, atomic writes)
+//! .fabrik/<stack>.journal      JSON lines since the snapshot, fsynced as each change completes
+//! .fabrik/<stack>.lock         flock held by the one writer, with who holds it
+//! ```
+
+pub mod file;
+pub mod journal;
+pub mod lock;
+
+use std::collections::BTreeMap;
+
+use fabrik_provider::Attributes;
+use serde::{Deserialize, Serialize};
+
+pub use file::FileStore;
+
+/// The snapshot format's version.
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub version: u32,
+    /// Names this state's history; a saved plan made against another lineage is refused.
+    /// Empty until the state is first written.
+    pub lineage: String,
+    /// Advances with every recorded change.
+    pub serial: u64,
+    pub stack: String,
+    /// The provider configurations used last (no sensitive values), so that `destroy` works
+    /// with the spec gone.
+    #[serde(default)]
+    pub providers: BTreeMap<String, Attributes>,
+    #[serde(default)]
+    pub resources: BTreeMap<String, ResourceState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceState {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The object's identity in its provider.
+    pub id: String,
+    /// BLAKE3 of the canonical resolved inputs this object was made from.
+    pub spec_hash: String,
+    pub inputs: Attributes,
+    #[serde(default)]
+    pub outputs: Attributes,
+    /// Resources this one needed when it was applied; destroy goes in reverse of these.
+    #[serde(default)]
+    pub dependencies: Vec<String>,
+    #[serde(default)]
+    pub protect: bool,
+    /// Objects replaced by this one whose delete has not run yet (create-before-destroy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deposed: Vec<Deposed>,
+}
+
+/// A replaced object waiting for its delete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deposed {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub inputs: Attributes,
+}
+
+impl State {
+    pub fn empty(stack: &str) -> Self {
+        State {
+            version: STATE_VERSION,
+            lineage: String::new(),
+            serial: 0,
+            stack: stack.to_string(),
+            providers: BTreeMap::new(),
+            resources: BTreeMap::new(),
+        }
+    }
+
+    pub fn apply(&mut self, record: &journal::Record) {
+        match &record.change {
+            journal::Change::Put { name, resource } => {
+                self.resources.insert(name.clone(), (**resource).clone());
+            }
+            journal::Change::Remove { name } => {
+                self.resources.remove(name);
+            }
+            journal::Change::Providers { providers } => {
+                self.providers = providers.clone();
+            }
+        }
+        self.serial = self.serial.max(record.serial);
+    }
+}
+
+/// A new random lineage: 128 bits from the OS, as hex.
+pub fn new_lineage() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
