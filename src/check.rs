@@ -55,14 +55,26 @@ pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
             continue;
         };
         let what = format!("`{}` ({})", resource.name, ty.name);
-        check_fields(&mut problems, &what, resource.loc, &ty.fields, &resource.with);
+        check_fields(
+            &mut problems,
+            &what,
+            resource.loc,
+            &ty.fields,
+            &resource.with,
+        );
         for (name, loc) in &resource.depends_on {
             if name == &resource.name {
-                problems.push(Diagnostic::new(*loc, format!("`{name}` cannot depend on itself")));
+                problems.push(Diagnostic::new(
+                    *loc,
+                    format!("`{name}` cannot depend on itself"),
+                ));
             } else if spec.resource(name).is_none() {
                 problems.push(
-                    Diagnostic::new(*loc, format!("`depends_on` names unknown resource `{name}`"))
-                        .suggest(name, spec.resources.iter().map(|r| r.name.as_str())),
+                    Diagnostic::new(
+                        *loc,
+                        format!("`depends_on` names unknown resource `{name}`"),
+                    )
+                    .suggest(name, spec.resources.iter().map(|r| r.name.as_str())),
                 );
             }
         }
@@ -88,7 +100,12 @@ pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
     }
 }
 
-fn check_reference(spec: &Spec, registry: &Registry, reference: &Reference, loc: Loc) -> Option<Diagnostic> {
+fn check_reference(
+    spec: &Spec,
+    registry: &Registry,
+    reference: &Reference,
+    loc: Loc,
+) -> Option<Diagnostic> {
     match reference {
         Reference::Resource { name, attr } => {
             let Some(target) = spec.resource(name) else {
@@ -102,12 +119,19 @@ fn check_reference(spec: &Spec, registry: &Registry, reference: &Reference, loc:
             if ty.field(attr).is_some() || ty.output(attr).is_some() {
                 return None;
             }
-            let names = ty.fields.iter().map(|f| f.name).chain(ty.outputs.iter().map(|o| o.name));
+            let names = ty
+                .fields
+                .iter()
+                .map(|f| f.name)
+                .chain(ty.outputs.iter().map(|o| o.name));
             let known: Vec<&str> = names.clone().collect();
             Some(
-                Diagnostic::new(loc, format!("`{name}` ({}) has no attribute `{attr}`", ty.name))
-                    .suggest(attr, names)
-                    .help_if_none(format!("its attributes are {}", list(&known))),
+                Diagnostic::new(
+                    loc,
+                    format!("`{name}` ({}) has no attribute `{attr}`", ty.name),
+                )
+                .suggest(attr, names)
+                .help_if_none(format!("its attributes are {}", list(&known))),
             )
         }
         Reference::Secret(secret) => Some(
@@ -118,7 +142,13 @@ fn check_reference(spec: &Spec, registry: &Registry, reference: &Reference, loc:
     }
 }
 
-fn check_fields(problems: &mut Vec<Diagnostic>, what: &str, loc: Loc, fields: &[Field], given: &[(Key, Expr)]) {
+fn check_fields(
+    problems: &mut Vec<Diagnostic>,
+    what: &str,
+    loc: Loc,
+    fields: &[Field],
+    given: &[(Key, Expr)],
+) {
     for (key, expr) in given {
         let Some(field) = fields.iter().find(|f| f.name == key.name) else {
             let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
@@ -137,9 +167,15 @@ fn check_fields(problems: &mut Vec<Diagnostic>, what: &str, loc: Loc, fields: &[
         {
             let d = Diagnostic::new(
                 expr.loc,
-                format!("`{}` in {what} must be {}, not {found}", field.name, field.kind.describe()),
+                format!(
+                    "`{}` in {what} must be {}, not {found}",
+                    field.name,
+                    field.kind.describe()
+                ),
             );
-            let d = if field.kind == FieldKind::String && matches!(found, "an integer" | "a number" | "a boolean") {
+            let d = if field.kind == FieldKind::String
+                && matches!(found, "an integer" | "a number" | "a boolean")
+            {
                 d.help("put the value in quotes to make it a string")
             } else {
                 d
@@ -150,8 +186,11 @@ fn check_fields(problems: &mut Vec<Diagnostic>, what: &str, loc: Loc, fields: &[
     for field in fields.iter().filter(|f| f.required) {
         if !given.iter().any(|(k, _)| k.name == field.name) {
             problems.push(
-                Diagnostic::new(loc, format!("{what} is missing required field `{}`", field.name))
-                    .help(field.description),
+                Diagnostic::new(
+                    loc,
+                    format!("{what} is missing required field `{}`", field.name),
+                )
+                .help(field.description),
             );
         }
     }
@@ -169,7 +208,11 @@ fn kind_fits(want: FieldKind, found: &str) -> bool {
 }
 
 fn list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 trait HelpIfNone {
@@ -179,6 +222,10 @@ trait HelpIfNone {
 impl HelpIfNone for Diagnostic {
     /// Adds a help line only when no suggestion was found.
     fn help_if_none(self, help: String) -> Self {
-        if self.help.is_some() { self } else { self.help(help) }
+        if self.help.is_some() {
+            self
+        } else {
+            self.help(help)
+        }
     }
 }

@@ -23,15 +23,19 @@ pub enum Error {
     },
 
     /// Another process holds the stack's lock.
-    #[error("stack `{stack}` is locked by another fabrik run\n{holder}\nwait for it to finish, or, if that process is gone, run `fabrik unlock --force`")]
-    Locked { stack: String, holder: Holder },
+    #[error(
+        "stack `{stack}` is locked by another fabrik run\n{holder}\nwait for it to finish, or, if that process is gone, run `fabrik unlock --force`"
+    )]
+    Locked { stack: String, holder: Box<Holder> },
 
     /// The stored state cannot be read or does not belong here.
     #[error("{0}")]
     State(String),
 
     /// A saved plan no longer matches the spec or the state.
-    #[error("the saved plan is stale: {0}\nrun `fabrik plan --out PLAN` again and review the new plan")]
+    #[error(
+        "the saved plan is stale: {0}\nrun `fabrik plan --out PLAN` again and review the new plan"
+    )]
     StalePlan(String),
 
     /// A provider failed before anything changed (configuration, plan-time validation, refresh).
@@ -66,10 +70,16 @@ impl fmt::Display for ApplyFailure {
             writeln!(f, "  {line}")?;
         }
         if self.remaining.is_empty() {
-            write!(f, "every change was rolled back; the stack is as it was before this run")
+            write!(
+                f,
+                "every change was rolled back; the stack is as it was before this run"
+            )
         } else {
             if self.rolled_back {
-                writeln!(f, "these changes could not be rolled back and remain (recorded in the state):")?;
+                writeln!(
+                    f,
+                    "these changes could not be rolled back and remain (recorded in the state):"
+                )?;
             } else {
                 writeln!(f, "these changes remain in place (recorded in the state):")?;
             }

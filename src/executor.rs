@@ -4,8 +4,8 @@
 //! starts; changes that complete together share one fsync. On a failure nothing new is started,
 //! the calls in flight finish, and the completed changes are undone in reverse order.
 
-use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -77,11 +77,25 @@ pub struct Executor<'a> {
 
 /// One unit of work for a worker.
 enum Work {
-    Create { inputs: Attributes },
-    Update { id: String, prior: Attributes, inputs: Attributes },
-    ReplaceBefore { inputs: Attributes },
-    ReplaceAfter { old: ResourceState, inputs: Attributes },
-    Delete { id: String, inputs: Attributes },
+    Create {
+        inputs: Attributes,
+    },
+    Update {
+        id: String,
+        prior: Attributes,
+        inputs: Attributes,
+    },
+    ReplaceBefore {
+        inputs: Attributes,
+    },
+    ReplaceAfter {
+        old: ResourceState,
+        inputs: Attributes,
+    },
+    Delete {
+        id: String,
+        inputs: Attributes,
+    },
 }
 
 struct Job {
@@ -102,10 +116,25 @@ struct Report {
 
 /// What rollback has to undo, in completion order.
 enum Undo {
-    Created { name: String, type_name: String, id: String, inputs: Attributes },
-    Updated { now: ResourceState, prior: ResourceState, name: String },
-    ReplacedBefore { name: String, new: ResourceState, prior: ResourceState },
-    ReplacedAfter { name: String },
+    Created {
+        name: String,
+        type_name: String,
+        id: String,
+        inputs: Attributes,
+    },
+    Updated {
+        now: ResourceState,
+        prior: ResourceState,
+        name: String,
+    },
+    ReplacedBefore {
+        name: String,
+        new: ResourceState,
+        prior: ResourceState,
+    },
+    ReplacedAfter {
+        name: String,
+    },
 }
 
 struct Slot<'c> {
@@ -216,7 +245,9 @@ fn describe_kept(undo: &Undo) -> String {
     match undo {
         Undo::Created { name, .. } => format!("{name}: created"),
         Undo::Updated { name, .. } => format!("{name}: updated"),
-        Undo::ReplacedBefore { name, .. } | Undo::ReplacedAfter { name } => format!("{name}: replaced"),
+        Undo::ReplacedBefore { name, .. } | Undo::ReplacedAfter { name } => {
+            format!("{name}: replaced")
+        }
     }
 }
 
@@ -233,12 +264,20 @@ fn provider_configs(spec: &Spec) -> BTreeMap<String, Attributes> {
 
 /// Each create/update/replace waits for the changes to what it depends on.
 fn apply_slots<'c>(changes: &[&'c Change]) -> Vec<Slot<'c>> {
-    let index: BTreeMap<&str, usize> = changes.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
+    let index: BTreeMap<&str, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
     changes
         .iter()
         .map(|c| Slot {
             change: c,
-            waits_on: c.depends_on.iter().filter_map(|d| index.get(d.as_str()).copied()).collect(),
+            waits_on: c
+                .depends_on
+                .iter()
+                .filter_map(|d| index.get(d.as_str()).copied())
+                .collect(),
             dispatched: None,
         })
         .collect()
@@ -315,8 +354,10 @@ impl Run<'_, '_> {
                 dependents[w].push(i);
             }
         }
-        let mut ready: BinaryHeap<Reverse<usize>> =
-            (0..slots.len()).filter(|&i| blockers[i] == 0).map(Reverse).collect();
+        let mut ready: BinaryHeap<Reverse<usize>> = (0..slots.len())
+            .filter(|&i| blockers[i] == 0)
+            .map(Reverse)
+            .collect();
         let workers = self.exec.parallelism.clamp(1, slots.len());
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -382,7 +423,9 @@ impl Run<'_, '_> {
                 let mut records = Vec::new();
                 let mut done_slots = Vec::new();
                 for report in batch {
-                    if let Some(slot_done) = self.complete(&mut slots[report.slot], report, &mut records) {
+                    if let Some(slot_done) =
+                        self.complete(&mut slots[report.slot], report, &mut records)
+                    {
                         done_slots.push(slot_done);
                     }
                 }
@@ -444,7 +487,9 @@ impl Run<'_, '_> {
             .resource_type(&resource.type_name)
             .ok_or("unknown resource type")?;
         let state = &*self.state;
-        let inputs = resolve::eval_fields(&resource.with, &|r| current_value(spec, state, self.exec.registry, r));
+        let inputs = resolve::eval_fields(&resource.with, &|r| {
+            current_value(spec, state, self.exec.registry, r)
+        });
         let inputs = resolve::known(&inputs).ok_or_else(|| {
             "an input refers to a resource that has not been applied (was it left out by --target?)".to_string()
         })?;
@@ -465,7 +510,9 @@ impl Run<'_, '_> {
         {
             // Decide again with every value known.
             if prior.spec_hash == spec_hash {
-                self.exec.progress.done(&change.name, ty.name, Verb::Unchanged, Duration::ZERO);
+                self.exec
+                    .progress
+                    .done(&change.name, ty.name, Verb::Unchanged, Duration::ZERO);
                 return Ok(None);
             }
             kind = redecide(ty, &prior.inputs, &inputs);
@@ -492,9 +539,17 @@ impl Run<'_, '_> {
     }
 
     /// Records a finished job; returns its slot when what waits on it may start.
-    fn complete(&mut self, slot: &mut Slot<'_>, report: Report, records: &mut Vec<journal::Change>) -> Option<usize> {
+    fn complete(
+        &mut self,
+        slot: &mut Slot<'_>,
+        report: Report,
+        records: &mut Vec<journal::Change>,
+    ) -> Option<usize> {
         let change = slot.change;
-        let (inputs, spec_hash, kind) = slot.dispatched.take().expect("a reported job was dispatched");
+        let (inputs, spec_hash, kind) = slot
+            .dispatched
+            .take()
+            .expect("a reported job was dispatched");
         let name = change.name.clone();
         let prior = self.state.resources.get(&name).cloned();
         let applied = match report.result {
@@ -505,12 +560,15 @@ impl Run<'_, '_> {
                 } else {
                     e.to_string()
                 };
-                self.exec.progress.failed(&name, &change.type_name, &message);
+                self.exec
+                    .progress
+                    .failed(&name, &change.type_name, &message);
                 self.failures.push(format!("{name}: {message}"));
                 if report.old_deleted {
                     records.push(journal::Change::Remove { name: name.clone() });
-                    self.remaining
-                        .push(format!("{name}: deleted (its replacement could not be created)"));
+                    self.remaining.push(format!(
+                        "{name}: deleted (its replacement could not be created)"
+                    ));
                 }
                 return None;
             }
@@ -523,7 +581,8 @@ impl Run<'_, '_> {
             }
             Kind::DeleteDeposed => {
                 if let Some(mut now) = prior {
-                    now.deposed.retain(|d| Some(&d.id) != change.deposed.as_ref());
+                    now.deposed
+                        .retain(|d| Some(&d.id) != change.deposed.as_ref());
                     records.push(journal::Change::Put {
                         name: name.clone(),
                         resource: Box::new(now),
@@ -539,7 +598,10 @@ impl Run<'_, '_> {
                     .spec
                     .and_then(|s| s.resource(&name))
                     .is_some_and(|r| r.protect);
-                let mut deposed = prior.as_ref().map(|p| p.deposed.clone()).unwrap_or_default();
+                let mut deposed = prior
+                    .as_ref()
+                    .map(|p| p.deposed.clone())
+                    .unwrap_or_default();
                 if kind == Kind::ReplaceBefore
                     && let Some(p) = &prior
                 {
@@ -563,7 +625,7 @@ impl Run<'_, '_> {
                     name: name.clone(),
                     resource: Box::new(now.clone()),
                 });
-                let verb = match (kind, prior) {
+                match (kind, prior) {
                     (Kind::Create, _) | (_, None) => {
                         self.outcome.added += 1;
                         self.undo.push(Undo::Created {
@@ -599,11 +661,12 @@ impl Run<'_, '_> {
                         self.undo.push(Undo::ReplacedAfter { name: name.clone() });
                         Verb::Replaced
                     }
-                };
-                verb
+                }
             }
         };
-        self.exec.progress.done(&name, &change.type_name, verb, report.took);
+        self.exec
+            .progress
+            .done(&name, &change.type_name, verb, report.took);
         Some(report.slot)
     }
 
@@ -619,18 +682,28 @@ impl Run<'_, '_> {
                     id,
                     inputs,
                 } => {
-                    let target = Target { stack: &stack, name: &name, type_name: &type_name };
-                    let result = with_client(self.exec.clients, self.exec.registry, &type_name, |c| {
-                        retry(|| c.delete(target, &id, &inputs))
-                    });
+                    let target = Target {
+                        stack: &stack,
+                        name: &name,
+                        type_name: &type_name,
+                    };
+                    let result =
+                        with_client(self.exec.clients, self.exec.registry, &type_name, |c| {
+                            retry(|| c.delete(target, &id, &inputs))
+                        });
                     let record = journal::Change::Remove { name: name.clone() };
                     (name, type_name, result.map(|_| ()), record)
                 }
                 Undo::Updated { name, now, prior } => {
-                    let target = Target { stack: &stack, name: &name, type_name: &now.type_name };
-                    let result = with_client(self.exec.clients, self.exec.registry, &now.type_name, |c| {
-                        retry(|| c.update(target, &now.id, &now.inputs, &prior.inputs))
-                    });
+                    let target = Target {
+                        stack: &stack,
+                        name: &name,
+                        type_name: &now.type_name,
+                    };
+                    let result =
+                        with_client(self.exec.clients, self.exec.registry, &now.type_name, |c| {
+                            retry(|| c.update(target, &now.id, &now.inputs, &prior.inputs))
+                        });
                     let restored = result.as_ref().ok().map(|applied| ResourceState {
                         id: applied.id.clone(),
                         outputs: applied.outputs.clone(),
@@ -643,10 +716,15 @@ impl Run<'_, '_> {
                     (name, now.type_name, result.map(|_| ()), record)
                 }
                 Undo::ReplacedBefore { name, new, prior } => {
-                    let target = Target { stack: &stack, name: &name, type_name: &new.type_name };
-                    let result = with_client(self.exec.clients, self.exec.registry, &new.type_name, |c| {
-                        retry(|| c.delete(target, &new.id, &new.inputs))
-                    });
+                    let target = Target {
+                        stack: &stack,
+                        name: &name,
+                        type_name: &new.type_name,
+                    };
+                    let result =
+                        with_client(self.exec.clients, self.exec.registry, &new.type_name, |c| {
+                            retry(|| c.delete(target, &new.id, &new.inputs))
+                        });
                     let record = journal::Change::Put {
                         name: name.clone(),
                         resource: Box::new(prior),
@@ -663,11 +741,16 @@ impl Run<'_, '_> {
             match result {
                 Ok(()) => {
                     self.record(vec![record])?;
-                    self.exec.progress.done(&name, &type_name, Verb::RolledBack, started.elapsed());
+                    self.exec
+                        .progress
+                        .done(&name, &type_name, Verb::RolledBack, started.elapsed());
                 }
                 Err(e) => {
-                    self.exec.progress.failed(&name, &type_name, &format!("rollback failed: {e}"));
-                    self.remaining.push(format!("{name}: could not be rolled back: {e}"));
+                    self.exec
+                        .progress
+                        .failed(&name, &type_name, &format!("rollback failed: {e}"));
+                    self.remaining
+                        .push(format!("{name}: could not be rolled back: {e}"));
                 }
             }
         }
@@ -690,12 +773,19 @@ fn redecide(ty: &ResourceType, prior: &Attributes, inputs: &Attributes) -> Kind 
 }
 
 /// Answers a reference during apply from the state as it is now.
-fn current_value(spec: &Spec, state: &State, registry: &Registry, reference: &Reference) -> Option<Value> {
+fn current_value(
+    spec: &Spec,
+    state: &State,
+    registry: &Registry,
+    reference: &Reference,
+) -> Option<Value> {
     let Reference::Resource { name, attr } = reference else {
         return resolve::context_value(spec, reference);
     };
     let now = state.resources.get(name)?;
-    let is_input = registry.resource_type(&now.type_name).is_some_and(|t| t.field(attr).is_some());
+    let is_input = registry
+        .resource_type(&now.type_name)
+        .is_some_and(|t| t.field(attr).is_some());
     if is_input {
         Some(now.inputs.get(attr).cloned().unwrap_or(Value::Null))
     } else {
@@ -726,10 +816,16 @@ fn with_client<T>(
     call: impl FnOnce(&dyn Client) -> fabrik_provider::Result<T>,
 ) -> fabrik_provider::Result<T> {
     let provider = registry.provider_of(type_name).ok_or_else(|| {
-        fabrik_provider::Error::new(ErrorKind::InvalidInput, format!("unknown resource type `{type_name}`"))
+        fabrik_provider::Error::new(
+            ErrorKind::InvalidInput,
+            format!("unknown resource type `{type_name}`"),
+        )
     })?;
     let client = clients.get(provider).ok_or_else(|| {
-        fabrik_provider::Error::new(ErrorKind::InvalidInput, format!("provider `{provider}` is not configured"))
+        fabrik_provider::Error::new(
+            ErrorKind::InvalidInput,
+            format!("provider `{provider}` is not configured"),
+        )
     })?;
     call(client.as_ref())
 }
@@ -743,19 +839,27 @@ fn work(clients: &Clients, registry: &Registry, stack: &str, job: Job) -> Report
         type_name: &job.type_name,
     };
     let mut old_deleted = false;
-    let result = with_client(clients, registry, &job.type_name, |client| match &job.work {
-        Work::Create { inputs } | Work::ReplaceBefore { inputs } => retry(|| client.create(target, inputs)).map(Some),
-        Work::Update { id, prior, inputs } => retry(|| client.update(target, id, prior, inputs)).map(Some),
-        Work::ReplaceAfter { old, inputs } => {
-            let old_target = Target {
-                type_name: &old.type_name,
-                ..target
-            };
-            retry(|| client.delete(old_target, &old.id, &old.inputs))?;
-            old_deleted = true;
-            retry(|| client.create(target, inputs)).map(Some)
+    let result = with_client(clients, registry, &job.type_name, |client| {
+        match &job.work {
+            Work::Create { inputs } | Work::ReplaceBefore { inputs } => {
+                retry(|| client.create(target, inputs)).map(Some)
+            }
+            Work::Update { id, prior, inputs } => {
+                retry(|| client.update(target, id, prior, inputs)).map(Some)
+            }
+            Work::ReplaceAfter { old, inputs } => {
+                let old_target = Target {
+                    type_name: &old.type_name,
+                    ..target
+                };
+                retry(|| client.delete(old_target, &old.id, &old.inputs))?;
+                old_deleted = true;
+                retry(|| client.create(target, inputs)).map(Some)
+            }
+            Work::Delete { id, inputs } => {
+                retry(|| client.delete(target, id, inputs)).map(|()| None)
+            }
         }
-        Work::Delete { id, inputs } => retry(|| client.delete(target, id, inputs)).map(|()| None),
     });
     Report {
         slot: job.slot,

@@ -25,7 +25,8 @@ impl Graph {
     /// # Errors
     /// [`Error::Spec`] naming every dependency cycle with its whole path.
     pub fn build(spec: &Spec) -> Result<Graph, Error> {
-        let mut graph = DiGraph::<(), ()>::with_capacity(spec.resources.len(), spec.resources.len());
+        let mut graph =
+            DiGraph::<(), ()>::with_capacity(spec.resources.len(), spec.resources.len());
         for _ in &spec.resources {
             graph.add_node(());
         }
@@ -103,11 +104,21 @@ impl Graph {
         out.push_str("  rankdir = \"LR\";\n  node [shape = \"box\"];\n");
         for &i in &self.order {
             let r = &spec.resources[i];
-            let _ = writeln!(out, "  {} [label = {}];", quote(&r.name), quote(&format!("{}\n{}", r.name, r.type_name)));
+            let _ = writeln!(
+                out,
+                "  {} [label = {}];",
+                quote(&r.name),
+                quote(&format!("{}\n{}", r.name, r.type_name))
+            );
         }
         for &i in &self.order {
             for dep in self.dependencies(i) {
-                let _ = writeln!(out, "  {} -> {};", quote(&spec.resources[dep].name), quote(&spec.resources[i].name));
+                let _ = writeln!(
+                    out,
+                    "  {} -> {};",
+                    quote(&spec.resources[dep].name),
+                    quote(&spec.resources[i].name)
+                );
             }
         }
         out.push_str("}\n");
@@ -116,7 +127,10 @@ impl Graph {
 }
 
 fn quote(s: &str) -> String {
-    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
     format!("\"{escaped}\"")
 }
 
@@ -124,7 +138,11 @@ fn quote(s: &str) -> String {
 fn topological_order(graph: &DiGraph<(), ()>) -> Vec<usize> {
     let mut indegree: Vec<usize> = graph
         .node_indices()
-        .map(|n| graph.neighbors_directed(n, petgraph::Direction::Incoming).count())
+        .map(|n| {
+            graph
+                .neighbors_directed(n, petgraph::Direction::Incoming)
+                .count()
+        })
         .collect();
     let mut ready: BinaryHeap<Reverse<usize>> = indegree
         .iter()
@@ -154,7 +172,8 @@ fn cycles(graph: &DiGraph<(), ()>) -> Vec<Vec<usize>> {
         if component.len() < 2 {
             continue;
         }
-        let members: std::collections::HashSet<usize> = component.iter().map(|n| n.index()).collect();
+        let members: std::collections::HashSet<usize> =
+            component.iter().map(|n| n.index()).collect();
         let start = *members.iter().min().expect("component is not empty");
         // Breadth-first search inside the component for the shortest way back to the start.
         let mut previous = std::collections::HashMap::new();

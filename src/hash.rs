@@ -11,7 +11,10 @@ pub fn spec_hash(type_name: &str, inputs: &Attributes) -> String {
         r#type: &'a str,
         inputs: &'a Attributes,
     }
-    hash_of(&Canonical { r#type: type_name, inputs })
+    hash_of(&Canonical {
+        r#type: type_name,
+        inputs,
+    })
 }
 
 /// BLAKE3 of any value's JSON form (maps in this crate are sorted), in hex.

@@ -146,7 +146,9 @@ pub fn plan(
         let ty = registry
             .resource_type(&resource.type_name)
             .expect("checked specs only name known types");
-        let inputs = resolve::eval_fields(&resource.with, &|r| lookup(spec, registry, state, &planned, r));
+        let inputs = resolve::eval_fields(&resource.with, &|r| {
+            lookup(spec, registry, state, &planned, r)
+        });
         canonical.push(CanonicalResource {
             name: &resource.name,
             r#type: &resource.type_name,
@@ -155,11 +157,18 @@ pub fn plan(
             depends_on: resource.depends_on.iter().map(|(n, _)| n.clone()).collect(),
         });
         if selected[i] {
-            let provider = registry.provider(registry.provider_of(ty.name).expect("typed")).expect("registered");
-            let known: fabrik_provider::Attributes =
-                inputs.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect();
+            let provider = registry
+                .provider(registry.provider_of(ty.name).expect("typed"))
+                .expect("registered");
+            let known: fabrik_provider::Attributes = inputs
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                .collect();
             if let Err(e) = provider.validate(ty.name, &known) {
-                problems.push(Diagnostic::new(resource.type_loc, format!("`{}` ({}): {e}", resource.name, ty.name)));
+                problems.push(Diagnostic::new(
+                    resource.type_loc,
+                    format!("`{}` ({}): {e}", resource.name, ty.name),
+                ));
             }
         }
         let change = if selected[i] {
@@ -179,14 +188,21 @@ pub fn plan(
             items: problems,
         }));
     }
-    changes.extend(deletes(state, targets, |name| spec.resource(name).is_none()));
+    changes.extend(deletes(state, targets, |name| {
+        spec.resource(name).is_none()
+    }));
     let summary = summarize(&changes);
     let spec_hash = hash::hash_of(&CanonicalSpec {
         stack: &spec.stack,
         providers: spec
             .providers
             .iter()
-            .map(|p| (p.name.as_str(), resolve::eval_fields(&p.config, &|r| resolve::context_value(spec, r))))
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    resolve::eval_fields(&p.config, &|r| resolve::context_value(spec, r)),
+                )
+            })
             .collect(),
         resources: canonical,
     });
@@ -213,7 +229,10 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
     let mut selected: BTreeSet<String> = BTreeSet::new();
     for target in targets {
         if !state.resources.contains_key(target) {
-            return Err(unknown_target(target, state.resources.keys().map(String::as_str)));
+            return Err(unknown_target(
+                target,
+                state.resources.keys().map(String::as_str),
+            ));
         }
         selected.insert(target.clone());
     }
@@ -223,7 +242,9 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
             let more: Vec<String> = state
                 .resources
                 .iter()
-                .filter(|(name, r)| !selected.contains(*name) && r.dependencies.iter().any(|d| selected.contains(d)))
+                .filter(|(name, r)| {
+                    !selected.contains(*name) && r.dependencies.iter().any(|d| selected.contains(d))
+                })
                 .map(|(name, _)| name.clone())
                 .collect();
             if more.is_empty() {
@@ -272,11 +293,18 @@ fn unknown_target<'a>(target: &str, names: impl Iterator<Item = &'a str>) -> Err
         Some(best) => format!("; did you mean `{best}`?"),
         None => String::new(),
     };
-    Error::Usage(format!("--target `{target}` is neither in the spec nor in the state{hint}"))
+    Error::Usage(format!(
+        "--target `{target}` is neither in the spec nor in the state{hint}"
+    ))
 }
 
 /// Which spec resources the plan covers: all, or the targets and what they need.
-fn select(spec: &Spec, graph: &Graph, state: &State, targets: &[String]) -> Result<Vec<bool>, Error> {
+fn select(
+    spec: &Spec,
+    graph: &Graph,
+    state: &State,
+    targets: &[String],
+) -> Result<Vec<bool>, Error> {
     if targets.is_empty() {
         return Ok(vec![true; spec.resources.len()]);
     }
@@ -365,7 +393,10 @@ fn diff_resource(
     if prior.type_name != resource.type_name {
         change.action = Action::Replace;
         change.replace_order = Some(ReplaceOrder::DestroyBeforeCreate);
-        change.reason = Some(format!("the type changes from {} to {}", prior.type_name, resource.type_name));
+        change.reason = Some(format!(
+            "the type changes from {} to {}",
+            prior.type_name, resource.type_name
+        ));
         change.attributes = attribute_changes(ty, &prior.inputs, inputs);
         return Some(change);
     }
@@ -474,7 +505,11 @@ fn deletes(state: &State, targets: &[String], gone: impl Fn(&str) -> bool) -> Ve
             }
         }
     }
-    let mut ready: BTreeSet<&str> = blockers.iter().filter(|(_, c)| **c == 0).map(|(n, _)| *n).collect();
+    let mut ready: BTreeSet<&str> = blockers
+        .iter()
+        .filter(|(_, c)| **c == 0)
+        .map(|(n, _)| *n)
+        .collect();
     let mut order = Vec::with_capacity(doomed.len());
     while let Some(name) = ready.pop_first() {
         order.push(name);

@@ -72,11 +72,19 @@ impl Painter {
                 out,
                 "No changes. Stack `{}` matches the {}.",
                 plan.stack,
-                if plan.destroy { "request: nothing to destroy" } else { "spec" }
+                if plan.destroy {
+                    "request: nothing to destroy"
+                } else {
+                    "spec"
+                }
             );
             return out;
         }
-        let _ = writeln!(out, "fabrik will make these changes to stack `{}`:\n", plan.stack);
+        let _ = writeln!(
+            out,
+            "fabrik will make these changes to stack `{}`:\n",
+            plan.stack
+        );
         for change in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
             self.change(&mut out, change);
         }
@@ -93,7 +101,12 @@ impl Painter {
     }
 
     fn change(&self, out: &mut String, change: &Change) {
-        let mut header = format!("  {} {} {}", self.symbol(change), self.bold(&change.name), self.dim(&format!("({})", change.type_name)));
+        let mut header = format!(
+            "  {} {} {}",
+            self.symbol(change),
+            self.bold(&change.name),
+            self.dim(&format!("({})", change.type_name))
+        );
         if let Some(id) = &change.deposed {
             let _ = write!(header, " deposed object {id}");
         }
@@ -108,7 +121,12 @@ impl Painter {
         }
         let _ = writeln!(out, "{header}");
         if change.action != Action::Delete {
-            let width = change.attributes.iter().map(|a| a.name.len()).max().unwrap_or(0);
+            let width = change
+                .attributes
+                .iter()
+                .map(|a| a.name.len())
+                .max()
+                .unwrap_or(0);
             for attr in &change.attributes {
                 self.attribute(out, attr, width);
             }
@@ -118,7 +136,11 @@ impl Painter {
 
     fn attribute(&self, out: &mut String, attr: &AttributeChange, width: usize) {
         let pad = " ".repeat(width - attr.name.len());
-        let force = if attr.force_new { self.red("  # forces replacement") } else { String::new() };
+        let force = if attr.force_new {
+            self.red("  # forces replacement")
+        } else {
+            String::new()
+        };
         let after = match (&attr.after, attr.after_unknown) {
             (_, true) => Some(self.dim("(known after apply)")),
             (Some(v), false) => Some(value(v)),
@@ -136,11 +158,20 @@ impl Painter {
                     }
                     let _ = writeln!(out, "        EOT");
                 } else {
-                    let _ = writeln!(out, "      {} {name}{pad} = {after}{force}", self.green("+"));
+                    let _ = writeln!(
+                        out,
+                        "      {} {name}{pad} = {after}{force}",
+                        self.green("+")
+                    );
                 }
             }
             (Some(before), None) => {
-                let _ = writeln!(out, "      {} {name}{pad} = {}", self.red("-"), value(before));
+                let _ = writeln!(
+                    out,
+                    "      {} {name}{pad} = {}",
+                    self.red("-"),
+                    value(before)
+                );
             }
             (Some(before), Some(after)) => {
                 let multi = matches!((before, &attr.after), (Value::String(a), Some(Value::String(b))) if a.contains('\n') || b.contains('\n'));
@@ -151,7 +182,12 @@ impl Painter {
                     let _ = writeln!(out, "      {} {name}:{force}", self.yellow("~"));
                     self.line_diff(out, a, b);
                 } else {
-                    let _ = writeln!(out, "      {} {name}{pad} = {} → {after}{force}", self.yellow("~"), value(before));
+                    let _ = writeln!(
+                        out,
+                        "      {} {name}{pad} = {} → {after}{force}",
+                        self.yellow("~"),
+                        value(before)
+                    );
                 }
             }
             (None, None) => {}
@@ -193,7 +229,11 @@ impl Painter {
     }
 
     pub fn destroy_summary(&self, outcome: Outcome, took: Duration) -> String {
-        self.bold(&format!("Destroy complete: {} destroyed in {}.", outcome.destroyed, seconds(took)))
+        self.bold(&format!(
+            "Destroy complete: {} destroyed in {}.",
+            outcome.destroyed,
+            seconds(took)
+        ))
     }
 }
 
@@ -232,11 +272,20 @@ impl Progress for Lines {
 
     fn failed(&self, name: &str, type_name: &str, message: &str) {
         let p = &self.painter;
-        println!("  {} {name} {}: {}", p.red("✗"), p.dim(&format!("({type_name})")), p.red(&format!("failed: {message}")));
+        println!(
+            "  {} {name} {}: {}",
+            p.red("✗"),
+            p.dim(&format!("({type_name})")),
+            p.red(&format!("failed: {message}"))
+        );
     }
 
     fn rolling_back(&self) {
-        println!("{}", self.painter.yellow("Rolling back the changes this run made…"));
+        println!(
+            "{}",
+            self.painter
+                .yellow("Rolling back the changes this run made…")
+        );
     }
 }
 

@@ -39,7 +39,12 @@ pub fn eval(expr: &Expr, lookup: &dyn Fn(&Reference) -> Option<Value>) -> Option
                 Value::String(s)
             }
         },
-        ExprKind::List(items) => Value::Array(items.iter().map(|e| eval(e, lookup)).collect::<Option<_>>()?),
+        ExprKind::List(items) => Value::Array(
+            items
+                .iter()
+                .map(|e| eval(e, lookup))
+                .collect::<Option<_>>()?,
+        ),
         ExprKind::Map(entries) => Value::Object(
             entries
                 .iter()
@@ -80,10 +85,16 @@ pub fn context_value(spec: &Spec, reference: &Reference) -> Option<Value> {
 pub fn check_env(spec: &Spec) -> Result<(), Error> {
     let mut refs = Vec::new();
     for block in &spec.providers {
-        block.config.iter().for_each(|(_, e)| e.references(&mut refs));
+        block
+            .config
+            .iter()
+            .for_each(|(_, e)| e.references(&mut refs));
     }
     for resource in &spec.resources {
-        resource.with.iter().for_each(|(_, e)| e.references(&mut refs));
+        resource
+            .with
+            .iter()
+            .for_each(|(_, e)| e.references(&mut refs));
     }
     let mut problems: Vec<Diagnostic> = refs
         .into_iter()

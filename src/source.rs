@@ -113,7 +113,12 @@ impl fmt::Display for Diagnostics {
             render(f, &self.source, d)?;
         }
         if self.items.len() > 1 {
-            writeln!(f, "\n{} errors in {}", self.items.len(), self.source.path.display())?;
+            writeln!(
+                f,
+                "\n{} errors in {}",
+                self.items.len(),
+                self.source.path.display()
+            )?;
         }
         Ok(())
     }
@@ -130,7 +135,10 @@ fn render(f: &mut fmt::Formatter<'_>, source: &SourceFile, d: &Diagnostic) -> fm
         writeln!(f, "{pad} --> {path}:{}:{}", d.loc.line, d.loc.column)?;
         if let Some(line) = source.line(d.loc.line) {
             // Tabs would misalign the caret; show them as one space each.
-            let shown: String = line.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+            let shown: String = line
+                .chars()
+                .map(|c| if c == '\t' { ' ' } else { c })
+                .collect();
             let shown = truncate_line(&shown, d.loc.column as usize);
             writeln!(f, "{pad} |")?;
             writeln!(f, "{number} | {}", shown.trim_end())?;

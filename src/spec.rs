@@ -125,16 +125,25 @@ impl Spec {
             path: path.to_path_buf(),
             text,
         });
-        let fail = |items: Vec<Diagnostic>| Error::Spec(Diagnostics { source: source.clone(), items });
+        let fail = |items: Vec<Diagnostic>| {
+            Error::Spec(Diagnostics {
+                source: source.clone(),
+                items,
+            })
+        };
         if let Some(loc) = utf8_error {
-            return Err(fail(vec![Diagnostic::new(loc, "the spec is not valid UTF-8")
-                .help("save the file as UTF-8")]));
+            return Err(fail(vec![
+                Diagnostic::new(loc, "the spec is not valid UTF-8").help("save the file as UTF-8"),
+            ]));
         }
         if source.text.len() > yaml::MAX_SPEC_BYTES {
             return Err(fail(vec![too_large(source.text.len())]));
         }
         let root = yaml::parse(&source.text).map_err(|e| {
-            fail(vec![Diagnostic::new(e.loc, format!("invalid YAML: {}", e.message))])
+            fail(vec![Diagnostic::new(
+                e.loc,
+                format!("invalid YAML: {}", e.message),
+            )])
         })?;
         let mut loader = Loader::default();
         let spec = loader.spec(root, source.clone());
@@ -150,14 +159,17 @@ impl Spec {
 
 fn read_limited(path: &Path) -> Result<Vec<u8>, Error> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(format!("cannot read spec {}", path.display()), e))?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("cannot read spec {}", path.display()), e))?;
     let mut bytes = Vec::new();
     // Read one byte past the limit: enough to know the file is too large without loading it.
     file.take(yaml::MAX_SPEC_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(format!("cannot read spec {}", path.display()), e))?;
     if bytes.len() > yaml::MAX_SPEC_BYTES {
-        let size = std::fs::metadata(path).map(|m| m.len() as usize).unwrap_or(bytes.len());
+        let size = std::fs::metadata(path)
+            .map(|m| m.len() as usize)
+            .unwrap_or(bytes.len());
         let source = Arc::new(SourceFile {
             path: path.to_path_buf(),
             text: String::new(),
@@ -212,8 +224,11 @@ impl Loader {
             }
             other => {
                 self.problem(
-                    Diagnostic::new(root.loc, format!("the spec must be a map, not {}", other.kind()))
-                        .help("a spec is a map with `stack`, `providers` and `resources`"),
+                    Diagnostic::new(
+                        root.loc,
+                        format!("the spec must be a map, not {}", other.kind()),
+                    )
+                    .help("a spec is a map with `stack`, `providers` and `resources`"),
                 );
                 return None;
             }
@@ -234,7 +249,11 @@ impl Loader {
             }
         }
         let Some(stack) = stack else {
-            if !self.problems.iter().any(|d| d.message.contains("stack name")) {
+            if !self
+                .problems
+                .iter()
+                .any(|d| d.message.contains("stack name"))
+            {
                 self.problem(
                     Diagnostic::new(Loc::new(1, 1, 1), "the spec has no `stack`")
                         .help("add `stack: NAME`; the stack names the state"),
@@ -263,8 +282,9 @@ impl Loader {
         for (key, node) in entries {
             if let Some(first) = seen.get(&key.name) {
                 self.problem(
-                    Diagnostic::new(key.loc, format!("duplicate {what} `{}`", key.name))
-                        .help(format!("`{}` is first defined on line {}", key.name, first.line)),
+                    Diagnostic::new(key.loc, format!("duplicate {what} `{}`", key.name)).help(
+                        format!("`{}` is first defined on line {}", key.name, first.line),
+                    ),
                 );
                 continue;
             }
@@ -314,7 +334,10 @@ impl Loader {
         entries
             .into_iter()
             .map(|(key, node)| {
-                let config = self.map(node, &format!("the configuration of provider `{}`", key.name));
+                let config = self.map(
+                    node,
+                    &format!("the configuration of provider `{}`", key.name),
+                );
                 let config = self.exprs(config, "field");
                 ProviderBlock {
                     name: key.name,
@@ -338,10 +361,12 @@ impl Loader {
         let mut ok = true;
         if RESERVED_NAMES.contains(&key.name.as_str()) {
             self.problem(
-                Diagnostic::new(key.loc, format!("`{}` is a reserved name", key.name)).help(format!(
-                    "{} are reserved for references; rename the resource",
-                    RESERVED_NAMES.map(|n| format!("`{n}`")).join(", ")
-                )),
+                Diagnostic::new(key.loc, format!("`{}` is a reserved name", key.name)).help(
+                    format!(
+                        "{} are reserved for references; rename the resource",
+                        RESERVED_NAMES.map(|n| format!("`{n}`")).join(", ")
+                    ),
+                ),
             );
             ok = false;
         } else if !valid_name(&key.name) {
@@ -361,11 +386,16 @@ impl Loader {
         for (k, v) in entries {
             match k.name.as_str() {
                 "type" => match v.value {
-                    Value::Str(s) => type_name = Some((s, Loc::new(v.loc.line, v.loc.column, v.loc.len.max(1)))),
+                    Value::Str(s) => {
+                        type_name = Some((s, Loc::new(v.loc.line, v.loc.column, v.loc.len.max(1))))
+                    }
                     other => {
                         self.problem(Diagnostic::new(
                             v.loc,
-                            format!("`type` must be a string such as `local.file`, not {}", other.kind()),
+                            format!(
+                                "`type` must be a string such as `local.file`, not {}",
+                                other.kind()
+                            ),
                         ));
                         ok = false;
                     }
@@ -387,8 +417,11 @@ impl Loader {
                 },
                 other => {
                     self.problem(
-                        Diagnostic::new(k.loc, format!("unknown key `{other}` in resource `{}`", key.name))
-                            .suggest(other, RESOURCE_KEYS),
+                        Diagnostic::new(
+                            k.loc,
+                            format!("unknown key `{other}` in resource `{}`", key.name),
+                        )
+                        .suggest(other, RESOURCE_KEYS),
                     );
                     ok = false;
                 }
@@ -422,7 +455,10 @@ impl Loader {
             other => {
                 self.problem(Diagnostic::new(
                     node.loc,
-                    format!("`depends_on` must be a list of resource names, not {}", other.kind()),
+                    format!(
+                        "`depends_on` must be a list of resource names, not {}",
+                        other.kind()
+                    ),
                 ));
                 return Vec::new();
             }
@@ -469,6 +505,9 @@ impl Loader {
             Value::Seq(items) => ExprKind::List(items.into_iter().map(|n| self.expr(n)).collect()),
             Value::Map(entries) => ExprKind::Map(self.exprs(entries, "key")),
         };
-        Expr { kind, loc: node.loc }
+        Expr {
+            kind,
+            loc: node.loc,
+        }
     }
 }

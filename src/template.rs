@@ -12,7 +12,10 @@ pub enum Part {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reference {
     /// An attribute of another resource: one of its inputs or outputs.
-    Resource { name: String, attr: String },
+    Resource {
+        name: String,
+        attr: String,
+    },
     Env(String),
     Secret(String),
     Stack,
@@ -49,9 +52,9 @@ pub fn parse(s: &str) -> Result<Vec<Part>, String> {
             rest = &rest[i + 3..];
         } else if let Some(body) = after.strip_prefix("${") {
             text.push_str(&rest[..i]);
-            let end = body
-                .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in {s:?} (write `$${{` for a literal `${{`)"))?;
+            let end = body.find('}').ok_or_else(|| {
+                format!("unclosed `${{` in {s:?} (write `$${{` for a literal `${{`)")
+            })?;
             let reference = parse_reference(body[..end].trim())?;
             if !text.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut text)));
@@ -82,7 +85,11 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
             "`${{{body}}}` is not a reference: write `${{RESOURCE.ATTRIBUTE}}`, `${{env.NAME}}`, `${{secret.NAME}}` or `${{stack}}`"
         ));
     };
-    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
     if !valid(head) || !valid(tail) {
         return Err(format!(
             "`${{{body}}}` is not a reference: names hold letters, digits, `_` and `-`, and one `.` separates the name from the attribute"
@@ -126,7 +133,10 @@ mod tests {
 
     #[test]
     fn escapes_and_lone_dollars_stay_text() {
-        assert_eq!(parse("cost $5, $${x}").unwrap(), vec![text("cost $5, ${x}")]);
+        assert_eq!(
+            parse("cost $5, $${x}").unwrap(),
+            vec![text("cost $5, ${x}")]
+        );
         assert_eq!(parse("").unwrap(), vec![text("")]);
     }
 

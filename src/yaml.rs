@@ -206,9 +206,13 @@ mod tests {
         let doc = parse("a:\n  b: [1, x]\n").unwrap();
         let Value::Map(top) = doc.value else { panic!() };
         assert_eq!(top[0].0.loc, Loc::new(1, 1, 1));
-        let Value::Map(inner) = &top[0].1.value else { panic!() };
+        let Value::Map(inner) = &top[0].1.value else {
+            panic!()
+        };
         assert_eq!(inner[0].0.loc, Loc::new(2, 3, 1));
-        let Value::Seq(items) = &inner[0].1.value else { panic!() };
+        let Value::Seq(items) = &inner[0].1.value else {
+            panic!()
+        };
         assert_eq!(items[1].value, Value::Str("x".into()));
         assert_eq!(items[1].loc.line, 2);
         assert_eq!(items[1].loc.column, 11);

@@ -28,9 +28,11 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         }
     }
     let spec_path = match &saved {
-        Some(plan) => PathBuf::from(plan.spec.as_deref().ok_or_else(|| {
-            Error::Usage("the saved plan does not name its spec".into())
-        })?),
+        Some(plan) => PathBuf::from(
+            plan.spec
+                .as_deref()
+                .ok_or_else(|| Error::Usage("the saved plan does not name its spec".into()))?,
+        ),
         None => args.spec.clone(),
     };
     let (targets, refresh) = match &saved {
@@ -43,11 +45,11 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     let store = globals.store(&spec_path, &loaded.spec.stack);
     let _lock = store.lock(&globals.command_line)?;
     let mut state = store.load()?;
-    let plan = super::plan::compute(globals, &registry, &loaded, &state, &spec_path, &targets, refresh)?;
-    if let Some(saved) = &saved {
-        if let Some(reason) = staleness(saved, &plan) {
-            return Err(Error::StalePlan(reason));
-        }
+    let plan = super::plan::compute(
+        globals, &registry, &loaded, &state, &spec_path, &targets, refresh,
+    )?;
+    if let Some(reason) = saved.as_ref().and_then(|saved| staleness(saved, &plan)) {
+        return Err(Error::StalePlan(reason));
     }
     print!("{}", globals.painter.plan(&plan));
     if !plan.has_changes() {
@@ -57,7 +59,12 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         confirm("\nApply these changes?")?;
     }
     println!();
-    let clients = configure(&registry, Some(&loaded.spec), &state, &globals.context(&spec_path))?;
+    let clients = configure(
+        &registry,
+        Some(&loaded.spec),
+        &state,
+        &globals.context(&spec_path),
+    )?;
     let progress = Lines {
         painter: globals.painter,
     };
@@ -72,7 +79,10 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         progress: &progress,
     }
     .execute(&plan, &mut state)?;
-    println!("\n{}", globals.painter.apply_summary(outcome, started.elapsed()));
+    println!(
+        "\n{}",
+        globals.painter.apply_summary(outcome, started.elapsed())
+    );
     Ok(0)
 }
 
@@ -82,7 +92,8 @@ fn staleness(saved: &Plan, now: &Plan) -> Option<String> {
         return Some(if saved.lineage.is_empty() {
             "the stack had no state when the plan was made, and now it has one".into()
         } else {
-            "the state was replaced by another one since the plan was made (its lineage differs)".into()
+            "the state was replaced by another one since the plan was made (its lineage differs)"
+                .into()
         });
     }
     if saved.serial != now.serial {
@@ -92,7 +103,9 @@ fn staleness(saved: &Plan, now: &Plan) -> Option<String> {
         ));
     }
     if saved.spec_hash != now.spec_hash {
-        return Some("the spec (or an environment variable it uses) changed since the plan was made".into());
+        return Some(
+            "the spec (or an environment variable it uses) changed since the plan was made".into(),
+        );
     }
     if saved.changes != now.changes {
         return Some("the resources changed outside fabrik since the plan was made".into());

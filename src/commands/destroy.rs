@@ -28,7 +28,10 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let store = FileStore::new(dir, &stack);
     let _lock = store.lock(&globals.command_line)?;
     let mut state = store.load()?;
-    let spec = loaded.as_ref().map(|l| &l.spec).filter(|s| s.stack == stack);
+    let spec = loaded
+        .as_ref()
+        .map(|l| &l.spec)
+        .filter(|s| s.stack == stack);
     let plan = plan::destroy_plan(&state, &args.target)?;
 
     let protected: Vec<&str> = plan
@@ -45,7 +48,11 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         return Err(Error::Usage(format!(
             "refusing to destroy protected resource{} {}: remove `protect: true` from the spec and apply first, or leave {} out with --target",
             if protected.len() == 1 { "" } else { "s" },
-            protected.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            protected
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             if protected.len() == 1 { "it" } else { "them" },
         )));
     }
@@ -72,6 +79,9 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         progress: &progress,
     }
     .execute(&plan, &mut state)?;
-    println!("\n{}", globals.painter.destroy_summary(outcome, started.elapsed()));
+    println!(
+        "\n{}",
+        globals.painter.destroy_summary(outcome, started.elapsed())
+    );
     Ok(0)
 }

@@ -82,7 +82,9 @@ fn spec_dir(spec: &Path) -> PathBuf {
 impl Globals {
     /// `--state-dir`, or `.fabrik/` beside the spec.
     pub fn state_dir(&self, spec: &Path) -> PathBuf {
-        self.state_dir.clone().unwrap_or_else(|| spec_dir(spec).join(".fabrik"))
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| spec_dir(spec).join(".fabrik"))
     }
 
     pub fn store(&self, spec: &Path, stack: &str) -> FileStore {
@@ -145,20 +147,31 @@ pub fn configure(
         .collect();
     let mut configs: BTreeMap<String, Attributes> = state.providers.clone();
     if let Some(spec) = spec {
-        needed.extend(spec.resources.iter().filter_map(|r| registry.provider_of(&r.type_name)));
+        needed.extend(
+            spec.resources
+                .iter()
+                .filter_map(|r| registry.provider_of(&r.type_name)),
+        );
         for block in &spec.providers {
             let config = resolve::eval_fields(&block.config, &|r| resolve::context_value(spec, r));
-            configs.insert(block.name.clone(), resolve::known(&config).unwrap_or_default());
+            configs.insert(
+                block.name.clone(),
+                resolve::known(&config).unwrap_or_default(),
+            );
         }
     }
     let mut clients = Clients::new();
     for name in needed {
-        let provider = registry.provider(name).expect("provider_of names registered providers");
+        let provider = registry
+            .provider(name)
+            .expect("provider_of names registered providers");
         let config = configs.get(name).cloned().unwrap_or_default();
-        let client = provider.configure(&config, context).map_err(|source| Error::Provider {
-            resource: format!("provider `{name}`"),
-            source,
-        })?;
+        let client = provider
+            .configure(&config, context)
+            .map_err(|source| Error::Provider {
+                resource: format!("provider `{name}`"),
+                source,
+            })?;
         clients.insert(name.to_string(), client);
     }
     Ok(clients)
@@ -173,7 +186,10 @@ pub fn refresh(
 ) -> Result<Observations, Error> {
     let mut seen = Observations::new();
     for (name, r) in state.resources.iter().filter(|(n, _)| wanted(n)) {
-        let Some(client) = registry.provider_of(&r.type_name).and_then(|p| clients.get(p)) else {
+        let Some(client) = registry
+            .provider_of(&r.type_name)
+            .and_then(|p| clients.get(p))
+        else {
             continue;
         };
         let target = Target {
@@ -200,7 +216,9 @@ pub fn confirm(question: &str) -> Result<(), Error> {
         ));
     }
     print!("{question} Only 'yes' is accepted: ");
-    std::io::stdout().flush().map_err(|e| Error::io("writing to the terminal", e))?;
+    std::io::stdout()
+        .flush()
+        .map_err(|e| Error::io("writing to the terminal", e))?;
     let mut answer = String::new();
     std::io::stdin()
         .lock()

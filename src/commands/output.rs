@@ -12,11 +12,18 @@ pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
     let outputs: BTreeMap<&str, &fabrik_provider::Attributes> = match &args.name {
         Some(name) => {
             let r = state.resources.get(name).ok_or_else(|| {
-                Error::Usage(format!("`{name}` is not tracked in the state of stack `{}`", state.stack))
+                Error::Usage(format!(
+                    "`{name}` is not tracked in the state of stack `{}`",
+                    state.stack
+                ))
             })?;
             BTreeMap::from([(name.as_str(), &r.outputs)])
         }
-        None => state.resources.iter().map(|(n, r)| (n.as_str(), &r.outputs)).collect(),
+        None => state
+            .resources
+            .iter()
+            .map(|(n, r)| (n.as_str(), &r.outputs))
+            .collect(),
     };
     if args.json {
         let json = match &args.name {

@@ -12,20 +12,39 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
     let loaded = load(&args.spec, &registry)?;
     let store = globals.store(&args.spec, &loaded.spec.stack);
     let state = store.load()?;
-    let plan = compute(globals, &registry, &loaded, &state, &args.spec, &args.target, args.refresh)?;
+    let plan = compute(
+        globals,
+        &registry,
+        &loaded,
+        &state,
+        &args.spec,
+        &args.target,
+        args.refresh,
+    )?;
     if let Some(out) = &args.out {
         let bytes = serde_json::to_vec_pretty(&plan).expect("plans serialize");
         write_private(out, &bytes)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan).expect("plans serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("plans serialize")
+        );
     } else {
         print!("{}", globals.painter.plan(&plan));
         if let Some(out) = &args.out {
-            println!("\nSaved the plan to {}. Apply exactly this plan with `fabrik apply {}`.", out.display(), out.display());
+            println!(
+                "\nSaved the plan to {}. Apply exactly this plan with `fabrik apply {}`.",
+                out.display(),
+                out.display()
+            );
         }
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() { 2 } else { 0 })
+    Ok(if args.detailed_exitcode && plan.has_changes() {
+        2
+    } else {
+        0
+    })
 }
 
 /// The plan for a loaded spec, refreshing first when asked.
@@ -39,12 +58,26 @@ pub fn compute(
     with_refresh: bool,
 ) -> Result<Plan, Error> {
     let observed = if with_refresh {
-        let clients = configure(registry, Some(&loaded.spec), state, &globals.context(spec_path))?;
+        let clients = configure(
+            registry,
+            Some(&loaded.spec),
+            state,
+            &globals.context(spec_path),
+        )?;
         Some(refresh(registry, &clients, state, |name| {
-            targets.is_empty() || targets.iter().any(|t| t == name) || loaded.spec.resource(name).is_some()
+            targets.is_empty()
+                || targets.iter().any(|t| t == name)
+                || loaded.spec.resource(name).is_some()
         })?)
     } else {
         None
     };
-    plan::plan(&loaded.spec, &loaded.graph, registry, state, targets, observed.as_ref())
+    plan::plan(
+        &loaded.spec,
+        &loaded.graph,
+        registry,
+        state,
+        targets,
+        observed.as_ref(),
+    )
 }

@@ -9,10 +9,16 @@ use crate::plan::{PLAN_FORMAT, PLAN_FORMAT_VERSION, Plan};
 
 pub fn run(globals: &Globals, args: ShowArgs) -> Result<i32, Error> {
     let plan = read_plan(&args.plan)?.ok_or_else(|| {
-        Error::Usage(format!("{} is not a plan saved by `fabrik plan --out`", args.plan.display()))
+        Error::Usage(format!(
+            "{} is not a plan saved by `fabrik plan --out`",
+            args.plan.display()
+        ))
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan).expect("plans serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("plans serialize")
+        );
     } else {
         print!("{}", globals.painter.plan(&plan));
     }
@@ -21,7 +27,8 @@ pub fn run(globals: &Globals, args: ShowArgs) -> Result<i32, Error> {
 
 /// A saved plan, or `None` when the file is something else (a spec).
 pub fn read_plan(path: &Path) -> Result<Option<Plan>, Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
     #[derive(serde::Deserialize)]
     struct Header {
         format: String,

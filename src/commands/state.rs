@@ -10,7 +10,12 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
         StateCommand::List(stack) => {
             let state = globals.store_for(&stack)?.load()?;
             let width = state.resources.keys().map(String::len).max().unwrap_or(0);
-            let type_width = state.resources.values().map(|r| r.type_name.len()).max().unwrap_or(0);
+            let type_width = state
+                .resources
+                .values()
+                .map(|r| r.type_name.len())
+                .max()
+                .unwrap_or(0);
             for (name, r) in &state.resources {
                 println!("{name:width$}  {:type_width$}  {}", r.type_name, r.id);
             }
@@ -18,15 +23,24 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
         }
         StateCommand::Show { name, stack } => {
             let state = globals.store_for(&stack)?.load()?;
-            let resource = state.resources.get(&name).ok_or_else(|| not_tracked(&name, &state.stack))?;
-            println!("{}", serde_json::to_string_pretty(resource).expect("resources serialize"));
+            let resource = state
+                .resources
+                .get(&name)
+                .ok_or_else(|| not_tracked(&name, &state.stack))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(resource).expect("resources serialize")
+            );
             Ok(0)
         }
         StateCommand::Rm { name, stack } => {
             let store = globals.store_for(&stack)?;
             let _lock = store.lock(&globals.command_line)?;
             let mut state = store.load()?;
-            let resource = state.resources.get(&name).ok_or_else(|| not_tracked(&name, &state.stack))?;
+            let resource = state
+                .resources
+                .get(&name)
+                .ok_or_else(|| not_tracked(&name, &state.stack))?;
             let id = resource.id.clone();
             let record = Record {
                 serial: state.serial + 1,
@@ -42,5 +56,7 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
 }
 
 fn not_tracked(name: &str, stack: &str) -> Error {
-    Error::Usage(format!("`{name}` is not tracked in the state of stack `{stack}`"))
+    Error::Usage(format!(
+        "`{name}` is not tracked in the state of stack `{stack}`"
+    ))
 }

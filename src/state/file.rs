@@ -67,8 +67,9 @@ impl FileStore {
     pub fn load(&self) -> Result<State, Error> {
         let path = self.snapshot_path();
         let mut state = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<State>(&bytes)
-                .map_err(|e| Error::State(format!("{} is not a valid state file: {e}", path.display())))?,
+            Ok(bytes) => serde_json::from_slice::<State>(&bytes).map_err(|e| {
+                Error::State(format!("{} is not a valid state file: {e}", path.display()))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::empty(&self.stack),
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         };
@@ -146,7 +147,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let write = || -> std::io::Result<()> {

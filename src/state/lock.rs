@@ -88,13 +88,13 @@ pub fn acquire(path: &Path, stack: &str, command: &str) -> Result<Lock, Error> {
         }
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
             stack: stack.to_string(),
-            holder: read_holder(&mut file).unwrap_or(Holder {
+            holder: Box::new(read_holder(&mut file).unwrap_or(Holder {
                 user: "unknown".into(),
                 host: "unknown".into(),
                 pid: 0,
                 command: "unknown".into(),
                 since: "unknown".into(),
-            }),
+            })),
         }),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(Error::io(format!("locking {}", path.display()), e))
@@ -119,9 +119,12 @@ pub fn force_unlock(path: &PathBuf) -> Result<Broken, Error> {
         Ok(()) => Ok(Broken::NotLocked),
         Err(std::fs::TryLockError::WouldBlock) => {
             let holder = read_holder(&mut file);
-            std::fs::remove_file(path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            std::fs::remove_file(path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
             Ok(Broken::Broken(holder))
         }
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::io(format!("locking {}", path.display()), e))
+        }
     }
 }

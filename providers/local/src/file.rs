@@ -57,7 +57,10 @@ pub fn validate(inputs: &Attributes) -> Result<()> {
     if let Some(Value::String(path)) = inputs.get("path")
         && path.is_empty()
     {
-        return Err(Error::new(ErrorKind::InvalidInput, "`path` must not be empty"));
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "`path` must not be empty",
+        ));
     }
     Ok(())
 }

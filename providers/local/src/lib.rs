@@ -80,7 +80,12 @@ impl Client for LocalClient {
         }
     }
 
-    fn delete(&self, target: fabrik_provider::Target<'_>, id: &str, _inputs: &Attributes) -> Result<()> {
+    fn delete(
+        &self,
+        target: fabrik_provider::Target<'_>,
+        id: &str,
+        _inputs: &Attributes,
+    ) -> Result<()> {
         match target.type_name {
             FILE_TYPE => self.files.delete(id),
             other => Err(unknown_type(other)),
