@@ -215,7 +215,7 @@ mod tests {
         };
         assert_eq!(items[1].value, Value::Str("x".into()));
         assert_eq!(items[1].loc.line, 2);
-        assert_eq!(items[1].loc.column, 11);
+        assert_eq!(items[1].loc.column, 10);
     }
 
     #[test]
