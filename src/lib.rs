@@ -23,6 +23,7 @@ pub mod source;
 pub mod spec;
 pub mod state;
 pub mod template;
+pub mod verify;
 pub mod yaml;
 
 use std::ffi::OsString;

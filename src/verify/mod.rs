@@ -1,0 +1,1 @@
+//! Verification gates (being written).
