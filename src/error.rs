@@ -59,6 +59,8 @@ pub struct ApplyFailure {
     /// Changes that stayed in place (not rolled back), one line each; empty when the stack is
     /// back where it started.
     pub remaining: Vec<String>,
+    /// Changes left in place on purpose (`on_failure: keep`), one line each.
+    pub kept: Vec<String>,
     /// Whether the run tried to put everything back.
     pub rolled_back: bool,
 }

@@ -1,11 +1,16 @@
 //! Carries out a plan: creates, updates and replacements in dependency order with independent
 //! resources running in parallel, then the deletes (deferred to the end, so a rollback never has
-//! to undo a delete). Every completed change is journaled before anything that depends on it
-//! starts; changes that complete together share one fsync. On a failure nothing new is started,
-//! the calls in flight finish, and the completed changes are undone in reverse order.
+//! to undo a delete).
+//!
+//! Crash safety: every provider call is announced in the journal (an intent, fsynced) before it
+//! starts, and its outcome is journaled before anything that depends on it starts. Calls that
+//! start together share one fsync, and so do outcomes that arrive together. On a failure or an
+//! interrupt nothing new starts, the calls in flight finish, and the completed changes are undone
+//! newest first, each undo journaled like any other call.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +24,7 @@ use crate::registry::Registry;
 use crate::resolve;
 use crate::spec::Spec;
 use crate::state::journal::{self, Journal, Record};
-use crate::state::{Deposed, FileStore, ResourceState, State};
+use crate::state::{Deposed, FileStore, Intent, IntentAction, ResourceState, State};
 use crate::template::Reference;
 
 /// Configured provider clients, by provider name.
@@ -73,6 +78,8 @@ pub struct Executor<'a> {
     pub parallelism: usize,
     pub rollback: bool,
     pub progress: &'a dyn Progress,
+    /// Set by SIGINT or SIGTERM: start nothing new, then roll back.
+    pub interrupt: &'a AtomicBool,
 }
 
 /// One unit of work for a worker.
@@ -114,13 +121,11 @@ struct Report {
     old_deleted: bool,
 }
 
-/// What rollback has to undo, in completion order.
+/// A completed change that rollback would undo, newest last.
 enum Undo {
     Created {
+        now: ResourceState,
         name: String,
-        type_name: String,
-        id: String,
-        inputs: Attributes,
     },
     Updated {
         now: ResourceState,
@@ -128,21 +133,55 @@ enum Undo {
         name: String,
     },
     ReplacedBefore {
-        name: String,
-        new: ResourceState,
+        now: ResourceState,
         prior: ResourceState,
+        name: String,
     },
     ReplacedAfter {
         name: String,
     },
 }
 
+impl Undo {
+    fn name(&self) -> &str {
+        match self {
+            Undo::Created { name, .. }
+            | Undo::Updated { name, .. }
+            | Undo::ReplacedBefore { name, .. }
+            | Undo::ReplacedAfter { name } => name,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Undo::Created { name, .. } => format!("{name}: created"),
+            Undo::Updated { name, .. } => format!("{name}: updated"),
+            Undo::ReplacedBefore { name, .. } | Undo::ReplacedAfter { name } => {
+                format!("{name}: replaced")
+            }
+        }
+    }
+}
+
 struct Slot<'c> {
     change: &'c Change,
     /// Indices of slots that must complete first.
     waits_on: Vec<usize>,
-    /// The job as dispatched: inputs and hash, for recording its result.
+    /// The job as dispatched: inputs, hash and kind, for recording its result.
     dispatched: Option<(Attributes, String, Kind)>,
+    /// The intents announcing its provider calls, settled with its result.
+    intents: Vec<u64>,
+}
+
+impl<'c> Slot<'c> {
+    fn new(change: &'c Change, waits_on: Vec<usize>) -> Self {
+        Slot {
+            change,
+            waits_on,
+            dispatched: None,
+            intents: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -156,23 +195,28 @@ enum Kind {
 }
 
 impl Executor<'_> {
-    /// Runs the plan against `state`, recording every completed change.
+    fn interrupted(&self) -> bool {
+        self.interrupt.load(Ordering::SeqCst)
+    }
+
+    /// Runs the plan against `state`, recording every call and every completed change.
     ///
     /// # Errors
-    /// [`Error::Apply`] when a change failed, after rolling back (unless disabled); other errors
-    /// when the state cannot be written.
+    /// [`Error::Apply`] when a change failed or the run was interrupted, after rolling back
+    /// (unless disabled); other errors when the state cannot be written.
     pub fn execute(&self, plan: &Plan, state: &mut State) -> Result<Outcome, Error> {
         let mut journal = self.store.begin(state)?;
-        let serial = state.serial + 1;
         let mut run = Run {
             exec: self,
+            serial: state.serial + 1,
+            next_intent: state.next_intent(),
             state,
             journal: &mut journal,
-            serial,
             outcome: Outcome::default(),
             undo: Vec::new(),
             failures: Vec::new(),
             remaining: Vec::new(),
+            kept: Vec::new(),
         };
         if let Some(spec) = self.spec {
             let providers = provider_configs(spec);
@@ -180,73 +224,26 @@ impl Executor<'_> {
                 run.record(vec![journal::Change::Providers { providers }])?;
             }
         }
-
-        let applies: Vec<&Change> = plan
-            .changes
-            .iter()
-            .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Replace))
-            .collect();
-        let mut slots = apply_slots(&applies);
-        run.phase(&mut slots)?;
-        if run.failures.is_empty() {
-            // The old halves of create-before-destroy replacements go with the other deletes.
-            let old_halves: Vec<Change> = run
-                .undo
-                .iter()
-                .filter_map(|u| match u {
-                    Undo::ReplacedBefore { name, prior, .. } => Some(Change {
-                        name: name.clone(),
-                        type_name: prior.type_name.clone(),
-                        action: Action::Delete,
-                        replace_order: None,
-                        reason: None,
-                        drifted: false,
-                        deposed: Some(prior.id.clone()),
-                        attributes: Vec::new(),
-                        depends_on: Vec::new(),
-                    }),
-                    _ => None,
-                })
-                .collect();
-            let deletes: Vec<&Change> = plan
-                .changes
-                .iter()
-                .filter(|c| c.action == Action::Delete)
-                .chain(&old_halves)
-                .collect();
-            let mut slots = delete_slots(&deletes);
-            run.phase(&mut slots)?;
-        } else if self.rollback {
-            self.progress.rolling_back();
-            run.roll_back()?;
-        } else {
-            run.remaining.extend(run.undo.iter().map(describe_kept));
-        }
+        let result = run.execute(plan);
         let Run {
             outcome,
             failures,
             remaining,
+            kept,
             ..
         } = run;
+        // Compact even after an error: the journal holds everything recorded so far.
         self.store.commit(state)?;
+        result?;
         if failures.is_empty() {
             Ok(outcome)
         } else {
             Err(Error::Apply(ApplyFailure {
                 failures,
                 remaining,
+                kept,
                 rolled_back: self.rollback,
             }))
-        }
-    }
-}
-
-fn describe_kept(undo: &Undo) -> String {
-    match undo {
-        Undo::Created { name, .. } => format!("{name}: created"),
-        Undo::Updated { name, .. } => format!("{name}: updated"),
-        Undo::ReplacedBefore { name, .. } | Undo::ReplacedAfter { name } => {
-            format!("{name}: replaced")
         }
     }
 }
@@ -271,14 +268,14 @@ fn apply_slots<'c>(changes: &[&'c Change]) -> Vec<Slot<'c>> {
         .collect();
     changes
         .iter()
-        .map(|c| Slot {
-            change: c,
-            waits_on: c
-                .depends_on
-                .iter()
-                .filter_map(|d| index.get(d.as_str()).copied())
-                .collect(),
-            dispatched: None,
+        .map(|c| {
+            Slot::new(
+                c,
+                c.depends_on
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied())
+                    .collect(),
+            )
         })
         .collect()
 }
@@ -292,10 +289,11 @@ fn delete_slots<'c>(changes: &[&'c Change]) -> Vec<Slot<'c>> {
         .map(|(i, c)| (c.name.as_str(), i))
         .collect();
     let mut waits: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
-    for (i, c) in changes.iter().enumerate() {
-        if c.deposed.is_some() {
-            continue;
-        }
+    for (i, c) in changes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.deposed.is_none())
+    {
         for dep in &c.depends_on {
             if let Some(&j) = index.get(dep.as_str())
                 && j != i
@@ -307,12 +305,23 @@ fn delete_slots<'c>(changes: &[&'c Change]) -> Vec<Slot<'c>> {
     changes
         .iter()
         .zip(waits)
-        .map(|(c, waits_on)| Slot {
-            change: c,
-            waits_on,
-            dispatched: None,
-        })
+        .map(|(c, w)| Slot::new(c, w))
         .collect()
+}
+
+/// A delete for the old half of a create-before-destroy replacement made in this run.
+fn old_half(name: &str, prior: &ResourceState) -> Change {
+    Change {
+        name: name.to_string(),
+        type_name: prior.type_name.clone(),
+        action: Action::Delete,
+        replace_order: None,
+        reason: None,
+        drifted: false,
+        deposed: Some(prior.id.clone()),
+        attributes: Vec::new(),
+        depends_on: Vec::new(),
+    }
 }
 
 struct Run<'e, 's> {
@@ -320,14 +329,68 @@ struct Run<'e, 's> {
     state: &'s mut State,
     journal: &'s mut Journal,
     serial: u64,
+    next_intent: u64,
     outcome: Outcome,
     undo: Vec<Undo>,
     failures: Vec<String>,
+    /// Changes that stay although the run failed, and why.
     remaining: Vec<String>,
+    /// Changes left in place on purpose (`on_failure: keep`).
+    kept: Vec<String>,
 }
 
 impl Run<'_, '_> {
+    fn execute(&mut self, plan: &Plan) -> Result<(), Error> {
+        let applies: Vec<&Change> = plan
+            .changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Replace))
+            .collect();
+        self.phase(&mut apply_slots(&applies))?;
+        if !self.failures.is_empty() {
+            if self.exec.rollback {
+                self.exec.progress.rolling_back();
+                self.roll_back()?;
+            } else {
+                self.remaining.extend(self.undo.iter().map(Undo::describe));
+            }
+            return Ok(());
+        }
+        // Every change is in and verified: now the deletes, including the old halves of
+        // create-before-destroy replacements made above.
+        let old_halves: Vec<Change> = self
+            .undo
+            .iter()
+            .filter_map(|u| match u {
+                Undo::ReplacedBefore { name, prior, .. } => Some(old_half(name, prior)),
+                _ => None,
+            })
+            .collect();
+        let deletes: Vec<&Change> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .chain(&old_halves)
+            .collect();
+        self.phase(&mut delete_slots(&deletes))?;
+        if !self.failures.is_empty() {
+            // Deletes run after every gate passed: what was applied stays.
+            self.remaining.extend(self.undo.iter().map(Undo::describe));
+            self.remaining.extend(self.failures.iter().map(|f| {
+                format!(
+                    "{} (still recorded in the state; the next apply retries it)",
+                    f
+                )
+            }));
+        }
+        Ok(())
+    }
+
+    /// Appends records to the journal with one fsync, then applies them to the state.
     fn record(&mut self, changes: Vec<journal::Change>) -> Result<(), Error> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         let records: Vec<Record> = changes
             .into_iter()
             .map(|change| Record {
@@ -340,6 +403,12 @@ impl Run<'_, '_> {
             self.state.apply(r);
         }
         Ok(())
+    }
+
+    fn intent_id(&mut self) -> u64 {
+        let id = self.next_intent;
+        self.next_intent += 1;
+        id
     }
 
     /// Runs one phase's slots on a pool of worker threads.
@@ -358,6 +427,14 @@ impl Run<'_, '_> {
             .filter(|&i| blockers[i] == 0)
             .map(Reverse)
             .collect();
+        let mut release = |i: usize, ready: &mut BinaryHeap<Reverse<usize>>| {
+            for &d in &dependents[i] {
+                blockers[d] -= 1;
+                if blockers[d] == 0 {
+                    ready.push(Reverse(d));
+                }
+            }
+        };
         let workers = self.exec.parallelism.clamp(1, slots.len());
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -373,12 +450,9 @@ impl Run<'_, '_> {
                 let stack = stack.as_str();
                 scope.spawn(move || {
                     loop {
-                        let job = match job_rx.lock().expect("job queue").recv() {
-                            Ok(job) => job,
-                            Err(_) => break,
-                        };
-                        let report = work(clients, registry, stack, job);
-                        if report_tx.send(report).is_err() {
+                        let next = job_rx.lock().expect("job queue").recv();
+                        let Ok(job) = next else { break };
+                        if report_tx.send(work(clients, registry, stack, job)).is_err() {
                             break;
                         }
                     }
@@ -386,26 +460,34 @@ impl Run<'_, '_> {
             }
             drop(report_tx);
             let mut in_flight = 0;
-            let mut finished = 0;
             let mut outcome: Result<(), Error> = Ok(());
             loop {
-                while self.failures.is_empty() && outcome.is_ok() && in_flight < workers {
+                // Announce every call of this round with one fsync before any of them starts.
+                let mut round = Vec::new();
+                let mut intents = Vec::new();
+                while self.failures.is_empty()
+                    && outcome.is_ok()
+                    && in_flight + round.len() < workers
+                {
+                    if self.exec.interrupted() {
+                        self.failures
+                            .push("interrupted: no new change was started".to_string());
+                        break;
+                    }
                     let Some(Reverse(i)) = ready.pop() else { break };
                     match self.prepare(&mut slots[i], i) {
                         Ok(Some(job)) => {
-                            job_tx.send(job).expect("workers are alive");
-                            in_flight += 1;
-                        }
-                        Ok(None) => {
-                            // Nothing to do after all: release what waits on it.
-                            finished += 1;
-                            for &d in &dependents[i] {
-                                blockers[d] -= 1;
-                                if blockers[d] == 0 {
-                                    ready.push(Reverse(d));
-                                }
+                            for (id, call) in self.intents(slots[i].change, &job) {
+                                slots[i].intents.push(id);
+                                intents.push(journal::Change::Intent {
+                                    intent: id,
+                                    call: Box::new(call),
+                                });
                             }
+                            round.push(job);
                         }
+                        // Nothing to do after all: release what waits on it.
+                        Ok(None) => release(i, &mut ready),
                         Err(message) => {
                             let c = slots[i].change;
                             self.exec.progress.failed(&c.name, &c.type_name, &message);
@@ -413,39 +495,42 @@ impl Run<'_, '_> {
                         }
                     }
                 }
+                match self.record(intents) {
+                    Ok(()) => {
+                        for job in round {
+                            job_tx.send(job).expect("workers outlive the phase");
+                            in_flight += 1;
+                        }
+                    }
+                    // Nothing of this round started.
+                    Err(e) => outcome = Err(e),
+                }
                 if in_flight == 0 {
                     break;
                 }
-                // Take every report that is already there, so they share one fsync.
+                // Take every report that is already there, so their outcomes share one fsync.
                 let mut batch = vec![report_rx.recv().expect("a worker reports every job")];
                 batch.extend(report_rx.try_iter());
                 in_flight -= batch.len();
                 let mut records = Vec::new();
-                let mut done_slots = Vec::new();
+                let mut done = Vec::new();
                 for report in batch {
-                    if let Some(slot_done) =
-                        self.complete(&mut slots[report.slot], report, &mut records)
-                    {
-                        done_slots.push(slot_done);
+                    if let Some(i) = self.complete(&mut slots[report.slot], report, &mut records) {
+                        done.push(i);
                     }
                 }
-                if outcome.is_ok()
-                    && let Err(e) = self.record(records)
-                {
-                    outcome = Err(e);
-                }
-                for i in done_slots {
-                    finished += 1;
-                    for &d in &dependents[i] {
-                        blockers[d] -= 1;
-                        if blockers[d] == 0 {
-                            ready.push(Reverse(d));
-                        }
+                if let Err(e) = self.record(records) {
+                    // Without a durable record nothing may build on these results.
+                    if outcome.is_ok() {
+                        outcome = Err(e);
                     }
+                    continue;
+                }
+                for i in done {
+                    release(i, &mut ready);
                 }
             }
             drop(job_tx);
-            let _ = finished;
             outcome
         })
     }
@@ -462,7 +547,7 @@ impl Run<'_, '_> {
         };
         let prior = self.state.resources.get(&change.name).cloned();
         if change.action == Action::Delete {
-            let prior = prior.ok_or_else(|| "not in the state any more".to_string())?;
+            let prior = prior.ok_or("not in the state any more")?;
             if let Some(id) = &change.deposed {
                 let Some(old) = prior.deposed.iter().find(|d| &d.id == id) else {
                     return Ok(None);
@@ -490,9 +575,8 @@ impl Run<'_, '_> {
         let inputs = resolve::eval_fields(&resource.with, &|r| {
             current_value(spec, state, self.exec.registry, r)
         });
-        let inputs = resolve::known(&inputs).ok_or_else(|| {
-            "an input refers to a resource that has not been applied (was it left out by --target?)".to_string()
-        })?;
+        let inputs = resolve::known(&inputs)
+            .ok_or("an input refers to a resource that has not been applied (was it left out by --target?)")?;
         let spec_hash = hash::spec_hash(ty.name, &inputs);
         let mut kind = match (change.action, change.replace_order) {
             (Action::Create, _) => Kind::Create,
@@ -508,7 +592,6 @@ impl Run<'_, '_> {
             && let Some(prior) = &prior
             && prior.type_name == ty.name
         {
-            // Decide again with every value known.
             if prior.spec_hash == spec_hash {
                 self.exec
                     .progress
@@ -538,7 +621,45 @@ impl Run<'_, '_> {
         Ok(Some(job(work)))
     }
 
-    /// Records a finished job; returns its slot when what waits on it may start.
+    /// The intents announcing a job's provider calls, with fresh ids.
+    fn intents(&mut self, change: &Change, job: &Job) -> Vec<(u64, Intent)> {
+        let call = |action, object: Option<&str>, inputs: &Attributes| Intent {
+            name: job.name.clone(),
+            type_name: job.type_name.clone(),
+            action,
+            object: object.map(str::to_string),
+            inputs: inputs.clone(),
+            dependencies: if action == IntentAction::Create {
+                change.depends_on.clone()
+            } else {
+                Vec::new()
+            },
+            deposes: None,
+        };
+        let calls = match &job.work {
+            Work::Create { inputs } => vec![call(IntentAction::Create, None, inputs)],
+            Work::ReplaceBefore { inputs } => vec![Intent {
+                deposes: self.state.resources.get(&job.name).map(|old| Deposed {
+                    id: old.id.clone(),
+                    type_name: old.type_name.clone(),
+                    inputs: old.inputs.clone(),
+                }),
+                ..call(IntentAction::Create, None, inputs)
+            }],
+            Work::Update { id, inputs, .. } => vec![call(IntentAction::Update, Some(id), inputs)],
+            Work::ReplaceAfter { old, inputs } => vec![
+                Intent {
+                    type_name: old.type_name.clone(),
+                    ..call(IntentAction::Delete, Some(&old.id), &old.inputs)
+                },
+                call(IntentAction::Create, None, inputs),
+            ],
+            Work::Delete { id, inputs } => vec![call(IntentAction::Delete, Some(id), inputs)],
+        };
+        calls.into_iter().map(|c| (self.intent_id(), c)).collect()
+    }
+
+    /// Turns a finished job into records; returns its slot when what waits on it may start.
     fn complete(
         &mut self,
         slot: &mut Slot<'_>,
@@ -550,6 +671,11 @@ impl Run<'_, '_> {
             .dispatched
             .take()
             .expect("a reported job was dispatched");
+        records.extend(
+            slot.intents
+                .drain(..)
+                .map(|intent| journal::Change::Settled { intent }),
+        );
         let name = change.name.clone();
         let prior = self.state.resources.get(&name).cloned();
         let applied = match report.result {
@@ -625,43 +751,48 @@ impl Run<'_, '_> {
                     name: name.clone(),
                     resource: Box::new(now.clone()),
                 });
-                match (kind, prior) {
+                let (verb, undo) = match (kind, prior) {
                     (Kind::Create, _) | (_, None) => {
                         self.outcome.added += 1;
-                        self.undo.push(Undo::Created {
-                            name: name.clone(),
-                            type_name: now.type_name.clone(),
-                            id: now.id.clone(),
-                            inputs: now.inputs.clone(),
-                        });
-                        Verb::Created
+                        (
+                            Verb::Created,
+                            Undo::Created {
+                                now,
+                                name: name.clone(),
+                            },
+                        )
                     }
                     (Kind::Update, Some(prior)) => {
                         self.outcome.changed += 1;
-                        self.undo.push(Undo::Updated {
-                            name: name.clone(),
-                            now,
-                            prior,
-                        });
-                        Verb::Updated
+                        (
+                            Verb::Updated,
+                            Undo::Updated {
+                                now,
+                                prior,
+                                name: name.clone(),
+                            },
+                        )
                     }
                     (Kind::ReplaceBefore, Some(prior)) => {
-                        self.outcome.added += 1;
                         // The old object's delete is counted when it runs.
-                        self.undo.push(Undo::ReplacedBefore {
-                            name: name.clone(),
-                            new: now,
-                            prior,
-                        });
-                        Verb::Replaced
+                        self.outcome.added += 1;
+                        (
+                            Verb::Replaced,
+                            Undo::ReplacedBefore {
+                                now,
+                                prior,
+                                name: name.clone(),
+                            },
+                        )
                     }
                     (_, Some(_)) => {
                         self.outcome.added += 1;
                         self.outcome.destroyed += 1;
-                        self.undo.push(Undo::ReplacedAfter { name: name.clone() });
-                        Verb::Replaced
+                        (Verb::Replaced, Undo::ReplacedAfter { name: name.clone() })
                     }
-                }
+                };
+                self.undo.push(undo);
+                verb
             }
         };
         self.exec
@@ -670,66 +801,45 @@ impl Run<'_, '_> {
         Some(report.slot)
     }
 
-    /// Undoes the completed changes, newest first, journaling each undo.
+    /// Undoes the completed changes, newest first, journaling each undo call.
     fn roll_back(&mut self) -> Result<(), Error> {
-        let stack = self.state.stack.clone();
         while let Some(undo) = self.undo.pop() {
-            let started = Instant::now();
-            let (name, type_name, result, record) = match undo {
-                Undo::Created {
-                    name,
-                    type_name,
-                    id,
-                    inputs,
-                } => {
-                    let target = Target {
-                        stack: &stack,
-                        name: &name,
-                        type_name: &type_name,
-                    };
-                    let result =
-                        with_client(self.exec.clients, self.exec.registry, &type_name, |c| {
-                            retry(|| c.delete(target, &id, &inputs))
-                        });
-                    let record = journal::Change::Remove { name: name.clone() };
-                    (name, type_name, result.map(|_| ()), record)
+            let keep = self
+                .exec
+                .spec
+                .and_then(|s| s.resource(undo.name()))
+                .is_some_and(|r| r.keep_on_failure);
+            if keep {
+                self.kept
+                    .push(format!("{} (on_failure: keep)", undo.describe()));
+                continue;
+            }
+            let (now, intent, restore) = match undo {
+                Undo::Created { now, name } => {
+                    let intent = self.undo_intent(&name, &now, IntentAction::Delete, &now.inputs);
+                    (now, intent, journal::Change::Remove { name })
                 }
-                Undo::Updated { name, now, prior } => {
-                    let target = Target {
-                        stack: &stack,
-                        name: &name,
-                        type_name: &now.type_name,
-                    };
-                    let result =
-                        with_client(self.exec.clients, self.exec.registry, &now.type_name, |c| {
-                            retry(|| c.update(target, &now.id, &now.inputs, &prior.inputs))
-                        });
-                    let restored = result.as_ref().ok().map(|applied| ResourceState {
-                        id: applied.id.clone(),
-                        outputs: applied.outputs.clone(),
-                        ..prior.clone()
-                    });
-                    let record = journal::Change::Put {
-                        name: name.clone(),
-                        resource: Box::new(restored.unwrap_or(prior)),
-                    };
-                    (name, now.type_name, result.map(|_| ()), record)
+                Undo::Updated { now, prior, name } => {
+                    let intent = self.undo_intent(&name, &now, IntentAction::Update, &prior.inputs);
+                    (
+                        now,
+                        intent,
+                        journal::Change::Put {
+                            name,
+                            resource: Box::new(prior),
+                        },
+                    )
                 }
-                Undo::ReplacedBefore { name, new, prior } => {
-                    let target = Target {
-                        stack: &stack,
-                        name: &name,
-                        type_name: &new.type_name,
-                    };
-                    let result =
-                        with_client(self.exec.clients, self.exec.registry, &new.type_name, |c| {
-                            retry(|| c.delete(target, &new.id, &new.inputs))
-                        });
-                    let record = journal::Change::Put {
-                        name: name.clone(),
-                        resource: Box::new(prior),
-                    };
-                    (name, new.type_name, result, record)
+                Undo::ReplacedBefore { now, prior, name } => {
+                    let intent = self.undo_intent(&name, &now, IntentAction::Delete, &now.inputs);
+                    (
+                        now,
+                        intent,
+                        journal::Change::Put {
+                            name,
+                            resource: Box::new(prior),
+                        },
+                    )
                 }
                 Undo::ReplacedAfter { name } => {
                     self.remaining.push(format!(
@@ -738,23 +848,87 @@ impl Run<'_, '_> {
                     continue;
                 }
             };
+            let name = intent.name.clone();
+            let id = self.intent_id();
+            self.record(vec![journal::Change::Intent {
+                intent: id,
+                call: Box::new(intent.clone()),
+            }])?;
+            let started = Instant::now();
+            let target = Target {
+                stack: &self.state.stack,
+                name: &name,
+                type_name: &now.type_name,
+            };
+            let result =
+                with_client(
+                    self.exec.clients,
+                    self.exec.registry,
+                    &now.type_name,
+                    |c| match intent.action {
+                        IntentAction::Update => {
+                            retry(|| c.update(target, &now.id, &now.inputs, &intent.inputs))
+                                .map(Some)
+                        }
+                        _ => retry(|| c.delete(target, &now.id, &now.inputs)).map(|()| None),
+                    },
+                );
+            let settled = journal::Change::Settled { intent: id };
             match result {
-                Ok(()) => {
-                    self.record(vec![record])?;
-                    self.exec
-                        .progress
-                        .done(&name, &type_name, Verb::RolledBack, started.elapsed());
+                Ok(applied) => {
+                    // An update back gives the object's outputs as they are now.
+                    let restore = match (restore, applied) {
+                        (journal::Change::Put { name, resource }, Some(applied)) => {
+                            journal::Change::Put {
+                                name,
+                                resource: Box::new(ResourceState {
+                                    id: applied.id,
+                                    outputs: applied.outputs,
+                                    ..*resource
+                                }),
+                            }
+                        }
+                        (restore, _) => restore,
+                    };
+                    self.record(vec![restore, settled])?;
+                    self.exec.progress.done(
+                        &name,
+                        &now.type_name,
+                        Verb::RolledBack,
+                        started.elapsed(),
+                    );
                 }
                 Err(e) => {
-                    self.exec
-                        .progress
-                        .failed(&name, &type_name, &format!("rollback failed: {e}"));
+                    self.record(vec![settled])?;
+                    self.exec.progress.failed(
+                        &name,
+                        &now.type_name,
+                        &format!("rollback failed: {e}"),
+                    );
                     self.remaining
                         .push(format!("{name}: could not be rolled back: {e}"));
                 }
             }
         }
         Ok(())
+    }
+
+    fn undo_intent(
+        &self,
+        name: &str,
+        now: &ResourceState,
+        action: IntentAction,
+        inputs: &Attributes,
+    ) -> Intent {
+        Intent {
+            name: name.to_string(),
+            type_name: now.type_name.clone(),
+            action,
+            object: Some(now.id.clone()),
+            inputs: inputs.clone(),
+            dependencies: Vec::new(),
+            deposes: None,
+        }
     }
 }
 
@@ -839,28 +1013,38 @@ fn work(clients: &Clients, registry: &Registry, stack: &str, job: Job) -> Report
         type_name: &job.type_name,
     };
     let mut old_deleted = false;
-    let result = with_client(clients, registry, &job.type_name, |client| {
-        match &job.work {
-            Work::Create { inputs } | Work::ReplaceBefore { inputs } => {
-                retry(|| client.create(target, inputs)).map(Some)
-            }
-            Work::Update { id, prior, inputs } => {
-                retry(|| client.update(target, id, prior, inputs)).map(Some)
-            }
-            Work::ReplaceAfter { old, inputs } => {
-                let old_target = Target {
-                    type_name: &old.type_name,
-                    ..target
-                };
-                retry(|| client.delete(old_target, &old.id, &old.inputs))?;
-                old_deleted = true;
-                retry(|| client.create(target, inputs)).map(Some)
-            }
-            Work::Delete { id, inputs } => {
-                retry(|| client.delete(target, id, inputs)).map(|()| None)
-            }
+    let result = match &job.work {
+        Work::Create { inputs } | Work::ReplaceBefore { inputs } => {
+            with_client(clients, registry, &job.type_name, |c| {
+                retry(|| c.create(target, inputs))
+            })
+            .map(Some)
         }
-    });
+        Work::Update { id, prior, inputs } => with_client(clients, registry, &job.type_name, |c| {
+            retry(|| c.update(target, id, prior, inputs))
+        })
+        .map(Some),
+        Work::ReplaceAfter { old, inputs } => {
+            let old_target = Target {
+                type_name: &old.type_name,
+                ..target
+            };
+            with_client(clients, registry, &old.type_name, |c| {
+                retry(|| c.delete(old_target, &old.id, &old.inputs))
+            })
+            .and_then(|()| {
+                old_deleted = true;
+                with_client(clients, registry, &job.type_name, |c| {
+                    retry(|| c.create(target, inputs))
+                })
+                .map(Some)
+            })
+        }
+        Work::Delete { id, inputs } => with_client(clients, registry, &job.type_name, |c| {
+            retry(|| c.delete(target, id, inputs))
+        })
+        .map(|()| None),
+    };
     Report {
         slot: job.slot,
         took: started.elapsed(),
@@ -926,6 +1110,9 @@ mod tests {
         fn read(&self, _: Target<'_>, _: &str, _: &Attributes) -> Result<Option<Observed>> {
             Ok(None)
         }
+        fn find(&self, _: Target<'_>, _: &Attributes) -> Result<Option<fabrik_provider::Found>> {
+            Ok(None)
+        }
         fn create(&self, target: Target<'_>, _: &Attributes) -> Result<Applied> {
             let start = Instant::now();
             std::thread::sleep(Duration::from_millis(150));
@@ -975,7 +1162,16 @@ mod tests {
         crate::check::check(&spec, &registry).unwrap();
         let graph = crate::graph::Graph::build(&spec).unwrap();
         let mut state = State::empty("timing");
-        let plan = crate::plan::plan(&spec, &graph, &registry, &state, &[], None).unwrap();
+        let plan = crate::plan::plan(
+            &spec,
+            &graph,
+            &registry,
+            &state,
+            &[],
+            None,
+            &Default::default(),
+        )
+        .unwrap();
         let context = Context {
             base_dir: dir.path().into(),
             state_dir: dir.path().join(".fabrik"),
@@ -990,6 +1186,7 @@ mod tests {
             parallelism,
             rollback: true,
             progress: &Quiet,
+            interrupt: &std::sync::atomic::AtomicBool::new(false),
         }
         .execute(&plan, &mut state)
         .unwrap();

@@ -30,6 +30,8 @@ pub enum Action {
     Update,
     Replace,
     Delete,
+    /// Found again after an interrupted run and taken into the state as it is.
+    Adopt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +89,8 @@ impl Change {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub adopt: usize,
     pub add: usize,
     pub change: usize,
     pub destroy: usize,
@@ -117,9 +121,16 @@ pub struct Plan {
     pub summary: Summary,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl Plan {
+    /// Whether applying it would call any provider (adoptions are recorded before planning).
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.action != Action::NoOp)
+        self.changes
+            .iter()
+            .any(|c| !matches!(c.action, Action::NoOp | Action::Adopt))
     }
 }
 
@@ -134,6 +145,7 @@ pub fn plan(
     state: &State,
     targets: &[String],
     observed: Option<&Observations>,
+    adopted: &BTreeSet<String>,
 ) -> Result<Plan, Error> {
     let selected = select(spec, graph, state, targets)?;
     let mut planned: Vec<Option<(Inputs, bool)>> = vec![None; spec.resources.len()];
@@ -176,7 +188,16 @@ pub fn plan(
         } else {
             None
         };
-        let stable = change.as_ref().is_none_or(|c| c.action == Action::NoOp);
+        let change = change.map(|mut c| {
+            if c.action == Action::NoOp && adopted.contains(&c.name) {
+                c.action = Action::Adopt;
+                c.reason = Some("found after an interrupted run".to_string());
+            }
+            c
+        });
+        let stable = change
+            .as_ref()
+            .is_none_or(|c| matches!(c.action, Action::NoOp | Action::Adopt));
         planned[i] = Some((inputs, stable));
         if let Some(change) = change {
             changes.push(change);
@@ -586,6 +607,7 @@ fn summarize(changes: &[Change]) -> Summary {
                 s.destroy += 1;
             }
             Action::Delete => s.destroy += 1,
+            Action::Adopt => s.adopt += 1,
             Action::NoOp => {}
         }
     }

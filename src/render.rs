@@ -60,6 +60,7 @@ impl Painter {
             (Action::Replace, Some(ReplaceOrder::CreateBeforeDestroy)) => self.magenta("+/-"),
             (Action::Replace, _) => self.magenta("-/+"),
             (Action::Delete, _) => self.red("-"),
+            (Action::Adopt, _) => self.green("="),
             (Action::NoOp, _) => " ".to_string(),
         }
     }
@@ -67,7 +68,8 @@ impl Painter {
     /// The plan as people read it.
     pub fn plan(&self, plan: &Plan) -> String {
         let mut out = String::new();
-        if !plan.has_changes() {
+        let adopting = plan.summary.adopt > 0;
+        if !plan.has_changes() && !adopting {
             let _ = writeln!(
                 out,
                 "No changes. Stack `{}` matches the {}.",
@@ -89,11 +91,16 @@ impl Painter {
             self.change(&mut out, change);
         }
         let s = plan.summary;
+        let adopt = if adopting {
+            format!("{} to adopt, ", s.adopt)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
             "{}",
             self.bold(&format!(
-                "Plan: {} to add, {} to change, {} to destroy.",
+                "Plan: {adopt}{} to add, {} to change, {} to destroy.",
                 s.add, s.change, s.destroy
             ))
         );
@@ -120,7 +127,7 @@ impl Painter {
             let _ = write!(header, "  {}", self.dim(&format!("# {reason}")));
         }
         let _ = writeln!(out, "{header}");
-        if change.action != Action::Delete {
+        if !matches!(change.action, Action::Delete | Action::Adopt) {
             let width = change
                 .attributes
                 .iter()

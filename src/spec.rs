@@ -10,8 +10,15 @@ use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile};
 use crate::template::{self, Part, RESERVED_NAMES};
 use crate::yaml::{self, Key, Node, Value};
 
-const TOP_LEVEL_KEYS: [&str; 3] = ["stack", "providers", "resources"];
-const RESOURCE_KEYS: [&str; 4] = ["type", "with", "depends_on", "protect"];
+const TOP_LEVEL_KEYS: [&str; 4] = ["stack", "providers", "resources", "verify"];
+const RESOURCE_KEYS: [&str; 6] = [
+    "type",
+    "with",
+    "depends_on",
+    "protect",
+    "on_failure",
+    "verify",
+];
 
 #[derive(Debug)]
 pub struct Spec {
@@ -20,6 +27,8 @@ pub struct Spec {
     pub providers: Vec<ProviderBlock>,
     /// In file order.
     pub resources: Vec<Resource>,
+    /// Stack-level gates, run after every change is applied.
+    pub verify: Vec<Expr>,
     index: HashMap<String, usize>,
 }
 
@@ -39,6 +48,10 @@ pub struct Resource {
     pub with: Vec<(Key, Expr)>,
     pub depends_on: Vec<(String, Loc)>,
     pub protect: bool,
+    /// `on_failure: keep`: a failed apply leaves this resource's change in place.
+    pub keep_on_failure: bool,
+    /// Gates run once this resource and what it needs are applied.
+    pub verify: Vec<Expr>,
 }
 
 /// A value in a spec, with the references inside its strings parsed.
@@ -237,11 +250,13 @@ impl Loader {
         let mut stack = None;
         let mut providers = Vec::new();
         let mut resources = Vec::new();
+        let mut verify = Vec::new();
         for (key, node) in entries {
             match key.name.as_str() {
                 "stack" => stack = self.stack_name(node),
                 "providers" => providers = self.providers(node),
                 "resources" => resources = self.resources(node),
+                "verify" => verify = self.gates(node),
                 other => self.problem(
                     Diagnostic::new(key.loc, format!("unknown top-level key `{other}`"))
                         .suggest(other, TOP_LEVEL_KEYS),
@@ -271,6 +286,7 @@ impl Loader {
             stack,
             providers,
             resources,
+            verify,
             index,
         })
     }
@@ -383,6 +399,8 @@ impl Loader {
         let mut with = Vec::new();
         let mut depends_on = Vec::new();
         let mut protect = false;
+        let mut keep_on_failure = false;
+        let mut verify = Vec::new();
         for (k, v) in entries {
             match k.name.as_str() {
                 "type" => match v.value {
@@ -415,6 +433,26 @@ impl Loader {
                         ok = false;
                     }
                 },
+                "on_failure" => match v.value {
+                    Value::Str(s) if s == "keep" || s == "rollback" => {
+                        keep_on_failure = s == "keep";
+                    }
+                    other => {
+                        let found = match other {
+                            Value::Str(s) => format!("`{s}`"),
+                            other => other.kind().to_string(),
+                        };
+                        self.problem(
+                            Diagnostic::new(
+                                v.loc,
+                                format!("`on_failure` must be `rollback` or `keep`, not {found}"),
+                            )
+                            .help("`rollback` (the default) undoes this resource's change when the apply fails; `keep` leaves it"),
+                        );
+                        ok = false;
+                    }
+                },
+                "verify" => verify = self.gates(v),
                 other => {
                     self.problem(
                         Diagnostic::new(
@@ -445,7 +483,27 @@ impl Loader {
             with,
             depends_on,
             protect,
+            keep_on_failure,
+            verify,
         })
+    }
+
+    /// A `verify:` list; each entry's own shape is checked against the registry of gates later.
+    fn gates(&mut self, node: Node) -> Vec<Expr> {
+        match node.value {
+            Value::Seq(items) => items.into_iter().map(|n| self.expr(n)).collect(),
+            Value::Null => Vec::new(),
+            other => {
+                self.problem(
+                    Diagnostic::new(
+                        node.loc,
+                        format!("`verify` must be a list of gates, not {}", other.kind()),
+                    )
+                    .help("write each gate as a list item: `- http: \"https://…\"`"),
+                );
+                Vec::new()
+            }
+        }
     }
 
     fn depends_on(&mut self, node: Node) -> Vec<(String, Loc)> {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{Globals, configure, confirm, load};
+use super::{Globals, Notes, configure, confirm, load, recover};
 use crate::cli::ApplyArgs;
 use crate::error::Error;
 use crate::executor::Executor;
@@ -45,9 +45,22 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     let store = globals.store(&spec_path, &loaded.spec.stack);
     let _lock = store.lock(&globals.command_line)?;
     let mut state = store.load()?;
-    let plan = super::plan::compute(
-        globals, &registry, &loaded, &state, &spec_path, &targets, refresh,
+    let context = globals.context(&spec_path);
+    let adopted = recover(
+        &registry,
+        Some(&loaded.spec),
+        &mut state,
+        &context,
+        Some(&store),
+        Notes::Stdout,
     )?;
+    let request = super::plan::Request {
+        spec_path: &spec_path,
+        targets: &targets,
+        refresh,
+        adopted: &adopted,
+    };
+    let plan = super::plan::compute(globals, &registry, &loaded, &state, request)?;
     if let Some(reason) = saved.as_ref().and_then(|saved| staleness(saved, &plan)) {
         return Err(Error::StalePlan(reason));
     }
@@ -68,6 +81,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     let progress = Lines {
         painter: globals.painter,
     };
+    let interrupt = crate::interrupt::install();
     let started = Instant::now();
     let outcome = Executor {
         spec: Some(&loaded.spec),
@@ -77,6 +91,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         parallelism: usize::from(args.parallelism),
         rollback: !args.no_rollback,
         progress: &progress,
+        interrupt: &interrupt,
     }
     .execute(&plan, &mut state)?;
     println!(

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Globals, configure, confirm, load, only_stack};
+use super::{Globals, Notes, configure, confirm, load, only_stack, recover};
 use crate::cli::DestroyArgs;
 use crate::error::Error;
 use crate::executor::Executor;
@@ -32,6 +32,15 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         .as_ref()
         .map(|l| &l.spec)
         .filter(|s| s.stack == stack);
+    let context = globals.context(&args.spec);
+    recover(
+        &registry,
+        spec,
+        &mut state,
+        &context,
+        Some(&store),
+        Notes::Stdout,
+    )?;
     let plan = plan::destroy_plan(&state, &args.target)?;
 
     let protected: Vec<&str> = plan
@@ -64,10 +73,11 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         confirm("\nDestroy these resources?")?;
     }
     println!();
-    let clients = configure(&registry, spec, &state, &globals.context(&args.spec))?;
+    let clients = configure(&registry, spec, &state, &context)?;
     let progress = Lines {
         painter: globals.painter,
     };
+    let interrupt = crate::interrupt::install();
     let started = Instant::now();
     let outcome = Executor {
         spec: None,
@@ -77,6 +87,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         parallelism: usize::from(args.parallelism),
         rollback: false,
         progress: &progress,
+        interrupt: &interrupt,
     }
     .execute(&plan, &mut state)?;
     println!(

@@ -27,6 +27,7 @@ use crate::registry::Registry;
 use crate::render::Painter;
 use crate::resolve;
 use crate::spec::Spec;
+use crate::state::journal::Record;
 use crate::state::{FileStore, State};
 
 /// Options every subcommand shares.
@@ -206,6 +207,57 @@ pub fn refresh(
         seen.insert(name.clone(), observed);
     }
     Ok(seen)
+}
+
+/// Where recovery notes go: stdout for commands that print progress, stderr for `plan` (whose
+/// stdout may be JSON).
+pub enum Notes {
+    Stdout,
+    Stderr,
+}
+
+/// Resolves the provider calls a dead run left pending, looking each object up. With a store
+/// (apply, destroy: the lock is held) the resolution is journaled; without one (plan) it only
+/// changes `state` in memory. Returns the resources adopted.
+pub fn recover(
+    registry: &Registry,
+    spec: Option<&Spec>,
+    state: &mut State,
+    context: &Context,
+    store: Option<&FileStore>,
+    notes: Notes,
+) -> Result<BTreeSet<String>, Error> {
+    if state.pending.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let clients = configure(registry, spec, state, context)?;
+    let recovery = crate::recover::recover(state, registry, &clients)?;
+    let records: Vec<Record> = recovery
+        .records
+        .into_iter()
+        .map(|change| Record {
+            serial: state.serial + 1,
+            change,
+        })
+        .collect();
+    if let Some(store) = store {
+        store.record(&records)?;
+    }
+    for record in &records {
+        state.apply(record);
+    }
+    if let Some(store) = store {
+        store.commit(state)?;
+    }
+    let mut text = String::from("Recovered from an interrupted run:\n");
+    for line in &recovery.lines {
+        text.push_str(&format!("  {line}\n"));
+    }
+    match notes {
+        Notes::Stdout => println!("{text}"),
+        Notes::Stderr => eprintln!("{text}"),
+    }
+    Ok(recovery.adopted)
 }
 
 /// Asks on the terminal; refuses when there is no terminal to ask on.

@@ -1,6 +1,9 @@
 //! `fabrik plan`: what apply would change, as text, JSON or a saved plan.
 
-use super::{Globals, Loaded, configure, load, refresh, write_private};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::{Globals, Loaded, Notes, configure, load, recover, refresh, write_private};
 use crate::cli::PlanArgs;
 use crate::error::Error;
 use crate::plan::{self, Plan};
@@ -11,16 +14,23 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
     let loaded = load(&args.spec, &registry)?;
     let store = globals.store(&args.spec, &loaded.spec.stack);
-    let state = store.load()?;
-    let plan = compute(
-        globals,
+    let mut state = store.load()?;
+    let context = globals.context(&args.spec);
+    let adopted = recover(
         &registry,
-        &loaded,
-        &state,
-        &args.spec,
-        &args.target,
-        args.refresh,
+        Some(&loaded.spec),
+        &mut state,
+        &context,
+        None,
+        Notes::Stderr,
     )?;
+    let request = Request {
+        spec_path: &args.spec,
+        targets: &args.target,
+        refresh: args.refresh,
+        adopted: &adopted,
+    };
+    let plan = compute(globals, &registry, &loaded, &state, request)?;
     if let Some(out) = &args.out {
         let bytes = serde_json::to_vec_pretty(&plan).expect("plans serialize");
         write_private(out, &bytes)?;
@@ -47,22 +57,30 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
     })
 }
 
+/// What a plan is asked for, beside the spec and the state.
+pub struct Request<'a> {
+    pub spec_path: &'a Path,
+    pub targets: &'a [String],
+    pub refresh: bool,
+    /// Resources adopted by recovery just before, shown as `=`.
+    pub adopted: &'a BTreeSet<String>,
+}
+
 /// The plan for a loaded spec, refreshing first when asked.
 pub fn compute(
     globals: &Globals,
     registry: &Registry,
     loaded: &Loaded,
     state: &State,
-    spec_path: &std::path::Path,
-    targets: &[String],
-    with_refresh: bool,
+    request: Request<'_>,
 ) -> Result<Plan, Error> {
-    let observed = if with_refresh {
+    let targets = request.targets;
+    let observed = if request.refresh {
         let clients = configure(
             registry,
             Some(&loaded.spec),
             state,
-            &globals.context(spec_path),
+            &globals.context(request.spec_path),
         )?;
         Some(refresh(registry, &clients, state, |name| {
             targets.is_empty()
@@ -79,5 +97,6 @@ pub fn compute(
         state,
         targets,
         observed.as_ref(),
+        request.adopted,
     )
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::ResourceState;
+
 use crate::error::Error;
 use fabrik_provider::Attributes;
 
@@ -31,6 +32,15 @@ pub enum Change {
     },
     Providers {
         providers: std::collections::BTreeMap<String, Attributes>,
+    },
+    /// A provider call is about to start.
+    Intent {
+        intent: u64,
+        call: Box<super::Intent>,
+    },
+    /// The call announced by `intent` has finished (its effect is in the records beside this one).
+    Settled {
+        intent: u64,
     },
 }
 

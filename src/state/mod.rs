@@ -37,6 +37,39 @@ pub struct State {
     pub providers: BTreeMap<String, Attributes>,
     #[serde(default)]
     pub resources: BTreeMap<String, ResourceState>,
+    /// Provider calls that were announced but whose outcome was never recorded: a run died
+    /// during them. The next run looks each object up before planning.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<u64, Intent>,
+}
+
+/// A provider call about to be made, recorded (and fsynced) before it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intent {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub action: IntentAction,
+    /// The object's id, for an update or a delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// The inputs the call is given (for a delete: the object's recorded inputs).
+    pub inputs: Attributes,
+    /// For a create: what the resource needs, as the state would record it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+    /// For a create that replaces an object which stays until its deferred delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposes: Option<Deposed>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentAction {
+    Create,
+    Update,
+    Delete,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +113,13 @@ impl State {
             stack: stack.to_string(),
             providers: BTreeMap::new(),
             resources: BTreeMap::new(),
+            pending: BTreeMap::new(),
         }
+    }
+
+    /// The id the next intent gets: above every one still pending.
+    pub fn next_intent(&self) -> u64 {
+        self.pending.keys().next_back().map_or(1, |last| last + 1)
     }
 
     pub fn apply(&mut self, record: &journal::Record) {
@@ -93,6 +132,12 @@ impl State {
             }
             journal::Change::Providers { providers } => {
                 self.providers = providers.clone();
+            }
+            journal::Change::Intent { intent, call } => {
+                self.pending.insert(*intent, (**call).clone());
+            }
+            journal::Change::Settled { intent } => {
+                self.pending.remove(intent);
             }
         }
         self.serial = self.serial.max(record.serial);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fabrik_provider::{
-    Applied, Attributes, Error, ErrorKind, Field, FieldKind, Observed, OutputField,
+    Applied, Attributes, Error, ErrorKind, Field, FieldKind, Found, Observed, OutputField,
     ReplaceStrategy, ResourceType, Result, Value,
 };
 
@@ -139,6 +139,14 @@ impl Files {
             inputs: observed,
             outputs: outputs(&path, &bytes),
         }))
+    }
+
+    /// A file's identity is its path: whatever is there is what a create made.
+    pub fn find(&self, inputs: &Attributes) -> Result<Option<Found>> {
+        let id = self.resolve(string(inputs, "path")?).display().to_string();
+        Ok(self
+            .read(&id, inputs)?
+            .map(|observed| Found { id, observed }))
     }
 
     pub fn delete(&self, id: &str) -> Result<()> {

@@ -56,6 +56,17 @@ impl Client for LocalClient {
         }
     }
 
+    fn find(
+        &self,
+        target: fabrik_provider::Target<'_>,
+        inputs: &Attributes,
+    ) -> Result<Option<fabrik_provider::Found>> {
+        match target.type_name {
+            FILE_TYPE => self.files.find(inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+
     fn create(
         &self,
         target: fabrik_provider::Target<'_>,

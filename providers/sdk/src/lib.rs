@@ -95,6 +95,13 @@ pub struct Applied {
     pub outputs: Attributes,
 }
 
+/// An object found by its identity, without knowing its id beforehand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub id: String,
+    pub observed: Observed,
+}
+
 /// What a read found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
@@ -124,6 +131,11 @@ pub struct Observed {
 pub trait Client: Send + Sync {
     /// Looks the object up. `Ok(None)` means it does not exist.
     fn read(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Option<Observed>>;
+
+    /// Finds the object a create of `target` with `inputs` makes, by its ownership marker or
+    /// its deterministic identity. The engine asks this after a crash interrupted a create, to
+    /// adopt the object instead of creating it twice. `Ok(None)`: no such object.
+    fn find(&self, target: Target<'_>, inputs: &Attributes) -> Result<Option<Found>>;
 
     fn create(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied>;
 

@@ -1,0 +1,208 @@
+//! Recovery from a run that died mid-call. Every provider call is announced in the journal
+//! before it starts; an announcement with no recorded outcome means the run died during that
+//! call. Each such object is looked up under its identity: one that exists is adopted into the
+//! state, one that does not is forgotten. Nothing is ever created twice.
+
+use std::collections::BTreeSet;
+
+use fabrik_provider::{Attributes, Target};
+
+use crate::error::Error;
+use crate::executor::Clients;
+use crate::hash;
+use crate::registry::Registry;
+use crate::state::journal::Change;
+use crate::state::{Intent, IntentAction, ResourceState, State};
+
+/// What recovery found and the records that put it in the state.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Resources adopted from an interrupted create or update.
+    pub adopted: BTreeSet<String>,
+    /// One line per resolved call, for people.
+    pub lines: Vec<String>,
+    /// Journal records that resolve every pending call.
+    pub records: Vec<Change>,
+}
+
+impl Recovery {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// Resolves every pending call of `state` by looking its object up. Reads only; the caller
+/// records [`Recovery::records`] (apply, destroy) or applies them in memory (plan).
+///
+/// # Errors
+/// [`Error::Provider`] when a lookup fails: the run stops before planning on a guess.
+pub fn recover(state: &State, registry: &Registry, clients: &Clients) -> Result<Recovery, Error> {
+    let mut recovery = Recovery::default();
+    // Later calls build on earlier ones (a replacement deletes, then creates): resolve in order
+    // against the state as each resolution leaves it.
+    let mut now = state.clone();
+    for (&id, intent) in &state.pending {
+        let client = registry
+            .provider_of(&intent.type_name)
+            .and_then(|p| clients.get(p))
+            .ok_or_else(|| Error::State(format!(
+                "an interrupted call on `{}` needs resource type `{}`, which this fabrik does not know",
+                intent.name, intent.type_name
+            )))?;
+        let target = Target {
+            stack: &state.stack,
+            name: &intent.name,
+            type_name: &intent.type_name,
+        };
+        let failed = |source| Error::Provider {
+            resource: format!("recovering `{}` after an interrupted run", intent.name),
+            source,
+        };
+        let mut changes = Vec::new();
+        match intent.action {
+            IntentAction::Create => match client.find(target, &intent.inputs).map_err(failed)? {
+                Some(found) => {
+                    let mut deposed = now
+                        .resources
+                        .get(&intent.name)
+                        .map(|r| r.deposed.clone())
+                        .unwrap_or_default();
+                    deposed.extend(intent.deposes.clone());
+                    let resource = adopted(
+                        intent,
+                        &found.id,
+                        &found.observed.inputs,
+                        found.observed.outputs,
+                        deposed,
+                    );
+                    recovery.adopted.insert(intent.name.clone());
+                    recovery.lines.push(format!(
+                        "{}: adopted {} (its create was interrupted)",
+                        intent.name, found.id
+                    ));
+                    changes.push(Change::Put {
+                        name: intent.name.clone(),
+                        resource: Box::new(resource),
+                    });
+                }
+                None => recovery.lines.push(format!(
+                    "{}: its interrupted create left nothing behind",
+                    intent.name
+                )),
+            },
+            IntentAction::Update => {
+                let object = intent.object.as_deref().unwrap_or_default();
+                match client
+                    .read(target, object, &intent.inputs)
+                    .map_err(failed)?
+                {
+                    Some(observed) => {
+                        if let Some(prior) =
+                            now.resources.get(&intent.name).filter(|r| r.id == object)
+                        {
+                            let resource = ResourceState {
+                                outputs: observed.outputs.clone(),
+                                ..adopted(
+                                    intent,
+                                    object,
+                                    &observed.inputs,
+                                    observed.outputs,
+                                    prior.deposed.clone(),
+                                )
+                            };
+                            let resource = ResourceState {
+                                dependencies: prior.dependencies.clone(),
+                                protect: prior.protect,
+                                ..resource
+                            };
+                            recovery.adopted.insert(intent.name.clone());
+                            recovery.lines.push(format!(
+                                "{}: re-read after an interrupted update",
+                                intent.name
+                            ));
+                            changes.push(Change::Put {
+                                name: intent.name.clone(),
+                                resource: Box::new(resource),
+                            });
+                        }
+                    }
+                    None => {
+                        recovery
+                            .lines
+                            .push(format!("{}: gone after an interrupted update", intent.name));
+                        changes.push(Change::Remove {
+                            name: intent.name.clone(),
+                        });
+                    }
+                }
+            }
+            IntentAction::Delete => {
+                let object = intent.object.as_deref().unwrap_or_default();
+                let exists = client
+                    .read(target, object, &intent.inputs)
+                    .map_err(failed)?
+                    .is_some();
+                if let Some(current) = now.resources.get(&intent.name) {
+                    if exists {
+                        recovery.lines.push(format!(
+                            "{}: still there after an interrupted delete",
+                            intent.name
+                        ));
+                    } else if current.id == object {
+                        recovery.lines.push(format!(
+                            "{}: deleted (its delete was interrupted)",
+                            intent.name
+                        ));
+                        changes.push(Change::Remove {
+                            name: intent.name.clone(),
+                        });
+                    } else if current.deposed.iter().any(|d| d.id == object) {
+                        let mut rest = current.clone();
+                        rest.deposed.retain(|d| d.id != object);
+                        recovery
+                            .lines
+                            .push(format!("{}: replaced object {object} deleted", intent.name));
+                        changes.push(Change::Put {
+                            name: intent.name.clone(),
+                            resource: Box::new(rest),
+                        });
+                    }
+                }
+            }
+        }
+        changes.push(Change::Settled { intent: id });
+        for change in &changes {
+            now.apply(&crate::state::journal::Record {
+                serial: now.serial,
+                change: change.clone(),
+            });
+        }
+        recovery.records.extend(changes);
+    }
+    Ok(recovery)
+}
+
+/// The state of an object found again: the intended inputs where they are what is there (the
+/// call completed), else what is there, so the next plan repairs the difference.
+fn adopted(
+    intent: &Intent,
+    id: &str,
+    observed: &Attributes,
+    outputs: Attributes,
+    deposed: Vec<crate::state::Deposed>,
+) -> ResourceState {
+    let mut inputs = intent.inputs.clone();
+    for (k, v) in observed {
+        inputs.insert(k.clone(), v.clone());
+    }
+    ResourceState {
+        type_name: intent.type_name.clone(),
+        id: id.to_string(),
+        spec_hash: hash::spec_hash(&intent.type_name, &inputs),
+        inputs,
+        outputs,
+        dependencies: intent.dependencies.clone(),
+        protect: false,
+        deposed,
+    }
+}
