@@ -107,10 +107,16 @@ impl Globals {
     }
 
     pub fn context(&self, spec: &Path) -> Context {
-        let base = spec_dir(spec);
+        // Absolute, so that identities derived from them (file ids, process markers) do not
+        // depend on the directory fabrik was started from.
+        let absolute = |p: PathBuf| {
+            std::fs::canonicalize(&p)
+                .or_else(|_| std::path::absolute(&p))
+                .unwrap_or(p)
+        };
         Context {
-            base_dir: std::fs::canonicalize(&base).unwrap_or(base),
-            state_dir: self.state_dir(spec),
+            base_dir: absolute(spec_dir(spec)),
+            state_dir: absolute(self.state_dir(spec)),
         }
     }
 }

@@ -1,11 +1,13 @@
-//! The `local` provider: objects on this machine, with no account and no server. It is the
+//! The `local` provider: files and processes on this machine, with no account and no server. It is the
 //! embedded default that lets a newcomer run fabrik end to end.
 
 mod file;
+mod process;
 
 use fabrik_provider::{Attributes, Client, Context, Field, Provider, ResourceType, Result};
 
 pub use file::FILE_TYPE;
+pub use process::PROCESS_TYPE;
 
 /// The `local` provider.
 #[derive(Debug, Default)]
@@ -21,18 +23,20 @@ impl Provider for Local {
     }
 
     fn resource_types(&self) -> Vec<ResourceType> {
-        vec![file::resource_type()]
+        vec![file::resource_type(), process::resource_type()]
     }
 
     fn configure(&self, _config: &Attributes, context: &Context) -> Result<Box<dyn Client>> {
         Ok(Box::new(LocalClient {
             files: file::Files::new(context.base_dir.clone()),
+            processes: process::Processes::new(context.base_dir.clone(), context.state_dir.clone()),
         }))
     }
 
     fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
         match type_name {
             FILE_TYPE => file::validate(inputs),
+            PROCESS_TYPE => process::validate(inputs),
             _ => Ok(()),
         }
     }
@@ -40,6 +44,7 @@ impl Provider for Local {
 
 struct LocalClient {
     files: file::Files,
+    processes: process::Processes,
 }
 
 /// Dispatches each call to the module of its resource type.
@@ -52,6 +57,7 @@ impl Client for LocalClient {
     ) -> Result<Option<fabrik_provider::Observed>> {
         match target.type_name {
             FILE_TYPE => self.files.read(id, inputs),
+            PROCESS_TYPE => self.processes.read(target, id, inputs),
             other => Err(unknown_type(other)),
         }
     }
@@ -63,6 +69,7 @@ impl Client for LocalClient {
     ) -> Result<Option<fabrik_provider::Found>> {
         match target.type_name {
             FILE_TYPE => self.files.find(inputs),
+            PROCESS_TYPE => self.processes.find(target, inputs),
             other => Err(unknown_type(other)),
         }
     }
@@ -74,6 +81,7 @@ impl Client for LocalClient {
     ) -> Result<fabrik_provider::Applied> {
         match target.type_name {
             FILE_TYPE => self.files.write(inputs),
+            PROCESS_TYPE => self.processes.start(target, inputs),
             other => Err(unknown_type(other)),
         }
     }
@@ -81,12 +89,13 @@ impl Client for LocalClient {
     fn update(
         &self,
         target: fabrik_provider::Target<'_>,
-        _id: &str,
-        _prior: &Attributes,
+        id: &str,
+        prior: &Attributes,
         inputs: &Attributes,
     ) -> Result<fabrik_provider::Applied> {
         match target.type_name {
             FILE_TYPE => self.files.write(inputs),
+            PROCESS_TYPE => self.processes.restart(target, id, prior, inputs),
             other => Err(unknown_type(other)),
         }
     }
@@ -95,10 +104,11 @@ impl Client for LocalClient {
         &self,
         target: fabrik_provider::Target<'_>,
         id: &str,
-        _inputs: &Attributes,
+        inputs: &Attributes,
     ) -> Result<()> {
         match target.type_name {
             FILE_TYPE => self.files.delete(id),
+            PROCESS_TYPE => self.processes.stop(target, id, inputs),
             other => Err(unknown_type(other)),
         }
     }
