@@ -78,10 +78,20 @@ pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
                 );
             }
         }
-        let mut refs = Vec::new();
-        for (_, expr) in &resource.with {
-            expr.references(&mut refs);
+        for gate in &resource.verify {
+            problems.extend(crate::verify::check_entry(gate));
         }
+        for (reference, loc) in resource.references() {
+            let loc = spec.source.refine(loc, &reference.written());
+            if let Some(problem) = check_reference(spec, registry, &reference, loc) {
+                problems.push(problem);
+            }
+        }
+    }
+    for gate in &spec.verify {
+        problems.extend(crate::verify::check_entry(gate));
+        let mut refs = Vec::new();
+        gate.references(&mut refs);
         for (reference, loc) in refs {
             let loc = spec.source.refine(loc, &reference.written());
             if let Some(problem) = check_reference(spec, registry, &reference, loc) {

@@ -35,6 +35,8 @@ pub trait Progress: Sync {
     fn done(&self, name: &str, type_name: &str, verb: Verb, took: Duration);
     fn failed(&self, name: &str, type_name: &str, message: &str);
     fn rolling_back(&self);
+    /// A gate passed; `subject` is the resource, or `stack` for stack-level gates.
+    fn verified(&self, subject: &str, gate: &str, took: Duration);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,10 +82,16 @@ pub struct Executor<'a> {
     pub progress: &'a dyn Progress,
     /// Set by SIGINT or SIGTERM: start nothing new, then roll back.
     pub interrupt: &'a AtomicBool,
+    /// The spec's directory: gates resolve relative files against it.
+    pub base_dir: &'a std::path::Path,
 }
 
 /// One unit of work for a worker.
 enum Work {
+    /// Run a resource's gates after its change.
+    Verify {
+        gates: Vec<crate::verify::Gate>,
+    },
     Create {
         inputs: Attributes,
     },
@@ -171,6 +179,18 @@ struct Slot<'c> {
     dispatched: Option<(Attributes, String, Kind)>,
     /// The intents announcing its provider calls, settled with its result.
     intents: Vec<u64>,
+    /// Its change is recorded and these gates are running.
+    verifying: Option<String>,
+}
+
+/// What a finished job means for the slots that wait on it.
+enum Next {
+    /// Done: what waits on it may start.
+    Release(usize),
+    /// Applied; its gates must pass first.
+    Verify(usize),
+    /// Failed: nothing that waits on it starts.
+    Stop,
 }
 
 impl<'c> Slot<'c> {
@@ -180,6 +200,7 @@ impl<'c> Slot<'c> {
             waits_on,
             dispatched: None,
             intents: Vec::new(),
+            verifying: None,
         }
     }
 }
@@ -347,6 +368,9 @@ impl Run<'_, '_> {
             .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Replace))
             .collect();
         self.phase(&mut apply_slots(&applies))?;
+        if self.failures.is_empty() {
+            self.stack_gates();
+        }
         if !self.failures.is_empty() {
             if self.exec.rollback {
                 self.exec.progress.rolling_back();
@@ -441,6 +465,7 @@ impl Run<'_, '_> {
         let (report_tx, report_rx) = mpsc::channel::<Report>();
         let clients = self.exec.clients;
         let registry = self.exec.registry;
+        let interrupt = self.exec.interrupt;
         let stack = self.state.stack.clone();
 
         std::thread::scope(|scope| -> Result<(), Error> {
@@ -452,7 +477,8 @@ impl Run<'_, '_> {
                     loop {
                         let next = job_rx.lock().expect("job queue").recv();
                         let Ok(job) = next else { break };
-                        if report_tx.send(work(clients, registry, stack, job)).is_err() {
+                        let report = work(clients, registry, interrupt, stack, job);
+                        if report_tx.send(report).is_err() {
                             break;
                         }
                     }
@@ -461,7 +487,32 @@ impl Run<'_, '_> {
             drop(report_tx);
             let mut in_flight = 0;
             let mut outcome: Result<(), Error> = Ok(());
+            let mut to_verify: Vec<usize> = Vec::new();
             loop {
+                // Gates of changes recorded in the last batch. They make no provider call, so
+                // they need no intent; once something failed they are pointless (the change is
+                // about to be rolled back) and are not started.
+                for i in to_verify.drain(..) {
+                    if !self.failures.is_empty() {
+                        break;
+                    }
+                    match self.gate_job(&slots[i], i) {
+                        Ok(job) => {
+                            if let Work::Verify { gates } = &job.work {
+                                let names: Vec<String> =
+                                    gates.iter().map(|g| g.describe()).collect();
+                                slots[i].verifying = Some(names.join(", "));
+                            }
+                            job_tx.send(job).expect("workers outlive the phase");
+                            in_flight += 1;
+                        }
+                        Err(message) => {
+                            let c = slots[i].change;
+                            self.exec.progress.failed(&c.name, &c.type_name, &message);
+                            self.failures.push(format!("{}: {message}", c.name));
+                        }
+                    }
+                }
                 // Announce every call of this round with one fsync before any of them starts.
                 let mut round = Vec::new();
                 let mut intents = Vec::new();
@@ -514,9 +565,12 @@ impl Run<'_, '_> {
                 in_flight -= batch.len();
                 let mut records = Vec::new();
                 let mut done = Vec::new();
+                let mut verify = Vec::new();
                 for report in batch {
-                    if let Some(i) = self.complete(&mut slots[report.slot], report, &mut records) {
-                        done.push(i);
+                    match self.complete(&mut slots[report.slot], report, &mut records) {
+                        Next::Release(i) => done.push(i),
+                        Next::Verify(i) => verify.push(i),
+                        Next::Stop => {}
                     }
                 }
                 if let Err(e) = self.record(records) {
@@ -529,6 +583,7 @@ impl Run<'_, '_> {
                 for i in done {
                     release(i, &mut ready);
                 }
+                to_verify = verify;
             }
             drop(job_tx);
             outcome
@@ -637,6 +692,7 @@ impl Run<'_, '_> {
             deposes: None,
         };
         let calls = match &job.work {
+            Work::Verify { .. } => Vec::new(),
             Work::Create { inputs } => vec![call(IntentAction::Create, None, inputs)],
             Work::ReplaceBefore { inputs } => vec![Intent {
                 deposes: self.state.resources.get(&job.name).map(|old| Deposed {
@@ -665,8 +721,26 @@ impl Run<'_, '_> {
         slot: &mut Slot<'_>,
         report: Report,
         records: &mut Vec<journal::Change>,
-    ) -> Option<usize> {
+    ) -> Next {
         let change = slot.change;
+        if let Some(gates) = slot.verifying.take() {
+            return match report.result {
+                Ok(_) => {
+                    self.exec
+                        .progress
+                        .verified(&change.name, &gates, report.took);
+                    Next::Release(report.slot)
+                }
+                Err(e) => {
+                    self.exec
+                        .progress
+                        .failed(&change.name, &change.type_name, &e.message);
+                    self.failures
+                        .push(format!("{}: {}", change.name, e.message));
+                    Next::Stop
+                }
+            };
+        }
         let (inputs, spec_hash, kind) = slot
             .dispatched
             .take()
@@ -696,7 +770,7 @@ impl Run<'_, '_> {
                         "{name}: deleted (its replacement could not be created)"
                     ));
                 }
-                return None;
+                return Next::Stop;
             }
         };
         let verb = match kind {
@@ -798,7 +872,82 @@ impl Run<'_, '_> {
         self.exec
             .progress
             .done(&name, &change.type_name, verb, report.took);
-        Some(report.slot)
+        let gated = matches!(
+            kind,
+            Kind::Create | Kind::Update | Kind::ReplaceBefore | Kind::ReplaceAfter
+        ) && self
+            .exec
+            .spec
+            .and_then(|s| s.resource(&name))
+            .is_some_and(|r| !r.verify.is_empty());
+        if gated {
+            Next::Verify(report.slot)
+        } else {
+            Next::Release(report.slot)
+        }
+    }
+
+    /// The gates of a resource whose change is recorded, with every reference resolved.
+    fn gate_job(&self, slot: &Slot<'_>, index: usize) -> Result<Job, String> {
+        let spec = self.exec.spec.ok_or("no spec")?;
+        let resource = spec.resource(&slot.change.name).ok_or("not in the spec")?;
+        let gates = self.gates(spec, &resource.verify)?;
+        Ok(Job {
+            slot: index,
+            name: slot.change.name.clone(),
+            type_name: slot.change.type_name.clone(),
+            work: Work::Verify { gates },
+        })
+    }
+
+    /// Builds gates from spec entries against the state as it is now.
+    fn gates(
+        &self,
+        spec: &Spec,
+        entries: &[crate::spec::Expr],
+    ) -> Result<Vec<crate::verify::Gate>, String> {
+        let state = &*self.state;
+        entries
+            .iter()
+            .map(|entry| {
+                let value = resolve::eval(entry, &|r| {
+                    current_value(spec, state, self.exec.registry, r)
+                })
+                .ok_or("a gate refers to a value that is not known")?;
+                crate::verify::Gate::from_value(&value, self.exec.base_dir)
+            })
+            .collect()
+    }
+
+    /// The stack's own gates, after every change is in; a failure stops the run like any other.
+    fn stack_gates(&mut self) {
+        let Some(spec) = self.exec.spec else { return };
+        if spec.verify.is_empty() || self.undo.is_empty() {
+            return;
+        }
+        let gates = match self.gates(spec, &spec.verify) {
+            Ok(gates) => gates,
+            Err(message) => {
+                self.exec.progress.failed("stack", "verify", &message);
+                self.failures.push(format!("stack gate: {message}"));
+                return;
+            }
+        };
+        for gate in gates {
+            let started = Instant::now();
+            match gate.run(self.exec.interrupt) {
+                Ok(()) => self
+                    .exec
+                    .progress
+                    .verified("stack", &gate.describe(), started.elapsed()),
+                Err(why) => {
+                    let message = format!("gate {} failed: {why}", gate.describe());
+                    self.exec.progress.failed("stack", "verify", &message);
+                    self.failures.push(format!("stack: {message}"));
+                    return;
+                }
+            }
+        }
     }
 
     /// Undoes the completed changes, newest first, journaling each undo call.
@@ -1004,8 +1153,30 @@ fn with_client<T>(
     call(client.as_ref())
 }
 
+/// Runs a resource's gates one after the other; the first failure ends it.
+fn verify(
+    gates: &[crate::verify::Gate],
+    interrupt: &AtomicBool,
+) -> Result<Option<Applied>, fabrik_provider::Error> {
+    for gate in gates {
+        gate.run(interrupt).map_err(|why| {
+            fabrik_provider::Error::new(
+                ErrorKind::Fatal,
+                format!("gate {} failed: {why}", gate.describe()),
+            )
+        })?;
+    }
+    Ok(None)
+}
+
 /// Runs one job on a worker thread.
-fn work(clients: &Clients, registry: &Registry, stack: &str, job: Job) -> Report {
+fn work(
+    clients: &Clients,
+    registry: &Registry,
+    interrupt: &AtomicBool,
+    stack: &str,
+    job: Job,
+) -> Report {
     let started = Instant::now();
     let target = Target {
         stack,
@@ -1014,6 +1185,7 @@ fn work(clients: &Clients, registry: &Registry, stack: &str, job: Job) -> Report
     };
     let mut old_deleted = false;
     let result = match &job.work {
+        Work::Verify { gates } => verify(gates, interrupt),
         Work::Create { inputs } | Work::ReplaceBefore { inputs } => {
             with_client(clients, registry, &job.type_name, |c| {
                 retry(|| c.create(target, inputs))
@@ -1146,6 +1318,7 @@ mod tests {
         fn done(&self, _: &str, _: &str, _: Verb, _: Duration) {}
         fn failed(&self, _: &str, _: &str, _: &str) {}
         fn rolling_back(&self) {}
+        fn verified(&self, _: &str, _: &str, _: Duration) {}
     }
 
     const SPEC: &str = "stack: timing\nresources:\n  a: { type: slow.step }\n  b: { type: slow.step }\n  c: { type: slow.step }\n  d: { type: slow.step, with: { after: \"${a.done}\" } }\n  e: { type: slow.step, depends_on: [d] }\n";
@@ -1187,6 +1360,7 @@ mod tests {
             rollback: true,
             progress: &Quiet,
             interrupt: &std::sync::atomic::AtomicBool::new(false),
+            base_dir: dir.path(),
         }
         .execute(&plan, &mut state)
         .unwrap();

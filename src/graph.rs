@@ -37,10 +37,7 @@ impl Graph {
                 .iter()
                 .filter_map(|(name, _)| index_of(name))
                 .collect();
-            let mut refs = Vec::new();
-            for (_, expr) in &resource.with {
-                expr.references(&mut refs);
-            }
+            let refs = resource.references();
             deps.extend(refs.iter().filter_map(|(r, _)| match r {
                 Reference::Resource { name, .. } => index_of(name),
                 _ => None,

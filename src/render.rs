@@ -287,6 +287,15 @@ impl Progress for Lines {
         );
     }
 
+    fn verified(&self, subject: &str, gate: &str, took: Duration) {
+        let p = &self.painter;
+        println!(
+            "  {} {subject}: verified {gate} {}",
+            p.green("✓"),
+            p.dim(&format!("[{}]", millis(took)))
+        );
+    }
+
     fn rolling_back(&self) {
         println!(
             "{}",

@@ -91,10 +91,10 @@ pub fn check_env(spec: &Spec) -> Result<(), Error> {
             .for_each(|(_, e)| e.references(&mut refs));
     }
     for resource in &spec.resources {
-        resource
-            .with
-            .iter()
-            .for_each(|(_, e)| e.references(&mut refs));
+        refs.extend(resource.references());
+    }
+    for gate in &spec.verify {
+        gate.references(&mut refs);
     }
     let mut problems: Vec<Diagnostic> = refs
         .into_iter()

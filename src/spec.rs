@@ -106,6 +106,20 @@ impl Expr {
     }
 }
 
+impl Resource {
+    /// Every reference in its inputs and its gates, with where it is written.
+    pub fn references(&self) -> Vec<(template::Reference, Loc)> {
+        let mut refs = Vec::new();
+        for (_, expr) in &self.with {
+            expr.references(&mut refs);
+        }
+        for gate in &self.verify {
+            gate.references(&mut refs);
+        }
+        refs
+    }
+}
+
 impl Spec {
     pub fn resource(&self, name: &str) -> Option<&Resource> {
         self.index.get(name).map(|&i| &self.resources[i])

@@ -92,6 +92,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         rollback: !args.no_rollback,
         progress: &progress,
         interrupt: &interrupt,
+        base_dir: &context.base_dir,
     }
     .execute(&plan, &mut state)?;
     println!(

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Globals, Notes, configure, confirm, load, only_stack, recover};
+use super::{Globals, Notes, configure, confirm, load_structure, only_stack, recover};
 use crate::cli::DestroyArgs;
 use crate::error::Error;
 use crate::executor::Executor;
@@ -15,7 +15,7 @@ use crate::state::FileStore;
 pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
     let loaded = if args.spec.exists() {
-        Some(load(&args.spec, &registry)?)
+        Some(load_structure(&args.spec, &registry)?)
     } else {
         None
     };
@@ -88,6 +88,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         rollback: false,
         progress: &progress,
         interrupt: &interrupt,
+        base_dir: &context.base_dir,
     }
     .execute(&plan, &mut state)?;
     println!(

@@ -65,10 +65,18 @@ pub struct Loaded {
 
 /// Loads and checks a spec: shape, types, references, cycles and environment variables.
 pub fn load(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
+    let loaded = load_structure(path, registry)?;
+    resolve::check_env(&loaded.spec)?;
+    Ok(loaded)
+}
+
+/// Loads and checks a spec without requiring its environment variables: destroy only needs
+/// its `protect` flags and provider blocks, and must work when the variables of the last
+/// release are gone.
+pub fn load_structure(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
     let spec = Spec::load(path)?;
     check::check(&spec, registry)?;
     let graph = Graph::build(&spec)?;
-    resolve::check_env(&spec)?;
     Ok(Loaded { spec, graph })
 }
 
@@ -161,10 +169,11 @@ pub fn configure(
         );
         for block in &spec.providers {
             let config = resolve::eval_fields(&block.config, &|r| resolve::context_value(spec, r));
-            configs.insert(
-                block.name.clone(),
-                resolve::known(&config).unwrap_or_default(),
-            );
+            // A configuration whose variables are unset (destroy after a release is gone)
+            // falls back to the one recorded at the last apply.
+            if let Some(config) = resolve::known(&config) {
+                configs.insert(block.name.clone(), config);
+            }
         }
     }
     let mut clients = Clients::new();
