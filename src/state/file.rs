@@ -145,12 +145,13 @@ impl FileStore {
 /// Temp file, fsync, rename, fsync of the directory: a crash leaves the old file or the new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    // One name per file: a write killed halfway is overwritten by the next (the lock means one
+    // writer at a time).
     let temp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp",
         path.file_name()
             .map(|n| n.to_string_lossy())
             .unwrap_or_default(),
-        std::process::id()
     ));
     let write = || -> std::io::Result<()> {
         let mut file = fs::OpenOptions::new()

@@ -4,7 +4,6 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use fabrik_provider::{
     Applied, Attributes, Error, ErrorKind, Field, FieldKind, Found, Observed, OutputField,
@@ -150,6 +149,9 @@ impl Files {
     }
 
     pub fn delete(&self, id: &str) -> Result<()> {
+        if let Some(temp) = temp_path(Path::new(id)) {
+            let _ = fs::remove_file(temp);
+        }
         match fs::remove_file(id) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -179,28 +181,27 @@ fn outputs(path: &Path, content: &[u8]) -> Attributes {
     out
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// Where a file is written before it is renamed into place. Always the same name for a path,
+/// so that a write killed halfway leaves nothing the next write or delete does not clear (one
+/// stack lock means one writer per path).
+fn temp_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_string_lossy();
+    Some(path.with_file_name(format!(".{name}.fabrik-tmp")))
+}
 
 /// Writes to a temporary file beside the target, syncs it and renames it into place, so a reader
 /// (or a crash) sees the old content or the new one, never half of it.
 fn write_atomically(path: &Path, content: &[u8], mode: Option<u32>) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("{} is not a file path", path.display()),
-            )
-        })?
-        .to_string_lossy();
-    let temp = dir.join(format!(
-        ".{file_name}.fabrik-{}-{}",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let temp = temp_path(path).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("{} is not a file path", path.display()),
+        )
+    })?;
     let result = (|| {
+        // Truncates what a killed run may have left under the same name.
         let mut file = fs::File::create(&temp)?;
         file.write_all(content)?;
         if let Some(bits) = mode {

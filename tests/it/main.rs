@@ -1,0 +1,22 @@
+//! Integration tests for fabrik: every case drives the real binary (`CARGO_BIN_EXE_fabrik`) in
+//! its own temporary directory with a scrubbed environment, through the builder in [`harness`].
+//!
+//! One test binary (not one per file) so the suite links once and runs in parallel. Tests are
+//! named after what they guard; CLI output is pinned with insta inline snapshots, plan
+//! renderings with one file snapshot per spec under `fixtures/specs/`.
+
+#[macro_use]
+mod harness;
+
+mod bad_inputs;
+mod crash;
+mod exit_codes;
+mod fixtures;
+mod graph;
+mod lifecycle;
+mod lock;
+mod plan_json;
+mod refresh;
+mod saved_plans;
+mod state;
+mod target;
