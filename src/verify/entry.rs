@@ -1,0 +1,838 @@
+//! The shape of one `verify:` entry, read once for both of its sources: the located spec value
+//! at plan time ([`super::check_entry`]) and the resolved JSON value at apply time
+//! ([`super::Gate::from_value`]). One reader means plan and apply can never disagree about what
+//! a valid entry is.
+
+use std::borrow::Cow;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use hickory_proto::rr::RecordType;
+
+use crate::source::{Diagnostic, Loc};
+use crate::spec::{Expr, ExprKind};
+use crate::template::Part;
+
+/// What a gate checks; the entry's one "kind" key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Http,
+    Tls,
+    Dns,
+    Tcp,
+}
+
+const KINDS: [Kind; 4] = [Kind::Http, Kind::Tls, Kind::Dns, Kind::Tcp];
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Http => "http",
+            Kind::Tls => "tls",
+            Kind::Dns => "dns",
+            Kind::Tcp => "tcp",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Kind> {
+        KINDS.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The kind's name with its article, as in "an `http` gate".
+    fn gate(self) -> String {
+        match self {
+            Kind::Http => "an `http` gate".to_string(),
+            other => format!("a `{}` gate", other.name()),
+        }
+    }
+
+    /// The option names this kind accepts besides its kind key.
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Http => &[
+                "status",
+                "body_contains",
+                "headers",
+                "ca_file",
+                "timeout",
+                "interval",
+            ],
+            Kind::Tls => &["port", "ca_file", "min_valid_days", "timeout", "interval"],
+            Kind::Dns => &["type", "expect", "nameserver", "timeout", "interval"],
+            Kind::Tcp => &["timeout", "interval"],
+        }
+    }
+
+    /// What the kind key's value is, for messages.
+    fn target_shape(self) -> &'static str {
+        match self {
+            Kind::Http => "a URL such as \"https://api.example.com/health\"",
+            Kind::Tls => "a host such as \"api.example.com\" or \"api.example.com:8443\"",
+            Kind::Dns => "a name such as \"api.example.com\"",
+            Kind::Tcp => "HOST:PORT such as \"127.0.0.1:8080\"",
+        }
+    }
+}
+
+/// Every option name of every kind, for suggestions when the kind itself is unclear.
+fn all_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = KINDS.iter().map(|k| k.name()).collect();
+    for kind in KINDS {
+        for option in kind.options() {
+            if !names.contains(option) {
+                names.push(option);
+            }
+        }
+    }
+    names
+}
+
+/// DNS record types a `dns` gate can ask for.
+pub(crate) const DNS_TYPES: [(&str, RecordType); 10] = [
+    ("A", RecordType::A),
+    ("AAAA", RecordType::AAAA),
+    ("CNAME", RecordType::CNAME),
+    ("TXT", RecordType::TXT),
+    ("MX", RecordType::MX),
+    ("NS", RecordType::NS),
+    ("PTR", RecordType::PTR),
+    ("SRV", RecordType::SRV),
+    ("CAA", RecordType::CAA),
+    ("SOA", RecordType::SOA),
+];
+
+/// The longest `timeout` a gate may have; also keeps deadline arithmetic far from overflow.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// A value from either source, reduced to what the reader needs. `Unknown` is a string whose
+/// references are not resolved yet: at plan time nothing more can be said about it.
+enum Val<'a> {
+    Unknown,
+    Null,
+    Bool,
+    Int(i64),
+    Float,
+    Text(Cow<'a, str>),
+    List(Vec<Node<'a>>),
+    Map(Vec<(Cow<'a, str>, Loc, Node<'a>)>),
+}
+
+struct Node<'a> {
+    val: Val<'a>,
+    loc: Loc,
+}
+
+impl Node<'_> {
+    fn kind_name(&self) -> &'static str {
+        match &self.val {
+            Val::Unknown => "a reference",
+            Val::Null => "null",
+            Val::Bool => "a boolean",
+            Val::Int(_) => "an integer",
+            Val::Float => "a number",
+            Val::Text(_) => "a string",
+            Val::List(_) => "a list",
+            Val::Map(_) => "a map",
+        }
+    }
+}
+
+fn from_expr(expr: &Expr) -> Node<'_> {
+    let val = match &expr.kind {
+        ExprKind::Null => Val::Null,
+        ExprKind::Bool(_) => Val::Bool,
+        ExprKind::Int(i) => Val::Int(*i),
+        ExprKind::Float(_) => Val::Float,
+        ExprKind::Str(parts) => {
+            let mut text = String::new();
+            let mut known = true;
+            for part in parts {
+                match part {
+                    Part::Text(t) => text.push_str(t),
+                    Part::Ref(_) => known = false,
+                }
+            }
+            if known {
+                Val::Text(Cow::Owned(text))
+            } else {
+                Val::Unknown
+            }
+        }
+        ExprKind::List(items) => Val::List(items.iter().map(from_expr).collect()),
+        ExprKind::Map(entries) => Val::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k.name.as_str()), k.loc, from_expr(v)))
+                .collect(),
+        ),
+    };
+    Node { val, loc: expr.loc }
+}
+
+fn from_json(value: &serde_json::Value) -> Node<'_> {
+    use serde_json::Value as J;
+    let val = match value {
+        J::Null => Val::Null,
+        J::Bool(_) => Val::Bool,
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Val::Int(i),
+            None => Val::Float,
+        },
+        J::String(s) => Val::Text(Cow::Borrowed(s.as_str())),
+        J::Array(items) => Val::List(items.iter().map(from_json).collect()),
+        J::Object(entries) => Val::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k.as_str()), Loc::default(), from_json(v)))
+                .collect(),
+        ),
+    };
+    Node {
+        val,
+        loc: Loc::default(),
+    }
+}
+
+/// One entry as read: fields stay `None` when absent, invalid or not known until apply.
+#[derive(Debug, Default)]
+pub(crate) struct Entry {
+    pub kind: Option<Kind>,
+    pub target: Option<String>,
+    /// The port written in the target (`host:port`), if any.
+    pub target_port: Option<u16>,
+    pub status: Option<u16>,
+    pub body_contains: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub interval: Option<Duration>,
+    pub ca_file: Option<String>,
+    pub port: Option<u16>,
+    pub min_valid_days: Option<u32>,
+    pub dns_type: Option<RecordType>,
+    pub expect: Option<Vec<String>>,
+    pub nameserver: Option<(String, u16)>,
+}
+
+/// Reads a spec entry at plan time.
+pub(crate) fn read_expr(expr: &Expr) -> (Entry, Vec<Diagnostic>) {
+    Reader::new(false).entry(&from_expr(expr))
+}
+
+/// Reads a resolved entry at apply time; numbers may arrive as numeric strings.
+pub(crate) fn read_json(value: &serde_json::Value) -> (Entry, Vec<Diagnostic>) {
+    Reader::new(true).entry(&from_json(value))
+}
+
+struct Reader {
+    resolved: bool,
+    problems: Vec<Diagnostic>,
+}
+
+impl Reader {
+    fn new(resolved: bool) -> Self {
+        Reader {
+            resolved,
+            problems: Vec::new(),
+        }
+    }
+
+    fn problem(&mut self, loc: Loc, message: impl Into<String>) {
+        self.problems.push(Diagnostic::new(loc, message));
+    }
+
+    fn entry(mut self, node: &Node<'_>) -> (Entry, Vec<Diagnostic>) {
+        let mut entry = Entry::default();
+        let Val::Map(fields) = &node.val else {
+            self.problems.push(
+                Diagnostic::new(
+                    node.loc,
+                    format!("a verify entry must be a map, not {}", node.kind_name()),
+                )
+                .help("write e.g. `- http: \"https://api.example.com/health\"`, with options such as `status: 200` below it"),
+            );
+            return (entry, self.problems);
+        };
+        let kinds: Vec<(Kind, Loc)> = fields
+            .iter()
+            .filter_map(|(name, loc, _)| Kind::from_name(name).map(|k| (k, *loc)))
+            .collect();
+        match kinds.as_slice() {
+            [] => self.problems.push(
+                Diagnostic::new(node.loc, "this verify entry does not say what to check").help(
+                    "give it one of `http: URL`, `tls: HOST`, `dns: NAME` or `tcp: HOST:PORT`",
+                ),
+            ),
+            [(kind, _)] => entry.kind = Some(*kind),
+            [(first, _), rest @ ..] => {
+                for (other, loc) in rest {
+                    self.problems.push(
+                        Diagnostic::new(
+                            *loc,
+                            format!(
+                                "a verify entry checks one thing, but this one has both `{}` and `{}`",
+                                first.name(),
+                                other.name()
+                            ),
+                        )
+                        .help("split it into two entries, each starting with its own `-`"),
+                    );
+                }
+            }
+        }
+        let kind = entry.kind;
+        // `expect` is read against `type`, wherever the two stand in the map.
+        entry.dns_type = match fields.iter().find(|(name, _, _)| name == "type") {
+            Some((_, _, value)) if matches!(kind, None | Some(Kind::Dns)) => self.dns_type(value),
+            _ => Some(RecordType::A),
+        };
+        let names = all_names();
+        for (name, key_loc, value) in fields {
+            let name = name.as_ref();
+            if let Some(this) = Kind::from_name(name) {
+                if kind == Some(this) || kind.is_none() {
+                    self.target(this, value, &mut entry);
+                }
+                continue;
+            }
+            let known = match kind {
+                Some(kind) if kind.options().contains(&name) => true,
+                None if names.contains(&name) => true,
+                _ => {
+                    self.unknown_option(kind, name, *key_loc, &names);
+                    false
+                }
+            };
+            if known {
+                self.option(name, value, &mut entry);
+            }
+        }
+        self.cross_checks(node, fields, &entry);
+        (entry, self.problems)
+    }
+
+    /// An option the entry's kind does not take: says which kind does, or suggests the closest.
+    fn unknown_option(&mut self, kind: Option<Kind>, name: &str, loc: Loc, names: &[&'static str]) {
+        let Some(kind) = kind else {
+            let d = Diagnostic::new(loc, format!("unknown option `{name}` in a verify entry"))
+                .suggest(name, names.iter().copied());
+            self.problems.push(d);
+            return;
+        };
+        let owners: Vec<String> = KINDS
+            .iter()
+            .filter(|k| k.options().contains(&name))
+            .map(|k| k.gate())
+            .collect();
+        let message = if owners.is_empty() {
+            format!("unknown option `{name}` in {}", kind.gate())
+        } else {
+            format!(
+                "`{name}` is an option of {}, not of {}",
+                owners.join(" or "),
+                kind.gate()
+            )
+        };
+        let d = Diagnostic::new(loc, message).suggest(name, kind.options().iter().copied());
+        let d = match d.help {
+            Some(_) => d,
+            None => {
+                let options: Vec<String> =
+                    kind.options().iter().map(|o| format!("`{o}`")).collect();
+                d.help(format!("{} takes {}", kind.gate(), options.join(", ")))
+            }
+        };
+        self.problems.push(d);
+    }
+
+    fn cross_checks(
+        &mut self,
+        node: &Node<'_>,
+        fields: &[(Cow<'_, str>, Loc, Node<'_>)],
+        entry: &Entry,
+    ) {
+        let loc_of = |key: &str| {
+            fields
+                .iter()
+                .find(|(name, _, _)| name == key)
+                .map_or(node.loc, |(_, loc, _)| *loc)
+        };
+        let dns_without_nameserver = entry.kind == Some(Kind::Dns)
+            && !fields.iter().any(|(name, _, _)| name == "nameserver");
+        let tls_port_twice =
+            entry.kind == Some(Kind::Tls) && entry.target_port.is_some() && entry.port.is_some();
+        if tls_port_twice {
+            self.problems.push(
+                Diagnostic::new(
+                    loc_of("port"),
+                    "the port is given twice: in the `tls` host and in `port`",
+                )
+                .help("keep one of them"),
+            );
+        }
+        if dns_without_nameserver {
+            self.problems.push(
+                Diagnostic::new(loc_of("dns"), "a `dns` gate needs a `nameserver`").help(
+                    "add e.g. `nameserver: \"127.0.0.1:53\"`: the gate asks that server directly",
+                ),
+            );
+        }
+    }
+
+    /// The kind key's value.
+    fn target(&mut self, kind: Kind, value: &Node<'_>, entry: &mut Entry) {
+        let text = match &value.val {
+            Val::Unknown => return,
+            Val::Text(t) => t.as_ref(),
+            _ => {
+                self.problem(
+                    value.loc,
+                    format!(
+                        "`{}` must be {}, not {}",
+                        kind.name(),
+                        kind.target_shape(),
+                        value.kind_name()
+                    ),
+                );
+                return;
+            }
+        };
+        let parsed = match kind {
+            Kind::Http => parse_url(text).map(|url| (url, None)),
+            Kind::Tls => parse_host_port(text),
+            Kind::Dns => parse_dns_name(text).map(|n| (n, None)),
+            Kind::Tcp => parse_host_port(text).and_then(|(h, p)| match p {
+                Some(p) => Ok((h, Some(p))),
+                None => Err(format!("`{text}` has no port: write HOST:PORT")),
+            }),
+        };
+        match parsed {
+            Ok((target, port)) => {
+                entry.target = Some(target);
+                entry.target_port = port;
+            }
+            Err(message) => self.problem(value.loc, format!("`{}`: {message}", kind.name())),
+        }
+    }
+
+    fn option(&mut self, name: &str, value: &Node<'_>, entry: &mut Entry) {
+        match name {
+            "status" => {
+                entry.status = self
+                    .int(name, value, 100, 599, "an HTTP status")
+                    .and_then(|n| u16::try_from(n).ok())
+            }
+            "port" => {
+                entry.port = self
+                    .int(name, value, 1, 65535, "a port number")
+                    .and_then(|n| u16::try_from(n).ok())
+            }
+            "min_valid_days" => {
+                entry.min_valid_days = self.int(name, value, 0, 36500, "a number of days")
+            }
+            "timeout" => entry.timeout = self.duration(name, value, MAX_TIMEOUT),
+            "interval" => entry.interval = self.duration(name, value, MAX_INTERVAL),
+            "body_contains" => entry.body_contains = self.text(name, value),
+            "ca_file" => {
+                entry.ca_file = self.text(name, value);
+                if entry.ca_file.as_deref() == Some("") {
+                    self.problem(value.loc, "`ca_file` is empty");
+                    entry.ca_file = None;
+                }
+            }
+            "type" => {} // read before the loop
+            "nameserver" => {
+                if let Some(text) = self.text(name, value) {
+                    match parse_nameserver(&text) {
+                        Ok(ns) => entry.nameserver = Some(ns),
+                        Err(m) => self.problem(value.loc, format!("`nameserver`: {m}")),
+                    }
+                }
+            }
+            "expect" => entry.expect = self.expect(value, entry.dns_type),
+            "headers" => entry.headers = self.headers(value),
+            _ => unreachable!("option `{name}` is listed but not read"),
+        }
+    }
+
+    fn text(&mut self, name: &str, value: &Node<'_>) -> Option<String> {
+        match &value.val {
+            Val::Text(t) => Some(t.to_string()),
+            Val::Unknown => None,
+            _ => {
+                self.problem(
+                    value.loc,
+                    format!("`{name}` must be a string, not {}", value.kind_name()),
+                );
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, name: &str, value: &Node<'_>, min: i64, max: i64, what: &str) -> Option<u32> {
+        let n = match &value.val {
+            Val::Int(i) => *i,
+            Val::Unknown => return None,
+            Val::Text(t) if self.resolved && t.trim().parse::<i64>().is_ok() => {
+                t.trim().parse::<i64>().ok()?
+            }
+            Val::Text(t) if t.trim().parse::<i64>().is_ok() => {
+                self.problems.push(
+                    Diagnostic::new(
+                        value.loc,
+                        format!("`{name}` must be an integer, not a string"),
+                    )
+                    .help(format!("write {} without quotes", t.trim())),
+                );
+                return None;
+            }
+            _ => {
+                self.problem(
+                    value.loc,
+                    format!(
+                        "`{name}` must be {what} (an integer), not {}",
+                        value.kind_name()
+                    ),
+                );
+                return None;
+            }
+        };
+        if n < min || n > max {
+            self.problem(
+                value.loc,
+                format!("`{name}` is {n}, but {what} is from {min} to {max}"),
+            );
+            return None;
+        }
+        u32::try_from(n).ok()
+    }
+
+    fn duration(&mut self, name: &str, value: &Node<'_>, max: Duration) -> Option<Duration> {
+        let text = match &value.val {
+            Val::Text(t) => t.as_ref(),
+            Val::Unknown => return None,
+            Val::Int(n) => {
+                self.problems.push(
+                    Diagnostic::new(
+                        value.loc,
+                        format!("`{name}` must be a duration with a unit, not a bare number"),
+                    )
+                    .help(format!("write e.g. `{n}s`")),
+                );
+                return None;
+            }
+            _ => {
+                self.problems.push(
+                    Diagnostic::new(
+                        value.loc,
+                        format!("`{name}` must be a duration, not {}", value.kind_name()),
+                    )
+                    .help("write e.g. `30s`, `2m` or `500ms`"),
+                );
+                return None;
+            }
+        };
+        match parse_duration(text, max) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                self.problems.push(
+                    Diagnostic::new(value.loc, format!("`{name}`: {m}"))
+                        .help("write e.g. `30s`, `2m` or `500ms`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn dns_type(&mut self, value: &Node<'_>) -> Option<RecordType> {
+        let text = self.text("type", value)?;
+        match parse_dns_type(&text) {
+            Ok(t) => Some(t),
+            Err(m) => {
+                let d = Diagnostic::new(value.loc, m).suggest(
+                    &text.to_ascii_uppercase(),
+                    DNS_TYPES.iter().map(|(n, _)| *n),
+                );
+                let d = if d.help.is_none() {
+                    d.help(format!(
+                        "the types are {}",
+                        DNS_TYPES.map(|(n, _)| n).join(", ")
+                    ))
+                } else {
+                    d
+                };
+                self.problems.push(d);
+                None
+            }
+        }
+    }
+
+    fn expect(&mut self, value: &Node<'_>, dns_type: Option<RecordType>) -> Option<Vec<String>> {
+        let items: Vec<&Node<'_>> = match &value.val {
+            Val::List(items) => items.iter().collect(),
+            Val::Text(_) => vec![value],
+            Val::Unknown => return None,
+            _ => {
+                self.problem(
+                    value.loc,
+                    format!(
+                        "`expect` must be a list of answers such as [\"203.0.113.10\"], not {}",
+                        value.kind_name()
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut complete = true;
+        for item in items {
+            match (&item.val, dns_type) {
+                (Val::Text(t), Some(rtype)) => match normalize_expected(rtype, t) {
+                    Ok(n) => out.push(n),
+                    Err(m) => {
+                        self.problem(item.loc, format!("`expect`: {m}"));
+                        complete = false;
+                    }
+                },
+                // The type is not known until apply: the answers are judged then.
+                (Val::Text(_), None) | (Val::Unknown, _) => complete = false,
+                _ => {
+                    self.problem(
+                        item.loc,
+                        format!("`expect` lists strings, not {}", item.kind_name()),
+                    );
+                    complete = false;
+                }
+            }
+        }
+        complete.then_some(out)
+    }
+
+    fn headers(&mut self, value: &Node<'_>) -> Vec<(String, String)> {
+        let entries = match &value.val {
+            Val::Map(entries) => entries,
+            Val::Unknown => return Vec::new(),
+            _ => {
+                self.problems.push(
+                    Diagnostic::new(
+                        value.loc,
+                        format!("`headers` must be a map, not {}", value.kind_name()),
+                    )
+                    .help("write e.g. `headers: { content-type: \"application/json\" }`"),
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for (name, key_loc, v) in entries {
+            if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                self.problem(*key_loc, format!("`{name}` is not a valid header name"));
+                continue;
+            }
+            let text = match &v.val {
+                Val::Text(t) => t.to_string(),
+                Val::Int(i) => i.to_string(),
+                Val::Unknown => continue,
+                _ => {
+                    self.problem(
+                        v.loc,
+                        format!(
+                            "the expected value of header `{name}` must be a string, not {}",
+                            v.kind_name()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            out.push((name.to_ascii_lowercase(), text));
+        }
+        out
+    }
+}
+
+fn parse_duration(text: &str, max: Duration) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration ({e})"))?;
+    if d.is_zero() {
+        return Err("must be longer than 0".to_string());
+    }
+    if d > max {
+        return Err(format!(
+            "`{text}` is longer than the most allowed, {}",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+pub(crate) fn parse_dns_type(text: &str) -> Result<RecordType, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    DNS_TYPES
+        .iter()
+        .find(|(n, _)| *n == upper)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| format!("`{text}` is not a DNS record type a gate can check"))
+}
+
+fn parse_url(text: &str) -> Result<String, String> {
+    let uri: ureq::http::Uri = text
+        .parse()
+        .map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("`{text}` uses `{other}:`; use http or https")),
+        None => return Err(format!("`{text}` has no scheme: write https://{text}")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{text}` has no host"));
+    }
+    Ok(text.to_string())
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
+pub(crate) fn parse_host_port(text: &str) -> Result<(String, Option<u16>), String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("the host is empty".to_string());
+    }
+    if text.contains("://") {
+        return Err(format!("`{text}` is a URL; give the host alone"));
+    }
+    let port = |p: &str| -> Result<u16, String> {
+        match p.parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!("`{p}` is not a port number (1 to 65535)")),
+            Ok(n) => Ok(n),
+        }
+    };
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("`{text}` has `[` without `]`"))?;
+        host.parse::<Ipv6Addr>()
+            .map_err(|_| format!("`{host}` is not an IPv6 address"))?;
+        return match after {
+            "" => Ok((host.to_string(), None)),
+            _ => match after.strip_prefix(':') {
+                Some(p) => Ok((host.to_string(), Some(port(p)?))),
+                None => Err(format!("unexpected `{after}` after the address")),
+            },
+        };
+    }
+    if text.parse::<Ipv6Addr>().is_ok() {
+        return Ok((text.to_string(), None));
+    }
+    let (host, p) = match text.rsplit_once(':') {
+        Some((host, p)) => (host, Some(port(p)?)),
+        None => (text, None),
+    };
+    if host.is_empty() {
+        return Err(format!("`{text}` has no host"));
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c == '/' || c == ':' || c == '@')
+    {
+        return Err(format!("`{host}` is not a host name"));
+    }
+    Ok((host.to_string(), p))
+}
+
+fn parse_dns_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() {
+        return Err("the name is empty".to_string());
+    }
+    hickory_proto::rr::Name::from_utf8(name)
+        .map_err(|e| format!("`{name}` is not a DNS name ({e})"))?;
+    Ok(name.to_string())
+}
+
+fn parse_nameserver(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = parse_host_port(text)?;
+    Ok((host, port.unwrap_or(53)))
+}
+
+/// An answer in the form gates compare: addresses canonical, names lower-case without the
+/// trailing dot, TXT without surrounding quotes.
+pub(crate) fn normalize_expected(rtype: RecordType, text: &str) -> Result<String, String> {
+    let text = text.trim();
+    match rtype {
+        RecordType::A => text
+            .parse::<Ipv4Addr>()
+            .map(|a| a.to_string())
+            .map_err(|_| format!("`{text}` is not an IPv4 address (type A)")),
+        RecordType::AAAA => text
+            .parse::<Ipv6Addr>()
+            .map(|a| a.to_string())
+            .map_err(|_| format!("`{text}` is not an IPv6 address (type AAAA)")),
+        RecordType::TXT => Ok(unquote(text).to_string()),
+        _ => {
+            if text.is_empty() {
+                return Err("an expected answer is empty".to_string());
+            }
+            Ok(normalize_tokens(text))
+        }
+    }
+}
+
+fn unquote(text: &str) -> &str {
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) if !inner.contains('"') => inner,
+        _ => text,
+    }
+}
+
+/// Names inside record data (MX exchange, CNAME target, SRV target) compared without case and
+/// without the root dot; other tokens likewise, which is harmless for numbers.
+pub(crate) fn normalize_tokens(text: &str) -> String {
+    text.split_whitespace()
+        .map(|token| {
+            let token = token.trim_end_matches('.');
+            let token = if token.is_empty() { "." } else { token };
+            token.to_ascii_lowercase()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(
+            parse_host_port("api.example:8443").unwrap(),
+            ("api.example".into(), Some(8443))
+        );
+        assert_eq!(
+            parse_host_port("api.example").unwrap(),
+            ("api.example".into(), None)
+        );
+        assert_eq!(
+            parse_host_port("[::1]:53").unwrap(),
+            ("::1".into(), Some(53))
+        );
+        assert_eq!(parse_host_port("::1").unwrap(), ("::1".into(), None));
+        assert!(parse_host_port("host:0").is_err());
+        assert!(parse_host_port("host:http").is_err());
+        assert!(parse_host_port("https://x").is_err());
+    }
+
+    #[test]
+    fn answers_are_normalized() {
+        assert_eq!(
+            normalize_expected(RecordType::MX, "10 Mail.Example.").unwrap(),
+            "10 mail.example"
+        );
+        assert_eq!(
+            normalize_expected(RecordType::TXT, "\"v=spf1 -all\"").unwrap(),
+            "v=spf1 -all"
+        );
+        assert_eq!(
+            normalize_expected(RecordType::AAAA, "2001:DB8::0001").unwrap(),
+            "2001:db8::1"
+        );
+        assert!(normalize_expected(RecordType::A, "not-an-ip").is_err());
+    }
+}
