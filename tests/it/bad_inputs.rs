@@ -1,0 +1,613 @@
+//! Bad inputs: each is refused with exit 1 and a message that points at the file, line and
+//! column where there is one, before anything is written (`.fabrik/` is not even created).
+
+use crate::harness::{Case, Output};
+
+/// Runs `apply --yes` (the command with the most to lose) on a bad spec and checks the refusal
+/// is clean: exit 1, nothing on stdout, no state directory; `validate` and `plan` refuse too,
+/// with one and the same message.
+fn refused(case: &Case) -> Output {
+    let out = case.run(["apply", "--yes"]);
+    assert_eq!(out.code, 1, "a bad spec must exit 1:\n{out}");
+    assert!(out.stdout.is_empty(), "nothing may be planned:\n{out}");
+    assert!(
+        !case.state_dir().exists(),
+        "a bad spec must not create the state directory:\n{out}"
+    );
+    let validate = case.run(["validate"]);
+    let plan = case.run(["plan"]);
+    assert_eq!(validate.code, 1, "`validate` must refuse too:\n{validate}");
+    assert_eq!(plan, validate, "`plan` and `validate` must say the same");
+    assert!(!case.state_dir().exists());
+    out
+}
+
+#[test]
+fn malformed_yaml_points_at_the_syntax_error() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web: [unclosed
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: invalid YAML: unclosed bracket '['
+      --> fabrik.yaml:3:8
+      |
+    3 |   web: [unclosed
+      |        ^
+    ");
+}
+
+/// Billion laughs: ten levels of ten aliases would expand to 10^9 nodes.
+fn billion_laughs() -> String {
+    let mut yaml = String::from("stack: bomb\n");
+    yaml.push_str("lol0: &lol0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for level in 1..10 {
+        let alias = format!("*lol{}", level - 1);
+        let items = [alias.as_str(); 10].join(", ");
+        yaml.push_str(&format!("lol{level}: &lol{level} [{items}]\n"));
+    }
+    yaml.push_str("resources: {}\n");
+    yaml
+}
+
+#[test]
+fn yaml_bomb_is_refused_with_a_clear_message() {
+    let case = Case::new();
+    case.write("fabrik.yaml", billion_laughs());
+    let out = refused(&case);
+    let message = out.stderr.lines().next().unwrap_or_default();
+    assert!(message.starts_with("error: "), "{out}");
+    assert!(
+        out.stderr.contains("--> fabrik.yaml:"),
+        "the message must point into the spec:\n{out}"
+    );
+    // What the user has to change is the aliases; the message must say so in words, in full.
+    let lower = message.to_lowercase();
+    assert!(
+        lower.contains("alias") || lower.contains("anchor"),
+        "the message must say the aliases expand too far:\n{out}"
+    );
+    assert_eq!(
+        message.matches('(').count(),
+        message.matches(')').count(),
+        "the message is cut short:\n{out}"
+    );
+    assert!(
+        !message.contains(" { "),
+        "the message shows the parser's Debug output:\n{out}"
+    );
+}
+
+#[test]
+fn fifty_megabyte_spec_is_refused_unread() {
+    // A valid spec, only too large: about 430,000 resources.
+    let mut yaml = String::with_capacity(51 * 1024 * 1024);
+    yaml.push_str("stack: big\nresources:\n");
+    let mut n = 0;
+    while yaml.len() < 50 * 1024 * 1024 {
+        yaml.push_str(&format!(
+            "  f{n}:\n    type: local.file\n    with: {{ path: \"f{n}.txt\", content: \"x\" }}\n"
+        ));
+        n += 1;
+    }
+    let case = Case::new();
+    case.write("fabrik.yaml", &yaml);
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the spec is 50.0 MiB, more than the 16 MiB fabrik reads
+      --> fabrik.yaml
+      = help: split the stack into several specs
+    ");
+}
+
+#[test]
+fn invalid_utf8_points_at_the_first_bad_byte() {
+    let case = Case::new();
+    case.write("fabrik.yaml", b"stack: caf\xe9\nresources: {}\n");
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the spec is not valid UTF-8
+      --> fabrik.yaml:1:11
+      |
+    1 | stack: caf�
+      |           ^
+      = help: save the file as UTF-8
+    ");
+}
+
+#[test]
+fn empty_file_is_refused() {
+    let case = Case::new();
+    case.write("fabrik.yaml", "");
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the spec is empty
+      --> fabrik.yaml:1:1
+      = help: a spec needs at least `stack: NAME` and a `resources:` map
+    ");
+}
+
+#[test]
+fn missing_file_is_refused() {
+    let case = Case::new();
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot read fabrik.yaml: No such file or directory (os error 2)
+    ");
+}
+
+#[test]
+fn spec_that_is_a_list_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        - stack: shop
+        - resources: {}
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the spec must be a map, not a list
+      --> fabrik.yaml:1:1
+      |
+    1 | - stack: shop
+      | ^
+      = help: a spec is a map with `stack`, `providers` and `resources`
+    ");
+}
+
+#[test]
+fn unknown_top_level_key_suggests_the_closest() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resorces:
+          web:
+            type: local.file
+            with: { path: web.txt, content: hi }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unknown top-level key `resorces`
+      --> fabrik.yaml:2:1
+      |
+    2 | resorces:
+      | ^^^^^^^^
+      = help: did you mean `resources`?
+    ");
+}
+
+#[test]
+fn unknown_resource_key_suggests_the_closest() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          db:
+            type: local.file
+            with: { path: db.txt, content: db }
+          web:
+            type: local.file
+            depend_on: [db]
+            with: { path: web.txt, content: hi }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unknown key `depend_on` in resource `web`
+      --> fabrik.yaml:8:5
+      |
+    8 |     depend_on: [db]
+      |     ^^^^^^^^^
+      = help: did you mean `depends_on`?
+    ");
+}
+
+#[test]
+fn unknown_field_suggests_the_closest() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            with:
+              path: web.txt
+              content: hi
+              mdoe: "0644"
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unknown field `mdoe` in `web` (local.file)
+      --> fabrik.yaml:8:7
+      |
+    8 |       mdoe: "0644"
+      |       ^^^^
+      = help: did you mean `mode`?
+    "#);
+}
+
+#[test]
+fn unknown_resource_type_suggests_the_closest() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.fiel
+            with: { path: web.txt, content: hi }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unknown resource type `local.fiel`
+      --> fabrik.yaml:4:11
+      |
+    4 |     type: local.fiel
+      |           ^^^^^^^^^^
+      = help: did you mean `local.file`?
+    ");
+}
+
+#[test]
+fn unknown_reference_target_suggests_the_closest() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          greeting:
+            type: local.file
+            with: { path: greeting.txt, content: hi }
+          echo:
+            type: local.file
+            with: { path: echo.txt, content: "size ${greting.size}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: reference to unknown resource `greting`
+      --> fabrik.yaml:8:44
+      |
+    8 |     with: { path: echo.txt, content: "size ${greting.size}" }
+      |                                            ^^^^^^^^^^^^^^^
+      = help: did you mean `greeting`?
+    "#);
+}
+
+#[test]
+fn unknown_reference_attribute_suggests_the_closest() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          greeting:
+            type: local.file
+            with: { path: greeting.txt, content: hi }
+          echo:
+            type: local.file
+            with: { path: echo.txt, content: "size ${greeting.sise}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `greeting` (local.file) has no attribute `sise`
+      --> fabrik.yaml:8:44
+      |
+    8 |     with: { path: echo.txt, content: "size ${greeting.sise}" }
+      |                                            ^^^^^^^^^^^^^^^^
+      = help: did you mean `size`?
+    "#);
+}
+
+#[test]
+fn duplicate_resource_names_name_both_places() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            with: { path: one.txt, content: one }
+          web:
+            type: local.file
+            with: { path: two.txt, content: two }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: duplicate resource name `web`
+      --> fabrik.yaml:6:3
+      |
+    6 |   web:
+      |   ^^^
+      = help: `web` is first defined on line 3
+    ");
+}
+
+#[test]
+fn reserved_resource_names_are_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          env:
+            type: local.file
+            with: { path: env.txt, content: env }
+          secret:
+            type: local.file
+            with: { path: secret.txt, content: secret }
+          stack:
+            type: local.file
+            with: { path: stack.txt, content: stack }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `env` is a reserved name
+      --> fabrik.yaml:3:3
+      |
+    3 |   env:
+      |   ^^^
+      = help: `env`, `secret`, `stack`, `self`, `var` are reserved for references; rename the resource
+
+    error: `secret` is a reserved name
+      --> fabrik.yaml:6:3
+      |
+    6 |   secret:
+      |   ^^^^^^
+      = help: `env`, `secret`, `stack`, `self`, `var` are reserved for references; rename the resource
+
+    error: `stack` is a reserved name
+      --> fabrik.yaml:9:3
+      |
+    9 |   stack:
+      |   ^^^^^
+      = help: `env`, `secret`, `stack`, `self`, `var` are reserved for references; rename the resource
+
+    3 errors in fabrik.yaml
+    ");
+}
+
+#[test]
+fn dependency_cycle_is_reported_with_its_whole_path() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          a:
+            type: local.file
+            with: { path: a.txt, content: "${b.size}" }
+          b:
+            type: local.file
+            with: { path: b.txt, content: "${c.size}" }
+          c:
+            type: local.file
+            with: { path: c.txt, content: c }
+            depends_on: [a]
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: dependency cycle: a → b → c → a
+      --> fabrik.yaml:3:3
+      |
+    3 |   a:
+      |   ^
+      = help: each resource in the cycle needs the next one first; remove one reference or `depends_on`
+    ");
+}
+
+#[test]
+fn depends_on_unknown_resource_suggests_the_closest() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          database:
+            type: local.file
+            with: { path: db.txt, content: db }
+          web:
+            type: local.file
+            with: { path: web.txt, content: hi }
+            depends_on: [databse]
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `depends_on` names unknown resource `databse`
+      --> fabrik.yaml:9:18
+      |
+    9 |     depends_on: [databse]
+      |                  ^^^^^^^
+      = help: did you mean `database`?
+    ");
+}
+
+#[test]
+fn unset_env_variable_is_refused_where_it_is_used() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            with: { path: web.txt, content: "image tag ${env.IMAGE_TAG}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: environment variable `IMAGE_TAG` is not set
+      --> fabrik.yaml:5:48
+      |
+    5 |     with: { path: web.txt, content: "image tag ${env.IMAGE_TAG}" }
+      |                                                ^^^^^^^^^^^^^^^^
+      = help: set it, for example `IMAGE_TAG=… fabrik plan`
+    "#);
+}
+
+#[test]
+fn unquoted_mode_is_the_wrong_kind_of_value() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            with:
+              path: web.txt
+              content: hi
+              mode: 0644
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `mode` in `web` (local.file) must be a string, not a number
+      --> fabrik.yaml:8:13
+      |
+    8 |       mode: 0644
+      |             ^^^^
+      = help: put the value in quotes to make it a string
+    ");
+}
+
+#[test]
+fn missing_required_field_is_named() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            with:
+              path: web.txt
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `web` (local.file) is missing required field `content`
+      --> fabrik.yaml:3:3
+      |
+    3 |   web:
+      |   ^^^
+      = help: The file's content.
+    ");
+}
+
+/// A stack with state, then a spec broken in several ways: no command may touch a byte of the
+/// state directory (snapshot, journal or lock).
+#[test]
+fn bad_spec_leaves_existing_state_byte_identical() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            with: { path: web.txt, content: "v1\n" }
+        "#,
+    );
+    case.expect(["apply", "--yes"], 0);
+    let before = case.state_files();
+    assert!(
+        before.keys().any(|p| p.ends_with("shop.state.json")),
+        "the apply wrote a state: {before:?}"
+    );
+    let plan_and_apply = [&["plan"][..], &["apply", "--yes"], &["plan", "--refresh"]];
+    let with_destroy = [
+        &["plan"][..],
+        &["apply", "--yes"],
+        &["plan", "--refresh"],
+        &["destroy", "--yes"],
+    ];
+    // Destroy works from the state and needs no environment variable of the spec, so an unset
+    // one stops only the commands that resolve inputs.
+    let broken = [
+        (
+            "stack: shop\nresources:\n  web: [unclosed\n",
+            &with_destroy[..],
+        ),
+        (
+            "stack: shop\nresources:\n  web:\n    type: local.file\n    with: { path: web.txt, contnt: v2 }\n",
+            &with_destroy,
+        ),
+        (
+            "stack: shop\nresources:\n  web:\n    type: local.file\n    with: { path: web.txt, content: \"${env.UNSET_VAR}\" }\n",
+            &plan_and_apply,
+        ),
+    ];
+    for (spec, commands) in broken {
+        case.write("fabrik.yaml", spec);
+        for args in commands {
+            let out = case.run(*args);
+            assert_eq!(out.code, 1, "{args:?} on a bad spec:\n{out}");
+            assert_eq!(
+                case.state_files(),
+                before,
+                "{args:?} on a bad spec changed the state directory:\n{out}"
+            );
+        }
+    }
+    assert_eq!(case.read("web.txt"), "v1\n");
+}

@@ -1,0 +1,427 @@
+//! The whole life of a stack of `local.file` resources through the binary: create, no-op,
+//! update, replace, delete, destroy, protect, and the confirmation guard.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::harness::Case;
+
+const TWO_FILES: &str = r#"
+    stack: life
+    resources:
+      motd:
+        type: local.file
+        with:
+          path: etc/motd
+          mode: "0640"
+          content: |
+            Welcome to ${stack}.
+            Be nice.
+      hosts:
+        type: local.file
+        with: { path: etc/hosts, content: "127.0.0.1 localhost\n" }
+"#;
+
+#[test]
+fn apply_creates_files_with_their_content() {
+    let case = Case::new().spec(TWO_FILES);
+    let out = case.args(["apply", "--yes", "--parallelism", "1"]).run();
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `life`:
+
+      + motd (local.file)
+          + path    = "etc/motd"
+          + content = <<EOT
+              Welcome to life.
+              Be nice.
+            EOT
+          + mode    = "0640"
+
+      + hosts (local.file)
+          + path    = "etc/hosts"
+          + content = <<EOT
+              127.0.0.1 localhost
+            EOT
+
+    Plan: 2 to add, 0 to change, 0 to destroy.
+
+      + motd (local.file): created [TIME]
+      + hosts (local.file): created [TIME]
+
+    Apply complete: 2 added, 0 changed, 0 destroyed in [TIME].
+
+    ----- stderr -----
+    "#);
+    assert_eq!(case.read("etc/motd"), "Welcome to life.\nBe nice.\n");
+    assert_eq!(case.read("etc/hosts"), "127.0.0.1 localhost\n");
+    let mode = std::fs::metadata(case.path("etc/motd"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o640, "mode: {mode:o}");
+    assert_eq!(case.tracked("life"), ["hosts", "motd"]);
+}
+
+#[test]
+fn second_apply_changes_nothing() {
+    let case = Case::new().spec(TWO_FILES);
+    case.expect(["apply", "--yes"], 0);
+    let before = std::fs::read(case.state_file("life")).unwrap();
+    let again = case.expect(["apply", "--yes"], 0);
+    fabrik_snapshot!(case, again, @"
+    exit code: 0
+    ----- stdout -----
+    No changes. Stack `life` matches the spec.
+
+    ----- stderr -----
+    ");
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    fabrik_snapshot!(case, plan, @"
+    exit code: 0
+    ----- stdout -----
+    No changes. Stack `life` matches the spec.
+
+    ----- stderr -----
+    ");
+    assert_eq!(
+        std::fs::read(case.state_file("life")).unwrap(),
+        before,
+        "a no-op apply must not change the state"
+    );
+}
+
+#[test]
+fn whitespace_comments_and_key_order_are_not_changes() {
+    let case = Case::new().spec(TWO_FILES);
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(
+        r#"
+        # Same stack, written differently.
+        resources:
+          hosts: { with: { content: "127.0.0.1 localhost\n", path: etc/hosts }, type: local.file }
+
+          motd:
+            with:
+              content: "Welcome to ${stack}.\nBe nice.\n"
+              mode: "0640"
+              path: "etc/motd"
+            type: "local.file"
+        stack: life
+        "#,
+    );
+    let out = case.run(["plan", "--detailed-exitcode"]);
+    fabrik_snapshot!(case, out, @"
+    exit code: 0
+    ----- stdout -----
+    No changes. Stack `life` matches the spec.
+
+    ----- stderr -----
+    ");
+}
+
+#[test]
+fn content_change_is_an_update_in_place_with_a_line_diff() {
+    let case = Case::new().spec(TWO_FILES);
+    case.expect(["apply", "--yes"], 0);
+    let id_before = case.state("life")["resources"]["motd"]["id"].clone();
+    case.set_spec(&TWO_FILES.replace("Be nice.", "Be kind.\n            Have fun."));
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    fabrik_snapshot!(case, plan, @"
+    exit code: 2
+    ----- stdout -----
+    fabrik will make these changes to stack `life`:
+
+      ~ motd (local.file)
+          ~ content:
+                Welcome to life.
+              - Be nice.
+              + Be kind.
+              + Have fun.
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+    ----- stderr -----
+    ");
+    let apply = case.expect(["apply", "--yes"], 0);
+    fabrik_snapshot!(case, apply, @"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `life`:
+
+      ~ motd (local.file)
+          ~ content:
+                Welcome to life.
+              - Be nice.
+              + Be kind.
+              + Have fun.
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ~ motd (local.file): updated [TIME]
+
+    Apply complete: 0 added, 1 changed, 0 destroyed in [TIME].
+
+    ----- stderr -----
+    ");
+    assert_eq!(
+        case.read("etc/motd"),
+        "Welcome to life.\nBe kind.\nHave fun.\n"
+    );
+    assert_eq!(case.state("life")["resources"]["motd"]["id"], id_before);
+    case.expect(["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn path_change_replaces_the_file() {
+    let case = Case::new().spec(TWO_FILES);
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(&TWO_FILES.replace("path: etc/hosts", "path: etc/hosts.new"));
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    fabrik_snapshot!(case, plan, @r#"
+    exit code: 2
+    ----- stdout -----
+    fabrik will make these changes to stack `life`:
+
+      +/- hosts (local.file)  create before destroy
+          ~ path = "etc/hosts" → "etc/hosts.new"  # forces replacement
+
+    Plan: 1 to add, 0 to change, 1 to destroy.
+
+    ----- stderr -----
+    "#);
+    let apply = case.expect(["apply", "--yes"], 0);
+    fabrik_snapshot!(case, apply, @r#"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `life`:
+
+      +/- hosts (local.file)  create before destroy
+          ~ path = "etc/hosts" → "etc/hosts.new"  # forces replacement
+
+    Plan: 1 to add, 0 to change, 1 to destroy.
+
+      ± hosts (local.file): replaced [TIME]
+      - hosts (local.file): destroyed [TIME]
+
+    Apply complete: 1 added, 0 changed, 1 destroyed in [TIME].
+
+    ----- stderr -----
+    "#);
+    assert!(!case.exists("etc/hosts"), "the old file must be gone");
+    assert_eq!(case.read("etc/hosts.new"), "127.0.0.1 localhost\n");
+    let state = case.state("life");
+    let hosts = &state["resources"]["hosts"];
+    assert_eq!(
+        hosts["id"],
+        case.path("etc/hosts.new").display().to_string()
+    );
+    assert!(
+        hosts
+            .get("deposed")
+            .is_none_or(|d| d.as_array().unwrap().is_empty()),
+        "nothing may wait for a delete: {hosts}"
+    );
+    case.expect(["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn removed_resource_is_deleted() {
+    let case = Case::new().spec(TWO_FILES);
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(
+        r#"
+        stack: life
+        resources:
+          hosts:
+            type: local.file
+            with: { path: etc/hosts, content: "127.0.0.1 localhost\n" }
+        "#,
+    );
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    fabrik_snapshot!(case, plan, @"
+    exit code: 2
+    ----- stdout -----
+    fabrik will make these changes to stack `life`:
+
+      - motd (local.file)
+
+    Plan: 0 to add, 0 to change, 1 to destroy.
+
+    ----- stderr -----
+    ");
+    let apply = case.expect(["apply", "--yes"], 0);
+    fabrik_snapshot!(case, apply, @"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `life`:
+
+      - motd (local.file)
+
+    Plan: 0 to add, 0 to change, 1 to destroy.
+
+      - motd (local.file): destroyed [TIME]
+
+    Apply complete: 0 added, 0 changed, 1 destroyed in [TIME].
+
+    ----- stderr -----
+    ");
+    assert!(!case.exists("etc/motd"));
+    assert!(case.exists("etc/hosts"));
+    assert_eq!(case.tracked("life"), ["hosts"]);
+}
+
+#[test]
+fn destroy_works_from_the_state_alone() {
+    let case = Case::new().spec(
+        r#"
+        stack: life
+        resources:
+          base:
+            type: local.file
+            with: { path: base.txt, content: "base\n" }
+          derived:
+            type: local.file
+            with: { path: derived.txt, content: "${base.content_hash}\n" }
+        "#,
+    );
+    case.expect(["apply", "--yes"], 0);
+    case.remove("fabrik.yaml");
+    let out = case.run(["destroy", "--yes"]);
+    // Reverse dependency order: what needs `base` goes first.
+    fabrik_snapshot!(case, out, @"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `life`:
+
+      - derived (local.file)
+
+      - base (local.file)
+
+    Plan: 0 to add, 0 to change, 2 to destroy.
+
+      - derived (local.file): destroyed [TIME]
+      - base (local.file): destroyed [TIME]
+
+    Destroy complete: 2 destroyed in [TIME].
+
+    ----- stderr -----
+    ");
+    assert!(!case.exists("base.txt"));
+    assert!(!case.exists("derived.txt"));
+    assert!(case.tracked("life").is_empty());
+    let again = case.run(["destroy", "--yes"]);
+    fabrik_snapshot!(case, again, @"
+    exit code: 0
+    ----- stdout -----
+    No changes. Stack `life` matches the request: nothing to destroy.
+
+    ----- stderr -----
+    ");
+}
+
+const PROTECTED: &str = r#"
+    stack: life
+    resources:
+      data:
+        type: local.file
+        protect: true
+        with: { path: data.txt, content: "precious\n" }
+      scratch:
+        type: local.file
+        with: { path: scratch.txt, content: "scratch\n" }
+"#;
+
+#[test]
+fn destroy_refuses_a_protected_resource() {
+    let case = Case::new().spec(PROTECTED);
+    case.expect(["apply", "--yes"], 0);
+    let before = std::fs::read(case.state_file("life")).unwrap();
+    let out = case.run(["destroy", "--yes"]);
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: refusing to destroy protected resource `data`: remove `protect: true` from the spec and apply first, or leave it out with --target
+    ");
+    assert!(case.exists("data.txt"));
+    assert!(case.exists("scratch.txt"), "nothing may be deleted");
+    assert_eq!(std::fs::read(case.state_file("life")).unwrap(), before);
+}
+
+#[test]
+fn destroy_refuses_a_protected_resource_with_the_spec_gone() {
+    let case = Case::new().spec(PROTECTED);
+    case.expect(["apply", "--yes"], 0);
+    case.remove("fabrik.yaml");
+    let out = case.run(["destroy", "--yes"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("`data`"), "{out}");
+    assert!(case.exists("data.txt"));
+    assert!(case.exists("scratch.txt"));
+}
+
+/// `protect: true` added to a resource that already exists must reach the state, or a destroy
+/// made after the spec is gone deletes what the user protected.
+#[test]
+fn protect_added_after_creation_guards_destroy_without_the_spec() {
+    let case = Case::new().spec(&PROTECTED.replace("protect: true", "protect: false"));
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(PROTECTED);
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(
+        case.state("life")["resources"]["data"]["protect"],
+        true,
+        "the state must record `protect: true` once applied"
+    );
+    case.remove("fabrik.yaml");
+    let out = case.run(["destroy", "--yes"]);
+    assert_eq!(out.code, 1, "destroy must refuse:\n{out}");
+    assert!(case.exists("data.txt"), "the protected file was deleted");
+}
+
+#[test]
+fn apply_without_yes_and_no_terminal_refuses() {
+    let case = Case::new().spec(TWO_FILES);
+    let out = case.run(["apply"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+    fabrik will make these changes to stack `life`:
+
+      + motd (local.file)
+          + path    = "etc/motd"
+          + content = <<EOT
+              Welcome to life.
+              Be nice.
+            EOT
+          + mode    = "0640"
+
+      + hosts (local.file)
+          + path    = "etc/hosts"
+          + content = <<EOT
+              127.0.0.1 localhost
+            EOT
+
+    Plan: 2 to add, 0 to change, 0 to destroy.
+
+    ----- stderr -----
+    error: refusing to continue without confirmation: standard input is not a terminal; pass --yes to go ahead
+    "#);
+    assert!(!case.exists("etc"), "nothing may be created");
+    assert!(!case.state_file("life").exists(), "no state may be written");
+}
+
+#[test]
+fn destroy_without_yes_and_no_terminal_refuses() {
+    let case = Case::new().spec(TWO_FILES);
+    case.expect(["apply", "--yes"], 0);
+    let before = std::fs::read(case.state_file("life")).unwrap();
+    let out = case.run(["destroy"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("--yes"), "{out}");
+    assert!(case.exists("etc/motd"));
+    assert!(case.exists("etc/hosts"));
+    assert_eq!(std::fs::read(case.state_file("life")).unwrap(), before);
+}
