@@ -339,6 +339,7 @@ fn old_half(name: &str, prior: &ResourceState) -> Change {
         replace_order: None,
         reason: None,
         drifted: false,
+        state_only: false,
         deposed: Some(prior.id.clone()),
         attributes: Vec::new(),
         depends_on: Vec::new(),
@@ -362,9 +363,11 @@ struct Run<'e, 's> {
 
 impl Run<'_, '_> {
     fn execute(&mut self, plan: &Plan) -> Result<(), Error> {
+        self.record_only(plan)?;
         let applies: Vec<&Change> = plan
             .changes
             .iter()
+            .filter(|c| !c.state_only)
             .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Replace))
             .collect();
         self.phase(&mut apply_slots(&applies))?;
@@ -408,6 +411,33 @@ impl Run<'_, '_> {
             }));
         }
         Ok(())
+    }
+
+    /// Changes to fabrik's own record of a resource (`protect`), which call no provider.
+    fn record_only(&mut self, plan: &Plan) -> Result<(), Error> {
+        let mut records = Vec::new();
+        for change in plan.changes.iter().filter(|c| c.state_only) {
+            let (Some(spec), Some(now)) = (self.exec.spec, self.state.resources.get(&change.name))
+            else {
+                continue;
+            };
+            let protect = spec.resource(&change.name).is_some_and(|r| r.protect);
+            records.push(journal::Change::Put {
+                name: change.name.clone(),
+                resource: Box::new(ResourceState {
+                    protect,
+                    ..now.clone()
+                }),
+            });
+            self.outcome.changed += 1;
+            self.exec.progress.done(
+                &change.name,
+                &change.type_name,
+                Verb::Updated,
+                Duration::ZERO,
+            );
+        }
+        self.record(records)
     }
 
     /// Appends records to the journal with one fsync, then applies them to the state.
@@ -627,9 +657,10 @@ impl Run<'_, '_> {
             .resource_type(&resource.type_name)
             .ok_or("unknown resource type")?;
         let state = &*self.state;
-        let inputs = resolve::eval_fields(&resource.with, &|r| {
+        let mut inputs = resolve::eval_fields(&resource.with, &|r| {
             current_value(spec, state, self.exec.registry, r)
         });
+        resolve::coerce(ty, &mut inputs);
         let inputs = resolve::known(&inputs)
             .ok_or("an input refers to a resource that has not been applied (was it left out by --target?)")?;
         let spec_hash = hash::spec_hash(ty.name, &inputs);

@@ -8,6 +8,25 @@
 //!    on failure.
 //! 5. [`render`] shows plans and progress; [`commands`] ties the steps to each subcommand.
 
+/// `println!` that never panics: a closed pipe (`fabrik plan --json | head`) is not an error of
+/// fabrik's, and a run must go on (and record its work) whoever stopped reading.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = write!(stdout, $($arg)*);
+        let _ = stdout.flush();
+    }};
+}
+
 pub mod check;
 pub mod cli;
 pub mod commands;

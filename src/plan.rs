@@ -71,12 +71,15 @@ pub struct Change {
     /// it even where the spec did not change.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drifted: bool,
+    /// Only fabrik's own record changes (`protect`): no provider is called.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub state_only: bool,
     /// For the delete of an object replaced earlier and not yet removed: its id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deposed: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub attributes: Vec<AttributeChange>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub depends_on: Vec<String>,
 }
 
@@ -158,9 +161,10 @@ pub fn plan(
         let ty = registry
             .resource_type(&resource.type_name)
             .expect("checked specs only name known types");
-        let inputs = resolve::eval_fields(&resource.with, &|r| {
+        let mut inputs = resolve::eval_fields(&resource.with, &|r| {
             lookup(spec, registry, state, &planned, r)
         });
+        resolve::coerce(ty, &mut inputs);
         canonical.push(CanonicalResource {
             name: &resource.name,
             r#type: &resource.type_name,
@@ -398,6 +402,7 @@ fn diff_resource(
         replace_order: None,
         reason: None,
         drifted: false,
+        state_only: false,
         deposed: None,
         attributes: Vec::new(),
         depends_on,
@@ -444,6 +449,19 @@ fn diff_resource(
         && !drifted
         && hash::spec_hash(ty.name, &known) == prior.spec_hash
     {
+        // The object is as wanted; only fabrik's record of `protect` may differ, and it must
+        // be right for a destroy that runs without the spec.
+        if prior.protect != resource.protect {
+            change.action = Action::Update;
+            change.state_only = true;
+            change.attributes = vec![AttributeChange {
+                name: "protect".to_string(),
+                before: Some(Value::Bool(prior.protect)),
+                after: Some(Value::Bool(resource.protect)),
+                after_unknown: false,
+                force_new: false,
+            }];
+        }
         return Some(change);
     }
     change.attributes = attribute_changes(ty, &before, inputs);
@@ -559,6 +577,7 @@ fn deletes(state: &State, targets: &[String], gone: impl Fn(&str) -> bool) -> Ve
                 replace_order: None,
                 reason: None,
                 drifted: false,
+                state_only: false,
                 deposed: None,
                 attributes: r
                     .inputs
@@ -587,6 +606,7 @@ fn deletes(state: &State, targets: &[String], gone: impl Fn(&str) -> bool) -> Ve
                 replace_order: None,
                 reason: Some("replaced earlier; its delete did not complete".to_string()),
                 drifted: false,
+                state_only: false,
                 deposed: Some(old.id.clone()),
                 attributes: Vec::new(),
                 depends_on: Vec::new(),

@@ -269,7 +269,7 @@ impl Progress for Lines {
             Verb::Unchanged => " ".to_string(),
             Verb::RolledBack => p.yellow("↩"),
         };
-        println!(
+        outln!(
             "  {mark} {name} {}: {} {}",
             p.dim(&format!("({type_name})")),
             verb.as_str(),
@@ -279,7 +279,7 @@ impl Progress for Lines {
 
     fn failed(&self, name: &str, type_name: &str, message: &str) {
         let p = &self.painter;
-        println!(
+        outln!(
             "  {} {name} {}: {}",
             p.red("✗"),
             p.dim(&format!("({type_name})")),
@@ -289,7 +289,7 @@ impl Progress for Lines {
 
     fn verified(&self, subject: &str, gate: &str, took: Duration) {
         let p = &self.painter;
-        println!(
+        outln!(
             "  {} {subject}: verified {gate} {}",
             p.green("✓"),
             p.dim(&format!("[{}]", millis(took)))
@@ -297,7 +297,7 @@ impl Progress for Lines {
     }
 
     fn rolling_back(&self) {
-        println!(
+        outln!(
             "{}",
             self.painter
                 .yellow("Rolling back the changes this run made…")

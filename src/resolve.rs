@@ -61,6 +61,19 @@ pub fn eval_fields(fields: &[(Key, Expr)], lookup: &dyn Fn(&Reference) -> Option
         .collect()
 }
 
+/// Numbers and booleans given to a string field become their text: `content: "${a.size}"` is
+/// the size written out, as in any other string.
+pub fn coerce(ty: &fabrik_provider::ResourceType, inputs: &mut Inputs) {
+    for (name, value) in inputs.iter_mut() {
+        let is_string = ty
+            .field(name)
+            .is_some_and(|f| f.kind == fabrik_provider::FieldKind::String);
+        if let (true, Some(v @ (Value::Number(_) | Value::Bool(_)))) = (is_string, value.as_ref()) {
+            *value = Some(Value::String(v.to_string()));
+        }
+    }
+}
+
 /// All inputs, if every one is known.
 pub fn known(inputs: &Inputs) -> Option<Attributes> {
     inputs

@@ -89,10 +89,17 @@ impl Diagnostic {
 
 /// The candidate closest to `wrong`, if any is close enough to be a plausible typo.
 pub fn closest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Jaro-Winkler ranks; a small edit distance (a swapped or dropped letter) also qualifies, as
+    // it matters most in short names where Jaro-Winkler scores a swap low.
+    // One edit per three letters: none for names so short that any edit makes another name.
+    let edits_allowed = wrong.chars().count() / 3;
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(wrong, c), c))
-        .filter(|(score, _)| *score >= 0.8)
+        .filter(|(score, c)| {
+            *score >= 0.8
+                || (edits_allowed > 0 && strsim::damerau_levenshtein(wrong, c) <= edits_allowed)
+        })
         .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
         .map(|(_, c)| c)
 }
@@ -176,6 +183,12 @@ mod tests {
         assert_eq!(closest("contnt", fields), Some("content"));
         assert_eq!(closest("pth", fields), Some("path"));
         assert_eq!(closest("zzzzzz", fields), None);
+        assert_eq!(closest("mdi", ["mid", "top"]), Some("mid"));
+        assert_eq!(
+            closest("x", ["a", "b"]),
+            None,
+            "one letter is no basis for a guess"
+        );
     }
 
     #[test]

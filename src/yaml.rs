@@ -76,10 +76,11 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
         }),
         Err(e) => {
             let loc = e.location().map(|l| loc_of(&l)).unwrap_or_default();
-            Err(ParseError {
-                message: clean_message(&e.to_string()),
-                loc,
-            })
+            let message = match original(&e) {
+                serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
+                _ => clean_message(&e.to_string()),
+            };
+            Err(ParseError { message, loc })
         }
     }
 }
@@ -90,6 +91,35 @@ fn loc_of(l: &serde_saphyr::Location) -> Loc {
         l.column() as u32,
         l.span().len().min(u32::MAX as u64) as u32,
     )
+}
+
+/// The error under the parser's wrappers (an error met while expanding an alias, a snippet).
+fn original(mut err: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = err
+    {
+        err = error;
+    }
+    err
+}
+
+/// What a breached parser budget means for the person who wrote the spec.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match breach {
+        B::Aliases { .. }
+        | B::AliasAnchorRatio { .. }
+        | B::RecordedAnchorEvents { .. }
+        | B::RecordedAnchorBytes { .. }
+        | B::Nodes { .. }
+        | B::Events { .. } => "the spec expands to more nodes than fabrik parses; \
+             aliases (`*name`) that repeat anchors (`&name`) multiply a small file, as a YAML bomb does"
+            .to_string(),
+        B::Depth { depth } => format!("the spec nests {depth} levels deep, deeper than fabrik parses"),
+        B::Documents { .. } => "the file holds more YAML documents than fabrik parses; a spec is one document".to_string(),
+        B::ScalarBytes { .. } | B::InputBytes { .. } => "the spec's text is larger than fabrik parses".to_string(),
+        _ => "the spec exceeds a limit of the YAML parser".to_string(),
+    }
 }
 
 /// The parser prefixes messages with "line L column C: "; the location is shown separately.

@@ -13,7 +13,12 @@ use crate::registry::Registry;
 use crate::render::Lines;
 
 pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
-    let saved = super::show::read_plan(&args.spec)?;
+    // A missing file is reported by the spec loader, in the same words as for `plan`.
+    let saved = if args.spec.exists() {
+        super::show::read_plan(&args.spec)?
+    } else {
+        None
+    };
     if let Some(saved) = &saved {
         if saved.destroy {
             return Err(Error::Usage(format!(
@@ -64,14 +69,14 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     if let Some(reason) = saved.as_ref().and_then(|saved| staleness(saved, &plan)) {
         return Err(Error::StalePlan(reason));
     }
-    print!("{}", globals.painter.plan(&plan));
+    out!("{}", globals.painter.plan(&plan));
     if !plan.has_changes() {
         return Ok(0);
     }
     if saved.is_none() && !args.yes {
         confirm("\nApply these changes?")?;
     }
-    println!();
+    outln!();
     let clients = configure(
         &registry,
         Some(&loaded.spec),
@@ -95,7 +100,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         base_dir: &context.base_dir,
     }
     .execute(&plan, &mut state)?;
-    println!(
+    outln!(
         "\n{}",
         globals.painter.apply_summary(outcome, started.elapsed())
     );

@@ -65,14 +65,14 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
             if protected.len() == 1 { "it" } else { "them" },
         )));
     }
-    print!("{}", globals.painter.plan(&plan));
+    out!("{}", globals.painter.plan(&plan));
     if !plan.has_changes() {
         return Ok(0);
     }
     if !args.yes {
         confirm("\nDestroy these resources?")?;
     }
-    println!();
+    outln!();
     let clients = configure(&registry, spec, &state, &context)?;
     let progress = Lines {
         painter: globals.painter,
@@ -91,7 +91,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         base_dir: &context.base_dir,
     }
     .execute(&plan, &mut state)?;
-    println!(
+    outln!(
         "\n{}",
         globals.painter.destroy_summary(outcome, started.elapsed())
     );

@@ -7,6 +7,6 @@ use crate::registry::Registry;
 
 pub fn run(_globals: &Globals, args: SpecArg) -> Result<i32, Error> {
     let loaded = load(&args.spec, &Registry::builtin())?;
-    print!("{}", loaded.graph.to_dot(&loaded.spec));
+    out!("{}", loaded.graph.to_dot(&loaded.spec));
     Ok(0)
 }

@@ -269,7 +269,7 @@ pub fn recover(
         text.push_str(&format!("  {line}\n"));
     }
     match notes {
-        Notes::Stdout => println!("{text}"),
+        Notes::Stdout => outln!("{text}"),
         Notes::Stderr => eprintln!("{text}"),
     }
     Ok(recovery.adopted)
@@ -282,7 +282,7 @@ pub fn confirm(question: &str) -> Result<(), Error> {
             "refusing to continue without confirmation: standard input is not a terminal; pass --yes to go ahead".into(),
         ));
     }
-    print!("{question} Only 'yes' is accepted: ");
+    out!("{question} Only 'yes' is accepted: ");
     std::io::stdout()
         .flush()
         .map_err(|e| Error::io("writing to the terminal", e))?;

@@ -30,11 +30,11 @@ pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
             Some(name) => serde_json::to_string_pretty(outputs[name.as_str()]),
             None => serde_json::to_string_pretty(&outputs),
         };
-        println!("{}", json.expect("outputs serialize"));
+        outln!("{}", json.expect("outputs serialize"));
     } else {
         for (name, attrs) in outputs {
             for (attr, value) in attrs {
-                println!("{name}.{attr} = {}", render::value(value));
+                outln!("{name}.{attr} = {}", render::value(value));
             }
         }
     }

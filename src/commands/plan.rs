@@ -36,14 +36,14 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
         write_private(out, &bytes)?;
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&plan).expect("plans serialize")
         );
     } else {
-        print!("{}", globals.painter.plan(&plan));
+        out!("{}", globals.painter.plan(&plan));
         if let Some(out) = &args.out {
-            println!(
+            outln!(
                 "\nSaved the plan to {}. Apply exactly this plan with `fabrik apply {}`.",
                 out.display(),
                 out.display()

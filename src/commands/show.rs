@@ -15,12 +15,12 @@ pub fn run(globals: &Globals, args: ShowArgs) -> Result<i32, Error> {
         ))
     })?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&plan).expect("plans serialize")
         );
     } else {
-        print!("{}", globals.painter.plan(&plan));
+        out!("{}", globals.painter.plan(&plan));
     }
     Ok(0)
 }

@@ -17,7 +17,7 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
                 .max()
                 .unwrap_or(0);
             for (name, r) in &state.resources {
-                println!("{name:width$}  {:type_width$}  {}", r.type_name, r.id);
+                outln!("{name:width$}  {:type_width$}  {}", r.type_name, r.id);
             }
             Ok(0)
         }
@@ -27,7 +27,7 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
                 .resources
                 .get(&name)
                 .ok_or_else(|| not_tracked(&name, &state.stack))?;
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(resource).expect("resources serialize")
             );
@@ -49,7 +49,7 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
             store.record(std::slice::from_ref(&record))?;
             state.apply(&record);
             store.commit(&state)?;
-            println!("Forgot `{name}` ({id}); the object itself was left as it is.");
+            outln!("Forgot `{name}` ({id}); the object itself was left as it is.");
             Ok(0)
         }
     }

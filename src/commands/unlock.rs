@@ -13,11 +13,11 @@ pub fn run(globals: &Globals, args: UnlockArgs) -> Result<i32, Error> {
     }
     let store = globals.store_for(&args.stack)?;
     match lock::force_unlock(&store.lock_path())? {
-        Broken::NotLocked => println!("The stack is not locked."),
+        Broken::NotLocked => outln!("The stack is not locked."),
         Broken::Broken(holder) => {
-            println!("Broke the lock of the stack.");
+            outln!("Broke the lock of the stack.");
             if let Some(holder) = holder {
-                println!("It was held by:\n{holder}");
+                outln!("It was held by:\n{holder}");
             }
         }
     }

@@ -8,7 +8,7 @@ use crate::registry::Registry;
 pub fn run(_globals: &Globals, args: SpecArg) -> Result<i32, Error> {
     let loaded = load(&args.spec, &Registry::builtin())?;
     let n = loaded.spec.resources.len();
-    println!(
+    outln!(
         "{} is valid: stack `{}`, {n} resource{}.",
         args.spec.display(),
         loaded.spec.stack,

@@ -144,7 +144,11 @@ impl FileStore {
 
 /// Temp file, fsync, rename, fsync of the directory: a crash leaves the old file or the new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name has the empty path as its parent: that is the current directory.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     // One name per file: a write killed halfway is overwritten by the next (the lock means one
     // writer at a time).
     let temp = dir.join(format!(

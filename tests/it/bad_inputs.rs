@@ -151,7 +151,7 @@ fn missing_file_is_refused() {
     ----- stdout -----
 
     ----- stderr -----
-    error: cannot read fabrik.yaml: No such file or directory (os error 2)
+    error: cannot read spec fabrik.yaml: No such file or directory (os error 2)
     ");
 }
 
