@@ -31,7 +31,10 @@ pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
             let mut refs = Vec::new();
             expr.references(&mut refs);
             for (reference, loc) in refs {
-                if let Reference::Resource { .. } = reference {
+                if let Reference::Secret(_) = reference {
+                    let loc = spec.source.refine(loc, &reference.written());
+                    problems.extend(check_reference(spec, registry, &reference, loc));
+                } else if let Reference::Resource { .. } = reference {
                     problems.push(
                         Diagnostic::new(
                             spec.source.refine(loc, &reference.written()),
@@ -144,10 +147,20 @@ fn check_reference(
                 .help_if_none(format!("its attributes are {}", list(&known))),
             )
         }
-        Reference::Secret(secret) => Some(
-            Diagnostic::new(loc, format!("unknown secret `{secret}`"))
-                .help("this spec declares no secrets"),
-        ),
+        Reference::Secret(secret) => {
+            if spec.secrets.iter().any(|d| &d.name == secret) {
+                return None;
+            }
+            let d = Diagnostic::new(loc, format!("unknown secret `{secret}`"));
+            Some(if spec.secrets.is_empty() {
+                d.help(format!(
+                    "declare it under `secrets:`, e.g. `secrets: {{ {secret}: {{}} }}`"
+                ))
+            } else {
+                d.suggest(secret, spec.secrets.iter().map(|s| s.name.as_str()))
+                    .help_if_none("declare it under `secrets:`")
+            })
+        }
         Reference::Env(_) | Reference::Stack => None,
     }
 }
@@ -223,19 +236,4 @@ fn list(names: &[&str]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-trait HelpIfNone {
-    fn help_if_none(self, help: String) -> Self;
-}
-
-impl HelpIfNone for Diagnostic {
-    /// Adds a help line only when no suggestion was found.
-    fn help_if_none(self, help: String) -> Self {
-        if self.help.is_some() {
-            self
-        } else {
-            self.help(help)
-        }
-    }
 }

@@ -71,12 +71,22 @@ impl fmt::Display for ApplyFailure {
         for line in &self.failures {
             writeln!(f, "  {line}")?;
         }
-        if self.remaining.is_empty() {
-            write!(
+        if self.remaining.is_empty() && self.kept.is_empty() {
+            return write!(
                 f,
                 "every change was rolled back; the stack is as it was before this run"
-            )
-        } else {
+            );
+        }
+        if !self.kept.is_empty() {
+            writeln!(
+                f,
+                "kept in place, as the spec asks (recorded in the state):"
+            )?;
+            for line in &self.kept {
+                writeln!(f, "  {line}")?;
+            }
+        }
+        if !self.remaining.is_empty() {
             if self.rolled_back {
                 writeln!(
                     f,
@@ -88,8 +98,10 @@ impl fmt::Display for ApplyFailure {
             for line in &self.remaining {
                 writeln!(f, "  {line}")?;
             }
-            write!(f, "run `fabrik plan` to see what is left to do")
+        } else if self.rolled_back {
+            writeln!(f, "every other change was rolled back")?;
         }
+        write!(f, "run `fabrik plan` to see what is left to do")
     }
 }
 
@@ -104,7 +116,8 @@ impl Error {
     /// The process exit code for this error, as DESIGN.md fixes them.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Apply(failure) if failure.remaining.is_empty() => 3,
+            // Kept on purpose or not, a change that stays means the stack is not as it was.
+            Error::Apply(failure) if failure.remaining.is_empty() && failure.kept.is_empty() => 3,
             Error::Apply(_) => 4,
             _ => 1,
         }

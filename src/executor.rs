@@ -22,6 +22,7 @@ use crate::hash;
 use crate::plan::{Action, Change, Plan, ReplaceOrder};
 use crate::registry::Registry;
 use crate::resolve;
+use crate::secrets::Secrets;
 use crate::spec::Spec;
 use crate::state::journal::{self, Journal, Record};
 use crate::state::{Deposed, FileStore, Intent, IntentAction, ResourceState, State};
@@ -84,6 +85,8 @@ pub struct Executor<'a> {
     pub interrupt: &'a AtomicBool,
     /// The spec's directory: gates resolve relative files against it.
     pub base_dir: &'a std::path::Path,
+    /// Secret values for the calls, and the key that masks them in the journal and state.
+    pub secrets: &'a Secrets,
 }
 
 /// One unit of work for a worker.
@@ -127,6 +130,8 @@ struct Report {
     result: Result<Option<Applied>, fabrik_provider::Error>,
     /// A destroy-before-create replacement whose delete ran but whose create failed.
     old_deleted: bool,
+    /// For an update: the object's inputs read back before it, sensitive values included.
+    prior_real: Option<Attributes>,
 }
 
 /// A completed change that rollback would undo, newest last.
@@ -216,6 +221,14 @@ enum Kind {
 }
 
 impl Executor<'_> {
+    /// Which input fields of each spec resource hold secrets.
+    fn sensitive(&self, spec: &Spec) -> Vec<std::collections::BTreeSet<String>> {
+        let order = crate::graph::Graph::build(spec)
+            .map(|g| g.order)
+            .unwrap_or_else(|_| (0..spec.resources.len()).collect());
+        resolve::sensitive_fields(spec, self.registry, &order)
+    }
+
     fn interrupted(&self) -> bool {
         self.interrupt.load(Ordering::SeqCst)
     }
@@ -238,9 +251,15 @@ impl Executor<'_> {
             failures: Vec::new(),
             remaining: Vec::new(),
             kept: Vec::new(),
+            sensitive: self
+                .spec
+                .map(|spec| self.sensitive(spec))
+                .unwrap_or_default(),
+            real: Default::default(),
+            prior_real: Default::default(),
         };
         if let Some(spec) = self.spec {
-            let providers = provider_configs(spec);
+            let providers = provider_configs(spec, self.secrets);
             if providers != run.state.providers {
                 run.record(vec![journal::Change::Providers { providers }])?;
             }
@@ -270,11 +289,11 @@ impl Executor<'_> {
 }
 
 /// The non-sensitive provider configurations of a spec, as the state keeps them.
-fn provider_configs(spec: &Spec) -> BTreeMap<String, Attributes> {
+fn provider_configs(spec: &Spec, secrets: &Secrets) -> BTreeMap<String, Attributes> {
     spec.providers
         .iter()
         .map(|p| {
-            let config = resolve::eval_fields(&p.config, &|r| resolve::context_value(spec, r));
+            let config = crate::plan::provider_config(spec, secrets, p);
             (p.name.clone(), resolve::known(&config).unwrap_or_default())
         })
         .collect()
@@ -340,6 +359,7 @@ fn old_half(name: &str, prior: &ResourceState) -> Change {
         reason: None,
         drifted: false,
         state_only: false,
+        reverify: false,
         deposed: Some(prior.id.clone()),
         attributes: Vec::new(),
         depends_on: Vec::new(),
@@ -359,6 +379,13 @@ struct Run<'e, 's> {
     remaining: Vec<String>,
     /// Changes left in place on purpose (`on_failure: keep`).
     kept: Vec<String>,
+    /// Which input fields of each spec resource (file order) hold secrets.
+    sensitive: Vec<std::collections::BTreeSet<String>>,
+    /// The real inputs of each resource changed in this run, kept in memory only: the state
+    /// holds sensitive ones by their hash, and a rollback needs the values.
+    real: std::collections::HashMap<String, Attributes>,
+    /// The real prior inputs of each updated resource, read back before the update.
+    prior_real: std::collections::HashMap<String, Attributes>,
 }
 
 impl Run<'_, '_> {
@@ -373,6 +400,11 @@ impl Run<'_, '_> {
         self.phase(&mut apply_slots(&applies))?;
         if self.failures.is_empty() {
             self.stack_gates();
+        }
+        // A signal that cut a gate short shows as that gate's failure; say what caused it.
+        if self.exec.interrupted() && !self.failures.iter().any(|f| f.starts_with("interrupted")) {
+            let by = crate::interrupt::received().unwrap_or("a signal");
+            self.failures.insert(0, format!("interrupted by {by}"));
         }
         if !self.failures.is_empty() {
             if self.exec.rollback {
@@ -496,6 +528,7 @@ impl Run<'_, '_> {
         let clients = self.exec.clients;
         let registry = self.exec.registry;
         let interrupt = self.exec.interrupt;
+        let secrets = self.exec.secrets;
         let stack = self.state.stack.clone();
 
         std::thread::scope(|scope| -> Result<(), Error> {
@@ -507,7 +540,7 @@ impl Run<'_, '_> {
                     loop {
                         let next = job_rx.lock().expect("job queue").recv();
                         let Ok(job) = next else { break };
-                        let report = work(clients, registry, interrupt, stack, job);
+                        let report = work(clients, registry, secrets, interrupt, stack, job);
                         if report_tx.send(report).is_err() {
                             break;
                         }
@@ -551,14 +584,15 @@ impl Run<'_, '_> {
                     && in_flight + round.len() < workers
                 {
                     if self.exec.interrupted() {
+                        let by = crate::interrupt::received().unwrap_or("a signal");
                         self.failures
-                            .push("interrupted: no new change was started".to_string());
+                            .push(format!("interrupted by {by}: no new change was started"));
                         break;
                     }
                     let Some(Reverse(i)) = ready.pop() else { break };
                     match self.prepare(&mut slots[i], i) {
                         Ok(Some(job)) => {
-                            for (id, call) in self.intents(slots[i].change, &job) {
+                            for (id, call) in self.intents(&slots[i], &job) {
                                 slots[i].intents.push(id);
                                 intents.push(journal::Change::Intent {
                                     intent: id,
@@ -649,6 +683,14 @@ impl Run<'_, '_> {
                 inputs: prior.inputs,
             })));
         }
+        if change.reverify {
+            let job = self.gate_job(slot, index)?;
+            if let Work::Verify { gates } = &job.work {
+                let names: Vec<String> = gates.iter().map(|g| g.describe()).collect();
+                slot.verifying = Some(names.join(", "));
+            }
+            return Ok(Some(job));
+        }
         let spec = self.exec.spec.ok_or("no spec to apply")?;
         let resource = spec.resource(&change.name).ok_or("not in the spec")?;
         let ty = self
@@ -656,14 +698,23 @@ impl Run<'_, '_> {
             .registry
             .resource_type(&resource.type_name)
             .ok_or("unknown resource type")?;
-        let state = &*self.state;
-        let mut inputs = resolve::eval_fields(&resource.with, &|r| {
-            current_value(spec, state, self.exec.registry, r)
-        });
+        let values = Values {
+            spec,
+            state: self.state,
+            registry: self.exec.registry,
+            secrets: self.exec.secrets,
+        };
+        let mut inputs = resolve::eval_fields(&resource.with, &|r| values.get(r));
         resolve::coerce(ty, &mut inputs);
-        let inputs = resolve::known(&inputs)
-            .ok_or("an input refers to a resource that has not been applied (was it left out by --target?)")?;
-        let spec_hash = hash::spec_hash(ty.name, &inputs);
+        let sensitive = spec.index_of(&change.name).map(|i| &self.sensitive[i]);
+        let masked = match sensitive {
+            Some(fields) if !fields.is_empty() => resolve::mask(&inputs, fields, self.exec.secrets),
+            _ => inputs.clone(),
+        };
+        let (inputs, masked) = resolve::known(&inputs).zip(resolve::known(&masked)).ok_or(
+            "an input refers to a resource that has not been applied (was it left out by --target?)",
+        )?;
+        let spec_hash = hash::spec_hash(ty.name, &masked);
         let mut kind = match (change.action, change.replace_order) {
             (Action::Create, _) => Kind::Create,
             (Action::Update, _) => Kind::Update,
@@ -684,9 +735,10 @@ impl Run<'_, '_> {
                     .done(&change.name, ty.name, Verb::Unchanged, Duration::ZERO);
                 return Ok(None);
             }
-            kind = redecide(ty, &prior.inputs, &inputs);
+            kind = redecide(ty, &prior.inputs, &masked);
         }
-        slot.dispatched = Some((inputs.clone(), spec_hash, kind));
+        self.real.insert(change.name.clone(), inputs.clone());
+        slot.dispatched = Some((masked, spec_hash, kind));
         let work = match kind {
             Kind::Create => Work::Create { inputs },
             Kind::Update => {
@@ -708,8 +760,18 @@ impl Run<'_, '_> {
     }
 
     /// The intents announcing a job's provider calls, with fresh ids.
-    fn intents(&mut self, change: &Change, job: &Job) -> Vec<(u64, Intent)> {
+    fn intents(&mut self, slot: &Slot<'_>, job: &Job) -> Vec<(u64, Intent)> {
+        let change = slot.change;
+        // What is journaled: the inputs as the state will hold them, secrets by their hash.
+        let masked = slot.dispatched.as_ref().map(|(m, _, _)| m);
+        let sensitive: Vec<String> = self
+            .exec
+            .spec
+            .and_then(|s| s.index_of(&change.name))
+            .map(|i| self.sensitive[i].iter().cloned().collect())
+            .unwrap_or_default();
         let call = |action, object: Option<&str>, inputs: &Attributes| Intent {
+            sensitive: sensitive.clone(),
             name: job.name.clone(),
             type_name: job.type_name.clone(),
             action,
@@ -724,22 +786,30 @@ impl Run<'_, '_> {
         };
         let calls = match &job.work {
             Work::Verify { .. } => Vec::new(),
-            Work::Create { inputs } => vec![call(IntentAction::Create, None, inputs)],
+            Work::Create { inputs } => {
+                vec![call(IntentAction::Create, None, masked.unwrap_or(inputs))]
+            }
             Work::ReplaceBefore { inputs } => vec![Intent {
                 deposes: self.state.resources.get(&job.name).map(|old| Deposed {
                     id: old.id.clone(),
                     type_name: old.type_name.clone(),
                     inputs: old.inputs.clone(),
                 }),
-                ..call(IntentAction::Create, None, inputs)
+                ..call(IntentAction::Create, None, masked.unwrap_or(inputs))
             }],
-            Work::Update { id, inputs, .. } => vec![call(IntentAction::Update, Some(id), inputs)],
+            Work::Update { id, inputs, .. } => {
+                vec![call(
+                    IntentAction::Update,
+                    Some(id),
+                    masked.unwrap_or(inputs),
+                )]
+            }
             Work::ReplaceAfter { old, inputs } => vec![
                 Intent {
                     type_name: old.type_name.clone(),
                     ..call(IntentAction::Delete, Some(&old.id), &old.inputs)
                 },
-                call(IntentAction::Create, None, inputs),
+                call(IntentAction::Create, None, masked.unwrap_or(inputs)),
             ],
             Work::Delete { id, inputs } => vec![call(IntentAction::Delete, Some(id), inputs)],
         };
@@ -760,6 +830,20 @@ impl Run<'_, '_> {
                     self.exec
                         .progress
                         .verified(&change.name, &gates, report.took);
+                    if let Some(now) = self
+                        .state
+                        .resources
+                        .get(&change.name)
+                        .filter(|r| r.unverified)
+                    {
+                        records.push(journal::Change::Put {
+                            name: change.name.clone(),
+                            resource: Box::new(ResourceState {
+                                unverified: false,
+                                ..now.clone()
+                            }),
+                        });
+                    }
                     Next::Release(report.slot)
                 }
                 Err(e) => {
@@ -783,6 +867,9 @@ impl Run<'_, '_> {
         );
         let name = change.name.clone();
         let prior = self.state.resources.get(&name).cloned();
+        if let Some(prior_real) = report.prior_real {
+            self.prior_real.insert(name.clone(), prior_real);
+        }
         let applied = match report.result {
             Ok(applied) => applied,
             Err(e) => {
@@ -842,7 +929,14 @@ impl Run<'_, '_> {
                         inputs: p.inputs.clone(),
                     });
                 }
+                let gated = self
+                    .exec
+                    .spec
+                    .and_then(|s| s.resource(&name))
+                    .is_some_and(|r| !r.verify.is_empty());
                 let now = ResourceState {
+                    // Until its gates pass; a rollback removes it, `--no-rollback` keeps it so.
+                    unverified: gated,
                     type_name: change.type_name.clone(),
                     id: applied.id,
                     spec_hash,
@@ -937,14 +1031,17 @@ impl Run<'_, '_> {
         spec: &Spec,
         entries: &[crate::spec::Expr],
     ) -> Result<Vec<crate::verify::Gate>, String> {
-        let state = &*self.state;
+        let values = Values {
+            spec,
+            state: self.state,
+            registry: self.exec.registry,
+            secrets: self.exec.secrets,
+        };
         entries
             .iter()
             .map(|entry| {
-                let value = resolve::eval(entry, &|r| {
-                    current_value(spec, state, self.exec.registry, r)
-                })
-                .ok_or("a gate refers to a value that is not known")?;
+                let value = resolve::eval(entry, &|r| values.get(r))
+                    .ok_or("a gate refers to a value that is not known")?;
                 crate::verify::Gate::from_value(&value, self.exec.base_dir)
             })
             .collect()
@@ -1029,6 +1126,25 @@ impl Run<'_, '_> {
                 }
             };
             let name = intent.name.clone();
+            // The calls get real values; the state and intents hold sensitive ones by hash.
+            let now_real = self
+                .real
+                .get(&name)
+                .cloned()
+                .unwrap_or_else(|| now.inputs.clone());
+            let prior_real = if intent.inputs.values().any(crate::secrets::is_masked) {
+                match self.prior_real.get(&name) {
+                    Some(real) => real.clone(),
+                    None => {
+                        self.remaining.push(format!(
+                            "{name}: could not be rolled back: its previous sensitive values could not be read back"
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                intent.inputs.clone()
+            };
             let id = self.intent_id();
             self.record(vec![journal::Change::Intent {
                 intent: id,
@@ -1047,10 +1163,9 @@ impl Run<'_, '_> {
                     &now.type_name,
                     |c| match intent.action {
                         IntentAction::Update => {
-                            retry(|| c.update(target, &now.id, &now.inputs, &intent.inputs))
-                                .map(Some)
+                            retry(|| c.update(target, &now.id, &now_real, &prior_real)).map(Some)
                         }
-                        _ => retry(|| c.delete(target, &now.id, &now.inputs)).map(|()| None),
+                        _ => retry(|| c.delete(target, &now.id, &now_real)).map(|()| None),
                     },
                 );
             let settled = journal::Change::Settled { intent: id };
@@ -1108,6 +1223,7 @@ impl Run<'_, '_> {
             inputs: inputs.clone(),
             dependencies: Vec::new(),
             deposes: None,
+            sensitive: Vec::new(),
         }
     }
 }
@@ -1126,24 +1242,46 @@ fn redecide(ty: &ResourceType, prior: &Attributes, inputs: &Attributes) -> Kind 
     }
 }
 
-/// Answers a reference during apply from the state as it is now.
-fn current_value(
-    spec: &Spec,
-    state: &State,
-    registry: &Registry,
-    reference: &Reference,
-) -> Option<Value> {
-    let Reference::Resource { name, attr } = reference else {
-        return resolve::context_value(spec, reference);
-    };
-    let now = state.resources.get(name)?;
-    let is_input = registry
-        .resource_type(&now.type_name)
-        .is_some_and(|t| t.field(attr).is_some());
-    if is_input {
-        Some(now.inputs.get(attr).cloned().unwrap_or(Value::Null))
-    } else {
-        now.outputs.get(attr).cloned()
+/// Answers references during apply: inputs of spec resources are evaluated from the spec (the
+/// state holds sensitive ones by their hash only), outputs come from the state as it is now.
+struct Values<'v> {
+    spec: &'v Spec,
+    state: &'v State,
+    registry: &'v Registry,
+    secrets: &'v Secrets,
+}
+
+impl Values<'_> {
+    fn get(&self, reference: &Reference) -> Option<Value> {
+        let Reference::Resource { name, attr } = reference else {
+            return resolve::context_value(self.spec, self.secrets, reference);
+        };
+        if let Some(resource) = self.spec.resource(name)
+            && let Some(ty) = self.registry.resource_type(&resource.type_name)
+            && let Some(field) = ty.field(attr)
+        {
+            // The graph is acyclic, so this recursion ends.
+            let Some((_, expr)) = resource.with.iter().find(|(k, _)| &k.name == attr) else {
+                return Some(Value::Null);
+            };
+            let value = resolve::eval(expr, &|r| self.get(r))?;
+            return Some(match (field.kind, value) {
+                (fabrik_provider::FieldKind::String, v @ (Value::Number(_) | Value::Bool(_))) => {
+                    Value::String(v.to_string())
+                }
+                (_, v) => v,
+            });
+        }
+        let now = self.state.resources.get(name)?;
+        let is_input = self
+            .registry
+            .resource_type(&now.type_name)
+            .is_some_and(|t| t.field(attr).is_some());
+        if is_input {
+            Some(now.inputs.get(attr).cloned().unwrap_or(Value::Null))
+        } else {
+            now.outputs.get(attr).cloned()
+        }
     }
 }
 
@@ -1184,6 +1322,34 @@ fn with_client<T>(
     call(client.as_ref())
 }
 
+/// The prior inputs with every sensitive value read back from the object, when the object's
+/// values match the hashes the state holds; `None` when there is nothing to unmask or a value
+/// cannot be recovered.
+fn unmask(
+    client: &dyn Client,
+    target: Target<'_>,
+    id: &str,
+    prior: &Attributes,
+    secrets: &Secrets,
+) -> Option<Attributes> {
+    if !prior.values().any(crate::secrets::is_masked) {
+        return None;
+    }
+    let observed = retry(|| client.read(target, id, prior)).ok()??;
+    let mut real = prior.clone();
+    for (field, value) in real
+        .iter_mut()
+        .filter(|(_, v)| crate::secrets::is_masked(v))
+    {
+        let seen = observed.inputs.get(field)?;
+        if Value::String(secrets.mask(seen)) != *value {
+            return None;
+        }
+        *value = seen.clone();
+    }
+    Some(real)
+}
+
 /// Runs a resource's gates one after the other; the first failure ends it.
 fn verify(
     gates: &[crate::verify::Gate],
@@ -1204,6 +1370,7 @@ fn verify(
 fn work(
     clients: &Clients,
     registry: &Registry,
+    secrets: &Secrets,
     interrupt: &AtomicBool,
     stack: &str,
     job: Job,
@@ -1215,6 +1382,7 @@ fn work(
         type_name: &job.type_name,
     };
     let mut old_deleted = false;
+    let mut prior_real = None;
     let result = match &job.work {
         Work::Verify { gates } => verify(gates, interrupt),
         Work::Create { inputs } | Work::ReplaceBefore { inputs } => {
@@ -1224,6 +1392,10 @@ fn work(
             .map(Some)
         }
         Work::Update { id, prior, inputs } => with_client(clients, registry, &job.type_name, |c| {
+            // The state knows sensitive values by hash only: read the object back for them,
+            // so the provider sees the real prior inputs and a rollback can restore them.
+            prior_real = unmask(c, target, id, prior, secrets);
+            let prior = prior_real.as_ref().unwrap_or(prior);
             retry(|| c.update(target, id, prior, inputs))
         })
         .map(Some),
@@ -1253,6 +1425,7 @@ fn work(
         took: started.elapsed(),
         old_deleted: old_deleted && result.is_err(),
         result,
+        prior_real,
     }
 }
 
@@ -1362,28 +1535,28 @@ mod tests {
         let registry = Registry::with(vec![Arc::new(Slow {
             spans: spans.clone(),
         })]);
-        let spec = crate::spec::Spec::load(&path).unwrap();
-        crate::check::check(&spec, &registry).unwrap();
-        let graph = crate::graph::Graph::build(&spec).unwrap();
+        let loaded = crate::commands::load(&path, &registry).unwrap();
         let mut state = State::empty("timing");
-        let plan = crate::plan::plan(
-            &spec,
-            &graph,
-            &registry,
-            &state,
-            &[],
-            None,
-            &Default::default(),
-        )
+        let plan = crate::plan::plan(&crate::plan::Input {
+            spec: &loaded.spec,
+            graph: &loaded.graph,
+            registry: &registry,
+            state: &state,
+            secrets: &loaded.secrets,
+            targets: &[],
+            observed: None,
+            adopted: &Default::default(),
+        })
         .unwrap();
         let context = Context {
             base_dir: dir.path().into(),
             state_dir: dir.path().join(".fabrik"),
         };
-        let clients = crate::commands::configure(&registry, Some(&spec), &state, &context).unwrap();
+        let clients =
+            crate::commands::configure(&registry, Some(&loaded), &state, &context).unwrap();
         let store = FileStore::new(dir.path().join(".fabrik"), "timing");
         let outcome = Executor {
-            spec: Some(&spec),
+            spec: Some(&loaded.spec),
             registry: &registry,
             clients: &clients,
             store: &store,
@@ -1392,6 +1565,7 @@ mod tests {
             progress: &Quiet,
             interrupt: &std::sync::atomic::AtomicBool::new(false),
             base_dir: dir.path(),
+            secrets: &loaded.secrets,
         }
         .execute(&plan, &mut state)
         .unwrap();

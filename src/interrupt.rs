@@ -1,14 +1,18 @@
 //! Ctrl-C and SIGTERM: the first one asks the run to stop starting work and roll back; a second
 //! SIGINT ends the process at once (the journal keeps what was done, the next run recovers it).
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// The number of the last signal received, for messages.
+static LAST: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 
 /// Installs the handlers and returns the flag they set.
 pub fn install() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
+    let last = LAST.get_or_init(|| Arc::new(AtomicUsize::new(0)));
     for signal in [SIGINT, SIGTERM] {
         // A second signal after the first one exits with the conventional 128 + signal code.
         let _ = signal_hook::flag::register_conditional_shutdown(
@@ -17,6 +21,16 @@ pub fn install() -> Arc<AtomicBool> {
             Arc::clone(&flag),
         );
         let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+        let _ = signal_hook::flag::register_usize(signal, Arc::clone(last), signal as usize);
     }
     flag
+}
+
+/// The name of the signal that interrupted the run, if one did.
+pub fn received() -> Option<&'static str> {
+    match LAST.get()?.load(Ordering::SeqCst) as i32 {
+        SIGINT => Some("SIGINT (Ctrl-C)"),
+        SIGTERM => Some("SIGTERM"),
+        _ => None,
+    }
 }

@@ -11,9 +11,13 @@
 /// `println!` that never panics: a closed pipe (`fabrik plan --json | head`) is not an error of
 /// fabrik's, and a run must go on (and record its work) whoever stopped reading.
 macro_rules! outln {
+    () => {
+        outln!("")
+    };
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        let text = format!($($arg)*);
+        let _ = writeln!(std::io::stdout().lock(), "{}", $crate::secrets::redact(&text));
     }};
 }
 
@@ -21,8 +25,9 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
+        let text = format!($($arg)*);
         let mut stdout = std::io::stdout().lock();
-        let _ = write!(stdout, $($arg)*);
+        let _ = write!(stdout, "{}", $crate::secrets::redact(&text));
         let _ = stdout.flush();
     }};
 }
@@ -40,6 +45,7 @@ pub mod recover;
 pub mod registry;
 pub mod render;
 pub mod resolve;
+pub mod secrets;
 pub mod source;
 pub mod spec;
 pub mod state;
@@ -64,9 +70,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
+            // Errors may quote what a provider answered; no secret leaves through them.
             match &e {
-                error::Error::Spec(d) => eprint!("{d}"),
-                other => eprintln!("error: {other}"),
+                error::Error::Spec(d) => eprint!("{}", secrets::redact(&d.to_string())),
+                other => eprintln!("{}", secrets::redact(&format!("error: {other}"))),
             }
             e.exit_code()
         }

@@ -14,6 +14,7 @@ use crate::graph::Graph;
 use crate::hash;
 use crate::registry::Registry;
 use crate::resolve::{self, Inputs};
+use crate::secrets::Secrets;
 use crate::source::{Diagnostic, Diagnostics, closest};
 use crate::spec::Spec;
 use crate::state::State;
@@ -71,6 +72,9 @@ pub struct Change {
     /// it even where the spec did not change.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drifted: bool,
+    /// Nothing to change, but the last change's gates never passed: only they run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reverify: bool,
     /// Only fabrik's own record changes (`protect`): no provider is called.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub state_only: bool,
@@ -140,16 +144,33 @@ impl Plan {
 /// What `--refresh` saw for each resource in the state: `None` when it is gone.
 pub type Observations = BTreeMap<String, Option<Observed>>;
 
+/// Everything a plan is computed from.
+pub struct Input<'a> {
+    pub spec: &'a Spec,
+    pub graph: &'a Graph,
+    pub registry: &'a Registry,
+    pub state: &'a State,
+    pub secrets: &'a Secrets,
+    pub targets: &'a [String],
+    /// What `--refresh` saw, if it ran.
+    pub observed: Option<&'a Observations>,
+    /// Resources recovery adopted just before, shown as `=`.
+    pub adopted: &'a BTreeSet<String>,
+}
+
 /// Computes the plan that brings the state to the spec.
-pub fn plan(
-    spec: &Spec,
-    graph: &Graph,
-    registry: &Registry,
-    state: &State,
-    targets: &[String],
-    observed: Option<&Observations>,
-    adopted: &BTreeSet<String>,
-) -> Result<Plan, Error> {
+pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
+    let Input {
+        spec,
+        graph,
+        registry,
+        state,
+        secrets,
+        targets,
+        observed,
+        adopted,
+    } = *input;
+    let sensitive = resolve::sensitive_fields(spec, registry, &graph.order);
     let selected = select(spec, graph, state, targets)?;
     let mut planned: Vec<Option<(Inputs, bool)>> = vec![None; spec.resources.len()];
     let mut changes = Vec::new();
@@ -162,13 +183,15 @@ pub fn plan(
             .resource_type(&resource.type_name)
             .expect("checked specs only name known types");
         let mut inputs = resolve::eval_fields(&resource.with, &|r| {
-            lookup(spec, registry, state, &planned, r)
+            lookup(spec, registry, state, secrets, &planned, r)
         });
         resolve::coerce(ty, &mut inputs);
+        // What is hashed, diffed, shown and saved: sensitive values by their keyed hash.
+        let masked = resolve::mask(&inputs, &sensitive[i], secrets);
         canonical.push(CanonicalResource {
             name: &resource.name,
             r#type: &resource.type_name,
-            inputs: inputs.clone(),
+            inputs: masked.clone(),
             protect: resource.protect,
             depends_on: resource.depends_on.iter().map(|(n, _)| n.clone()).collect(),
         });
@@ -188,7 +211,9 @@ pub fn plan(
             }
         }
         let change = if selected[i] {
-            diff_resource(spec, graph, i, ty, &inputs, state, observed)
+            let observed =
+                observed.map(|o| mask_observed(o, &resource.name, &sensitive[i], secrets));
+            diff_resource(spec, graph, i, ty, &masked, state, observed.as_ref())
         } else {
             None
         };
@@ -222,12 +247,7 @@ pub fn plan(
         providers: spec
             .providers
             .iter()
-            .map(|p| {
-                (
-                    p.name.as_str(),
-                    resolve::eval_fields(&p.config, &|r| resolve::context_value(spec, r)),
-                )
-            })
+            .map(|p| (p.name.as_str(), provider_config(spec, secrets, p)))
             .collect(),
         resources: canonical,
     });
@@ -296,6 +316,49 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
     })
 }
 
+/// A provider block as hashed into the plan: values that use a secret by their keyed hash.
+pub(crate) fn provider_config(
+    spec: &Spec,
+    secrets: &Secrets,
+    block: &crate::spec::ProviderBlock,
+) -> Inputs {
+    let config = resolve::eval_fields(&block.config, &|r| resolve::context_value(spec, secrets, r));
+    let sensitive: BTreeSet<String> = block
+        .config
+        .iter()
+        .filter(|(_, e)| {
+            let mut refs = Vec::new();
+            e.references(&mut refs);
+            refs.iter().any(|(r, _)| matches!(r, Reference::Secret(_)))
+        })
+        .map(|(k, _)| k.name.clone())
+        .collect();
+    resolve::mask(&config, &sensitive, secrets)
+}
+
+/// What a refresh saw of one resource, its sensitive values replaced by their keyed hash so
+/// they compare with what the state holds.
+fn mask_observed(
+    observed: &Observations,
+    name: &str,
+    sensitive: &BTreeSet<String>,
+    secrets: &Secrets,
+) -> Observations {
+    let mut out = Observations::new();
+    if let Some(seen) = observed.get(name) {
+        let seen = seen.clone().map(|mut o| {
+            for field in sensitive {
+                if let Some(v) = o.inputs.get_mut(field) {
+                    *v = Value::String(secrets.mask(v));
+                }
+            }
+            o
+        });
+        out.insert(name.to_string(), seen);
+    }
+    out
+}
+
 #[derive(Serialize)]
 struct CanonicalSpec<'a> {
     stack: &'a str,
@@ -358,11 +421,12 @@ fn lookup(
     spec: &Spec,
     registry: &Registry,
     state: &State,
+    secrets: &Secrets,
     planned: &[Option<(Inputs, bool)>],
     reference: &Reference,
 ) -> Option<Value> {
     let Reference::Resource { name, attr } = reference else {
-        return resolve::context_value(spec, reference);
+        return resolve::context_value(spec, secrets, reference);
     };
     let j = spec.index_of(name)?;
     let (inputs, stable) = planned[j].as_ref()?;
@@ -403,6 +467,7 @@ fn diff_resource(
         reason: None,
         drifted: false,
         state_only: false,
+        reverify: false,
         deposed: None,
         attributes: Vec::new(),
         depends_on,
@@ -449,6 +514,13 @@ fn diff_resource(
         && !drifted
         && hash::spec_hash(ty.name, &known) == prior.spec_hash
     {
+        // The object is as wanted, but a change kept without its gates passing is not done.
+        if prior.unverified && !resource.verify.is_empty() {
+            change.action = Action::Update;
+            change.reverify = true;
+            change.reason = Some("its gates have not passed since its last change".to_string());
+            return Some(change);
+        }
         // The object is as wanted; only fabrik's record of `protect` may differ, and it must
         // be right for a destroy that runs without the spec.
         if prior.protect != resource.protect {
@@ -578,6 +650,7 @@ fn deletes(state: &State, targets: &[String], gone: impl Fn(&str) -> bool) -> Ve
                 reason: None,
                 drifted: false,
                 state_only: false,
+                reverify: false,
                 deposed: None,
                 attributes: r
                     .inputs
@@ -607,6 +680,7 @@ fn deletes(state: &State, targets: &[String], gone: impl Fn(&str) -> bool) -> Ve
                 reason: Some("replaced earlier; its delete did not complete".to_string()),
                 drifted: false,
                 state_only: false,
+                reverify: false,
                 deposed: Some(old.id.clone()),
                 attributes: Vec::new(),
                 depends_on: Vec::new(),

@@ -192,7 +192,11 @@ fn adopted(
     deposed: Vec<crate::state::Deposed>,
 ) -> ResourceState {
     let mut inputs = intent.inputs.clone();
-    for (k, v) in observed {
+    // A sensitive value read back is never stored: the intent's hash stands for it.
+    for (k, v) in observed
+        .iter()
+        .filter(|(k, _)| !intent.sensitive.contains(k))
+    {
         inputs.insert(k.clone(), v.clone());
     }
     ResourceState {
@@ -203,6 +207,8 @@ fn adopted(
         outputs,
         dependencies: intent.dependencies.clone(),
         protect: false,
+        // Its gates, if any, never ran.
+        unverified: true,
         deposed,
     }
 }

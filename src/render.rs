@@ -143,6 +143,22 @@ impl Painter {
 
     fn attribute(&self, out: &mut String, attr: &AttributeChange, width: usize) {
         let pad = " ".repeat(width - attr.name.len());
+        let masked = |v: &Option<Value>| v.as_ref().is_some_and(crate::secrets::is_masked);
+        if masked(&attr.before) || masked(&attr.after) {
+            let name = &attr.name;
+            let line = match (&attr.before, &attr.after, attr.after_unknown) {
+                (None, _, _) => format!("      {} {name}{pad} = (sensitive)", self.green("+")),
+                (Some(_), None, false) => {
+                    format!("      {} {name}{pad} = (sensitive)", self.red("-"))
+                }
+                _ => format!(
+                    "      {} {name}{pad}: (sensitive value changed)",
+                    self.yellow("~")
+                ),
+            };
+            let _ = writeln!(out, "{line}");
+            return;
+        }
         let force = if attr.force_new {
             self.red("  # forces replacement")
         } else {

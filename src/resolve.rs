@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 
 use fabrik_provider::{Attributes, Value};
 
+use std::collections::BTreeSet;
+
 use crate::error::Error;
+use crate::registry::Registry;
+use crate::secrets::Secrets;
 use crate::source::{Diagnostic, Diagnostics};
 use crate::spec::{Expr, ExprKind, Spec};
 use crate::template::{Part, Reference};
@@ -82,13 +86,67 @@ pub fn known(inputs: &Inputs) -> Option<Attributes> {
         .collect()
 }
 
-/// Answers the references that do not name resources: `${env.X}` and `${stack}`.
-pub fn context_value(spec: &Spec, reference: &Reference) -> Option<Value> {
+/// Answers the references that do not name resources: `${env.X}`, `${secret.X}` and
+/// `${stack}`.
+pub fn context_value(spec: &Spec, secrets: &Secrets, reference: &Reference) -> Option<Value> {
     match reference {
         Reference::Env(var) => std::env::var(var).ok().map(Value::String),
         Reference::Stack => Some(Value::String(spec.stack.clone())),
-        Reference::Secret(_) | Reference::Resource { .. } => None,
+        Reference::Secret(name) => secrets
+            .get(name)
+            .map(|s| Value::String(s.expose().to_string())),
+        Reference::Resource { .. } => None,
     }
+}
+
+/// For each resource (in file order), the input fields that hold a secret: those its type marks
+/// sensitive, those whose value uses `${secret.X}`, and those that refer to a sensitive field of
+/// another resource. Their values are never stored or shown.
+pub fn sensitive_fields(
+    spec: &Spec,
+    registry: &Registry,
+    order: &[usize],
+) -> Vec<BTreeSet<String>> {
+    let mut sensitive: Vec<BTreeSet<String>> = vec![BTreeSet::new(); spec.resources.len()];
+    for &i in order {
+        let resource = &spec.resources[i];
+        let ty = registry.resource_type(&resource.type_name);
+        let mut fields = BTreeSet::new();
+        for (key, expr) in &resource.with {
+            let marked = ty
+                .and_then(|t| t.field(&key.name))
+                .is_some_and(|f| f.sensitive);
+            let mut refs = Vec::new();
+            expr.references(&mut refs);
+            let tainted = refs.iter().any(|(r, _)| match r {
+                Reference::Secret(_) => true,
+                Reference::Resource { name, attr } => spec
+                    .index_of(name)
+                    .is_some_and(|j| sensitive[j].contains(attr)),
+                _ => false,
+            });
+            if marked || tainted {
+                fields.insert(key.name.clone());
+            }
+        }
+        sensitive[i] = fields;
+    }
+    sensitive
+}
+
+/// The inputs as fabrik stores, hashes and shows them: every sensitive value replaced by its
+/// keyed hash.
+pub fn mask(inputs: &Inputs, sensitive: &BTreeSet<String>, secrets: &Secrets) -> Inputs {
+    inputs
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Some(value) if sensitive.contains(k) => Some(Value::String(secrets.mask(value))),
+                other => other.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 /// Every `${env.X}` whose variable is not set, before anything is planned.

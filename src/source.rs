@@ -78,6 +78,15 @@ impl Diagnostic {
         self
     }
 
+    /// Adds a help line only when none is there yet (no suggestion was found).
+    pub fn help_if_none(self, help: impl Into<String>) -> Self {
+        if self.help.is_some() {
+            self
+        } else {
+            self.help(help)
+        }
+    }
+
     /// Adds "did you mean `x`?" when one of `candidates` is close to `wrong`.
     pub fn suggest<'a>(self, wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Self {
         match closest(wrong, candidates) {

@@ -10,7 +10,7 @@ use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile};
 use crate::template::{self, Part, RESERVED_NAMES};
 use crate::yaml::{self, Key, Node, Value};
 
-const TOP_LEVEL_KEYS: [&str; 4] = ["stack", "providers", "resources", "verify"];
+const TOP_LEVEL_KEYS: [&str; 5] = ["stack", "providers", "secrets", "resources", "verify"];
 const RESOURCE_KEYS: [&str; 6] = [
     "type",
     "with",
@@ -29,8 +29,35 @@ pub struct Spec {
     pub resources: Vec<Resource>,
     /// Stack-level gates, run after every change is applied.
     pub verify: Vec<Expr>,
+    /// Declared secrets, in file order.
+    pub secrets: Vec<SecretDecl>,
     index: HashMap<String, usize>,
 }
+
+/// One entry of `secrets:`.
+#[derive(Debug, Clone)]
+pub struct SecretDecl {
+    pub name: String,
+    pub loc: Loc,
+    /// How to make a value when none is found; `None`: the secret is required.
+    pub generate: Option<Generate>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Generate {
+    pub length: usize,
+    pub alphabet: Alphabet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alphabet {
+    Alnum,
+    Hex,
+    Base64Url,
+}
+
+/// Bounds of a generated secret's length: shorter is guessable, longer is a mistake.
+pub const SECRET_LENGTHS: std::ops::RangeInclusive<i64> = 8..=4096;
 
 #[derive(Debug)]
 pub struct ProviderBlock {
@@ -265,8 +292,10 @@ impl Loader {
         let mut providers = Vec::new();
         let mut resources = Vec::new();
         let mut verify = Vec::new();
+        let mut secrets = Vec::new();
         for (key, node) in entries {
             match key.name.as_str() {
+                "secrets" => secrets = self.secrets(node),
                 "stack" => stack = self.stack_name(node),
                 "providers" => providers = self.providers(node),
                 "resources" => resources = self.resources(node),
@@ -301,6 +330,7 @@ impl Loader {
             providers,
             resources,
             verify,
+            secrets,
             index,
         })
     }
@@ -500,6 +530,122 @@ impl Loader {
             keep_on_failure,
             verify,
         })
+    }
+
+    fn secrets(&mut self, node: Node) -> Vec<SecretDecl> {
+        let entries = self.map(node, "`secrets`");
+        let entries = self.unique(entries, "secret");
+        entries
+            .into_iter()
+            .filter_map(|(key, node)| self.secret(key, node))
+            .collect()
+    }
+
+    fn secret(&mut self, key: Key, node: Node) -> Option<SecretDecl> {
+        let mut name_chars = key.name.chars();
+        let valid = name_chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name_chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            self.problem(
+                Diagnostic::new(key.loc, format!("invalid secret name `{}`", key.name))
+                    .help("a secret is named like an environment variable: letters, digits and `_`, not starting with a digit"),
+            );
+            return None;
+        }
+        let node_loc = node.loc;
+        let entries = self.map(node, &format!("secret `{}`", key.name));
+        let mut generate = None;
+        for (k, v) in entries {
+            match k.name.as_str() {
+                "generate" => generate = self.generate(v, &key.name),
+                other => {
+                    self.problem(
+                        Diagnostic::new(
+                            k.loc,
+                            format!("unknown key `{other}` in secret `{}`", key.name),
+                        )
+                        .suggest(other, ["generate"])
+                        .help(
+                            "write `{}` for a required secret, or `{ generate: { length: 32 } }`",
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        let _ = node_loc;
+        Some(SecretDecl {
+            name: key.name,
+            loc: key.loc,
+            generate: generate.flatten(),
+        })
+    }
+
+    /// `Some(None)` when the block was bad (already reported).
+    fn generate(&mut self, node: Node, secret: &str) -> Option<Option<Generate>> {
+        let loc = node.loc;
+        let entries = self.map(node, "`generate`");
+        let mut length = 32usize;
+        let mut alphabet = Alphabet::Alnum;
+        for (k, v) in entries {
+            match (k.name.as_str(), v.value) {
+                ("length", Value::Int(n)) if SECRET_LENGTHS.contains(&n) => length = n as usize,
+                ("length", Value::Int(n)) => {
+                    self.problem(
+                        Diagnostic::new(
+                            v.loc,
+                            format!("secret `{secret}`: a generated length of {n} is out of range"),
+                        )
+                        .help(format!(
+                            "use {} to {} characters",
+                            SECRET_LENGTHS.start(),
+                            SECRET_LENGTHS.end()
+                        )),
+                    );
+                    return Some(None);
+                }
+                ("alphabet", Value::Str(s)) => match s.as_str() {
+                    "alnum" => alphabet = Alphabet::Alnum,
+                    "hex" => alphabet = Alphabet::Hex,
+                    "base64url" => alphabet = Alphabet::Base64Url,
+                    other => {
+                        self.problem(
+                            Diagnostic::new(v.loc, format!("unknown alphabet `{other}`"))
+                                .suggest(other, ["alnum", "hex", "base64url"])
+                                .help_if_none("the alphabets are `alnum`, `hex` and `base64url`"),
+                        );
+                        return Some(None);
+                    }
+                },
+                ("length", other) | ("alphabet", other) => {
+                    self.problem(Diagnostic::new(
+                        v.loc,
+                        format!(
+                            "`{}` must be {}, not {}",
+                            k.name,
+                            if k.name == "length" {
+                                "a whole number"
+                            } else {
+                                "a string"
+                            },
+                            other.kind()
+                        ),
+                    ));
+                    return Some(None);
+                }
+                (other, _) => {
+                    self.problem(
+                        Diagnostic::new(k.loc, format!("unknown key `{other}` in `generate`"))
+                            .suggest(other, ["length", "alphabet"]),
+                    );
+                    return Some(None);
+                }
+            }
+        }
+        let _ = loc;
+        Some(Some(Generate { length, alphabet }))
     }
 
     /// A `verify:` list; each entry's own shape is checked against the registry of gates later.

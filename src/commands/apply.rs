@@ -46,14 +46,15 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     };
 
     let registry = Registry::builtin();
-    let loaded = load(&spec_path, &registry)?;
+    let mut loaded = load(&spec_path, &registry)?;
+    loaded.resolve_secrets(&registry, &globals.state_dir(&spec_path))?;
     let store = globals.store(&spec_path, &loaded.spec.stack);
     let _lock = store.lock(&globals.command_line)?;
     let mut state = store.load()?;
     let context = globals.context(&spec_path);
     let adopted = recover(
         &registry,
-        Some(&loaded.spec),
+        Some(&loaded),
         &mut state,
         &context,
         Some(&store),
@@ -79,7 +80,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     outln!();
     let clients = configure(
         &registry,
-        Some(&loaded.spec),
+        Some(&loaded),
         &state,
         &globals.context(&spec_path),
     )?;
@@ -98,6 +99,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         progress: &progress,
         interrupt: &interrupt,
         base_dir: &context.base_dir,
+        secrets: &loaded.secrets,
     }
     .execute(&plan, &mut state)?;
     outln!(

@@ -15,7 +15,16 @@ use crate::state::FileStore;
 pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
     let loaded = if args.spec.exists() {
-        Some(load_structure(&args.spec, &registry)?)
+        let mut loaded = load_structure(&args.spec, &registry)?;
+        // Secrets configure providers; a destroy must still work when a required one is gone,
+        // with the configurations recorded at the last apply.
+        if loaded
+            .resolve_secrets(&registry, &globals.state_dir(&args.spec))
+            .is_err()
+        {
+            loaded.secrets = Default::default();
+        }
+        Some(loaded)
     } else {
         None
     };
@@ -28,14 +37,12 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let store = FileStore::new(dir, &stack);
     let _lock = store.lock(&globals.command_line)?;
     let mut state = store.load()?;
-    let spec = loaded
-        .as_ref()
-        .map(|l| &l.spec)
-        .filter(|s| s.stack == stack);
+    let loaded = loaded.filter(|l| l.spec.stack == stack);
+    let spec = loaded.as_ref().map(|l| &l.spec);
     let context = globals.context(&args.spec);
     recover(
         &registry,
-        spec,
+        loaded.as_ref(),
         &mut state,
         &context,
         Some(&store),
@@ -73,10 +80,11 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         confirm("\nDestroy these resources?")?;
     }
     outln!();
-    let clients = configure(&registry, spec, &state, &context)?;
+    let clients = configure(&registry, loaded.as_ref(), &state, &context)?;
     let progress = Lines {
         painter: globals.painter,
     };
+    let no_secrets = crate::secrets::Secrets::default();
     let interrupt = crate::interrupt::install();
     let started = Instant::now();
     let outcome = Executor {
@@ -89,6 +97,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         progress: &progress,
         interrupt: &interrupt,
         base_dir: &context.base_dir,
+        secrets: loaded.as_ref().map_or(&no_secrets, |l| &l.secrets),
     }
     .execute(&plan, &mut state)?;
     outln!(

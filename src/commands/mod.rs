@@ -26,6 +26,7 @@ use crate::plan::Observations;
 use crate::registry::Registry;
 use crate::render::Painter;
 use crate::resolve;
+use crate::secrets::Secrets;
 use crate::spec::Spec;
 use crate::state::journal::Record;
 use crate::state::{FileStore, State};
@@ -57,10 +58,31 @@ pub fn dispatch(cli: Cli) -> Result<i32, Error> {
     }
 }
 
-/// A spec that passed every check, with its graph.
+/// A spec that passed every check, with its graph and, once [`Loaded::resolve_secrets`] ran,
+/// its secrets.
 pub struct Loaded {
     pub spec: Spec,
     pub graph: Graph,
+    pub secrets: Secrets,
+}
+
+impl Loaded {
+    /// Resolves the spec's secrets (environment, `.env`, generated and saved) and loads the
+    /// stack's masking key when anything is sensitive. Commands that change or show a stack
+    /// need this; `validate` and `graph` do not.
+    pub fn resolve_secrets(&mut self, registry: &Registry, state_dir: &Path) -> Result<(), Error> {
+        let secrets = crate::secrets::resolve(&self.spec)?;
+        let anything_sensitive = !self.spec.secrets.is_empty()
+            || resolve::sensitive_fields(&self.spec, registry, &self.graph.order)
+                .iter()
+                .any(|s| !s.is_empty());
+        self.secrets = if anything_sensitive {
+            secrets.with_key(crate::secrets::stack_key(state_dir, &self.spec.stack)?)
+        } else {
+            secrets
+        };
+        Ok(())
+    }
 }
 
 /// Loads and checks a spec: shape, types, references, cycles and environment variables.
@@ -77,7 +99,11 @@ pub fn load_structure(path: &Path, registry: &Registry) -> Result<Loaded, Error>
     let spec = Spec::load(path)?;
     check::check(&spec, registry)?;
     let graph = Graph::build(&spec)?;
-    Ok(Loaded { spec, graph })
+    Ok(Loaded {
+        spec,
+        graph,
+        secrets: Secrets::default(),
+    })
 }
 
 /// The directory that holds a spec (`.` for a bare file name).
@@ -151,7 +177,7 @@ pub fn only_stack(dir: &Path, spec: &Path) -> Result<String, Error> {
 /// when there is one, else from what the state recorded at the last apply.
 pub fn configure(
     registry: &Registry,
-    spec: Option<&Spec>,
+    loaded: Option<&Loaded>,
     state: &State,
     context: &Context,
 ) -> Result<Clients, Error> {
@@ -161,14 +187,15 @@ pub fn configure(
         .filter_map(|r| registry.provider_of(&r.type_name))
         .collect();
     let mut configs: BTreeMap<String, Attributes> = state.providers.clone();
-    if let Some(spec) = spec {
+    if let Some(Loaded { spec, secrets, .. }) = loaded {
         needed.extend(
             spec.resources
                 .iter()
                 .filter_map(|r| registry.provider_of(&r.type_name)),
         );
         for block in &spec.providers {
-            let config = resolve::eval_fields(&block.config, &|r| resolve::context_value(spec, r));
+            let config =
+                resolve::eval_fields(&block.config, &|r| resolve::context_value(spec, secrets, r));
             // A configuration whose variables are unset (destroy after a release is gone)
             // falls back to the one recorded at the last apply.
             if let Some(config) = resolve::known(&config) {
@@ -236,7 +263,7 @@ pub enum Notes {
 /// changes `state` in memory. Returns the resources adopted.
 pub fn recover(
     registry: &Registry,
-    spec: Option<&Spec>,
+    spec: Option<&Loaded>,
     state: &mut State,
     context: &Context,
     store: Option<&FileStore>,

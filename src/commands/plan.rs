@@ -12,13 +12,14 @@ use crate::state::State;
 
 pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
-    let loaded = load(&args.spec, &registry)?;
+    let mut loaded = load(&args.spec, &registry)?;
+    loaded.resolve_secrets(&registry, &globals.state_dir(&args.spec))?;
     let store = globals.store(&args.spec, &loaded.spec.stack);
     let mut state = store.load()?;
     let context = globals.context(&args.spec);
     let adopted = recover(
         &registry,
-        Some(&loaded.spec),
+        Some(&loaded),
         &mut state,
         &context,
         None,
@@ -78,7 +79,7 @@ pub fn compute(
     let observed = if request.refresh {
         let clients = configure(
             registry,
-            Some(&loaded.spec),
+            Some(loaded),
             state,
             &globals.context(request.spec_path),
         )?;
@@ -90,13 +91,14 @@ pub fn compute(
     } else {
         None
     };
-    plan::plan(
-        &loaded.spec,
-        &loaded.graph,
+    plan::plan(&plan::Input {
+        spec: &loaded.spec,
+        graph: &loaded.graph,
         registry,
         state,
+        secrets: &loaded.secrets,
         targets,
-        observed.as_ref(),
-        request.adopted,
-    )
+        observed: observed.as_ref(),
+        adopted: request.adopted,
+    })
 }

@@ -62,6 +62,10 @@ pub struct Intent {
     /// For a create that replaces an object which stays until its deferred delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deposes: Option<Deposed>,
+    /// Fields whose values are secrets: `inputs` holds their hash, and recovery never stores
+    /// what it reads of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +93,10 @@ pub struct ResourceState {
     pub dependencies: Vec<String>,
     #[serde(default)]
     pub protect: bool,
+    /// Its last change was kept without its gates passing (`--no-rollback`): the next apply
+    /// runs the gates again, and until they pass it is not done.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
     /// Objects replaced by this one whose delete has not run yet (create-before-destroy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deposed: Vec<Deposed>,

@@ -1,0 +1,462 @@
+//! Secrets: declared in the spec, resolved from the process environment, then the `.env` file
+//! beside the spec, then generated from the operating system's CSPRNG (and saved to `.env` so the
+//! next run sees the same value).
+//!
+//! A value lives in [`Secret`], whose Debug, Display and Serialize print `(sensitive)`; only
+//! [`Secret::expose`] gives it out, for the provider call that needs it. Whatever fabrik stores
+//! (state, journal, saved plans) holds a keyed BLAKE3 hash in its place, and everything fabrik
+//! prints passes through [`redact`] as a last line of defence.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use base64::Engine as _;
+use serde::{Serialize, Serializer};
+
+use crate::error::Error;
+use crate::source::{Diagnostic, Diagnostics, Loc};
+use crate::spec::{Alphabet, SecretDecl, Spec};
+
+/// A secret value. Printing or serializing it shows `(sensitive)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    /// The value itself, for the one call that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(sensitive)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(sensitive)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("(sensitive)")
+    }
+}
+
+/// Where a secret's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Environment,
+    DotEnv,
+    Generated,
+}
+
+impl Origin {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Origin::Environment => "environment",
+            Origin::DotEnv => ".env",
+            Origin::Generated => "generated (saved to .env)",
+        }
+    }
+}
+
+/// The resolved secrets of one spec.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    values: BTreeMap<String, (Secret, Origin)>,
+    /// The stack's key for [`keyed_hash`], once a sensitive value needs masking.
+    key: Option<[u8; 32]>,
+}
+
+impl Secrets {
+    /// Sets the stack's masking key (see [`stack_key`]).
+    pub fn with_key(mut self, key: [u8; 32]) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The stored stand-in for a sensitive value.
+    pub fn mask(&self, value: &serde_json::Value) -> String {
+        let key = self
+            .key
+            .expect("a stack with sensitive values has loaded its key");
+        keyed_hash(&key, value)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Secret> {
+        self.values.get(name).map(|(s, _)| s)
+    }
+
+    pub fn origins(&self) -> impl Iterator<Item = (&str, Origin)> {
+        self.values.iter().map(|(n, (_, o))| (n.as_str(), *o))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// The `.env` file of a spec: beside it.
+pub fn dotenv_path(spec_path: &Path) -> PathBuf {
+    match spec_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join(".env"),
+        _ => PathBuf::from(".env"),
+    }
+}
+
+/// Resolves every declared secret, generating (and saving) those that may be generated. Every
+/// value found is registered with [`redact`].
+///
+/// # Errors
+/// A malformed or unwritable `.env`, or required secrets found nowhere: nothing has changed.
+pub fn resolve(spec: &Spec) -> Result<Secrets, Error> {
+    if spec.secrets.is_empty() {
+        return Ok(Secrets::default());
+    }
+    let dotenv = dotenv_path(&spec.source.path);
+    warn_if_readable(&dotenv);
+    let from_file = read_dotenv(&dotenv)?;
+    let mut secrets = Secrets::default();
+    let mut missing = Vec::new();
+    let mut generated = Vec::new();
+    for decl in &spec.secrets {
+        let found = match std::env::var(&decl.name) {
+            Ok(value) => Some((value, Origin::Environment)),
+            Err(_) => from_file
+                .get(&decl.name)
+                .map(|v| (v.clone(), Origin::DotEnv)),
+        };
+        match (found, &decl.generate) {
+            (Some((value, origin)), _) => {
+                secrets
+                    .values
+                    .insert(decl.name.clone(), (Secret(value), origin));
+            }
+            (None, Some(generate)) => {
+                let value = generate_value(generate.length, generate.alphabet);
+                generated.push((decl.name.clone(), value.clone()));
+                secrets
+                    .values
+                    .insert(decl.name.clone(), (Secret(value), Origin::Generated));
+            }
+            (None, None) => missing.push(decl),
+        }
+    }
+    if !missing.is_empty() {
+        let items = missing
+            .iter()
+            .map(|decl| missing_secret(decl, &dotenv))
+            .collect();
+        return Err(Error::Spec(Diagnostics {
+            source: spec.source.clone(),
+            items,
+        }));
+    }
+    if !generated.is_empty() {
+        append_to_dotenv(&dotenv, &generated)?;
+    }
+    register(secrets.values.values().map(|(s, _)| s.expose()));
+    Ok(secrets)
+}
+
+fn missing_secret(decl: &SecretDecl, dotenv: &Path) -> Diagnostic {
+    Diagnostic::new(decl.loc, format!("secret `{}` has no value", decl.name)).help(format!(
+        "looked in the environment variable `{}` and in {}; set one of them, or declare it with `generate: {{ length: 32 }}`",
+        decl.name,
+        dotenv.display()
+    ))
+}
+
+/// The `.env` file's variables. Values are never part of an error message.
+fn read_dotenv(path: &Path) -> Result<BTreeMap<String, String>, Error> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+    };
+    let mut values = BTreeMap::new();
+    for item in dotenvy::from_read_iter(text.as_slice()) {
+        match item {
+            Ok((k, v)) => {
+                values.insert(k, v);
+            }
+            Err(dotenvy::Error::LineParse(line, index)) => {
+                let text = String::from_utf8_lossy(&text);
+                // The parser reports the offending line's text; find its number, and never
+                // show the text itself: it may hold a secret.
+                let number = text
+                    .lines()
+                    .position(|l| l.trim_end() == line.trim_end() || l.contains(line.trim()))
+                    .map_or(0, |n| n + 1);
+                return Err(Error::Usage(format!(
+                    "{}:{number}:{}: malformed line (expected NAME=value; quote values with spaces or `#`)",
+                    path.display(),
+                    index + 1
+                )));
+            }
+            Err(e) => {
+                return Err(Error::Usage(format!(
+                    "{} cannot be read as a .env file: {}",
+                    path.display(),
+                    match e {
+                        dotenvy::Error::Io(io) => io.to_string(),
+                        _ => "invalid content".to_string(),
+                    }
+                )));
+            }
+        }
+    }
+    Ok(values)
+}
+
+fn warn_if_readable(path: &Path) {
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "warning: {} is readable by {} (mode {mode:04o}); run `chmod 600 {}`",
+                path.display(),
+                if mode & 0o007 != 0 {
+                    "others"
+                } else {
+                    "its group"
+                },
+                path.display()
+            );
+        }
+    }
+}
+
+/// Appends `NAME=value` lines to `.env`, keeping its lines and comments: a new file is written
+/// beside it, synced, and renamed over it, with mode 0600.
+fn append_to_dotenv(path: &Path, values: &[(String, String)]) -> Result<(), Error> {
+    let mut bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+    };
+    if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+        bytes.push(b'\n');
+    }
+    bytes.extend_from_slice(b"# generated by fabrik: keep this file private (mode 0600)\n");
+    for (name, value) in values {
+        bytes.extend_from_slice(format!("{name}={value}\n").as_bytes());
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let temp = dir.join(".env.fabrik-tmp");
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        Error::io(
+            format!(
+                "cannot save generated secrets to {}; nothing was changed",
+                path.display()
+            ),
+            e,
+        )
+    })
+}
+
+/// A value of `length` characters drawn uniformly from `alphabet` with the OS's CSPRNG.
+pub fn generate_value(length: usize, alphabet: Alphabet) -> String {
+    let chars: &[u8] = match alphabet {
+        Alphabet::Alnum => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        Alphabet::Hex => b"0123456789abcdef",
+        Alphabet::Base64Url => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+    };
+    // Rejection sampling: bytes at or above the largest multiple of the alphabet's size are
+    // drawn again, so every character is equally likely.
+    let limit = 256 - (256 % chars.len());
+    let mut out = String::with_capacity(length);
+    let mut buf = [0u8; 64];
+    while out.len() < length {
+        getrandom::fill(&mut buf).expect("the operating system's random source is available");
+        for &b in &buf {
+            if (b as usize) < limit && out.len() < length {
+                out.push(chars[b as usize % chars.len()] as char);
+            }
+        }
+    }
+    out
+}
+
+/// The keyed hash that stands for a sensitive value in anything fabrik stores.
+pub fn keyed_hash(key: &[u8; 32], value: &serde_json::Value) -> String {
+    let mut hasher = blake3::Hasher::new_keyed(key);
+    serde_json::to_writer(&mut hasher, value).expect("values serialize");
+    format!("(sensitive) blake3:{}", hasher.finalize().to_hex())
+}
+
+/// Whether a stored value is the hash of a sensitive one.
+pub fn is_masked(value: &serde_json::Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|s| s.starts_with("(sensitive) blake3:"))
+}
+
+/// The per-stack key of [`keyed_hash`], kept beside the state (mode 0600) and never in it, so
+/// the state alone does not allow guessing short secrets from their hashes.
+pub fn stack_key(state_dir: &Path, stack: &str) -> Result<[u8; 32], Error> {
+    let path = state_dir.join(format!("{stack}.key"));
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => {
+            let mut key = [0u8; 32];
+            key.copy_from_slice(&bytes);
+            return Ok(key);
+        }
+        Ok(_) => {
+            return Err(Error::State(format!(
+                "{} is damaged (it must hold 32 bytes); remove it, and sensitive values show as changed once",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the operating system's random source is available");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .map_err(|e| Error::io(format!("creating {}", state_dir.display()), e))?;
+    crate::state::file::write_atomically(&path, &key)?;
+    Ok(key)
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+/// Every form in which a registered secret could appear in text fabrik writes.
+static FORMS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Registers values to be masked by [`redact`]: as written, JSON-escaped and base64-encoded.
+pub fn register<'a>(values: impl IntoIterator<Item = &'a str>) {
+    let mut forms = FORMS.write().expect("redaction table");
+    for value in values {
+        if value.is_empty() {
+            continue;
+        }
+        let json = serde_json::to_string(value).expect("strings serialize");
+        let candidates = [
+            value.to_string(),
+            json[1..json.len() - 1].to_string(),
+            base64::engine::general_purpose::STANDARD.encode(value),
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(value),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value),
+        ];
+        for form in candidates {
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    // Longest first, so a form that contains another is masked whole.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+}
+
+/// `text` with every registered secret form replaced by `(sensitive)`.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    let forms = FORMS.read().expect("redaction table");
+    if forms.is_empty() || !forms.iter().any(|f| text.contains(f.as_str())) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    for form in forms.iter() {
+        if out.contains(form.as_str()) {
+            out = out.replace(form.as_str(), "(sensitive)");
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Where a declared secret is written, for messages.
+pub fn declared_at(spec: &Spec, name: &str) -> Option<Loc> {
+    spec.secrets.iter().find(|d| d.name == name).map(|d| d.loc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_never_prints_its_value() {
+        let s = Secret::new("hunter2-very-secret".into());
+        assert_eq!(format!("{s} {s:?}"), "(sensitive) (sensitive)");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"(sensitive)\"");
+        assert_eq!(s.expose(), "hunter2-very-secret");
+    }
+
+    #[test]
+    fn generated_values_use_their_alphabet_and_length() {
+        for (alphabet, allowed) in [
+            (
+                Alphabet::Alnum,
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            ),
+            (Alphabet::Hex, "0123456789abcdef"),
+            (
+                Alphabet::Base64Url,
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+            ),
+        ] {
+            let v = generate_value(200, alphabet);
+            assert_eq!(v.len(), 200);
+            assert!(v.chars().all(|c| allowed.contains(c)), "{v}");
+        }
+        assert_ne!(
+            generate_value(32, Alphabet::Alnum),
+            generate_value(32, Alphabet::Alnum)
+        );
+    }
+
+    #[test]
+    fn redaction_covers_plain_json_and_base64_forms() {
+        let value = "p\"ss/wörd+secret";
+        register([value]);
+        let json = serde_json::to_string(value).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(value);
+        let text = format!("a {value} b {json} c {b64} d");
+        let redacted = redact(&text);
+        assert!(
+            !redacted.contains(value) && !redacted.contains(&b64),
+            "{redacted}"
+        );
+        assert!(!redacted.contains(&json[1..json.len() - 1]), "{redacted}");
+    }
+
+    #[test]
+    fn keyed_hashes_depend_on_the_key() {
+        let v = serde_json::Value::from("same");
+        assert_ne!(keyed_hash(&[1; 32], &v), keyed_hash(&[2; 32], &v));
+        assert!(is_masked(&serde_json::Value::from(keyed_hash(
+            &[1; 32], &v
+        ))));
+    }
+}
