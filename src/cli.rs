@@ -38,6 +38,8 @@ pub enum Command {
     State(StateCommand),
     /// Outputs of applied resources.
     Output(OutputArgs),
+    /// Each declared secret and where its value comes from (never the value).
+    Secrets(SpecArg),
     /// Break a stale lock, after printing who held it.
     Unlock(UnlockArgs),
 }

@@ -6,6 +6,7 @@ mod destroy;
 mod graph;
 mod output;
 mod plan;
+mod secrets;
 mod show;
 mod state;
 mod unlock;
@@ -54,6 +55,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Graph(args) => graph::run(&globals, args),
         Command::State(cmd) => state::run(&globals, cmd),
         Command::Output(args) => output::run(&globals, args),
+        Command::Secrets(args) => secrets::run(&globals, args),
         Command::Unlock(args) => unlock::run(&globals, args),
     }
 }

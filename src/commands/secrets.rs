@@ -1,0 +1,27 @@
+//! `fabrik secrets`: each declared secret with where its value comes from. Resolving them may
+//! generate (and save) the ones that may be generated, as a plan would; values are never shown.
+
+use super::{Globals, load};
+use crate::cli::SpecArg;
+use crate::error::Error;
+use crate::registry::Registry;
+
+pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
+    let mut loaded = load(&args.spec, &Registry::builtin())?;
+    if loaded.spec.secrets.is_empty() {
+        outln!("{} declares no secrets.", args.spec.display());
+        return Ok(0);
+    }
+    loaded.resolve_secrets(&Registry::builtin(), &globals.state_dir(&args.spec))?;
+    let width = loaded
+        .spec
+        .secrets
+        .iter()
+        .map(|d| d.name.len())
+        .max()
+        .unwrap_or(0);
+    for (name, origin) in loaded.secrets.origins() {
+        outln!("{name:width$}  {}", origin.describe());
+    }
+    Ok(0)
+}
