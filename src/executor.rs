@@ -351,19 +351,7 @@ fn delete_slots<'c>(changes: &[&'c Change]) -> Vec<Slot<'c>> {
 
 /// A delete for the old half of a create-before-destroy replacement made in this run.
 fn old_half(name: &str, prior: &ResourceState) -> Change {
-    Change {
-        name: name.to_string(),
-        type_name: prior.type_name.clone(),
-        action: Action::Delete,
-        replace_order: None,
-        reason: None,
-        drifted: false,
-        state_only: false,
-        reverify: false,
-        deposed: Some(prior.id.clone()),
-        attributes: Vec::new(),
-        depends_on: Vec::new(),
-    }
+    Change::delete_deposed(name, &prior.type_name, &prior.id)
 }
 
 struct Run<'e, 's> {

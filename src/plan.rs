@@ -88,6 +88,31 @@ pub struct Change {
 }
 
 impl Change {
+    /// A change with nothing but its subject and action set.
+    pub fn new(name: &str, type_name: &str, action: Action) -> Self {
+        Change {
+            name: name.to_string(),
+            type_name: type_name.to_string(),
+            action,
+            replace_order: None,
+            reason: None,
+            drifted: false,
+            reverify: false,
+            state_only: false,
+            deposed: None,
+            attributes: Vec::new(),
+            depends_on: Vec::new(),
+        }
+    }
+
+    /// The delete of an object replaced by `name`'s current one, still waiting for it.
+    pub fn delete_deposed(name: &str, type_name: &str, id: &str) -> Self {
+        Change {
+            deposed: Some(id.to_string()),
+            ..Change::new(name, type_name, Action::Delete)
+        }
+    }
+
     /// Whether some input is known only after apply, so the executor decides again then.
     pub fn has_unknown(&self) -> bool {
         self.attributes.iter().any(|a| a.after_unknown)
@@ -460,17 +485,8 @@ fn diff_resource(
         .map(|d| spec.resources[d].name.clone())
         .collect();
     let mut change = Change {
-        name: resource.name.clone(),
-        type_name: resource.type_name.clone(),
-        action: Action::NoOp,
-        replace_order: None,
-        reason: None,
-        drifted: false,
-        state_only: false,
-        reverify: false,
-        deposed: None,
-        attributes: Vec::new(),
         depends_on,
+        ..Change::new(&resource.name, &resource.type_name, Action::NoOp)
     };
     let creating = |change: &mut Change, reason: Option<String>| {
         change.action = Action::Create;
@@ -643,15 +659,6 @@ fn deletes(state: &State, targets: &[String], gone: impl Fn(&str) -> bool) -> Ve
         for name in order {
             let r = &state.resources[name];
             out.push(Change {
-                name: name.to_string(),
-                type_name: r.type_name.clone(),
-                action: Action::Delete,
-                replace_order: None,
-                reason: None,
-                drifted: false,
-                state_only: false,
-                reverify: false,
-                deposed: None,
                 attributes: r
                     .inputs
                     .iter()
@@ -664,6 +671,7 @@ fn deletes(state: &State, targets: &[String], gone: impl Fn(&str) -> bool) -> Ve
                     })
                     .collect(),
                 depends_on: r.dependencies.clone(),
+                ..Change::new(name, &r.type_name, Action::Delete)
             });
         }
     }
@@ -673,17 +681,8 @@ fn deletes(state: &State, targets: &[String], gone: impl Fn(&str) -> bool) -> Ve
         }
         for old in &r.deposed {
             out.push(Change {
-                name: name.clone(),
-                type_name: old.type_name.clone(),
-                action: Action::Delete,
-                replace_order: None,
                 reason: Some("replaced earlier; its delete did not complete".to_string()),
-                drifted: false,
-                state_only: false,
-                reverify: false,
-                deposed: Some(old.id.clone()),
-                attributes: Vec::new(),
-                depends_on: Vec::new(),
+                ..Change::delete_deposed(name, &old.type_name, &old.id)
             });
         }
     }
