@@ -18,5 +18,6 @@ mod lock;
 mod plan_json;
 mod refresh;
 mod saved_plans;
+mod secrets;
 mod state;
 mod target;
