@@ -32,7 +32,6 @@ pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
             expr.references(&mut refs);
             for (reference, loc) in refs {
                 if let Reference::Secret(_) = reference {
-                    let loc = spec.source.refine(loc, &reference.written());
                     problems.extend(check_reference(spec, registry, &reference, loc));
                 } else if let Reference::Resource { .. } = reference {
                     problems.push(
@@ -85,10 +84,7 @@ pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
             problems.extend(crate::verify::check_entry(gate));
         }
         for (reference, loc) in resource.references() {
-            let loc = spec.source.refine(loc, &reference.written());
-            if let Some(problem) = check_reference(spec, registry, &reference, loc) {
-                problems.push(problem);
-            }
+            problems.extend(check_reference(spec, registry, &reference, loc));
         }
     }
     for gate in &spec.verify {
@@ -96,10 +92,7 @@ pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
         let mut refs = Vec::new();
         gate.references(&mut refs);
         for (reference, loc) in refs {
-            let loc = spec.source.refine(loc, &reference.written());
-            if let Some(problem) = check_reference(spec, registry, &reference, loc) {
-                problems.push(problem);
-            }
+            problems.extend(check_reference(spec, registry, &reference, loc));
         }
     }
     if problems.is_empty() {
@@ -113,7 +106,57 @@ pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
     }
 }
 
+/// Refuses secrets in fields that name an object (its force-new fields, such as a file's
+/// path): an object's identity is recorded in the state and shown in plans.
+///
+/// # Errors
+/// [`Error::Spec`] with each such field.
+pub fn secret_identities(spec: &Spec, registry: &Registry, order: &[usize]) -> Result<(), Error> {
+    let sensitive = crate::resolve::sensitive_fields(spec, registry, order);
+    let mut problems = Vec::new();
+    for (resource, fields) in spec.resources.iter().zip(&sensitive) {
+        let Some(ty) = registry.resource_type(&resource.type_name) else {
+            continue;
+        };
+        for (key, _) in resource
+            .with
+            .iter()
+            .filter(|(k, _)| fields.contains(&k.name))
+        {
+            if ty.field(&key.name).is_some_and(|f| f.force_new) {
+                problems.push(
+                    Diagnostic::new(
+                        key.loc,
+                        format!("`{}` of `{}` uses a secret, but it names the object", key.name, resource.name),
+                    )
+                    .help("an object's identity is recorded in the state and shown in plans; keep secrets out of it"),
+                );
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Spec(Diagnostics {
+        source: spec.source.clone(),
+        items: problems,
+    }))
+}
+
+/// A problem with one reference, pointing at the reference itself inside its string. Finding
+/// that column costs a look at the line, so it is only done for a reference that is wrong.
 fn check_reference(
+    spec: &Spec,
+    registry: &Registry,
+    reference: &Reference,
+    loc: Loc,
+) -> Option<Diagnostic> {
+    let mut problem = reference_problem(spec, registry, reference, loc)?;
+    problem.loc = spec.source.refine(problem.loc, &reference.written());
+    Some(problem)
+}
+
+fn reference_problem(
     spec: &Spec,
     registry: &Registry,
     reference: &Reference,

@@ -239,6 +239,7 @@ impl Executor<'_> {
     /// [`Error::Apply`] when a change failed or the run was interrupted, after rolling back
     /// (unless disabled); other errors when the state cannot be written.
     pub fn execute(&self, plan: &Plan, state: &mut State) -> Result<Outcome, Error> {
+        self.secrets.save_key()?;
         let mut journal = self.store.begin(state)?;
         let mut run = Run {
             exec: self,
@@ -922,6 +923,12 @@ impl Run<'_, '_> {
                     .spec
                     .and_then(|s| s.resource(&name))
                     .is_some_and(|r| !r.verify.is_empty());
+                // A provider may echo a secret in an output; the state never keeps it.
+                let mut outputs = Value::Object(applied.outputs);
+                crate::secrets::redact_value(&mut outputs);
+                let Value::Object(outputs) = outputs else {
+                    unreachable!("an object stays an object")
+                };
                 let now = ResourceState {
                     // Until its gates pass; a rollback removes it, `--no-rollback` keeps it so.
                     unverified: gated,
@@ -929,7 +936,7 @@ impl Run<'_, '_> {
                     id: applied.id,
                     spec_hash,
                     inputs,
-                    outputs: applied.outputs,
+                    outputs,
                     dependencies: change.depends_on.clone(),
                     protect,
                     deposed,
@@ -1120,7 +1127,9 @@ impl Run<'_, '_> {
                 .get(&name)
                 .cloned()
                 .unwrap_or_else(|| now.inputs.clone());
-            let prior_real = if intent.inputs.values().any(crate::secrets::is_masked) {
+            let prior_real = if intent.action == IntentAction::Update
+                && intent.inputs.values().any(crate::secrets::is_masked)
+            {
                 match self.prior_real.get(&name) {
                     Some(real) => real.clone(),
                     None => {

@@ -373,7 +373,11 @@ fn mask_observed(
     if let Some(seen) = observed.get(name) {
         let seen = seen.clone().map(|mut o| {
             for field in sensitive {
-                if let Some(v) = o.inputs.get_mut(field) {
+                if let Some(v) = o
+                    .inputs
+                    .get_mut(field)
+                    .filter(|v| !crate::secrets::is_masked(v))
+                {
                     *v = Value::String(secrets.mask(v));
                 }
             }

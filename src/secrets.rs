@@ -78,13 +78,34 @@ pub struct Secrets {
     values: BTreeMap<String, (Secret, Origin)>,
     /// The stack's key for [`keyed_hash`], once a sensitive value needs masking.
     key: Option<[u8; 32]>,
+    /// Where a key made in this run must be saved before anything is recorded with it.
+    unsaved_key: Option<PathBuf>,
 }
 
 impl Secrets {
     /// Sets the stack's masking key (see [`stack_key`]).
-    pub fn with_key(mut self, key: [u8; 32]) -> Self {
-        self.key = Some(key);
+    pub fn with_key(mut self, key: StackKey) -> Self {
+        self.key = Some(key.key);
+        self.unsaved_key = key.unsaved;
         self
+    }
+
+    /// Writes a key made in this run (mode 0600), before anything hashed with it is stored.
+    pub fn save_key(&self) -> Result<(), Error> {
+        let (Some(path), Some(key)) = (&self.unsaved_key, self.key) else {
+            return Ok(());
+        };
+        if path.exists() {
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        crate::state::file::write_atomically(path, &key)
     }
 
     /// The stored stand-in for a sensitive value.
@@ -220,9 +241,15 @@ fn read_dotenv(path: &Path) -> Result<BTreeMap<String, String>, Error> {
                 let text = String::from_utf8_lossy(&text);
                 // The parser reports the offending line's text; find its number, and never
                 // show the text itself: it may hold a secret.
+                let is_it = |l: &str| l.trim() == line.trim() && !l.trim_start().starts_with('#');
                 let number = text
                     .lines()
-                    .position(|l| l.trim_end() == line.trim_end() || l.contains(line.trim()))
+                    .position(is_it)
+                    .or_else(|| {
+                        text.lines().position(|l| {
+                            !l.trim_start().starts_with('#') && l.contains(line.trim())
+                        })
+                    })
                     .map_or(0, |n| n + 1);
                 return Err(Error::Usage(format!(
                     "{}:{number}:{}: malformed line (expected NAME=value; quote values with spaces or `#`)",
@@ -348,33 +375,37 @@ pub fn is_masked(value: &serde_json::Value) -> bool {
 }
 
 /// The per-stack key of [`keyed_hash`], kept beside the state (mode 0600) and never in it, so
-/// the state alone does not allow guessing short secrets from their hashes.
-pub fn stack_key(state_dir: &Path, stack: &str) -> Result<[u8; 32], Error> {
+/// the state alone does not allow guessing short secrets from their hashes. A stack without
+/// one gets a new key, which is written only by [`Secrets::save_key`], when the stack first
+/// records something: a run refused before that leaves no file behind.
+pub struct StackKey {
+    pub key: [u8; 32],
+    /// Where a new key still has to be written.
+    pub unsaved: Option<PathBuf>,
+}
+
+pub fn stack_key(state_dir: &Path, stack: &str) -> Result<StackKey, Error> {
     let path = state_dir.join(format!("{stack}.key"));
     match std::fs::read(&path) {
         Ok(bytes) if bytes.len() == 32 => {
             let mut key = [0u8; 32];
             key.copy_from_slice(&bytes);
-            return Ok(key);
+            Ok(StackKey { key, unsaved: None })
         }
-        Ok(_) => {
-            return Err(Error::State(format!(
-                "{} is damaged (it must hold 32 bytes); remove it, and sensitive values show as changed once",
-                path.display()
-            )));
+        Ok(_) => Err(Error::State(format!(
+            "{} is damaged (it must hold 32 bytes); remove it, and sensitive values show as changed once",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).expect("the operating system's random source is available");
+            Ok(StackKey {
+                key,
+                unsaved: Some(path),
+            })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+        Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
     }
-    let mut key = [0u8; 32];
-    getrandom::fill(&mut key).expect("the operating system's random source is available");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)
-        .map_err(|e| Error::io(format!("creating {}", state_dir.display()), e))?;
-    crate::state::file::write_atomically(&path, &key)?;
-    Ok(key)
 }
 
 use std::os::unix::fs::DirBuilderExt;
@@ -420,6 +451,21 @@ pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Masks secrets inside every string of a value (an object's outputs), leaving its structure,
+/// keys and other text alone.
+pub fn redact_value(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = redact(s) {
+                *s = clean;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_value),
+        serde_json::Value::Object(map) => map.values_mut().for_each(redact_value),
+        _ => {}
+    }
 }
 
 /// Where a declared secret is written, for messages.

@@ -29,11 +29,33 @@ impl Loc {
 pub struct SourceFile {
     pub path: PathBuf,
     pub text: String,
+    /// Byte offset of each line's start, computed on the first lookup.
+    line_starts: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl SourceFile {
+    pub fn new(path: PathBuf, text: String) -> Self {
+        SourceFile {
+            path,
+            text,
+            line_starts: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The text of a 1-based line, without its line break.
     pub fn line(&self, line: u32) -> Option<&str> {
-        self.text.lines().nth(line.checked_sub(1)? as usize)
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let start = *starts.get(line.checked_sub(1)? as usize)?;
+        if start >= self.text.len() {
+            return None;
+        }
+        let rest = &self.text[start..];
+        let end = rest.find('\n').unwrap_or(rest.len());
+        Some(rest[..end].trim_end_matches('\r'))
     }
 
     /// Where `needle` first appears on `loc`'s line at or after its column: lets a reference
@@ -202,10 +224,9 @@ mod tests {
 
     #[test]
     fn refine_points_at_the_reference_inside_a_string() {
-        let source = SourceFile {
-            path: "f.yaml".into(),
-            text: "a:\n  b: \"x ${c.d} y\"\n".into(),
-        };
+        let source = SourceFile::new("f.yaml".into(), "a:\n  b: \"x ${c.d} y\"\n".into());
+        assert_eq!(source.line(2), Some("  b: \"x ${c.d} y\""));
+        assert_eq!(source.line(3), None);
         let loc = source.refine(Loc::new(2, 6, 1), "${c.d}");
         assert_eq!(loc, Loc::new(2, 9, 6));
     }

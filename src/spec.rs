@@ -175,10 +175,7 @@ impl Spec {
                 (text, Some(Loc::new(line, column, 1)))
             }
         };
-        let source = Arc::new(SourceFile {
-            path: path.to_path_buf(),
-            text,
-        });
+        let source = Arc::new(SourceFile::new(path.to_path_buf(), text));
         let fail = |items: Vec<Diagnostic>| {
             Error::Spec(Diagnostics {
                 source: source.clone(),
@@ -224,10 +221,7 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, Error> {
         let size = std::fs::metadata(path)
             .map(|m| m.len() as usize)
             .unwrap_or(bytes.len());
-        let source = Arc::new(SourceFile {
-            path: path.to_path_buf(),
-            text: String::new(),
-        });
+        let source = Arc::new(SourceFile::new(path.to_path_buf(), String::new()));
         return Err(Error::Spec(Diagnostics {
             source,
             items: vec![too_large(size)],

@@ -101,6 +101,7 @@ pub fn load_structure(path: &Path, registry: &Registry) -> Result<Loaded, Error>
     let spec = Spec::load(path)?;
     check::check(&spec, registry)?;
     let graph = Graph::build(&spec)?;
+    check::secret_identities(&spec, registry, &graph.order)?;
     Ok(Loaded {
         spec,
         graph,

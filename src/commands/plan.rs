@@ -33,6 +33,8 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
     };
     let plan = compute(globals, &registry, &loaded, &state, request)?;
     if let Some(out) = &args.out {
+        // The saved plan's hashes were made with this key: the apply must find the same one.
+        loaded.secrets.save_key()?;
         let bytes = serde_json::to_vec_pretty(&plan).expect("plans serialize");
         write_private(out, &bytes)?;
     }

@@ -105,12 +105,6 @@ impl Journal {
             serde_json::to_writer(&mut buf, record).expect("a record always serializes");
             buf.push(b'\n');
         }
-        // Sensitive inputs are recorded by hash; this only catches a value that slipped
-        // through some other field (an output, an error).
-        let buf = match crate::secrets::redact(std::str::from_utf8(&buf).expect("JSON is UTF-8")) {
-            std::borrow::Cow::Borrowed(_) => buf,
-            std::borrow::Cow::Owned(clean) => clean.into_bytes(),
-        };
         self.file
             .write_all(&buf)
             .and_then(|()| self.file.sync_data())

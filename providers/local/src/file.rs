@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use fabrik_provider::{
@@ -201,12 +201,18 @@ fn write_atomically(path: &Path, content: &[u8], mode: Option<u32>) -> Result<()
         )
     })?;
     let result = (|| {
-        // Truncates what a killed run may have left under the same name.
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(content)?;
+        // Truncates what a killed run may have left under the same name. The mode is set
+        // before any content is written, so a private file is never readable on the way.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode.unwrap_or(0o666))
+            .open(&temp)?;
         if let Some(bits) = mode {
             file.set_permissions(fs::Permissions::from_mode(bits))?;
         }
+        file.write_all(content)?;
         file.sync_all()?;
         fs::rename(&temp, path)
     })();

@@ -24,6 +24,9 @@ pub const PROCESS_TYPE: &str = "local.process";
 
 const OWNER_VAR: &str = "FABRIK_OWNER";
 const STATE_VAR: &str = "FABRIK_STATE_DIR";
+/// Which variables of its environment came from the spec's `env` (the rest it inherited), so
+/// a read can tell what the process was given.
+const ENV_KEYS_VAR: &str = "FABRIK_ENV_KEYS";
 /// How long a new process must stay up before its start counts as a success.
 const SETTLE: Duration = Duration::from_millis(150);
 const DEFAULT_STOP_TIMEOUT: u64 = 10;
@@ -208,9 +211,8 @@ impl Processes {
         if !who.alive() || !self.owns(target, who.pid) {
             return Ok(None);
         }
-        // Its configuration cannot be read back reliably; a running process is what was asked.
         Ok(Some(Observed {
-            inputs: inputs.clone(),
+            inputs: observe(who.pid, inputs),
             outputs: self.outputs(target, who),
         }))
     }
@@ -299,6 +301,8 @@ impl Processes {
             for (k, v) in env {
                 cmd.env(k, plain(v));
             }
+            let keys: Vec<&str> = env.keys().map(String::as_str).collect();
+            cmd.env(ENV_KEYS_VAR, keys.join(","));
         }
         cmd.envs(self.owner_vars(target));
         let mut child = cmd.spawn().map_err(|e| {
@@ -386,6 +390,58 @@ impl Processes {
         }
         Ok(())
     }
+}
+
+/// What a running process was given, read back from `/proc`: its arguments and the variables
+/// its `env` set. Fields that cannot be read back (`dir`, `stop_timeout`) are as recorded.
+fn observe(pid: i32, recorded: &Attributes) -> Attributes {
+    let mut seen = recorded.clone();
+    let argv: Vec<String> = fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| {
+            bytes
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(command) = argv.first() {
+        seen.insert("command".into(), Value::String(command.clone()));
+    }
+    if recorded.contains_key("args") && !argv.is_empty() {
+        seen.insert(
+            "args".into(),
+            Value::Array(argv[1..].iter().cloned().map(Value::String).collect()),
+        );
+    }
+    if recorded.contains_key("env") {
+        let vars: Vec<(String, String)> = environ(pid)
+            .into_iter()
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        let keys: Vec<String> = vars
+            .iter()
+            .find(|(k, _)| k == ENV_KEYS_VAR)
+            .map(|(_, v)| {
+                v.split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let env: Attributes = keys
+            .iter()
+            .filter_map(|key| {
+                let (_, value) = vars.iter().find(|(k, _)| k == key)?;
+                Some((key.clone(), Value::String(value.clone())))
+            })
+            .collect();
+        seen.insert("env".into(), Value::Object(env));
+    }
+    seen
 }
 
 /// A value as a process sees it in an argument or variable.
