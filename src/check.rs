@@ -111,10 +111,13 @@ pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
 ///
 /// # Errors
 /// [`Error::Spec`] with each such field.
-pub fn secret_identities(spec: &Spec, registry: &Registry, order: &[usize]) -> Result<(), Error> {
-    let sensitive = crate::resolve::sensitive_fields(spec, registry, order);
+pub fn secret_identities(
+    spec: &Spec,
+    registry: &Registry,
+    sensitive: &[std::collections::BTreeSet<String>],
+) -> Result<(), Error> {
     let mut problems = Vec::new();
-    for (resource, fields) in spec.resources.iter().zip(&sensitive) {
+    for (resource, fields) in spec.resources.iter().zip(sensitive) {
         let Some(ty) = registry.resource_type(&resource.type_name) else {
             continue;
         };

@@ -1540,6 +1540,7 @@ mod tests {
             registry: &registry,
             state: &state,
             secrets: &loaded.secrets,
+            sensitive: &loaded.sensitive,
             targets: &[],
             observed: None,
             adopted: &Default::default(),

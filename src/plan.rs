@@ -176,6 +176,8 @@ pub struct Input<'a> {
     pub registry: &'a Registry,
     pub state: &'a State,
     pub secrets: &'a Secrets,
+    /// For each resource (file order), its input fields that hold secrets.
+    pub sensitive: &'a [BTreeSet<String>],
     pub targets: &'a [String],
     /// What `--refresh` saw, if it ran.
     pub observed: Option<&'a Observations>,
@@ -191,16 +193,17 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         registry,
         state,
         secrets,
+        sensitive,
         targets,
         observed,
         adopted,
     } = *input;
-    let sensitive = resolve::sensitive_fields(spec, registry, &graph.order);
     let selected = select(spec, graph, state, targets)?;
     let mut planned: Vec<Option<(Inputs, bool)>> = vec![None; spec.resources.len()];
     let mut changes = Vec::new();
     let mut problems = Vec::new();
-    let mut canonical = Vec::with_capacity(spec.resources.len());
+    // The digests of each resource's canonical form, in graph order: the spec hash covers them.
+    let mut resource_digests = blake3::Hasher::new();
 
     for &i in &graph.order {
         let resource = &spec.resources[i];
@@ -213,13 +216,18 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         resolve::coerce(ty, &mut inputs);
         // What is hashed, diffed, shown and saved: sensitive values by their keyed hash.
         let masked = resolve::mask(&inputs, &sensitive[i], secrets);
-        canonical.push(CanonicalResource {
+        let digest = hash::hash_of(&CanonicalResource {
             name: &resource.name,
             r#type: &resource.type_name,
-            inputs: masked.clone(),
+            inputs: &masked,
             protect: resource.protect,
-            depends_on: resource.depends_on.iter().map(|(n, _)| n.clone()).collect(),
+            depends_on: resource
+                .depends_on
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect(),
         });
+        resource_digests.update(digest.as_bytes());
         if selected[i] {
             let provider = registry
                 .provider(registry.provider_of(ty.name).expect("typed"))
@@ -274,7 +282,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
             .iter()
             .map(|p| (p.name.as_str(), provider_config(spec, secrets, p)))
             .collect(),
-        resources: canonical,
+        resources: resource_digests.finalize().to_hex().to_string(),
     });
     Ok(Plan {
         format: PLAN_FORMAT.to_string(),
@@ -392,16 +400,17 @@ fn mask_observed(
 struct CanonicalSpec<'a> {
     stack: &'a str,
     providers: BTreeMap<&'a str, Inputs>,
-    resources: Vec<CanonicalResource<'a>>,
+    /// BLAKE3 over the digests of every resource's [`CanonicalResource`].
+    resources: String,
 }
 
 #[derive(Serialize)]
 struct CanonicalResource<'a> {
     name: &'a str,
     r#type: &'a str,
-    inputs: Inputs,
+    inputs: &'a Inputs,
     protect: bool,
-    depends_on: Vec<String>,
+    depends_on: Vec<&'a str>,
 }
 
 fn unknown_target<'a>(target: &str, names: impl Iterator<Item = &'a str>) -> Error {

@@ -47,7 +47,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
 
     let registry = Registry::builtin();
     let mut loaded = load(&spec_path, &registry)?;
-    loaded.resolve_secrets(&registry, &globals.state_dir(&spec_path))?;
+    loaded.resolve_secrets(&globals.state_dir(&spec_path))?;
     let store = globals.store(&spec_path, &loaded.spec.stack);
     let _lock = store.lock(&globals.command_line)?;
     let mut state = store.load()?;

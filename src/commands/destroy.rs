@@ -19,7 +19,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         // Secrets configure providers; a destroy must still work when a required one is gone,
         // with the configurations recorded at the last apply.
         if loaded
-            .resolve_secrets(&registry, &globals.state_dir(&args.spec))
+            .resolve_secrets(&globals.state_dir(&args.spec))
             .is_err()
         {
             loaded.secrets = Default::default();

@@ -66,18 +66,18 @@ pub struct Loaded {
     pub spec: Spec,
     pub graph: Graph,
     pub secrets: Secrets,
+    /// For each resource (file order), its input fields that hold secrets.
+    pub sensitive: Vec<BTreeSet<String>>,
 }
 
 impl Loaded {
     /// Resolves the spec's secrets (environment, `.env`, generated and saved) and loads the
     /// stack's masking key when anything is sensitive. Commands that change or show a stack
     /// need this; `validate` and `graph` do not.
-    pub fn resolve_secrets(&mut self, registry: &Registry, state_dir: &Path) -> Result<(), Error> {
+    pub fn resolve_secrets(&mut self, state_dir: &Path) -> Result<(), Error> {
         let secrets = crate::secrets::resolve(&self.spec)?;
-        let anything_sensitive = !self.spec.secrets.is_empty()
-            || resolve::sensitive_fields(&self.spec, registry, &self.graph.order)
-                .iter()
-                .any(|s| !s.is_empty());
+        let anything_sensitive =
+            !self.spec.secrets.is_empty() || self.sensitive.iter().any(|s| !s.is_empty());
         self.secrets = if anything_sensitive {
             secrets.with_key(crate::secrets::stack_key(state_dir, &self.spec.stack)?)
         } else {
@@ -101,11 +101,13 @@ pub fn load_structure(path: &Path, registry: &Registry) -> Result<Loaded, Error>
     let spec = Spec::load(path)?;
     check::check(&spec, registry)?;
     let graph = Graph::build(&spec)?;
-    check::secret_identities(&spec, registry, &graph.order)?;
+    let sensitive = resolve::sensitive_fields(&spec, registry, &graph.order);
+    check::secret_identities(&spec, registry, &sensitive)?;
     Ok(Loaded {
         spec,
         graph,
         secrets: Secrets::default(),
+        sensitive,
     })
 }
 

@@ -13,7 +13,7 @@ use crate::state::State;
 pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
     let mut loaded = load(&args.spec, &registry)?;
-    loaded.resolve_secrets(&registry, &globals.state_dir(&args.spec))?;
+    loaded.resolve_secrets(&globals.state_dir(&args.spec))?;
     let store = globals.store(&args.spec, &loaded.spec.stack);
     let mut state = store.load()?;
     let context = globals.context(&args.spec);
@@ -53,11 +53,15 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
             );
         }
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() {
+    let code = if args.detailed_exitcode && plan.has_changes() {
         2
     } else {
         0
-    })
+    };
+    // The process ends right after this: freeing a large stack's trees one node at a time
+    // would cost more than planning it.
+    std::mem::forget((loaded, state, plan));
+    Ok(code)
 }
 
 /// What a plan is asked for, beside the spec and the state.
@@ -99,6 +103,7 @@ pub fn compute(
         registry,
         state,
         secrets: &loaded.secrets,
+        sensitive: &loaded.sensitive,
         targets,
         observed: observed.as_ref(),
         adopted: request.adopted,

@@ -12,7 +12,7 @@ pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
         outln!("{} declares no secrets.", args.spec.display());
         return Ok(0);
     }
-    loaded.resolve_secrets(&Registry::builtin(), &globals.state_dir(&args.spec))?;
+    loaded.resolve_secrets(&globals.state_dir(&args.spec))?;
     let width = loaded
         .spec
         .secrets
