@@ -258,6 +258,7 @@ impl Executor<'_> {
                 .unwrap_or_default(),
             real: Default::default(),
             prior_real: Default::default(),
+            staged: Vec::new(),
         };
         if let Some(spec) = self.spec {
             let providers = provider_configs(spec, self.secrets);
@@ -375,6 +376,8 @@ struct Run<'e, 's> {
     real: std::collections::HashMap<String, Attributes>,
     /// The real prior inputs of each updated resource, read back before the update.
     prior_real: std::collections::HashMap<String, Attributes>,
+    /// Records applied in memory and waiting for the next fsync.
+    staged: Vec<Record>,
 }
 
 impl Run<'_, '_> {
@@ -463,21 +466,30 @@ impl Run<'_, '_> {
 
     /// Appends records to the journal with one fsync, then applies them to the state.
     fn record(&mut self, changes: Vec<journal::Change>) -> Result<(), Error> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let records: Vec<Record> = changes
-            .into_iter()
-            .map(|change| Record {
+        self.stage(changes);
+        self.flush()
+    }
+
+    /// Applies records to the state in memory and queues them for the journal; nothing that
+    /// builds on them may start before [`Run::flush`].
+    fn stage(&mut self, changes: Vec<journal::Change>) {
+        for change in changes {
+            let record = Record {
                 serial: self.serial,
                 change,
-            })
-            .collect();
-        self.journal.append(&records)?;
-        for r in &records {
-            self.state.apply(r);
+            };
+            self.state.apply(&record);
+            self.staged.push(record);
         }
-        Ok(())
+    }
+
+    /// Makes the queued records durable: one append, one fsync.
+    fn flush(&mut self) -> Result<(), Error> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.staged);
+        self.journal.append(&records)
     }
 
     fn intent_id(&mut self) -> u64 {
@@ -599,7 +611,10 @@ impl Run<'_, '_> {
                         }
                     }
                 }
-                match self.record(intents) {
+                // The outcomes of the last batch and the intents of this round share one fsync;
+                // nothing that depends on either starts before it.
+                self.stage(intents);
+                match self.flush() {
                     Ok(()) => {
                         for job in round {
                             job_tx.send(job).expect("workers outlive the phase");
@@ -626,13 +641,8 @@ impl Run<'_, '_> {
                         Next::Stop => {}
                     }
                 }
-                if let Err(e) = self.record(records) {
-                    // Without a durable record nothing may build on these results.
-                    if outcome.is_ok() {
-                        outcome = Err(e);
-                    }
-                    continue;
-                }
+                // Made durable with the next round's intents, before anything starts.
+                self.stage(records);
                 for i in done {
                     release(i, &mut ready);
                 }
