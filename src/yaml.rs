@@ -63,6 +63,17 @@ pub struct ParseError {
 
 /// Parses one YAML document into a node tree.
 pub fn parse(text: &str) -> Result<Node, ParseError> {
+    match fast::parse(text) {
+        fast::Outcome::Done(node) => return Ok(node),
+        fast::Outcome::Refused(refused) => return Err(refused),
+        fast::Outcome::Defer => {}
+    }
+    parse_with_serde(text)
+}
+
+/// The reference path: serde-saphyr with located wrappers. Slower; its messages for broken
+/// documents are the ones fabrik shows.
+fn parse_with_serde(text: &str) -> Result<Node, ParseError> {
     // Repeated keys reach our visitor, which keeps both so validation can report them with
     // both locations and a message in the spec's own terms.
     let options: Options = serde_saphyr::options! {
@@ -103,6 +114,10 @@ fn original(mut err: &serde_saphyr::Error) -> &serde_saphyr::Error {
     err
 }
 
+/// Why a document that expands too far is refused.
+const NODES_MESSAGE: &str = "the spec expands to more nodes than fabrik parses; \
+     aliases (`*name`) that repeat anchors (`&name`) multiply a small file, as a YAML bomb does";
+
 /// What a breached parser budget means for the person who wrote the spec.
 fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
     use serde_saphyr::budget::BudgetBreach as B;
@@ -112,12 +127,17 @@ fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
         | B::RecordedAnchorEvents { .. }
         | B::RecordedAnchorBytes { .. }
         | B::Nodes { .. }
-        | B::Events { .. } => "the spec expands to more nodes than fabrik parses; \
-             aliases (`*name`) that repeat anchors (`&name`) multiply a small file, as a YAML bomb does"
-            .to_string(),
-        B::Depth { depth } => format!("the spec nests {depth} levels deep, deeper than fabrik parses"),
-        B::Documents { .. } => "the file holds more YAML documents than fabrik parses; a spec is one document".to_string(),
-        B::ScalarBytes { .. } | B::InputBytes { .. } => "the spec's text is larger than fabrik parses".to_string(),
+        | B::Events { .. } => NODES_MESSAGE.to_string(),
+        B::Depth { depth } => {
+            format!("the spec nests {depth} levels deep, deeper than fabrik parses")
+        }
+        B::Documents { .. } => {
+            "the file holds more YAML documents than fabrik parses; a spec is one document"
+                .to_string()
+        }
+        B::ScalarBytes { .. } | B::InputBytes { .. } => {
+            "the spec's text is larger than fabrik parses".to_string()
+        }
         _ => "the spec exceeds a limit of the YAML parser".to_string(),
     }
 }
@@ -227,6 +247,374 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
+/// Builds the node tree straight from the parser's events, which carry their positions. Much
+/// faster than deserializing through located wrappers; returns `None` for anything unusual
+/// (syntax errors, tags other than `!!str`, non-finite numbers), which [`parse`] then hands to
+/// serde-saphyr for its exact behaviour and messages.
+mod fast {
+    use std::collections::HashMap;
+
+    use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span, StrInput};
+
+    use super::{Key, Node, ParseError, Value};
+    use crate::source::Loc;
+
+    /// serde-saphyr's default budgets, kept here so both paths refuse the same documents.
+    const MAX_DEPTH: usize = 64;
+    const MAX_NODES: usize = 250_000;
+
+    pub enum Outcome {
+        Done(Node),
+        Refused(ParseError),
+        /// Not handled here: let serde-saphyr parse it.
+        Defer,
+    }
+
+    struct Builder {
+        anchors: HashMap<usize, Node>,
+        nodes: usize,
+    }
+
+    fn loc(span: &Span) -> Loc {
+        let len = span.end.index().saturating_sub(span.start.index());
+        Loc::new(
+            span.start.line() as u32,
+            span.start.col() as u32 + 1,
+            len as u32,
+        )
+    }
+
+    pub fn parse(text: &str) -> Outcome {
+        let mut events = Parser::new_from_str(text);
+        let mut builder = Builder {
+            anchors: HashMap::new(),
+            nodes: 0,
+        };
+        let mut root = None;
+        loop {
+            let Some(Ok((event, span))) = events.next() else {
+                return Outcome::Defer;
+            };
+            match event {
+                Event::StreamStart | Event::DocumentEnd => {}
+                Event::DocumentStart(..) => {
+                    if root.is_some() {
+                        // Several documents: serde-saphyr's message says what is wrong.
+                        return Outcome::Defer;
+                    }
+                    match builder.node(&mut events, 0) {
+                        Ok(Some(node)) => root = Some(node),
+                        Ok(None) => return Outcome::Defer,
+                        Err(refused) => return Outcome::Refused(refused),
+                    }
+                }
+                Event::StreamEnd => {
+                    return Outcome::Done(root.unwrap_or(Node {
+                        value: Value::Null,
+                        loc: loc(&span),
+                    }));
+                }
+                Event::Scalar(..)
+                | Event::Alias(..)
+                | Event::UnresolvedAlias(..)
+                | Event::SequenceStart(..)
+                | Event::SequenceEnd
+                | Event::MappingStart(..)
+                | Event::MappingEnd => return Outcome::Defer,
+                // Comments and anchor metadata.
+                _ => {}
+            }
+        }
+    }
+
+    impl Builder {
+        fn count(&mut self, n: usize, at: Loc) -> Result<(), ParseError> {
+            self.nodes += n;
+            if self.nodes > MAX_NODES {
+                return Err(ParseError {
+                    message: super::NODES_MESSAGE.to_string(),
+                    loc: at,
+                });
+            }
+            Ok(())
+        }
+
+        /// The next node, or `Ok(None)` for something to defer.
+        fn node<'a>(
+            &mut self,
+            events: &mut Parser<'a, StrInput<'a>>,
+            depth: usize,
+        ) -> Result<Option<Node>, ParseError> {
+            loop {
+                let Some(Ok((event, span))) = events.next() else {
+                    return Ok(None);
+                };
+                let at = loc(&span);
+                let node = match event {
+                    Event::Scalar(text, style, anchor, tag) => {
+                        let string = tag
+                            .as_ref()
+                            .is_some_and(|t| t.is_yaml_core_schema_tag("str"));
+                        if tag.is_some() && !string {
+                            return Ok(None);
+                        }
+                        self.count(1, at)?;
+                        let value = if string || style != ScalarStyle::Plain {
+                            Value::Str(text.into_owned())
+                        } else {
+                            match plain(&text) {
+                                Some(v) => v,
+                                None => return Ok(None),
+                            }
+                        };
+                        self.keep(anchor, Node { value, loc: at })
+                    }
+                    Event::Alias(id) => {
+                        let Some(target) = self.anchors.get(&id).cloned() else {
+                            return Ok(None);
+                        };
+                        self.count(size(&target), at)?;
+                        // Whatever an alias repeats is reported where the alias is written.
+                        relocate(target, at)
+                    }
+                    Event::SequenceStart(_, anchor, tag) => {
+                        if tag.is_some() || depth >= MAX_DEPTH {
+                            return Ok(None);
+                        }
+                        self.count(1, at)?;
+                        let mut items = Vec::new();
+                        loop {
+                            match self.item(events, depth + 1)? {
+                                Item::Node(node) => items.push(node),
+                                Item::End => break,
+                                Item::Defer => return Ok(None),
+                            }
+                        }
+                        self.keep(
+                            anchor,
+                            Node {
+                                value: Value::Seq(items),
+                                loc: at,
+                            },
+                        )
+                    }
+                    Event::MappingStart(_, anchor, tag) => {
+                        if tag.is_some() || depth >= MAX_DEPTH {
+                            return Ok(None);
+                        }
+                        self.count(1, at)?;
+                        let mut entries: Vec<(Key, Node)> = Vec::new();
+                        let mut merged: Vec<(Key, Node)> = Vec::new();
+                        loop {
+                            let key = match self.item(events, depth + 1)? {
+                                Item::Node(node) => node,
+                                Item::End => break,
+                                Item::Defer => return Ok(None),
+                            };
+                            let Item::Node(value) = self.item(events, depth + 1)? else {
+                                return Ok(None);
+                            };
+                            let name = match key.value {
+                                Value::Str(s) => s,
+                                Value::Int(i) => i.to_string(),
+                                Value::Bool(b) => b.to_string(),
+                                Value::Null => "null".to_string(),
+                                _ => return Ok(None),
+                            };
+                            let key = Key {
+                                loc: Loc::new(
+                                    key.loc.line,
+                                    key.loc.column,
+                                    name.chars().count() as u32,
+                                ),
+                                name,
+                            };
+                            if key.name == "<<" {
+                                // Merge keys: the entries of the map (or maps) named, unless
+                                // written explicitly.
+                                match value.value {
+                                    Value::Map(more) => merged.extend(more),
+                                    Value::Seq(maps) => {
+                                        for map in maps {
+                                            let Value::Map(more) = map.value else {
+                                                return Ok(None);
+                                            };
+                                            merged.extend(more);
+                                        }
+                                    }
+                                    _ => return Ok(None),
+                                }
+                            } else {
+                                entries.push((key, value));
+                            }
+                        }
+                        for (key, value) in merged {
+                            if !entries.iter().any(|(k, _)| k.name == key.name) {
+                                entries.push((key, value));
+                            }
+                        }
+                        self.keep(
+                            anchor,
+                            Node {
+                                value: Value::Map(entries),
+                                loc: at,
+                            },
+                        )
+                    }
+                    Event::StreamStart
+                    | Event::StreamEnd
+                    | Event::DocumentStart(..)
+                    | Event::DocumentEnd
+                    | Event::UnresolvedAlias(..)
+                    | Event::SequenceEnd
+                    | Event::MappingEnd => return Ok(None),
+                    // Comments and anchor metadata.
+                    _ => continue,
+                };
+                return Ok(Some(node));
+            }
+        }
+
+        fn item<'a>(
+            &mut self,
+            events: &mut Parser<'a, StrInput<'a>>,
+            depth: usize,
+        ) -> Result<Item, ParseError> {
+            // An end event ends the collection; anything else starts a node (comments are
+            // skipped by `node`).
+            let at_end = match events.peek() {
+                Some(Ok((event, _))) => matches!(event, Event::SequenceEnd | Event::MappingEnd),
+                _ => return Ok(Item::Defer),
+            };
+            if at_end {
+                events.next();
+                return Ok(Item::End);
+            }
+            Ok(match self.node(events, depth)? {
+                Some(node) => Item::Node(node),
+                None => Item::Defer,
+            })
+        }
+
+        fn keep(&mut self, anchor: usize, node: Node) -> Node {
+            if anchor != 0 {
+                self.anchors.insert(anchor, node.clone());
+            }
+            node
+        }
+    }
+
+    enum Item {
+        Node(Node),
+        End,
+        Defer,
+    }
+
+    fn relocate(node: Node, at: Loc) -> Node {
+        let value = match node.value {
+            Value::Seq(items) => Value::Seq(items.into_iter().map(|n| relocate(n, at)).collect()),
+            Value::Map(entries) => Value::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let key = Key {
+                            loc: Loc::new(at.line, at.column, k.name.chars().count() as u32),
+                            name: k.name,
+                        };
+                        (key, relocate(v, at))
+                    })
+                    .collect(),
+            ),
+            other => other,
+        };
+        Node { value, loc: at }
+    }
+
+    /// How many nodes a subtree holds (what an alias to it costs).
+    fn size(node: &Node) -> usize {
+        1 + match &node.value {
+            Value::Seq(items) => items.iter().map(size).sum(),
+            Value::Map(entries) => entries.iter().map(|(_, v)| size(v)).sum(),
+            _ => 0,
+        }
+    }
+
+    /// A plain scalar's value, as serde-saphyr reads it with fabrik's options: YAML 1.1
+    /// booleans, decimal, hex, octal and binary integers, YAML 1.2 floats, a decimal with a
+    /// leading zero as a float. `None`: leave it to serde-saphyr.
+    fn plain(s: &str) -> Option<Value> {
+        let t = s.trim();
+        match t {
+            "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+            _ => {}
+        }
+        for (words, value) in [
+            (["y", "yes", "true", "on"], true),
+            (["n", "no", "false", "off"], false),
+        ] {
+            if words.iter().any(|w| t.eq_ignore_ascii_case(w)) {
+                return Some(Value::Bool(value));
+            }
+        }
+        let first = t.as_bytes()[0];
+        if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
+            return Some(Value::Str(s.to_string()));
+        }
+        let (negative, digits) = match t.as_bytes()[0] {
+            b'-' => (true, &t[1..]),
+            b'+' => (false, &t[1..]),
+            _ => (false, t),
+        };
+        if digits.contains('_')
+            || digits.starts_with("0X")
+            || digits.starts_with("0O")
+            || digits.starts_with("0B")
+        {
+            return None;
+        }
+        let radix = |prefix: &str, base: u32| {
+            digits
+                .strip_prefix(prefix)
+                .filter(|d| !d.is_empty())
+                .and_then(|d| i64::from_str_radix(d, base).ok())
+        };
+        if let Some(v) = radix("0x", 16)
+            .or_else(|| radix("0o", 8))
+            .or_else(|| radix("0b", 2))
+        {
+            return Some(Value::Int(if negative { -v } else { v }));
+        }
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            if digits.len() > 1 && digits.starts_with('0') {
+                return digits
+                    .parse::<f64>()
+                    .ok()
+                    .map(|f| Value::Float(if negative { -f } else { f }));
+            }
+            return match t.parse::<i64>() {
+                Ok(v) => Some(Value::Int(v)),
+                Err(_) => None,
+            };
+        }
+        let float = digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+            && digits.bytes().any(|b| b.is_ascii_digit());
+        if float {
+            return match t.parse::<f64>() {
+                Ok(f) if f.is_finite() => Some(Value::Float(f)),
+                _ => None,
+            };
+        }
+        if digits.starts_with('.')
+            && matches!(digits.to_ascii_lowercase().as_str(), ".inf" | ".nan")
+        {
+            return None;
+        }
+        Some(Value::Str(s.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +634,46 @@ mod tests {
         assert_eq!(items[1].value, Value::Str("x".into()));
         assert_eq!(items[1].loc.line, 2);
         assert_eq!(items[1].loc.column, 10);
+    }
+
+    /// The fast path must read every document it accepts exactly as serde-saphyr does,
+    /// locations included.
+    #[test]
+    fn the_fast_path_agrees_with_serde_saphyr() {
+        let docs = [
+            "stack: demo\nresources:\n  a:\n    type: local.file\n    with: { path: a.txt, content: \"x ${b.c}\" }\n",
+            "a: 1\nb: -2\nc: 0x1F\nd: 0o17\ne: 1.5\nf: 0644\ng: 1e3\nh: .5\ni: +7\n",
+            "a: yes\nb: No\nc: on\nd: OFF\ne: true\nf: ~\ng: null\nh:\ni: y\n",
+            "a: 'quoted'\nb: \"dq \\n\"\nc: |\n  block\n  text\nd: >\n  folded\n  text\ne: !!str 12\n",
+            "list:\n  - 1\n  - two\n  - [3, {four: 4}]\n  - {}\n  - []\n",
+            "base: &b {x: 1, y: 2}\nuse: *b\nmerged:\n  <<: *b\n  y: 3\n",
+            "a: 1\na: 2\n",
+            "# only a comment\nk: v # trailing\n",
+            "unicode: \"h\u{e9}llo w\u{f6}rld\"\nnext: caf\u{e9}\n",
+            "",
+            "- a\n- b\n",
+            "plain: some text, with a comma\nurl: http://x.y/z\n",
+        ];
+        for doc in docs {
+            let fast = match fast::parse(doc) {
+                fast::Outcome::Done(node) => node,
+                _ => panic!("the fast path deferred on {doc:?}"),
+            };
+            let reference = parse_with_serde(doc).unwrap();
+            assert_eq!(fast, reference, "for {doc:?}");
+        }
+        // Broken documents are left to serde-saphyr, whose messages fabrik shows.
+        for broken in [
+            "a: [1, 2\n",
+            "a: b: c\n",
+            "---\na: 1\n---\nb: 2\n",
+            "a: *nowhere\n",
+        ] {
+            assert!(
+                matches!(fast::parse(broken), fast::Outcome::Defer),
+                "{broken:?}"
+            );
+        }
     }
 
     #[test]
