@@ -291,12 +291,25 @@ impl Executor<'_> {
 }
 
 /// The non-sensitive provider configurations of a spec, as the state keeps them.
+/// The provider configurations as the state keeps them, so that `destroy` works with the spec
+/// gone: a field that uses a secret is kept as written (`${secret.KEY}`) and resolved again from
+/// the environment or `.env` when needed; its value is never stored.
 fn provider_configs(spec: &Spec, secrets: &Secrets) -> BTreeMap<String, Attributes> {
     spec.providers
         .iter()
         .map(|p| {
-            let config = crate::plan::provider_config(spec, secrets, p);
-            (p.name.clone(), resolve::known(&config).unwrap_or_default())
+            let mut config =
+                resolve::known(&crate::plan::provider_config(spec, secrets, p)).unwrap_or_default();
+            for (key, expr) in &p.config {
+                let mut refs = Vec::new();
+                expr.references(&mut refs);
+                if refs.iter().any(|(r, _)| matches!(r, Reference::Secret(_)))
+                    && let Some(template) = expr.written()
+                {
+                    config.insert(key.name.clone(), Value::String(template));
+                }
+            }
+            (p.name.clone(), config)
         })
         .collect()
 }

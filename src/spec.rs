@@ -116,6 +116,22 @@ impl Expr {
         }
     }
 
+    /// A string expression as written, references included (`"${secret.KEY}"`).
+    pub fn written(&self) -> Option<String> {
+        let ExprKind::Str(parts) = &self.kind else {
+            return None;
+        };
+        Some(
+            parts
+                .iter()
+                .map(|p| match p {
+                    Part::Text(t) => t.replace("${", "$${"),
+                    Part::Ref(r) => r.written(),
+                })
+                .collect(),
+        )
+    }
+
     /// How the value's kind is named in messages, or `None` while references decide it.
     pub fn literal_kind(&self) -> Option<&'static str> {
         Some(match &self.kind {

@@ -191,7 +191,16 @@ pub fn configure(
         .values()
         .filter_map(|r| registry.provider_of(&r.type_name))
         .collect();
-    let mut configs: BTreeMap<String, Attributes> = state.providers.clone();
+    let mut configs: BTreeMap<String, Attributes> = state
+        .providers
+        .iter()
+        .map(|(name, config)| {
+            Ok((
+                name.clone(),
+                recorded_config(name, config, &context.base_dir)?,
+            ))
+        })
+        .collect::<Result<_, Error>>()?;
     if let Some(Loaded { spec, secrets, .. }) = loaded {
         needed.extend(
             spec.resources
@@ -223,6 +232,46 @@ pub fn configure(
         clients.insert(name.to_string(), client);
     }
     Ok(clients)
+}
+
+/// A provider configuration as the state recorded it, with each `${secret.KEY}` looked up again
+/// in the environment and in the `.env` beside the spec.
+fn recorded_config(
+    provider: &str,
+    config: &Attributes,
+    base_dir: &Path,
+) -> Result<Attributes, Error> {
+    let mut resolved = Attributes::new();
+    for (key, value) in config {
+        let value = match value.as_str().map(crate::template::parse) {
+            Some(Ok(parts))
+                if parts
+                    .iter()
+                    .any(|p| matches!(p, crate::template::Part::Ref(_))) =>
+            {
+                let mut text = String::new();
+                for part in parts {
+                    match part {
+                        crate::template::Part::Text(t) => text.push_str(&t),
+                        crate::template::Part::Ref(crate::template::Reference::Secret(name)) => {
+                            let found = crate::secrets::lookup(&name, &base_dir.join(".env"))?.ok_or_else(|| {
+                                Error::Usage(format!(
+                                    "provider `{provider}` needs secret `{name}`: set the environment variable `{name}` or put it in {}",
+                                    base_dir.join(".env").display()
+                                ))
+                            })?;
+                            text.push_str(found.expose());
+                        }
+                        crate::template::Part::Ref(other) => text.push_str(&other.written()),
+                    }
+                }
+                serde_json::Value::String(text)
+            }
+            _ => value.clone(),
+        };
+        resolved.insert(key.clone(), value);
+    }
+    Ok(resolved)
 }
 
 /// Reads every resource in the state (those `wanted`), to compare with what was recorded.
@@ -333,4 +382,36 @@ pub fn confirm(question: &str) -> Result<(), Error> {
 /// Writes a file with mode 0600, atomically.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     crate::state::file::write_atomically(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_provider_configs_get_their_secrets_again_and_never_stored_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "FABRIK_TEST_RECORDED_KEY=from-dotenv-123\n",
+        )
+        .unwrap();
+        let mut config = Attributes::new();
+        config.insert("url".into(), "http://127.0.0.1:8081".into());
+        config.insert(
+            "api_key".into(),
+            "${secret.FABRIK_TEST_RECORDED_KEY}".into(),
+        );
+        let resolved = recorded_config("powerdns", &config, dir.path()).unwrap();
+        assert_eq!(resolved["api_key"], "from-dotenv-123");
+        assert_eq!(resolved["url"], "http://127.0.0.1:8081");
+
+        config.insert("api_key".into(), "${secret.FABRIK_TEST_NOWHERE}".into());
+        let err = recorded_config("powerdns", &config, dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs secret `FABRIK_TEST_NOWHERE`"),
+            "{err}"
+        );
+    }
 }
