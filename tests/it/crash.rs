@@ -2,10 +2,10 @@
 //! and a destroy of a few hundred resources (files and processes). The next run must converge,
 //! nothing may exist twice, and a destroy must leave nothing behind that fabrik created.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::harness::Case;
+use crate::live::processes_of;
 
 const FILES: usize = 240;
 const CHAIN: usize = 8;
@@ -39,42 +39,6 @@ fn spec(stack: &str, failing: bool) -> String {
         ));
     }
     yaml
-}
-
-/// Pids of live processes started for this case (found by the state directory in their
-/// environment, as fabrik itself finds them).
-fn processes_of(state_dir: &Path) -> Vec<i32> {
-    let wanted = format!(
-        "FABRIK_STATE_DIR={}",
-        std::fs::canonicalize(state_dir)
-            .unwrap_or(state_dir.to_path_buf())
-            .display()
-    );
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc")
-        .expect("/proc is readable")
-        .flatten()
-    {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        let owned = environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes());
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
-            .unwrap_or(true);
-        if owned && !zombie {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 fn files_in(case: &Case, dir: &str) -> usize {
