@@ -1,0 +1,783 @@
+//! The PowerDNS HTTP API as this provider uses it: authenticated requests with timeouts,
+//! retries of what is worth retrying, and answers mapped to error kinds.
+//!
+//! Requests never carry `Expect: 100-continue`: the PowerDNS 4.7 webserver never answers it,
+//! so a client that sends it waits out its 100-continue timeout on every large PATCH. ureq adds
+//! the header only when asked to, and nothing here asks.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use fabrik_provider::{Error, ErrorKind, Result};
+use serde::Deserialize;
+use ureq::Agent;
+
+/// A connection that takes longer than this to open is not going to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One request, from connecting to the last byte of the answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Whole zones come back in one answer; 10,000 RRsets are a few MB.
+const BODY_LIMIT: u64 = 512 * 1024 * 1024;
+/// Requests in flight at once per configured provider: the PowerDNS webserver answers one
+/// connection per thread, and a SQL backend serialises writes anyway.
+const MAX_IN_FLIGHT: usize = 8;
+/// How much of an error body goes into a message.
+const EXCERPT: usize = 300;
+
+/// The API key. Its Debug never shows it; [`ApiKey::expose`] is the one way to read it.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: String) -> Self {
+        ApiKey(key)
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(sensitive)")
+    }
+}
+
+/// When and how often a failed request is tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles for each next one.
+    pub base: Duration,
+    /// No wait is longer than this, whatever the backoff says.
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this is not waited out: the call fails as transient and the
+    /// engine decides.
+    pub max_retry_after: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 4,
+            base: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    /// Whether repeating the request after an unknown outcome is harmless. Of the calls made
+    /// here, only POST (create a zone) is not: a second POST after a lost answer gets a 409.
+    fn idempotent(self) -> bool {
+        self != Method::Post
+    }
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json<T: for<'de> Deserialize<'de>>(&self, what: &str) -> Result<T> {
+        serde_json::from_str(&self.body).map_err(|e| {
+            Error::new(
+                ErrorKind::Fatal,
+                format!(
+                    "PowerDNS answered {what} with something unexpected ({e}): {}",
+                    excerpt(&self.body)
+                ),
+            )
+        })
+    }
+}
+
+/// A client for one PowerDNS server.
+pub struct Api {
+    agent: Agent,
+    /// `<url>/api/v1/servers/<server_id>`
+    base: String,
+    key: ApiKey,
+    retry: Retry,
+    slots: Slots,
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Api")
+            .field("base", &self.base)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    /// `url` is the webserver's address (`http://127.0.0.1:8081`); a trailing `/` or
+    /// `/api/v1` is tolerated.
+    pub fn new(url: &str, key: ApiKey, server_id: &str, retry: Retry) -> Result<Api> {
+        let trimmed = url.trim().trim_end_matches('/');
+        let trimmed = trimmed.strip_suffix("/api/v1").unwrap_or(trimmed);
+        let scheme_ok = ["http://", "https://"].iter().any(|s| {
+            trimmed
+                .get(..s.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(s))
+        });
+        if !scheme_ok || trimmed.parse::<ureq::http::Uri>().is_err() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "`url` must be the PowerDNS webserver's http:// or https:// address, such as \
+                     \"http://127.0.0.1:8081\", not {url:?}"
+                ),
+            ));
+        }
+        if server_id.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "`server_id` must not be empty",
+            ));
+        }
+        let agent: Agent = Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .http_status_as_error(false)
+            // PowerDNS does not redirect; an answer that does is shown, not followed.
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .user_agent(concat!("fabrik-powerdns/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Api {
+            agent,
+            base: format!("{trimmed}/api/v1/servers/{}", encode_segment(server_id)),
+            key,
+            retry,
+            slots: Slots::new(MAX_IN_FLIGHT),
+        })
+    }
+
+    pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Reply> {
+        self.call(Method::Get, path, query, None)
+    }
+
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> Result<Reply> {
+        self.call(Method::Post, path, &[], Some(body))
+    }
+
+    pub fn patch(&self, path: &str, body: &serde_json::Value) -> Result<Reply> {
+        self.call(Method::Patch, path, &[], Some(body))
+    }
+
+    pub fn delete(&self, path: &str) -> Result<Reply> {
+        self.call(Method::Delete, path, &[], None)
+    }
+
+    /// One request, tried again on connection failures, 429 and 5xx (POST only where the
+    /// server cannot have acted on it). `path` is below the server's base, such as `/zones`.
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply> {
+        let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
+        let what = format!("{} {}{path}", method.as_str(), self.base);
+        let mut attempt = 1;
+        loop {
+            let outcome = {
+                let _slot = self.slots.acquire();
+                self.once(method, path, query, body.as_deref())
+            };
+            let (error, retry_after) = match outcome {
+                Ok(answer) if (200..300).contains(&answer.status) => {
+                    return Ok(Reply {
+                        status: answer.status,
+                        body: answer.body,
+                    });
+                }
+                Ok(answer) => {
+                    let error = status_error(&what, answer.status, &answer.body);
+                    // A 429 was refused before anything was done; a 5xx may have been done.
+                    let again =
+                        answer.status == 429 || (answer.status >= 500 && method.idempotent());
+                    if !again {
+                        return Err(error);
+                    }
+                    (error, answer.retry_after)
+                }
+                Err(failure) => {
+                    let again = failure.kind == ErrorKind::Transient
+                        && (failure.nothing_sent || method.idempotent());
+                    let error = Error::new(failure.kind, format!("{what}: {}", failure.message));
+                    if !again {
+                        return Err(error);
+                    }
+                    (error, None)
+                }
+            };
+            if attempt >= self.retry.attempts {
+                return Err(Error::new(
+                    error.kind,
+                    format!("{} (after {attempt} attempts)", error.message),
+                ));
+            }
+            let wait = match retry_after {
+                Some(after) if after > self.retry.max_retry_after => {
+                    return Err(Error::new(
+                        error.kind,
+                        format!(
+                            "{} (the server asks to wait {} s before trying again)",
+                            error.message,
+                            after.as_secs()
+                        ),
+                    ));
+                }
+                Some(after) => after,
+                None => backoff(&self.retry, attempt),
+            };
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    fn once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::result::Result<Answer, Failure> {
+        let url = format!("{}{path}", self.base);
+        let key = self.key.expose();
+        let result = match method {
+            Method::Get | Method::Delete => {
+                let request = if method == Method::Get {
+                    self.agent.get(&url)
+                } else {
+                    self.agent.delete(&url)
+                };
+                request
+                    .header("X-API-Key", key)
+                    .header("Accept", "application/json")
+                    .query_pairs(query.iter().copied())
+                    .call()
+            }
+            Method::Post | Method::Patch => {
+                let request = if method == Method::Post {
+                    self.agent.post(&url)
+                } else {
+                    self.agent.patch(&url)
+                };
+                request
+                    .header("X-API-Key", key)
+                    .header("Accept", "application/json")
+                    .header("Content-Type", "application/json")
+                    .query_pairs(query.iter().copied())
+                    .send(body.unwrap_or_default())
+            }
+        };
+        let mut response = result.map_err(Failure::from)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(BODY_LIMIT)
+            .read_to_string()
+            .map_err(Failure::from)?;
+        Ok(Answer {
+            status,
+            body,
+            retry_after,
+        })
+    }
+}
+
+/// An answer of any status.
+struct Answer {
+    status: u16,
+    body: String,
+    retry_after: Option<Duration>,
+}
+
+/// A request that got no answer.
+#[derive(Debug)]
+struct Failure {
+    kind: ErrorKind,
+    /// The request surely never reached the server (refused, no route, no name), so even a
+    /// POST may be sent again.
+    nothing_sent: bool,
+    message: String,
+}
+
+impl From<ureq::Error> for Failure {
+    fn from(e: ureq::Error) -> Self {
+        use std::io::ErrorKind as Io;
+        use ureq::Error as E;
+        use ureq::Timeout as T;
+        let (kind, nothing_sent) = match &e {
+            E::Io(io) => match io.kind() {
+                Io::ConnectionRefused | Io::AddrNotAvailable => (ErrorKind::Transient, true),
+                _ => (ErrorKind::Transient, false),
+            },
+            E::Timeout(T::Resolve | T::Connect) => (ErrorKind::Transient, true),
+            E::Timeout(_) | E::Protocol(_) => (ErrorKind::Transient, false),
+            E::ConnectionFailed | E::HostNotFound => (ErrorKind::Transient, true),
+            E::BadUri(_) | E::Http(_) => (ErrorKind::InvalidInput, false),
+            _ => (ErrorKind::Fatal, false),
+        };
+        let message = match &e {
+            E::Io(io) => format!("no answer: {io}"),
+            E::Timeout(t) => format!("no answer: timed out ({t})"),
+            other => format!("no answer: {other}"),
+        };
+        Failure {
+            kind,
+            nothing_sent,
+            message,
+        }
+    }
+}
+
+/// The error for an answer outside 2xx. PowerDNS gives `{"error": "…"}` for 422 (and most
+/// 400/500s) but plain text for 401, 404 and 409.
+pub fn status_error(what: &str, status: u16, body: &str) -> Error {
+    let said = server_message(body);
+    let kind = match status {
+        400 | 422 => ErrorKind::InvalidInput,
+        401 | 403 => ErrorKind::Unauthorized,
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        429 | 500..=599 => ErrorKind::Transient,
+        _ => ErrorKind::Fatal,
+    };
+    let hint = match status {
+        401 | 403 => " (check the provider's `api_key`)",
+        _ => "",
+    };
+    let said = if said.is_empty() {
+        String::new()
+    } else {
+        format!(": {said}")
+    };
+    Error::new(kind, format!("{what}: HTTP {status}{said}{hint}"))
+}
+
+fn server_message(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct Problem {
+        error: String,
+    }
+    match serde_json::from_str::<Problem>(body) {
+        Ok(p) => p.error,
+        Err(_) => excerpt(body.trim()),
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// The wait before attempt `attempt + 1`: exponential, capped, with full jitter in its upper
+/// half so that clients failing together do not retry together.
+fn backoff(retry: &Retry, attempt: u32) -> Duration {
+    let exp = retry
+        .base
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(retry.max_delay);
+    let half = exp / 2;
+    let jitter = RandomState::new().build_hasher().finish() % (half.as_millis() as u64 + 1);
+    half + Duration::from_millis(jitter)
+}
+
+/// Percent-encodes one path segment (a zone id or server id). PowerDNS zone ids are the zone's
+/// name with `/` written `=2F`; anything else outside the unreserved set is percent-encoded.
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'=' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A counting semaphore: at most `max` requests in flight.
+struct Slots {
+    max: usize,
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(max: usize) -> Self {
+        Slots {
+            max,
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> Slot<'_> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used >= self.max {
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// A zone as `GET /zones/{id}` describes it (the fields used here).
+#[derive(Debug, Deserialize)]
+pub struct ZoneInfo {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub serial: u64,
+    #[serde(default)]
+    pub rrsets: Vec<RRsetInfo>,
+}
+
+/// One RRset of a zone. A filtered read also lists every commented RRset of the zone with
+/// `records: []` (PowerDNS 4.7): such entries say nothing about what exists.
+#[derive(Debug, Deserialize)]
+pub struct RRsetInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    #[serde(default)]
+    pub ttl: u64,
+    #[serde(default)]
+    pub records: Vec<RecordInfo>,
+    #[serde(default)]
+    pub comments: Vec<CommentInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecordInfo {
+    pub content: String,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CommentInfo {
+    pub content: String,
+}
+
+impl RRsetInfo {
+    /// Whether one of its comments is exactly `marker`.
+    pub fn carries(&self, marker: &str) -> bool {
+        self.comments.iter().any(|c| c.content == marker)
+    }
+
+    /// The fabrik marker it carries, if any (to name the owner in a conflict).
+    pub fn fabrik_marker(&self) -> Option<&str> {
+        self.comments
+            .iter()
+            .map(|c| c.content.as_str())
+            .find(|c| c.starts_with("fabrik:"))
+    }
+}
+
+/// The path of a zone: PowerDNS zone ids are the canonical name with `/` written `=2F`.
+pub fn zone_path(zone: &str) -> String {
+    format!("/zones/{}", encode_segment(&zone.replace('/', "=2F")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// What the scripted server was sent: each request's head and body.
+    type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+    /// A server that answers each connection with the next scripted response and records
+    /// what it was sent (head and body).
+    struct Scripted {
+        url: String,
+        seen: Seen,
+    }
+
+    fn serve(responses: Vec<String>) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for response in responses {
+                let Ok((stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream);
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                log.lock().unwrap().push((head, body));
+                let mut stream = reader.into_inner();
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        Scripted { url, seen }
+    }
+
+    fn answer(status: &str, extra: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn quick() -> Retry {
+        Retry {
+            attempts: 4,
+            base: Duration::from_millis(10),
+            max_delay: Duration::from_millis(40),
+            max_retry_after: Duration::from_secs(5),
+        }
+    }
+
+    fn api(url: &str) -> Api {
+        Api::new(url, ApiKey::new("k3y".into()), "localhost", quick()).unwrap()
+    }
+
+    #[test]
+    fn a_5xx_is_retried_until_it_succeeds() {
+        let server = serve(vec![
+            answer("500 Internal Server Error", "", "oops"),
+            answer(
+                "503 Service Unavailable",
+                "Content-Type: application/json\r\n",
+                r#"{"error": "busy"}"#,
+            ),
+            answer("200 OK", "", "{}"),
+        ]);
+        let reply = api(&server.url).get("/zones", &[]).unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(server.seen.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn retry_after_is_honoured() {
+        let server = serve(vec![
+            answer("429 Too Many Requests", "Retry-After: 1\r\n", "slow down"),
+            answer("204 No Content", "", ""),
+        ]);
+        let started = Instant::now();
+        api(&server.url)
+            .patch("/zones/x.", &serde_json::json!({}))
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_long_retry_after_fails_at_once_as_transient() {
+        let server = serve(vec![answer(
+            "429 Too Many Requests",
+            "Retry-After: 3600\r\n",
+            "",
+        )]);
+        let started = Instant::now();
+        let err = api(&server.url).get("/zones", &[]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient);
+        assert!(err.message.contains("3600 s"), "{}", err.message);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_post_is_not_repeated_after_a_5xx() {
+        let server = serve(vec![
+            answer("500 Internal Server Error", "", "oops"),
+            answer("201 Created", "", "{}"),
+        ]);
+        let err = api(&server.url)
+            .post("/zones", &serde_json::json!({"name": "x."}))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient);
+        assert_eq!(server.seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_refused_connection_is_retried_then_transient() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = api(&format!("http://127.0.0.1:{port}"))
+            .post("/zones", &serde_json::json!({}))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient);
+        assert!(err.message.contains("after 4 attempts"), "{}", err.message);
+    }
+
+    #[test]
+    fn statuses_map_to_kinds() {
+        let cases = [
+            ("401 Unauthorized", "Unauthorized", ErrorKind::Unauthorized),
+            ("404 Not Found", "Not Found", ErrorKind::NotFound),
+            ("409 Conflict", "Conflict", ErrorKind::Conflict),
+            ("400 Bad Request", "Bad Request", ErrorKind::InvalidInput),
+            (
+                "422 Unprocessable Entity",
+                r#"{"error": "RRset x. IN A: Name is out of zone"}"#,
+                ErrorKind::InvalidInput,
+            ),
+            ("418 I'm a teapot", "", ErrorKind::Fatal),
+        ];
+        for (status, body, kind) in cases {
+            let server = serve(vec![answer(status, "", body)]);
+            let err = api(&server.url).get("/zones/x.", &[]).unwrap_err();
+            assert_eq!(err.kind, kind, "{status}");
+            let code = &status[..3];
+            assert!(
+                err.message.contains(&format!("HTTP {code}")),
+                "{}",
+                err.message
+            );
+        }
+        let server = serve(vec![answer(
+            "422 Unprocessable Entity",
+            "",
+            r#"{"error": "Name is out of zone"}"#,
+        )]);
+        let err = api(&server.url).get("/zones/x.", &[]).unwrap_err();
+        assert!(
+            err.message.ends_with("HTTP 422: Name is out of zone"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn requests_carry_the_key_and_never_expect_100_continue() {
+        let server = serve(vec![answer("204 No Content", "", "")]);
+        let big = "x".repeat(2 * 1024 * 1024);
+        api(&format!("{}/api/v1/", server.url))
+            .patch("/zones/example.test.", &serde_json::json!({ "big": big }))
+            .unwrap();
+        let seen = server.seen.lock().unwrap();
+        let (head, body) = &seen[0];
+        let lower = head.to_ascii_lowercase();
+        assert!(
+            head.starts_with("PATCH /api/v1/servers/localhost/zones/example.test. HTTP/1.1"),
+            "{head}"
+        );
+        assert!(lower.contains("x-api-key: k3y\r\n"), "{head}");
+        assert!(
+            lower.contains("content-type: application/json\r\n"),
+            "{head}"
+        );
+        assert!(!lower.contains("expect:"), "{head}");
+        assert!(body.len() > 2 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_key_never_shows_in_debug_output() {
+        let api = api("http://127.0.0.1:1");
+        assert!(!format!("{api:?}").contains("k3y"));
+    }
+
+    #[test]
+    fn bad_urls_are_invalid_input() {
+        for url in ["localhost:8081", "ftp://host", "http://", ""] {
+            let err = Api::new(url, ApiKey::new("k".into()), "localhost", quick()).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidInput, "{url}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_capped() {
+        let retry = Retry {
+            attempts: 10,
+            base: Duration::from_millis(100),
+            max_delay: Duration::from_millis(800),
+            max_retry_after: Duration::from_secs(1),
+        };
+        for attempt in 1..10 {
+            let full = (Duration::from_millis(100) * (1 << (attempt - 1))).min(retry.max_delay);
+            let wait = backoff(&retry, attempt);
+            assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait:?}");
+        }
+    }
+
+    #[test]
+    fn zone_paths_encode_slashes_the_powerdns_way() {
+        assert_eq!(zone_path("example.test."), "/zones/example.test.");
+        assert_eq!(
+            zone_path("0/26.2.0.192.in-addr.arpa."),
+            "/zones/0=2F26.2.0.192.in-addr.arpa."
+        );
+        assert_eq!(encode_segment("a b?"), "a%20b%3F");
+    }
+}

@@ -1,0 +1,186 @@
+//! The `powerdns` provider: zones and RRsets in a PowerDNS Authoritative server (4.7 and
+//! later), through its HTTP API.
+//!
+//! - [`zone`]: `powerdns.zone`, one zone. An existing zone is never taken over by a create.
+//! - [`record`]: `powerdns.record`, one RRset, owned through a `fabrik:<stack>/<resource>`
+//!   comment; an RRset without it is never written or deleted.
+//! - [`normal`]: the normal forms names and contents are compared in, so that two spellings of
+//!   one thing never show as a change.
+//! - `api`: the HTTP client (timeouts, retries with backoff and jitter, `Retry-After`, error
+//!   kinds from statuses; never `Expect: 100-continue`).
+
+mod api;
+pub mod normal;
+pub mod record;
+pub mod zone;
+
+use fabrik_provider::{
+    Applied, Attributes, Client, Context, Error, ErrorKind, Field, FieldKind, Found, Observed,
+    Provider, ResourceType, Result, Target, Value,
+};
+
+pub use api::Retry;
+pub use record::RECORD_TYPE;
+pub use zone::ZONE_TYPE;
+
+/// The server id of a PowerDNS Authoritative server (it has only one).
+const DEFAULT_SERVER_ID: &str = "localhost";
+
+/// The `powerdns` provider.
+#[derive(Debug, Default)]
+pub struct PowerDns;
+
+impl Provider for PowerDns {
+    fn name(&self) -> &'static str {
+        "powerdns"
+    }
+
+    fn config_fields(&self) -> Vec<Field> {
+        vec![
+            Field::required(
+                "url",
+                FieldKind::String,
+                "The PowerDNS webserver's address, such as \"http://127.0.0.1:8081\".",
+            ),
+            Field::required(
+                "api_key",
+                FieldKind::String,
+                "The API key (pdns.conf `api-key`), sent as the X-API-Key header.",
+            )
+            .sensitive(),
+            Field::optional(
+                "server_id",
+                FieldKind::String,
+                "The server id in API paths (default \"localhost\").",
+            ),
+        ]
+    }
+
+    fn resource_types(&self) -> Vec<ResourceType> {
+        vec![zone::resource_type(), record::resource_type()]
+    }
+
+    fn configure(&self, config: &Attributes, _context: &Context) -> Result<Box<dyn Client>> {
+        Ok(Box::new(PowerDnsClient::new(config, Retry::default())?))
+    }
+
+    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
+        match type_name {
+            ZONE_TYPE => zone::validate(inputs),
+            RECORD_TYPE => record::validate(inputs),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A configured `powerdns` provider: one server, one API key.
+pub struct PowerDnsClient {
+    api: api::Api,
+    records: record::Records,
+}
+
+impl std::fmt::Debug for PowerDnsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PowerDnsClient")
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PowerDnsClient {
+    /// A client for the server a `providers.powerdns` block names, retrying as `retry` says
+    /// (tests shorten the waits).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a missing or malformed `url`, `api_key` or `server_id`.
+    pub fn new(config: &Attributes, retry: Retry) -> Result<Self> {
+        let text = |field: &str| match config.get(field) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("`{field}` of provider powerdns must be a non-empty string"),
+            )),
+        };
+        let missing = |field: &str| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("provider powerdns needs `{field}`"),
+            )
+        };
+        let url = text("url")?.ok_or_else(|| missing("url"))?;
+        let key = text("api_key")?.ok_or_else(|| missing("api_key"))?;
+        let server_id = text("server_id")?.unwrap_or_else(|| DEFAULT_SERVER_ID.to_string());
+        Ok(PowerDnsClient {
+            api: api::Api::new(&url, api::ApiKey::new(key), &server_id, retry)?,
+            records: record::Records::default(),
+        })
+    }
+}
+
+/// Dispatches each call to the module of its resource type.
+impl Client for PowerDnsClient {
+    fn read(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Option<Observed>> {
+        match target.type_name {
+            ZONE_TYPE => zone::read(&self.api, id, inputs),
+            RECORD_TYPE => self.records.read(&self.api, id, inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    fn find(&self, target: Target<'_>, inputs: &Attributes) -> Result<Option<Found>> {
+        match target.type_name {
+            ZONE_TYPE => zone::find(&self.api, inputs),
+            RECORD_TYPE => self.records.find(&self.api, target, inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    fn create(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
+        match target.type_name {
+            ZONE_TYPE => zone::create(&self.api, inputs),
+            RECORD_TYPE => self.records.create(&self.api, target, inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    fn update(
+        &self,
+        target: Target<'_>,
+        id: &str,
+        _prior: &Attributes,
+        inputs: &Attributes,
+    ) -> Result<Applied> {
+        match target.type_name {
+            // Every zone field forces a new zone: there is nothing to change in place.
+            ZONE_TYPE => zone::read(&self.api, id, inputs)?
+                .map(|seen| Applied {
+                    id: id.to_string(),
+                    outputs: seen.outputs,
+                })
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!("zone {id} no longer exists in PowerDNS"),
+                    )
+                }),
+            RECORD_TYPE => self.records.update(&self.api, target, inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    fn delete(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<()> {
+        match target.type_name {
+            ZONE_TYPE => zone::delete(&self.api, target, id),
+            RECORD_TYPE => self.records.delete(&self.api, target, id, inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+}
+
+fn unknown_type(name: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!("the powerdns provider has no resource type `{name}`"),
+    )
+}

@@ -1,0 +1,9 @@
+//! The `powerdns` provider against a real PowerDNS Authoritative server (one per test, started
+//! by [`harness::Pdns`]); answers are checked over DNS on the server's port.
+
+mod dns;
+mod errors;
+mod harness;
+mod ownership;
+mod records;
+mod zones;
