@@ -61,13 +61,15 @@ pub struct ApplyFailure {
     pub remaining: Vec<String>,
     /// Changes left in place on purpose (`on_failure: keep`), one line each.
     pub kept: Vec<String>,
+    /// What failed: `apply` or `destroy`.
+    pub operation: &'static str,
     /// Whether the run tried to put everything back.
     pub rolled_back: bool,
 }
 
 impl fmt::Display for ApplyFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "apply failed:")?;
+        writeln!(f, "{} failed:", self.operation)?;
         for line in &self.failures {
             writeln!(f, "  {line}")?;
         }

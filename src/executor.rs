@@ -284,6 +284,11 @@ impl Executor<'_> {
                 failures,
                 remaining,
                 kept,
+                operation: if self.spec.is_some() {
+                    "apply"
+                } else {
+                    "destroy"
+                },
                 rolled_back: self.rollback,
             }))
         }

@@ -13,7 +13,10 @@ pub struct Registry {
 impl Registry {
     /// Every provider built into this binary.
     pub fn builtin() -> Self {
-        Registry::with(vec![Arc::new(fabrik_local::Local)])
+        Registry::with(vec![
+            Arc::new(fabrik_local::Local),
+            Arc::new(fabrik_powerdns::PowerDns),
+        ])
     }
 
     /// A registry of the given providers (tests add their own).

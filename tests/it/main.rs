@@ -18,6 +18,7 @@ mod lifecycle;
 mod live;
 mod lock;
 mod plan_json;
+mod powerdns;
 mod refresh;
 mod rollback;
 mod saved_plans;

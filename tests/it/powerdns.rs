@@ -1,0 +1,161 @@
+//! The PowerDNS provider through the binary, against a real `pdns_server` started for each
+//! test (the provider crate's harness, shared rather than copied): records land with their
+//! ownership marker, answer over DNS, are left alone when not ours, and destroy removes only
+//! what the stack made, even with the spec gone.
+
+#[allow(dead_code)]
+#[path = "../../providers/powerdns/tests/pdns/harness.rs"]
+mod harness_pdns;
+
+use harness_pdns::{KEY, Pdns};
+
+use crate::harness::Case;
+
+fn spec(stack: &str, pdns: &Pdns) -> String {
+    format!(
+        r#"
+        stack: {stack}
+        providers:
+          powerdns: {{ url: "{url}", api_key: "${{secret.PDNS_API_KEY}}" }}
+        secrets:
+          PDNS_API_KEY: {{}}
+        resources:
+          zone:
+            type: powerdns.zone
+            with: {{ name: example.test, nameservers: [ns1.example.test.] }}
+          www:
+            type: powerdns.record
+            with: {{ zone: "${{zone.name}}", name: www, type: A, records: ["192.0.2.10", "192.0.2.11"] }}
+          greeting:
+            type: powerdns.record
+            with: {{ zone: "${{zone.name}}", name: "@", type: TXT, records: ["hello world"], ttl: 120 }}
+        verify:
+          - dns: www.example.test
+            type: A
+            expect: ["192.0.2.10", "192.0.2.11"]
+            nameserver: "127.0.0.1:{dns}"
+            timeout: 5s
+        "#,
+        url = pdns.url(),
+        dns = pdns.dns_port,
+    )
+}
+
+#[test]
+fn records_are_applied_owned_verified_over_dns_and_destroyed_from_the_state_alone() {
+    let pdns = Pdns::start();
+    let case = Case::new()
+        .spec(&spec("dns-life", &pdns))
+        .env("PDNS_API_KEY", KEY);
+    let out = case.expect(["apply", "--yes"], 0);
+    assert!(
+        out.stdout.contains("verified dns A www.example.test"),
+        "{out}"
+    );
+    let (ttl, records, comments) = pdns
+        .rrset("example.test.", "www.example.test.", "A")
+        .unwrap();
+    assert_eq!(ttl, 300);
+    assert_eq!(records, ["192.0.2.10", "192.0.2.11"]);
+    assert_eq!(
+        comments,
+        ["fabrik:dns-life/www"],
+        "the ownership marker is on the RRset"
+    );
+    let (_, txt, _) = pdns.rrset("example.test.", "example.test.", "TXT").unwrap();
+    assert_eq!(txt, ["\"hello world\""]);
+
+    // Written as the user wrote it, read back in PowerDNS's form: no change either way.
+    assert_eq!(case.run(["plan", "--detailed-exitcode"]).code, 0);
+    let refreshed = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(refreshed.code, 0, "{refreshed}");
+
+    // The API key is used, never stored.
+    for (path, bytes) in case.state_files() {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(KEY),
+            "{} holds the API key",
+            path.display()
+        );
+    }
+
+    // Someone else's record in the zone survives the destroy, which runs without the spec:
+    // the provider's configuration comes from the state, its key from the environment.
+    pdns.raw_rrset(
+        "example.test.",
+        "mail.example.test.",
+        "A",
+        60,
+        &["192.0.2.99"],
+    );
+    case.remove("fabrik.yaml");
+    // Exit 4: the records went, the zone stays because it holds someone else's record.
+    let destroy = case.run(["destroy", "--yes", "--stack", "dns-life"]);
+    assert_eq!(destroy.code, 4, "{destroy}");
+    assert!(
+        destroy.stderr.starts_with("error: destroy failed:"),
+        "{destroy}"
+    );
+    assert!(
+        destroy
+            .stderr
+            .contains("does not manage (mail.example.test. A)"),
+        "{destroy}"
+    );
+    assert!(
+        pdns.rrset("example.test.", "www.example.test.", "A")
+            .is_none(),
+        "our records are gone"
+    );
+    assert!(
+        pdns.rrset("example.test.", "mail.example.test.", "A")
+            .is_some(),
+        "a record fabrik does not own is left as it was"
+    );
+    assert!(
+        pdns.zone_exists("example.test."),
+        "a zone holding others' records stays"
+    );
+}
+
+#[test]
+fn an_unowned_rrset_in_the_way_stops_the_apply_and_is_left_untouched() {
+    let pdns = Pdns::start();
+    pdns.raw_zone("example.test.");
+    pdns.raw_rrset(
+        "example.test.",
+        "www.example.test.",
+        "A",
+        60,
+        &["198.51.100.1"],
+    );
+    let case = Case::new()
+        .spec(&format!(
+            r#"
+            stack: dns-theirs
+            providers:
+              powerdns: {{ url: "{url}", api_key: "${{secret.PDNS_API_KEY}}" }}
+            secrets:
+              PDNS_API_KEY: {{}}
+            resources:
+              www:
+                type: powerdns.record
+                with: {{ zone: example.test, name: www, type: A, records: ["192.0.2.10"] }}
+            "#,
+            url = pdns.url()
+        ))
+        .env("PDNS_API_KEY", KEY);
+    let out = case.run(["apply", "--yes"]);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(out.stderr.contains("not managed by fabrik"), "{out}");
+    let (ttl, records, comments) = pdns
+        .rrset("example.test.", "www.example.test.", "A")
+        .unwrap();
+    assert_eq!(
+        (ttl, records),
+        (60, vec!["198.51.100.1".to_string()]),
+        "untouched"
+    );
+    assert!(comments.is_empty());
+    assert!(case.tracked("dns-theirs").is_empty());
+}
