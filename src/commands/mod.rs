@@ -160,6 +160,26 @@ impl Globals {
     }
 }
 
+/// The stack a spec names on a top-level `stack:` line, read without parsing the YAML: a guess
+/// that lets work start early, always confirmed against the parsed spec.
+pub fn stack_line(spec: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(spec)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .ok()?;
+    let head = String::from_utf8_lossy(&head);
+    let line = head.lines().find(|l| l.starts_with("stack:"))?;
+    let value = line["stack:".len()..]
+        .split(" #")
+        .next()?
+        .trim()
+        .trim_matches(['"', '\'']);
+    crate::spec::valid_name(value).then(|| value.to_string())
+}
+
 /// The one stack that has a state in `dir`.
 pub fn only_stack(dir: &Path, spec: &Path) -> Result<String, Error> {
     let stacks = FileStore::stacks_in(dir);
@@ -387,6 +407,22 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stack_line_is_read_without_parsing_and_only_when_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("fabrik.yaml");
+        for (text, want) in [
+            ("# a comment\nstack: shop\nresources: {}\n", Some("shop")),
+            ("stack: \"shop-2\" # quoted, commented\n", Some("shop-2")),
+            ("resources:\n  stack: nested\n", None),
+            ("stack: [not, a, name]\n", None),
+        ] {
+            std::fs::write(&spec, text).unwrap();
+            assert_eq!(stack_line(&spec).as_deref(), want, "{text:?}");
+        }
+        assert_eq!(stack_line(&dir.path().join("missing.yaml")), None);
+    }
 
     #[test]
     fn recorded_provider_configs_get_their_secrets_again_and_never_stored_them() {
