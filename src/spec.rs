@@ -347,18 +347,34 @@ impl Loader {
 
     /// Drops repeated keys, reporting each with where it was first written.
     fn unique(&mut self, entries: Vec<(Key, Node)>, what: &str) -> Vec<(Key, Node)> {
-        let mut seen: HashMap<String, Loc> = HashMap::new();
+        // Borrowed names, so the common case (no duplicate) copies nothing.
+        let mut first: HashMap<&str, u32> = HashMap::with_capacity(entries.len());
+        let mut repeated = Vec::new();
+        for (i, (key, _)) in entries.iter().enumerate() {
+            match first.entry(key.name.as_str()) {
+                std::collections::hash_map::Entry::Occupied(line) => {
+                    repeated.push((i, *line.get()))
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(key.loc.line);
+                }
+            }
+        }
+        drop(first);
+        if repeated.is_empty() {
+            return entries;
+        }
         let mut out = Vec::with_capacity(entries.len());
-        for (key, node) in entries {
-            if let Some(first) = seen.get(&key.name) {
+        let mut repeated = repeated.into_iter().peekable();
+        for (i, (key, node)) in entries.into_iter().enumerate() {
+            if let Some(&(_, line)) = repeated.peek().filter(|(at, _)| *at == i) {
+                repeated.next();
                 self.problem(
-                    Diagnostic::new(key.loc, format!("duplicate {what} `{}`", key.name)).help(
-                        format!("`{}` is first defined on line {}", key.name, first.line),
-                    ),
+                    Diagnostic::new(key.loc, format!("duplicate {what} `{}`", key.name))
+                        .help(format!("`{}` is first defined on line {line}", key.name)),
                 );
                 continue;
             }
-            seen.insert(key.name.clone(), key.loc);
             out.push((key, node));
         }
         out
