@@ -25,12 +25,6 @@ pub struct Recovery {
     pub records: Vec<Change>,
 }
 
-impl Recovery {
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-}
-
 /// Resolves every pending call of `state` by looking its object up. Reads only; the caller
 /// records [`Recovery::records`] (apply, destroy) or applies them in memory (plan).
 ///

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use serde::{Serialize, Serializer};
 
 use crate::error::Error;
-use crate::source::{Diagnostic, Diagnostics, Loc};
+use crate::source::{Diagnostic, Diagnostics};
 use crate::spec::{Alphabet, SecretDecl, Spec};
 
 /// A secret value. Printing or serializing it shows `(sensitive)`.
@@ -122,10 +122,6 @@ impl Secrets {
 
     pub fn origins(&self) -> impl Iterator<Item = (&str, Origin)> {
         self.values.iter().map(|(n, (_, o))| (n.as_str(), *o))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
     }
 }
 
@@ -479,11 +475,6 @@ pub fn redact_value(value: &mut serde_json::Value) {
         serde_json::Value::Object(map) => map.values_mut().for_each(redact_value),
         _ => {}
     }
-}
-
-/// Where a declared secret is written, for messages.
-pub fn declared_at(spec: &Spec, name: &str) -> Option<Loc> {
-    spec.secrets.iter().find(|d| d.name == name).map(|d| d.loc)
 }
 
 #[cfg(test)]

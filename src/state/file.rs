@@ -24,10 +24,6 @@ impl FileStore {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn snapshot_path(&self) -> PathBuf {
         self.dir.join(format!("{}.state.json", self.stack))
     }
@@ -38,11 +34,6 @@ impl FileStore {
 
     pub fn lock_path(&self) -> PathBuf {
         self.dir.join(format!("{}.lock", self.stack))
-    }
-
-    /// Whether anything was ever recorded for this stack.
-    pub fn exists(&self) -> bool {
-        self.snapshot_path().exists() || self.journal_path().exists()
     }
 
     /// The stacks that have a state in `dir`, sorted.
