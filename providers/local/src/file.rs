@@ -115,7 +115,7 @@ impl Files {
         let path = PathBuf::from(id);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if absent(&e) => return Ok(None),
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         };
         let mut observed = Attributes::new();
@@ -154,10 +154,19 @@ impl Files {
         }
         match fs::remove_file(id) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if absent(&e) => Ok(()),
             Err(e) => Err(Error::io(format!("removing {id}"), e)),
         }
     }
+}
+
+/// Whether an I/O error means the file is not there: missing, or a path through something that
+/// is not a directory (then it cannot exist either).
+fn absent(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
 }
 
 fn string<'a>(inputs: &'a Attributes, name: &str) -> Result<&'a str> {
@@ -247,6 +256,17 @@ mod tests {
         files.delete(&applied.id).unwrap();
         files.delete(&applied.id).unwrap();
         assert_eq!(files.read(&applied.id, &want).unwrap(), None);
+    }
+
+    #[test]
+    fn a_path_through_a_regular_file_does_not_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("blocker"), "a file").unwrap();
+        let files = Files::new(dir.path().to_path_buf());
+        let want = inputs(&[("path", "blocker/x.txt"), ("content", "x")]);
+        assert_eq!(files.find(&want).unwrap(), None);
+        let id = dir.path().join("blocker/x.txt").display().to_string();
+        files.delete(&id).unwrap();
     }
 
     #[test]
