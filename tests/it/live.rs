@@ -29,6 +29,28 @@ pub fn python() -> &'static str {
 }
 
 /// A port nothing listens on right now: bound to 127.0.0.1:0, read, and released.
+/// A loopback port where nothing listens, for as long as the guard lives: the socket is bound
+/// but never listens, so connections to it are refused and no other test can take the port (a
+/// port merely released could be bound again by a test running beside this one).
+pub struct ClosedPort {
+    pub port: u16,
+    _socket: rustix::fd::OwnedFd,
+}
+
+pub fn closed_port() -> ClosedPort {
+    use rustix::net::{AddressFamily, SocketType, bind, getsockname, socket};
+    let socket = socket(AddressFamily::INET, SocketType::STREAM, None).expect("a TCP socket");
+    let any = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+    bind(&socket, &any).expect("bind a loopback port");
+    let port = std::net::SocketAddr::try_from(getsockname(&socket).expect("the bound address"))
+        .expect("an IPv4 address")
+        .port();
+    ClosedPort {
+        port,
+        _socket: socket,
+    }
+}
+
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     listener.local_addr().expect("a bound address").port()

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Case, Output};
 use crate::live::{
-    Reaper, alive, cmdline, free_port, http_get_when_up, processes_of, recorded_pid, signal,
+    Reaper, alive, closed_port, cmdline, free_port, http_get_when_up, processes_of, recorded_pid,
+    signal,
 };
 
 /// The progress part of an apply's stdout: what comes after the plan's summary line.
@@ -693,7 +694,8 @@ fn no_rollback_keeps_what_was_done_names_it_and_plan_shows_the_rest() {
 #[test]
 fn no_rollback_after_a_failed_gate_does_not_count_the_change_as_done() {
     let stack = "rb-unverified";
-    let closed = free_port();
+    let closed_guard = closed_port();
+    let closed = closed_guard.port;
     let case = Case::new().spec(&format!(
         r#"
         stack: {stack}
@@ -739,7 +741,8 @@ fn no_rollback_after_a_failed_gate_does_not_count_the_change_as_done() {
 #[test]
 fn deletes_wait_for_the_gates_so_a_failed_apply_keeps_what_the_spec_dropped() {
     let stack = "rb-deferred";
-    let closed = free_port();
+    let closed_guard = closed_port();
+    let closed = closed_guard.port;
     let case = Case::new().spec(&format!(
         r#"
         stack: {stack}
@@ -820,7 +823,8 @@ fn a_failing_stack_gate_rolls_back_the_whole_apply() {
     let stack = "rb-stack-gate";
     let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let open_port = open.local_addr().unwrap().port();
-    let closed = free_port();
+    let closed_guard = closed_port();
+    let closed = closed_guard.port;
     let spec = |content: &str, with_worker: bool, gate_port: u16| {
         let worker = if with_worker {
             "\n          worker:\n            type: local.process\n            with: { command: sleep, args: [\"300\"], stop_timeout: 1 }"

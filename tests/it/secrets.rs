@@ -16,16 +16,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
 use crate::harness::{Case, Output};
+use crate::live::{ClosedPort, closed_port};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A loopback port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("a bound address").port()
-}
 
 /// Kills, when dropped, every process fabrik started for this case: those whose working
 /// directory is the case's directory and whose environment carries fabrik's owner marker.
@@ -489,11 +484,12 @@ fn a_secret_never_appears_in_any_output_or_file_fabrik_writes() {
     assert_eq!(case.read("out/config.txt"), expected, "rolled back");
     case.remove("blocker");
 
+    let leak_gate = closed_port();
     // The journal, while a run is in flight: a stack gate holds the run open for two seconds
     // after the secret's files were updated, and every file is checked as it is then.
     case.set_spec(&format!(
         "{LEAK_SPEC}    verify:\n      - {{ tcp: \"127.0.0.1:{}\", timeout: 2s, interval: 100ms }}\n",
-        closed_port()
+        leak_gate.port
     ));
     let mut child = case
         .args(["apply", "--yes", "--target", "copy"])
@@ -944,8 +940,9 @@ const GATED_FILE: &str = r#"
         with: { path: out/config.txt, content: "token=${secret.TOKEN}\n" }
 "#;
 
-/// Applies `case`'s spec with TOKEN=`token` while a listener keeps the gate's port open.
-fn apply_with_open_gate(case: &Case, token: &str) -> u16 {
+/// Applies `case`'s spec with TOKEN=`token` while a listener keeps the gate's port open;
+/// returns a port where nothing listens, for the next apply, whose gate must then fail.
+fn apply_with_open_gate(case: &Case, token: &str) -> ClosedPort {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().unwrap().port();
     let out = case
@@ -958,20 +955,20 @@ fn apply_with_open_gate(case: &Case, token: &str) -> u16 {
         "the gate passes while the port listens:\n{out}"
     );
     drop(listener);
-    port
+    closed_port()
 }
 
 #[test]
 fn rollback_restores_the_previous_secret_value() {
     let case = Case::new().spec(&gated("roll", GATED_FILE));
-    let port = apply_with_open_gate(&case, "value-A-61f0");
+    let closed = apply_with_open_gate(&case, "value-A-61f0");
     assert_eq!(case.read("out/config.txt"), "token=value-A-61f0\n");
 
     // The listener is gone: the gate fails after the file got the new value.
     let failed = case
         .args(["apply", "--yes"])
         .env("TOKEN", "value-B-93c2")
-        .env("GATE_PORT", port.to_string())
+        .env("GATE_PORT", closed.port.to_string())
         .run();
     assert_eq!(failed.code, 3, "every change was rolled back:\n{failed}");
     assert!(
@@ -990,7 +987,7 @@ fn rollback_restores_the_previous_secret_value() {
     let plan = case
         .args(["plan", "--detailed-exitcode"])
         .env("TOKEN", "value-A-61f0")
-        .env("GATE_PORT", port.to_string())
+        .env("GATE_PORT", closed.port.to_string())
         .run();
     fabrik_snapshot!(case, plan, @"
     exit code: 0
@@ -1016,14 +1013,14 @@ fn rollback_restarts_a_process_with_its_previous_secret() {
 "#,
     ));
     let _reaper = Reaper(&case);
-    let port = apply_with_open_gate(&case, "proc-A-2b44");
+    let closed = apply_with_open_gate(&case, "proc-A-2b44");
     let before = recorded_pid(&case, "rollproc", "svc");
     assert_eq!(env_value(&environ(before), "TOKEN"), Some("proc-A-2b44"));
 
     let failed = case
         .args(["apply", "--yes"])
         .env("TOKEN", "proc-B-c610")
-        .env("GATE_PORT", port.to_string())
+        .env("GATE_PORT", closed.port.to_string())
         .run();
     assert_eq!(
         failed.code, 3,
@@ -1038,7 +1035,7 @@ fn rollback_restarts_a_process_with_its_previous_secret() {
     let plan = case
         .args(["plan", "--detailed-exitcode"])
         .env("TOKEN", "proc-A-2b44")
-        .env("GATE_PORT", port.to_string())
+        .env("GATE_PORT", closed.port.to_string())
         .run();
     assert_eq!(plan.code, 0, "{plan}");
     case.args(["destroy", "--yes"]).env("GATE_PORT", "1").run();
@@ -1047,7 +1044,7 @@ fn rollback_restarts_a_process_with_its_previous_secret() {
 #[test]
 fn rollback_removes_a_created_resource_holding_a_secret() {
     let case = Case::new().spec(&gated("rollnew", GATED_FILE));
-    let port = apply_with_open_gate(&case, "new-A-7d21");
+    let closed = apply_with_open_gate(&case, "new-A-7d21");
     case.set_spec(&gated(
         "rollnew",
         &format!(
@@ -1062,7 +1059,7 @@ fn rollback_removes_a_created_resource_holding_a_secret() {
     let failed = case
         .args(["apply", "--yes"])
         .env("TOKEN", "new-A-7d21")
-        .env("GATE_PORT", port.to_string())
+        .env("GATE_PORT", closed.port.to_string())
         .run();
     assert!(
         failed.stdout.contains("+ extra (local.file): created"),
@@ -1076,7 +1073,7 @@ fn rollback_removes_a_created_resource_holding_a_secret() {
 #[test]
 fn rollback_of_a_replacement_holding_a_secret_keeps_the_old_object() {
     let case = Case::new().spec(&gated("rollrep", GATED_FILE));
-    let port = apply_with_open_gate(&case, "rep-A-40e9");
+    let closed = apply_with_open_gate(&case, "rep-A-40e9");
     // A new path forces a replacement (the new file first, then the old one removed).
     case.set_spec(&gated(
         "rollrep",
@@ -1085,7 +1082,7 @@ fn rollback_of_a_replacement_holding_a_secret_keeps_the_old_object() {
     let failed = case
         .args(["apply", "--yes"])
         .env("TOKEN", "rep-A-40e9")
-        .env("GATE_PORT", port.to_string())
+        .env("GATE_PORT", closed.port.to_string())
         .run();
     assert_eq!(failed.code, 3, "the replacement is undone:\n{failed}");
     assert!(!case.exists("out/moved.txt"), "the new file is removed");
