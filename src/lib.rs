@@ -1,11 +1,13 @@
 //! fabrik: declarative plan/apply for self-hosted stacks.
 //!
 //! The pipeline, one module per step:
-//! 1. [`spec`] loads YAML into a located spec; [`check`] validates it against the [`registry`].
+//! 1. [`spec`] loads YAML ([`yaml`]) into a located spec; [`check`] validates it against the
+//!    [`registry`]; [`secrets`] resolves the secrets it declares.
 //! 2. [`graph`] builds the dependency DAG (petgraph) from references and `depends_on`.
-//! 3. [`plan`] diffs the resolved inputs ([`resolve`], hashed by [`hash`]) against the [`state`].
-//! 4. [`executor`] applies the plan in topological order, journaling each change, rolling back
-//!    on failure.
+//! 3. [`recover`] settles calls a killed run left pending; [`plan`] diffs the resolved inputs
+//!    ([`resolve`], hashed by [`hash`]) against the [`state`].
+//! 4. [`executor`] applies the plan in topological order, journaling every call, running the
+//!    [`verify`] gates, and rolling back on a failure or an [`interrupt`].
 //! 5. [`render`] shows plans and progress; [`commands`] ties the steps to each subcommand.
 
 /// `println!` that never panics: a closed pipe (`fabrik plan --json | head`) is not an error of
