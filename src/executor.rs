@@ -3,8 +3,9 @@
 //! to undo a delete).
 //!
 //! Crash safety: every provider call is announced in the journal (an intent, fsynced) before it
-//! starts, and its outcome is journaled before anything that depends on it starts. Calls that
-//! start together share one fsync, and so do outcomes that arrive together. On a failure or an
+//! starts, and its outcome is journaled before anything that depends on it starts. The outcomes
+//! that arrived together and the intents of the calls they release share one fsync. Resource
+//! gates run once a change is recorded and hold back what depends on it. On a failure or an
 //! interrupt nothing new starts, the calls in flight finish, and the completed changes are undone
 //! newest first, each undo journaled like any other call.
 
