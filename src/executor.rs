@@ -721,6 +721,7 @@ impl Run<'_, '_> {
             state: self.state,
             registry: self.exec.registry,
             secrets: self.exec.secrets,
+            real: &self.real,
         };
         let mut inputs = resolve::eval_fields(&resource.with, &|r| values.get(r));
         resolve::coerce(ty, &mut inputs);
@@ -1060,6 +1061,7 @@ impl Run<'_, '_> {
             state: self.state,
             registry: self.exec.registry,
             secrets: self.exec.secrets,
+            real: &self.real,
         };
         entries
             .iter()
@@ -1275,6 +1277,9 @@ struct Values<'v> {
     state: &'v State,
     registry: &'v Registry,
     secrets: &'v Secrets,
+    /// Real inputs of the resources this run already changed: a chain of references then costs
+    /// one lookup per link instead of evaluating the chain again.
+    real: &'v std::collections::HashMap<String, Attributes>,
 }
 
 impl Values<'_> {
@@ -1282,6 +1287,15 @@ impl Values<'_> {
         let Reference::Resource { name, attr } = reference else {
             return resolve::context_value(self.spec, self.secrets, reference);
         };
+        if let Some(inputs) = self.real.get(name)
+            && self
+                .spec
+                .resource(name)
+                .and_then(|r| self.registry.resource_type(&r.type_name))
+                .is_some_and(|t| t.field(attr).is_some())
+        {
+            return Some(inputs.get(attr).cloned().unwrap_or(Value::Null));
+        }
         if let Some(resource) = self.spec.resource(name)
             && let Some(ty) = self.registry.resource_type(&resource.type_name)
             && let Some(field) = ty.field(attr)
