@@ -725,6 +725,23 @@ impl Run<'_, '_> {
         };
         let mut inputs = resolve::eval_fields(&resource.with, &|r| values.get(r));
         resolve::coerce(ty, &mut inputs);
+        // Recorded in the provider's normal form, as the plan compares it.
+        if let Some(known) = resolve::known(&inputs) {
+            let provider = self
+                .exec
+                .registry
+                .provider(
+                    self.exec
+                        .registry
+                        .provider_of(ty.name)
+                        .ok_or("unknown resource type")?,
+                )
+                .ok_or("unknown provider")?;
+            let normal = provider
+                .normalize(ty.name, &known)
+                .map_err(|e| e.to_string())?;
+            inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        }
         let sensitive = spec.index_of(&change.name).map(|i| &self.sensitive[i]);
         let masked = match sensitive {
             Some(fields) if !fields.is_empty() => resolve::mask(&inputs, fields, self.exec.secrets),
@@ -1298,19 +1315,25 @@ impl Values<'_> {
         }
         if let Some(resource) = self.spec.resource(name)
             && let Some(ty) = self.registry.resource_type(&resource.type_name)
-            && let Some(field) = ty.field(attr)
+            && ty.field(attr).is_some()
         {
-            // The graph is acyclic, so this recursion ends.
-            let Some((_, expr)) = resource.with.iter().find(|(k, _)| &k.name == attr) else {
-                return Some(Value::Null);
+            // The resource's inputs as the plan saw them: coerced, in the provider's normal
+            // form. The graph is acyclic, so this recursion ends.
+            let mut inputs = resolve::eval_fields(&resource.with, &|r| self.get(r));
+            resolve::coerce(ty, &mut inputs);
+            if let Some(known) = resolve::known(&inputs)
+                && let Some(provider) = self
+                    .registry
+                    .provider_of(ty.name)
+                    .and_then(|p| self.registry.provider(p))
+                && let Ok(normal) = provider.normalize(ty.name, &known)
+            {
+                return Some(normal.get(attr).cloned().unwrap_or(Value::Null));
+            }
+            return match inputs.get(attr) {
+                Some(value) => value.clone(),
+                None => Some(Value::Null),
             };
-            let value = resolve::eval(expr, &|r| self.get(r))?;
-            return Some(match (field.kind, value) {
-                (fabrik_provider::FieldKind::String, v @ (Value::Number(_) | Value::Bool(_))) => {
-                    Value::String(v.to_string())
-                }
-                (_, v) => v,
-            });
         }
         let now = self.state.resources.get(name)?;
         let is_input = self

@@ -214,6 +214,16 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
             lookup(spec, registry, state, secrets, &planned, r)
         });
         resolve::coerce(ty, &mut inputs);
+        let provider = registry
+            .provider(registry.provider_of(ty.name).expect("typed"))
+            .expect("registered");
+        // Two spellings of one thing are one thing: compare the provider's normal forms. Inputs
+        // not all known yet are compared once they are, at apply time.
+        if let Some(known) = resolve::known(&inputs)
+            && let Ok(normal) = provider.normalize(ty.name, &known)
+        {
+            inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        }
         // What is hashed, diffed, shown and saved: sensitive values by their keyed hash.
         let masked = resolve::mask(&inputs, &sensitive[i], secrets);
         let digest = hash::hash_of(&CanonicalResource {
@@ -229,9 +239,6 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         });
         resource_digests.update(digest.as_bytes());
         if selected[i] {
-            let provider = registry
-                .provider(registry.provider_of(ty.name).expect("typed"))
-                .expect("registered");
             let known: fabrik_provider::Attributes = inputs
                 .iter()
                 .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))

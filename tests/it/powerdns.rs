@@ -159,3 +159,47 @@ fn an_unowned_rrset_in_the_way_stops_the_apply_and_is_left_untouched() {
     assert!(comments.is_empty());
     assert!(case.tracked("dns-theirs").is_empty());
 }
+
+/// Two spellings of one name are one name: the plan compares PowerDNS's normal forms, so
+/// respelling a record or a zone changes nothing, and a value referring to them stays put.
+#[test]
+fn respelled_names_are_no_change() {
+    let pdns = Pdns::start();
+    let spec = |zone: &str, name: &str| {
+        format!(
+            r#"
+            stack: dns-spelling
+            providers:
+              powerdns: {{ url: "{url}", api_key: "${{secret.PDNS_API_KEY}}" }}
+            secrets:
+              PDNS_API_KEY: {{}}
+            resources:
+              zone:
+                type: powerdns.zone
+                with: {{ name: {zone} }}
+              www:
+                type: powerdns.record
+                with: {{ zone: "${{zone.name}}", name: {name}, type: a, records: ["192.0.2.10"] }}
+              note:
+                type: local.file
+                with: {{ path: note.txt, content: "served from ${{zone.name}}\n" }}
+            "#,
+            url = pdns.url()
+        )
+    };
+    let case = Case::new()
+        .spec(&spec("example.test", "www"))
+        .env("PDNS_API_KEY", KEY);
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(case.read("note.txt"), "served from example.test.\n");
+    for (zone, name) in [
+        ("example.test", "www"),
+        ("Example.Test.", "WWW"),
+        ("example.test.", "www.example.test."),
+    ] {
+        case.set_spec(&spec(zone, name));
+        let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+        assert_eq!(plan.code, 0, "{zone} / {name}:\n{plan}");
+    }
+    case.expect(["destroy", "--yes"], 0);
+}

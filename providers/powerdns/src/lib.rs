@@ -71,6 +71,14 @@ impl Provider for PowerDns {
             _ => Ok(()),
         }
     }
+
+    fn normalize(&self, type_name: &str, inputs: &Attributes) -> Result<Attributes> {
+        match type_name {
+            ZONE_TYPE => zone::normalise(inputs),
+            RECORD_TYPE => record::normalise(inputs),
+            _ => Ok(inputs.clone()),
+        }
+    }
 }
 
 /// A configured `powerdns` provider: one server, one API key.

@@ -59,6 +59,18 @@ pub trait Provider: Send + Sync {
         let _ = (type_name, inputs);
         Ok(())
     }
+
+    /// The inputs of one resource in the provider's normal form (case, trailing dots, quoting,
+    /// defaults filled in), so that two spellings of the same thing hash alike and a plan never
+    /// shows a change that is not one. Called with every input known; the engine records and
+    /// diffs what this returns.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for inputs that have no normal form.
+    fn normalize(&self, type_name: &str, inputs: &Attributes) -> Result<Attributes> {
+        let _ = type_name;
+        Ok(inputs.clone())
+    }
 }
 
 /// Where a run happens: relative paths in a spec are relative to the spec's directory.
