@@ -92,6 +92,10 @@ pub struct Executor<'a> {
 
 /// One unit of work for a worker.
 enum Work {
+    /// Take over an object already there (`adopt: true`), or create it.
+    Adopt {
+        inputs: Attributes,
+    },
     /// Run a resource's gates after its change.
     Verify {
         gates: Vec<crate::verify::Gate>,
@@ -776,6 +780,7 @@ impl Run<'_, '_> {
         self.real.insert(change.name.clone(), inputs.clone());
         slot.dispatched = Some((masked, spec_hash, kind));
         let work = match kind {
+            Kind::Create if resource.adopt => Work::Adopt { inputs },
             Kind::Create => Work::Create { inputs },
             Kind::Update => {
                 let prior = prior.ok_or("not in the state any more")?;
@@ -822,7 +827,7 @@ impl Run<'_, '_> {
         };
         let calls = match &job.work {
             Work::Verify { .. } => Vec::new(),
-            Work::Create { inputs } => {
+            Work::Create { inputs } | Work::Adopt { inputs } => {
                 vec![call(IntentAction::Create, None, masked.unwrap_or(inputs))]
             }
             Work::ReplaceBefore { inputs } => vec![Intent {
@@ -1135,6 +1140,20 @@ impl Run<'_, '_> {
                 continue;
             }
             let (now, intent, restore) = match undo {
+                Undo::Created { now, name }
+                    if self
+                        .exec
+                        .spec
+                        .and_then(|s| s.resource(&name))
+                        .is_some_and(|r| r.adopt) =>
+                {
+                    // It existed before this stack took it over: deleting it is no undo.
+                    self.remaining.push(format!(
+                        "{name}: adopted and left as it now is (a rollback never deletes an object fabrik did not create)"
+                    ));
+                    let _ = now;
+                    continue;
+                }
                 Undo::Created { now, name } => {
                     let intent = self.undo_intent(&name, &now, IntentAction::Delete, &now.inputs);
                     (now, intent, journal::Change::Remove { name })
@@ -1454,6 +1473,10 @@ fn work(
             })
             .map(Some)
         }
+        Work::Adopt { inputs } => with_client(clients, registry, &job.type_name, |c| {
+            retry(|| c.adopt(target, inputs))
+        })
+        .map(Some),
         Work::Update { id, prior, inputs } => with_client(clients, registry, &job.type_name, |c| {
             // The state knows sensitive values by hash only: read the object back for them,
             // so the provider sees the real prior inputs and a rollback can restore them.

@@ -11,13 +11,14 @@ use crate::template::{self, Part, RESERVED_NAMES};
 use crate::yaml::{self, Key, Node, Value};
 
 const TOP_LEVEL_KEYS: [&str; 5] = ["stack", "providers", "secrets", "resources", "verify"];
-const RESOURCE_KEYS: [&str; 6] = [
+const RESOURCE_KEYS: [&str; 7] = [
     "type",
     "with",
     "depends_on",
     "protect",
     "on_failure",
     "verify",
+    "adopt",
 ];
 
 #[derive(Debug)]
@@ -79,6 +80,9 @@ pub struct Resource {
     pub keep_on_failure: bool,
     /// Gates run once this resource and what it needs are applied.
     pub verify: Vec<Expr>,
+    /// `adopt: true`: an object already there without a fabrik marker is taken over instead of
+    /// stopping the apply.
+    pub adopt: bool,
 }
 
 /// A value in a spec, with the references inside its strings parsed.
@@ -470,6 +474,7 @@ impl Loader {
         let mut depends_on = Vec::new();
         let mut protect = false;
         let mut keep_on_failure = false;
+        let mut adopt = false;
         let mut verify = Vec::new();
         for (k, v) in entries {
             match k.name.as_str() {
@@ -523,6 +528,16 @@ impl Loader {
                     }
                 },
                 "verify" => verify = self.gates(v),
+                "adopt" => match v.value {
+                    Value::Bool(b) => adopt = b,
+                    other => {
+                        self.problem(Diagnostic::new(
+                            v.loc,
+                            format!("`adopt` must be true or false, not {}", other.kind()),
+                        ));
+                        ok = false;
+                    }
+                },
                 other => {
                     self.problem(
                         Diagnostic::new(
@@ -555,6 +570,7 @@ impl Loader {
             protect,
             keep_on_failure,
             verify,
+            adopt,
         })
     }
 

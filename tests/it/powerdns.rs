@@ -203,3 +203,99 @@ fn respelled_names_are_no_change() {
     }
     case.expect(["destroy", "--yes"], 0);
 }
+
+/// `adopt: true` takes over what is already there without a marker: the zone and the RRset
+/// become this stack's (marker stamped, records as the spec says) and destroy then removes them
+/// like anything else the stack manages.
+#[test]
+fn adopt_takes_over_an_existing_zone_and_rrset() {
+    let pdns = Pdns::start();
+    pdns.raw_zone("example.test.");
+    pdns.raw_rrset(
+        "example.test.",
+        "www.example.test.",
+        "A",
+        60,
+        &["198.51.100.1"],
+    );
+    let case = Case::new()
+        .spec(&format!(
+            r#"
+            stack: dns-adopt
+            providers:
+              powerdns: {{ url: "{url}", api_key: "${{secret.PDNS_API_KEY}}" }}
+            secrets:
+              PDNS_API_KEY: {{}}
+            resources:
+              zone:
+                type: powerdns.zone
+                adopt: true
+                with: {{ name: example.test, nameservers: [ns1.example.test.] }}
+              www:
+                type: powerdns.record
+                adopt: true
+                with: {{ zone: "${{zone.name}}", name: www, type: A, records: ["192.0.2.10"] }}
+            "#,
+            url = pdns.url()
+        ))
+        .env("PDNS_API_KEY", KEY);
+    case.expect(["apply", "--yes"], 0);
+    let (ttl, records, comments) = pdns
+        .rrset("example.test.", "www.example.test.", "A")
+        .unwrap();
+    assert_eq!((ttl, records), (300, vec!["192.0.2.10".to_string()]));
+    assert_eq!(comments, ["fabrik:dns-adopt/www"]);
+    assert_eq!(case.tracked("dns-adopt"), ["www", "zone"]);
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0
+    );
+    case.expect(["destroy", "--yes"], 0);
+    assert!(
+        pdns.rrset("example.test.", "www.example.test.", "A")
+            .is_none()
+    );
+}
+
+/// An RRset another fabrik resource manages is never adopted.
+#[test]
+fn adopt_never_takes_what_another_resource_manages() {
+    let pdns = Pdns::start();
+    let spec = |stack: &str, adopt: bool| {
+        format!(
+            r#"
+            stack: {stack}
+            providers:
+              powerdns: {{ url: "{url}", api_key: "${{secret.PDNS_API_KEY}}" }}
+            secrets:
+              PDNS_API_KEY: {{}}
+            resources:
+              www:
+                type: powerdns.record
+                adopt: {adopt}
+                with: {{ zone: example.test, name: www, type: A, records: ["192.0.2.10"] }}
+            "#,
+            url = pdns.url()
+        )
+    };
+    pdns.raw_zone("example.test.");
+    let first = Case::new()
+        .spec(&spec("dns-first", false))
+        .env("PDNS_API_KEY", KEY);
+    first.expect(["apply", "--yes"], 0);
+    let second = Case::new()
+        .spec(&spec("dns-second", true))
+        .env("PDNS_API_KEY", KEY);
+    let out = second.run(["apply", "--yes"]);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(out.stderr.contains("fabrik:dns-first/www"), "{out}");
+    let (_, _, comments) = pdns
+        .rrset("example.test.", "www.example.test.", "A")
+        .unwrap();
+    assert_eq!(
+        comments,
+        ["fabrik:dns-first/www"],
+        "still the first stack's"
+    );
+    first.expect(["destroy", "--yes"], 0);
+}

@@ -152,6 +152,14 @@ impl Client for PowerDnsClient {
         }
     }
 
+    fn adopt(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
+        match target.type_name {
+            ZONE_TYPE => zone::adopt(&self.api, inputs),
+            RECORD_TYPE => self.records.adopt(&self.api, target, inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+
     fn update(
         &self,
         target: Target<'_>,

@@ -480,6 +480,22 @@ impl Records {
         replace(api, target, &want)
     }
 
+    /// Like [`Records::create`], but an RRset without any fabrik marker is taken over: written
+    /// with this resource's records and marker. One managed by another resource is refused.
+    pub fn adopt(&self, api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
+        let want = RRset::from_inputs(inputs)?;
+        let lock = self.zone_lock(&want.zone);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        match lookup(api, &want.zone, &want.name, &want.rtype)? {
+            Lookup::NoZone => return Err(no_zone(&want.zone)),
+            Lookup::Present(info) if info.fabrik_marker().is_some() => {
+                refuse_unless_ours(&info, &want, target, "adopt")?;
+            }
+            Lookup::Present(_) | Lookup::Absent => {}
+        }
+        replace(api, target, &want)
+    }
+
     pub fn update(&self, api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);

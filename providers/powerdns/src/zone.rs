@@ -170,6 +170,17 @@ pub fn create(api: &Api, inputs: &Attributes) -> Result<Applied> {
 }
 
 /// The zone with id `id`, its inputs in the form they were `recorded` in where equivalent.
+/// Takes over a zone that exists (zones carry no marker), or creates it.
+pub fn adopt(api: &Api, inputs: &Attributes) -> Result<Applied> {
+    match find(api, inputs)? {
+        Some(found) => Ok(Applied {
+            id: found.id,
+            outputs: found.observed.outputs,
+        }),
+        None => create(api, inputs),
+    }
+}
+
 pub fn read(api: &Api, id: &str, recorded: &Attributes) -> Result<Option<Observed>> {
     let Some(zone) = get(api, id, false)? else {
         return Ok(None);

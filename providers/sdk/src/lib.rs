@@ -151,6 +151,20 @@ pub trait Client: Send + Sync {
 
     fn create(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied>;
 
+    /// Takes over an object that already exists under this resource's identity without any
+    /// fabrik marker, because the spec says `adopt: true`: stamps this resource's marker and makes
+    /// the object match `inputs`. An object carrying another resource's marker is refused.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] where the provider cannot adopt (the default).
+    fn adopt(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
+        let _ = inputs;
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("`{}` objects cannot be adopted", target.type_name),
+        ))
+    }
+
     /// Changes the object in place from `prior` to `inputs` (no force-new field differs).
     fn update(
         &self,
