@@ -11,14 +11,22 @@ use harness_pdns::{KEY, Pdns};
 
 use crate::harness::Case;
 
-fn spec(stack: &str, pdns: &Pdns) -> String {
+/// A spec of `stack` on `pdns`: the provider block and its API key secret, then `body` (the
+/// `resources:` and anything after, written indented as in a test).
+fn stack_spec(stack: &str, pdns: &Pdns, body: &str) -> String {
     format!(
-        r#"
-        stack: {stack}
-        providers:
-          powerdns: {{ url: "{url}", api_key: "${{secret.PDNS_API_KEY}}" }}
-        secrets:
-          PDNS_API_KEY: {{}}
+        "stack: {stack}\nproviders:\n  powerdns: {{ url: \"{}\", api_key: \"${{secret.PDNS_API_KEY}}\" }}\nsecrets:\n  PDNS_API_KEY: {{}}\n{}",
+        pdns.url(),
+        crate::harness::dedent(body)
+    )
+}
+
+fn spec(stack: &str, pdns: &Pdns) -> String {
+    stack_spec(
+        stack,
+        pdns,
+        &format!(
+            r#"
         resources:
           zone:
             type: powerdns.zone
@@ -36,8 +44,8 @@ fn spec(stack: &str, pdns: &Pdns) -> String {
             nameserver: "127.0.0.1:{dns}"
             timeout: 5s
         "#,
-        url = pdns.url(),
-        dns = pdns.dns_port,
+            dns = pdns.dns_port,
+        ),
     )
 }
 
@@ -130,19 +138,15 @@ fn an_unowned_rrset_in_the_way_stops_the_apply_and_is_left_untouched() {
         &["198.51.100.1"],
     );
     let case = Case::new()
-        .spec(&format!(
+        .spec(&stack_spec(
+            "dns-theirs",
+            &pdns,
             r#"
-            stack: dns-theirs
-            providers:
-              powerdns: {{ url: "{url}", api_key: "${{secret.PDNS_API_KEY}}" }}
-            secrets:
-              PDNS_API_KEY: {{}}
             resources:
               www:
                 type: powerdns.record
-                with: {{ zone: example.test, name: www, type: A, records: ["192.0.2.10"] }}
+                with: { zone: example.test, name: www, type: A, records: ["192.0.2.10"] }
             "#,
-            url = pdns.url()
         ))
         .env("PDNS_API_KEY", KEY);
     let out = case.run(["apply", "--yes"]);
@@ -166,13 +170,11 @@ fn an_unowned_rrset_in_the_way_stops_the_apply_and_is_left_untouched() {
 fn respelled_names_are_no_change() {
     let pdns = Pdns::start();
     let spec = |zone: &str, name: &str| {
-        format!(
-            r#"
-            stack: dns-spelling
-            providers:
-              powerdns: {{ url: "{url}", api_key: "${{secret.PDNS_API_KEY}}" }}
-            secrets:
-              PDNS_API_KEY: {{}}
+        stack_spec(
+            "dns-spelling",
+            &pdns,
+            &format!(
+                r#"
             resources:
               zone:
                 type: powerdns.zone
@@ -184,7 +186,7 @@ fn respelled_names_are_no_change() {
                 type: local.file
                 with: {{ path: note.txt, content: "served from ${{zone.name}}\n" }}
             "#,
-            url = pdns.url()
+            ),
         )
     };
     let case = Case::new()
@@ -219,24 +221,20 @@ fn adopt_takes_over_an_existing_zone_and_rrset() {
         &["198.51.100.1"],
     );
     let case = Case::new()
-        .spec(&format!(
+        .spec(&stack_spec(
+            "dns-adopt",
+            &pdns,
             r#"
-            stack: dns-adopt
-            providers:
-              powerdns: {{ url: "{url}", api_key: "${{secret.PDNS_API_KEY}}" }}
-            secrets:
-              PDNS_API_KEY: {{}}
             resources:
               zone:
                 type: powerdns.zone
                 adopt: true
-                with: {{ name: example.test, nameservers: [ns1.example.test.] }}
+                with: { name: example.test, nameservers: [ns1.example.test.] }
               www:
                 type: powerdns.record
                 adopt: true
-                with: {{ zone: "${{zone.name}}", name: www, type: A, records: ["192.0.2.10"] }}
+                with: { zone: "${zone.name}", name: www, type: A, records: ["192.0.2.10"] }
             "#,
-            url = pdns.url()
         ))
         .env("PDNS_API_KEY", KEY);
     case.expect(["apply", "--yes"], 0);
@@ -262,20 +260,18 @@ fn adopt_takes_over_an_existing_zone_and_rrset() {
 fn adopt_never_takes_what_another_resource_manages() {
     let pdns = Pdns::start();
     let spec = |stack: &str, adopt: bool| {
-        format!(
-            r#"
-            stack: {stack}
-            providers:
-              powerdns: {{ url: "{url}", api_key: "${{secret.PDNS_API_KEY}}" }}
-            secrets:
-              PDNS_API_KEY: {{}}
+        stack_spec(
+            stack,
+            &pdns,
+            &format!(
+                r#"
             resources:
               www:
                 type: powerdns.record
                 adopt: {adopt}
                 with: {{ zone: example.test, name: www, type: A, records: ["192.0.2.10"] }}
             "#,
-            url = pdns.url()
+            ),
         )
     };
     pdns.raw_zone("example.test.");
