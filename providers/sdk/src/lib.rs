@@ -123,6 +123,38 @@ pub struct Observed {
     pub outputs: Attributes,
 }
 
+/// One change in a batch handed to [`Client::apply_batch`].
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    Create {
+        inputs: &'a Attributes,
+    },
+    Update {
+        id: &'a str,
+        prior: &'a Attributes,
+        inputs: &'a Attributes,
+    },
+    Delete {
+        id: &'a str,
+        inputs: &'a Attributes,
+    },
+}
+
+/// A change and the resource it is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub target: Target<'a>,
+    pub change: Change<'a>,
+}
+
+/// One object to read in [`Client::read_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct Read<'a> {
+    pub target: Target<'a>,
+    pub id: &'a str,
+    pub inputs: &'a Attributes,
+}
+
 /// A configured provider.
 ///
 /// # Guarantees (every implementation)
@@ -176,4 +208,67 @@ pub trait Client: Send + Sync {
 
     /// Removes the object created with `inputs`.
     fn delete(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<()>;
+
+    /// Which batch a change of `target` with `inputs` may join: changes with the same key that
+    /// are ready at the same moment reach [`Client::apply_batch`] together (a DNS zone: one
+    /// request for all its records). `None`, the default: the change is made on its own.
+    fn batch_key(&self, target: Target<'_>, inputs: &Attributes) -> Option<String> {
+        let _ = (target, inputs);
+        None
+    }
+
+    /// Makes several changes that share a [`Client::batch_key`], in as few requests as the API
+    /// allows. Returns one result per call, in order: the [`Applied`] of a create or update,
+    /// `None` for a delete.
+    ///
+    /// # Guarantees
+    /// - Each result is true of its own call: a call reported `Ok` was made, and one reported
+    ///   with an error was not (an atomic batch request fails every call it carried).
+    /// - The guarantees of the single calls hold for each call (idempotence, ownership).
+    ///
+    /// # Errors
+    /// Per call, with the kinds of the single calls; the engine retries the calls whose error
+    /// is [`ErrorKind::Transient`].
+    fn apply_batch(&self, calls: &[Call<'_>]) -> Vec<Result<Option<Applied>>> {
+        calls
+            .iter()
+            .map(|call| match call.change {
+                Change::Create { inputs } => self.create(call.target, inputs).map(Some),
+                Change::Update { id, prior, inputs } => {
+                    self.update(call.target, id, prior, inputs).map(Some)
+                }
+                Change::Delete { id, inputs } => {
+                    self.delete(call.target, id, inputs).map(|()| None)
+                }
+            })
+            .collect()
+    }
+
+    /// Reads several objects, one result per item in order. The default reads them one by one;
+    /// a provider whose API lists many objects in one request (all RRsets of a zone) reads each
+    /// such group once.
+    fn read_many(&self, items: &[Read<'_>]) -> Vec<Result<Option<Observed>>> {
+        items
+            .iter()
+            .map(|item| self.read(item.target, item.id, item.inputs))
+            .collect()
+    }
+
+    /// Claims the existing object `id` for this resource (`fabrik import NAME ID`): refuses an
+    /// object that carries another resource's marker, stamps this resource's marker and
+    /// changes nothing else. Returns the object as it is now, so the engine can record it and
+    /// the next plan shows how it differs from `inputs` (the resource's spec, for providers
+    /// that need it to locate the object).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] when there is no object `id`; [`ErrorKind::Conflict`] when it
+    /// belongs to another resource; [`ErrorKind::InvalidInput`] where the provider cannot
+    /// import (the default).
+    fn import(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Found> {
+        let _ = (id, inputs);
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("`{}` objects cannot be imported", target.type_name),
+        ))
+    }
 }
