@@ -8,15 +8,19 @@
 //! gates run once a change is recorded and hold back what depends on it. On a failure or an
 //! interrupt nothing new starts, the calls in flight finish, and the completed changes are undone
 //! newest first, each undo journaled like any other call.
+//!
+//! Batching: changes that are ready at the same moment and that their provider files under one
+//! batch key (the records of one DNS zone) go out as one unit of work, one request where the API
+//! allows, while each keeps its own intent, outcome, progress line and undo.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fabrik_provider::{Applied, Attributes, Client, ErrorKind, ResourceType, Target, Value};
+use fabrik_provider::{Applied, Attributes, Call, Client, ErrorKind, ResourceType, Target, Value};
 
 use crate::error::{ApplyFailure, Error};
 use crate::hash;
@@ -546,9 +550,10 @@ impl Run<'_, '_> {
             }
         };
         let workers = self.exec.parallelism.clamp(1, slots.len());
-        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        // A unit of work is one job, or a batch of jobs that go out together.
+        let (job_tx, job_rx) = mpsc::channel::<Vec<Job>>();
         let job_rx = Arc::new(Mutex::new(job_rx));
-        let (report_tx, report_rx) = mpsc::channel::<Report>();
+        let (report_tx, report_rx) = mpsc::channel::<Vec<Report>>();
         let clients = self.exec.clients;
         let registry = self.exec.registry;
         let interrupt = self.exec.interrupt;
@@ -563,9 +568,9 @@ impl Run<'_, '_> {
                 scope.spawn(move || {
                     loop {
                         let next = job_rx.lock().expect("job queue").recv();
-                        let Ok(job) = next else { break };
-                        let report = work(clients, registry, secrets, interrupt, stack, job);
-                        if report_tx.send(report).is_err() {
+                        let Ok(unit) = next else { break };
+                        let reports = run_unit(clients, registry, secrets, interrupt, stack, unit);
+                        if report_tx.send(reports).is_err() {
                             break;
                         }
                     }
@@ -575,6 +580,8 @@ impl Run<'_, '_> {
             let mut in_flight = 0;
             let mut outcome: Result<(), Error> = Ok(());
             let mut to_verify: Vec<usize> = Vec::new();
+            // A prepared job that found no free worker.
+            let mut deferred: Option<Job> = None;
             loop {
                 // Gates of changes recorded in the last batch. They make no provider call, so
                 // they need no intent; once something failed they are pointless (the change is
@@ -590,7 +597,7 @@ impl Run<'_, '_> {
                                     gates.iter().map(|g| g.describe()).collect();
                                 slots[i].verifying = Some(names.join(", "));
                             }
-                            job_tx.send(job).expect("workers outlive the phase");
+                            job_tx.send(vec![job]).expect("workers outlive the phase");
                             in_flight += 1;
                         }
                         Err(message) => {
@@ -601,46 +608,71 @@ impl Run<'_, '_> {
                     }
                 }
                 // Announce every call of this round with one fsync before any of them starts.
-                let mut round = Vec::new();
+                let mut units: Vec<Vec<Job>> = Vec::new();
+                let mut open: HashMap<(&'static str, String), usize> = HashMap::new();
                 let mut intents = Vec::new();
-                while self.failures.is_empty()
-                    && outcome.is_ok()
-                    && in_flight + round.len() < workers
-                {
+                while self.failures.is_empty() && outcome.is_ok() {
                     if self.exec.interrupted() {
                         let by = crate::interrupt::received().unwrap_or("a signal");
                         self.failures
                             .push(format!("interrupted by {by}: no new change was started"));
                         break;
                     }
-                    let Some(Reverse(i)) = ready.pop() else { break };
-                    match self.prepare(&mut slots[i], i) {
-                        Ok(Some(job)) => {
-                            for (id, call) in self.intents(&slots[i], &job) {
-                                slots[i].intents.push(id);
-                                intents.push(journal::Change::Intent {
-                                    intent: id,
-                                    call: Box::new(call),
-                                });
+                    let full = in_flight + units.len() >= workers;
+                    let job = match deferred.take() {
+                        Some(job) => job,
+                        // Only a job that joins an open batch can still go out.
+                        None if full && open.is_empty() => break,
+                        None => {
+                            let Some(Reverse(i)) = ready.pop() else { break };
+                            match self.prepare(&mut slots[i], i) {
+                                Ok(Some(job)) => job,
+                                // Nothing to do after all: release what waits on it.
+                                Ok(None) => {
+                                    release(i, &mut ready);
+                                    continue;
+                                }
+                                Err(message) => {
+                                    let c = slots[i].change;
+                                    self.exec.progress.failed(&c.name, &c.type_name, &message);
+                                    self.failures.push(format!("{}: {message}", c.name));
+                                    continue;
+                                }
                             }
-                            round.push(job);
                         }
-                        // Nothing to do after all: release what waits on it.
-                        Ok(None) => release(i, &mut ready),
-                        Err(message) => {
-                            let c = slots[i].change;
-                            self.exec.progress.failed(&c.name, &c.type_name, &message);
-                            self.failures.push(format!("{}: {message}", c.name));
+                    };
+                    let key = self.batch_of(&job);
+                    let unit = match key.as_ref().and_then(|k| open.get(k)) {
+                        Some(&unit) => unit,
+                        None if !full => {
+                            units.push(Vec::new());
+                            if let Some(key) = key {
+                                open.insert(key, units.len() - 1);
+                            }
+                            units.len() - 1
                         }
+                        // No worker is free for it: it goes first next round.
+                        None => {
+                            deferred = Some(job);
+                            break;
+                        }
+                    };
+                    for (id, call) in self.intents(&slots[job.slot], &job) {
+                        slots[job.slot].intents.push(id);
+                        intents.push(journal::Change::Intent {
+                            intent: id,
+                            call: Box::new(call),
+                        });
                     }
+                    units[unit].push(job);
                 }
                 // The outcomes of the last batch and the intents of this round share one fsync;
                 // nothing that depends on either starts before it.
                 self.stage(intents);
                 match self.flush() {
                     Ok(()) => {
-                        for job in round {
-                            job_tx.send(job).expect("workers outlive the phase");
+                        for unit in units {
+                            job_tx.send(unit).expect("workers outlive the phase");
                             in_flight += 1;
                         }
                     }
@@ -651,9 +683,10 @@ impl Run<'_, '_> {
                     break;
                 }
                 // Take every report that is already there, so their outcomes share one fsync.
-                let mut batch = vec![report_rx.recv().expect("a worker reports every job")];
-                batch.extend(report_rx.try_iter());
-                in_flight -= batch.len();
+                let mut units = vec![report_rx.recv().expect("a worker reports every unit")];
+                units.extend(report_rx.try_iter());
+                in_flight -= units.len();
+                let batch = units.into_iter().flatten();
                 let mut records = Vec::new();
                 let mut done = Vec::new();
                 let mut verify = Vec::new();
@@ -1059,6 +1092,27 @@ impl Run<'_, '_> {
         }
     }
 
+    /// The batch a job may join: its provider and the provider's batch key. Only plain
+    /// creates, updates and deletes are batched; adoptions, replacements that delete first and
+    /// gates go alone.
+    fn batch_of(&self, job: &Job) -> Option<(&'static str, String)> {
+        let inputs = match &job.work {
+            Work::Create { inputs }
+            | Work::ReplaceBefore { inputs }
+            | Work::Update { inputs, .. }
+            | Work::Delete { inputs, .. } => inputs,
+            Work::Adopt { .. } | Work::Verify { .. } | Work::ReplaceAfter { .. } => return None,
+        };
+        let provider = self.exec.registry.provider_of(&job.type_name)?;
+        let client = self.exec.clients.get(provider)?;
+        let target = Target {
+            stack: &self.state.stack,
+            name: &job.name,
+            type_name: &job.type_name,
+        };
+        client.batch_key(target, inputs).map(|key| (provider, key))
+    }
+
     /// The gates of a resource whose change is recorded, with every reference resolved.
     fn gate_job(&self, slot: &Slot<'_>, index: usize) -> Result<Job, String> {
         let spec = self.exec.spec.ok_or("no spec")?;
@@ -1448,6 +1502,141 @@ fn verify(
     Ok(None)
 }
 
+/// Runs one unit of work on a worker thread: a job alone, or a batch in one provider call.
+fn run_unit(
+    clients: &Clients,
+    registry: &Registry,
+    secrets: &Secrets,
+    interrupt: &AtomicBool,
+    stack: &str,
+    mut unit: Vec<Job>,
+) -> Vec<Report> {
+    if unit.len() == 1 {
+        let job = unit.pop().expect("one job");
+        return vec![work(clients, registry, secrets, interrupt, stack, job)];
+    }
+    let started = Instant::now();
+    let type_name = unit[0].type_name.clone();
+    let target = |job| target_of(stack, job);
+    let outcome = with_client(clients, registry, &type_name, |client| {
+        // The state knows sensitive values by hash only: read them back, as a lone update does.
+        let prior_real: Vec<Option<Attributes>> = unit
+            .iter()
+            .map(|job| match &job.work {
+                Work::Update { id, prior, .. } => unmask(client, target(job), id, prior, secrets),
+                _ => None,
+            })
+            .collect();
+        let calls: Vec<Call<'_>> = unit
+            .iter()
+            .zip(&prior_real)
+            .map(|(job, real)| Call {
+                target: target(job),
+                change: batched_change(&job.work, real.as_ref()),
+            })
+            .collect();
+        Ok((retry_batch(client, &calls), prior_real))
+    });
+    let took = started.elapsed();
+    let (results, prior_real) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            let results = unit
+                .iter()
+                .map(|_| Err(fabrik_provider::Error::new(e.kind, e.message.clone())))
+                .collect();
+            (results, vec![None; unit.len()])
+        }
+    };
+    unit.iter()
+        .zip(results)
+        .zip(prior_real)
+        .map(|((job, result), prior_real)| Report {
+            slot: job.slot,
+            took,
+            result,
+            old_deleted: false,
+            prior_real,
+        })
+        .collect()
+}
+
+fn target_of<'a>(stack: &'a str, job: &'a Job) -> Target<'a> {
+    Target {
+        stack,
+        name: &job.name,
+        type_name: &job.type_name,
+    }
+}
+
+/// The provider call a batched job makes.
+fn batched_change<'w>(
+    work: &'w Work,
+    prior_real: Option<&'w Attributes>,
+) -> fabrik_provider::Change<'w> {
+    use fabrik_provider::Change;
+    match work {
+        Work::Create { inputs } | Work::ReplaceBefore { inputs } => Change::Create { inputs },
+        Work::Update { id, prior, inputs } => Change::Update {
+            id,
+            prior: prior_real.unwrap_or(prior),
+            inputs,
+        },
+        Work::Delete { id, inputs } => Change::Delete { id, inputs },
+        Work::Adopt { .. } | Work::Verify { .. } | Work::ReplaceAfter { .. } => {
+            unreachable!("only creates, updates and deletes are batched (Run::batch_of)")
+        }
+    }
+}
+
+/// Makes a batch of calls, retrying those that failed transiently, like [`retry`] does for one.
+fn retry_batch(
+    client: &dyn Client,
+    calls: &[Call<'_>],
+) -> Vec<fabrik_provider::Result<Option<Applied>>> {
+    let mut results = checked(client.apply_batch(calls), calls.len());
+    for attempt in 1..RETRIES {
+        let again: Vec<usize> = (0..calls.len())
+            .filter(|&i| matches!(&results[i], Err(e) if e.kind == ErrorKind::Transient))
+            .collect();
+        if again.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100 << attempt));
+        let retried: Vec<Call<'_>> = again.iter().map(|&i| calls[i]).collect();
+        for (i, result) in again
+            .into_iter()
+            .zip(checked(client.apply_batch(&retried), retried.len()))
+        {
+            results[i] = result;
+        }
+    }
+    results
+}
+
+/// A provider that answers a batch with the wrong number of results breaks its contract: no
+/// call of the batch can be trusted as made.
+fn checked(
+    results: Vec<fabrik_provider::Result<Option<Applied>>>,
+    calls: usize,
+) -> Vec<fabrik_provider::Result<Option<Applied>>> {
+    if results.len() == calls {
+        return results;
+    }
+    let message = format!(
+        "the provider answered a batch of {calls} calls with {} results",
+        results.len()
+    );
+    (0..calls)
+        .map(|_| {
+            Err(fabrik_provider::Error::new(
+                ErrorKind::Fatal,
+                message.clone(),
+            ))
+        })
+        .collect()
+}
+
 /// Runs one job on a worker thread.
 fn work(
     clients: &Clients,
@@ -1514,6 +1703,9 @@ fn work(
         prior_real,
     }
 }
+
+#[cfg(test)]
+mod batch_tests;
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use fabrik_provider::{Attributes, Context, Target};
+use fabrik_provider::{Attributes, Context, Read, Target};
 
 use crate::check;
 use crate::cli::{Cli, Command, StackArgs};
@@ -30,7 +30,7 @@ use crate::resolve;
 use crate::secrets::Secrets;
 use crate::spec::Spec;
 use crate::state::journal::Record;
-use crate::state::{FileStore, State};
+use crate::state::{FileStore, ResourceState, State};
 
 /// Options every subcommand shares.
 pub struct Globals {
@@ -294,33 +294,59 @@ fn recorded_config(
     Ok(resolved)
 }
 
-/// Reads every resource in the state (those `wanted`), to compare with what was recorded.
+/// Reads every resource in the state (those `wanted`), to compare with what was recorded. Each
+/// provider gets all of its resources in one `read_many`, so it can read a group of them (the
+/// records of a zone) with one request.
 pub fn refresh(
     registry: &Registry,
     clients: &Clients,
     state: &State,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Observations, Error> {
-    let mut seen = Observations::new();
+    let mut by_provider: BTreeMap<&str, Vec<(&String, &ResourceState)>> = BTreeMap::new();
     for (name, r) in state.resources.iter().filter(|(n, _)| wanted(n)) {
-        let Some(client) = registry
+        if let Some(provider) = registry
             .provider_of(&r.type_name)
-            .and_then(|p| clients.get(p))
-        else {
-            continue;
-        };
-        let target = Target {
-            stack: &state.stack,
-            name,
-            type_name: &r.type_name,
-        };
-        let observed = client
-            .read(target, &r.id, &r.inputs)
-            .map_err(|source| Error::Provider {
+            .filter(|p| clients.contains_key(*p))
+        {
+            by_provider.entry(provider).or_default().push((name, r));
+        }
+    }
+    let mut seen = Observations::new();
+    for (provider, resources) in by_provider {
+        let reads: Vec<Read<'_>> = resources
+            .iter()
+            .map(|(name, r)| Read {
+                target: Target {
+                    stack: &state.stack,
+                    name,
+                    type_name: &r.type_name,
+                },
+                id: &r.id,
+                inputs: &r.inputs,
+            })
+            .collect();
+        let results = clients[provider].read_many(&reads);
+        if results.len() != reads.len() {
+            return Err(Error::Provider {
+                resource: format!("refreshing `{provider}` resources"),
+                source: fabrik_provider::Error::new(
+                    fabrik_provider::ErrorKind::Fatal,
+                    format!(
+                        "the provider answered {} reads with {} results",
+                        reads.len(),
+                        results.len()
+                    ),
+                ),
+            });
+        }
+        for ((name, _), observed) in resources.into_iter().zip(results) {
+            let observed = observed.map_err(|source| Error::Provider {
                 resource: format!("refreshing `{name}`"),
                 source,
             })?;
-        seen.insert(name.clone(), observed);
+            seen.insert(name.clone(), observed);
+        }
     }
     Ok(seen)
 }

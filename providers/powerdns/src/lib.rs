@@ -15,8 +15,8 @@ pub mod record;
 pub mod zone;
 
 use fabrik_provider::{
-    Applied, Attributes, Client, Context, Error, ErrorKind, Field, FieldKind, Found, Observed,
-    Provider, ResourceType, Result, Target, Value,
+    Applied, Attributes, Call, Change, Client, Context, Error, ErrorKind, Field, FieldKind, Found,
+    Observed, Provider, Read, ResourceType, Result, Target, Value,
 };
 
 pub use api::Retry;
@@ -190,6 +190,58 @@ impl Client for PowerDnsClient {
             ZONE_TYPE => zone::delete(&self.api, target, id),
             RECORD_TYPE => self.records.delete(&self.api, target, id, inputs),
             other => Err(unknown_type(other)),
+        }
+    }
+
+    /// Records batch by zone: one zone read and one atomic PATCH for all of them.
+    fn batch_key(&self, target: Target<'_>, inputs: &Attributes) -> Option<String> {
+        match target.type_name {
+            RECORD_TYPE => record::normalise(inputs)
+                .ok()
+                .and_then(|n| n.get("zone")?.as_str().map(str::to_string)),
+            _ => None,
+        }
+    }
+
+    fn apply_batch(&self, calls: &[Call<'_>]) -> Vec<Result<Option<Applied>>> {
+        if calls.iter().all(|c| c.target.type_name == RECORD_TYPE) {
+            return self.records.apply_batch(&self.api, calls);
+        }
+        calls.iter().map(|call| self.apply_one(call)).collect()
+    }
+
+    /// Reads the records of each zone with one request; zones one by one.
+    fn read_many(&self, items: &[Read<'_>]) -> Vec<Result<Option<Observed>>> {
+        let (records, others): (Vec<usize>, Vec<usize>) =
+            (0..items.len()).partition(|&i| items[i].target.type_name == RECORD_TYPE);
+        let mut results: Vec<Option<Result<Option<Observed>>>> =
+            (0..items.len()).map(|_| None).collect();
+        let asked: Vec<Read<'_>> = records.iter().map(|&i| items[i]).collect();
+        for (i, read) in records
+            .into_iter()
+            .zip(self.records.read_many(&self.api, &asked))
+        {
+            results[i] = Some(read);
+        }
+        for i in others {
+            let item = items[i];
+            results[i] = Some(self.read(item.target, item.id, item.inputs));
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every item is answered"))
+            .collect()
+    }
+}
+
+impl PowerDnsClient {
+    fn apply_one(&self, call: &Call<'_>) -> Result<Option<Applied>> {
+        match call.change {
+            Change::Create { inputs } => self.create(call.target, inputs).map(Some),
+            Change::Update { id, prior, inputs } => {
+                self.update(call.target, id, prior, inputs).map(Some)
+            }
+            Change::Delete { id, inputs } => self.delete(call.target, id, inputs).map(|()| None),
         }
     }
 }

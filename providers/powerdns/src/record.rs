@@ -20,6 +20,8 @@ use serde_json::json;
 use crate::api::{Api, RRsetInfo, ZoneInfo, zone_path};
 use crate::normal;
 
+mod batch;
+
 pub const RECORD_TYPE: &str = "powerdns.record";
 
 const DEFAULT_TTL: u64 = 300;
@@ -541,21 +543,26 @@ impl Records {
     }
 }
 
-/// Writes the whole RRset with this resource's marker.
-fn replace(api: &Api, target: Target<'_>, want: &RRset) -> Result<Applied> {
+/// The PATCH entry that writes the whole RRset with this resource's marker.
+fn replace_rrset(target: Target<'_>, want: &RRset) -> Value {
     let records: Vec<Value> = want
         .records
         .iter()
         .map(|c| json!({"content": c, "disabled": false}))
         .collect();
-    let body = json!({"rrsets": [{
+    json!({
         "name": want.name,
         "type": want.rtype,
         "ttl": want.ttl,
         "changetype": "REPLACE",
         "records": records,
         "comments": [{"content": target.marker(), "account": "fabrik"}],
-    }]});
+    })
+}
+
+/// Writes the whole RRset with this resource's marker.
+fn replace(api: &Api, target: Target<'_>, want: &RRset) -> Result<Applied> {
+    let body = json!({ "rrsets": [replace_rrset(target, want)] });
     match api.patch(&zone_path(&want.zone), &body) {
         Ok(_) => Ok(Applied {
             id: want.id(),

@@ -1,6 +1,7 @@
 //! The `powerdns` provider against a real PowerDNS Authoritative server (one per test, started
 //! by [`harness::Pdns`]); answers are checked over DNS on the server's port.
 
+mod batches;
 mod dns;
 mod errors;
 mod harness;

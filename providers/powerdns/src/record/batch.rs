@@ -1,0 +1,246 @@
+//! Many RRset changes of one zone as one PATCH, and many RRset reads as one zone read.
+//!
+//! A PowerDNS PATCH is atomic per zone: if the server refuses one RRset, it applies none, so a
+//! refused PATCH fails every change it carried and a successful one made them all. Ownership is
+//! checked per change against one read of the zone taken under the zone's lock, so a change that
+//! may not be made fails alone and the others still go out.
+
+use std::collections::HashMap;
+
+use fabrik_provider::{Call, Change, Read};
+
+use super::*;
+
+type Outcome = Result<Option<Applied>>;
+
+/// The RRsets of a zone that hold records, by (lower-case name, upper-case type); `None` when
+/// the zone does not exist.
+fn zone_rrsets(api: &Api, zone: &str) -> Result<Option<HashMap<(String, String), RRsetInfo>>> {
+    let info: ZoneInfo = match api.get(&zone_path(zone), &[]) {
+        Ok(reply) => reply.json("a zone read")?,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(
+        info.rrsets
+            .into_iter()
+            .filter(|r| !r.records.is_empty())
+            .map(|r| {
+                let key = (r.name.to_ascii_lowercase(), r.rtype.to_ascii_uppercase());
+                (key, r)
+            })
+            .collect(),
+    ))
+}
+
+/// The same error again, for each change a failed request carried.
+fn copy(e: &Error) -> Error {
+    Error::new(e.kind, e.message.clone())
+}
+
+/// Where a call's RRset is: (zone, name, type).
+fn location(change: &Change<'_>) -> Result<(String, String, String)> {
+    match *change {
+        Change::Create { inputs } | Change::Update { inputs, .. } => {
+            let want = RRset::from_inputs(inputs)?;
+            Ok((want.zone, want.name, want.rtype))
+        }
+        Change::Delete { id, inputs } => match parse_id(id) {
+            Some(parts) => Ok(parts),
+            None => {
+                let want = RRset::from_inputs(inputs)?;
+                Ok((want.zone, want.name, want.rtype))
+            }
+        },
+    }
+}
+
+/// What one change of a batch comes to once the zone has been read.
+enum Step {
+    /// Decided without writing: refused, already as wanted, or nothing to delete.
+    Done(Outcome),
+    /// Goes out in the PATCH; `applied` is its result if the PATCH succeeds.
+    Send {
+        rrset: Value,
+        applied: Option<Applied>,
+    },
+}
+
+impl Records {
+    /// Makes the changes of `calls` with one zone read and one PATCH per zone.
+    pub fn apply_batch(&self, api: &Api, calls: &[Call<'_>]) -> Vec<Outcome> {
+        let mut results: Vec<Option<Outcome>> = (0..calls.len()).map(|_| None).collect();
+        let mut zones: HashMap<String, Vec<(usize, String, String)>> = HashMap::new();
+        for (i, call) in calls.iter().enumerate() {
+            match location(&call.change) {
+                Ok((zone, name, rtype)) => zones.entry(zone).or_default().push((i, name, rtype)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        for (zone, members) in zones {
+            for (i, outcome) in self.apply_in_zone(api, &zone, calls, &members) {
+                results[i] = Some(outcome);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every call is answered"))
+            .collect()
+    }
+
+    fn apply_in_zone(
+        &self,
+        api: &Api,
+        zone: &str,
+        calls: &[Call<'_>],
+        members: &[(usize, String, String)],
+    ) -> Vec<(usize, Outcome)> {
+        let lock = self.zone_lock(zone);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let rrsets = match zone_rrsets(api, zone) {
+            Ok(Some(rrsets)) => rrsets,
+            Ok(None) => {
+                return members
+                    .iter()
+                    .map(|(i, _, _)| match calls[*i].change {
+                        Change::Delete { .. } => (*i, Ok(None)),
+                        _ => (*i, Err(no_zone(zone))),
+                    })
+                    .collect();
+            }
+            Err(e) => {
+                return members
+                    .iter()
+                    .map(|(i, _, _)| (*i, Err(copy(&e))))
+                    .collect();
+            }
+        };
+        // Two resources of one batch naming the same RRset would overwrite each other.
+        let mut claimed: HashMap<(&str, &str), &str> = HashMap::new();
+        let mut steps = Vec::with_capacity(members.len());
+        for (i, name, rtype) in members {
+            let call = &calls[*i];
+            let step = match claimed.insert((name, rtype), call.target.name) {
+                Some(other) => Step::Done(Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "RRset {name} {rtype} is also written by resource `{other}` in this run; \
+                         an RRset belongs to one resource"
+                    ),
+                ))),
+                None => plan_step(call, rrsets.get(&(name.clone(), rtype.clone()))),
+            };
+            steps.push((*i, step));
+        }
+        let body: Vec<&Value> = steps
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Step::Send { rrset, .. } => Some(rrset),
+                Step::Done(_) => None,
+            })
+            .collect();
+        let sent = if body.is_empty() {
+            Ok(())
+        } else {
+            api.patch(&zone_path(zone), &json!({ "rrsets": body }))
+                .map(|_| ())
+        };
+        steps
+            .into_iter()
+            .map(|(i, step)| {
+                let outcome = match (step, &sent) {
+                    (Step::Done(outcome), _) => outcome,
+                    (Step::Send { applied, .. }, Ok(())) => Ok(applied),
+                    // Gone while we looked: a delete has nothing left to do.
+                    (Step::Send { applied: None, .. }, Err(e)) if e.kind == ErrorKind::NotFound => {
+                        Ok(None)
+                    }
+                    (Step::Send { .. }, Err(e)) if e.kind == ErrorKind::NotFound => {
+                        Err(no_zone(zone))
+                    }
+                    (Step::Send { .. }, Err(e)) => Err(copy(e)),
+                };
+                (i, outcome)
+            })
+            .collect()
+    }
+
+    /// Reads the RRsets of `items` with one zone read per zone.
+    pub fn read_many(&self, api: &Api, items: &[Read<'_>]) -> Vec<Result<Option<Observed>>> {
+        let mut results: Vec<Option<Result<Option<Observed>>>> =
+            (0..items.len()).map(|_| None).collect();
+        let mut zones: HashMap<String, Vec<(usize, String, String)>> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let change = Change::Delete {
+                id: item.id,
+                inputs: item.inputs,
+            };
+            match location(&change) {
+                Ok((zone, name, rtype)) => zones.entry(zone).or_default().push((i, name, rtype)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        for (zone, members) in zones {
+            let rrsets = zone_rrsets(api, &zone);
+            for (i, name, rtype) in members {
+                results[i] = Some(match &rrsets {
+                    Err(e) => Err(copy(e)),
+                    Ok(None) => Ok(None),
+                    Ok(Some(rrsets)) => Ok(rrsets.get(&(name, rtype)).map(|info| {
+                        let server = server_rrset(&zone, info);
+                        Observed {
+                            inputs: observed_inputs(&server, info, items[i].inputs),
+                            outputs: server.outputs(),
+                        }
+                    })),
+                });
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every item is answered"))
+            .collect()
+    }
+}
+
+/// Decides one change against the RRset the zone read found at its place.
+fn plan_step(call: &Call<'_>, present: Option<&RRsetInfo>) -> Step {
+    let target = call.target;
+    let write = |inputs: &Attributes, doing: &str| -> Step {
+        let want = match RRset::from_inputs(inputs) {
+            Ok(want) => want,
+            Err(e) => return Step::Done(Err(e)),
+        };
+        if let Some(info) = present {
+            if let Err(e) = refuse_unless_ours(info, &want, target, doing) {
+                return Step::Done(Err(e));
+            }
+            // Ours already (a create repeated after a crash): converge on it.
+            if doing == "create" && server_rrset(&want.zone, info) == want {
+                return Step::Done(Ok(Some(Applied {
+                    id: want.id(),
+                    outputs: want.outputs(),
+                })));
+            }
+        }
+        Step::Send {
+            rrset: replace_rrset(target, &want),
+            applied: Some(Applied {
+                id: want.id(),
+                outputs: want.outputs(),
+            }),
+        }
+    };
+    match call.change {
+        Change::Create { inputs } => write(inputs, "create"),
+        Change::Update { inputs, .. } => write(inputs, "update"),
+        Change::Delete { .. } => match present {
+            // Only what carries this resource's marker is deleted.
+            Some(info) if info.carries(&target.marker()) => Step::Send {
+                rrset: json!({"name": info.name, "type": info.rtype, "changetype": "DELETE"}),
+                applied: None,
+            },
+            _ => Step::Done(Ok(None)),
+        },
+    }
+}
