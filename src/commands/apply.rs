@@ -64,6 +64,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         spec_path: &spec_path,
         targets: &targets,
         refresh,
+        obstacles: true,
         adopted: &adopted,
     };
     let plan = super::plan::compute(globals, &registry, &loaded, &state, request)?;

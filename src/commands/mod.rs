@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use fabrik_provider::{Attributes, Context, Read, Target};
+use fabrik_provider::{Attributes, Context, Creation, Read, Target};
 
 use crate::check;
 use crate::cli::{Cli, Command, StackArgs};
@@ -349,6 +349,82 @@ pub fn refresh(
         }
     }
     Ok(seen)
+}
+
+/// Stops a plan whose creates would meet objects that are not theirs: each provider is asked
+/// once for all of its creates, and every object in the way is reported at its resource in the
+/// spec, so nothing is changed until the spec or the remote side is fixed.
+pub fn obstacles(
+    registry: &Registry,
+    clients: &Clients,
+    spec: &Spec,
+    state: &State,
+    plan: &crate::plan::Plan,
+) -> Result<(), Error> {
+    let mut by_provider: BTreeMap<&str, Vec<(&crate::spec::Resource, Attributes)>> =
+        BTreeMap::new();
+    for change in plan
+        .changes
+        .iter()
+        .filter(|c| c.action == crate::plan::Action::Create && !c.state_only)
+    {
+        let Some(resource) = spec.resource(&change.name).filter(|r| !r.adopt) else {
+            continue;
+        };
+        // Inputs known only once something else is applied cannot be checked yet; the create
+        // itself still refuses what is not its own.
+        if change.attributes.iter().any(|a| a.after_unknown) {
+            continue;
+        }
+        let inputs: Attributes = change
+            .attributes
+            .iter()
+            .filter_map(|a| Some((a.name.clone(), a.after.clone()?)))
+            .collect();
+        if let Some(provider) = registry
+            .provider_of(&change.type_name)
+            .filter(|p| clients.contains_key(*p))
+        {
+            by_provider
+                .entry(provider)
+                .or_default()
+                .push((resource, inputs));
+        }
+    }
+    let mut found = Vec::new();
+    for (provider, creations) in by_provider {
+        let asked: Vec<Creation<'_>> = creations
+            .iter()
+            .map(|(resource, inputs)| Creation {
+                target: Target {
+                    stack: &state.stack,
+                    name: &resource.name,
+                    type_name: &resource.type_name,
+                },
+                inputs,
+            })
+            .collect();
+        let answers = clients[provider].obstacles(&asked);
+        for ((resource, _), answer) in creations.iter().zip(answers) {
+            let message = answer.map_err(|source| Error::Provider {
+                resource: format!("checking what is in the way of `{}`", resource.name),
+                source,
+            })?;
+            if let Some(message) = message {
+                found.push(crate::source::Diagnostic::new(
+                    resource.loc,
+                    format!("`{}` cannot be created: {message}", resource.name),
+                ));
+            }
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Spec(crate::source::Diagnostics {
+        source: spec.source.clone(),
+        items: found,
+    }))
 }
 
 /// Where recovery notes go: stdout for commands that print progress, stderr for `plan` (whose

@@ -39,6 +39,7 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
         spec_path: &args.spec,
         targets: &args.target,
         refresh: args.refresh,
+        obstacles: args.refresh,
         adopted: &adopted,
     };
     let plan = compute(globals, &registry, &loaded, &state, request)?;
@@ -79,6 +80,9 @@ pub struct Request<'a> {
     pub spec_path: &'a Path,
     pub targets: &'a [String],
     pub refresh: bool,
+    /// Ask the providers whether anything not ours is in the way of the creates, so that the
+    /// plan stops before anything changes.
+    pub obstacles: bool,
     /// Resources adopted by recovery just before, shown as `=`.
     pub adopted: &'a BTreeSet<String>,
 }
@@ -92,22 +96,25 @@ pub fn compute(
     request: Request<'_>,
 ) -> Result<Plan, Error> {
     let targets = request.targets;
-    let observed = if request.refresh {
-        let clients = configure(
+    let clients = if request.refresh || request.obstacles {
+        Some(configure(
             registry,
             Some(loaded),
             state,
             &globals.context(request.spec_path),
-        )?;
-        Some(refresh(registry, &clients, state, |name| {
-            targets.is_empty()
-                || targets.iter().any(|t| t == name)
-                || loaded.spec.resource(name).is_some()
-        })?)
+        )?)
     } else {
         None
     };
-    plan::plan(&plan::Input {
+    let observed = match &clients {
+        Some(clients) if request.refresh => Some(refresh(registry, clients, state, |name| {
+            targets.is_empty()
+                || targets.iter().any(|t| t == name)
+                || loaded.spec.resource(name).is_some()
+        })?),
+        _ => None,
+    };
+    let plan = plan::plan(&plan::Input {
         spec: &loaded.spec,
         graph: &loaded.graph,
         registry,
@@ -117,5 +124,9 @@ pub fn compute(
         targets,
         observed: observed.as_ref(),
         adopted: request.adopted,
-    })
+    })?;
+    if let Some(clients) = clients.as_ref().filter(|_| request.obstacles) {
+        super::obstacles(registry, clients, &loaded.spec, state, &plan)?;
+    }
+    Ok(plan)
 }

@@ -126,8 +126,10 @@ fn records_are_applied_owned_verified_over_dns_and_destroyed_from_the_state_alon
     );
 }
 
+/// Something not ours where a record would go stops the plan, before anything changes: the
+/// error points at the resource in the spec and says how to take the RRset over.
 #[test]
-fn an_unowned_rrset_in_the_way_stops_the_apply_and_is_left_untouched() {
+fn an_unowned_rrset_in_the_way_stops_the_plan_and_is_left_untouched() {
     let pdns = Pdns::start();
     pdns.raw_zone("example.test.");
     pdns.raw_rrset(
@@ -143,15 +145,33 @@ fn an_unowned_rrset_in_the_way_stops_the_apply_and_is_left_untouched() {
             &pdns,
             r#"
             resources:
+              api:
+                type: powerdns.record
+                with: { zone: example.test, name: api, type: A, records: ["192.0.2.20"] }
               www:
                 type: powerdns.record
                 with: { zone: example.test, name: www, type: A, records: ["192.0.2.10"] }
             "#,
         ))
         .env("PDNS_API_KEY", KEY);
-    let out = case.run(["apply", "--yes"]);
-    assert_eq!(out.code, 3, "{out}");
-    assert!(out.stderr.contains("not managed by fabrik"), "{out}");
+    // Offline, the plan cannot know; asked to look, it stops.
+    assert_eq!(case.run(["plan", "--detailed-exitcode"]).code, 2);
+    for args in [&["plan", "--refresh"][..], &["apply", "--yes"][..]] {
+        let out = case.run(args);
+        assert_eq!(out.code, 1, "{args:?}: {out}");
+        assert!(
+            out.stderr.contains("fabrik.yaml:10:3"),
+            "located at the resource: {out}"
+        );
+        assert!(out.stderr.contains("`www` cannot be created"), "{out}");
+        assert!(out.stderr.contains("not managed by fabrik"), "{out}");
+        assert!(
+            out.stderr
+                .contains("`fabrik import www example.test./www.example.test./A`"),
+            "{out}"
+        );
+        assert!(out.stderr.contains("`adopt: true`"), "{out}");
+    }
     let (ttl, records, comments) = pdns
         .rrset("example.test.", "www.example.test.", "A")
         .unwrap();
@@ -161,7 +181,107 @@ fn an_unowned_rrset_in_the_way_stops_the_apply_and_is_left_untouched() {
         "untouched"
     );
     assert!(comments.is_empty());
-    assert!(case.tracked("dns-theirs").is_empty());
+    assert!(
+        pdns.rrset("example.test.", "api.example.test.", "A")
+            .is_none(),
+        "nothing else was created either"
+    );
+    assert!(
+        !case.state_file("dns-theirs").exists(),
+        "nothing was recorded"
+    );
+}
+
+/// The SOA serial of a zone, which PowerDNS raises once per PATCH.
+fn serial(pdns: &Pdns, zone: &str) -> u64 {
+    let (status, body) = pdns.raw("GET", &format!("/zones/{zone}?rrsets=false"), None);
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<serde_json::Value>(&body).unwrap()["serial"]
+        .as_u64()
+        .unwrap()
+}
+
+/// The records of one zone that are ready together go out as one PATCH, for creates, updates
+/// and deletes alike; each still has its own line and its own place in the state.
+#[test]
+fn records_of_a_zone_are_written_in_one_patch() {
+    let pdns = Pdns::start();
+    pdns.raw_zone("many.test.");
+    let spec = |octet: u8| {
+        let mut body = String::from("resources:\n");
+        for i in 0..120 {
+            body.push_str(&format!(
+                "  r{i}: {{ type: powerdns.record, with: {{ zone: many.test, name: r{i}, type: A, records: [\"10.{octet}.0.{i}\"] }} }}\n"
+            ));
+        }
+        stack_spec("dns-many", &pdns, &body)
+    };
+    let case = Case::new().spec(&spec(1)).env("PDNS_API_KEY", KEY);
+    let before = serial(&pdns, "many.test.");
+    let out = case.expect(["apply", "--yes"], 0);
+    assert_eq!(serial(&pdns, "many.test."), before + 1, "one PATCH: {out}");
+    assert_eq!(out.stdout.matches(" created").count(), 120, "{out}");
+    assert_eq!(case.tracked("dns-many").len(), 120);
+    assert_eq!(
+        pdns.rrset("many.test.", "r7.many.test.", "A").unwrap().1,
+        ["10.1.0.7"]
+    );
+    // A refresh reads the zone once and finds nothing changed.
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0
+    );
+
+    case.set_spec(&spec(2));
+    let before = serial(&pdns, "many.test.");
+    let out = case.expect(["apply", "--yes"], 0);
+    assert_eq!(serial(&pdns, "many.test."), before + 1, "one PATCH: {out}");
+    assert_eq!(out.stdout.matches(" updated").count(), 120, "{out}");
+    assert_eq!(
+        pdns.rrset("many.test.", "r7.many.test.", "A").unwrap().1,
+        ["10.2.0.7"]
+    );
+
+    let before = serial(&pdns, "many.test.");
+    case.expect(["destroy", "--yes"], 0);
+    assert_eq!(serial(&pdns, "many.test."), before + 1, "one PATCH");
+    assert!(pdns.rrset("many.test.", "r7.many.test.", "A").is_none());
+    assert!(case.tracked("dns-many").is_empty());
+}
+
+/// A record changed behind fabrik's back is drift: the refreshed plan shows it and the apply
+/// puts it back, read from the zone as a whole.
+#[test]
+fn drift_is_seen_by_a_refresh_and_repaired() {
+    let pdns = Pdns::start();
+    let case = Case::new()
+        .spec(&spec("dns-drift", &pdns))
+        .env("PDNS_API_KEY", KEY);
+    case.expect(["apply", "--yes"], 0);
+    // Someone edits our RRset by hand (REPLACE without comments keeps the existing ones).
+    pdns.raw_rrset(
+        "example.test.",
+        "www.example.test.",
+        "A",
+        300,
+        &["203.0.113.5"],
+    );
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(plan.stdout.contains("203.0.113.5"), "{plan}");
+    assert!(plan.stdout.contains("192.0.2.10"), "{plan}");
+    case.expect(["apply", "--yes", "--refresh"], 0);
+    assert_eq!(
+        pdns.rrset("example.test.", "www.example.test.", "A")
+            .unwrap()
+            .1,
+        ["192.0.2.10", "192.0.2.11"]
+    );
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0
+    );
+    case.expect(["destroy", "--yes"], 0);
 }
 
 /// Two spellings of one name are one name: the plan compares PowerDNS's normal forms, so

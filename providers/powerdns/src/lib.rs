@@ -15,8 +15,8 @@ pub mod record;
 pub mod zone;
 
 use fabrik_provider::{
-    Applied, Attributes, Call, Change, Client, Context, Error, ErrorKind, Field, FieldKind, Found,
-    Observed, Provider, Read, ResourceType, Result, Target, Value,
+    Applied, Attributes, Call, Change, Client, Context, Creation, Error, ErrorKind, Field,
+    FieldKind, Found, Observed, Provider, Read, ResourceType, Result, Target, Value,
 };
 
 pub use api::Retry;
@@ -208,6 +208,31 @@ impl Client for PowerDnsClient {
             return self.records.apply_batch(&self.api, calls);
         }
         calls.iter().map(|call| self.apply_one(call)).collect()
+    }
+
+    fn obstacles(&self, creations: &[Creation<'_>]) -> Vec<Result<Option<String>>> {
+        let (records, others): (Vec<usize>, Vec<usize>) =
+            (0..creations.len()).partition(|&i| creations[i].target.type_name == RECORD_TYPE);
+        let mut results: Vec<Option<Result<Option<String>>>> =
+            (0..creations.len()).map(|_| None).collect();
+        let asked: Vec<Creation<'_>> = records.iter().map(|&i| creations[i]).collect();
+        for (i, found) in records
+            .into_iter()
+            .zip(self.records.obstacles(&self.api, &asked))
+        {
+            results[i] = Some(found);
+        }
+        for i in others {
+            let item = creations[i];
+            results[i] = Some(match item.target.type_name {
+                ZONE_TYPE => zone::obstacle(&self.api, item.inputs),
+                other => Err(unknown_type(other)),
+            });
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every item is answered"))
+            .collect()
     }
 
     /// Reads the records of each zone with one request; zones one by one.

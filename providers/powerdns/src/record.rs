@@ -591,8 +591,8 @@ fn refuse_unless_ours(
         ErrorKind::Conflict,
         format!(
             "cannot {doing} RRset {} {}: it already exists and {whose}; fabrik never overwrites \
-             it. To manage it with fabrik, import it (`fabrik import {} {}`); otherwise \
-             remove it or choose another name",
+             it. To manage it with fabrik, import it (`fabrik import {} {}`) or set \
+             `adopt: true` on the resource; otherwise remove it or choose another name",
             want.name,
             want.rtype,
             target.name,

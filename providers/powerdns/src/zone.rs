@@ -157,19 +157,28 @@ pub fn create(api: &Api, inputs: &Attributes) -> Result<Applied> {
                 outputs: outputs(&zone),
             })
         }
-        Err(e) if e.kind == ErrorKind::Conflict => Err(Error::new(
-            ErrorKind::Conflict,
-            format!(
-                "zone {name} already exists in PowerDNS, and fabrik did not create it (zones carry \
-                 no ownership marker). To manage it with fabrik, import it (`fabrik import \
-                 <resource> {name}`); otherwise choose another name"
-            ),
-        )),
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            Err(Error::new(ErrorKind::Conflict, already_there(name)))
+        }
         Err(e) => Err(e),
     }
 }
 
-/// The zone with id `id`, its inputs in the form they were `recorded` in where equivalent.
+/// Why a zone about to be created cannot be: it exists already (zones carry no marker, so
+/// fabrik cannot tell it made it).
+pub fn obstacle(api: &Api, inputs: &Attributes) -> Result<Option<String>> {
+    let name = zone_name(inputs)?;
+    Ok(get(api, &name, false)?.map(|_| already_there(&name)))
+}
+
+fn already_there(name: &str) -> String {
+    format!(
+        "zone {name} already exists in PowerDNS, and fabrik did not create it (zones carry no \
+         ownership marker). To manage it with fabrik, import it (`fabrik import <resource> \
+         {name}`) or set `adopt: true` on the resource; otherwise choose another name"
+    )
+}
+
 /// Takes over a zone that exists (zones carry no marker), or creates it.
 pub fn adopt(api: &Api, inputs: &Attributes) -> Result<Applied> {
     match find(api, inputs)? {

@@ -155,6 +155,13 @@ pub struct Read<'a> {
     pub inputs: &'a Attributes,
 }
 
+/// A resource about to be created, for [`Client::obstacles`].
+#[derive(Debug, Clone, Copy)]
+pub struct Creation<'a> {
+    pub target: Target<'a>,
+    pub inputs: &'a Attributes,
+}
+
 /// A configured provider.
 ///
 /// # Guarantees (every implementation)
@@ -252,6 +259,16 @@ pub trait Client: Send + Sync {
             .iter()
             .map(|item| self.read(item.target, item.id, item.inputs))
             .collect()
+    }
+
+    /// Looks for objects already in the place of resources about to be created (the same
+    /// identity) that are not theirs, so that a plan stops before anything changes instead of
+    /// an apply failing halfway. One result per item, in order: `Ok(None)` when the place is
+    /// free (or holds the resource's own object), `Ok(Some(message))` when something is in the
+    /// way, the message saying what it is and how to take it over. The default finds nothing;
+    /// the check at create time stays the guarantee.
+    fn obstacles(&self, creations: &[Creation<'_>]) -> Vec<Result<Option<String>>> {
+        creations.iter().map(|_| Ok(None)).collect()
     }
 
     /// Claims the existing object `id` for this resource (`fabrik import NAME ID`): refuses an
