@@ -71,6 +71,28 @@ impl Graph {
         Ok(Graph { graph, order })
     }
 
+    /// The resources grouped so that each needs only those of earlier groups: the first holds
+    /// what needs nothing, the next what needs only the first, and so on. Within a group,
+    /// resources keep their place in [`Graph::order`].
+    pub fn levels(&self) -> Vec<Vec<usize>> {
+        let mut level = vec![0usize; self.order.len()];
+        let mut levels: Vec<Vec<usize>> = Vec::new();
+        for &i in &self.order {
+            let l = self
+                .graph
+                .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
+                .map(|d| level[d.index()] + 1)
+                .max()
+                .unwrap_or(0);
+            level[i] = l;
+            if levels.len() <= l {
+                levels.resize_with(l + 1, Vec::new);
+            }
+            levels[l].push(i);
+        }
+        levels
+    }
+
     /// The resources `i` needs first, in file order.
     pub fn dependencies(&self, i: usize) -> Vec<usize> {
         let mut deps: Vec<usize> = self

@@ -190,87 +190,33 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
     let Input {
         spec,
         graph,
-        registry,
         state,
         secrets,
-        sensitive,
         targets,
         observed,
-        adopted,
+        ..
     } = *input;
     let selected = select(spec, graph, state, targets)?;
     let mut planned: Vec<Option<(Inputs, bool)>> = vec![None; spec.resources.len()];
+    let mut outcomes: Vec<Option<Planned>> = (0..spec.resources.len()).map(|_| None).collect();
+    // Resources of one level need only those of earlier levels: each level is planned in
+    // parallel, and everything order-dependent is folded afterwards in graph order.
+    for level in graph.levels() {
+        let done = parallel_map(&level, |&i| plan_one(input, &selected, &planned, i));
+        for (&i, mut one) in level.iter().zip(done) {
+            planned[i] = Some((std::mem::take(&mut one.inputs), one.stable));
+            outcomes[i] = Some(one);
+        }
+    }
     let mut changes = Vec::new();
     let mut problems = Vec::new();
     // The digests of each resource's canonical form, in graph order: the spec hash covers them.
     let mut resource_digests = blake3::Hasher::new();
-
     for &i in &graph.order {
-        let resource = &spec.resources[i];
-        let ty = registry
-            .resource_type(&resource.type_name)
-            .expect("checked specs only name known types");
-        let mut inputs = resolve::eval_fields(&resource.with, &|r| {
-            lookup(spec, registry, state, secrets, &planned, r)
-        });
-        resolve::coerce(ty, &mut inputs);
-        let provider = registry
-            .provider(registry.provider_of(ty.name).expect("typed"))
-            .expect("registered");
-        // Two spellings of one thing are one thing: compare the provider's normal forms. Inputs
-        // not all known yet are compared once they are, at apply time.
-        if let Some(known) = resolve::known(&inputs)
-            && let Ok(normal) = provider.normalize(ty.name, &known)
-        {
-            inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        }
-        // What is hashed, diffed, shown and saved: sensitive values by their keyed hash.
-        let masked = resolve::mask(&inputs, &sensitive[i], secrets);
-        let digest = hash::hash_of(&CanonicalResource {
-            name: &resource.name,
-            r#type: &resource.type_name,
-            inputs: &masked,
-            protect: resource.protect,
-            depends_on: resource
-                .depends_on
-                .iter()
-                .map(|(n, _)| n.as_str())
-                .collect(),
-        });
-        resource_digests.update(digest.as_bytes());
-        if selected[i] {
-            let known: fabrik_provider::Attributes = inputs
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
-                .collect();
-            if let Err(e) = provider.validate(ty.name, &known) {
-                problems.push(Diagnostic::new(
-                    resource.type_loc,
-                    format!("`{}` ({}): {e}", resource.name, ty.name),
-                ));
-            }
-        }
-        let change = if selected[i] {
-            let observed =
-                observed.map(|o| mask_observed(o, &resource.name, &sensitive[i], secrets));
-            diff_resource(spec, graph, i, ty, &masked, state, observed.as_ref())
-        } else {
-            None
-        };
-        let change = change.map(|mut c| {
-            if c.action == Action::NoOp && adopted.contains(&c.name) {
-                c.action = Action::Adopt;
-                c.reason = Some("found after an interrupted run".to_string());
-            }
-            c
-        });
-        let stable = change
-            .as_ref()
-            .is_none_or(|c| matches!(c.action, Action::NoOp | Action::Adopt));
-        planned[i] = Some((inputs, stable));
-        if let Some(change) = change {
-            changes.push(change);
-        }
+        let one = outcomes[i].take().expect("every resource is planned");
+        resource_digests.update(one.digest.as_bytes());
+        problems.extend(one.problem);
+        changes.extend(one.change);
     }
     if !problems.is_empty() {
         return Err(Error::Spec(Diagnostics {
@@ -306,6 +252,138 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         targets: targets.to_vec(),
         changes,
         summary,
+    })
+}
+
+/// One resource planned: what later resources see of it, and its share of the plan.
+struct Planned {
+    inputs: Inputs,
+    /// No change (or only an adoption): its recorded outputs stand.
+    stable: bool,
+    digest: String,
+    change: Option<Change>,
+    problem: Option<Diagnostic>,
+}
+
+/// Plans resource `i`, whose dependencies are all in `planned`.
+fn plan_one(
+    input: &Input<'_>,
+    selected: &[bool],
+    planned: &[Option<(Inputs, bool)>],
+    i: usize,
+) -> Planned {
+    let Input {
+        spec,
+        graph,
+        registry,
+        state,
+        secrets,
+        sensitive,
+        observed,
+        adopted,
+        ..
+    } = *input;
+    let resource = &spec.resources[i];
+    let ty = registry
+        .resource_type(&resource.type_name)
+        .expect("checked specs only name known types");
+    let mut inputs = resolve::eval_fields(&resource.with, &|r| {
+        lookup(spec, registry, state, secrets, planned, r)
+    });
+    resolve::coerce(ty, &mut inputs);
+    let provider = registry
+        .provider(registry.provider_of(ty.name).expect("typed"))
+        .expect("registered");
+    // Two spellings of one thing are one thing: compare the provider's normal forms. Inputs
+    // not all known yet are compared once they are, at apply time.
+    let mut problem = None;
+    if let Some(known) = resolve::known(&inputs) {
+        if selected[i]
+            && let Err(e) = provider.validate(ty.name, &known)
+        {
+            problem = Some(e);
+        }
+        if let Ok(normal) = provider.normalize(ty.name, &known) {
+            inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        }
+    } else if selected[i] {
+        let known: fabrik_provider::Attributes = inputs
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+            .collect();
+        problem = provider.validate(ty.name, &known).err();
+    }
+    let problem = problem.map(|e| {
+        Diagnostic::new(
+            resource.type_loc,
+            format!("`{}` ({}): {e}", resource.name, ty.name),
+        )
+    });
+    // What is hashed, diffed, shown and saved: sensitive values by their keyed hash.
+    let masked = if sensitive[i].is_empty() {
+        std::borrow::Cow::Borrowed(&inputs)
+    } else {
+        std::borrow::Cow::Owned(resolve::mask(&inputs, &sensitive[i], secrets))
+    };
+    let digest = hash::hash_of(&CanonicalResource {
+        name: &resource.name,
+        r#type: &resource.type_name,
+        inputs: &masked,
+        protect: resource.protect,
+        depends_on: resource
+            .depends_on
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect(),
+    });
+    let change = if selected[i] {
+        let observed = observed.map(|o| mask_observed(o, &resource.name, &sensitive[i], secrets));
+        diff_resource(spec, graph, i, ty, &masked, state, observed.as_ref())
+    } else {
+        None
+    };
+    let change = change.map(|mut c| {
+        if c.action == Action::NoOp && adopted.contains(&c.name) {
+            c.action = Action::Adopt;
+            c.reason = Some("found after an interrupted run".to_string());
+        }
+        c
+    });
+    let stable = change
+        .as_ref()
+        .is_none_or(|c| matches!(c.action, Action::NoOp | Action::Adopt));
+    drop(masked);
+    Planned {
+        inputs,
+        stable,
+        digest,
+        change,
+        problem,
+    }
+}
+
+/// `f` over `items`, in order, on up to as many threads as there are cores when there are
+/// enough items to be worth a thread.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    const PER_THREAD: usize = 256;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len() / PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("planning a resource does not panic"))
+            .collect()
     })
 }
 
