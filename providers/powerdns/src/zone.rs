@@ -140,7 +140,7 @@ fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidInput, message)
 }
 
-pub fn create(api: &Api, inputs: &Attributes) -> Result<Applied> {
+pub fn create(api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
     let want = normalise(inputs)?;
     let name = string(&want, "name");
     let mut body = json!({ "name": name, "kind": string(&want, "kind") });
@@ -161,8 +161,9 @@ pub fn create(api: &Api, inputs: &Attributes) -> Result<Applied> {
             ErrorKind::Conflict,
             format!(
                 "zone {name} already exists in PowerDNS, and fabrik did not create it (zones carry \
-                 no ownership marker). To manage it with fabrik, import it (`fabrik import \
-                 <resource> {name}`); otherwise choose another name"
+                 no ownership marker). To manage it with fabrik, import it (`fabrik import {} \
+                 {name}`) or set `adopt: true` on it; otherwise choose another name",
+                target.name
             ),
         )),
         Err(e) => Err(e),
@@ -171,14 +172,56 @@ pub fn create(api: &Api, inputs: &Attributes) -> Result<Applied> {
 
 /// The zone with id `id`, its inputs in the form they were `recorded` in where equivalent.
 /// Takes over a zone that exists (zones carry no marker), or creates it.
-pub fn adopt(api: &Api, inputs: &Attributes) -> Result<Applied> {
+pub fn adopt(api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
     match find(api, inputs)? {
         Some(found) => Ok(Applied {
             id: found.id,
             outputs: found.observed.outputs,
         }),
-        None => create(api, inputs),
+        None => create(api, target, inputs),
     }
+}
+
+/// Claims the zone `id` (`fabrik import`): its name with or without the trailing dot, or its
+/// PowerDNS id. Zones carry no marker, so nothing is written: the zone is returned as it is,
+/// to be recorded.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for an id that is not a zone name, or one that names another
+/// zone than the spec's (importing it would make the next apply replace it);
+/// [`ErrorKind::NotFound`] when there is no such zone.
+pub fn import(api: &Api, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Found> {
+    // PowerDNS writes `/` in a zone id as `=2F`; both spellings name the zone.
+    let name = id.trim().replace("=2F", "/");
+    normal::check_name(&name).map_err(|e| {
+        invalid(format!(
+            "{id:?} is not a powerdns.zone id: the zone's name {e}"
+        ))
+    })?;
+    let name = normal::absolute(&name);
+    if inputs.contains_key("name") {
+        let wanted = zone_name(inputs)?;
+        if wanted != name {
+            return Err(invalid(format!(
+                "zone {name} is not the zone resource `{}` describes ({wanted}); importing it \
+                 would make the next apply replace it. Import {wanted}, or change the spec first",
+                target.name
+            )));
+        }
+    }
+    let Some(zone) = get(api, &name, false)? else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("zone {name} does not exist in PowerDNS; there is nothing to import"),
+        ));
+    };
+    Ok(Found {
+        id: zone.id.clone(),
+        observed: Observed {
+            inputs: observed_inputs(&zone, inputs),
+            outputs: outputs(&zone),
+        },
+    })
 }
 
 pub fn read(api: &Api, id: &str, recorded: &Attributes) -> Result<Option<Observed>> {

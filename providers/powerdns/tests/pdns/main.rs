@@ -4,6 +4,7 @@
 mod dns;
 mod errors;
 mod harness;
+mod import;
 mod ownership;
 mod records;
 mod zones;
