@@ -464,7 +464,7 @@ impl Records {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        match lookup(api, &want.zone, &want.name, &want.rtype)? {
+        let found = match lookup(api, &want.zone, &want.name, &want.rtype)? {
             Lookup::NoZone => return Err(no_zone(&want.zone)),
             Lookup::Present(info) => {
                 refuse_unless_ours(&info, &want, target, "create")?;
@@ -475,10 +475,11 @@ impl Records {
                         outputs: want.outputs(),
                     });
                 }
+                Some(info)
             }
-            Lookup::Absent => {}
-        }
-        replace(api, target, &want)
+            Lookup::Absent => None,
+        };
+        replace(api, target, &want, found.as_ref())
     }
 
     /// Like [`Records::create`], but an RRset without any fabrik marker is taken over: written
@@ -487,14 +488,17 @@ impl Records {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        match lookup(api, &want.zone, &want.name, &want.rtype)? {
+        let found = match lookup(api, &want.zone, &want.name, &want.rtype)? {
             Lookup::NoZone => return Err(no_zone(&want.zone)),
-            Lookup::Present(info) if info.fabrik_marker().is_some() => {
-                refuse_unless_ours(&info, &want, target, "adopt")?;
+            Lookup::Present(info) => {
+                if info.fabrik_marker().is_some() {
+                    refuse_unless_ours(&info, &want, target, "adopt")?;
+                }
+                Some(info)
             }
-            Lookup::Present(_) | Lookup::Absent => {}
-        }
-        replace(api, target, &want)
+            Lookup::Absent => None,
+        };
+        replace(api, target, &want, found.as_ref())
     }
 
     /// Claims the RRset `id` for this resource (`fabrik import`): its comments get this
@@ -588,13 +592,16 @@ impl Records {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        match lookup(api, &want.zone, &want.name, &want.rtype)? {
+        let found = match lookup(api, &want.zone, &want.name, &want.rtype)? {
             Lookup::NoZone => return Err(no_zone(&want.zone)),
-            Lookup::Present(info) => refuse_unless_ours(&info, &want, target, "update")?,
+            Lookup::Present(info) => {
+                refuse_unless_ours(&info, &want, target, "update")?;
+                Some(info)
+            }
             // Gone behind fabrik's back: writing it again is the update.
-            Lookup::Absent => {}
-        }
-        replace(api, target, &want)
+            Lookup::Absent => None,
+        };
+        replace(api, target, &want, found.as_ref())
     }
 
     /// Deletes the RRset if it carries this resource's marker; anything else is left alone.
@@ -629,20 +636,34 @@ impl Records {
     }
 }
 
-/// Writes the whole RRset with this resource's marker.
-fn replace(api: &Api, target: Target<'_>, want: &RRset) -> Result<Applied> {
+/// Writes the whole RRset with this resource's marker. The comments `found` on it that are not
+/// fabrik markers stay as they were: a note someone left on an RRset that was imported or
+/// adopted is not fabrik's to drop.
+fn replace(
+    api: &Api,
+    target: Target<'_>,
+    want: &RRset,
+    found: Option<&RRsetInfo>,
+) -> Result<Applied> {
     let records: Vec<Value> = want
         .records
         .iter()
         .map(|c| json!({"content": c, "disabled": false}))
         .collect();
+    let mut comments: Vec<Value> = found
+        .into_iter()
+        .flat_map(|info| &info.comments)
+        .filter(|c| !c.content.starts_with("fabrik:"))
+        .map(|c| serde_json::to_value(c).expect("comments serialize"))
+        .collect();
+    comments.push(json!({"content": target.marker(), "account": "fabrik"}));
     let body = json!({"rrsets": [{
         "name": want.name,
         "type": want.rtype,
         "ttl": want.ttl,
         "changetype": "REPLACE",
         "records": records,
-        "comments": [{"content": target.marker(), "account": "fabrik"}],
+        "comments": comments,
     }]});
     match api.patch(&zone_path(&want.zone), &body) {
         Ok(_) => Ok(Applied {

@@ -109,13 +109,26 @@ fn import_stamps_the_marker_and_changes_nothing_else() {
     comments.sort_by_key(key);
     assert_eq!(now, comments);
 
-    // Now it is the resource's: find claims it, and its delete removes it.
+    // Now it is the resource's: find claims it, an update makes it as the spec says (their
+    // comment still kept), and its delete removes it.
     let spec_now = attrs(json!({
         "zone": ZONE, "name": "www", "type": "A",
         "records": ["198.51.100.1", "198.51.100.2"], "ttl": 600,
     }));
     assert_eq!(client.find(t, &spec_now).unwrap().unwrap().id, ID);
-    client.delete(t, ID, &spec_now).unwrap();
+    client.update(t, ID, &spec_now, &spec()).unwrap();
+    let updated = raw_rrset(&pdns, "www.claimed.test.", "A");
+    assert_eq!(updated["ttl"], 300);
+    assert_eq!(
+        updated["records"],
+        json!([{"content": "192.0.2.1", "disabled": false}])
+    );
+    let mut kept = updated["comments"].as_array().unwrap().clone();
+    kept.sort_by_key(key);
+    assert_eq!(kept.len(), 2, "{updated}");
+    assert_eq!(kept[1], comments[1], "their comment, exactly: {updated}");
+    assert_eq!(kept[0]["content"], "fabrik:pdns-test/web");
+    client.delete(t, ID, &spec()).unwrap();
     assert_eq!(raw_rrset(&pdns, "www.claimed.test.", "A"), Value::Null);
 }
 
