@@ -194,7 +194,7 @@ fn an_rrset_another_resource_manages_is_not_imported() {
     ----- stdout -----
 
     ----- stderr -----
-    error: cannot import `www` (example.test./www.example.test./A): cannot import RRset www.example.test. A: it is managed by fabrik as `fabrik:dns-owner/www`, not `fabrik:dns-taker/www`; fabrik never takes an object from another resource. Forget it there first (`fabrik state rm` in that stack), then remove its marker comment
+    error: cannot import `www` (example.test./www.example.test./A): RRset www.example.test. A is managed by fabrik as `fabrik:dns-owner/www`, not `fabrik:dns-taker/www`; fabrik never takes an object from another resource. To move it here, forget it there first (`fabrik state rm` in that stack), then remove its marker comment
     ");
     assert_eq!(
         pdns.rrset("example.test.", "www.example.test.", "A"),
@@ -422,4 +422,73 @@ fn an_interrupted_import_is_settled_by_the_next_run() {
     assert_eq!(plan.code, 0, "{plan}");
     case.expect(["destroy", "--yes"], 0);
     assert!(!pdns.zone_exists("example.test."));
+}
+
+/// A value that comes from a secret is recorded by its keyed hash, never as text, and still
+/// compares equal to the spec's: an import of what the spec says plans no change.
+#[test]
+fn an_imported_secret_value_is_stored_by_its_hash_and_plans_no_change() {
+    let pdns = Pdns::start();
+    pdns.raw_zone("example.test.");
+    pdns.raw_rrset(
+        "example.test.",
+        "_verify.example.test.",
+        "TXT",
+        300,
+        &["\"token-4f1c9a77e2\""],
+    );
+    let case = Case::new()
+        .spec(&format!(
+            r#"
+            stack: dns-secret
+            providers:
+              powerdns: {{ url: "{}", api_key: "${{secret.PDNS_API_KEY}}" }}
+            secrets:
+              PDNS_API_KEY: {{}}
+              VERIFY_TOKEN: {{}}
+            resources:
+              verify:
+                type: powerdns.record
+                with: {{ zone: example.test, name: _verify, type: TXT, records: ["${{secret.VERIFY_TOKEN}}"] }}
+            "#,
+            pdns.url()
+        ))
+        .env("PDNS_API_KEY", KEY)
+        .env("VERIFY_TOKEN", "token-4f1c9a77e2");
+    case.expect(
+        [
+            "import",
+            "verify",
+            "example.test./_verify.example.test./TXT",
+        ],
+        0,
+    );
+    for (path, bytes) in case.state_files() {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("4f1c9a77e2"),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+
+    // Another value behind the same secret is a change, shown without either value.
+    let rotated = case
+        .args(["plan", "--detailed-exitcode"])
+        .env("VERIFY_TOKEN", "token-rotated")
+        .run();
+    fabrik_snapshot!(case, rotated, @"
+    exit code: 2
+    ----- stdout -----
+    fabrik will make these changes to stack `dns-secret`:
+
+      ~ verify (powerdns.record)
+          ~ records: (sensitive value changed)
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+    ----- stderr -----
+    ");
+    case.expect(["destroy", "--yes"], 0);
 }

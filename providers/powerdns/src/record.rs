@@ -553,10 +553,10 @@ impl Records {
                 return Err(Error::new(
                     ErrorKind::Conflict,
                     format!(
-                        "cannot import RRset {name} {rtype}: it is managed by fabrik as \
-                         `{other}`, not `{marker}`; fabrik never takes an object from another \
-                         resource. Forget it there first (`fabrik state rm` in that stack), \
-                         then remove its marker comment"
+                        "RRset {name} {rtype} is managed by fabrik as `{other}`, not \
+                         `{marker}`; fabrik never takes an object from another resource. To \
+                         move it here, forget it there first (`fabrik state rm` in that \
+                         stack), then remove its marker comment"
                     ),
                 ));
             }
