@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use fabrik_provider::{Attributes, Found, Target};
+use fabrik_provider::{Attributes, ErrorKind, Found, Target};
 
 use crate::error::Error;
 use crate::executor::Clients;
@@ -170,16 +170,17 @@ pub fn recover(state: &State, registry: &Registry, clients: &Clients) -> Result<
                 let object = intent.object.as_deref().unwrap_or_default();
                 // The import was asked for; whether it happened shows in whether the object
                 // carries this resource's marker: `find`, given the object's own inputs, says.
-                let claimed = match client
-                    .read(target, object, &intent.inputs)
+                let claimed = match unclaimable_is_none(client.read(target, object, &intent.inputs))
                     .map_err(failed)?
                 {
-                    Some(seen) => {
+                    // The import refuses an object that is not the one the spec describes; it
+                    // may have been killed before it could say so.
+                    Some(seen) if !names_another_object(registry, intent, &seen.inputs) => {
                         let mut probe = intent.inputs.clone();
                         probe.extend(seen.inputs);
-                        client.find(target, &probe).map_err(failed)?
+                        unclaimable_is_none(client.find(target, &probe)).map_err(failed)?
                     }
-                    None => None,
+                    _ => None,
                 };
                 match claimed {
                     Some(found) if !now.resources.contains_key(&intent.name) => {
@@ -244,6 +245,33 @@ fn adopted(
         unverified: true,
         deposed,
     }
+}
+
+/// A lookup for an interrupted import, where an id the provider cannot look up (malformed, or
+/// naming nothing) is an answer: the import could not have claimed anything either. Settling
+/// the intent on it, rather than failing, keeps one bad id from stopping every later run.
+fn unclaimable_is_none<T>(
+    result: fabrik_provider::Result<Option<T>>,
+) -> fabrik_provider::Result<Option<T>> {
+    match result {
+        Err(e) if matches!(e.kind, ErrorKind::InvalidInput | ErrorKind::NotFound) => Ok(None),
+        other => other,
+    }
+}
+
+/// Whether a field that forces a new object differs between what `intent` was given and what
+/// the object has (a read gives each field in the spelling it was given where it means the
+/// same): then the object is not the one the resource describes.
+fn names_another_object(registry: &Registry, intent: &Intent, observed: &Attributes) -> bool {
+    let Some(ty) = registry.resource_type(&intent.type_name) else {
+        return false;
+    };
+    ty.fields.iter().filter(|f| f.force_new).any(|f| {
+        intent.inputs.get(f.name).is_some_and(|given| {
+            !crate::secrets::is_masked(given)
+                && observed.get(f.name).is_some_and(|seen| seen != given)
+        })
+    })
 }
 
 /// The state of an object claimed by an import: as the provider sees it now, in normal form

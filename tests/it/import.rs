@@ -375,28 +375,43 @@ fn an_interrupted_import_is_settled_by_the_next_run() {
     let case = Case::new()
         .spec(&zone_and_www("dns-killed", &pdns))
         .env("PDNS_API_KEY", KEY);
-    let open_intent = || {
-        let record = json!({
-            "serial": 1, "op": "intent", "intent": 1,
-            "call": {
-                "name": "www", "type": "powerdns.record", "action": "import", "object": ID,
-                "inputs": {"zone": "example.test.", "name": "www", "type": "A", "records": ["192.0.2.10"], "ttl": 60},
-                "dependencies": ["zone"],
-            },
-        });
-        case.write(".fabrik/dns-killed.journal", format!("{record}\n"));
+    let www_intent = json!({
+        "name": "www", "type": "powerdns.record", "action": "import", "object": ID,
+        "inputs": {"zone": "example.test.", "name": "www", "type": "A", "records": ["192.0.2.10"], "ttl": 60},
+        "dependencies": ["zone"],
+    });
+    let open_intents = |calls: &[serde_json::Value]| {
+        let mut journal = String::new();
+        for (i, call) in calls.iter().enumerate() {
+            let record = json!({"serial": 1, "op": "intent", "intent": i + 1, "call": call});
+            journal.push_str(&format!("{record}\n"));
+        }
+        case.write(".fabrik/dns-killed.journal", journal);
     };
 
-    // Killed before the marker landed: nothing to record.
-    open_intent();
+    // Killed before anything landed: nothing to record. Nor for an id the provider cannot
+    // look up, or one that names another zone than the spec's (the import refuses both, but
+    // may have been killed before it could).
+    pdns.raw_zone("other.test.");
+    open_intents(&[
+        www_intent.clone(),
+        json!({
+            "name": "www", "type": "powerdns.record", "action": "import", "object": "nonsense",
+            "inputs": {"zone": "example.test.", "name": "www", "type": "A"},
+        }),
+        json!({
+            "name": "zone", "type": "powerdns.zone", "action": "import", "object": "other.test.",
+            "inputs": {"name": "example.test.", "kind": "Native", "nameservers": ["ns1.example.test."]},
+        }),
+    ]);
     let plan = case.run(["plan"]);
     assert_eq!(plan.code, 0, "{plan}");
-    assert!(
-        plan.stderr.contains(
-            "www: its interrupted import did not claim example.test./www.example.test./A"
-        ),
-        "{plan}"
-    );
+    fabrik_snapshot!(case, plan.stderr, @"
+    Recovered from an interrupted run:
+      www: its interrupted import did not claim example.test./www.example.test./A; run `fabrik import` again to import it
+      www: its interrupted import did not claim nonsense; run `fabrik import` again to import it
+      zone: its interrupted import did not claim other.test.; run `fabrik import` again to import it
+    ");
 
     // Killed after it landed: the RRset is the resource's, and the next run records it.
     let (status, body) = pdns.raw(
@@ -408,7 +423,7 @@ fn an_interrupted_import_is_settled_by_the_next_run() {
         }]})),
     );
     assert_eq!(status, 204, "{body}");
-    open_intent();
+    open_intents(&[www_intent]);
     let out = case.run(["import", "zone", "example.test."]);
     assert_eq!(out.code, 0, "{out}");
     assert!(
