@@ -313,6 +313,13 @@ fn a_name_already_managed_is_refused_and_nothing_changes() {
     ");
     assert_eq!(case.state("dns-twice"), state);
     assert!(!case.exists(".fabrik/dns-twice.journal"));
+
+    // Forgotten, it is taken back as the message says: it still carries the marker.
+    case.expect(["state", "rm", "www"], 0);
+    case.expect(["import", "www", ID], 0);
+    assert_eq!(case.state("dns-twice")["resources"], state["resources"]);
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
     case.expect(["destroy", "--yes"], 0);
 }
 

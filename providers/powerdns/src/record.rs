@@ -885,6 +885,47 @@ mod tests {
     }
 
     #[test]
+    fn import_ids_are_read_in_any_spelling_of_the_printed_one() {
+        let www = Some((
+            "example.test.".to_string(),
+            "www.example.test.".to_string(),
+            "A".to_string(),
+        ));
+        for id in [
+            "example.test./www.example.test./A",
+            "Example.Test/WWW.example.test/a",
+            "example.test./www/A",
+            " example.test./www.example.test./A ",
+        ] {
+            assert_eq!(import_id(id).ok(), www, "{id}");
+        }
+        assert_eq!(
+            import_id("example.test./@/MX").unwrap().1,
+            "example.test.",
+            "the apex"
+        );
+        assert_eq!(
+            import_id("0/26.2.0.192.in-addr.arpa./1.0/26.2.0.192.in-addr.arpa./PTR").unwrap(),
+            (
+                "0/26.2.0.192.in-addr.arpa.".to_string(),
+                "1.0/26.2.0.192.in-addr.arpa.".to_string(),
+                "PTR".to_string()
+            )
+        );
+        for bad in [
+            "",
+            "www",
+            "example.test./A",
+            "/www.example.test./A",
+            "example.test./www.other.test./A",
+            "example.test./www/A B",
+        ] {
+            let err = import_id(bad).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidInput, "{bad}");
+        }
+    }
+
+    #[test]
     fn validation() {
         let bad = [
             json!({"type": "A", "records": ["192.0.2.300"]}),
