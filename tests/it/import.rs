@@ -336,7 +336,7 @@ fn an_unknown_id_is_not_found_and_nothing_is_recorded() {
     ----- stdout -----
 
     ----- stderr -----
-    error: cannot import `www` (example.test./www.example.test./A): there is no RRset www.example.test. A in zone example.test. to import (ids are `<zone>/<name>/<type>`, as `fabrik plan` or a failed apply prints them)
+    error: cannot import `www` (example.test./www.example.test./A): there is no RRset www.example.test. A in zone example.test. to import (ids are `<zone>/<name>/<type>`, as a failed apply prints them)
     ");
     assert!(case.tracked("dns-missing").is_empty());
     assert!(

@@ -528,7 +528,7 @@ impl Records {
                 ErrorKind::NotFound,
                 format!(
                     "there is no RRset {name} {rtype} in zone {zone} to import (ids are \
-                     `<zone>/<name>/<type>`, as `fabrik plan` or a failed apply prints them)"
+                     `<zone>/<name>/<type>`, as a failed apply prints them)"
                 ),
             )
         };
