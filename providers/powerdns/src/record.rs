@@ -685,22 +685,24 @@ fn refuse_unless_ours(
     if info.carries(&marker) {
         return Ok(());
     }
-    let whose = match info.fabrik_marker() {
-        Some(other) => format!("it is managed by fabrik as `{other}`, not `{marker}`"),
-        None => format!("it is not managed by fabrik (its comments carry no `{marker}` marker)"),
-    };
-    Err(Error::new(
-        ErrorKind::Conflict,
-        format!(
-            "cannot {doing} RRset {} {}: it already exists and {whose}; fabrik never overwrites \
-             it. To manage it with fabrik, import it (`fabrik import {} {}`); otherwise \
-             remove it or choose another name",
-            want.name,
-            want.rtype,
+    let (name, rtype) = (&want.name, &want.rtype);
+    let message = match info.fabrik_marker() {
+        // An import would be refused too: the way out is on the other resource's side.
+        Some(other) => format!(
+            "cannot {doing} RRset {name} {rtype}: it already exists and it is managed by fabrik \
+             as `{other}`, not `{marker}`; fabrik never takes it from another resource. Remove \
+             it from that resource's spec, or choose another name"
+        ),
+        None => format!(
+            "cannot {doing} RRset {name} {rtype}: it already exists and it is not managed by \
+             fabrik (its comments carry no `{marker}` marker); fabrik never overwrites it. To \
+             manage it with fabrik, import it (`fabrik import {} {}`); otherwise remove it or \
+             choose another name",
             target.name,
             want.id(),
         ),
-    ))
+    };
+    Err(Error::new(ErrorKind::Conflict, message))
 }
 
 /// The RRset an import id names: `<zone>/<name>/<type>` as [`identity_id`] writes it, in any

@@ -182,6 +182,10 @@ fn import_never_takes_another_resources_rrset() {
         err.message
     );
     assert_eq!(raw_rrset(&pdns, "www.claimed.test.", "A"), before);
+    // Nor does a create in its way suggest an import that would be refused.
+    let err = client.create(record_target("second"), &spec()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    assert!(!err.message.contains("fabrik import"), "{}", err.message);
 }
 
 #[test]
