@@ -36,6 +36,12 @@ pub enum Command {
     /// Inspect or forget tracked resources.
     #[command(subcommand)]
     State(StateCommand),
+    /// Take an object that already exists into the state as a resource of the spec.
+    ///
+    /// The object keeps everything it has: fabrik only stamps its ownership marker where the
+    /// provider has one (a PowerDNS RRset's comment), and refuses an object another resource
+    /// manages. Run `fabrik plan` afterwards to see how the object differs from the spec.
+    Import(ImportArgs),
     /// Outputs of applied resources.
     Output(OutputArgs),
     /// Each declared secret and where its value comes from (never the value).
@@ -109,6 +115,28 @@ pub struct DestroyArgs {
     pub stack: Option<String>,
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub parallelism: u16,
+}
+
+/// `[SPEC] NAME ID`: clap cannot have an optional positional before two required ones, so the
+/// values are taken together and told apart by their count (`commands::import`). The help
+/// describes them by hand, in the place clap would.
+#[derive(Debug, Args)]
+#[command(
+    override_usage = "fabrik import [OPTIONS] [SPEC] NAME ID",
+    help_template = "{about-with-newline}\n{usage-heading} {usage}\n\n\
+        Arguments:\n  \
+        [SPEC]  The spec file [default: fabrik.yaml]\n  \
+        NAME    The resource of the spec that is to manage the object\n  \
+        ID      The object's id in its provider, as fabrik prints it: for a PowerDNS RRset\n          \
+                <zone>/<name>/<type>, for a zone its name\n\n\
+        {all-args}{after-help}",
+    after_help = "Examples:\n  \
+        fabrik import www example.com./www.example.com./A\n  \
+        fabrik import stacks/dns.yaml zone example.com."
+)]
+pub struct ImportArgs {
+    #[arg(hide = true, value_name = "ARGS")]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

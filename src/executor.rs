@@ -308,7 +308,7 @@ impl Executor<'_> {
 /// The provider configurations as the state keeps them, so that `destroy` works with the spec
 /// gone: a field that uses a secret is kept as written (`${secret.KEY}`) and resolved again from
 /// the environment or `.env` when needed; its value is never stored.
-fn provider_configs(spec: &Spec, secrets: &Secrets) -> BTreeMap<String, Attributes> {
+pub(crate) fn provider_configs(spec: &Spec, secrets: &Secrets) -> BTreeMap<String, Attributes> {
     spec.providers
         .iter()
         .map(|p| {

@@ -1,16 +1,19 @@
 //! Recovery from a run that died mid-call. Every provider call is announced in the journal
 //! before it starts; an announcement with no recorded outcome means the run died during that
 //! call. Each such object is looked up under its identity: one that exists is adopted into the
-//! state, one that does not is forgotten. Nothing is ever created twice.
+//! state, one that does not is forgotten. Nothing is ever created twice. An interrupted
+//! `fabrik import` is settled the same way: an object that carries the resource's marker was
+//! claimed and goes into the state; one that does not was left as it was.
 
 use std::collections::BTreeSet;
 
-use fabrik_provider::{Attributes, Target};
+use fabrik_provider::{Attributes, ErrorKind, Found, Target};
 
 use crate::error::Error;
 use crate::executor::Clients;
 use crate::hash;
 use crate::registry::Registry;
+use crate::secrets::Secrets;
 use crate::state::journal::Change;
 use crate::state::{Intent, IntentAction, ResourceState, State};
 
@@ -163,6 +166,43 @@ pub fn recover(state: &State, registry: &Registry, clients: &Clients) -> Result<
                     }
                 }
             }
+            IntentAction::Import => {
+                let object = intent.object.as_deref().unwrap_or_default();
+                // The import was asked for; whether it happened shows in whether the object
+                // carries this resource's marker: `find`, given the object's own inputs, says.
+                let claimed = match unclaimable_is_none(client.read(target, object, &intent.inputs))
+                    .map_err(failed)?
+                {
+                    // The import refuses an object that is not the one the spec describes; it
+                    // may have been killed before it could say so.
+                    Some(seen) if !names_another_object(registry, intent, &seen.inputs) => {
+                        let mut probe = intent.inputs.clone();
+                        probe.extend(seen.inputs);
+                        unclaimable_is_none(client.find(target, &probe)).map_err(failed)?
+                    }
+                    _ => None,
+                };
+                match claimed {
+                    Some(found) if !now.resources.contains_key(&intent.name) => {
+                        let resource = imported(registry, intent, found, None);
+                        recovery.adopted.insert(intent.name.clone());
+                        recovery.lines.push(format!(
+                            "{}: imported {} (its import was interrupted)",
+                            intent.name, resource.id
+                        ));
+                        changes.push(Change::Put {
+                            name: intent.name.clone(),
+                            resource: Box::new(resource),
+                        });
+                    }
+                    Some(_) => {}
+                    None => recovery.lines.push(format!(
+                        "{}: its interrupted import did not claim {object}; run `fabrik import` \
+                         again to import it",
+                        intent.name
+                    )),
+                }
+            }
         }
         changes.push(Change::Settled { intent: id });
         for change in &changes {
@@ -204,5 +244,85 @@ fn adopted(
         // Its gates, if any, never ran.
         unverified: true,
         deposed,
+    }
+}
+
+/// A lookup for an interrupted import, where an id the provider cannot look up (malformed, or
+/// naming nothing) is an answer: the import could not have claimed anything either. Settling
+/// the intent on it, rather than failing, keeps one bad id from stopping every later run.
+fn unclaimable_is_none<T>(
+    result: fabrik_provider::Result<Option<T>>,
+) -> fabrik_provider::Result<Option<T>> {
+    match result {
+        Err(e) if matches!(e.kind, ErrorKind::InvalidInput | ErrorKind::NotFound) => Ok(None),
+        other => other,
+    }
+}
+
+/// Whether a field that forces a new object differs between what `intent` was given and what
+/// the object has (a read gives each field in the spelling it was given where it means the
+/// same): then the object is not the one the resource describes.
+fn names_another_object(registry: &Registry, intent: &Intent, observed: &Attributes) -> bool {
+    let Some(ty) = registry.resource_type(&intent.type_name) else {
+        return false;
+    };
+    ty.fields.iter().filter(|f| f.force_new).any(|f| {
+        intent.inputs.get(f.name).is_some_and(|given| {
+            !crate::secrets::is_masked(given)
+                && observed.get(f.name).is_some_and(|seen| seen != given)
+        })
+    })
+}
+
+/// The state of an object claimed by an import: as the provider sees it now, in normal form
+/// and hashed as a plan hashes the spec, so the next plan shows exactly how it differs from the
+/// spec. Sensitive values read back are stored by their keyed hash when `secrets` holds the
+/// stack's key; without it (recovery) they are left out, and the next apply writes the spec's
+/// values.
+pub fn imported(
+    registry: &Registry,
+    intent: &Intent,
+    found: Found,
+    secrets: Option<&Secrets>,
+) -> ResourceState {
+    let sensitive = |k: &String| intent.sensitive.contains(k);
+    let observed: Attributes = match secrets {
+        Some(_) => found.observed.inputs,
+        None => found
+            .observed
+            .inputs
+            .into_iter()
+            .filter(|(k, _)| !sensitive(k))
+            .collect(),
+    };
+    let mut inputs = registry
+        .provider_of(&intent.type_name)
+        .and_then(|p| registry.provider(p))
+        .and_then(|p| p.normalize(&intent.type_name, &observed).ok())
+        .unwrap_or(observed);
+    if let Some(secrets) = secrets {
+        for (_, value) in inputs.iter_mut().filter(|(k, _)| sensitive(k)) {
+            if !crate::secrets::is_masked(value) {
+                *value = serde_json::Value::String(secrets.mask(value));
+            }
+        }
+    }
+    // A provider may echo a secret in an output; the state never keeps it.
+    let mut outputs = serde_json::Value::Object(found.observed.outputs);
+    crate::secrets::redact_value(&mut outputs);
+    let serde_json::Value::Object(outputs) = outputs else {
+        unreachable!("an object stays an object")
+    };
+    ResourceState {
+        type_name: intent.type_name.clone(),
+        id: found.id,
+        spec_hash: hash::spec_hash(&intent.type_name, &inputs),
+        inputs,
+        outputs,
+        dependencies: intent.dependencies.clone(),
+        protect: false,
+        // fabrik changed nothing of it, so there is no change of its for gates to check.
+        unverified: false,
+        deposed: Vec::new(),
     }
 }

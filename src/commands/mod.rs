@@ -4,6 +4,7 @@
 mod apply;
 mod destroy;
 mod graph;
+mod import;
 mod output;
 mod plan;
 mod secrets;
@@ -54,6 +55,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Show(args) => show::run(&globals, args),
         Command::Graph(args) => graph::run(&globals, args),
         Command::State(cmd) => state::run(&globals, cmd),
+        Command::Import(args) => import::run(&globals, args),
         Command::Output(args) => output::run(&globals, args),
         Command::Secrets(args) => secrets::run(&globals, args),
         Command::Unlock(args) => unlock::run(&globals, args),
@@ -413,7 +415,7 @@ pub fn obstacles(
             if let Some(message) = message {
                 found.push(crate::source::Diagnostic::new(
                     resource.loc,
-                    format!("`{}` cannot be created: {message}", resource.name),
+                    format!("`{}`: {message}", resource.name),
                 ));
             }
         }

@@ -51,12 +51,13 @@ pub struct Intent {
     #[serde(rename = "type")]
     pub type_name: String,
     pub action: IntentAction,
-    /// The object's id, for an update or a delete.
+    /// The object's id, for an update, a delete or an import.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
-    /// The inputs the call is given (for a delete: the object's recorded inputs).
+    /// The inputs the call is given (for a delete: the object's recorded inputs; for an import:
+    /// the spec's inputs known at the time, which only help the provider locate the object).
     pub inputs: Attributes,
-    /// For a create: what the resource needs, as the state would record it.
+    /// For a create or an import: what the resource needs, as the state would record it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<String>,
     /// For a create that replaces an object which stays until its deferred delete.
@@ -74,6 +75,8 @@ pub enum IntentAction {
     Create,
     Update,
     Delete,
+    /// `fabrik import`: an existing object is claimed (its marker stamped) for a resource.
+    Import,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ mod exit_codes;
 mod fixtures;
 mod gates;
 mod graph;
+mod import;
 mod lifecycle;
 mod live;
 mod lock;

@@ -5,7 +5,7 @@
 
 #[allow(dead_code)]
 #[path = "../../providers/powerdns/tests/pdns/harness.rs"]
-mod harness_pdns;
+pub(crate) mod harness_pdns;
 
 use harness_pdns::{KEY, Pdns};
 
@@ -13,7 +13,7 @@ use crate::harness::Case;
 
 /// A spec of `stack` on `pdns`: the provider block and its API key secret, then `body` (the
 /// `resources:` and anything after, written indented as in a test).
-fn stack_spec(stack: &str, pdns: &Pdns, body: &str) -> String {
+pub(crate) fn stack_spec(stack: &str, pdns: &Pdns, body: &str) -> String {
     format!(
         "stack: {stack}\nproviders:\n  powerdns: {{ url: \"{}\", api_key: \"${{secret.PDNS_API_KEY}}\" }}\nsecrets:\n  PDNS_API_KEY: {{}}\n{}",
         pdns.url(),
@@ -163,7 +163,10 @@ fn an_unowned_rrset_in_the_way_stops_the_plan_and_is_left_untouched() {
             out.stderr.contains("fabrik.yaml:10:3"),
             "located at the resource: {out}"
         );
-        assert!(out.stderr.contains("`www` cannot be created"), "{out}");
+        assert!(
+            out.stderr.contains("error: `www`: cannot create RRset"),
+            "{out}"
+        );
         assert!(out.stderr.contains("not managed by fabrik"), "{out}");
         assert!(
             out.stderr

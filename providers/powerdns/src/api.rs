@@ -12,7 +12,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use fabrik_provider::{Error, ErrorKind, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use ureq::Agent;
 
 /// A connection that takes longer than this to open is not going to open.
@@ -510,9 +510,16 @@ pub struct RecordInfo {
     pub disabled: bool,
 }
 
-#[derive(Debug, Deserialize)]
+/// A comment as PowerDNS keeps it. All of its fields are read so that a write which must keep
+/// the comments it found (an import stamping its marker) can send them back unchanged.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct CommentInfo {
     pub content: String,
+    #[serde(default)]
+    pub account: String,
+    /// Seconds since the epoch; PowerDNS sets it to now when a comment is written without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_at: Option<u64>,
 }
 
 impl RRsetInfo {

@@ -1,9 +1,11 @@
 //! The `powerdns` provider: zones and RRsets in a PowerDNS Authoritative server (4.7 and
 //! later), through its HTTP API.
 //!
-//! - [`zone`]: `powerdns.zone`, one zone. An existing zone is never taken over by a create.
+//! - [`zone`]: `powerdns.zone`, one zone. An existing zone is never taken over by a create,
+//!   only by `adopt: true` or `fabrik import`.
 //! - [`record`]: `powerdns.record`, one RRset, owned through a `fabrik:<stack>/<resource>`
-//!   comment; an RRset without it is never written or deleted.
+//!   comment; an RRset without it is never written or deleted until `adopt: true` or
+//!   `fabrik import` stamps it.
 //! - [`normal`]: the normal forms names and contents are compared in, so that two spellings of
 //!   one thing never show as a change.
 //! - `api`: the HTTP client (timeouts, retries with backoff and jitter, `Retry-After`, error
@@ -146,7 +148,7 @@ impl Client for PowerDnsClient {
 
     fn create(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
         match target.type_name {
-            ZONE_TYPE => zone::create(&self.api, inputs),
+            ZONE_TYPE => zone::create(&self.api, target, inputs),
             RECORD_TYPE => self.records.create(&self.api, target, inputs),
             other => Err(unknown_type(other)),
         }
@@ -154,7 +156,7 @@ impl Client for PowerDnsClient {
 
     fn adopt(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
         match target.type_name {
-            ZONE_TYPE => zone::adopt(&self.api, inputs),
+            ZONE_TYPE => zone::adopt(&self.api, target, inputs),
             RECORD_TYPE => self.records.adopt(&self.api, target, inputs),
             other => Err(unknown_type(other)),
         }
@@ -193,6 +195,14 @@ impl Client for PowerDnsClient {
         }
     }
 
+    fn import(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Found> {
+        match target.type_name {
+            ZONE_TYPE => zone::import(&self.api, target, id, inputs),
+            RECORD_TYPE => self.records.import(&self.api, target, id, inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+
     /// Records batch by zone: one zone read and one atomic PATCH for all of them.
     fn batch_key(&self, target: Target<'_>, inputs: &Attributes) -> Option<String> {
         match target.type_name {
@@ -225,7 +235,7 @@ impl Client for PowerDnsClient {
         for i in others {
             let item = creations[i];
             results[i] = Some(match item.target.type_name {
-                ZONE_TYPE => zone::obstacle(&self.api, item.inputs),
+                ZONE_TYPE => zone::obstacle(&self.api, item.target, item.inputs),
                 other => Err(unknown_type(other)),
             });
         }

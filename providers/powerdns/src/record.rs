@@ -2,7 +2,8 @@
 //!
 //! The ownership marker `fabrik:<stack>/<resource>` goes in the RRset's comments. An RRset
 //! without this resource's marker is never written or deleted: a create that finds one stops
-//! with a conflict, and a delete leaves it as it is.
+//! with a conflict, and a delete leaves it as it is. `fabrik import` claims one on purpose: it
+//! adds the marker to the RRset's comments and changes nothing else.
 //!
 //! PowerDNS 4.7 answers a filtered read (`?rrset_name=&rrset_type=`) with the RRset asked for
 //! plus a comment-only entry (`records: []`) for every commented RRset of the zone; entries
@@ -465,7 +466,7 @@ impl Records {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        match lookup(api, &want.zone, &want.name, &want.rtype)? {
+        let found = match lookup(api, &want.zone, &want.name, &want.rtype)? {
             Lookup::NoZone => return Err(no_zone(&want.zone)),
             Lookup::Present(info) => {
                 refuse_unless_ours(&info, &want, target, "create")?;
@@ -476,10 +477,11 @@ impl Records {
                         outputs: want.outputs(),
                     });
                 }
+                Some(info)
             }
-            Lookup::Absent => {}
-        }
-        replace(api, target, &want)
+            Lookup::Absent => None,
+        };
+        replace(api, target, &want, found.as_ref())
     }
 
     /// Like [`Records::create`], but an RRset without any fabrik marker is taken over: written
@@ -488,27 +490,120 @@ impl Records {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        match lookup(api, &want.zone, &want.name, &want.rtype)? {
+        let found = match lookup(api, &want.zone, &want.name, &want.rtype)? {
             Lookup::NoZone => return Err(no_zone(&want.zone)),
-            Lookup::Present(info) if info.fabrik_marker().is_some() => {
-                refuse_unless_ours(&info, &want, target, "adopt")?;
+            Lookup::Present(info) => {
+                if info.fabrik_marker().is_some() {
+                    refuse_unless_ours(&info, &want, target, "adopt")?;
+                }
+                Some(info)
             }
-            Lookup::Present(_) | Lookup::Absent => {}
-        }
-        replace(api, target, &want)
+            Lookup::Absent => None,
+        };
+        replace(api, target, &want, found.as_ref())
+    }
+
+    /// Claims the RRset `id` for this resource (`fabrik import`): its comments get this
+    /// resource's marker beside the ones they had; its records and TTL stay exactly as they
+    /// are. One that carries the marker already is returned as it is, so a repeated import
+    /// (or one finished by recovery) changes nothing. Returns the RRset as read after the
+    /// marker landed, its inputs in the spelling of `inputs` where that means the same.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for an id that is not `<zone>/<name>/<type>`, one that names
+    /// another RRset than the spec's (importing it would make the next apply replace it), or
+    /// an RRset fabrik cannot manage; [`ErrorKind::NotFound`] when there is no such RRset;
+    /// [`ErrorKind::Conflict`] when another resource's marker is on it.
+    pub fn import(
+        &self,
+        api: &Api,
+        target: Target<'_>,
+        id: &str,
+        inputs: &Attributes,
+    ) -> Result<Found> {
+        let (zone, name, rtype) = import_id(id)?;
+        same_rrset_as_spec(inputs, &zone, &name, &rtype, target)?;
+        let lock = self.zone_lock(&zone);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let missing = || {
+            Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "there is no RRset {name} {rtype} in zone {zone} to import (ids are \
+                     `<zone>/<name>/<type>`, as a failed apply prints them)"
+                ),
+            )
+        };
+        let info = match lookup(api, &zone, &name, &rtype)? {
+            Lookup::NoZone => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "zone {zone} does not exist in PowerDNS, so there is no RRset {name} \
+                         {rtype} to import"
+                    ),
+                ));
+            }
+            Lookup::Absent => return Err(missing()),
+            Lookup::Present(info) => info,
+        };
+        let marker = target.marker();
+        let info = if info.carries(&marker) {
+            info
+        } else {
+            if let Some(other) = info.fabrik_marker() {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "RRset {name} {rtype} is managed by fabrik as `{other}`, not \
+                         `{marker}`; fabrik never takes an object from another resource. To \
+                         move it here, forget it there first (`fabrik state rm` in that \
+                         stack), then remove its marker comment"
+                    ),
+                ));
+            }
+            manageable(&zone, &info)?;
+            stamp(api, &zone, &info, &marker)?;
+            // Read again: what is returned is the RRset as it is now, marker included.
+            match lookup(api, &zone, &name, &rtype)? {
+                Lookup::Present(now) if now.carries(&marker) => now,
+                Lookup::Present(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Fatal,
+                        format!(
+                            "PowerDNS accepted the marker `{marker}` for RRset {name} {rtype} \
+                             but does not show it"
+                        ),
+                    ));
+                }
+                Lookup::NoZone => return Err(no_zone(&zone)),
+                Lookup::Absent => return Err(missing()),
+            }
+        };
+        let server = server_rrset(&zone, &info);
+        Ok(Found {
+            id: identity_id(&zone, &name, &rtype),
+            observed: Observed {
+                inputs: observed_inputs(&server, &info, inputs),
+                outputs: server.outputs(),
+            },
+        })
     }
 
     pub fn update(&self, api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        match lookup(api, &want.zone, &want.name, &want.rtype)? {
+        let found = match lookup(api, &want.zone, &want.name, &want.rtype)? {
             Lookup::NoZone => return Err(no_zone(&want.zone)),
-            Lookup::Present(info) => refuse_unless_ours(&info, &want, target, "update")?,
+            Lookup::Present(info) => {
+                refuse_unless_ours(&info, &want, target, "update")?;
+                Some(info)
+            }
             // Gone behind fabrik's back: writing it again is the update.
-            Lookup::Absent => {}
-        }
-        replace(api, target, &want)
+            Lookup::Absent => None,
+        };
+        replace(api, target, &want, found.as_ref())
     }
 
     /// Deletes the RRset if it carries this resource's marker; anything else is left alone.
@@ -543,26 +638,40 @@ impl Records {
     }
 }
 
-/// The PATCH entry that writes the whole RRset with this resource's marker.
-fn replace_rrset(target: Target<'_>, want: &RRset) -> Value {
+/// The PATCH entry that writes the whole RRset with this resource's marker. The comments
+/// `found` on it that are not fabrik markers stay as they were: a note someone left on an RRset
+/// that was imported or adopted is not fabrik's to drop.
+fn replace_rrset(target: Target<'_>, want: &RRset, found: Option<&RRsetInfo>) -> Value {
     let records: Vec<Value> = want
         .records
         .iter()
         .map(|c| json!({"content": c, "disabled": false}))
         .collect();
+    let mut comments: Vec<Value> = found
+        .into_iter()
+        .flat_map(|info| &info.comments)
+        .filter(|c| !c.content.starts_with("fabrik:"))
+        .map(|c| serde_json::to_value(c).expect("comments serialize"))
+        .collect();
+    comments.push(json!({"content": target.marker(), "account": "fabrik"}));
     json!({
         "name": want.name,
         "type": want.rtype,
         "ttl": want.ttl,
         "changetype": "REPLACE",
         "records": records,
-        "comments": [{"content": target.marker(), "account": "fabrik"}],
+        "comments": comments,
     })
 }
 
-/// Writes the whole RRset with this resource's marker.
-fn replace(api: &Api, target: Target<'_>, want: &RRset) -> Result<Applied> {
-    let body = json!({ "rrsets": [replace_rrset(target, want)] });
+/// Writes the whole RRset with this resource's marker (see [`replace_rrset`]).
+fn replace(
+    api: &Api,
+    target: Target<'_>,
+    want: &RRset,
+    found: Option<&RRsetInfo>,
+) -> Result<Applied> {
+    let body = json!({ "rrsets": [replace_rrset(target, want, found)] });
     match api.patch(&zone_path(&want.zone), &body) {
         Ok(_) => Ok(Applied {
             id: want.id(),
@@ -583,22 +692,139 @@ fn refuse_unless_ours(
     if info.carries(&marker) {
         return Ok(());
     }
-    let whose = match info.fabrik_marker() {
-        Some(other) => format!("it is managed by fabrik as `{other}`, not `{marker}`"),
-        None => format!("it is not managed by fabrik (its comments carry no `{marker}` marker)"),
-    };
-    Err(Error::new(
-        ErrorKind::Conflict,
-        format!(
-            "cannot {doing} RRset {} {}: it already exists and {whose}; fabrik never overwrites \
-             it. To manage it with fabrik, import it (`fabrik import {} {}`) or set \
-             `adopt: true` on the resource; otherwise remove it or choose another name",
-            want.name,
-            want.rtype,
+    let (name, rtype) = (&want.name, &want.rtype);
+    let message = match info.fabrik_marker() {
+        // An import would be refused too: the way out is on the other resource's side.
+        Some(other) => format!(
+            "cannot {doing} RRset {name} {rtype}: it already exists and it is managed by fabrik \
+             as `{other}`, not `{marker}`; fabrik never takes it from another resource. Remove \
+             it from that resource's spec, or choose another name"
+        ),
+        None => format!(
+            "cannot {doing} RRset {name} {rtype}: it already exists and it is not managed by \
+             fabrik (its comments carry no `{marker}` marker); fabrik never overwrites it. To \
+             manage it with fabrik, import it (`fabrik import {} {}`) or set `adopt: true` on \
+             the resource; otherwise remove it or choose another name",
             target.name,
             want.id(),
         ),
-    ))
+    };
+    Err(Error::new(ErrorKind::Conflict, message))
+}
+
+/// The RRset an import id names: `<zone>/<name>/<type>` as [`identity_id`] writes it, in any
+/// case and with or without trailing dots; the name may also be relative to the zone or `@`.
+fn import_id(id: &str) -> Result<(String, String, String)> {
+    let bad = || {
+        invalid(format!(
+            "{id:?} is not a powerdns.record id: write it as <zone>/<name>/<type>, such as \
+             `example.com./www.example.com./A`"
+        ))
+    };
+    let (rest, rtype) = id.trim().rsplit_once('/').ok_or_else(bad)?;
+    let rtype = normal::record_type(rtype).map_err(|_| bad())?;
+    // Names may hold `/` (RFC 2317 reverse zones): the split is the one where the name lies
+    // in the zone.
+    for (i, _) in rest.match_indices('/') {
+        let (zone, name) = (rest[..i].trim(), &rest[i + 1..]);
+        if zone.is_empty() || normal::check_name(zone).is_err() {
+            continue;
+        }
+        let zone = normal::absolute(zone);
+        if let Ok(name) = normal::owner(name, &zone)
+            && normal::in_zone(&name, &zone)
+        {
+            return Ok((zone, name, rtype));
+        }
+    }
+    Err(bad())
+}
+
+/// Refuses an import of another RRset than the one the spec describes (where its `zone`,
+/// `name` and `type` are known): every one of them forces a new RRset, so the next apply would
+/// delete what was just imported.
+fn same_rrset_as_spec(
+    inputs: &Attributes,
+    zone: &str,
+    name: &str,
+    rtype: &str,
+    target: Target<'_>,
+) -> Result<()> {
+    let spec_zone = match inputs.get("zone") {
+        Some(_) => Some(zone_of(inputs)?),
+        None => None,
+    };
+    let spec_name = match inputs.get("name") {
+        Some(_) => Some(name_of(inputs, spec_zone.as_deref().unwrap_or(zone))?),
+        None => None,
+    };
+    let spec_type = match inputs.get("type") {
+        Some(_) => Some(type_of(inputs)?),
+        None => None,
+    };
+    let differs = [
+        ("zone", spec_zone.as_deref(), zone),
+        ("name", spec_name.as_deref(), name),
+        ("type", spec_type.as_deref(), rtype),
+    ]
+    .into_iter()
+    .filter_map(|(field, spec, id)| {
+        spec.filter(|s| *s != id)
+            .map(|s| format!("{field} {s} in the spec, {id} in the id"))
+    })
+    .collect::<Vec<_>>();
+    if differs.is_empty() {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "{} names another RRset than resource `{}` describes ({}); importing it would make \
+         the next apply replace it. Import the id of the RRset the spec names ({}), or change \
+         the spec first",
+        identity_id(zone, name, rtype),
+        target.name,
+        differs.join("; "),
+        identity_id(
+            spec_zone.as_deref().unwrap_or(zone),
+            spec_name.as_deref().unwrap_or(name),
+            spec_type.as_deref().unwrap_or(rtype),
+        ),
+    )))
+}
+
+/// Whether fabrik can manage this RRset as it is: only served (enabled) records count, so one
+/// with none would be recorded as an RRset without records, which no spec can describe.
+fn manageable(zone: &str, info: &RRsetInfo) -> Result<()> {
+    if enabled(info).next().is_none() {
+        return Err(invalid(format!(
+            "RRset {} {} in zone {zone} has only disabled records; fabrik manages what is \
+             served, so there is nothing to import. Enable a record or remove the RRset",
+            info.name, info.rtype
+        )));
+    }
+    Ok(())
+}
+
+/// Adds `marker` to the RRset's comments. A PATCH with comments and no records replaces the
+/// comments only: records and TTL stay as they are, and the comments it had are sent back
+/// as they were (account and time included).
+fn stamp(api: &Api, zone: &str, info: &RRsetInfo, marker: &str) -> Result<()> {
+    let mut comments: Vec<Value> = info
+        .comments
+        .iter()
+        .map(|c| serde_json::to_value(c).expect("comments serialize"))
+        .collect();
+    comments.push(json!({"content": marker, "account": "fabrik"}));
+    let body = json!({"rrsets": [{
+        "name": info.name,
+        "type": info.rtype,
+        "changetype": "REPLACE",
+        "comments": comments,
+    }]});
+    match api.patch(&zone_path(zone), &body) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == ErrorKind::NotFound => Err(no_zone(zone)),
+        Err(e) => Err(e),
+    }
 }
 
 fn no_zone(zone: &str) -> Error {
@@ -665,6 +891,47 @@ mod tests {
             );
         }
         assert_eq!(parse_id("nonsense"), None);
+    }
+
+    #[test]
+    fn import_ids_are_read_in_any_spelling_of_the_printed_one() {
+        let www = Some((
+            "example.test.".to_string(),
+            "www.example.test.".to_string(),
+            "A".to_string(),
+        ));
+        for id in [
+            "example.test./www.example.test./A",
+            "Example.Test/WWW.example.test/a",
+            "example.test./www/A",
+            " example.test./www.example.test./A ",
+        ] {
+            assert_eq!(import_id(id).ok(), www, "{id}");
+        }
+        assert_eq!(
+            import_id("example.test./@/MX").unwrap().1,
+            "example.test.",
+            "the apex"
+        );
+        assert_eq!(
+            import_id("0/26.2.0.192.in-addr.arpa./1.0/26.2.0.192.in-addr.arpa./PTR").unwrap(),
+            (
+                "0/26.2.0.192.in-addr.arpa.".to_string(),
+                "1.0/26.2.0.192.in-addr.arpa.".to_string(),
+                "PTR".to_string()
+            )
+        );
+        for bad in [
+            "",
+            "www",
+            "example.test./A",
+            "/www.example.test./A",
+            "example.test./www.other.test./A",
+            "example.test./www/A B",
+        ] {
+            let err = import_id(bad).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidInput, "{bad}");
+        }
     }
 
     #[test]

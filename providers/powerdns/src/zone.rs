@@ -140,7 +140,7 @@ fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidInput, message)
 }
 
-pub fn create(api: &Api, inputs: &Attributes) -> Result<Applied> {
+pub fn create(api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
     let want = normalise(inputs)?;
     let name = string(&want, "name");
     let mut body = json!({ "name": name, "kind": string(&want, "kind") });
@@ -157,37 +157,80 @@ pub fn create(api: &Api, inputs: &Attributes) -> Result<Applied> {
                 outputs: outputs(&zone),
             })
         }
-        Err(e) if e.kind == ErrorKind::Conflict => {
-            Err(Error::new(ErrorKind::Conflict, already_there(name)))
-        }
+        Err(e) if e.kind == ErrorKind::Conflict => Err(Error::new(
+            ErrorKind::Conflict,
+            already_there(target.name, name),
+        )),
         Err(e) => Err(e),
     }
 }
 
 /// Why a zone about to be created cannot be: it exists already (zones carry no marker, so
 /// fabrik cannot tell it made it).
-pub fn obstacle(api: &Api, inputs: &Attributes) -> Result<Option<String>> {
+pub fn obstacle(api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Option<String>> {
     let name = zone_name(inputs)?;
-    Ok(get(api, &name, false)?.map(|_| already_there(&name)))
+    Ok(get(api, &name, false)?.map(|_| already_there(target.name, &name)))
 }
 
-fn already_there(name: &str) -> String {
+fn already_there(resource: &str, name: &str) -> String {
     format!(
         "zone {name} already exists in PowerDNS, and fabrik did not create it (zones carry no \
-         ownership marker). To manage it with fabrik, import it (`fabrik import <resource> \
+         ownership marker). To manage it with fabrik, import it (`fabrik import {resource} \
          {name}`) or set `adopt: true` on the resource; otherwise choose another name"
     )
 }
 
 /// Takes over a zone that exists (zones carry no marker), or creates it.
-pub fn adopt(api: &Api, inputs: &Attributes) -> Result<Applied> {
+pub fn adopt(api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
     match find(api, inputs)? {
         Some(found) => Ok(Applied {
             id: found.id,
             outputs: found.observed.outputs,
         }),
-        None => create(api, inputs),
+        None => create(api, target, inputs),
     }
+}
+
+/// Claims the zone `id` (`fabrik import`): its name with or without the trailing dot, or its
+/// PowerDNS id. Zones carry no marker, so nothing is written: the zone is returned as it is,
+/// to be recorded.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for an id that is not a zone name, or one that names another
+/// zone than the spec's (importing it would make the next apply replace it);
+/// [`ErrorKind::NotFound`] when there is no such zone.
+pub fn import(api: &Api, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Found> {
+    // PowerDNS writes `/` in a zone id as `=2F`; both spellings name the zone.
+    let name = id.trim().replace("=2F", "/");
+    normal::check_name(&name).map_err(|e| {
+        invalid(format!(
+            "{id:?} is not a powerdns.zone id: the zone's name {e}"
+        ))
+    })?;
+    let name = normal::absolute(&name);
+    if inputs.contains_key("name") {
+        let wanted = zone_name(inputs)?;
+        if wanted != name {
+            return Err(invalid(format!(
+                "zone {name} is not the zone resource `{}` describes ({wanted}); importing it \
+                 would make the next apply replace it. Import {wanted}, or change the spec first",
+                target.name
+            )));
+        }
+    }
+    let Some(zone) = get(api, &name, false)? else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("zone {name} does not exist in PowerDNS; there is nothing to import"),
+        ));
+    };
+    Ok(Found {
+        id: zone.id.clone(),
+        observed: Observed {
+            inputs: observed_inputs(&zone, inputs),
+            outputs: outputs(&zone),
+        },
+    })
 }
 
 pub fn read(api: &Api, id: &str, recorded: &Attributes) -> Result<Option<Observed>> {

@@ -342,7 +342,7 @@ fn plan_step(call: &Call<'_>, present: Option<&RRsetInfo>) -> Step {
             }
         }
         Step::Send {
-            rrset: replace_rrset(target, &want),
+            rrset: replace_rrset(target, &want, present),
             applied: Some(Applied {
                 id: want.id(),
                 outputs: want.outputs(),

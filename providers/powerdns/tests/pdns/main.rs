@@ -5,6 +5,7 @@ mod batches;
 mod dns;
 mod errors;
 mod harness;
+mod import;
 mod ownership;
 mod records;
 mod zones;
