@@ -328,6 +328,18 @@ fn lookup(api: &Api, zone: &str, name: &str, rtype: &str) -> Result<Lookup> {
         .map_or(Lookup::Absent, Lookup::Present))
 }
 
+/// Reads one RRset before writing it. PowerDNS 4.7's filtered read leaves out an RRset whose
+/// records are all disabled, so when it finds nothing the whole zone is read: someone's disabled
+/// RRset must not be taken for a free place.
+fn lookup_before_write(api: &Api, zone: &str, name: &str, rtype: &str) -> Result<Lookup> {
+    match lookup(api, zone, name, rtype)? {
+        Lookup::Absent => Ok(batch::zone_rrsets(api, zone)?
+            .and_then(|mut rrsets| rrsets.remove(&(name.to_string(), rtype.to_string())))
+            .map_or(Lookup::Absent, Lookup::Present)),
+        found => Ok(found),
+    }
+}
+
 /// What the server has, in normal form (contents it cannot parse are kept as they are).
 /// Disabled records are not served, so they do not count.
 fn server_rrset(zone: &str, info: &RRsetInfo) -> RRset {
@@ -466,7 +478,7 @@ impl Records {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let found = match lookup(api, &want.zone, &want.name, &want.rtype)? {
+        let found = match lookup_before_write(api, &want.zone, &want.name, &want.rtype)? {
             Lookup::NoZone => return Err(no_zone(&want.zone)),
             Lookup::Present(info) => {
                 refuse_unless_ours(&info, &want, target, "create")?;
@@ -490,7 +502,7 @@ impl Records {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let found = match lookup(api, &want.zone, &want.name, &want.rtype)? {
+        let found = match lookup_before_write(api, &want.zone, &want.name, &want.rtype)? {
             Lookup::NoZone => return Err(no_zone(&want.zone)),
             Lookup::Present(info) => {
                 if info.fabrik_marker().is_some() {
@@ -594,7 +606,7 @@ impl Records {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let found = match lookup(api, &want.zone, &want.name, &want.rtype)? {
+        let found = match lookup_before_write(api, &want.zone, &want.name, &want.rtype)? {
             Lookup::NoZone => return Err(no_zone(&want.zone)),
             Lookup::Present(info) => {
                 refuse_unless_ours(&info, &want, target, "update")?;

@@ -16,7 +16,10 @@ type Outcome = Result<Option<Applied>>;
 
 /// The RRsets of a zone that hold records, by (lower-case name, upper-case type); `None` when
 /// the zone does not exist.
-fn zone_rrsets(api: &Api, zone: &str) -> Result<Option<HashMap<(String, String), RRsetInfo>>> {
+pub(super) fn zone_rrsets(
+    api: &Api,
+    zone: &str,
+) -> Result<Option<HashMap<(String, String), RRsetInfo>>> {
     let info: ZoneInfo = match api.get(&zone_path(zone), &[]) {
         Ok(reply) => reply.json("a zone read")?,
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),

@@ -120,3 +120,58 @@ fn other_rrsets_of_the_zone_stay_exactly_as_they_were() {
     assert_eq!(theirs(&pdns), before);
     assert!(before.0.is_some() && before.1.is_some());
 }
+
+/// An RRset whose records are all disabled is left out of PowerDNS's filtered read; it is
+/// someone's all the same, and neither a lone create nor a batch writes over it.
+#[test]
+fn an_unowned_rrset_with_every_record_disabled_is_not_taken_for_a_free_place() {
+    let pdns = Pdns::start();
+    let client = pdns.client();
+    make_zone(client.as_ref(), ZONE);
+    let (status, body) = pdns.raw(
+        "PATCH",
+        "/zones/owned.test.",
+        Some(json!({"rrsets": [{
+            "name": "off.owned.test.", "type": "A", "ttl": 60, "changetype": "REPLACE",
+            "records": [{"content": "198.51.100.7", "disabled": true}],
+        }]})),
+    );
+    assert_eq!(status, 204, "{body}");
+    let spec = attrs(json!({"zone": ZONE, "name": "off", "type": "A", "records": ["192.0.2.1"]}));
+    let err = client.create(record_target("off"), &spec).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict, "{err}");
+    let other =
+        attrs(json!({"zone": ZONE, "name": "other", "type": "A", "records": ["192.0.2.2"]}));
+    let calls = [
+        fabrik_provider::Call {
+            target: record_target("off"),
+            change: fabrik_provider::Change::Create { inputs: &spec },
+        },
+        fabrik_provider::Call {
+            target: record_target("other"),
+            change: fabrik_provider::Change::Create { inputs: &other },
+        },
+    ];
+    let results = client.apply_batch(&calls);
+    assert_eq!(
+        results[0].as_ref().unwrap_err().kind,
+        ErrorKind::Conflict,
+        "{results:?}"
+    );
+    assert!(results[1].is_ok(), "{results:?}");
+    let (status, body) = pdns.raw("GET", "/zones/owned.test.", None);
+    assert_eq!(status, 200);
+    let zone: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let off = zone["rrsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "off.owned.test.")
+        .unwrap();
+    assert_eq!(
+        off["records"],
+        json!([{"content": "198.51.100.7", "disabled": true}]),
+        "untouched"
+    );
+    assert_eq!(off["comments"], json!([]));
+}
