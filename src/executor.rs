@@ -1704,6 +1704,54 @@ fn work(
     }
 }
 
+/// Plans and applies `spec` (written to `dir`) with `registry`, as `apply --yes` would; for the
+/// scheduler's tests.
+#[cfg(test)]
+fn apply_spec(
+    dir: &std::path::Path,
+    spec: &str,
+    registry: &Registry,
+    parallelism: usize,
+    progress: &dyn Progress,
+) -> (Result<Outcome, Error>, FileStore) {
+    let path = dir.join("fabrik.yaml");
+    std::fs::write(&path, spec).unwrap();
+    let loaded = crate::commands::load(&path, registry).unwrap();
+    let mut state = State::empty(&loaded.spec.stack);
+    let plan = crate::plan::plan(&crate::plan::Input {
+        spec: &loaded.spec,
+        graph: &loaded.graph,
+        registry,
+        state: &state,
+        secrets: &loaded.secrets,
+        sensitive: &loaded.sensitive,
+        targets: &[],
+        observed: None,
+        adopted: &Default::default(),
+    })
+    .unwrap();
+    let context = fabrik_provider::Context {
+        base_dir: dir.into(),
+        state_dir: dir.join(".fabrik"),
+    };
+    let clients = crate::commands::configure(registry, Some(&loaded), &state, &context).unwrap();
+    let store = FileStore::new(dir.join(".fabrik"), &loaded.spec.stack);
+    let outcome = Executor {
+        spec: Some(&loaded.spec),
+        registry,
+        clients: &clients,
+        store: &store,
+        parallelism,
+        rollback: true,
+        progress,
+        interrupt: &AtomicBool::new(false),
+        base_dir: dir,
+        secrets: &loaded.secrets,
+    }
+    .execute(&plan, &mut state);
+    (outcome, store)
+}
+
 #[cfg(test)]
 mod batch_tests;
 
@@ -1720,9 +1768,8 @@ mod tests {
         ReplaceStrategy, ResourceType, Result, Target, Value,
     };
 
-    use super::{Executor, Outcome, Progress, Verb};
+    use super::{Outcome, Progress, Verb};
     use crate::registry::Registry;
-    use crate::state::{FileStore, State};
 
     type Spans = Arc<Mutex<Vec<(String, Instant, Instant)>>>;
 
@@ -1807,54 +1854,18 @@ mod tests {
 
     fn apply(parallelism: usize) -> (Outcome, Vec<(String, Instant, Instant)>) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("fabrik.yaml");
-        std::fs::write(&path, SPEC).unwrap();
         let spans = Spans::default();
         let registry = Registry::with(vec![Arc::new(Slow {
             spans: spans.clone(),
         })]);
-        let loaded = crate::commands::load(&path, &registry).unwrap();
-        let mut state = State::empty("timing");
-        let plan = crate::plan::plan(&crate::plan::Input {
-            spec: &loaded.spec,
-            graph: &loaded.graph,
-            registry: &registry,
-            state: &state,
-            secrets: &loaded.secrets,
-            sensitive: &loaded.sensitive,
-            targets: &[],
-            observed: None,
-            adopted: &Default::default(),
-        })
-        .unwrap();
-        let context = Context {
-            base_dir: dir.path().into(),
-            state_dir: dir.path().join(".fabrik"),
-        };
-        let clients =
-            crate::commands::configure(&registry, Some(&loaded), &state, &context).unwrap();
-        let store = FileStore::new(dir.path().join(".fabrik"), "timing");
-        let outcome = Executor {
-            spec: Some(&loaded.spec),
-            registry: &registry,
-            clients: &clients,
-            store: &store,
-            parallelism,
-            rollback: true,
-            progress: &Quiet,
-            interrupt: &std::sync::atomic::AtomicBool::new(false),
-            base_dir: dir.path(),
-            secrets: &loaded.secrets,
-        }
-        .execute(&plan, &mut state)
-        .unwrap();
+        let (outcome, store) = super::apply_spec(dir.path(), SPEC, &registry, parallelism, &Quiet);
         assert_eq!(
             store.load().unwrap().resources.len(),
             5,
             "every resource is recorded"
         );
         let spans = spans.lock().unwrap().clone();
-        (outcome, spans)
+        (outcome.unwrap(), spans)
     }
 
     fn span<'a>(

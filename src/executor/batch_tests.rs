@@ -2,7 +2,6 @@
 //! `apply_batch` call, while each keeps its own record, outcome and rollback.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,9 +10,8 @@ use fabrik_provider::{
     Observed, Provider, ReplaceStrategy, ResourceType, Result, Target, Value,
 };
 
-use super::{Executor, Progress, Verb};
+use super::{Progress, Verb};
 use crate::registry::Registry;
-use crate::state::{FileStore, State};
 
 /// What the provider saw and holds.
 #[derive(Default)]
@@ -166,46 +164,12 @@ struct Run {
 
 fn apply(spec: &str, remote: Remote, parallelism: usize) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fabrik.yaml");
-    std::fs::write(&path, spec).unwrap();
     let remote = Arc::new(Mutex::new(remote));
     let registry = Registry::with(vec![Arc::new(Batchy {
         remote: remote.clone(),
     })]);
-    let loaded = crate::commands::load(&path, &registry).unwrap();
-    let mut state = State::empty("batches");
-    let plan = crate::plan::plan(&crate::plan::Input {
-        spec: &loaded.spec,
-        graph: &loaded.graph,
-        registry: &registry,
-        state: &state,
-        secrets: &loaded.secrets,
-        sensitive: &loaded.sensitive,
-        targets: &[],
-        observed: None,
-        adopted: &Default::default(),
-    })
-    .unwrap();
-    let context = Context {
-        base_dir: dir.path().into(),
-        state_dir: dir.path().join(".fabrik"),
-    };
-    let clients = crate::commands::configure(&registry, Some(&loaded), &state, &context).unwrap();
-    let store = FileStore::new(dir.path().join(".fabrik"), "batches");
     let lines = Lines::default();
-    let result = Executor {
-        spec: Some(&loaded.spec),
-        registry: &registry,
-        clients: &clients,
-        store: &store,
-        parallelism,
-        rollback: true,
-        progress: &lines,
-        interrupt: &AtomicBool::new(false),
-        base_dir: dir.path(),
-        secrets: &loaded.secrets,
-    }
-    .execute(&plan, &mut state);
+    let (result, store) = super::apply_spec(dir.path(), spec, &registry, parallelism, &lines);
     let stored = store.load().unwrap();
     assert!(stored.pending.is_empty(), "every intent is settled");
     Run {

@@ -221,52 +221,50 @@ impl Client for PowerDnsClient {
     }
 
     fn obstacles(&self, creations: &[Creation<'_>]) -> Vec<Result<Option<String>>> {
-        let (records, others): (Vec<usize>, Vec<usize>) =
-            (0..creations.len()).partition(|&i| creations[i].target.type_name == RECORD_TYPE);
-        let mut results: Vec<Option<Result<Option<String>>>> =
-            (0..creations.len()).map(|_| None).collect();
-        let asked: Vec<Creation<'_>> = records.iter().map(|&i| creations[i]).collect();
-        for (i, found) in records
-            .into_iter()
-            .zip(self.records.obstacles(&self.api, &asked))
-        {
-            results[i] = Some(found);
-        }
-        for i in others {
-            let item = creations[i];
-            results[i] = Some(match item.target.type_name {
-                ZONE_TYPE => zone::obstacle(&self.api, item.target, item.inputs),
+        records_together(
+            creations,
+            |c| c.target.type_name,
+            |records| self.records.obstacles(&self.api, records),
+            |c| match c.target.type_name {
+                ZONE_TYPE => zone::obstacle(&self.api, c.target, c.inputs),
                 other => Err(unknown_type(other)),
-            });
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every item is answered"))
-            .collect()
+            },
+        )
     }
 
     /// Reads the records of each zone with one request; zones one by one.
     fn read_many(&self, items: &[Read<'_>]) -> Vec<Result<Option<Observed>>> {
-        let (records, others): (Vec<usize>, Vec<usize>) =
-            (0..items.len()).partition(|&i| items[i].target.type_name == RECORD_TYPE);
-        let mut results: Vec<Option<Result<Option<Observed>>>> =
-            (0..items.len()).map(|_| None).collect();
-        let asked: Vec<Read<'_>> = records.iter().map(|&i| items[i]).collect();
-        for (i, read) in records
-            .into_iter()
-            .zip(self.records.read_many(&self.api, &asked))
-        {
-            results[i] = Some(read);
-        }
-        for i in others {
-            let item = items[i];
-            results[i] = Some(self.read(item.target, item.id, item.inputs));
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every item is answered"))
-            .collect()
+        records_together(
+            items,
+            |item| item.target.type_name,
+            |records| self.records.read_many(&self.api, records),
+            |item| self.read(item.target, item.id, item.inputs),
+        )
     }
+}
+
+/// Answers `items` in order: the records all at once (so they can share a zone's request), the
+/// rest one by one.
+fn records_together<T: Copy, R>(
+    items: &[T],
+    type_of: impl Fn(&T) -> &str,
+    records: impl FnOnce(&[T]) -> Vec<R>,
+    one: impl Fn(&T) -> R,
+) -> Vec<R> {
+    let (record_at, others): (Vec<usize>, Vec<usize>) =
+        (0..items.len()).partition(|&i| type_of(&items[i]) == RECORD_TYPE);
+    let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let asked: Vec<T> = record_at.iter().map(|&i| items[i]).collect();
+    for (i, answer) in record_at.into_iter().zip(records(&asked)) {
+        results[i] = Some(answer);
+    }
+    for i in others {
+        results[i] = Some(one(&items[i]));
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every item is answered"))
+        .collect()
 }
 
 impl PowerDnsClient {

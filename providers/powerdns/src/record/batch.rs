@@ -94,21 +94,51 @@ fn copy(e: &Error) -> Error {
     Error::new(e.kind, e.message.clone())
 }
 
-/// Where a call's RRset is: (zone, name, type).
-fn location(change: &Change<'_>) -> Result<(String, String, String)> {
-    match *change {
-        Change::Create { inputs } | Change::Update { inputs, .. } => {
+/// Where a call's RRset is: its zone, and its (name, type) there.
+fn location(change: &Change<'_>) -> Result<(String, (String, String))> {
+    let parts = match *change {
+        Change::Create { .. } | Change::Update { .. } => None,
+        Change::Delete { id, .. } => parse_id(id),
+    };
+    let (zone, name, rtype) = match parts {
+        Some(parts) => parts,
+        None => {
+            let inputs = match *change {
+                Change::Create { inputs }
+                | Change::Update { inputs, .. }
+                | Change::Delete { inputs, .. } => inputs,
+            };
             let want = RRset::from_inputs(inputs)?;
-            Ok((want.zone, want.name, want.rtype))
+            (want.zone, want.name, want.rtype)
         }
-        Change::Delete { id, inputs } => match parse_id(id) {
-            Some(parts) => Ok(parts),
-            None => {
-                let want = RRset::from_inputs(inputs)?;
-                Ok((want.zone, want.name, want.rtype))
-            }
-        },
+    };
+    Ok((zone, (name, rtype)))
+}
+
+/// Answers `items` zone by zone, in item order: `place` says which zone each item is in (and
+/// what the zone's work needs of it), `in_zone` answers the items of one zone at once.
+fn per_zone<T, P, R>(
+    items: &[T],
+    place: impl Fn(&T) -> Result<(String, P)>,
+    mut in_zone: impl FnMut(&str, Vec<(usize, P)>) -> Vec<(usize, Result<R>)>,
+) -> Vec<Result<R>> {
+    let mut results: Vec<Option<Result<R>>> = (0..items.len()).map(|_| None).collect();
+    let mut zones: HashMap<String, Vec<(usize, P)>> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        match place(item) {
+            Ok((zone, at)) => zones.entry(zone).or_default().push((i, at)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
     }
+    for (zone, members) in zones {
+        for (i, answer) in in_zone(&zone, members) {
+            results[i] = Some(answer);
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every item is answered"))
+        .collect()
 }
 
 /// What one change of a batch comes to once the zone has been read.
@@ -125,23 +155,11 @@ enum Step {
 impl Records {
     /// Makes the changes of `calls` with one zone read and one PATCH per zone.
     pub fn apply_batch(&self, api: &Api, calls: &[Call<'_>]) -> Vec<Outcome> {
-        let mut results: Vec<Option<Outcome>> = (0..calls.len()).map(|_| None).collect();
-        let mut zones: HashMap<String, Vec<(usize, String, String)>> = HashMap::new();
-        for (i, call) in calls.iter().enumerate() {
-            match location(&call.change) {
-                Ok((zone, name, rtype)) => zones.entry(zone).or_default().push((i, name, rtype)),
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
-        for (zone, members) in zones {
-            for (i, outcome) in self.apply_in_zone(api, &zone, calls, &members) {
-                results[i] = Some(outcome);
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every call is answered"))
-            .collect()
+        per_zone(
+            calls,
+            |call| location(&call.change),
+            |zone, members| self.apply_in_zone(api, zone, calls, &members),
+        )
     }
 
     fn apply_in_zone(
@@ -149,7 +167,7 @@ impl Records {
         api: &Api,
         zone: &str,
         calls: &[Call<'_>],
-        members: &[(usize, String, String)],
+        members: &[(usize, (String, String))],
     ) -> Vec<(usize, Outcome)> {
         let lock = self.zone_lock(zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -158,23 +176,20 @@ impl Records {
             Ok(None) => {
                 return members
                     .iter()
-                    .map(|(i, _, _)| match calls[*i].change {
+                    .map(|(i, _)| match calls[*i].change {
                         Change::Delete { .. } => (*i, Ok(None)),
                         _ => (*i, Err(no_zone(zone))),
                     })
                     .collect();
             }
             Err(e) => {
-                return members
-                    .iter()
-                    .map(|(i, _, _)| (*i, Err(copy(&e))))
-                    .collect();
+                return members.iter().map(|(i, _)| (*i, Err(copy(&e)))).collect();
             }
         };
         // Two resources of one batch naming the same RRset would overwrite each other.
         let mut claimed: HashMap<(&str, &str), &str> = HashMap::new();
         let mut steps = Vec::with_capacity(members.len());
-        for (i, name, rtype) in members {
+        for (i, (name, rtype)) in members {
             let call = &calls[*i];
             let step = match claimed.insert((name, rtype), call.target.name) {
                 Some(other) => Step::Done(Err(Error::new(
@@ -223,39 +238,32 @@ impl Records {
 
     /// Reads the RRsets of `items` with one zone read per zone.
     pub fn read_many(&self, api: &Api, items: &[Read<'_>]) -> Vec<Result<Option<Observed>>> {
-        let mut results: Vec<Option<Result<Option<Observed>>>> =
-            (0..items.len()).map(|_| None).collect();
-        let mut zones: HashMap<String, Vec<(usize, String, String)>> = HashMap::new();
-        for (i, item) in items.iter().enumerate() {
-            let change = Change::Delete {
+        let place = |item: &Read<'_>| {
+            location(&Change::Delete {
                 id: item.id,
                 inputs: item.inputs,
-            };
-            match location(&change) {
-                Ok((zone, name, rtype)) => zones.entry(zone).or_default().push((i, name, rtype)),
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
-        for (zone, members) in zones {
-            let rrsets = zone_export(api, &zone);
-            for (i, name, rtype) in members {
-                results[i] = Some(match &rrsets {
-                    Err(e) => Err(copy(e)),
-                    Ok(None) => Ok(None),
-                    Ok(Some(rrsets)) => Ok(rrsets.get(&(name, rtype)).map(|info| {
-                        let server = server_rrset(&zone, info);
-                        Observed {
-                            inputs: observed_inputs(&server, info, items[i].inputs),
-                            outputs: server.outputs(),
-                        }
-                    })),
-                });
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every item is answered"))
-            .collect()
+            })
+        };
+        per_zone(items, place, |zone, members| {
+            let rrsets = zone_export(api, zone);
+            members
+                .into_iter()
+                .map(|(i, (name, rtype))| {
+                    let seen = match &rrsets {
+                        Err(e) => Err(copy(e)),
+                        Ok(None) => Ok(None),
+                        Ok(Some(rrsets)) => Ok(rrsets.get(&(name, rtype)).map(|info| {
+                            let server = server_rrset(zone, info);
+                            Observed {
+                                inputs: observed_inputs(&server, info, items[i].inputs),
+                                outputs: server.outputs(),
+                            }
+                        })),
+                    };
+                    (i, seen)
+                })
+                .collect()
+        })
     }
 }
 
@@ -265,24 +273,12 @@ impl Records {
     /// whose. An RRset whose records are all disabled is not in the export; the create's own
     /// check still refuses it.
     pub fn obstacles(&self, api: &Api, items: &[Creation<'_>]) -> Vec<Result<Option<String>>> {
-        let mut results: Vec<Option<Result<Option<String>>>> =
-            (0..items.len()).map(|_| None).collect();
-        let mut zones: HashMap<String, Vec<(usize, RRset)>> = HashMap::new();
-        for (i, item) in items.iter().enumerate() {
-            match RRset::from_inputs(item.inputs) {
-                Ok(want) => zones.entry(want.zone.clone()).or_default().push((i, want)),
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
-        for (zone, members) in zones {
-            for (i, found) in obstacles_in_zone(api, &zone, items, &members) {
-                results[i] = Some(found);
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every item is answered"))
-            .collect()
+        let place = |item: &Creation<'_>| {
+            RRset::from_inputs(item.inputs).map(|want| (want.zone.clone(), want))
+        };
+        per_zone(items, place, |zone, members| {
+            obstacles_in_zone(api, zone, items, &members)
+        })
     }
 }
 
