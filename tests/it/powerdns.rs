@@ -131,14 +131,7 @@ fn records_are_applied_owned_verified_over_dns_and_destroyed_from_the_state_alon
 #[test]
 fn an_unowned_rrset_in_the_way_stops_the_plan_and_is_left_untouched() {
     let pdns = Pdns::start();
-    pdns.raw_zone("example.test.");
-    pdns.raw_rrset(
-        "example.test.",
-        "www.example.test.",
-        "A",
-        60,
-        &["198.51.100.1"],
-    );
+    pdns.foreign_a("example.test.", "www.example.test.", &["198.51.100.1"]);
     let case = Case::new()
         .spec(&stack_spec(
             "dns-theirs",
@@ -335,14 +328,7 @@ fn respelled_names_are_no_change() {
 #[test]
 fn adopt_takes_over_an_existing_zone_and_rrset() {
     let pdns = Pdns::start();
-    pdns.raw_zone("example.test.");
-    pdns.raw_rrset(
-        "example.test.",
-        "www.example.test.",
-        "A",
-        60,
-        &["198.51.100.1"],
-    );
+    pdns.foreign_a("example.test.", "www.example.test.", &["198.51.100.1"]);
     let case = Case::new()
         .spec(&stack_spec(
             "dns-adopt",
