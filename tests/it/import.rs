@@ -45,7 +45,12 @@ fn zone_and_www(stack: &str, pdns: &Pdns) -> String {
 #[test]
 fn an_rrset_in_the_way_is_imported_as_the_error_says_then_planned_applied_and_destroyed() {
     let pdns = Pdns::start();
-    pdns.foreign_a("example.test.", "www.example.test.", &["198.51.100.1"]);
+    crate::powerdns::foreign_a(
+        &pdns,
+        "example.test.",
+        "www.example.test.",
+        &["198.51.100.1"],
+    );
     let case = Case::new()
         .spec(&www("dns-import", &pdns))
         .env("PDNS_API_KEY", KEY);
@@ -129,7 +134,7 @@ fn an_rrset_in_the_way_is_imported_as_the_error_says_then_planned_applied_and_de
 #[test]
 fn a_zone_and_an_rrset_that_match_the_spec_plan_no_change() {
     let pdns = Pdns::start();
-    pdns.foreign_a("example.test.", "www.example.test.", &["192.0.2.10"]);
+    crate::powerdns::foreign_a(&pdns, "example.test.", "www.example.test.", &["192.0.2.10"]);
     let case = Case::new()
         .spec(&zone_and_www("dns-same", &pdns))
         .env("PDNS_API_KEY", KEY);
@@ -360,7 +365,7 @@ fn an_unknown_id_is_not_found_and_nothing_is_recorded() {
 #[test]
 fn an_interrupted_import_is_settled_by_the_next_run() {
     let pdns = Pdns::start();
-    pdns.foreign_a("example.test.", "www.example.test.", &["192.0.2.10"]);
+    crate::powerdns::foreign_a(&pdns, "example.test.", "www.example.test.", &["192.0.2.10"]);
     let case = Case::new()
         .spec(&zone_and_www("dns-killed", &pdns))
         .env("PDNS_API_KEY", KEY);

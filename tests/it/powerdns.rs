@@ -21,6 +21,12 @@ pub(crate) fn stack_spec(stack: &str, pdns: &Pdns, body: &str) -> String {
     )
 }
 
+/// A zone holding one A RRset (TTL 60), both made behind fabrik's back: someone else's.
+pub(crate) fn foreign_a(pdns: &Pdns, zone: &str, name: &str, records: &[&str]) {
+    pdns.raw_zone(zone);
+    pdns.raw_rrset(zone, name, "A", 60, records);
+}
+
 fn spec(stack: &str, pdns: &Pdns) -> String {
     stack_spec(
         stack,
@@ -131,7 +137,12 @@ fn records_are_applied_owned_verified_over_dns_and_destroyed_from_the_state_alon
 #[test]
 fn an_unowned_rrset_in_the_way_stops_the_plan_and_is_left_untouched() {
     let pdns = Pdns::start();
-    pdns.foreign_a("example.test.", "www.example.test.", &["198.51.100.1"]);
+    foreign_a(
+        &pdns,
+        "example.test.",
+        "www.example.test.",
+        &["198.51.100.1"],
+    );
     let case = Case::new()
         .spec(&stack_spec(
             "dns-theirs",
@@ -328,7 +339,12 @@ fn respelled_names_are_no_change() {
 #[test]
 fn adopt_takes_over_an_existing_zone_and_rrset() {
     let pdns = Pdns::start();
-    pdns.foreign_a("example.test.", "www.example.test.", &["198.51.100.1"]);
+    foreign_a(
+        &pdns,
+        "example.test.",
+        "www.example.test.",
+        &["198.51.100.1"],
+    );
     let case = Case::new()
         .spec(&stack_spec(
             "dns-adopt",

@@ -196,12 +196,6 @@ impl Pdns {
         assert_eq!(status, 204, "{body}");
     }
 
-    /// A zone holding one A RRset (TTL 60), both made behind fabrik's back: someone else's.
-    pub fn foreign_a(&self, zone: &str, name: &str, records: &[&str]) {
-        self.raw_zone(zone);
-        self.raw_rrset(zone, name, "A", 60, records);
-    }
-
     /// The RRset as the API has it: (ttl, contents, comments), or None.
     pub fn rrset(
         &self,
