@@ -1,15 +1,15 @@
 //! Spec hashes: BLAKE3 over a canonical serialization of resolved inputs, never over YAML text,
 //! so whitespace, comments and key order never show up as a change.
 
-use fabrik_provider::Attributes;
 use serde::Serialize;
 
-/// The hash of one resource's type and resolved inputs (keys sorted).
-pub fn spec_hash(type_name: &str, inputs: &Attributes) -> String {
+/// The hash of one resource's type and resolved inputs (keys sorted). Inputs may also be
+/// given as a map of known values (`Some`), which serializes exactly as the attributes do.
+pub fn spec_hash<I: Serialize + ?Sized>(type_name: &str, inputs: &I) -> String {
     #[derive(Serialize)]
-    struct Canonical<'a> {
+    struct Canonical<'a, I: ?Sized> {
         r#type: &'a str,
-        inputs: &'a Attributes,
+        inputs: &'a I,
     }
     hash_of(&Canonical {
         r#type: type_name,
@@ -27,7 +27,7 @@ pub fn hash_of(value: &impl Serialize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fabrik_provider::Value;
+    use fabrik_provider::{Attributes, Value};
 
     #[test]
     fn key_order_does_not_change_the_hash() {
@@ -39,5 +39,11 @@ mod tests {
         b.insert("x".into(), Value::from(1));
         assert_eq!(spec_hash("t", &a), spec_hash("t", &b));
         assert_ne!(spec_hash("t", &a), spec_hash("u", &a));
+        // Known inputs hash as the attributes they are.
+        let known: std::collections::BTreeMap<String, Option<serde_json::Value>> = a
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        assert_eq!(spec_hash("t", &known), spec_hash("t", &a));
     }
 }

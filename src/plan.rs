@@ -606,8 +606,8 @@ fn diff_resource(
         return Some(change);
     }
     let seen = observed.and_then(|o| o.get(&resource.name));
-    let mut before = prior.inputs.clone();
-    let mut drifted = false;
+    // What the object is now: the recorded inputs, with what a refresh saw differ put in.
+    let mut before = std::borrow::Cow::Borrowed(&prior.inputs);
     match seen {
         Some(None) => {
             creating(&mut change, Some("deleted outside fabrik".to_string()));
@@ -617,16 +617,16 @@ fn diff_resource(
         Some(Some(now)) => {
             for (k, v) in &now.inputs {
                 if before.get(k) != Some(v) {
-                    drifted = true;
-                    before.insert(k.clone(), v.clone());
+                    before.to_mut().insert(k.clone(), v.clone());
                 }
             }
         }
         None => {}
     }
-    if let Some(known) = resolve::known(inputs)
-        && !drifted
-        && hash::spec_hash(ty.name, &known) == prior.spec_hash
+    let drifted = matches!(before, std::borrow::Cow::Owned(_));
+    if !drifted
+        && inputs.values().all(Option::is_some)
+        && hash::spec_hash(ty.name, inputs) == prior.spec_hash
     {
         // The object is as wanted, but a change kept without its gates passing is not done.
         if prior.unverified && !resource.verify.is_empty() {
