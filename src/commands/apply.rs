@@ -66,6 +66,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         refresh,
         obstacles: true,
         adopted: &adopted,
+        seen: None,
     };
     let plan = super::plan::compute(globals, &registry, &loaded, &state, request)?;
     if let Some(reason) = saved.as_ref().and_then(|saved| staleness(saved, &plan)) {

@@ -208,6 +208,20 @@ pub fn configure(
     state: &State,
     context: &Context,
 ) -> Result<Clients, Error> {
+    clients(
+        registry,
+        &provider_configs(registry, loaded, state, context)?,
+        context,
+    )
+}
+
+/// The configuration of every provider the spec or the state needs, resolved (secrets in).
+pub fn provider_configs(
+    registry: &Registry,
+    loaded: Option<&Loaded>,
+    state: &State,
+    context: &Context,
+) -> Result<BTreeMap<String, Attributes>, Error> {
     let mut needed: BTreeSet<&str> = state
         .resources
         .values()
@@ -239,19 +253,33 @@ pub fn configure(
             }
         }
     }
+    Ok(needed
+        .into_iter()
+        .map(|name| {
+            let config = configs.remove(name).unwrap_or_default();
+            (name.to_string(), config)
+        })
+        .collect())
+}
+
+/// A client for each provider of `configs`.
+pub fn clients(
+    registry: &Registry,
+    configs: &BTreeMap<String, Attributes>,
+    context: &Context,
+) -> Result<Clients, Error> {
     let mut clients = Clients::new();
-    for name in needed {
+    for (name, config) in configs {
         let provider = registry
             .provider(name)
             .expect("provider_of names registered providers");
-        let config = configs.get(name).cloned().unwrap_or_default();
         let client = provider
-            .configure(&config, context)
+            .configure(config, context)
             .map_err(|source| Error::Provider {
                 resource: format!("provider `{name}`"),
                 source,
             })?;
-        clients.insert(name.to_string(), client);
+        clients.insert(name.clone(), client);
     }
     Ok(clients)
 }

@@ -1,14 +1,17 @@
 //! `fabrik plan`: what apply would change, as text, JSON or a saved plan.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::{Globals, Loaded, Notes, configure, load, recover, refresh, write_private};
+use super::{
+    Globals, Loaded, Notes, clients, load, provider_configs, recover, refresh, write_private,
+};
 use crate::cli::PlanArgs;
 use crate::error::Error;
-use crate::plan::{self, Plan};
+use crate::plan::{self, Observations, Plan};
 use crate::registry::Registry;
 use crate::state::State;
+use fabrik_provider::{Attributes, Context};
 
 pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
@@ -17,14 +20,23 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
     // the stack the parsed spec really names is used.
     let early = super::stack_line(&args.spec).map(|stack| {
         let store = globals.store(&args.spec, &stack);
-        std::thread::spawn(move || (stack, store.load()))
+        let context = globals.context(&args.spec);
+        let refresh = args.refresh;
+        std::thread::spawn(move || {
+            let state = store.load();
+            let seen = match &state {
+                Ok(state) if refresh => early_refresh(state, &context),
+                _ => None,
+            };
+            (stack, state, seen)
+        })
     });
     let mut loaded = load(&args.spec, &registry)?;
     loaded.resolve_secrets(&globals.state_dir(&args.spec))?;
     let store = globals.store(&args.spec, &loaded.spec.stack);
-    let mut state = match early.map(|handle| handle.join()) {
-        Some(Ok((stack, state))) if stack == loaded.spec.stack => state?,
-        _ => store.load()?,
+    let (mut state, early_seen) = match early.map(|handle| handle.join()) {
+        Some(Ok((stack, state, seen))) if stack == loaded.spec.stack => (state?, seen),
+        _ => (store.load()?, None),
     };
     let context = globals.context(&args.spec);
     let adopted = recover(
@@ -41,6 +53,8 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
         refresh: args.refresh,
         obstacles: args.refresh,
         adopted: &adopted,
+        // Recovery may have changed the state the early refresh read.
+        seen: early_seen.filter(|_| adopted.is_empty() && state.pending.is_empty()),
     };
     let plan = compute(globals, &registry, &loaded, &state, request)?;
     if let Some(out) = &args.out {
@@ -85,6 +99,32 @@ pub struct Request<'a> {
     pub obstacles: bool,
     /// Resources adopted by recovery just before, shown as `=`.
     pub adopted: &'a BTreeSet<String>,
+    /// A refresh already made, with the provider configurations it used: taken instead of
+    /// reading again if the spec configures those providers the same way.
+    pub seen: Option<Seen>,
+}
+
+/// What a refresh read, and with which provider configurations.
+pub struct Seen {
+    configs: BTreeMap<String, Attributes>,
+    observations: Observations,
+}
+
+/// A refresh made from the state alone (which records each provider's configuration), so that
+/// the reading overlaps the parsing of a large spec. `None` when it cannot be made that way;
+/// the plan then refreshes as usual.
+fn early_refresh(state: &State, context: &Context) -> Option<Seen> {
+    if !state.pending.is_empty() || state.resources.is_empty() {
+        return None;
+    }
+    let registry = Registry::builtin();
+    let configs = provider_configs(&registry, None, state, context).ok()?;
+    let clients = clients(&registry, &configs, context).ok()?;
+    let observations = refresh(&registry, &clients, state, |_| true).ok()?;
+    Some(Seen {
+        configs,
+        observations,
+    })
 }
 
 /// The plan for a loaded spec, refreshing first when asked.
@@ -96,23 +136,33 @@ pub fn compute(
     request: Request<'_>,
 ) -> Result<Plan, Error> {
     let targets = request.targets;
-    let clients = if request.refresh || request.obstacles {
-        Some(configure(
-            registry,
-            Some(loaded),
-            state,
-            &globals.context(request.spec_path),
-        )?)
-    } else {
-        None
+    let wanted = |name: &str| {
+        targets.is_empty()
+            || targets.iter().any(|t| t == name)
+            || loaded.spec.resource(name).is_some()
     };
-    let observed = match &clients {
-        Some(clients) if request.refresh => Some(refresh(registry, clients, state, |name| {
-            targets.is_empty()
-                || targets.iter().any(|t| t == name)
-                || loaded.spec.resource(name).is_some()
-        })?),
-        _ => None,
+    let context = globals.context(request.spec_path);
+    let (clients, observed) = if request.refresh || request.obstacles {
+        let configs = provider_configs(registry, Some(loaded), state, &context)?;
+        let clients = clients(registry, &configs, &context)?;
+        let observed = match request.seen {
+            _ if !request.refresh => None,
+            // Read with the same configuration of every provider it read from: as good as new.
+            Some(seen)
+                if seen
+                    .configs
+                    .iter()
+                    .all(|(name, config)| configs.get(name) == Some(config)) =>
+            {
+                let mut observations = seen.observations;
+                observations.retain(|name, _| wanted(name));
+                Some(observations)
+            }
+            _ => Some(refresh(registry, &clients, state, wanted)?),
+        };
+        (Some(clients), observed)
+    } else {
+        (None, None)
     };
     let plan = plan::plan(&plan::Input {
         spec: &loaded.spec,

@@ -420,3 +420,32 @@ fn adopt_never_takes_what_another_resource_manages() {
     );
     first.expect(["destroy", "--yes"], 0);
 }
+
+/// A refresh may start from the state's record of the provider's configuration while the spec
+/// is read; it counts only if the spec configures the provider the same way. Here the spec
+/// names another key, and the plan reads again with it (and is refused).
+#[test]
+fn a_refresh_uses_the_providers_as_the_spec_configures_them() {
+    let pdns = Pdns::start();
+    let case = Case::new()
+        .spec(&spec("dns-config", &pdns))
+        .env("PDNS_API_KEY", KEY);
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0
+    );
+    let wrong = case
+        .read("fabrik.yaml")
+        .replace("${secret.PDNS_API_KEY}", "not-the-key");
+    case.set_spec(&wrong);
+    let refused = case.run(["plan", "--refresh"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(refused.stderr.contains("refreshing"), "{refused}");
+    assert!(
+        refused.stderr.to_lowercase().contains("unauthorized") || refused.stderr.contains("401"),
+        "{refused}"
+    );
+    case.set_spec(&spec("dns-config", &pdns));
+    case.expect(["destroy", "--yes"], 0);
+}
