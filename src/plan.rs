@@ -287,32 +287,7 @@ fn plan_one(
     let ty = registry
         .resource_type(&resource.type_name)
         .expect("checked specs only name known types");
-    let mut inputs = resolve::eval_fields(&resource.with, &|r| {
-        lookup(spec, registry, state, secrets, planned, r)
-    });
-    resolve::coerce(ty, &mut inputs);
-    let provider = registry
-        .provider(registry.provider_of(ty.name).expect("typed"))
-        .expect("registered");
-    // Two spellings of one thing are one thing: compare the provider's normal forms. Inputs
-    // not all known yet are compared once they are, at apply time.
-    let mut problem = None;
-    if let Some(known) = resolve::known(&inputs) {
-        if selected[i]
-            && let Err(e) = provider.validate(ty.name, &known)
-        {
-            problem = Some(e);
-        }
-        if let Ok(normal) = provider.normalize(ty.name, &known) {
-            inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        }
-    } else if selected[i] {
-        let known: fabrik_provider::Attributes = inputs
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
-            .collect();
-        problem = provider.validate(ty.name, &known).err();
-    }
+    let (inputs, problem) = desired(input, planned, i, selected[i]);
     let problem = problem.map(|e| {
         Diagnostic::new(
             resource.type_loc,
@@ -360,6 +335,67 @@ fn plan_one(
         change,
         problem,
     }
+}
+
+/// The inputs resource `i` asks for, with the references to those in `planned` resolved, in
+/// the provider's normal form when they are all known (two spellings of one thing are one
+/// thing; inputs not all known yet are compared once they are, at apply time). With `check`,
+/// also what the provider finds wrong with the known ones.
+fn desired(
+    input: &Input<'_>,
+    planned: &[Option<(Inputs, bool)>],
+    i: usize,
+    check: bool,
+) -> (Inputs, Option<fabrik_provider::Error>) {
+    let Input {
+        spec,
+        registry,
+        state,
+        secrets,
+        ..
+    } = *input;
+    let resource = &spec.resources[i];
+    let ty = registry
+        .resource_type(&resource.type_name)
+        .expect("checked specs only name known types");
+    let mut inputs = resolve::eval_fields(&resource.with, &|r| {
+        lookup(spec, registry, state, secrets, planned, r)
+    });
+    resolve::coerce(ty, &mut inputs);
+    let provider = registry
+        .provider(registry.provider_of(ty.name).expect("typed"))
+        .expect("registered");
+    let mut problem = None;
+    if let Some(known) = resolve::known(&inputs) {
+        if check && let Err(e) = provider.validate(ty.name, &known) {
+            problem = Some(e);
+        }
+        if let Ok(normal) = provider.normalize(ty.name, &known) {
+            inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        }
+    } else if check {
+        let known: fabrik_provider::Attributes = inputs
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+            .collect();
+        problem = provider.validate(ty.name, &known).err();
+    }
+    (inputs, problem)
+}
+
+/// The inputs of resource `i` as the spec asks for them now, with the recorded outputs of the
+/// resources it refers to (as if nothing else changed): what `fabrik import` claims an object
+/// for.
+pub fn desired_inputs(input: &Input<'_>, i: usize) -> Inputs {
+    let needed = input.graph.with_dependencies(&[i]);
+    let mut planned: Vec<Option<(Inputs, bool)>> = vec![None; input.spec.resources.len()];
+    for &j in input.graph.order.iter().filter(|&&j| needed[j]) {
+        planned[j] = Some((desired(input, &planned, j, false).0, true));
+    }
+    planned[i]
+        .take()
+        .map(|(inputs, _)| inputs)
+        .unwrap_or_default()
 }
 
 /// `f` over `items`, in order, on up to as many threads as there are cores when there are

@@ -7,20 +7,19 @@
 //! any provider call, the claim is announced in the journal first: a run killed during it is
 //! settled by the next one (see `recover`).
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use fabrik_provider::{Attributes, ErrorKind, Target, Value};
 
-use super::{Globals, Loaded, Notes, configure, load, recover};
+use super::{Globals, Notes, configure, load, recover};
 use crate::cli::ImportArgs;
 use crate::error::Error;
 use crate::registry::Registry;
-use crate::resolve::{self, Inputs};
 use crate::source::{Diagnostic, Diagnostics, closest};
 use crate::state::journal::{Change, Record};
 use crate::state::{Intent, IntentAction, State};
-use crate::template::Reference;
 
 pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
     let (spec_path, name, id) = parts(args.args)?;
@@ -67,7 +66,20 @@ pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
         .expect("checked specs only name known types");
     let provider_name = registry.provider_of(ty.name).expect("typed");
     let provider = registry.provider(provider_name).expect("registered");
-    let inputs = inputs_of(&loaded, &registry, &state, index);
+    let inputs = crate::plan::desired_inputs(
+        &crate::plan::Input {
+            spec: &loaded.spec,
+            graph: &loaded.graph,
+            registry: &registry,
+            state: &state,
+            secrets: &loaded.secrets,
+            sensitive: &loaded.sensitive,
+            targets: &[],
+            observed: None,
+            adopted: &BTreeSet::new(),
+        },
+        index,
+    );
     // Only the known inputs reach the provider: they help it locate the object, and a value
     // known only after an apply cannot.
     let known: Attributes = inputs
@@ -253,49 +265,4 @@ fn write(
         state.apply(record);
     }
     Ok(())
-}
-
-/// The inputs of resource `index` as a plan resolves them: references to inputs of other
-/// resources from the spec, to their outputs from the state (unknown for a resource not
-/// applied yet), secrets and environment variables from the run; in the provider's normal
-/// form once all are known.
-fn inputs_of(loaded: &Loaded, registry: &Registry, state: &State, index: usize) -> Inputs {
-    let spec = &loaded.spec;
-    let needed = loaded.graph.with_dependencies(&[index]);
-    let mut resolved: Vec<Option<Inputs>> = vec![None; spec.resources.len()];
-    for &i in &loaded.graph.order {
-        if !needed[i] {
-            continue;
-        }
-        let resource = &spec.resources[i];
-        let Some(ty) = registry.resource_type(&resource.type_name) else {
-            continue;
-        };
-        let lookup = |reference: &Reference| -> Option<Value> {
-            let Reference::Resource { name, attr } = reference else {
-                return resolve::context_value(spec, &loaded.secrets, reference);
-            };
-            let j = spec.index_of(name)?;
-            let other = registry.resource_type(&spec.resources[j].type_name)?;
-            if other.field(attr).is_some() {
-                return match resolved[j].as_ref()?.get(attr) {
-                    Some(v) => v.clone(),
-                    None => Some(Value::Null),
-                };
-            }
-            state.resources.get(name)?.outputs.get(attr).cloned()
-        };
-        let mut inputs = resolve::eval_fields(&resource.with, &lookup);
-        resolve::coerce(ty, &mut inputs);
-        if let Some(known) = resolve::known(&inputs)
-            && let Some(provider) = registry
-                .provider_of(ty.name)
-                .and_then(|p| registry.provider(p))
-            && let Ok(normal) = provider.normalize(ty.name, &known)
-        {
-            inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        }
-        resolved[i] = Some(inputs);
-    }
-    resolved[index].take().unwrap_or_default()
 }
