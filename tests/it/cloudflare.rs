@@ -307,6 +307,29 @@ fn server_errors_then_success_converge() {
     fake.assert_no_violations();
 }
 
+/// The create is made but its answer is lost (500 after the change): the provider does not
+/// repeat a POST blindly, the engine retries the create, Cloudflare says the record exists, and
+/// the lookup finds it carries this resource's marker: one record, recorded in the state.
+#[test]
+fn a_create_whose_answer_was_lost_is_recorded_once() {
+    let fake = fake();
+    let case = case(&two_records("cf-lost", &fake, "192.0.2.10"));
+    fake.http().fail_after_next_of("POST", 2, 500);
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(fake.records(ZONE).len(), 2, "no duplicate");
+    assert_eq!(
+        fake.requests().iter().filter(|l| l.faulted).count(),
+        2,
+        "both creates lost their answer"
+    );
+    assert_consistent(&case, &fake, "cf-lost");
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0
+    );
+    fake.assert_no_violations();
+}
+
 #[test]
 fn a_refused_connection_fails_cleanly_and_the_next_apply_converges() {
     let mut fake = fake();

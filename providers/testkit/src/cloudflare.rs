@@ -841,3 +841,246 @@ fn fqdn(name: &str, zone: &str) -> String {
         format!("{name}.{zone}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One request to the fake: status, body and `retry-after`.
+    fn call(
+        fake: &FakeCloudflare,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, Option<String>) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}{path}", fake.url());
+        let bearer = format!("Bearer {token}");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let result = match method {
+            "GET" => agent.get(&url).header("Authorization", &bearer).call(),
+            "POST" => agent
+                .post(&url)
+                .header("Authorization", &bearer)
+                .send(&body),
+            "PUT" => agent.put(&url).header("Authorization", &bearer).send(&body),
+            "PATCH" => agent
+                .patch(&url)
+                .header("Authorization", &bearer)
+                .send(&body),
+            _ => agent
+                .delete(&url)
+                .header("Authorization", &bearer)
+                .force_send_body()
+                .send("{}"),
+        };
+        let mut response = result.expect("the fake answers");
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap(), retry_after)
+    }
+
+    fn setup() -> (FakeCloudflare, String) {
+        let fake = FakeCloudflare::start();
+        let zone = fake.add_zone("example.com");
+        (fake, zone)
+    }
+
+    #[test]
+    fn put_resets_what_it_omits_and_patch_keeps_it() {
+        let (fake, zone) = setup();
+        let path = format!("/zones/{zone}/dns_records");
+        let (status, created, _) = call(
+            &fake,
+            TOKEN,
+            "POST",
+            &path,
+            Some(
+                json!({"type": "A", "name": "www", "content": "192.0.2.1", "ttl": 300, "comment": "c"}),
+            ),
+        );
+        assert_eq!(status, 200, "{created}");
+        let id = created["result"]["id"].as_str().unwrap().to_string();
+        assert_eq!(created["result"]["name"], "www.example.com");
+        let one = format!("{path}/{id}");
+        let (_, patched, _) = call(
+            &fake,
+            TOKEN,
+            "PATCH",
+            &one,
+            Some(json!({"type": "A", "name": "www", "content": "192.0.2.2"})),
+        );
+        assert_eq!(
+            (
+                patched["result"]["ttl"].as_u64(),
+                patched["result"]["comment"].as_str()
+            ),
+            (Some(300), Some("c"))
+        );
+        let (_, put, _) = call(
+            &fake,
+            TOKEN,
+            "PUT",
+            &one,
+            Some(json!({"type": "A", "name": "www", "content": "192.0.2.3"})),
+        );
+        assert_eq!(put["result"]["ttl"], 1);
+        assert!(put["result"]["comment"].is_null());
+        let (status, gone, _) = call(&fake, TOKEN, "DELETE", &one, None);
+        assert_eq!(
+            (status, gone["result"]["id"].as_str()),
+            (200, Some(id.as_str()))
+        );
+        let (status, missing, _) = call(&fake, TOKEN, "GET", &one, None);
+        assert_eq!(
+            (status, missing["errors"][0]["code"].as_u64()),
+            (404, Some(81_044))
+        );
+        fake.assert_no_violations();
+    }
+
+    #[test]
+    fn a_batch_deletes_before_it_posts_and_is_all_or_nothing() {
+        let (fake, zone) = setup();
+        let old = fake.insert_record(
+            "example.com",
+            json!({"type": "A", "name": "www", "content": "192.0.2.1"}),
+        );
+        let path = format!("/zones/{zone}/dns_records/batch");
+        // Posting the identical record works only because the delete runs first.
+        let (status, answer, _) = call(
+            &fake,
+            TOKEN,
+            "POST",
+            &path,
+            Some(json!({
+                "posts": [{"type": "A", "name": "www", "content": "192.0.2.1"}],
+                "deletes": [{"id": old}],
+            })),
+        );
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["result"]["deletes"][0]["id"], old.as_str());
+        let new = answer["result"]["posts"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(fake.records("example.com").len(), 1);
+        // One bad action (a delete of a missing record) and nothing happens.
+        let (status, answer, _) = call(
+            &fake,
+            TOKEN,
+            "POST",
+            &path,
+            Some(json!({
+                "posts": [{"type": "A", "name": "api", "content": "192.0.2.9"}],
+                "patches": [{"id": new, "type": "A", "name": "www", "content": "192.0.2.5"}],
+                "deletes": [{"id": "0".repeat(32)}],
+            })),
+        );
+        assert_eq!(
+            (status, answer["errors"][0]["code"].as_u64()),
+            (404, Some(81_044))
+        );
+        let records = fake.records("example.com");
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["content"], "192.0.2.1");
+        // Over the plan's limit.
+        fake.set_batch_limit(1);
+        let (status, _, _) = call(
+            &fake,
+            TOKEN,
+            "POST",
+            &path,
+            Some(json!({"posts": [
+                {"type": "A", "name": "a", "content": "192.0.2.1"},
+                {"type": "A", "name": "b", "content": "192.0.2.1"},
+            ]})),
+        );
+        assert_eq!(status, 400);
+        fake.assert_no_violations();
+    }
+
+    #[test]
+    fn requests_breaking_the_contract_are_refused_and_recorded() {
+        let (fake, zone) = setup();
+        let (status, answer, _) = call(
+            &fake,
+            TOKEN,
+            "POST",
+            &format!("/zones/{zone}/dns_records"),
+            Some(json!({"type": "A", "name": "www", "content": "192.0.2.1", "ttl_seconds": 60})),
+        );
+        assert_eq!(status, 400);
+        assert!(
+            answer["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`/ttl_seconds`"),
+            "{answer}"
+        );
+        let (status, _, _) = call(
+            &fake,
+            TOKEN,
+            "POST",
+            &format!("/zones/{zone}/dns_records/batch"),
+            Some(json!({"posts": [{"type": "A", "name": "www", "content": "nope"}]})),
+        );
+        assert_eq!(status, 400);
+        let (status, _, _) = call(
+            &fake,
+            TOKEN,
+            "POST",
+            &format!("/zones/{zone}/dns_records/batch"),
+            Some(json!({"deletes": [{"id": "x", "type": "A"}]})),
+        );
+        assert_eq!(status, 400);
+        let violations = fake.violations();
+        assert_eq!(violations.len(), 3, "{violations:?}");
+        assert!(violations[1].contains("posts[0]"), "{violations:?}");
+        assert!(fake.records("example.com").is_empty());
+    }
+
+    #[test]
+    fn tokens_budgets_and_pages() {
+        let (fake, zone) = setup();
+        let (status, _, _) = call(&fake, "wrong", "GET", "/zones?name=example.com", None);
+        assert_eq!(status, 401);
+        let (status, zones, _) = call(&fake, TOKEN, "GET", "/zones?name=example.com", None);
+        assert_eq!(
+            (status, zones["result"][0]["id"].as_str()),
+            (200, Some(zone.as_str()))
+        );
+        for i in 0..5 {
+            fake.insert_record(
+                "example.com",
+                json!({"type": "TXT", "name": "t", "content": format!("v{i}")}),
+            );
+        }
+        let (_, page, _) = call(
+            &fake,
+            TOKEN,
+            "GET",
+            &format!("/zones/{zone}/dns_records?type=TXT&page=2&per_page=2"),
+            None,
+        );
+        assert_eq!(page["result"].as_array().unwrap().len(), 2);
+        assert_eq!(page["result_info"]["total_count"], 5);
+        assert_eq!(page["result"][0]["content"], "v2");
+        fake.set_rate_limit(1, Duration::from_secs(30));
+        call(&fake, TOKEN, "GET", "/zones", None);
+        let (status, answer, retry_after) = call(&fake, TOKEN, "GET", "/zones", None);
+        assert_eq!(status, 429, "{answer}");
+        let wait: u64 = retry_after.unwrap().parse().unwrap();
+        assert!((1..=30).contains(&wait));
+        fake.assert_no_violations();
+    }
+}

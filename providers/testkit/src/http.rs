@@ -110,7 +110,8 @@ type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 struct Shared {
     log: Mutex<Vec<Logged>>,
     violations: Mutex<Vec<String>>,
-    faults: Mutex<VecDeque<Fault>>,
+    /// Faults to inject, each for requests of one method only or (`None`) for any.
+    faults: Mutex<VecDeque<(Option<String>, Fault)>>,
     delay: Mutex<Duration>,
 }
 
@@ -164,6 +165,16 @@ impl Server {
         self.push(n, Fault::After(status));
     }
 
+    /// Like [`Server::fail_after_next`], for the next `n` requests with this method only
+    /// (a create's POST, not the lookups before it).
+    pub fn fail_after_next_of(&self, method: &str, n: usize, status: u16) {
+        let mut faults = self.shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+        faults.extend(std::iter::repeat_n(
+            (Some(method.to_ascii_uppercase()), Fault::After(status)),
+            n,
+        ));
+    }
+
     /// Answers the next `n` requests with 429 and `Retry-After: seconds`.
     pub fn throttle_next(&self, n: usize, seconds: u64) {
         self.push(n, Fault::Throttle(seconds));
@@ -171,7 +182,7 @@ impl Server {
 
     fn push(&self, n: usize, fault: Fault) {
         let mut faults = self.shared.faults.lock().unwrap_or_else(|p| p.into_inner());
-        faults.extend(std::iter::repeat_n(fault, n));
+        faults.extend(std::iter::repeat_n((None, fault), n));
     }
 
     /// Delays every answer by `delay` (zero: no delay).
@@ -308,11 +319,14 @@ fn serve(mut raw: tiny_http::Request, handler: &Handler, shared: &Shared) {
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
-    let fault = shared
-        .faults
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .pop_front();
+    let fault = {
+        let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+        faults
+            .iter()
+            .position(|(method, _)| method.as_ref().is_none_or(|m| *m == request.method))
+            .and_then(|at| faults.remove(at))
+            .map(|(_, fault)| fault)
+    };
     let (response, faulted) = match fault {
         Some(Fault::Before(status)) => (injected(status), true),
         Some(Fault::Throttle(seconds)) => (
@@ -440,6 +454,10 @@ mod tests {
             log.iter().map(|l| l.faulted).collect::<Vec<_>>(),
             [true, true, true, false]
         );
+        // A fault for one method waits for a request of that method.
+        server.fail_after_next_of("POST", 1, 503);
+        assert_eq!(get(&url).unwrap().0, 200);
+        assert_eq!(server.log().last().map(|l| l.faulted), Some(false));
     }
 
     #[test]
