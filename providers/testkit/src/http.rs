@@ -88,6 +88,10 @@ pub struct Logged {
     pub method: String,
     pub path: String,
     pub query: Vec<(String, String)>,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The size of the request body.
+    pub body_len: usize,
     pub status: u16,
     /// Answered by an injected fault, not by the handler.
     pub faulted: bool,
@@ -356,6 +360,8 @@ fn serve(mut raw: tiny_http::Request, handler: &Handler, shared: &Shared) {
             method: request.method.clone(),
             path: request.path.clone(),
             query: request.query.clone(),
+            headers: request.headers.clone(),
+            body_len: request.body.len(),
             status: response.status,
             faulted,
         });
