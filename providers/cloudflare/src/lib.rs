@@ -144,7 +144,7 @@ impl CloudflareClient {
 impl Client for CloudflareClient {
     fn read(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Option<Observed>> {
         check_type(target)?;
-        self.records.read(&self.api, target, id, inputs)
+        self.records.read(&self.api, id, inputs)
     }
 
     fn find(&self, target: Target<'_>, inputs: &Attributes) -> Result<Option<Found>> {

@@ -514,27 +514,37 @@ pub fn batch_key(inputs: &Attributes) -> Option<String> {
 /// Record calls, with the zone ids looked up once per client.
 pub struct Records {
     zones: Mutex<HashMap<String, String>>,
+    /// Held while a zone is looked up, so that calls running in parallel on a new zone ask
+    /// Cloudflare once, not once each.
+    lookup: Mutex<()>,
     /// Records per batch request.
-    pub batch_size: usize,
+    batch_size: usize,
 }
 
 impl Records {
     pub fn new(batch_size: usize) -> Records {
         Records {
             zones: Mutex::new(HashMap::new()),
+            lookup: Mutex::new(()),
             batch_size,
         }
     }
 
     /// The zone's id (`GET /zones?name=`), cached.
     fn zone_id(&self, api: &Api, zone: &str) -> Result<String> {
-        if let Some(id) = self
-            .zones
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(zone)
-        {
-            return Ok(id.clone());
+        let cached = || {
+            self.zones
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(zone)
+                .cloned()
+        };
+        if let Some(id) = cached() {
+            return Ok(id);
+        }
+        let _looking = self.lookup.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(id) = cached() {
+            return Ok(id);
         }
         let envelope = api.get("/zones", &[("name", zone)])?;
         let id = envelope
@@ -634,14 +644,7 @@ impl Records {
             })
     }
 
-    pub fn read(
-        &self,
-        api: &Api,
-        target: Target<'_>,
-        id: &str,
-        inputs: &Attributes,
-    ) -> Result<Option<Observed>> {
-        let _ = target;
+    pub fn read(&self, api: &Api, id: &str, inputs: &Attributes) -> Result<Option<Observed>> {
         let want = Record::from_inputs(inputs)?;
         let zone_id = match self.zone_id(api, &want.zone) {
             Ok(z) => z,
@@ -994,8 +997,8 @@ impl Records {
         let by_id: HashMap<&str, &Seen> = records.iter().map(|s| (s.id.as_str(), s)).collect();
         // What each call still needs written.
         let mut deletes: Vec<(usize, String)> = Vec::new();
-        let mut patches: Vec<(usize, String, Value)> = Vec::new();
-        let mut posts: Vec<(usize, Value)> = Vec::new();
+        let mut patches: Vec<(usize, String, Record)> = Vec::new();
+        let mut posts: Vec<(usize, Record)> = Vec::new();
         for &i in members {
             let call = &calls[i];
             let target = call.target;
@@ -1028,11 +1031,7 @@ impl Records {
                         Some(seen) if seen.record == want => {
                             results[i] = Some(Ok(Some(seen.applied())));
                         }
-                        Some(seen) => {
-                            let mut body = want.body(&target.marker());
-                            body["id"] = json!(seen.id);
-                            patches.push((i, seen.id.clone(), body));
-                        }
+                        Some(seen) => patches.push((i, seen.id.clone(), want)),
                         None => {
                             let identical = records.iter().find(|s| {
                                 s.record.name == want.name
@@ -1048,7 +1047,7 @@ impl Records {
                                         "an identical record already exists",
                                     )));
                                 }
-                                None => posts.push((i, want.body(&target.marker()))),
+                                None => posts.push((i, want)),
                             }
                         }
                     }
@@ -1056,25 +1055,29 @@ impl Records {
             }
         }
         // Deletes first (they may make room for a create), in chunks of `batch_size`.
-        enum Op {
-            Delete(String),
-            Patch(Value),
-            Post(Value),
-        }
         let ops: Vec<(usize, Op)> = deletes
             .into_iter()
             .map(|(i, id)| (i, Op::Delete(id)))
-            .chain(patches.into_iter().map(|(i, _, b)| (i, Op::Patch(b))))
-            .chain(posts.into_iter().map(|(i, b)| (i, Op::Post(b))))
+            .chain(
+                patches
+                    .into_iter()
+                    .map(|(i, id, want)| (i, Op::Patch(id, want))),
+            )
+            .chain(posts.into_iter().map(|(i, want)| (i, Op::Post(want))))
             .collect();
         let path = format!("/zones/{zone_id}/dns_records/batch");
         for chunk in ops.chunks(self.batch_size.max(1)) {
             let mut body = json!({"deletes": [], "patches": [], "posts": []});
-            for (_, op) in chunk {
+            for (i, op) in chunk {
+                let marker = calls[*i].target.marker();
                 let (key, entry) = match op {
                     Op::Delete(id) => ("deletes", json!({ "id": id })),
-                    Op::Patch(b) => ("patches", b.clone()),
-                    Op::Post(b) => ("posts", b.clone()),
+                    Op::Patch(id, want) => {
+                        let mut entry = want.body(&marker);
+                        entry["id"] = json!(id);
+                        ("patches", entry)
+                    }
+                    Op::Post(want) => ("posts", want.body(&marker)),
                 };
                 if let Some(list) = body[key].as_array_mut() {
                     list.push(entry);
@@ -1099,7 +1102,7 @@ impl Records {
                                 results[*i] = Some(Ok(None));
                                 continue;
                             }
-                            Op::Patch(_) => patched.next(),
+                            Op::Patch(..) => patched.next(),
                             Op::Post(_) => posted.next(),
                         };
                         results[*i] = Some(
@@ -1116,20 +1119,54 @@ impl Records {
                     }
                 }
                 Err(failure) => {
-                    for (i, _) in chunk {
-                        results[*i] = Some(Err(Error::new(
-                            failure.kind(),
-                            format!(
-                                "{} (the batch of {} changes it was part of was refused as a \
-                                 whole)",
-                                failure.error.message,
-                                chunk.len()
-                            ),
-                        )));
+                    // A 5xx or a lost answer may come after the batch was committed: look, so
+                    // that a change reported failed is one that was not made.
+                    let unknown = failure.status.is_none_or(|s| s >= 500);
+                    let now = if unknown {
+                        self.list(api, zone, &zone_id, None).ok()
+                    } else {
+                        None
+                    };
+                    for (i, op) in chunk {
+                        let target = calls[*i].target;
+                        let made = now.as_deref().and_then(|now| settled(now, target, op));
+                        results[*i] = Some(made.map(Ok).unwrap_or_else(|| {
+                            Err(Error::new(
+                                failure.kind(),
+                                format!(
+                                    "{} (the batch of {} changes it was part of was refused as \
+                                     a whole)",
+                                    failure.error.message,
+                                    chunk.len()
+                                ),
+                            ))
+                        }));
                     }
                 }
             }
         }
+    }
+}
+
+/// A write a batch still has to make.
+enum Op {
+    Delete(String),
+    Patch(String, Record),
+    Post(Record),
+}
+
+/// Whether `op` is found made in the zone's records `now`: its result if so.
+fn settled(now: &[Seen], target: Target<'_>, op: &Op) -> Option<Option<Applied>> {
+    match op {
+        Op::Delete(id) => (!now.iter().any(|s| &s.id == id)).then_some(None),
+        Op::Patch(id, want) => now
+            .iter()
+            .find(|s| &s.id == id && s.ours(target) && s.record == *want)
+            .map(|s| Some(s.applied())),
+        Op::Post(want) => now
+            .iter()
+            .find(|s| s.ours(target) && s.record == *want)
+            .map(|s| Some(s.applied())),
     }
 }
 

@@ -169,12 +169,21 @@ impl Server {
         self.push(n, Fault::After(status));
     }
 
-    /// Like [`Server::fail_after_next`], for the next `n` requests with this method only
-    /// (a create's POST, not the lookups before it).
+    /// Like [`Server::fail_next`], for the next `n` requests with this method only (a
+    /// create's POST, not the lookups before it).
+    pub fn fail_next_of(&self, method: &str, n: usize, status: u16) {
+        self.push_of(method, n, Fault::Before(status));
+    }
+
+    /// Like [`Server::fail_after_next`], for the next `n` requests with this method only.
     pub fn fail_after_next_of(&self, method: &str, n: usize, status: u16) {
+        self.push_of(method, n, Fault::After(status));
+    }
+
+    fn push_of(&self, method: &str, n: usize, fault: Fault) {
         let mut faults = self.shared.faults.lock().unwrap_or_else(|p| p.into_inner());
         faults.extend(std::iter::repeat_n(
-            (Some(method.to_ascii_uppercase()), Fault::After(status)),
+            (Some(method.to_ascii_uppercase()), fault),
             n,
         ));
     }

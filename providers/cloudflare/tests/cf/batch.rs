@@ -264,3 +264,53 @@ fn a_batch_over_the_plans_limit_is_refused_honestly() {
     assert!(fake.records(ZONE).is_empty());
     fake.assert_no_violations();
 }
+
+/// A batch committed but answered 500: the zone is looked at again, and each change is
+/// reported as made, so the results stay true. One refused before it reached Cloudflare is
+/// reported failed, and nothing was made.
+#[test]
+fn a_batch_whose_answer_was_lost_reports_what_was_made() {
+    let fake = fake();
+    let client = client_with(&fake, json!({}), quick());
+    let (names, creates) = specs(3, 0);
+    let calls: Vec<Call<'_>> = (0..3)
+        .map(|i| Call {
+            target: target(&names[i]),
+            change: Change::Create {
+                inputs: &creates[i],
+            },
+        })
+        .collect();
+    fake.http().fail_after_next_of("POST", 1, 500);
+    let results = ok(client.apply_batch(&calls));
+    assert_eq!(fake.records(ZONE).len(), 3);
+    for (applied, record) in results.iter().zip(fake.records(ZONE)) {
+        assert_eq!(applied.as_ref().unwrap().id, record["id"].as_str().unwrap());
+    }
+
+    let (names, creates) = specs(2, 65_536);
+    let calls: Vec<Call<'_>> = (0..2)
+        .map(|i| Call {
+            target: target(&names[i]),
+            change: Change::Create {
+                inputs: &creates[i],
+            },
+        })
+        .collect();
+    // Refused before it was acted on: not repeated (a POST), looked at, reported failed.
+    let before = fake.count("GET", "/dns_records");
+    fake.http().fail_next_of("POST", 1, 503);
+    for r in client.apply_batch(&calls) {
+        let err = r.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+        assert!(err.message.contains("HTTP 503"), "{err}");
+    }
+    assert_eq!(fake.count("POST", "/batch"), 2);
+    assert_eq!(
+        fake.count("GET", "/dns_records") - before,
+        2,
+        "listed, then looked again"
+    );
+    assert_eq!(fake.records(ZONE).len(), 3, "nothing more was made");
+    fake.assert_no_violations();
+}
