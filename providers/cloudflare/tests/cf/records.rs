@@ -328,3 +328,33 @@ fn a_refused_token_is_unauthorized_and_a_missing_zone_not_found() {
     assert!(err.message.contains("nope.example"), "{err}");
     fake.assert_no_violations();
 }
+
+#[test]
+fn txt_is_kept_as_given_and_cname_targets_are_normalised() {
+    let fake = fake();
+    let client = client(&fake);
+    let txt = attrs(json!({
+        "zone": ZONE, "name": "@", "type": "TXT",
+        "content": "v=spf1 include:_spf.example.com ~all", "ttl": 3600,
+    }));
+    let cname = attrs(json!({
+        "zone": ZONE, "name": "shop", "type": "CNAME", "content": "Shops.Example.NET.",
+        "proxied": true,
+    }));
+    for (name, spec) in [("spf", &txt), ("shop", &cname)] {
+        let applied = client.create(target(name), spec).unwrap();
+        let seen = client
+            .read(target(name), &applied.id, spec)
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen.inputs, record::normalise(spec).unwrap(), "{name}");
+    }
+    let stored = named(&fake, ZONE);
+    assert_eq!(stored[0]["content"], "v=spf1 include:_spf.example.com ~all");
+    let shop = named(&fake, "shop.example.com");
+    assert_eq!(
+        (shop[0]["content"].as_str(), shop[0]["proxied"].as_bool()),
+        (Some("shops.example.net"), Some(true))
+    );
+    fake.assert_no_violations();
+}
