@@ -147,7 +147,10 @@ impl Record {
         if let Some(p) = self.priority {
             out.insert("priority".into(), Value::from(p));
         }
-        out.insert("comment".into(), Value::String(self.comment.clone()));
+        // No comment is no field, so a plan does not list `comment = ""` for every record.
+        if !self.comment.is_empty() {
+            out.insert("comment".into(), Value::String(self.comment.clone()));
+        }
         out
     }
 
@@ -215,9 +218,15 @@ impl Seen {
         self.marker.as_deref() == Some(target.marker().as_str())
     }
 
-    fn observed(&self) -> Observed {
+    /// What a read reports, against the inputs fabrik recorded: a comment cleared behind
+    /// fabrik's back shows as `""`, so the engine sees it differ.
+    fn observed(&self, recorded: &Record) -> Observed {
+        let mut inputs = self.record.attributes();
+        if self.record.comment.is_empty() && !recorded.comment.is_empty() {
+            inputs.insert("comment".into(), Value::String(String::new()));
+        }
         Observed {
-            inputs: self.record.attributes(),
+            inputs,
             outputs: outputs(&self.id, &self.zone_id),
         }
     }
@@ -653,7 +662,7 @@ impl Records {
         };
         Ok(self
             .get(api, &want.zone, &zone_id, id)?
-            .map(|seen| seen.observed()))
+            .map(|seen| seen.observed(&want)))
     }
 
     /// The record of this name and type carrying this resource's marker.
@@ -671,7 +680,7 @@ impl Records {
             .find(|s| s.ours(target))
             .map(|s| Found {
                 id: s.id.clone(),
-                observed: s.observed(),
+                observed: s.observed(&want),
             }))
     }
 
@@ -705,7 +714,12 @@ impl Records {
                 } else {
                     existing
                 };
-                Err(conflict(target, &want, &in_the_way, &failure.error.message))
+                let codes: Vec<String> = failure.codes.iter().map(u32::to_string).collect();
+                let said = format!(
+                    "Cloudflare answers that it already exists (code {})",
+                    codes.join(", ")
+                );
+                Err(conflict(target, &want, &in_the_way, &said))
             }
             Err(failure) => Err(failure.into()),
         }
@@ -864,7 +878,7 @@ impl Records {
         if seen.ours(target) {
             return Ok(Found {
                 id: seen.id.clone(),
-                observed: seen.observed(),
+                observed: seen.observed(&want),
             });
         }
         if let Some(other) = &seen.marker {
@@ -902,7 +916,7 @@ impl Records {
         let stamped = self.write(api, Method::Patch, &path, &body, &want.zone)?;
         Ok(Found {
             id: stamped.id.clone(),
-            observed: stamped.observed(),
+            observed: stamped.observed(&want),
         })
     }
 
@@ -910,10 +924,14 @@ impl Records {
     pub fn read_many(&self, api: &Api, items: &[Read<'_>]) -> Vec<Result<Option<Observed>>> {
         let mut results: Vec<Option<Result<Option<Observed>>>> =
             items.iter().map(|_| None).collect();
+        let mut recorded: Vec<Option<Record>> = items.iter().map(|_| None).collect();
         let mut by_zone: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, item) in items.iter().enumerate() {
             match Record::from_inputs(item.inputs) {
-                Ok(want) => by_zone.entry(want.zone).or_default().push(i),
+                Ok(want) => {
+                    by_zone.entry(want.zone.clone()).or_default().push(i);
+                    recorded[i] = Some(want);
+                }
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
@@ -926,7 +944,8 @@ impl Records {
                     let by_id: HashMap<&str, &Seen> =
                         records.iter().map(|s| (s.id.as_str(), s)).collect();
                     for i in members {
-                        results[i] = Some(Ok(by_id.get(items[i].id).map(|s| s.observed())));
+                        let Some(want) = &recorded[i] else { continue };
+                        results[i] = Some(Ok(by_id.get(items[i].id).map(|s| s.observed(want))));
                     }
                 }
                 Err(e) if e.kind == ErrorKind::NotFound => {
@@ -1182,9 +1201,13 @@ fn conflict(target: Target<'_>, want: &Record, in_the_way: &[Seen], said: &str) 
         None => format!("{} ({}, not managed by fabrik)", s.id, s.record.label()),
     };
     let listed: Vec<String> = in_the_way.iter().map(describe).collect();
+    // The identical record first: that is the one Cloudflare says is in the way.
+    let unowned = |s: &&Seen| s.marker.is_none() && s.record.rtype == want.rtype;
     let importable = in_the_way
         .iter()
-        .find(|s| s.marker.is_none() && s.record.rtype == want.rtype);
+        .filter(unowned)
+        .find(|s| s.record.content == want.content)
+        .or_else(|| in_the_way.iter().find(unowned));
     let how = match importable {
         Some(s) => format!(
             " To manage it with fabrik, import it (`fabrik import {} {}`) or set `adopt: true` \
@@ -1244,7 +1267,7 @@ mod tests {
             Value::Object(got),
             json!({
                 "zone": "example.com", "name": "www.example.com", "type": "AAAA",
-                "content": "2001:db8::1", "ttl": 1, "proxied": false, "comment": "",
+                "content": "2001:db8::1", "ttl": 1, "proxied": false,
             })
         );
         for (name, fqdn) in [
