@@ -14,6 +14,7 @@ fn a_record_is_created_read_found_updated_and_deleted() {
     let t = target("www");
     let spec = a_record("www", "192.0.2.10");
     let applied = client.create(t, &spec).unwrap();
+    assert_eq!(fake.requests().len(), 2, "a zone lookup and the create");
     assert_eq!(applied.outputs["id"], applied.id.as_str());
     assert!(
         applied.outputs["zone_id"]
@@ -34,6 +35,7 @@ fn a_record_is_created_read_found_updated_and_deleted() {
     );
     let found = client.find(t, &spec).unwrap().unwrap();
     assert_eq!(found.id, applied.id);
+    assert_eq!(fake.requests().len(), 4, "the zone's id is looked up once per client");
 
     let changed = attrs(json!({
         "zone": ZONE, "name": "www", "type": "A", "content": "192.0.2.20",
