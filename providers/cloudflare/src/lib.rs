@@ -2,6 +2,7 @@
 //!
 //! - [`record`]: `cloudflare.record`, one record, owned through a `fabrik:<stack>/<resource>`
 //!   marker at the end of its comment; a record without it is never written or deleted.
+//! - `batch`: many records at once (the batch endpoint, zone-wide reads).
 //! - `api`: the HTTP client (bearer token, timeouts, retries with backoff and jitter,
 //!   `Retry-After`, a client-side request budget, Cloudflare's envelope mapped to error kinds;
 //!   never `Expect: 100-continue`).
@@ -11,6 +12,7 @@
 //! minutes would otherwise end a large apply.
 
 mod api;
+mod batch;
 pub mod record;
 
 use fabrik_provider::{

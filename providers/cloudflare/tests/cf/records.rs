@@ -35,7 +35,11 @@ fn a_record_is_created_read_found_updated_and_deleted() {
     );
     let found = client.find(t, &spec).unwrap().unwrap();
     assert_eq!(found.id, applied.id);
-    assert_eq!(fake.requests().len(), 4, "the zone's id is looked up once per client");
+    assert_eq!(
+        fake.requests().len(),
+        4,
+        "the zone's id is looked up once per client"
+    );
 
     let changed = attrs(json!({
         "zone": ZONE, "name": "www", "type": "A", "content": "192.0.2.20",
