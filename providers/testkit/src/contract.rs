@@ -1226,5 +1226,24 @@ mod tests {
             "/../../fixtures/contracts/coolify-openapi.json"
         ));
         assert_eq!(c.base_path(), "/api/v1");
+        c.check(
+            "POST",
+            "/api/v1/projects",
+            &[],
+            br#"{"name": "shop", "description": "the shop"}"#,
+        )
+        .unwrap();
+        let err = c
+            .check("POST", "/api/v1/projects", &[], br#"{"name": 7}"#)
+            .unwrap_err();
+        assert!(err.detail.contains("/name"), "{err}");
+        let err = c
+            .check("POST", "/api/v1/projects", &[], br#"{"title": "shop"}"#)
+            .unwrap_err();
+        assert!(err.detail.contains("`/title` is not declared"), "{err}");
+        let m = c
+            .check("GET", "/api/v1/applications/abc123", &[], b"")
+            .unwrap();
+        assert_eq!(m.path_params["uuid"], "abc123");
     }
 }
