@@ -411,4 +411,5 @@ fn bad_inputs_stop_the_plan_before_any_request() {
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("IPv4"), "{out}");
     assert_eq!(fake.requests().len(), 0);
+    fake.assert_no_violations();
 }
