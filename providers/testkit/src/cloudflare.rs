@@ -311,8 +311,9 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
         return answer;
     }
     let answer = match (&batch, matched) {
-        (Some(zone_id), _) => state.batch(zone_id, &body),
-        (None, Some(m)) => {
+        // Only a POST is a batch; other methods on that path were routed by the contract.
+        (Some(zone_id), None) => state.batch(zone_id, &body),
+        (_, Some(m)) => {
             let zone_id = m.path_params.get("zone_id").cloned().unwrap_or_default();
             let record_id = m.path_params.get("dns_record_id").cloned();
             match (request.method.as_str(), m.template.as_str()) {
@@ -333,7 +334,7 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
                 )),
             }
         }
-        (None, None) => unreachable!("a request is either a batch or a checked operation"),
+        (None, None) => unreachable!("a request is either a batch POST or a checked operation"),
     };
     envelope(answer)
 }
@@ -993,6 +994,10 @@ mod tests {
         let records = fake.records("example.com");
         assert_eq!(records.len(), 1);
         assert_eq!(records[0]["content"], "192.0.2.1");
+        // Only a POST is a batch: a GET of that path asks for a record called `batch`.
+        let (status, _, _) = call(&fake, TOKEN, "GET", &path, None);
+        assert_eq!(status, 404);
+        assert_eq!(fake.records("example.com").len(), 1);
         // Over the plan's limit.
         fake.set_batch_limit(1);
         let (status, _, _) = call(
