@@ -413,3 +413,59 @@ fn bad_inputs_stop_the_plan_before_any_request() {
     assert_eq!(fake.requests().len(), 0);
     fake.assert_no_violations();
 }
+
+/// Killed applies (SIGKILL at varied moments, requests in flight) leave nothing twice: the
+/// next run finds what an interrupted create made by its marker, and the last one converges
+/// with every record once, as the state says.
+#[test]
+fn killed_applies_converge_without_duplicates() {
+    const RECORDS: usize = 30;
+    let fake = fake();
+    fake.http().set_delay(Duration::from_millis(40));
+    let mut body = String::from("resources:\n");
+    for i in 0..RECORDS {
+        body.push_str(&format!(
+            "  r{i}:\n    type: cloudflare.record\n    with: {{ zone: example.com, name: r{i}, type: A, content: \"10.0.0.{i}\" }}\n"
+        ));
+    }
+    let case = case(&stack_spec("cf-kill", &fake, &body));
+    let once = |fake: &FakeCloudflare| {
+        let names: Vec<String> = fake
+            .records(ZONE)
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect();
+        let unique: BTreeSet<&String> = names.iter().collect();
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "a record exists twice: {names:?}"
+        );
+    };
+    for delay in [120, 350, 700] {
+        let mut child = case
+            .args(["apply", "--yes"])
+            .command()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("fabrik starts");
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        once(&fake);
+    }
+    case.expect(["apply", "--yes"], 0);
+    // Requests a killed run left in flight land late; give them time, then look again.
+    std::thread::sleep(Duration::from_millis(200));
+    once(&fake);
+    assert_eq!(fake.records(ZONE).len(), RECORDS);
+    assert_consistent(&case, &fake, "cf-kill");
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0
+    );
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.records(ZONE).is_empty());
+    fake.assert_no_violations();
+}
