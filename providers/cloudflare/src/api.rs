@@ -1,0 +1,714 @@
+//! The Cloudflare API v4 as this provider uses it: bearer-token requests with timeouts, a
+//! client-side request budget, retries of what is worth retrying (honouring `Retry-After`), and
+//! the `{success, errors, messages, result}` envelope mapped to error kinds.
+//!
+//! Cloudflare allows 1,200 requests per 5 minutes per user and, past that, refuses every call
+//! for the next 5 minutes. A token bucket of that size spends the budget no faster than it
+//! refills, so a large apply slows down instead of locking the account out. Requests never
+//! carry `Expect: 100-continue` (ureq adds it only when asked to, and nothing here asks).
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use fabrik_provider::{Error, ErrorKind};
+use serde_json::Value;
+use ureq::Agent;
+
+/// A connection that takes longer than this to open is not going to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One request, from connecting to the last byte of the answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lists of many thousands of records are a few MB.
+const BODY_LIMIT: u64 = 256 * 1024 * 1024;
+/// Requests in flight at once per configured provider; Cloudflare also limits each IP to 200
+/// requests per second.
+const MAX_IN_FLIGHT: usize = 4;
+const EXCERPT: usize = 300;
+
+/// Error codes Cloudflare answers for a record that already exists: 81057 "The record already
+/// exists", 81058 "An identical record already exists" (duplicates moved from the first to the
+/// second), 81053/81054 "a record with that host already exists" (CNAME beside other data).
+pub const EXISTS: [u32; 4] = [81_057, 81_058, 81_053, 81_054];
+/// "Record does not exist."
+pub const MISSING: u32 = 81_044;
+
+/// The API token. Its Debug never shows it; [`Token::expose`] is the one way to read it.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: String) -> Self {
+        Token(token)
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(sensitive)")
+    }
+}
+
+/// When and how often a failed request is tried again, and how the budget is paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles for each next one.
+    pub base: Duration,
+    /// No backoff wait is longer than this.
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this is not waited out: the call fails as transient and
+    /// the engine decides.
+    pub max_retry_after: Duration,
+    /// The window the request budget is counted over (Cloudflare: 5 minutes).
+    pub budget_window: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            attempts: 5,
+            base: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(60),
+            budget_window: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    /// Whether repeating the request after an unknown outcome is harmless. A POST (a create,
+    /// a batch) is not: the caller looks first, then decides.
+    fn idempotent(self) -> bool {
+        self != Method::Post
+    }
+}
+
+/// A failed call: the error for the engine, plus the Cloudflare codes for the provider's own
+/// decisions (a duplicate is resolved by a lookup, not by reading the message).
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    pub status: Option<u16>,
+    pub codes: Vec<u32>,
+}
+
+impl Failure {
+    pub fn has_code(&self, codes: &[u32]) -> bool {
+        self.codes.iter().any(|c| codes.contains(c))
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.error.kind
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Error {
+        f.error
+    }
+}
+
+pub type Outcome<T> = std::result::Result<T, Failure>;
+
+/// A client for one Cloudflare account (one token).
+pub struct Api {
+    agent: Agent,
+    /// `https://api.cloudflare.com/client/v4`, without a trailing `/`.
+    base: String,
+    token: Token,
+    tuning: Tuning,
+    slots: Slots,
+    budget: Budget,
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Api")
+            .field("base", &self.base)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    /// `url` is the API's base, such as `https://api.cloudflare.com/client/v4`; `budget` the
+    /// requests allowed per [`Tuning::budget_window`].
+    pub fn new(url: &str, token: Token, budget: u32, tuning: Tuning) -> Result<Api, Error> {
+        let trimmed = url.trim().trim_end_matches('/');
+        let scheme_ok = ["http://", "https://"].iter().any(|s| {
+            trimmed
+                .get(..s.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(s))
+        });
+        if !scheme_ok || trimmed.parse::<ureq::http::Uri>().is_err() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "`api_url` must be an http:// or https:// address, such as \
+                     \"https://api.cloudflare.com/client/v4\", not {url:?}"
+                ),
+            ));
+        }
+        if budget == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "`request_budget` must be at least 1",
+            ));
+        }
+        let agent: Agent = Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .user_agent(concat!("fabrik-cloudflare/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Api {
+            agent,
+            base: trimmed.to_string(),
+            token,
+            tuning,
+            slots: Slots::new(MAX_IN_FLIGHT),
+            budget: Budget::new(budget, tuning.budget_window),
+        })
+    }
+
+    pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Outcome<Value> {
+        self.call(Method::Get, path, query, None)
+    }
+
+    /// One request, tried again on connection failures, 429 and 5xx (POST only where the
+    /// server cannot have acted on it). Returns the whole envelope of a successful answer.
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Outcome<Value> {
+        // Cloudflare's contract declares a JSON body for DELETE; an empty object says nothing.
+        let empty = Value::Object(Default::default());
+        let body = match (method, body) {
+            (Method::Delete, None) => Some(&empty),
+            (_, body) => body,
+        };
+        let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
+        let what = format!("{} {}{path}", method.as_str(), self.base);
+        let mut attempt = 1;
+        loop {
+            self.budget.take();
+            let outcome = {
+                let _slot = self.slots.acquire();
+                self.once(method, path, query, body.as_deref())
+            };
+            let (failure, retry_after) = match outcome {
+                Ok(answer) if (200..300).contains(&answer.status) => {
+                    return parse_success(&what, &answer.body);
+                }
+                Ok(answer) => {
+                    let failure = status_failure(&what, answer.status, &answer.body);
+                    // A 429 was refused before anything was done; a 5xx may have been done.
+                    let again =
+                        answer.status == 429 || (answer.status >= 500 && method.idempotent());
+                    if answer.status == 429 {
+                        // Every request of this client waits, not only this one.
+                        self.budget
+                            .pause(answer.retry_after.unwrap_or(Duration::from_secs(1)));
+                    }
+                    if !again {
+                        return Err(failure);
+                    }
+                    (failure, answer.retry_after)
+                }
+                Err(unanswered) => {
+                    let again = unanswered.kind == ErrorKind::Transient
+                        && (unanswered.nothing_sent || method.idempotent());
+                    let failure = Failure {
+                        error: Error::new(
+                            unanswered.kind,
+                            format!("{what}: {}", unanswered.message),
+                        ),
+                        status: None,
+                        codes: Vec::new(),
+                    };
+                    if !again {
+                        return Err(failure);
+                    }
+                    (failure, None)
+                }
+            };
+            if attempt >= self.tuning.attempts {
+                return Err(Failure {
+                    error: Error::new(
+                        failure.error.kind,
+                        format!("{} (after {attempt} attempts)", failure.error.message),
+                    ),
+                    ..failure
+                });
+            }
+            let wait = match retry_after {
+                Some(after) if after > self.tuning.max_retry_after => {
+                    return Err(Failure {
+                        error: Error::new(
+                            failure.error.kind,
+                            format!(
+                                "{} (Cloudflare asks to wait {} s before trying again)",
+                                failure.error.message,
+                                after.as_secs()
+                            ),
+                        ),
+                        ..failure
+                    });
+                }
+                Some(after) => after,
+                None => backoff(&self.tuning, attempt),
+            };
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    fn once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::result::Result<Answer, Unanswered> {
+        let url = format!("{}{path}", self.base);
+        let bearer = format!("Bearer {}", self.token.expose());
+        let result = match method {
+            Method::Get => self
+                .agent
+                .get(&url)
+                .header("Authorization", &bearer)
+                .header("Accept", "application/json")
+                .query_pairs(query.iter().copied())
+                .call(),
+            Method::Post | Method::Put | Method::Patch | Method::Delete => {
+                let request = match method {
+                    Method::Post => self.agent.post(&url),
+                    Method::Put => self.agent.put(&url),
+                    Method::Patch => self.agent.patch(&url),
+                    _ => self.agent.delete(&url).force_send_body(),
+                };
+                request
+                    .header("Authorization", &bearer)
+                    .header("Accept", "application/json")
+                    .header("Content-Type", "application/json")
+                    .query_pairs(query.iter().copied())
+                    .send(body.unwrap_or_default())
+            }
+        };
+        let mut response = result.map_err(Unanswered::from)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(BODY_LIMIT)
+            .read_to_string()
+            .map_err(Unanswered::from)?;
+        Ok(Answer {
+            status,
+            body,
+            retry_after,
+        })
+    }
+}
+
+/// An answer of any status.
+struct Answer {
+    status: u16,
+    body: String,
+    retry_after: Option<Duration>,
+}
+
+/// A request that got no answer.
+#[derive(Debug)]
+struct Unanswered {
+    kind: ErrorKind,
+    /// The request surely never reached the server (refused, no route, no name), so even a
+    /// POST may be sent again.
+    nothing_sent: bool,
+    message: String,
+}
+
+impl From<ureq::Error> for Unanswered {
+    fn from(e: ureq::Error) -> Self {
+        use std::io::ErrorKind as Io;
+        use ureq::Error as E;
+        use ureq::Timeout as T;
+        let (kind, nothing_sent) = match &e {
+            E::Io(io) => match io.kind() {
+                Io::ConnectionRefused | Io::AddrNotAvailable => (ErrorKind::Transient, true),
+                _ => (ErrorKind::Transient, false),
+            },
+            E::Timeout(T::Resolve | T::Connect) => (ErrorKind::Transient, true),
+            E::Timeout(_) | E::Protocol(_) => (ErrorKind::Transient, false),
+            E::ConnectionFailed | E::HostNotFound => (ErrorKind::Transient, true),
+            E::BadUri(_) | E::Http(_) => (ErrorKind::InvalidInput, false),
+            _ => (ErrorKind::Fatal, false),
+        };
+        let message = match &e {
+            E::Io(io) => format!("no answer: {io}"),
+            E::Timeout(t) => format!("no answer: timed out ({t})"),
+            other => format!("no answer: {other}"),
+        };
+        Unanswered {
+            kind,
+            nothing_sent,
+            message,
+        }
+    }
+}
+
+/// A 2xx answer: the envelope, unless it says `success: false` after all.
+fn parse_success(what: &str, body: &str) -> Outcome<Value> {
+    let envelope: Value = serde_json::from_str(body).map_err(|e| Failure {
+        error: Error::new(
+            ErrorKind::Fatal,
+            format!(
+                "{what}: Cloudflare answered with something that is not JSON ({e}): {}",
+                excerpt(body)
+            ),
+        ),
+        status: None,
+        codes: Vec::new(),
+    })?;
+    if envelope.get("success") == Some(&Value::Bool(false)) {
+        return Err(status_failure(what, 400, body));
+    }
+    Ok(envelope)
+}
+
+/// The failure for an answer outside 2xx, its kind from the status and Cloudflare's codes.
+pub fn status_failure(what: &str, status: u16, body: &str) -> Failure {
+    let (codes, said) = errors_of(body);
+    let kind = if codes.iter().any(|c| EXISTS.contains(c)) {
+        ErrorKind::Conflict
+    } else if codes.contains(&MISSING) {
+        ErrorKind::NotFound
+    } else {
+        match status {
+            400 | 422 => ErrorKind::InvalidInput,
+            401 | 403 => ErrorKind::Unauthorized,
+            404 => ErrorKind::NotFound,
+            409 => ErrorKind::Conflict,
+            429 | 500..=599 => ErrorKind::Transient,
+            _ => ErrorKind::Fatal,
+        }
+    };
+    let hint = match status {
+        401 | 403 => {
+            " (check the provider's `token`: it needs Zone Read and DNS Write on the zone)"
+        }
+        _ => "",
+    };
+    let said = if said.is_empty() {
+        String::new()
+    } else {
+        format!(": {said}")
+    };
+    Failure {
+        error: Error::new(kind, format!("{what}: HTTP {status}{said}{hint}")),
+        status: Some(status),
+        codes,
+    }
+}
+
+/// The codes and messages of an error envelope (`errors: [{code, message}]`), or an excerpt
+/// of a body that is not one.
+fn errors_of(body: &str) -> (Vec<u32>, String) {
+    let Ok(envelope) = serde_json::from_str::<Value>(body) else {
+        return (Vec::new(), excerpt(body.trim()));
+    };
+    let errors = envelope
+        .get("errors")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let codes = errors
+        .iter()
+        .filter_map(|e| e.get("code").and_then(Value::as_u64))
+        .map(|c| c as u32)
+        .collect();
+    let said = errors
+        .iter()
+        .map(|e| {
+            let code = e.get("code").and_then(Value::as_u64).unwrap_or(0);
+            let message = e.get("message").and_then(Value::as_str).unwrap_or("");
+            format!("{message} (code {code})")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    (codes, said)
+}
+
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// The wait before attempt `attempt + 1`: exponential, capped, with full jitter in its upper
+/// half so that clients failing together do not retry together.
+fn backoff(tuning: &Tuning, attempt: u32) -> Duration {
+    let exp = tuning
+        .base
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(tuning.max_delay);
+    let half = exp / 2;
+    let jitter = RandomState::new().build_hasher().finish() % (half.as_millis() as u64 + 1);
+    half + Duration::from_millis(jitter)
+}
+
+/// Percent-encodes one path segment or query value.
+pub fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A token bucket: `capacity` requests at once, refilled at `capacity` per `window`, and
+/// paused for everyone when the server says to wait.
+struct Budget {
+    capacity: f64,
+    per_second: f64,
+    state: Mutex<Bucket>,
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    paused_until: Option<Instant>,
+}
+
+impl Budget {
+    fn new(capacity: u32, window: Duration) -> Self {
+        let capacity = f64::from(capacity);
+        Budget {
+            capacity,
+            per_second: capacity / window.as_secs_f64().max(0.001),
+            state: Mutex::new(Bucket {
+                tokens: capacity,
+                last: Instant::now(),
+                paused_until: None,
+            }),
+        }
+    }
+
+    /// Waits until one request may be sent, and counts it.
+    fn take(&self) {
+        loop {
+            let wait = {
+                let mut bucket = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                let refill = now.duration_since(bucket.last).as_secs_f64() * self.per_second;
+                bucket.tokens = (bucket.tokens + refill).min(self.capacity);
+                bucket.last = now;
+                match bucket.paused_until {
+                    Some(until) if until > now => until - now,
+                    _ if bucket.tokens >= 1.0 => {
+                        bucket.tokens -= 1.0;
+                        return;
+                    }
+                    _ => Duration::from_secs_f64((1.0 - bucket.tokens) / self.per_second),
+                }
+            };
+            std::thread::sleep(wait.min(Duration::from_secs(1)));
+        }
+    }
+
+    fn pause(&self, wait: Duration) {
+        let mut bucket = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let until = Instant::now() + wait;
+        if bucket.paused_until.is_none_or(|u| u < until) {
+            bucket.paused_until = Some(until);
+        }
+    }
+}
+
+/// A counting semaphore: at most `max` requests in flight.
+struct Slots {
+    max: usize,
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(max: usize) -> Self {
+        Slots {
+            max,
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> Slot<'_> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used >= self.max {
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_paces_requests_once_the_bucket_is_empty() {
+        let budget = Budget::new(5, Duration::from_millis(500));
+        let started = Instant::now();
+        for _ in 0..5 {
+            budget.take();
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(50),
+            "a full bucket"
+        );
+        for _ in 0..5 {
+            budget.take();
+        }
+        // Five more refill at 10 per second.
+        assert!(started.elapsed() >= Duration::from_millis(400));
+    }
+
+    #[test]
+    fn a_pause_holds_every_request() {
+        let budget = Budget::new(100, Duration::from_secs(1));
+        budget.pause(Duration::from_millis(300));
+        let started = Instant::now();
+        budget.take();
+        assert!(started.elapsed() >= Duration::from_millis(290));
+    }
+
+    #[test]
+    fn envelope_codes_decide_the_kind() {
+        let body = |code: u32| {
+            format!(
+                r#"{{"success":false,"errors":[{{"code":{code},"message":"m"}}],"messages":[],"result":null}}"#
+            )
+        };
+        let cases = [
+            (400, body(81_058), ErrorKind::Conflict),
+            (400, body(81_057), ErrorKind::Conflict),
+            (400, body(81_053), ErrorKind::Conflict),
+            (404, body(81_044), ErrorKind::NotFound),
+            (400, body(9_005), ErrorKind::InvalidInput),
+            (401, body(10_000), ErrorKind::Unauthorized),
+            (403, body(10_000), ErrorKind::Unauthorized),
+            (429, body(971), ErrorKind::Transient),
+            (
+                502,
+                "<html>bad gateway</html>".to_string(),
+                ErrorKind::Transient,
+            ),
+            (418, String::new(), ErrorKind::Fatal),
+        ];
+        for (status, body, kind) in cases {
+            let failure = status_failure("GET x", status, &body);
+            assert_eq!(failure.kind(), kind, "{status} {body}");
+            assert!(
+                failure.error.message.contains(&format!("HTTP {status}")),
+                "{}",
+                failure.error.message
+            );
+        }
+        let failure = status_failure("POST x", 400, &body(81_058));
+        assert!(failure.has_code(&EXISTS));
+        assert!(failure.error.message.ends_with("m (code 81058)"));
+    }
+
+    #[test]
+    fn a_success_status_with_success_false_is_an_error() {
+        let err = parse_success(
+            "GET x",
+            r#"{"success":false,"errors":[{"code":9005,"message":"bad"}],"result":null}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let api = Api::new(
+            "https://api.example.test/client/v4",
+            Token::new("s3cret".into()),
+            10,
+            Tuning::default(),
+        )
+        .unwrap();
+        assert!(!format!("{api:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_urls_and_budgets_are_invalid_input() {
+        for url in ["api.cloudflare.com", "ftp://x", ""] {
+            let err = Api::new(url, Token::new("t".into()), 10, Tuning::default()).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidInput, "{url}");
+        }
+        let err = Api::new(
+            "https://api.cloudflare.com/client/v4",
+            Token::new("t".into()),
+            0,
+            Tuning::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+    }
+}
