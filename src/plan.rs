@@ -370,8 +370,11 @@ fn desired(
         if check && let Err(e) = provider.validate(ty.name, &known) {
             problem = Some(e);
         }
-        if let Ok(normal) = provider.normalize(ty.name, &known) {
-            inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        match provider.normalize(ty.name, &known) {
+            Ok(normal) => inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+            // Inputs that have no normal form would fail at apply time: say so now.
+            Err(e) if check && problem.is_none() => problem = Some(e),
+            Err(_) => {}
         }
     } else if check {
         let known: fabrik_provider::Attributes = inputs

@@ -262,16 +262,25 @@ fn an_unowned_record_in_the_way_stops_the_apply_with_the_way_to_adopt_it() {
         )
     };
     let case = case(&spec(false));
-    let out = case.run(["apply", "--yes"]);
-    assert_eq!(out.code, 3, "{out}");
-    assert!(out.stderr.contains("not managed by fabrik"), "{out}");
-    assert!(
-        out.stderr.contains(&format!("fabrik import www {theirs}")),
-        "{out}"
-    );
-    assert!(out.stderr.contains("adopt: true"), "{out}");
+    // Asked to look (apply always does), the plan stops at the resource before any change.
+    for args in [&["plan", "--refresh"][..], &["apply", "--yes"][..]] {
+        let out = case.run(args);
+        assert_eq!(out.code, 1, "{args:?}: {out}");
+        assert!(out.stderr.contains("error: `www`: cannot create"), "{out}");
+        assert!(out.stderr.contains("fabrik.yaml:7:3"), "{out}");
+        assert!(out.stderr.contains("not managed by fabrik"), "{out}");
+        assert!(
+            out.stderr.contains(&format!("fabrik import www {theirs}")),
+            "{out}"
+        );
+        assert!(out.stderr.contains("adopt: true"), "{out}");
+    }
     assert_eq!(fake.record(&theirs).unwrap(), before, "untouched");
-    assert!(case.tracked("cf-way").is_empty());
+    assert!(!case.state_file("cf-way").exists(), "nothing was recorded");
+    assert!(
+        fake.requests().iter().all(|l| l.method == "GET"),
+        "nothing but reads reached Cloudflare"
+    );
 
     // `adopt: true` takes it over: same record, our marker, our TTL; destroy then removes it.
     case.set_spec(&spec(true));
@@ -307,20 +316,26 @@ fn server_errors_then_success_converge() {
     fake.assert_no_violations();
 }
 
-/// The create is made but its answer is lost (500 after the change): the provider does not
-/// repeat a POST blindly, the engine retries the create, Cloudflare says the record exists, and
-/// the lookup finds it carries this resource's marker: one record, recorded in the state.
+/// The creates are made but their answer is lost (500 after the change): the two records go
+/// out in one batch, the provider does not repeat a POST blindly but lists the zone again, finds
+/// both carrying their resource's marker: two records, each recorded once in the state.
 #[test]
 fn a_create_whose_answer_was_lost_is_recorded_once() {
     let fake = fake();
     let case = case(&two_records("cf-lost", &fake, "192.0.2.10"));
-    fake.http().fail_after_next_of("POST", 2, 500);
+    fake.http().fail_after_next_of("POST", 1, 500);
     case.expect(["apply", "--yes"], 0);
     assert_eq!(fake.records(ZONE).len(), 2, "no duplicate");
-    assert_eq!(
-        fake.requests().iter().filter(|l| l.faulted).count(),
-        2,
-        "both creates lost their answer"
+    let lost: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|l| l.faulted)
+        .map(|l| format!("{} {}", l.method, l.path))
+        .collect();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert!(
+        lost[0].starts_with("POST ") && lost[0].ends_with("/dns_records/batch"),
+        "the one batch carrying both creates lost its answer: {lost:?}"
     );
     assert_consistent(&case, &fake, "cf-lost");
     assert_eq!(
@@ -467,5 +482,154 @@ fn killed_applies_converge_without_duplicates() {
     );
     case.expect(["destroy", "--yes"], 0);
     assert!(fake.records(ZONE).is_empty());
+    fake.assert_no_violations();
+}
+
+/// Inputs the provider cannot put in its normal form stop the plan at the resource, instead of
+/// failing halfway through an apply.
+#[test]
+fn an_mx_without_priority_stops_the_plan() {
+    let fake = fake();
+    let case = case(&stack_spec(
+        "cf-mx",
+        &fake,
+        r#"
+        resources:
+          mail:
+            type: cloudflare.record
+            with: { zone: example.com, name: "@", type: MX, content: mail.example.com }
+        "#,
+    ));
+    let out = case.run(["plan"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("`mail` (cloudflare.record)"), "{out}");
+    assert!(out.stderr.contains("priority"), "{out}");
+    assert!(out.stderr.contains("fabrik.yaml:"), "{out}");
+    assert!(
+        fake.requests().is_empty(),
+        "a plan without --refresh asks nothing"
+    );
+}
+
+/// Many records of a zone go out through the batch endpoint in chunks of `batch_size`, and a
+/// refresh lists the zone instead of reading each record: 250 records take a handful of
+/// requests, far inside Cloudflare's budget of 1,200 per 5 minutes.
+#[test]
+fn many_records_go_out_in_batches_and_are_refreshed_with_one_listing() {
+    let fake = fake();
+    let spec = |octet: u8| {
+        let mut body = String::from("resources:\n");
+        for i in 0..250 {
+            body.push_str(&format!(
+                "  h{i}: {{ type: cloudflare.record, with: {{ zone: example.com, name: h{i}, type: A, content: \"10.{octet}.{}.{}\" }} }}\n",
+                i / 256,
+                i % 256
+            ));
+        }
+        stack_spec("cf-many", &fake, &body)
+    };
+    let case = case(&spec(1));
+    let out = case.expect(["apply", "--yes"], 0);
+    assert_eq!(out.stdout.matches(" created").count(), 250, "{out}");
+    let writes: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|l| l.method != "GET")
+        .map(|l| format!("{} {}", l.method, l.path))
+        .collect();
+    assert_eq!(writes.len(), 2, "two chunks of at most 200: {writes:?}");
+    assert!(
+        writes.iter().all(|w| w.ends_with("/dns_records/batch")),
+        "{writes:?}"
+    );
+    assert_eq!(fake.records(ZONE).len(), 250);
+    assert_consistent(&case, &fake, "cf-many");
+
+    let before = fake.requests().len();
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0
+    );
+    let reads = &fake.requests()[before..];
+    assert!(
+        reads.len() <= 8,
+        "a zone lookup and a few pages, not one read per record: {} requests",
+        reads.len()
+    );
+
+    case.set_spec(&spec(2));
+    let before = fake.requests().len();
+    let out = case.expect(["apply", "--yes"], 0);
+    assert_eq!(out.stdout.matches(" updated").count(), 250, "{out}");
+    let writes = fake.requests()[before..]
+        .iter()
+        .filter(|l| l.method != "GET")
+        .count();
+    assert_eq!(writes, 2, "updates batch the same way");
+
+    let before = fake.requests().len();
+    case.expect(["destroy", "--yes"], 0);
+    let writes = fake.requests()[before..]
+        .iter()
+        .filter(|l| l.method != "GET")
+        .count();
+    assert_eq!(writes, 2, "and deletes");
+    assert!(fake.records(ZONE).is_empty());
+    fake.assert_no_violations();
+}
+
+/// A record made by hand is taken over with `fabrik import` as the error says: the next plan
+/// shows only how it differs from the spec, the apply converges, and destroy removes it.
+#[test]
+fn a_record_in_the_way_is_imported_then_converged() {
+    let fake = fake();
+    let theirs = fake.insert_record(
+        ZONE,
+        json!({"type": "A", "name": "www", "content": "192.0.2.10", "ttl": 120}),
+    );
+    let case = case(&stack_spec(
+        "cf-import",
+        &fake,
+        r#"
+        resources:
+          www:
+            type: cloudflare.record
+            with: { zone: example.com, name: www, type: A, content: "192.0.2.10", ttl: 300 }
+        "#,
+    ));
+    let refused = case.run(["apply", "--yes"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("fabrik import www {theirs}")),
+        "{refused}"
+    );
+    let imported = case.expect(["import", "www", &theirs], 0);
+    assert!(
+        imported
+            .stdout
+            .contains(&format!("imported www ({theirs})")),
+        "{imported}"
+    );
+    let stamped = fake.record(&theirs).unwrap();
+    assert_eq!(stamped["comment"], "fabrik:cf-import/www", "marker only");
+    assert_eq!(stamped["ttl"], 120, "nothing else changed by the import");
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(plan.stdout.contains("ttl"), "{plan}");
+    assert!(
+        plan.stdout.contains("120") && plan.stdout.contains("300"),
+        "{plan}"
+    );
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(fake.record(&theirs).unwrap()["ttl"], 300);
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0
+    );
+    assert_consistent(&case, &fake, "cf-import");
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.record(&theirs).is_none());
     fake.assert_no_violations();
 }

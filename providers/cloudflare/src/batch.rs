@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use fabrik_provider::{
-    Applied, Call, Change, Error, ErrorKind, Observed, Read, Result, Target, Value,
+    Applied, Call, Change, Creation, Error, ErrorKind, Observed, Read, Result, Target, Value,
 };
 use serde_json::json;
 
@@ -52,6 +52,42 @@ impl Records {
                         results[i] = Some(Err(Error::new(e.kind, e.message.clone())));
                     }
                 }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every item has a result"))
+            .collect()
+    }
+
+    /// What is in the way of records about to be created, listing each zone once: a record
+    /// identical to one of them (Cloudflare would answer 81058), or one a CNAME cannot stand
+    /// beside (a CNAME owns its name alone). A record of the resource's own (its create was
+    /// made before, its answer lost) is not in the way.
+    pub fn obstacles(&self, api: &Api, items: &[Creation<'_>]) -> Vec<Result<Option<String>>> {
+        let mut by_zone: HashMap<String, Vec<(usize, Record)>> = HashMap::new();
+        let mut results: Vec<Option<Result<Option<String>>>> = items.iter().map(|_| None).collect();
+        for (i, item) in items.iter().enumerate() {
+            match Record::from_inputs(item.inputs) {
+                Ok(want) => by_zone
+                    .entry(want.zone.clone())
+                    .or_default()
+                    .push((i, want)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        for (zone, members) in by_zone {
+            let listed = self
+                .zone_id(api, &zone)
+                .and_then(|zone_id| self.list(api, &zone, &zone_id, None));
+            for (i, want) in members {
+                let target = items[i].target;
+                results[i] = Some(match &listed {
+                    Ok(records) => Ok(in_the_way(records, target, &want)),
+                    // No such zone: the create says so itself.
+                    Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::new(e.kind, e.message.clone())),
+                });
             }
         }
         results
@@ -281,4 +317,29 @@ fn settled(now: &[Seen], target: Target<'_>, op: &Op) -> Option<Option<Applied>>
             .find(|s| s.ours(target) && s.record == *want)
             .map(|s| Some(s.applied())),
     }
+}
+
+/// Why `want` cannot be created among `records`, if it cannot.
+fn in_the_way(records: &[Seen], target: Target<'_>, want: &Record) -> Option<String> {
+    let at_name = || records.iter().filter(|s| s.record.name == want.name);
+    if at_name().any(|s| s.ours(target) && s.record.rtype == want.rtype) {
+        return None;
+    }
+    let identical: Vec<Seen> = at_name()
+        .filter(|s| s.record.rtype == want.rtype && s.record.content == want.content)
+        .cloned()
+        .collect();
+    if !identical.is_empty() {
+        let said = "an identical record already exists";
+        return Some(conflict(target, want, &identical, said).message);
+    }
+    let beside_cname: Vec<Seen> = at_name()
+        .filter(|s| want.rtype == "CNAME" || s.record.rtype == "CNAME")
+        .cloned()
+        .collect();
+    if !beside_cname.is_empty() {
+        let said = "a CNAME cannot share its name with another record";
+        return Some(conflict(target, want, &beside_cname, said).message);
+    }
+    None
 }

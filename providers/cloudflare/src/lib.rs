@@ -16,8 +16,8 @@ mod batch;
 pub mod record;
 
 use fabrik_provider::{
-    Applied, Attributes, Call, Client, Context, Error, ErrorKind, Field, FieldKind, Found,
-    Observed, Provider, Read, ResourceType, Result, Target, Value,
+    Applied, Attributes, Call, Client, Context, Creation, Error, ErrorKind, Field, FieldKind,
+    Found, Observed, Provider, Read, ResourceType, Result, Target, Value,
 };
 
 pub use api::Tuning;
@@ -200,6 +200,14 @@ impl Client for CloudflareClient {
             return items.iter().map(|_| Err(unknown_type(name))).collect();
         }
         self.records.read_many(&self.api, items)
+    }
+
+    fn obstacles(&self, creations: &[Creation<'_>]) -> Vec<Result<Option<String>>> {
+        if let Some(c) = creations.iter().find(|c| c.target.type_name != RECORD_TYPE) {
+            let name = c.target.type_name;
+            return creations.iter().map(|_| Err(unknown_type(name))).collect();
+        }
+        self.records.obstacles(&self.api, creations)
     }
 
     fn import(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Found> {

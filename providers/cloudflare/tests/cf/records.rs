@@ -2,7 +2,7 @@
 //! import and adopt.
 
 use fabrik_cloudflare::record;
-use fabrik_provider::{Client, ErrorKind, Read};
+use fabrik_provider::{Client, Creation, ErrorKind, Read};
 use serde_json::json;
 
 use crate::harness::{ZONE, a_record, attrs, client, client_with, fake, named, quick, target};
@@ -362,5 +362,68 @@ fn txt_is_kept_as_given_and_cname_targets_are_normalised() {
         (shop[0]["content"].as_str(), shop[0]["proxied"].as_bool()),
         (Some("shops.example.net"), Some(true))
     );
+    fake.assert_no_violations();
+}
+
+/// Before an apply, what is in the way of each create is found with one listing of the zone:
+/// an identical record, or a name a CNAME would have to share; the resource's own record (its
+/// answer lost) and records beside an A are not in the way.
+#[test]
+fn obstacles_are_found_with_one_listing() {
+    let fake = fake();
+    let theirs = fake.insert_record(
+        ZONE,
+        json!({"type": "A", "name": "www", "content": "192.0.2.10", "ttl": 120}),
+    );
+    fake.insert_record(
+        ZONE,
+        json!({"type": "TXT", "name": "alias", "content": "\"note\"", "ttl": 120}),
+    );
+    let client = client(&fake);
+    client
+        .create(target("mine"), &a_record("mine", "192.0.2.30"))
+        .unwrap();
+    let specs = [
+        ("www", a_record("www", "192.0.2.10")),
+        ("round", a_record("www", "192.0.2.11")),
+        (
+            "alias",
+            attrs(
+                json!({"zone": ZONE, "name": "alias", "type": "CNAME", "content": "www.example.com"}),
+            ),
+        ),
+        ("mine", a_record("mine", "192.0.2.30")),
+        ("fresh", a_record("fresh", "192.0.2.40")),
+    ];
+    let creations: Vec<Creation<'_>> = specs
+        .iter()
+        .map(|(name, inputs)| Creation {
+            target: target(name),
+            inputs,
+        })
+        .collect();
+    let before = fake.requests().len();
+    let found = client.obstacles(&creations);
+    let requests = &fake.requests()[before..];
+    assert!(requests.iter().all(|l| l.method == "GET"), "{requests:?}");
+    assert!(
+        requests.len() <= 2,
+        "the zone and one listing: {requests:?}"
+    );
+    let found: Vec<Option<String>> = found.into_iter().map(Result::unwrap).collect();
+    let www = found[0]
+        .as_deref()
+        .expect("an identical record is in the way");
+    assert!(
+        www.contains(&format!("fabrik import www {theirs}")),
+        "{www}"
+    );
+    assert_eq!(found[1], None, "another address beside it is allowed");
+    let alias = found[2]
+        .as_deref()
+        .expect("a CNAME cannot stand beside a TXT");
+    assert!(alias.contains("CNAME"), "{alias}");
+    assert_eq!(found[3], None, "its own record is not in the way");
+    assert_eq!(found[4], None);
     fake.assert_no_violations();
 }
