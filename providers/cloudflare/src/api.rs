@@ -7,15 +7,15 @@
 //! refills, so a large apply slows down instead of locking the account out. Requests never
 //! carry `Expect: 100-continue` (ureq adds it only when asked to, and nothing here asks).
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use fabrik_provider::http::{self, Attempt, Noted, Request, Retry, Slots};
 use fabrik_provider::{Error, ErrorKind};
 use serde_json::Value;
-use ureq::Agent;
+
+pub use fabrik_provider::http::Method;
 
 /// A connection that takes longer than this to open is not going to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,30 +83,14 @@ impl Default for Tuning {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-impl Method {
-    fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
+impl Tuning {
+    fn retry(&self) -> Retry {
+        Retry {
+            attempts: self.attempts,
+            base: self.base,
+            max_delay: self.max_delay,
+            max_retry_after: self.max_retry_after,
         }
-    }
-
-    /// Whether repeating the request after an unknown outcome is harmless. A POST (a create,
-    /// a batch) is not: the caller looks first, then decides.
-    fn idempotent(self) -> bool {
-        self != Method::Post
     }
 }
 
@@ -129,6 +113,15 @@ impl Failure {
     }
 }
 
+impl Noted for Failure {
+    fn noted(self, note: &str) -> Self {
+        Failure {
+            error: self.error.noted(note),
+            ..self
+        }
+    }
+}
+
 impl From<Failure> for Error {
     fn from(f: Failure) -> Error {
         f.error
@@ -139,7 +132,7 @@ pub type Outcome<T> = std::result::Result<T, Failure>;
 
 /// A client for one Cloudflare account (one token).
 pub struct Api {
-    agent: Agent,
+    agent: http::ureq::Agent,
     /// `https://api.cloudflare.com/client/v4`, without a trailing `/`.
     base: String,
     token: Token,
@@ -167,7 +160,7 @@ impl Api {
                 .get(..s.len())
                 .is_some_and(|p| p.eq_ignore_ascii_case(s))
         });
-        if !scheme_ok || trimmed.parse::<ureq::http::Uri>().is_err() {
+        if !scheme_ok || trimmed.parse::<http::ureq::http::Uri>().is_err() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!(
@@ -182,17 +175,12 @@ impl Api {
                 "`request_budget` must be at least 1",
             ));
         }
-        let agent: Agent = Agent::config_builder()
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .user_agent(concat!("fabrik-cloudflare/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
         Ok(Api {
-            agent,
+            agent: http::agent(
+                concat!("fabrik-cloudflare/", env!("CARGO_PKG_VERSION")),
+                CONNECT_TIMEOUT,
+                REQUEST_TIMEOUT,
+            ),
             base: trimmed.to_string(),
             token,
             tuning,
@@ -221,36 +209,43 @@ impl Api {
             (_, body) => body,
         };
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
-        let what = format!("{} {}{path}", method.as_str(), self.base);
-        let mut attempt = 1;
-        loop {
+        let url = format!("{}{path}", self.base);
+        let what = format!("{} {url}", method.as_str());
+        let bearer = format!("Bearer {}", self.token.expose());
+        let request = Request {
+            method,
+            url: &url,
+            headers: &[("Authorization", &bearer)],
+            query,
+            body: body.as_deref(),
+        };
+        http::retrying(&self.tuning.retry(), "Cloudflare", || {
             self.budget.take();
             let outcome = {
                 let _slot = self.slots.acquire();
-                self.once(method, path, query, body.as_deref())
+                http::send(&self.agent, request, BODY_LIMIT)
             };
-            let (failure, retry_after) = match outcome {
-                Ok(answer) if (200..300).contains(&answer.status) => {
-                    return parse_success(&what, &answer.body);
+            match outcome {
+                Ok(answer) if answer.is_success() => {
+                    Attempt::Done(parse_success(&what, &answer.body))
                 }
                 Ok(answer) => {
                     let failure = status_failure(&what, answer.status, &answer.body);
-                    // A 429 was refused before anything was done; a 5xx may have been done.
-                    let again =
-                        answer.status == 429 || (answer.status >= 500 && method.idempotent());
                     if answer.status == 429 {
                         // Every request of this client waits, not only this one.
                         self.budget
                             .pause(answer.retry_after.unwrap_or(Duration::from_secs(1)));
                     }
-                    if !again {
-                        return Err(failure);
+                    if answer.worth_retrying(method) {
+                        Attempt::Again {
+                            error: failure,
+                            after: answer.retry_after,
+                        }
+                    } else {
+                        Attempt::Done(Err(failure))
                     }
-                    (failure, answer.retry_after)
                 }
                 Err(unanswered) => {
-                    let again = unanswered.kind == ErrorKind::Transient
-                        && (unanswered.nothing_sent || method.idempotent());
                     let failure = Failure {
                         error: Error::new(
                             unanswered.kind,
@@ -259,140 +254,17 @@ impl Api {
                         status: None,
                         codes: Vec::new(),
                     };
-                    if !again {
-                        return Err(failure);
+                    if unanswered.worth_retrying(method) {
+                        Attempt::Again {
+                            error: failure,
+                            after: None,
+                        }
+                    } else {
+                        Attempt::Done(Err(failure))
                     }
-                    (failure, None)
                 }
-            };
-            if attempt >= self.tuning.attempts {
-                return Err(Failure {
-                    error: Error::new(
-                        failure.error.kind,
-                        format!("{} (after {attempt} attempts)", failure.error.message),
-                    ),
-                    ..failure
-                });
             }
-            let wait = match retry_after {
-                Some(after) if after > self.tuning.max_retry_after => {
-                    return Err(Failure {
-                        error: Error::new(
-                            failure.error.kind,
-                            format!(
-                                "{} (Cloudflare asks to wait {} s before trying again)",
-                                failure.error.message,
-                                after.as_secs()
-                            ),
-                        ),
-                        ..failure
-                    });
-                }
-                Some(after) => after,
-                None => backoff(&self.tuning, attempt),
-            };
-            std::thread::sleep(wait);
-            attempt += 1;
-        }
-    }
-
-    fn once(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> std::result::Result<Answer, Unanswered> {
-        let url = format!("{}{path}", self.base);
-        let bearer = format!("Bearer {}", self.token.expose());
-        let result = match method {
-            Method::Get => self
-                .agent
-                .get(&url)
-                .header("Authorization", &bearer)
-                .header("Accept", "application/json")
-                .query_pairs(query.iter().copied())
-                .call(),
-            Method::Post | Method::Put | Method::Patch | Method::Delete => {
-                let request = match method {
-                    Method::Post => self.agent.post(&url),
-                    Method::Put => self.agent.put(&url),
-                    Method::Patch => self.agent.patch(&url),
-                    _ => self.agent.delete(&url).force_send_body(),
-                };
-                request
-                    .header("Authorization", &bearer)
-                    .header("Accept", "application/json")
-                    .header("Content-Type", "application/json")
-                    .query_pairs(query.iter().copied())
-                    .send(body.unwrap_or_default())
-            }
-        };
-        let mut response = result.map_err(Unanswered::from)?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(BODY_LIMIT)
-            .read_to_string()
-            .map_err(Unanswered::from)?;
-        Ok(Answer {
-            status,
-            body,
-            retry_after,
         })
-    }
-}
-
-/// An answer of any status.
-struct Answer {
-    status: u16,
-    body: String,
-    retry_after: Option<Duration>,
-}
-
-/// A request that got no answer.
-#[derive(Debug)]
-struct Unanswered {
-    kind: ErrorKind,
-    /// The request surely never reached the server (refused, no route, no name), so even a
-    /// POST may be sent again.
-    nothing_sent: bool,
-    message: String,
-}
-
-impl From<ureq::Error> for Unanswered {
-    fn from(e: ureq::Error) -> Self {
-        use std::io::ErrorKind as Io;
-        use ureq::Error as E;
-        use ureq::Timeout as T;
-        let (kind, nothing_sent) = match &e {
-            E::Io(io) => match io.kind() {
-                Io::ConnectionRefused | Io::AddrNotAvailable => (ErrorKind::Transient, true),
-                _ => (ErrorKind::Transient, false),
-            },
-            E::Timeout(T::Resolve | T::Connect) => (ErrorKind::Transient, true),
-            E::Timeout(_) | E::Protocol(_) => (ErrorKind::Transient, false),
-            E::ConnectionFailed | E::HostNotFound => (ErrorKind::Transient, true),
-            E::BadUri(_) | E::Http(_) => (ErrorKind::InvalidInput, false),
-            _ => (ErrorKind::Fatal, false),
-        };
-        let message = match &e {
-            E::Io(io) => format!("no answer: {io}"),
-            E::Timeout(t) => format!("no answer: timed out ({t})"),
-            other => format!("no answer: {other}"),
-        };
-        Unanswered {
-            kind,
-            nothing_sent,
-            message,
-        }
     }
 }
 
@@ -479,22 +351,7 @@ fn errors_of(body: &str) -> (Vec<u32>, String) {
 }
 
 fn excerpt(text: &str) -> String {
-    match text.char_indices().nth(EXCERPT) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
-/// The wait before attempt `attempt + 1`: exponential, capped, with full jitter in its upper
-/// half so that clients failing together do not retry together.
-fn backoff(tuning: &Tuning, attempt: u32) -> Duration {
-    let exp = tuning
-        .base
-        .saturating_mul(1 << (attempt - 1).min(16))
-        .min(tuning.max_delay);
-    let half = exp / 2;
-    let jitter = RandomState::new().build_hasher().finish() % (half.as_millis() as u64 + 1);
-    half + Duration::from_millis(jitter)
+    http::excerpt(text, EXCERPT)
 }
 
 /// Percent-encodes one path segment or query value.
@@ -567,42 +424,6 @@ impl Budget {
         if bucket.paused_until.is_none_or(|u| u < until) {
             bucket.paused_until = Some(until);
         }
-    }
-}
-
-/// A counting semaphore: at most `max` requests in flight.
-struct Slots {
-    max: usize,
-    used: Mutex<usize>,
-    freed: Condvar,
-}
-
-struct Slot<'a>(&'a Slots);
-
-impl Slots {
-    fn new(max: usize) -> Self {
-        Slots {
-            max,
-            used: Mutex::new(0),
-            freed: Condvar::new(),
-        }
-    }
-
-    fn acquire(&self) -> Slot<'_> {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        while *used >= self.max {
-            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
-        }
-        *used += 1;
-        Slot(self)
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
-        *used -= 1;
-        self.0.freed.notify_one();
     }
 }
 

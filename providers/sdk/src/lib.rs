@@ -15,9 +15,11 @@
 //! ```
 //!
 //! Providers never depend on the engine or on each other, and the engine names a provider only in
-//! its registry.
+//! its registry. What every HTTP provider needs (timeouts, retries with backoff, `Retry-After`,
+//! classifying what did not answer) is written once, in [`http`].
 
 mod error;
+pub mod http;
 mod schema;
 
 use std::path::PathBuf;

@@ -1,0 +1,437 @@
+//! What every provider that speaks HTTP needs, written once: one request with timeouts and a
+//! body limit, the classification of what came back (or did not), and the retry loop with
+//! capped, jittered backoff that honours `Retry-After`. Each provider keeps only what is its
+//! own: authentication, and how its API words errors.
+//!
+//! Requests never carry `Expect: 100-continue` (ureq adds it only when asked, and nothing
+//! here asks): some servers, such as PowerDNS 4.7's webserver, never answer it.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+pub use ureq;
+
+use crate::{Error, ErrorKind};
+
+/// When and how often a failed request is tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles for each next one.
+    pub base: Duration,
+    /// No backoff wait is longer than this.
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this is not waited out: the call fails as transient and the
+    /// engine decides.
+    pub max_retry_after: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 4,
+            base: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    /// Whether repeating the request after an unknown outcome is harmless. A POST (a create)
+    /// is not: a second one after a lost answer may make a second object.
+    pub fn idempotent(self) -> bool {
+        self != Method::Post
+    }
+}
+
+/// One request to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: Method,
+    pub url: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub query: &'a [(&'a str, &'a str)],
+    /// JSON, sent with `Content-Type: application/json`.
+    pub body: Option<&'a [u8]>,
+}
+
+/// An answer of any status.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl Answer {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// Whether the request may be sent again: a 429 was refused before anything was done; a
+    /// 5xx may have been done, so only an idempotent request is repeated.
+    pub fn worth_retrying(&self, method: Method) -> bool {
+        self.status == 429 || (self.status >= 500 && method.idempotent())
+    }
+}
+
+/// A request that got no answer.
+#[derive(Debug)]
+pub struct Unanswered {
+    pub kind: ErrorKind,
+    /// The request surely never reached the server (refused, no route, no name), so even a
+    /// POST may be sent again.
+    pub nothing_sent: bool,
+    pub message: String,
+}
+
+impl Unanswered {
+    pub fn worth_retrying(&self, method: Method) -> bool {
+        self.kind == ErrorKind::Transient && (self.nothing_sent || method.idempotent())
+    }
+}
+
+impl From<ureq::Error> for Unanswered {
+    fn from(e: ureq::Error) -> Self {
+        use std::io::ErrorKind as Io;
+        use ureq::Error as E;
+        use ureq::Timeout as T;
+        let (kind, nothing_sent) = match &e {
+            E::Io(io) => match io.kind() {
+                Io::ConnectionRefused | Io::AddrNotAvailable => (ErrorKind::Transient, true),
+                _ => (ErrorKind::Transient, false),
+            },
+            E::Timeout(T::Resolve | T::Connect) => (ErrorKind::Transient, true),
+            E::Timeout(_) | E::Protocol(_) => (ErrorKind::Transient, false),
+            E::ConnectionFailed | E::HostNotFound => (ErrorKind::Transient, true),
+            E::BadUri(_) | E::Http(_) => (ErrorKind::InvalidInput, false),
+            _ => (ErrorKind::Fatal, false),
+        };
+        let message = match &e {
+            E::Io(io) => format!("no answer: {io}"),
+            E::Timeout(t) => format!("no answer: timed out ({t})"),
+            other => format!("no answer: {other}"),
+        };
+        Unanswered {
+            kind,
+            nothing_sent,
+            message,
+        }
+    }
+}
+
+/// An agent that reports every status as an answer, follows no redirect and gives up on a
+/// connection after `connect` and on a whole request after `total`.
+pub fn agent(user_agent: &str, connect: Duration, total: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(connect))
+        .timeout_global(Some(total))
+        .http_status_as_error(false)
+        // An API that redirects is shown, not followed.
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .user_agent(user_agent)
+        .build()
+        .into()
+}
+
+/// Sends one request and reads the answer (at most `limit` bytes of it).
+///
+/// # Errors
+/// [`Unanswered`] when no answer came back.
+pub fn send(agent: &ureq::Agent, request: Request<'_>, limit: u64) -> Result<Answer, Unanswered> {
+    let Request {
+        method,
+        url,
+        headers,
+        query,
+        body,
+    } = request;
+    let result = match (method, body) {
+        (Method::Get, _) | (Method::Delete, None) => {
+            let mut builder = if method == Method::Get {
+                agent.get(url)
+            } else {
+                agent.delete(url)
+            };
+            builder = builder.header("Accept", "application/json");
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            builder.query_pairs(query.iter().copied()).call()
+        }
+        (Method::Post | Method::Put | Method::Patch | Method::Delete, body) => {
+            let mut builder = match method {
+                Method::Post => agent.post(url),
+                Method::Put => agent.put(url),
+                Method::Patch => agent.patch(url),
+                _ => agent.delete(url).force_send_body(),
+            };
+            builder = builder
+                .header("Accept", "application/json")
+                .header("Content-Type", "application/json");
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            builder
+                .query_pairs(query.iter().copied())
+                .send(body.unwrap_or_default())
+        }
+    };
+    let mut response = result.map_err(Unanswered::from)?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_string()
+        .map_err(Unanswered::from)?;
+    Ok(Answer {
+        status,
+        body,
+        retry_after,
+    })
+}
+
+/// What one attempt came to.
+pub enum Attempt<T, E> {
+    /// Finished, well or not: no retry.
+    Done(Result<T, E>),
+    /// Failed in a way worth another attempt, after `after` if the server said how long.
+    Again { error: E, after: Option<Duration> },
+}
+
+/// An error a retry loop can add a note to ("after 4 attempts").
+pub trait Noted {
+    fn noted(self, note: &str) -> Self;
+}
+
+impl Noted for Error {
+    fn noted(mut self, note: &str) -> Self {
+        self.message.push_str(note);
+        self
+    }
+}
+
+/// Runs `attempt` until it is done, or `retry.attempts` have failed, or the server asks for a
+/// longer wait than `retry.max_retry_after`; between attempts it waits what the server asked
+/// (`Retry-After`) or the backoff.
+///
+/// # Errors
+/// The last attempt's error, noted with why no more were made.
+pub fn retrying<T, E: Noted>(
+    retry: &Retry,
+    server: &str,
+    mut attempt: impl FnMut() -> Attempt<T, E>,
+) -> Result<T, E> {
+    let mut made = 1;
+    loop {
+        let (error, after) = match attempt() {
+            Attempt::Done(result) => return result,
+            Attempt::Again { error, after } => (error, after),
+        };
+        if made >= retry.attempts {
+            return Err(error.noted(&format!(" (after {made} attempts)")));
+        }
+        let wait = match after {
+            Some(after) if after > retry.max_retry_after => {
+                return Err(error.noted(&format!(
+                    " ({server} asks to wait {} s before trying again)",
+                    after.as_secs()
+                )));
+            }
+            Some(after) => after,
+            None => backoff(retry, made),
+        };
+        std::thread::sleep(wait);
+        made += 1;
+    }
+}
+
+/// The wait before attempt `attempt + 1`: exponential, capped, with full jitter in its upper
+/// half so that clients failing together do not retry together.
+pub fn backoff(retry: &Retry, attempt: u32) -> Duration {
+    let exp = retry
+        .base
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(retry.max_delay);
+    let half = exp / 2;
+    let jitter = RandomState::new().build_hasher().finish() % (half.as_millis() as u64 + 1);
+    half + Duration::from_millis(jitter)
+}
+
+/// At most `max` characters of `text`, with `…` where it was cut.
+pub fn excerpt(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// A counting semaphore: at most `max` requests in flight at once.
+pub struct Slots {
+    max: usize,
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One request's place among the [`Slots`]; given back when dropped.
+pub struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    pub fn new(max: usize) -> Self {
+        Slots {
+            max,
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    pub fn acquire(&self) -> Slot<'_> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used >= self.max {
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_capped() {
+        let retry = Retry {
+            attempts: 10,
+            base: Duration::from_millis(100),
+            max_delay: Duration::from_millis(800),
+            max_retry_after: Duration::from_secs(1),
+        };
+        for attempt in 1..10 {
+            let exp = (100u64 << (attempt - 1)).min(800);
+            let wait = backoff(&retry, attempt).as_millis() as u64;
+            assert!(
+                (exp / 2..=exp).contains(&wait),
+                "attempt {attempt}: {wait} ms"
+            );
+        }
+    }
+
+    #[test]
+    fn the_loop_stops_after_its_attempts_and_on_long_waits() {
+        let retry = Retry {
+            attempts: 3,
+            base: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            max_retry_after: Duration::from_secs(1),
+        };
+        let mut tries = 0;
+        let result: Result<(), Error> = retrying(&retry, "the server", || {
+            tries += 1;
+            Attempt::Again {
+                error: Error::new(ErrorKind::Transient, "busy"),
+                after: None,
+            }
+        });
+        assert_eq!(tries, 3);
+        assert_eq!(result.unwrap_err().message, "busy (after 3 attempts)");
+
+        let mut tries = 0;
+        let result: Result<(), Error> = retrying(&retry, "the server", || {
+            tries += 1;
+            Attempt::Again {
+                error: Error::new(ErrorKind::Transient, "slow down"),
+                after: Some(Duration::from_secs(60)),
+            }
+        });
+        assert_eq!(tries, 1, "a wait longer than allowed is not waited out");
+        assert_eq!(
+            result.unwrap_err().message,
+            "slow down (the server asks to wait 60 s before trying again)"
+        );
+
+        let mut tries = 0;
+        let result: Result<u32, Error> = retrying(&retry, "the server", || {
+            tries += 1;
+            if tries < 2 {
+                Attempt::Again {
+                    error: Error::new(ErrorKind::Transient, "once"),
+                    after: Some(Duration::from_millis(1)),
+                }
+            } else {
+                Attempt::Done(Ok(tries))
+            }
+        });
+        assert_eq!(result.unwrap(), 2);
+    }
+
+    #[test]
+    fn only_what_cannot_have_been_done_twice_is_repeated() {
+        let answer = |status| Answer {
+            status,
+            body: String::new(),
+            retry_after: None,
+        };
+        assert!(answer(429).worth_retrying(Method::Post));
+        assert!(answer(503).worth_retrying(Method::Patch));
+        assert!(!answer(503).worth_retrying(Method::Post));
+        assert!(!answer(422).worth_retrying(Method::Get));
+        let refused = Unanswered {
+            kind: ErrorKind::Transient,
+            nothing_sent: true,
+            message: String::new(),
+        };
+        assert!(refused.worth_retrying(Method::Post));
+        let cut = Unanswered {
+            nothing_sent: false,
+            ..refused
+        };
+        assert!(!cut.worth_retrying(Method::Post));
+        assert!(cut.worth_retrying(Method::Delete));
+    }
+
+    #[test]
+    fn excerpts_cut_on_characters() {
+        assert_eq!(excerpt("héllo", 2), "hé…");
+        assert_eq!(excerpt("hi", 5), "hi");
+    }
+}
