@@ -16,6 +16,7 @@ impl Registry {
         Registry::with(vec![
             Arc::new(fabrik_local::Local),
             Arc::new(fabrik_powerdns::PowerDns),
+            Arc::new(fabrik_coolify::Coolify),
         ])
     }
 
