@@ -172,16 +172,16 @@ impl Applications {
             Ok(deployment) => self.applied(&uuid, &deployment),
             Err(error) => {
                 // A failed create leaves nothing behind: the engine has no id to undo it with.
-                if made || self.carries_marker(&uuid, target)? {
-                    if let Err(cleanup) = self.remove(&uuid, desired.deploy_timeout) {
-                        return Err(Error::new(
-                            error.kind,
-                            format!(
-                                "{}; removing the application {uuid} again also failed: {}",
-                                error.message, cleanup.message
-                            ),
-                        ));
-                    }
+                if (made || self.carries_marker(&uuid, target)?)
+                    && let Err(cleanup) = self.remove(&uuid, desired.deploy_timeout)
+                {
+                    return Err(Error::new(
+                        error.kind,
+                        format!(
+                            "{}; removing the application {uuid} again also failed: {}",
+                            error.message, cleanup.message
+                        ),
+                    ));
                 }
                 Err(error)
             }

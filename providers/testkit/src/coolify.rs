@@ -73,6 +73,8 @@ struct Settings {
     delete_delay: Duration,
     rate_limit: usize,
     window: Duration,
+    /// Creates whose answer is replaced by this status after the application is made.
+    lost_creates: Vec<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +229,7 @@ impl FakeCoolify {
                 delete_delay: Duration::from_millis(200),
                 rate_limit: 100_000,
                 window: Duration::from_secs(60),
+                lost_creates: Vec::new(),
             },
             servers: Vec::new(),
             projects: Vec::new(),
@@ -308,6 +311,12 @@ impl FakeCoolify {
         state.settings.window = window;
         state.window_start = Instant::now();
         state.window_count = 0;
+    }
+
+    /// Makes the next application create, then answers `status` instead of its answer: the
+    /// client cannot tell whether the application exists.
+    pub fn lose_next_create_answer(&self, status: u16) {
+        self.state().settings.lost_creates.push(status);
     }
 
     pub fn set_token(&self, token: &str) {
@@ -558,8 +567,8 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
             200,
             Value::Array(state.applications.iter().map(Application::json).collect()),
         ),
-        ("POST", "/applications/dockerimage") => state.application_create(&body, true),
-        ("POST", "/applications/public") => state.application_create(&body, false),
+        ("POST", "/applications/dockerimage") => state.lose(|s| s.application_create(&body, true)),
+        ("POST", "/applications/public") => state.lose(|s| s.application_create(&body, false)),
         ("GET", "/applications/{uuid}") => state.application_get(&param("uuid")),
         ("PATCH", "/applications/{uuid}") => state.application_patch(&param("uuid"), &body),
         ("DELETE", "/applications/{uuid}") => state.application_delete(&param("uuid")),
@@ -637,6 +646,16 @@ impl State {
             }
         }
         out
+    }
+
+    /// Runs a create, then answers a lost-answer fault instead of it if one is pending.
+    fn lose(&mut self, create: impl FnOnce(&mut State) -> Answer) -> Answer {
+        let answer = create(self);
+        if answer.0 == 201 && !self.settings.lost_creates.is_empty() {
+            let status = self.settings.lost_creates.remove(0);
+            return error(status, "Server Error");
+        }
+        answer
     }
 
     fn new_id(&mut self) -> u64 {
