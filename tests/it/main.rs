@@ -9,6 +9,7 @@
 mod harness;
 
 mod bad_inputs;
+mod coolify;
 mod crash;
 mod exit_codes;
 mod fixtures;
