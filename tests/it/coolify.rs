@@ -291,3 +291,53 @@ fn a_run_killed_while_it_waits_for_a_deployment_is_followed_by_one_that_converge
     assert!(fake.applications().is_empty());
     fake.assert_no_violations();
 }
+
+/// Killed after the application was made but before its deployment was asked for: the next
+/// run adopts it, sees it was never deployed (the refresh reports its image as such), and
+/// deploys it.
+#[test]
+fn a_run_killed_before_its_deploy_is_followed_by_one_that_deploys() {
+    let fake = fake();
+    let case = case("shop-crash-early", &fake, "1.0");
+    // Slow answers, so the kill lands between the create and the deploy.
+    fake.http().set_delay(Duration::from_millis(150));
+    let mut child = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fabrik starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fake.count("POST", "/applications/dockerimage") == 0
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    fake.http().set_delay(Duration::ZERO);
+    assert_eq!(fake.count("POST", "/deploy"), 0, "killed before the deploy");
+    let uuid = the_app(&fake)["uuid"].as_str().unwrap().to_string();
+    assert!(fake.deployment_statuses(&uuid).is_empty());
+
+    let out = case.expect(["apply", "--yes"], 0);
+    assert!(out.stdout.contains("adopted"), "{out}");
+    assert!(out.stdout.contains("never deployed"), "{out}");
+    assert_eq!(
+        the_app(&fake)["uuid"],
+        uuid.as_str(),
+        "one application, not two"
+    );
+    assert_eq!(fake.deployment_statuses(&uuid), ["finished"]);
+    assert_eq!(
+        env_value(&fake, &uuid, "MODE"),
+        ["production", "production"],
+        "the environment was completed"
+    );
+    assert_eq!(health(&fake), 200);
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    case.expect(["destroy", "--yes"], 0);
+    fake.assert_no_violations();
+}
