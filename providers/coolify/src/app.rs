@@ -29,6 +29,10 @@ pub struct Applications {
     pub api: Api,
     /// How often a deployment's status is asked for.
     pub poll: Duration,
+    /// Held while a project or environment is looked up and made: Coolify does not keep
+    /// project names unique, so two applications of a new project created in parallel would
+    /// otherwise make the project twice.
+    pub naming: std::sync::Mutex<()>,
 }
 
 fn app_path(uuid: &str) -> String {
@@ -443,6 +447,7 @@ impl Applications {
 
     /// The uuids of the project and the environment, each created when missing.
     fn project_and_environment(&self, desired: &Desired) -> Result<(String, String)> {
+        let _one_at_a_time = self.naming.lock().unwrap_or_else(|p| p.into_inner());
         let project = match self.project_uuid(&desired.project)? {
             Some(uuid) => uuid,
             None => {

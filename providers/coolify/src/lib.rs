@@ -121,6 +121,7 @@ impl CoolifyClient {
             apps: app::Applications {
                 api: api::Api::new(&url, api::Token::new(token), retry)?,
                 poll,
+                naming: std::sync::Mutex::new(()),
             },
         })
     }

@@ -429,3 +429,61 @@ fn a_wrong_token_is_unauthorized() {
     assert_eq!(err.kind, ErrorKind::Unauthorized);
     assert!(err.message.contains("`token`"), "{}", err.message);
 }
+
+#[test]
+fn a_git_source_is_created_through_the_public_repository_endpoint() {
+    let fake = fake();
+    let c = client(&fake);
+    let wanted = spec::normalise(&attrs(json!({
+        "project": "shop",
+        "server": "main",
+        "git": {"repository": "https://github.com/acme/site", "build_pack": "static"},
+        "ports": [80],
+        "deploy_timeout": "5s",
+    })))
+    .unwrap();
+    assert_eq!(
+        wanted["git"],
+        json!({"repository": "https://github.com/acme/site", "branch": "main", "build_pack": "static"})
+    );
+    let made = c.create(target("site"), &wanted).unwrap();
+    assert_eq!(fake.count("POST", "/applications/public"), 1);
+    let app = fake.application(&made.id).unwrap();
+    assert_eq!(app["git_repository"], "https://github.com/acme/site");
+    assert_eq!(app["build_pack"], "static");
+    assert!(app["fqdn"].is_null(), "no generated domain: {app}");
+    let seen = c.read(target("site"), &made.id, &wanted).unwrap().unwrap();
+    assert_eq!(seen.inputs, wanted);
+    let mut moved = wanted.clone();
+    moved["git"]["branch"] = json!("release");
+    c.update(target("site"), &made.id, &wanted, &moved).unwrap();
+    assert_eq!(fake.application(&made.id).unwrap()["git_branch"], "release");
+
+    // Switching source kinds is not something Coolify does in place.
+    let image = inputs(&fake, "site", "1.0", json!({}));
+    let err = c
+        .update(target("site"), &made.id, &moved, &image)
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn applications_of_one_new_project_created_in_parallel_share_it() {
+    let fake = fake();
+    let c = client(&fake);
+    let names = ["a", "b", "c", "d"];
+    let wanted: Vec<Attributes> = names
+        .iter()
+        .map(|n| inputs(&fake, n, "1.0", json!({})))
+        .collect();
+    std::thread::scope(|s| {
+        for (name, inputs) in names.iter().zip(&wanted) {
+            let c = &c;
+            s.spawn(move || c.create(target(name), inputs).unwrap());
+        }
+    });
+    assert_eq!(fake.applications().len(), 4);
+    assert_eq!(fake.count("POST", "/projects"), 1, "one project made");
+    fake.assert_no_violations();
+}
