@@ -352,9 +352,6 @@ impl Applications {
         body.insert("description".into(), json!(target.marker()));
         body.insert("autogenerate_domain".into(), json!(false));
         body.insert("instant_deploy".into(), json!(false));
-        if desired.domains.is_empty() {
-            body.remove("domains");
-        }
         let path = match desired.source {
             Source::Image { .. } => "/applications/dockerimage",
             Source::Git(_) => "/applications/public",
@@ -409,7 +406,8 @@ impl Applications {
             .filter(|d| !d.trim().is_empty())
             .map(|d| crate::spec::normal_url(d).unwrap_or_else(|_| d.trim().to_string()))
             .collect();
-        if now != desired.domains {
+        // A compose application's domains are its services' (never written here).
+        if now != desired.domains && !desired.is_compose() {
             let hint = if desired.domains.is_empty() {
                 " (Coolify ignores an empty `domains` on update, coollabsio/coolify#11116: remove \
                  the domains in Coolify's dashboard)"

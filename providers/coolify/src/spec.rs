@@ -217,7 +217,17 @@ pub fn validate(inputs: &Attributes) -> Result<()> {
         parse_ports(ports)?;
     }
     if let Some(domains) = inputs.get("domains") {
-        parse_domains(domains)?;
+        let domains = parse_domains(domains)?;
+        let compose = inputs
+            .get("git")
+            .and_then(|g| g.get("build_pack"))
+            .and_then(Value::as_str)
+            .is_some_and(|b| b.eq_ignore_ascii_case("dockercompose"));
+        if compose && !domains.is_empty() {
+            return Err(invalid(
+                "`domains`: a dockercompose application takes its domains per service                  (Coolify's docker_compose_domains), which fabrik does not manage; leave                  `domains` out and set them in Coolify",
+            ));
+        }
     }
     if let Some(env) = inputs.get("env").filter(|v| !is_masked(v)) {
         parse_env(env)?;
@@ -347,6 +357,11 @@ impl Desired {
         })
     }
 
+    /// A `git` source built with Docker Compose: its domains belong to its services.
+    pub fn is_compose(&self) -> bool {
+        matches!(&self.source, Source::Git(g) if g.build_pack == "dockercompose")
+    }
+
     /// The settings an application PATCH may carry, for this application: what a create sends
     /// beside its identity, and what an update sends. Never the fields the server rejects on
     /// PATCH (`project_uuid`, `server_uuid`, `environment_name`, `destination_uuid`, `fqdn`).
@@ -370,8 +385,12 @@ impl Desired {
         // A string, not a number: the server's validation says `string`.
         let ports: Vec<String> = self.ports.iter().map(u64::to_string).collect();
         body.insert("ports_exposes".into(), json!(ports.join(",")));
-        // Written as `domains`; reads answer `fqdn` (coollabsio/coolify#9502).
-        body.insert("domains".into(), json!(self.domains.join(",")));
+        // Written as `domains`; reads answer `fqdn` (coollabsio/coolify#9502). An empty value
+        // changes nothing on update (#11116), so none is sent; a compose application takes
+        // its domains per service and refuses `domains` with a 422.
+        if !self.domains.is_empty() && !self.is_compose() {
+            body.insert("domains".into(), json!(self.domains.join(",")));
+        }
         match &self.health_check {
             Some(hc) => {
                 body.insert("health_check_enabled".into(), json!(true));
@@ -872,6 +891,10 @@ mod tests {
                 "build_pack",
             ),
             (json!({"deploy_timeout": "soon"}), "deploy_timeout"),
+            (
+                json!({"git": {"repository": "r", "build_pack": "dockercompose"}, "domains": ["https://a.example"]}),
+                "per service",
+            ),
         ];
         for (inputs, needle) in cases {
             let err = validate(&attrs(inputs.clone())).unwrap_err();

@@ -487,3 +487,23 @@ fn applications_of_one_new_project_created_in_parallel_share_it() {
     assert_eq!(fake.count("POST", "/projects"), 1, "one project made");
     fake.assert_no_violations();
 }
+
+#[test]
+fn a_compose_application_never_sends_domains() {
+    let fake = fake();
+    let c = client(&fake);
+    let wanted = spec::normalise(&attrs(json!({
+        "project": "shop",
+        "server": "main",
+        "git": {"repository": "https://github.com/acme/stack", "build_pack": "dockercompose"},
+        "ports": [3000],
+        "deploy_timeout": "5s",
+    })))
+    .unwrap();
+    let made = c.create(target("stack"), &wanted).unwrap();
+    let seen = c.read(target("stack"), &made.id, &wanted).unwrap().unwrap();
+    assert_eq!(seen.inputs, wanted);
+    c.update(target("stack"), &made.id, &wanted, &wanted)
+        .unwrap();
+    fake.assert_no_violations();
+}

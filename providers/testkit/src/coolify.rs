@@ -540,6 +540,16 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
                 "`fqdn` is read-only: writes use `domains` (coollabsio/coolify#9502)".into(),
             );
         }
+        if matched.template == "/applications/public"
+            && fields.get("build_pack") == Some(&json!("dockercompose"))
+            && fields.contains_key("domains")
+        {
+            return violation(
+                422,
+                not_allowed("domains").1,
+                "a dockercompose application takes `docker_compose_domains`, not `domains`".into(),
+            );
+        }
         if method == "PATCH" && matched.template == "/applications/{uuid}" {
             for field in PATCH_REJECTED {
                 if fields.contains_key(field) {
@@ -1516,6 +1526,20 @@ mod tests {
         std::thread::sleep(Duration::from_millis(250));
         assert_eq!(call(&fake, "GET", &path, None).0, 404);
         fake.assert_no_violations();
+    }
+
+    #[test]
+    fn a_compose_application_refuses_domains() {
+        let (fake, server, project) = setup();
+        let body = json!({
+            "project_uuid": project, "server_uuid": server, "environment_name": "production",
+            "environment_uuid": "x", "git_repository": "https://github.com/acme/stack",
+            "git_branch": "main", "build_pack": "dockercompose", "domains": "https://a.test",
+        });
+        let (status, answer) = call(&fake, "POST", "/api/v1/applications/public", Some(body));
+        assert_eq!(status, 422);
+        assert_eq!(answer["errors"]["domains"][0], "This field is not allowed.");
+        assert_eq!(fake.violations().len(), 1);
     }
 
     #[test]
