@@ -344,6 +344,12 @@ impl Applications {
         let (project, environment) = self.project_and_environment(desired)?;
         let server = self.server_uuid(&desired.server)?;
         let mut body = desired.settings(target.name);
+        if let Some(name) = &desired.destination {
+            body.insert(
+                "destination_uuid".into(),
+                json!(self.destination_uuid(&server, &desired.server, name)?),
+            );
+        }
         body.insert("project_uuid".into(), json!(project));
         body.insert("server_uuid".into(), json!(server));
         // The server needs one of the two; the contract requires both.
@@ -365,6 +371,23 @@ impl Applications {
                     return Ok(uuid);
                 }
                 return Err(e);
+            }
+            // A server with several destinations needs one named: say which there are.
+            Err(e)
+                if e.kind == ErrorKind::InvalidInput
+                    && e.message.contains("destination")
+                    && desired.destination.is_none() =>
+            {
+                let names = self.destination_names(&server).unwrap_or_default();
+                return Err(Error::new(
+                    e.kind,
+                    format!(
+                        "{}; set `destination` to one of the destinations of server {}: {}",
+                        e.message,
+                        desired.server,
+                        names.join(", ")
+                    ),
+                ));
             }
             Err(e) => return Err(e),
         };
@@ -531,6 +554,53 @@ impl Applications {
                     many.join(", ")
                 ),
             )),
+        }
+    }
+
+    /// The destinations of server `server` (a uuid), by name: `(name, network, uuid)`.
+    fn destinations(&self, server: &str) -> Result<Vec<(String, String, String)>> {
+        let list: Vec<Value> = self
+            .api
+            .get(
+                &format!("/servers/{}/destinations", encode_segment(server)),
+                &[],
+            )?
+            .json("the destinations of a server")?;
+        Ok(list
+            .iter()
+            .map(|d| {
+                let text = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                (text("name"), text("network"), text("uuid"))
+            })
+            .collect())
+    }
+
+    fn destination_names(&self, server: &str) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .destinations(server)?
+            .into_iter()
+            .map(|(name, _, _)| name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The uuid of the destination named `name` (or whose network is `name`) on a server.
+    fn destination_uuid(&self, server: &str, server_name: &str, name: &str) -> Result<String> {
+        let all = self.destinations(server)?;
+        match all.iter().find(|(n, net, _)| n == name || net == name) {
+            Some((_, _, uuid)) => Ok(uuid.clone()),
+            None => {
+                let mut names: Vec<&str> = all.iter().map(|(n, _, _)| n.as_str()).collect();
+                names.sort_unstable();
+                Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "`destination`: server {server_name} has no destination named {name:?};                          its destinations are: {}",
+                        names.join(", ")
+                    ),
+                ))
+            }
         }
     }
 

@@ -61,6 +61,12 @@ pub fn resource_type() -> ResourceType {
             )
             .force_new(),
             Field::optional(
+                "destination",
+                FieldKind::String,
+                "The server's Docker network destination, by name (needed when it has several).",
+            )
+            .force_new(),
+            Field::optional(
                 "name",
                 FieldKind::String,
                 "The application's name in Coolify (default: the resource's name).",
@@ -165,6 +171,7 @@ pub struct Desired {
     pub project: String,
     pub environment: String,
     pub server: String,
+    pub destination: Option<String>,
     pub name: Option<String>,
     pub source: Source,
     pub ports: Vec<u64>,
@@ -188,7 +195,7 @@ pub fn is_masked(value: &Value) -> bool {
 
 /// Checks what is known of the inputs, naming the field at fault.
 pub fn validate(inputs: &Attributes) -> Result<()> {
-    for field in ["project", "environment", "server", "name"] {
+    for field in ["project", "environment", "server", "destination", "name"] {
         if let Some(v) = inputs.get(field) {
             match v.as_str() {
                 Some(s) if !s.trim().is_empty() => {}
@@ -248,7 +255,7 @@ pub fn validate(inputs: &Attributes) -> Result<()> {
 pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
     validate(inputs)?;
     let mut out = inputs.clone();
-    for field in ["project", "environment", "server", "name"] {
+    for field in ["project", "environment", "server", "destination", "name"] {
         if let Some(Value::String(s)) = out.get_mut(field) {
             *s = s.trim().to_string();
         }
@@ -329,6 +336,7 @@ impl Desired {
             project: required("project")?,
             environment: text("environment")?.unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_string()),
             server: required("server")?,
+            destination: text("destination")?,
             name: text("name")?,
             source,
             ports: match inputs.get("ports") {
@@ -421,8 +429,9 @@ impl Desired {
 }
 
 /// The inputs an application as Coolify shows it corresponds to, for the fields that a read
-/// can tell (`project`, `environment`, `server` and `deploy_timeout` are taken from `inputs`:
-/// the application names them by internal ids only).
+/// can tell (`project`, `environment`, `server`, `destination` and `deploy_timeout` are taken
+/// from `inputs`: the application names them by internal ids only, and they force a new
+/// application anyway).
 pub fn observed_inputs(
     app: &Value,
     env: Option<BTreeMap<String, String>>,
@@ -430,7 +439,13 @@ pub fn observed_inputs(
 ) -> Attributes {
     let text = |k: &str| app.get(k).and_then(Value::as_str).unwrap_or("").trim();
     let mut out = Attributes::new();
-    for field in ["project", "environment", "server", "deploy_timeout"] {
+    for field in [
+        "project",
+        "environment",
+        "server",
+        "destination",
+        "deploy_timeout",
+    ] {
         if let Some(v) = inputs.get(field) {
             out.insert(field.into(), v.clone());
         }

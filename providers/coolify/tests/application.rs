@@ -507,3 +507,33 @@ fn a_compose_application_never_sends_domains() {
         .unwrap();
     fake.assert_no_violations();
 }
+
+#[test]
+fn a_server_with_several_destinations_needs_one_named() {
+    let fake = fake();
+    let private = fake.add_destination("main", "private");
+    let c = client(&fake);
+    let mut wanted = inputs(&fake, "api", "1.0", json!({}));
+    let err = c.create(target("api"), &wanted).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
+    assert!(
+        err.message.contains(
+            "set `destination` to one of the destinations of server main: coolify, private"
+        ),
+        "{}",
+        err.message
+    );
+    wanted.insert("destination".into(), json!("nowhere"));
+    let err = c.create(target("api"), &wanted).unwrap_err();
+    assert!(
+        err.message.contains("no destination named \"nowhere\""),
+        "{}",
+        err.message
+    );
+    wanted.insert("destination".into(), json!("private"));
+    let made = c.create(target("api"), &wanted).unwrap();
+    assert_eq!(fake.destination_of(&made.id), Some(private));
+    let seen = c.read(target("api"), &made.id, &wanted).unwrap().unwrap();
+    assert_eq!(seen.inputs, wanted);
+    fake.assert_no_violations();
+}

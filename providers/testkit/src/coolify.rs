@@ -188,6 +188,8 @@ impl Deployment {
 struct State {
     settings: Settings,
     servers: Vec<(String, String)>,
+    /// Docker network destinations: uuid, name, server uuid.
+    destinations: Vec<(String, String, String)>,
     projects: Vec<Project>,
     applications: Vec<Application>,
     vars: Vec<Var>,
@@ -232,6 +234,7 @@ impl FakeCoolify {
                 lost_creates: Vec::new(),
             },
             servers: Vec::new(),
+            destinations: Vec::new(),
             projects: Vec::new(),
             applications: Vec::new(),
             vars: Vec::new(),
@@ -281,12 +284,44 @@ impl FakeCoolify {
         state
     }
 
-    /// Adds a server; returns its uuid.
+    /// Adds a server with its default destination (network `coolify`); returns its uuid.
     pub fn add_server(&self, name: &str) -> String {
         let mut state = self.state();
         let uuid = state.new_uuid();
         state.servers.push((uuid.clone(), name.to_string()));
+        let destination = state.new_uuid();
+        state
+            .destinations
+            .push((destination, "coolify".into(), uuid.clone()));
         uuid
+    }
+
+    /// Adds a Docker network destination to the server named `server`; returns its uuid. A
+    /// server with more than one refuses a create that does not name one.
+    ///
+    /// # Panics
+    /// If there is no such server.
+    pub fn add_destination(&self, server: &str, name: &str) -> String {
+        let mut state = self.state();
+        let server = state
+            .servers
+            .iter()
+            .find(|(_, n)| n == server)
+            .map(|(u, _)| u.clone())
+            .unwrap_or_else(|| panic!("no server {server}"));
+        let uuid = state.new_uuid();
+        state
+            .destinations
+            .push((uuid.clone(), name.to_string(), server));
+        uuid
+    }
+
+    /// The uuid of the destination an application was created on.
+    pub fn destination_of(&self, app: &str) -> Option<String> {
+        self.application(app)?
+            .get("destination_uuid")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
 
     /// Adds a project with its `production` environment; returns its uuid.
@@ -564,6 +599,9 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
     }
     let (status, answer) = match (method, matched.template.as_str()) {
         ("GET", "/servers") => state.servers_list(),
+        ("GET", "/servers/{server_uuid}/destinations") => {
+            state.destinations_of(&param("server_uuid"))
+        }
         ("GET", "/projects") => state.projects_list(),
         ("POST", "/projects") => state.project_create(&body),
         ("GET", "/projects/{uuid}/environments") => state.environments_list(&param("uuid")),
@@ -763,6 +801,22 @@ impl State {
         uuid
     }
 
+    fn destinations_of(&self, server: &str) -> Answer {
+        if !self.servers.iter().any(|(u, _)| u == server) {
+            return error(404, "Server not found.");
+        }
+        let list: Vec<Value> = self
+            .destinations
+            .iter()
+            .filter(|(_, _, s)| s == server)
+            .map(|(uuid, name, s)| {
+                json!({"uuid": uuid, "name": name, "network": name, "type": "standalone",
+                       "server_uuid": s})
+            })
+            .collect();
+        (200, Value::Array(list))
+    }
+
     fn servers_list(&self) -> Answer {
         let list: Vec<Value> = self
             .servers
@@ -925,6 +979,23 @@ impl State {
         if !self.servers.iter().any(|(u, _)| u == text("server_uuid")) {
             return error(404, "Server not found.");
         }
+        let on_server: Vec<&String> = self
+            .destinations
+            .iter()
+            .filter(|(_, _, s)| s == text("server_uuid"))
+            .map(|(u, _, _)| u)
+            .collect();
+        let destination = match text("destination_uuid") {
+            "" if on_server.len() > 1 => {
+                return error(
+                    400,
+                    "Server has multiple destinations and you do not set destination_uuid.",
+                );
+            }
+            "" => on_server.first().map(|u| u.to_string()).unwrap_or_default(),
+            chosen if on_server.iter().any(|u| *u == chosen) => chosen.to_string(),
+            _ => return error(404, "Destination not found."),
+        };
         if image && text("docker_registry_image_name").is_empty() {
             return (
                 422,
@@ -977,6 +1048,7 @@ impl State {
             json!(format!("http://{uuid}.203.0.113.10.sslip.io"))
         };
         app.insert("fqdn".into(), fqdn.clone());
+        app.insert("destination_uuid".into(), json!(destination));
         self.applications.push(Application {
             fields: app,
             environment_id: env_id,
