@@ -341,3 +341,48 @@ fn a_run_killed_before_its_deploy_is_followed_by_one_that_deploys() {
     case.expect(["destroy", "--yes"], 0);
     fake.assert_no_violations();
 }
+
+/// A first release whose gate fails is undone by deleting the application, and the run waits
+/// until Coolify has really removed it (its deletion is asynchronous).
+#[test]
+fn a_new_application_whose_gate_fails_is_deleted_again() {
+    let fake = fake();
+    fake.set_delete_delay(Duration::from_millis(400));
+    let case = case("shop-bad-first", &fake, "bad-1");
+    let out = case.run(["apply", "--yes"]);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(out.stdout.contains("rolled back"), "{out}");
+    assert!(
+        fake.applications().is_empty(),
+        "gone by the time the run ends"
+    );
+    assert!(case.tracked("shop-bad-first").is_empty());
+    fake.assert_no_violations();
+}
+
+/// A domain another application holds stops the apply with that application named, and is
+/// never taken over.
+#[test]
+fn a_domain_held_elsewhere_is_reported_with_its_holder() {
+    let fake = fake();
+    fake.add_project("legacy");
+    let theirs = fake.insert_application(
+        "legacy",
+        "production",
+        serde_json::json!({
+            "name": "old-shop-api",
+            "fqdn": format!("{}/api", fake.health_base()),
+            "docker_registry_image_name": "ghcr.io/acme/old",
+        }),
+    );
+    let case = case("shop-conflict", &fake, "1.0");
+    let out = case.run(["apply", "--yes"]);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("by application old-shop-api ({theirs})")),
+        "{out}"
+    );
+    assert_eq!(fake.applications().len(), 1, "only theirs");
+    fake.assert_no_violations();
+}
