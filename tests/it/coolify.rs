@@ -386,3 +386,43 @@ fn a_domain_held_elsewhere_is_reported_with_its_holder() {
     assert_eq!(fake.applications().len(), 1, "only theirs");
     fake.assert_no_violations();
 }
+
+/// `adopt: true` takes over the application of the resource's name that was made by hand: its
+/// marker is stamped, it is deployed as the spec says, and it is then the stack's like any
+/// other (destroy removes it).
+#[test]
+fn adopt_takes_over_an_application_made_by_hand() {
+    let fake = fake();
+    fake.add_project("shop");
+    let theirs = fake.insert_application(
+        "shop",
+        "production",
+        serde_json::json!({
+            "name": "api",
+            "fqdn": format!("{}/api", fake.health_base()),
+            "docker_registry_image_name": "ghcr.io/acme/shop-api",
+            "docker_registry_image_tag": "0.9",
+            "ports_exposes": "8000",
+        }),
+    );
+    let case = case("shop-adopt", &fake, "1.0");
+    case.set_spec(&spec("shop-adopt", &fake).replace(
+        "    type: coolify.application\n",
+        "    type: coolify.application\n    adopt: true\n",
+    ));
+    let out = case.expect(["apply", "--yes"], 0);
+    let app = the_app(&fake);
+    assert_eq!(
+        app["uuid"],
+        theirs.as_str(),
+        "taken over, not duplicated:\n{out}"
+    );
+    assert_eq!(app["description"], "fabrik:shop-adopt/api");
+    assert_eq!(app["docker_registry_image_tag"], "1.0");
+    assert_eq!(health(&fake), 200);
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.applications().is_empty());
+    fake.assert_no_violations();
+}

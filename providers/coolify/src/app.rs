@@ -68,12 +68,19 @@ impl Applications {
         seen.retain(|k, _| inputs.contains_key(k));
         let latest = deploy::latest(&self.api, uuid)?;
         let deployed = latest.as_ref().is_some_and(|d| !d.failed());
-        if !deployed && let Some(Value::String(image)) = seen.get_mut("image") {
+        if !deployed {
             let why = match &latest {
                 Some(d) => format!("last deployment {}", d.status),
                 None => "never deployed".to_string(),
             };
-            *image = format!("{image} ({why})");
+            // The source is what did not get deployed: its image, or its git branch.
+            let source = match seen.get_mut("image") {
+                Some(image) => Some(image),
+                None => seen.get_mut("git").and_then(|g| g.get_mut("branch")),
+            };
+            if let Some(Value::String(text)) = source {
+                *text = format!("{text} ({why})");
+            }
         }
         Ok(Observed {
             inputs: seen,
@@ -92,6 +99,7 @@ impl Applications {
         };
         // After an interrupted create the deployment may still be running: its outcome decides
         // whether the application is deployed, so wait for it (bounded by the deploy timeout).
+        // A failure is not an error here: it shows in what is observed below.
         if let Some(latest) = deploy::latest(&self.api, &uuid)?
             && !latest.done()
         {
@@ -112,8 +120,8 @@ impl Applications {
         }))
     }
 
-    fn find_uuid(&self, target: Target<'_>, desired: &Desired) -> Result<Option<String>> {
-        let marker = target.marker();
+    /// The applications of the desired project and environment; `None` when either is missing.
+    fn environment_apps(&self, desired: &Desired) -> Result<Option<Vec<Value>>> {
         let Some(project) = self.project_uuid(&desired.project)? else {
             return Ok(None);
         };
@@ -127,11 +135,22 @@ impl Applications {
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let ours: Vec<&str> = environment
-            .get("applications")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        Ok(Some(
+            environment
+                .get("applications")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        ))
+    }
+
+    fn find_uuid(&self, target: Target<'_>, desired: &Desired) -> Result<Option<String>> {
+        let marker = target.marker();
+        let Some(apps) = self.environment_apps(desired)? else {
+            return Ok(None);
+        };
+        let ours: Vec<&str> = apps
+            .iter()
             .filter(|a| carries(a, &marker))
             .filter_map(|a| a.get("uuid").and_then(Value::as_str))
             .collect();
@@ -190,6 +209,90 @@ impl Applications {
                 Err(error)
             }
         }
+    }
+
+    /// Takes over the one application of the resource's name in its environment that carries
+    /// no fabrik marker (`adopt: true`): stamps the marker in its description (keeping what
+    /// the description said), makes it match the spec, deploys it and waits. With nothing to
+    /// take over it creates; an application of this resource's is converged on.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Conflict`] when the application of that name is another resource's, or
+    /// when several carry the name (names are not unique in Coolify: there is no telling which
+    /// one is meant).
+    pub fn adopt(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
+        let desired = Desired::from_inputs(inputs)?;
+        if self.find_uuid(target, &desired)?.is_some() {
+            return self.create(target, inputs);
+        }
+        let name = desired.name.as_deref().unwrap_or(target.name);
+        let apps = self.environment_apps(&desired)?.unwrap_or_default();
+        let named: Vec<&Value> = apps
+            .iter()
+            .filter(|a| a.get("name").and_then(Value::as_str) == Some(name))
+            .collect();
+        if let Some(owned) = named.iter().find_map(|a| fabrik_marker(a)) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "the application named {name:?} in project {} ({}) is managed by {owned}; \
+                     it is never adopted",
+                    desired.project, desired.environment
+                ),
+            ));
+        }
+        let uuid = match named.as_slice() {
+            [] => return self.create(target, inputs),
+            [one] => one.get("uuid").and_then(Value::as_str).unwrap_or_default(),
+            many => {
+                let uuids: Vec<&str> = many
+                    .iter()
+                    .filter_map(|a| a.get("uuid").and_then(Value::as_str))
+                    .collect();
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "{} applications are named {name:?} in project {} ({}): {}; rename all \
+                         but the one to adopt",
+                        many.len(),
+                        desired.project,
+                        desired.environment,
+                        uuids.join(", ")
+                    ),
+                ));
+            }
+        };
+        let env = desired.env.clone().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "`env` is known only by its hash: its values are needed to adopt the application",
+            )
+        })?;
+        let before = named[0]
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim();
+        let description = if before.is_empty() {
+            target.marker()
+        } else {
+            format!("{}\n{before}", target.marker())
+        };
+        self.api
+            .patch(&app_path(uuid), &json!({ "description": description }))?;
+        self.patch(uuid, &desired, target.name)?;
+        env::sync(&self.api, uuid, &env)?;
+        let deployment = self.deploy_and_wait(uuid, &desired).map_err(|e| {
+            Error::new(
+                e.kind,
+                format!(
+                    "{} (application {uuid} now carries {} and the spec's settings)",
+                    e.message,
+                    target.marker()
+                ),
+            )
+        })?;
+        self.applied(uuid, &deployment)
     }
 
     /// Changes the application in place, then redeploys and waits; on a failed deployment the
@@ -639,6 +742,16 @@ impl Applications {
             )),
         }
     }
+}
+
+/// The fabrik marker an application's description carries, if any.
+fn fabrik_marker(app: &Value) -> Option<String> {
+    app.get("description")
+        .and_then(Value::as_str)?
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("fabrik:"))
+        .map(str::to_string)
 }
 
 /// Whether an application's description carries `marker` (alone, or on a line of its own).

@@ -157,6 +157,11 @@ impl Client for CoolifyClient {
         self.apps.create(target, inputs)
     }
 
+    fn adopt(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
+        check_type(target)?;
+        self.apps.adopt(target, inputs)
+    }
+
     fn update(
         &self,
         target: Target<'_>,

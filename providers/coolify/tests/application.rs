@@ -537,3 +537,83 @@ fn a_server_with_several_destinations_needs_one_named() {
     assert_eq!(seen.inputs, wanted);
     fake.assert_no_violations();
 }
+
+#[test]
+fn adopt_takes_over_the_one_unmarked_application_of_its_name() {
+    let fake = fake();
+    fake.add_project("shop");
+    let c = client(&fake);
+    let wanted = inputs(&fake, "api", "2.0", json!({"A": "1"}));
+    let theirs = fake.insert_application(
+        "shop",
+        "production",
+        json!({"name": "api", "description": "the old API", "docker_registry_image_name": "ghcr.io/acme/api", "docker_registry_image_tag": "1.0"}),
+    );
+    let adopted = c.adopt(target("api"), &wanted).unwrap();
+    assert_eq!(adopted.id, theirs);
+    let app = fake.application(&theirs).unwrap();
+    assert_eq!(app["description"], "fabrik:shop/api\nthe old API");
+    assert_eq!(app["docker_registry_image_tag"], "2.0");
+    assert_eq!(app["status"], "running:healthy");
+    assert_eq!(c.find(target("api"), &wanted).unwrap().unwrap().id, theirs);
+    // Again: it is ours now, so adopt converges on it.
+    assert_eq!(c.adopt(target("api"), &wanted).unwrap().id, theirs);
+    assert_eq!(fake.applications().len(), 1);
+
+    // Another resource's application is never adopted; two of one name are not guessed at.
+    let err = c.adopt(target("web"), &{
+        let mut w = wanted.clone();
+        w.insert("name".into(), json!("api"));
+        w
+    });
+    let err = err.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    assert!(
+        err.message.contains("managed by fabrik:shop/api"),
+        "{}",
+        err.message
+    );
+    for _ in 0..2 {
+        fake.insert_application(
+            "shop",
+            "production",
+            json!({"name": "twin", "docker_registry_image_name": "x"}),
+        );
+    }
+    let err = c
+        .adopt(target("twin"), &inputs(&fake, "twin", "1.0", json!({})))
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    assert!(
+        err.message.contains("2 applications are named \"twin\""),
+        "{}",
+        err.message
+    );
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_git_application_never_deployed_reads_as_such() {
+    let fake = fake();
+    fake.add_project("shop");
+    let c = client(&fake);
+    let wanted = spec::normalise(&attrs(json!({
+        "project": "shop", "server": "main", "ports": [80],
+        "git": {"repository": "https://github.com/acme/site", "build_pack": "static"},
+    })))
+    .unwrap();
+    let uuid = fake.insert_application(
+        "shop",
+        "production",
+        json!({"description": "fabrik:shop/site", "build_pack": "static",
+               "git_repository": "https://github.com/acme/site", "git_branch": "main",
+               "ports_exposes": "80"}),
+    );
+    let found = c.find(target("site"), &wanted).unwrap().unwrap();
+    assert_eq!(found.id, uuid);
+    assert_eq!(
+        found.observed.inputs["git"]["branch"],
+        "main (never deployed)"
+    );
+    fake.assert_no_violations();
+}
