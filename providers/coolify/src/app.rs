@@ -295,6 +295,56 @@ impl Applications {
         self.applied(uuid, &deployment)
     }
 
+    /// Claims application `id` for this resource (`fabrik import`): refuses one that carries
+    /// another resource's marker, adds this resource's marker to its description and changes
+    /// nothing else. The next plan shows how it differs from the spec.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] when there is no application `id`; [`ErrorKind::Conflict`] when
+    /// it belongs to another resource.
+    pub fn import(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Found> {
+        let marker = target.marker();
+        let app = self.get(id)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("Coolify has no application {id}"),
+            )
+        })?;
+        match fabrik_marker(&app) {
+            Some(owner) if owner == marker => {}
+            Some(owner) => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("application {id} is managed by {owner}; it is never imported"),
+                ));
+            }
+            None => {
+                let before = app
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .trim();
+                let description = if before.is_empty() {
+                    marker
+                } else {
+                    format!("{marker}\n{before}")
+                };
+                self.api
+                    .patch(&app_path(id), &json!({ "description": description }))?;
+            }
+        }
+        let app = self.get(id)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("application {id} disappeared while it was being imported"),
+            )
+        })?;
+        Ok(Found {
+            observed: self.observe(id, &app, inputs)?,
+            id: id.to_string(),
+        })
+    }
+
     /// Changes the application in place, then redeploys and waits; on a failed deployment the
     /// previous settings and environment are put back and deployed again.
     pub fn update(

@@ -177,4 +177,9 @@ impl Client for CoolifyClient {
         check_type(target)?;
         self.apps.delete(target, id, inputs)
     }
+
+    fn import(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Found> {
+        check_type(target)?;
+        self.apps.import(target, id, inputs)
+    }
 }

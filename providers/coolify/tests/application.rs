@@ -617,3 +617,41 @@ fn a_git_application_never_deployed_reads_as_such() {
     );
     fake.assert_no_violations();
 }
+
+#[test]
+fn import_stamps_the_marker_and_changes_nothing_else() {
+    let fake = fake();
+    fake.add_project("shop");
+    let c = client(&fake);
+    let wanted = inputs(&fake, "api", "2.0", json!({}));
+    let theirs = fake.insert_application(
+        "shop",
+        "production",
+        json!({"name": "hand-made", "description": "by hand", "docker_registry_image_name": "ghcr.io/acme/api",
+               "docker_registry_image_tag": "1.0", "ports_exposes": "8000"}),
+    );
+    let found = c.import(target("api"), &theirs, &wanted).unwrap();
+    assert_eq!(found.id, theirs);
+    assert_eq!(
+        found.observed.inputs["image"], "ghcr.io/acme/api:1.0 (never deployed)",
+        "what is there, for the next plan to compare"
+    );
+    let app = fake.application(&theirs).unwrap();
+    assert_eq!(app["description"], "fabrik:shop/api\nby hand");
+    assert_eq!(
+        app["docker_registry_image_tag"], "1.0",
+        "nothing else changed"
+    );
+    assert_eq!(fake.deployment_statuses(&theirs).len(), 0);
+    // Importing it again is harmless; another resource cannot take it.
+    c.import(target("api"), &theirs, &wanted).unwrap();
+    assert_eq!(
+        fake.application(&theirs).unwrap()["description"],
+        "fabrik:shop/api\nby hand"
+    );
+    let err = c.import(target("web"), &theirs, &wanted).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    let err = c.import(target("api"), "nosuchapp", &wanted).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    fake.assert_no_violations();
+}
