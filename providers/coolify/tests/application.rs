@@ -655,3 +655,32 @@ fn import_stamps_the_marker_and_changes_nothing_else() {
     assert_eq!(err.kind, ErrorKind::NotFound);
     fake.assert_no_violations();
 }
+
+#[test]
+fn a_live_deployment_answering_404_is_asked_again() {
+    let fake = fake();
+    let c = client(&fake);
+    fake.hide_next_deployment_reads(4);
+    let made = c
+        .create(target("api"), &inputs(&fake, "api", "1.0", json!({})))
+        .unwrap();
+    assert_eq!(fake.deployment_statuses(&made.id), ["finished"]);
+    assert_eq!(health(&fake, "api"), 200);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_spent_request_budget_is_waited_out() {
+    let fake = fake();
+    fake.set_rate_limit(6, Duration::from_secs(1));
+    let c = client(&fake);
+    let started = Instant::now();
+    c.create(
+        target("api"),
+        &inputs(&fake, "api", "1.0", json!({"A": "1"})),
+    )
+    .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(fake.requests().iter().any(|l| l.status == 429));
+    fake.assert_no_violations();
+}

@@ -15,7 +15,8 @@
 //! - `DELETE /applications/{uuid}` only queues the deletion: the application stays readable for
 //!   a while ([`FakeCoolify::set_delete_delay`]);
 //! - a domain another application uses is a 409 naming it, unless `force_domain_override`;
-//! - more requests than the budget in a window is a 429 with `Retry-After`.
+//! - more requests than the budget in a window is a 429 with `Retry-After`;
+//! - on request, a live deployment read by its uuid answers 404 (coollabsio/coolify#8925).
 //!
 //! Deployments run on a clock: queued, in progress, then finished after
 //! [`FakeCoolify::set_deploy_duration`]. What they do depends on the image tag: a tag
@@ -75,6 +76,8 @@ struct Settings {
     window: Duration,
     /// Creates whose answer is replaced by this status after the application is made.
     lost_creates: Vec<u16>,
+    /// Reads of a deployment answered 404 although it exists (coollabsio/coolify#8925).
+    hidden_deployment_reads: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -232,6 +235,7 @@ impl FakeCoolify {
                 rate_limit: 100_000,
                 window: Duration::from_secs(60),
                 lost_creates: Vec::new(),
+                hidden_deployment_reads: 0,
             },
             servers: Vec::new(),
             destinations: Vec::new(),
@@ -352,6 +356,12 @@ impl FakeCoolify {
     /// client cannot tell whether the application exists.
     pub fn lose_next_create_answer(&self, status: u16) {
         self.state().settings.lost_creates.push(status);
+    }
+
+    /// Answers the next `n` reads of a deployment by uuid with 404 although it exists, as
+    /// Coolify has done for live deployments (coollabsio/coolify#8925).
+    pub fn hide_next_deployment_reads(&self, n: usize) {
+        self.state().settings.hidden_deployment_reads = n;
     }
 
     pub fn set_token(&self, token: &str) {
@@ -627,6 +637,10 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
             state.env_delete(&param("uuid"), &param("env_uuid"))
         }
         ("POST", "/deploy") => state.deploy(request),
+        ("GET", "/deployments/{uuid}") if state.settings.hidden_deployment_reads > 0 => {
+            state.settings.hidden_deployment_reads -= 1;
+            error(404, "Deployment not found.")
+        }
         ("GET", "/deployments/{uuid}") => state.deployment_get(&param("uuid")),
         ("GET", "/deployments/applications/{uuid}") => {
             state.deployments_of(&param("uuid"), request)
