@@ -17,6 +17,7 @@ impl Registry {
             Arc::new(fabrik_local::Local),
             Arc::new(fabrik_powerdns::PowerDns),
             Arc::new(fabrik_cloudflare::Cloudflare),
+            Arc::new(fabrik_coolify::Coolify),
         ])
     }
 

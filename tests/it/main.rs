@@ -10,6 +10,7 @@ mod harness;
 
 mod bad_inputs;
 mod cloudflare;
+mod coolify;
 mod crash;
 mod exit_codes;
 mod fixtures;

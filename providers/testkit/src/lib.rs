@@ -10,4 +10,5 @@
 
 pub mod cloudflare;
 pub mod contract;
+pub mod coolify;
 pub mod http;

@@ -1,0 +1,626 @@
+//! The Coolify REST API (`/api/v1`) as this provider uses it: bearer-token requests with
+//! timeouts, retries of what is worth retrying (429 with `Retry-After`, 5xx on idempotent
+//! calls, connections that never reached the server) and answers mapped to error kinds.
+//!
+//! Coolify answers errors as `{"message": …, "errors": …}` where `errors` comes in three shapes
+//! (a map of lists, a map of strings, a bare list), so it is kept as a JSON value and flattened
+//! for the message. A 409 on an application write carries `conflicts[]`: the resources already
+//! using a domain, which the message names.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use fabrik_provider::{Error, ErrorKind, Result};
+use serde::Deserialize;
+use serde_json::Value;
+use ureq::Agent;
+
+/// A connection that takes longer than this to open is not going to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// One request, from connecting to the last byte of the answer. Coolify answers a create only
+/// once it has written the application and its proxy labels, which can take seconds.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// A deployment's log comes back inside its JSON; long builds log a lot.
+const BODY_LIMIT: u64 = 64 * 1024 * 1024;
+/// Requests in flight at once per configured provider: Coolify rate-limits per user (200 a
+/// minute by default), so a burst of parallel calls only buys 429s.
+const MAX_IN_FLIGHT: usize = 4;
+/// How much of an error body goes into a message.
+const EXCERPT: usize = 400;
+
+/// The API token. Its Debug never shows it; [`Token::expose`] is the one way to read it.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: String) -> Self {
+        Token(token)
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(sensitive)")
+    }
+}
+
+/// When and how often a failed request is tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles for each next one.
+    pub base: Duration,
+    /// No wait is longer than this, whatever the backoff says.
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this is not waited out: the call fails as transient and the
+    /// engine decides.
+    pub max_retry_after: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 5,
+            base: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+            // Coolify's window is a minute: a Retry-After up to that is worth waiting out.
+            max_retry_after: Duration::from_secs(65),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    /// Whether repeating the request after an unknown outcome is harmless. A POST may have
+    /// created an application, an environment variable or a deployment: the caller looks
+    /// before trying again instead.
+    fn idempotent(self) -> bool {
+        self != Method::Post
+    }
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json<T: for<'de> Deserialize<'de>>(&self, what: &str) -> Result<T> {
+        serde_json::from_str(&self.body).map_err(|e| {
+            Error::new(
+                ErrorKind::Fatal,
+                format!(
+                    "Coolify answered {what} with something unexpected ({e}): {}",
+                    excerpt(&self.body)
+                ),
+            )
+        })
+    }
+}
+
+/// A client for one Coolify instance.
+pub struct Api {
+    agent: Agent,
+    /// `<url>/api/v1`
+    base: String,
+    token: Token,
+    retry: Retry,
+    slots: Slots,
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Api")
+            .field("base", &self.base)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    /// `url` is the instance's address (`https://coolify.example.com`); a trailing `/` or
+    /// `/api/v1` is tolerated.
+    pub fn new(url: &str, token: Token, retry: Retry) -> Result<Api> {
+        let trimmed = url.trim().trim_end_matches('/');
+        let trimmed = trimmed.strip_suffix("/api/v1").unwrap_or(trimmed);
+        let scheme_ok = ["http://", "https://"].iter().any(|s| {
+            trimmed
+                .get(..s.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(s))
+        });
+        let host_ok = trimmed
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty());
+        if !scheme_ok || !host_ok || trimmed.parse::<ureq::http::Uri>().is_err() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "`url` must be the Coolify instance's http:// or https:// address, such as \
+                     \"https://coolify.example.com\", not {url:?}"
+                ),
+            ));
+        }
+        if token.expose().trim().is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "`token` of provider coolify must not be empty",
+            ));
+        }
+        let agent: Agent = Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .http_status_as_error(false)
+            // The API does not redirect; an answer that does (a login page in front of it) is
+            // shown as it is, not followed.
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .user_agent(concat!("fabrik-coolify/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Api {
+            agent,
+            base: format!("{trimmed}/api/v1"),
+            token,
+            retry,
+            slots: Slots::new(MAX_IN_FLIGHT),
+        })
+    }
+
+    pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Reply> {
+        self.call(Method::Get, path, query, None)
+    }
+
+    pub fn post(&self, path: &str, query: &[(&str, &str)], body: Option<&Value>) -> Result<Reply> {
+        self.call(Method::Post, path, query, body)
+    }
+
+    pub fn patch(&self, path: &str, body: &Value) -> Result<Reply> {
+        self.call(Method::Patch, path, &[], Some(body))
+    }
+
+    pub fn delete(&self, path: &str, query: &[(&str, &str)]) -> Result<Reply> {
+        self.call(Method::Delete, path, query, None)
+    }
+
+    /// One request, tried again on connection failures, 429 and 5xx (POST only where the
+    /// server cannot have acted on it). `path` is below `/api/v1`, such as `/applications`.
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Reply> {
+        let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
+        let what = format!("{} {}{path}", method.as_str(), self.base);
+        let mut attempt = 1;
+        loop {
+            let outcome = {
+                let _slot = self.slots.acquire();
+                self.once(method, path, query, body.as_deref())
+            };
+            let (error, retry_after) = match outcome {
+                Ok(answer) if (200..300).contains(&answer.status) => {
+                    return Ok(Reply { body: answer.body });
+                }
+                Ok(answer) => {
+                    let error = status_error(&what, answer.status, &answer.body);
+                    // A 429 was refused before anything was done; a 5xx may have been done.
+                    let again =
+                        answer.status == 429 || (answer.status >= 500 && method.idempotent());
+                    if !again {
+                        return Err(error);
+                    }
+                    (error, answer.retry_after)
+                }
+                Err(failure) => {
+                    let again = failure.kind == ErrorKind::Transient
+                        && (failure.nothing_sent || method.idempotent());
+                    let error = Error::new(failure.kind, format!("{what}: {}", failure.message));
+                    if !again {
+                        return Err(error);
+                    }
+                    (error, None)
+                }
+            };
+            if attempt >= self.retry.attempts {
+                return Err(Error::new(
+                    error.kind,
+                    format!("{} (after {attempt} attempts)", error.message),
+                ));
+            }
+            let wait = match retry_after {
+                Some(after) if after > self.retry.max_retry_after => {
+                    return Err(Error::new(
+                        error.kind,
+                        format!(
+                            "{} (the server asks to wait {} s before trying again)",
+                            error.message,
+                            after.as_secs()
+                        ),
+                    ));
+                }
+                Some(after) => after,
+                None => backoff(&self.retry, attempt),
+            };
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    fn once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::result::Result<Answer, Failure> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token.expose());
+        let result = match method {
+            Method::Get | Method::Delete => {
+                let request = if method == Method::Get {
+                    self.agent.get(&url)
+                } else {
+                    self.agent.delete(&url)
+                };
+                request
+                    .header("Authorization", &auth)
+                    .header("Accept", "application/json")
+                    .query_pairs(query.iter().copied())
+                    .call()
+            }
+            Method::Post | Method::Patch => {
+                let request = if method == Method::Post {
+                    self.agent.post(&url)
+                } else {
+                    self.agent.patch(&url)
+                };
+                let request = request
+                    .header("Authorization", &auth)
+                    .header("Accept", "application/json")
+                    .query_pairs(query.iter().copied());
+                match body {
+                    Some(body) => request
+                        .header("Content-Type", "application/json")
+                        .send(body),
+                    None => request.send_empty(),
+                }
+            }
+        };
+        let mut response = result.map_err(Failure::from)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(BODY_LIMIT)
+            .read_to_string()
+            .map_err(Failure::from)?;
+        Ok(Answer {
+            status,
+            body,
+            retry_after,
+        })
+    }
+}
+
+/// An answer of any status.
+struct Answer {
+    status: u16,
+    body: String,
+    retry_after: Option<Duration>,
+}
+
+/// A request that got no answer.
+#[derive(Debug)]
+struct Failure {
+    kind: ErrorKind,
+    /// The request surely never reached the server (refused, no route, no name), so even a
+    /// POST may be sent again.
+    nothing_sent: bool,
+    message: String,
+}
+
+impl From<ureq::Error> for Failure {
+    fn from(e: ureq::Error) -> Self {
+        use std::io::ErrorKind as Io;
+        use ureq::Error as E;
+        use ureq::Timeout as T;
+        let (kind, nothing_sent) = match &e {
+            E::Io(io) => match io.kind() {
+                Io::ConnectionRefused | Io::AddrNotAvailable => (ErrorKind::Transient, true),
+                _ => (ErrorKind::Transient, false),
+            },
+            E::Timeout(T::Resolve | T::Connect) => (ErrorKind::Transient, true),
+            E::Timeout(_) | E::Protocol(_) => (ErrorKind::Transient, false),
+            E::ConnectionFailed | E::HostNotFound => (ErrorKind::Transient, true),
+            E::BadUri(_) | E::Http(_) => (ErrorKind::InvalidInput, false),
+            _ => (ErrorKind::Fatal, false),
+        };
+        let message = match &e {
+            E::Io(io) => format!("no answer: {io}"),
+            E::Timeout(t) => format!("no answer: timed out ({t})"),
+            other => format!("no answer: {other}"),
+        };
+        Failure {
+            kind,
+            nothing_sent,
+            message,
+        }
+    }
+}
+
+/// The error for an answer outside 2xx, with the server's message, its field errors and, for a
+/// domain conflict, the resources that hold the domain.
+pub fn status_error(what: &str, status: u16, body: &str) -> Error {
+    let said = server_message(body);
+    let kind = match status {
+        400 | 405 | 422 => ErrorKind::InvalidInput,
+        401 | 403 => ErrorKind::Unauthorized,
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        429 | 500..=599 => ErrorKind::Transient,
+        _ => ErrorKind::Fatal,
+    };
+    let hint = match status {
+        401 | 403 => {
+            " (check the provider's `token` and its abilities: read, read:sensitive, write, deploy)"
+        }
+        _ => "",
+    };
+    let said = if said.is_empty() {
+        String::new()
+    } else {
+        format!(": {said}")
+    };
+    Error::new(kind, format!("{what}: HTTP {status}{said}{hint}"))
+}
+
+/// `message`, then the field errors and conflicts of a Coolify error body; the body's excerpt
+/// when it is not one.
+fn server_message(body: &str) -> String {
+    let Ok(Value::Object(problem)) = serde_json::from_str::<Value>(body) else {
+        return excerpt(body.trim());
+    };
+    let mut parts = Vec::new();
+    if let Some(message) = problem.get("message").and_then(Value::as_str) {
+        parts.push(message.to_string());
+    }
+    if let Some(errors) = problem.get("errors") {
+        let flat = flatten_errors(errors);
+        if !flat.is_empty() {
+            parts.push(flat);
+        }
+    }
+    if let Some(Value::Array(conflicts)) = problem.get("conflicts") {
+        let named: Vec<String> = conflicts.iter().map(describe_conflict).collect();
+        if !named.is_empty() {
+            parts.push(format!("already used by {}", named.join("; ")));
+        }
+    }
+    if parts.is_empty() {
+        excerpt(body.trim())
+    } else {
+        excerpt(&parts.join(" "))
+    }
+}
+
+/// `{field: [msg]}`, `{field: "msg"}` or `[msg]` as `field: msg; …`.
+fn flatten_errors(errors: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    };
+    match errors {
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(field, v)| format!("{field}: {}", text(v)))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Value::Array(_) | Value::String(_) => text(errors),
+        _ => String::new(),
+    }
+}
+
+/// One entry of a 409's `conflicts`: the domain and the resource that holds it.
+fn describe_conflict(conflict: &Value) -> String {
+    let field = |k: &str| conflict.get(k).and_then(Value::as_str).unwrap_or("");
+    let domain = field("domain");
+    let name = field("resource_name");
+    let uuid = field("resource_uuid");
+    let kind = field("resource_type");
+    match (domain.is_empty(), name.is_empty() && uuid.is_empty()) {
+        (false, false) => format!("{domain} by {kind} {name} ({uuid})")
+            .replace("  ", " ")
+            .replace(" ()", ""),
+        (false, true) => domain.to_string(),
+        _ => conflict.to_string(),
+    }
+}
+
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// The wait before attempt `attempt + 1`: exponential, capped, with full jitter in its upper
+/// half so that clients failing together do not retry together.
+fn backoff(retry: &Retry, attempt: u32) -> Duration {
+    let exp = retry
+        .base
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(retry.max_delay);
+    let half = exp / 2;
+    let jitter = RandomState::new().build_hasher().finish() % (half.as_millis() as u64 + 1);
+    half + Duration::from_millis(jitter)
+}
+
+/// Percent-encodes one path segment (a uuid, an environment name).
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A counting semaphore: at most `max` requests in flight.
+struct Slots {
+    max: usize,
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(max: usize) -> Self {
+        Slots {
+            max,
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> Slot<'_> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used >= self.max {
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_in_each_shape_are_flattened() {
+        let e = status_error(
+            "PATCH x",
+            422,
+            r#"{"message":"Validation failed.","errors":{"fqdn":["This field is not allowed."]}}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::InvalidInput);
+        assert!(
+            e.message
+                .ends_with("HTTP 422: Validation failed. fqdn: This field is not allowed."),
+            "{}",
+            e.message
+        );
+        let e = status_error("x", 422, r#"{"message":"m","errors":{"a":"b"}}"#);
+        assert!(e.message.ends_with("m a: b"), "{}", e.message);
+        let e = status_error("x", 422, r#"{"message":"m","errors":["one","two"]}"#);
+        assert!(e.message.ends_with("m one, two"), "{}", e.message);
+        let e = status_error("x", 401, "Unauthenticated.");
+        assert_eq!(e.kind, ErrorKind::Unauthorized);
+        assert!(e.message.contains("`token`"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_domain_conflict_names_the_resource_that_holds_it() {
+        let e = status_error(
+            "PATCH x",
+            409,
+            r#"{"message":"Domain conflicts detected.","conflicts":[{"domain":"https://a.example","resource_name":"shop-api","resource_uuid":"u1","resource_type":"application","message":"…"}],"warning":"w"}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        assert!(
+            e.message
+                .contains("already used by https://a.example by application shop-api (u1)"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn bad_urls_and_empty_tokens_are_invalid_input() {
+        for url in ["coolify.example.com", "ftp://host", "http://", ""] {
+            let err = Api::new(url, Token::new("t".into()), Retry::default()).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidInput, "{url}");
+        }
+        let err = Api::new(
+            "http://127.0.0.1:1",
+            Token::new(" ".into()),
+            Retry::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        let api = Api::new(
+            "http://127.0.0.1:1/api/v1/",
+            Token::new("s3cret".into()),
+            Retry::default(),
+        )
+        .unwrap();
+        assert_eq!(api.base, "http://127.0.0.1:1/api/v1");
+        assert!(!format!("{api:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_capped() {
+        let retry = Retry {
+            attempts: 10,
+            base: Duration::from_millis(100),
+            max_delay: Duration::from_millis(800),
+            max_retry_after: Duration::from_secs(1),
+        };
+        for attempt in 1..10 {
+            let full = (Duration::from_millis(100) * (1 << (attempt - 1))).min(retry.max_delay);
+            let wait = backoff(&retry, attempt);
+            assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait:?}");
+        }
+    }
+}

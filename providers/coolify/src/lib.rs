@@ -1,0 +1,185 @@
+//! The `coolify` provider: applications on a Coolify instance (v4), through its REST API.
+//!
+//! - [`spec`]: `coolify.application`'s fields, checks and normal form, and how they map to
+//!   Coolify's application fields (writes use `domains`, reads answer `fqdn`; ports are sent as
+//!   a string; no field the server refuses on PATCH is ever sent).
+//! - `app`: find by ownership marker, create, read, update, delete (waiting until the
+//!   asynchronous delete is done), names of projects, environments and servers resolved to
+//!   uuids.
+//! - `env`: environment variables keyed on `(key, is_preview)`.
+//! - `deploy`: deploy and wait, with the server's known quirks.
+//! - `api`: the HTTP client (timeouts, retries with backoff and jitter, `Retry-After`, error
+//!   kinds from statuses, domain conflicts named).
+
+mod api;
+mod app;
+mod deploy;
+mod env;
+pub mod spec;
+
+use std::time::Duration;
+
+use fabrik_provider::{
+    Applied, Attributes, Client, Context, Error, ErrorKind, Field, FieldKind, Found, Observed,
+    Provider, ResourceType, Result, Target, Value,
+};
+
+pub use api::Retry;
+pub use spec::APPLICATION_TYPE;
+
+/// How often a deployment's status is asked for unless the configuration says otherwise.
+const DEFAULT_POLL: Duration = Duration::from_secs(2);
+
+/// The `coolify` provider.
+#[derive(Debug, Default)]
+pub struct Coolify;
+
+impl Provider for Coolify {
+    fn name(&self) -> &'static str {
+        "coolify"
+    }
+
+    fn config_fields(&self) -> Vec<Field> {
+        vec![
+            Field::required(
+                "url",
+                FieldKind::String,
+                "The Coolify instance's address, such as \"https://coolify.example.com\".",
+            ),
+            Field::required(
+                "token",
+                FieldKind::String,
+                "An API token (Keys & Tokens) with read, read:sensitive, write and deploy.",
+            )
+            .sensitive(),
+            Field::optional(
+                "poll_interval",
+                FieldKind::String,
+                "How often a deployment's progress is asked for (default \"2s\").",
+            ),
+        ]
+    }
+
+    fn resource_types(&self) -> Vec<ResourceType> {
+        vec![spec::resource_type()]
+    }
+
+    fn configure(&self, config: &Attributes, _context: &Context) -> Result<Box<dyn Client>> {
+        Ok(Box::new(CoolifyClient::new(config, Retry::default())?))
+    }
+
+    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
+        match type_name {
+            APPLICATION_TYPE => spec::validate(inputs),
+            _ => Ok(()),
+        }
+    }
+
+    fn normalize(&self, type_name: &str, inputs: &Attributes) -> Result<Attributes> {
+        match type_name {
+            APPLICATION_TYPE => spec::normalise(inputs),
+            _ => Ok(inputs.clone()),
+        }
+    }
+}
+
+/// A configured `coolify` provider: one instance, one token.
+#[derive(Debug)]
+pub struct CoolifyClient {
+    apps: app::Applications,
+}
+
+impl CoolifyClient {
+    /// A client for the instance a `providers.coolify` block names, retrying as `retry` says
+    /// (tests shorten the waits).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a missing or malformed `url`, `token` or
+    /// `poll_interval`.
+    pub fn new(config: &Attributes, retry: Retry) -> Result<Self> {
+        let text = |field: &str| match config.get(field) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("`{field}` of provider coolify must be a non-empty string"),
+            )),
+        };
+        let missing = |field: &str| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("provider coolify needs `{field}`"),
+            )
+        };
+        let url = text("url")?.ok_or_else(|| missing("url"))?;
+        let token = text("token")?.ok_or_else(|| missing("token"))?;
+        let poll = match config.get("poll_interval") {
+            None | Some(Value::Null) => DEFAULT_POLL,
+            Some(v) => spec::parse_duration("poll_interval", v)?,
+        };
+        Ok(CoolifyClient {
+            apps: app::Applications {
+                api: api::Api::new(&url, api::Token::new(token), retry)?,
+                poll,
+                naming: std::sync::Mutex::new(()),
+            },
+        })
+    }
+}
+
+fn check_type(target: Target<'_>) -> Result<()> {
+    if target.type_name == APPLICATION_TYPE {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "the coolify provider has no resource type `{}`",
+                target.type_name
+            ),
+        ))
+    }
+}
+
+impl Client for CoolifyClient {
+    fn read(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Option<Observed>> {
+        check_type(target)?;
+        self.apps.read(id, inputs)
+    }
+
+    fn find(&self, target: Target<'_>, inputs: &Attributes) -> Result<Option<Found>> {
+        check_type(target)?;
+        self.apps.find(target, inputs)
+    }
+
+    fn create(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
+        check_type(target)?;
+        self.apps.create(target, inputs)
+    }
+
+    fn adopt(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
+        check_type(target)?;
+        self.apps.adopt(target, inputs)
+    }
+
+    fn update(
+        &self,
+        target: Target<'_>,
+        id: &str,
+        prior: &Attributes,
+        inputs: &Attributes,
+    ) -> Result<Applied> {
+        check_type(target)?;
+        self.apps.update(target, id, prior, inputs)
+    }
+
+    fn delete(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<()> {
+        check_type(target)?;
+        self.apps.delete(target, id, inputs)
+    }
+
+    fn import(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Found> {
+        check_type(target)?;
+        self.apps.import(target, id, inputs)
+    }
+}

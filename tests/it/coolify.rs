@@ -1,0 +1,428 @@
+//! The Coolify provider through the binary, against the stateful Coolify fake (every request
+//! checked against the published contract and the server's quirks): an application is created
+//! and deployed, a second apply changes nothing, image and secret env changes redeploy, a bad
+//! release whose health gate fails is rolled back to the previous one, destroy waits until the
+//! application is gone, faults are retried, and a run killed while it waits for a deployment
+//! is followed by an apply that converges.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fabrik_testkit::coolify::{FakeCoolify, TOKEN};
+
+use crate::harness::{Case, dedent};
+
+/// A value of a secret that must never be printed or stored.
+const DB_PASSWORD: &str = "hunter2-correct-horse-battery";
+const NEW_DB_PASSWORD: &str = "tr0ub4dor-and-3-more-words";
+
+fn fake() -> FakeCoolify {
+    let fake = FakeCoolify::start();
+    fake.set_deploy_duration(Duration::from_millis(150));
+    fake.set_delete_delay(Duration::from_millis(150));
+    fake.add_server("main");
+    fake
+}
+
+/// The shop stack of DESIGN.md on `fake`: one application whose `/health` is gated.
+fn spec(stack: &str, fake: &FakeCoolify) -> String {
+    let base = fake.health_base();
+    format!(
+        "stack: {stack}\n{}",
+        dedent(&format!(
+            r#"
+            providers:
+              coolify: {{ url: "{url}", token: "${{secret.COOLIFY_TOKEN}}", poll_interval: 30ms }}
+            secrets:
+              COOLIFY_TOKEN: {{}}
+              DB_PASSWORD: {{}}
+            resources:
+              api:
+                type: coolify.application
+                with:
+                  project: shop
+                  server: main
+                  image: "ghcr.io/acme/shop-api:${{env.IMAGE_TAG}}"
+                  ports: [8000]
+                  domains: ["{base}/api"]
+                  env: {{ DATABASE_URL: "postgres://shop:${{secret.DB_PASSWORD}}@db/shop", MODE: production }}
+                  deploy_timeout: 30s
+                verify:
+                  - http: "{base}/api/health"
+                    status: 200
+                    timeout: 2s
+                    interval: 100ms
+            "#,
+            url = fake.url(),
+        ))
+    )
+}
+
+fn case(stack: &str, fake: &FakeCoolify, tag: &str) -> Case {
+    Case::new()
+        .spec(&spec(stack, fake))
+        .env("COOLIFY_TOKEN", TOKEN)
+        .env("IMAGE_TAG", tag)
+        .env("DB_PASSWORD", DB_PASSWORD)
+}
+
+/// The one application of the fake.
+fn the_app(fake: &FakeCoolify) -> serde_json::Value {
+    let apps = fake.applications();
+    assert_eq!(apps.len(), 1, "exactly one application: {apps:?}");
+    apps[0].clone()
+}
+
+fn env_value(fake: &FakeCoolify, uuid: &str, key: &str) -> Vec<String> {
+    fake.envs(uuid)
+        .iter()
+        .filter(|r| r["key"] == key)
+        .map(|r| r["value"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// GET `<health base>/api/health`: the status, 0 when nothing answers.
+fn health(fake: &FakeCoolify) -> u16 {
+    let url = format!("{}/api/health", fake.health_base());
+    match ureq::get(&url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// Neither the token nor a database password appears in what a run printed or in any file
+/// under the state directory.
+fn assert_no_secret(case: &Case, outputs: &[&crate::harness::Output]) {
+    for secret in [TOKEN, DB_PASSWORD, NEW_DB_PASSWORD] {
+        for out in outputs {
+            assert!(!out.stdout.contains(secret), "{secret} printed:\n{out}");
+            assert!(!out.stderr.contains(secret), "{secret} printed:\n{out}");
+        }
+        for (path, bytes) in case.state_files() {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(secret),
+                "{} holds {secret}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn an_application_is_deployed_updated_with_secrets_and_destroyed() {
+    let fake = fake();
+    let case = case("shop-life", &fake, "1.0");
+    let created = case.expect(["apply", "--yes"], 0);
+    assert!(
+        created.stdout.contains("verified http"),
+        "the gate ran:\n{created}"
+    );
+    let app = the_app(&fake);
+    let uuid = app["uuid"].as_str().unwrap().to_string();
+    assert_eq!(app["description"], "fabrik:shop-life/api");
+    assert_eq!(app["docker_registry_image_tag"], "1.0");
+    assert_eq!(
+        env_value(&fake, &uuid, "DATABASE_URL"),
+        vec![format!("postgres://shop:{DB_PASSWORD}@db/shop"); 2]
+    );
+    assert_eq!(health(&fake), 200);
+    let state = case.state("shop-life");
+    assert_eq!(state["resources"]["api"]["outputs"]["uuid"], uuid.as_str());
+    assert_eq!(
+        state["resources"]["api"]["outputs"]["status"],
+        "running:healthy"
+    );
+
+    // Nothing changed: neither from the state nor from what Coolify reports.
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    let refreshed = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(refreshed.code, 0, "{refreshed}");
+    let noop = case.expect(["apply", "--yes"], 0);
+    assert_eq!(fake.deployment_statuses(&uuid).len(), 1, "no redeploy");
+
+    // A new image tag redeploys in place.
+    let updated = case.args(["apply", "--yes"]).env("IMAGE_TAG", "1.1").run();
+    assert_eq!(updated.code, 0, "{updated}");
+    assert!(updated.stdout.contains("image"), "{updated}");
+    assert_eq!(the_app(&fake)["uuid"], uuid.as_str());
+    assert_eq!(the_app(&fake)["docker_registry_image_tag"], "1.1");
+    assert_eq!(fake.deployment_statuses(&uuid), ["finished", "finished"]);
+
+    // A new secret value: the plan says it changed without showing it.
+    let case = case.env("IMAGE_TAG", "1.1");
+    let plan = case
+        .args(["plan", "--detailed-exitcode"])
+        .env("DB_PASSWORD", NEW_DB_PASSWORD)
+        .run();
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(plan.stdout.contains("(sensitive value changed)"), "{plan}");
+    let rotated = case
+        .args(["apply", "--yes"])
+        .env("DB_PASSWORD", NEW_DB_PASSWORD)
+        .run();
+    assert_eq!(rotated.code, 0, "{rotated}");
+    assert_eq!(
+        env_value(&fake, &uuid, "DATABASE_URL"),
+        vec![format!("postgres://shop:{NEW_DB_PASSWORD}@db/shop"); 2]
+    );
+    assert_no_secret(&case, &[&created, &plan, &noop, &updated, &rotated]);
+
+    // Destroy works from the state alone and waits until Coolify has deleted it.
+    case.remove("fabrik.yaml");
+    let destroyed = case
+        .args(["destroy", "--yes", "--stack", "shop-life"])
+        .env("DB_PASSWORD", NEW_DB_PASSWORD)
+        .run();
+    assert_eq!(destroyed.code, 0, "{destroyed}");
+    assert!(fake.applications().is_empty());
+    assert_eq!(health(&fake), 404);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_bad_release_fails_its_gate_and_the_previous_one_is_deployed_again() {
+    let fake = fake();
+    let case = case("shop-bad", &fake, "1.0");
+    case.expect(["apply", "--yes"], 0);
+    let uuid = the_app(&fake)["uuid"].as_str().unwrap().to_string();
+    assert_eq!(health(&fake), 200);
+
+    let bad = case
+        .args(["apply", "--yes"])
+        .env("IMAGE_TAG", "bad-2")
+        .run();
+    assert_eq!(bad.code, 3, "{bad}");
+    assert!(
+        bad.stderr.contains("expected status 200, got 500") || bad.stdout.contains("got 500"),
+        "the gate's failure is reported:\n{bad}"
+    );
+    let app = the_app(&fake);
+    assert_eq!(app["uuid"], uuid.as_str(), "the same application");
+    assert_eq!(app["docker_registry_image_tag"], "1.0", "rolled back");
+    // Deployed: 1.0, bad-2, then 1.0 again.
+    assert_eq!(
+        fake.deployment_statuses(&uuid),
+        ["finished", "finished", "finished"]
+    );
+    assert_eq!(health(&fake), 200, "the previous release answers again");
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "the state still says 1.0:\n{plan}");
+    assert_no_secret(&case, &[&bad, &plan]);
+    case.expect(["destroy", "--yes"], 0);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_release_whose_deployment_fails_leaves_nothing_behind() {
+    let fake = fake();
+    let case = case("shop-fail", &fake, "fail-1");
+    let out = case.run(["apply", "--yes"]);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(out.stderr.contains("ended failed"), "{out}");
+    assert!(
+        out.stderr
+            .contains("manifest for ghcr.io/acme/shop-api:fail-1 not found"),
+        "the deployment log's tail is shown:\n{out}"
+    );
+    assert!(fake.applications().is_empty());
+    assert!(case.tracked("shop-fail").is_empty());
+    fake.assert_no_violations();
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried() {
+    let fake = fake();
+    let case = case("shop-faults", &fake, "1.0");
+    fake.http().throttle_next(1, 1);
+    fake.http().fail_next(2, 500);
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(the_app(&fake)["status"], "running:healthy");
+    assert_eq!(fake.requests().iter().filter(|l| l.faulted).count(), 3);
+    fake.http().fail_next(2, 502);
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    case.expect(["destroy", "--yes"], 0);
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_run_killed_while_it_waits_for_a_deployment_is_followed_by_one_that_converges() {
+    let fake = fake();
+    fake.set_deploy_duration(Duration::from_millis(1500));
+    let case = case("shop-crash", &fake, "1.0");
+    let mut child = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fabrik starts");
+    // Kill it once the deployment is queued, while it polls.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fake.count("POST", "/deploy") == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(fake.count("POST", "/deploy"), 1, "the deploy was triggered");
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let uuid = the_app(&fake)["uuid"].as_str().unwrap().to_string();
+
+    let out = case.expect(["apply", "--yes"], 0);
+    assert!(
+        out.stdout.contains("adopted") || out.stderr.contains("adopted"),
+        "{out}"
+    );
+    assert_eq!(
+        the_app(&fake)["uuid"],
+        uuid.as_str(),
+        "one application, not two"
+    );
+    assert_eq!(health(&fake), 200);
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.applications().is_empty());
+    fake.assert_no_violations();
+}
+
+/// Killed after the application was made but before its deployment was asked for: the next
+/// run adopts it, sees it was never deployed (the refresh reports its image as such), and
+/// deploys it.
+#[test]
+fn a_run_killed_before_its_deploy_is_followed_by_one_that_deploys() {
+    let fake = fake();
+    let case = case("shop-crash-early", &fake, "1.0");
+    // Slow answers, so the kill lands between the create and the deploy.
+    fake.http().set_delay(Duration::from_millis(150));
+    let mut child = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fabrik starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fake.count("POST", "/applications/dockerimage") == 0
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    fake.http().set_delay(Duration::ZERO);
+    assert_eq!(fake.count("POST", "/deploy"), 0, "killed before the deploy");
+    let uuid = the_app(&fake)["uuid"].as_str().unwrap().to_string();
+    assert!(fake.deployment_statuses(&uuid).is_empty());
+
+    let out = case.expect(["apply", "--yes"], 0);
+    assert!(out.stdout.contains("adopted"), "{out}");
+    assert!(out.stdout.contains("never deployed"), "{out}");
+    assert_eq!(
+        the_app(&fake)["uuid"],
+        uuid.as_str(),
+        "one application, not two"
+    );
+    assert_eq!(fake.deployment_statuses(&uuid), ["finished"]);
+    assert_eq!(
+        env_value(&fake, &uuid, "MODE"),
+        ["production", "production"],
+        "the environment was completed"
+    );
+    assert_eq!(health(&fake), 200);
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    case.expect(["destroy", "--yes"], 0);
+    fake.assert_no_violations();
+}
+
+/// A first release whose gate fails is undone by deleting the application, and the run waits
+/// until Coolify has really removed it (its deletion is asynchronous).
+#[test]
+fn a_new_application_whose_gate_fails_is_deleted_again() {
+    let fake = fake();
+    fake.set_delete_delay(Duration::from_millis(400));
+    let case = case("shop-bad-first", &fake, "bad-1");
+    let out = case.run(["apply", "--yes"]);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(out.stdout.contains("rolled back"), "{out}");
+    assert!(
+        fake.applications().is_empty(),
+        "gone by the time the run ends"
+    );
+    assert!(case.tracked("shop-bad-first").is_empty());
+    fake.assert_no_violations();
+}
+
+/// A domain another application holds stops the apply with that application named, and is
+/// never taken over.
+#[test]
+fn a_domain_held_elsewhere_is_reported_with_its_holder() {
+    let fake = fake();
+    fake.add_project("legacy");
+    let theirs = fake.insert_application(
+        "legacy",
+        "production",
+        serde_json::json!({
+            "name": "old-shop-api",
+            "fqdn": format!("{}/api", fake.health_base()),
+            "docker_registry_image_name": "ghcr.io/acme/old",
+        }),
+    );
+    let case = case("shop-conflict", &fake, "1.0");
+    let out = case.run(["apply", "--yes"]);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("by application old-shop-api ({theirs})")),
+        "{out}"
+    );
+    assert_eq!(fake.applications().len(), 1, "only theirs");
+    fake.assert_no_violations();
+}
+
+/// `adopt: true` takes over the application of the resource's name that was made by hand: its
+/// marker is stamped, it is deployed as the spec says, and it is then the stack's like any
+/// other (destroy removes it).
+#[test]
+fn adopt_takes_over_an_application_made_by_hand() {
+    let fake = fake();
+    fake.add_project("shop");
+    let theirs = fake.insert_application(
+        "shop",
+        "production",
+        serde_json::json!({
+            "name": "api",
+            "fqdn": format!("{}/api", fake.health_base()),
+            "docker_registry_image_name": "ghcr.io/acme/shop-api",
+            "docker_registry_image_tag": "0.9",
+            "ports_exposes": "8000",
+        }),
+    );
+    let case = case("shop-adopt", &fake, "1.0");
+    case.set_spec(&spec("shop-adopt", &fake).replace(
+        "    type: coolify.application\n",
+        "    type: coolify.application\n    adopt: true\n",
+    ));
+    let out = case.expect(["apply", "--yes"], 0);
+    let app = the_app(&fake);
+    assert_eq!(
+        app["uuid"],
+        theirs.as_str(),
+        "taken over, not duplicated:\n{out}"
+    );
+    assert_eq!(app["description"], "fabrik:shop-adopt/api");
+    assert_eq!(app["docker_registry_image_tag"], "1.0");
+    assert_eq!(health(&fake), 200);
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.applications().is_empty());
+    fake.assert_no_violations();
+}
