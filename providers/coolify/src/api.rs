@@ -7,16 +7,15 @@
 //! for the message. A 409 on an application write carries `conflicts[]`: the resources already
 //! using a domain, which the message names.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+use fabrik_provider::http::{self, Attempt, Request, Slots};
 use fabrik_provider::{Error, ErrorKind, Result};
 use serde::Deserialize;
 use serde_json::Value;
-use ureq::Agent;
+
+pub use fabrik_provider::http::{Method, Retry};
 
 /// A connection that takes longer than this to open is not going to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,55 +50,14 @@ impl fmt::Debug for Token {
     }
 }
 
-/// When and how often a failed request is tried again.
-#[derive(Debug, Clone, Copy)]
-pub struct Retry {
-    /// Attempts in all, the first included.
-    pub attempts: u32,
-    /// The wait before the second attempt; it doubles for each next one.
-    pub base: Duration,
-    /// No wait is longer than this, whatever the backoff says.
-    pub max_delay: Duration,
-    /// A `Retry-After` longer than this is not waited out: the call fails as transient and the
-    /// engine decides.
-    pub max_retry_after: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Retry {
-            attempts: 5,
-            base: Duration::from_millis(500),
-            max_delay: Duration::from_secs(8),
-            // Coolify's window is a minute: a Retry-After up to that is worth waiting out.
-            max_retry_after: Duration::from_secs(65),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-    Patch,
-    Delete,
-}
-
-impl Method {
-    fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-        }
-    }
-
-    /// Whether repeating the request after an unknown outcome is harmless. A POST may have
-    /// created an application, an environment variable or a deployment: the caller looks
-    /// before trying again instead.
-    fn idempotent(self) -> bool {
-        self != Method::Post
+/// How Coolify is retried: its rate-limit window is a minute, so a `Retry-After` up to that is
+/// worth waiting out.
+pub fn default_retry() -> Retry {
+    Retry {
+        attempts: 5,
+        base: Duration::from_millis(500),
+        max_delay: Duration::from_secs(8),
+        max_retry_after: Duration::from_secs(65),
     }
 }
 
@@ -125,7 +83,7 @@ impl Reply {
 
 /// A client for one Coolify instance.
 pub struct Api {
-    agent: Agent,
+    agent: http::ureq::Agent,
     /// `<url>/api/v1`
     base: String,
     token: Token,
@@ -156,7 +114,7 @@ impl Api {
         let host_ok = trimmed
             .split_once("://")
             .is_some_and(|(_, rest)| !rest.is_empty());
-        if !scheme_ok || !host_ok || trimmed.parse::<ureq::http::Uri>().is_err() {
+        if !scheme_ok || !host_ok || trimmed.parse::<http::ureq::http::Uri>().is_err() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!(
@@ -171,19 +129,14 @@ impl Api {
                 "`token` of provider coolify must not be empty",
             ));
         }
-        let agent: Agent = Agent::config_builder()
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .http_status_as_error(false)
+        Ok(Api {
             // The API does not redirect; an answer that does (a login page in front of it) is
             // shown as it is, not followed.
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .user_agent(concat!("fabrik-coolify/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        Ok(Api {
-            agent,
+            agent: http::agent(
+                concat!("fabrik-coolify/", env!("CARGO_PKG_VERSION")),
+                CONNECT_TIMEOUT,
+                REQUEST_TIMEOUT,
+            ),
             base: format!("{trimmed}/api/v1"),
             token,
             retry,
@@ -217,167 +170,44 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<Reply> {
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
-        let what = format!("{} {}{path}", method.as_str(), self.base);
-        let mut attempt = 1;
-        loop {
+        let url = format!("{}{path}", self.base);
+        let what = format!("{} {url}", method.as_str());
+        let bearer = format!("Bearer {}", self.token.expose());
+        let request = Request {
+            method,
+            url: &url,
+            headers: &[("Authorization", &bearer)],
+            query,
+            body: body.as_deref(),
+        };
+        http::retrying(&self.retry, "the server", || {
             let outcome = {
                 let _slot = self.slots.acquire();
-                self.once(method, path, query, body.as_deref())
+                http::send(&self.agent, request, BODY_LIMIT)
             };
-            let (error, retry_after) = match outcome {
-                Ok(answer) if (200..300).contains(&answer.status) => {
-                    return Ok(Reply { body: answer.body });
-                }
+            match outcome {
+                Ok(answer) if answer.is_success() => Attempt::Done(Ok(Reply { body: answer.body })),
                 Ok(answer) => {
                     let error = status_error(&what, answer.status, &answer.body);
-                    // A 429 was refused before anything was done; a 5xx may have been done.
-                    let again =
-                        answer.status == 429 || (answer.status >= 500 && method.idempotent());
-                    if !again {
-                        return Err(error);
+                    if answer.worth_retrying(method) {
+                        Attempt::Again {
+                            error,
+                            after: answer.retry_after,
+                        }
+                    } else {
+                        Attempt::Done(Err(error))
                     }
-                    (error, answer.retry_after)
                 }
                 Err(failure) => {
-                    let again = failure.kind == ErrorKind::Transient
-                        && (failure.nothing_sent || method.idempotent());
                     let error = Error::new(failure.kind, format!("{what}: {}", failure.message));
-                    if !again {
-                        return Err(error);
+                    if failure.worth_retrying(method) {
+                        Attempt::Again { error, after: None }
+                    } else {
+                        Attempt::Done(Err(error))
                     }
-                    (error, None)
-                }
-            };
-            if attempt >= self.retry.attempts {
-                return Err(Error::new(
-                    error.kind,
-                    format!("{} (after {attempt} attempts)", error.message),
-                ));
-            }
-            let wait = match retry_after {
-                Some(after) if after > self.retry.max_retry_after => {
-                    return Err(Error::new(
-                        error.kind,
-                        format!(
-                            "{} (the server asks to wait {} s before trying again)",
-                            error.message,
-                            after.as_secs()
-                        ),
-                    ));
-                }
-                Some(after) => after,
-                None => backoff(&self.retry, attempt),
-            };
-            std::thread::sleep(wait);
-            attempt += 1;
-        }
-    }
-
-    fn once(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> std::result::Result<Answer, Failure> {
-        let url = format!("{}{path}", self.base);
-        let auth = format!("Bearer {}", self.token.expose());
-        let result = match method {
-            Method::Get | Method::Delete => {
-                let request = if method == Method::Get {
-                    self.agent.get(&url)
-                } else {
-                    self.agent.delete(&url)
-                };
-                request
-                    .header("Authorization", &auth)
-                    .header("Accept", "application/json")
-                    .query_pairs(query.iter().copied())
-                    .call()
-            }
-            Method::Post | Method::Patch => {
-                let request = if method == Method::Post {
-                    self.agent.post(&url)
-                } else {
-                    self.agent.patch(&url)
-                };
-                let request = request
-                    .header("Authorization", &auth)
-                    .header("Accept", "application/json")
-                    .query_pairs(query.iter().copied());
-                match body {
-                    Some(body) => request
-                        .header("Content-Type", "application/json")
-                        .send(body),
-                    None => request.send_empty(),
                 }
             }
-        };
-        let mut response = result.map_err(Failure::from)?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(BODY_LIMIT)
-            .read_to_string()
-            .map_err(Failure::from)?;
-        Ok(Answer {
-            status,
-            body,
-            retry_after,
         })
-    }
-}
-
-/// An answer of any status.
-struct Answer {
-    status: u16,
-    body: String,
-    retry_after: Option<Duration>,
-}
-
-/// A request that got no answer.
-#[derive(Debug)]
-struct Failure {
-    kind: ErrorKind,
-    /// The request surely never reached the server (refused, no route, no name), so even a
-    /// POST may be sent again.
-    nothing_sent: bool,
-    message: String,
-}
-
-impl From<ureq::Error> for Failure {
-    fn from(e: ureq::Error) -> Self {
-        use std::io::ErrorKind as Io;
-        use ureq::Error as E;
-        use ureq::Timeout as T;
-        let (kind, nothing_sent) = match &e {
-            E::Io(io) => match io.kind() {
-                Io::ConnectionRefused | Io::AddrNotAvailable => (ErrorKind::Transient, true),
-                _ => (ErrorKind::Transient, false),
-            },
-            E::Timeout(T::Resolve | T::Connect) => (ErrorKind::Transient, true),
-            E::Timeout(_) | E::Protocol(_) => (ErrorKind::Transient, false),
-            E::ConnectionFailed | E::HostNotFound => (ErrorKind::Transient, true),
-            E::BadUri(_) | E::Http(_) => (ErrorKind::InvalidInput, false),
-            _ => (ErrorKind::Fatal, false),
-        };
-        let message = match &e {
-            E::Io(io) => format!("no answer: {io}"),
-            E::Timeout(t) => format!("no answer: timed out ({t})"),
-            other => format!("no answer: {other}"),
-        };
-        Failure {
-            kind,
-            nothing_sent,
-            message,
-        }
     }
 }
 
@@ -475,22 +305,7 @@ fn describe_conflict(conflict: &Value) -> String {
 }
 
 pub fn excerpt(text: &str) -> String {
-    match text.char_indices().nth(EXCERPT) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
-/// The wait before attempt `attempt + 1`: exponential, capped, with full jitter in its upper
-/// half so that clients failing together do not retry together.
-fn backoff(retry: &Retry, attempt: u32) -> Duration {
-    let exp = retry
-        .base
-        .saturating_mul(1 << (attempt - 1).min(16))
-        .min(retry.max_delay);
-    let half = exp / 2;
-    let jitter = RandomState::new().build_hasher().finish() % (half.as_millis() as u64 + 1);
-    half + Duration::from_millis(jitter)
+    http::excerpt(text, EXCERPT)
 }
 
 /// Percent-encodes one path segment (a uuid, an environment name).
@@ -505,42 +320,6 @@ pub fn encode_segment(segment: &str) -> String {
         }
     }
     out
-}
-
-/// A counting semaphore: at most `max` requests in flight.
-struct Slots {
-    max: usize,
-    used: Mutex<usize>,
-    freed: Condvar,
-}
-
-struct Slot<'a>(&'a Slots);
-
-impl Slots {
-    fn new(max: usize) -> Self {
-        Slots {
-            max,
-            used: Mutex::new(0),
-            freed: Condvar::new(),
-        }
-    }
-
-    fn acquire(&self) -> Slot<'_> {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        while *used >= self.max {
-            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
-        }
-        *used += 1;
-        Slot(self)
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
-        *used -= 1;
-        self.0.freed.notify_one();
-    }
 }
 
 #[cfg(test)]
@@ -607,20 +386,5 @@ mod tests {
         .unwrap();
         assert_eq!(api.base, "http://127.0.0.1:1/api/v1");
         assert!(!format!("{api:?}").contains("s3cret"));
-    }
-
-    #[test]
-    fn backoff_grows_and_stays_capped() {
-        let retry = Retry {
-            attempts: 10,
-            base: Duration::from_millis(100),
-            max_delay: Duration::from_millis(800),
-            max_retry_after: Duration::from_secs(1),
-        };
-        for attempt in 1..10 {
-            let full = (Duration::from_millis(100) * (1 << (attempt - 1))).min(retry.max_delay);
-            let wait = backoff(&retry, attempt);
-            assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait:?}");
-        }
     }
 }

@@ -65,7 +65,7 @@ impl Provider for Coolify {
     }
 
     fn configure(&self, config: &Attributes, _context: &Context) -> Result<Box<dyn Client>> {
-        Ok(Box::new(CoolifyClient::new(config, Retry::default())?))
+        Ok(Box::new(CoolifyClient::new(config, api::default_retry())?))
     }
 
     fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {

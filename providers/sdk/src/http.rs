@@ -74,7 +74,7 @@ pub struct Request<'a> {
     pub url: &'a str,
     pub headers: &'a [(&'a str, &'a str)],
     pub query: &'a [(&'a str, &'a str)],
-    /// JSON, sent with `Content-Type: application/json`.
+    /// JSON, sent with `Content-Type: application/json`; `None` sends no body at all.
     pub body: Option<&'a [u8]>,
 }
 
@@ -190,15 +190,18 @@ pub fn send(agent: &ureq::Agent, request: Request<'_>, limit: u64) -> Result<Ans
                 Method::Patch => agent.patch(url),
                 _ => agent.delete(url).force_send_body(),
             };
-            builder = builder
-                .header("Accept", "application/json")
-                .header("Content-Type", "application/json");
+            builder = builder.header("Accept", "application/json");
             for (name, value) in headers {
                 builder = builder.header(*name, *value);
             }
-            builder
-                .query_pairs(query.iter().copied())
-                .send(body.unwrap_or_default())
+            let builder = builder.query_pairs(query.iter().copied());
+            match body {
+                Some(body) => builder
+                    .header("Content-Type", "application/json")
+                    .send(body),
+                // An action without a body (`POST /deploy?uuid=…`) says nothing of a type.
+                None => builder.send_empty(),
+            }
         }
     };
     let mut response = result.map_err(Unanswered::from)?;
