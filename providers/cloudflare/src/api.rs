@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fabrik_provider::http::{self, Attempt, Noted, Request, Retry, Slots};
+use fabrik_provider::http::{self, Noted, Request, Retry, Slots};
 use fabrik_provider::{Error, ErrorKind};
 use serde_json::Value;
 
@@ -35,25 +35,8 @@ pub const EXISTS: [u32; 4] = [81_057, 81_058, 81_053, 81_054];
 /// "Record does not exist."
 pub const MISSING: u32 = 81_044;
 
-/// The API token. Its Debug never shows it; [`Token::expose`] is the one way to read it.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(token: String) -> Self {
-        Token(token)
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("(sensitive)")
-    }
-}
+/// The API token: never shown.
+pub use fabrik_provider::http::Credential as Token;
 
 /// When and how often a failed request is tried again, and how the budget is paced.
 #[derive(Debug, Clone, Copy)]
@@ -154,21 +137,7 @@ impl Api {
     /// `url` is the API's base, such as `https://api.cloudflare.com/client/v4`; `budget` the
     /// requests allowed per [`Tuning::budget_window`].
     pub fn new(url: &str, token: Token, budget: u32, tuning: Tuning) -> Result<Api, Error> {
-        let trimmed = url.trim().trim_end_matches('/');
-        let scheme_ok = ["http://", "https://"].iter().any(|s| {
-            trimmed
-                .get(..s.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(s))
-        });
-        if !scheme_ok || trimmed.parse::<http::ureq::http::Uri>().is_err() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "`api_url` must be an http:// or https:// address, such as \
-                     \"https://api.cloudflare.com/client/v4\", not {url:?}"
-                ),
-            ));
-        }
+        let base = http::base_url(url, "", "api_url", "https://api.cloudflare.com/client/v4")?;
         if budget == 0 {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -181,7 +150,7 @@ impl Api {
                 CONNECT_TIMEOUT,
                 REQUEST_TIMEOUT,
             ),
-            base: trimmed.to_string(),
+            base,
             token,
             tuning,
             slots: Slots::new(MAX_IN_FLIGHT),
@@ -225,45 +194,24 @@ impl Api {
                 let _slot = self.slots.acquire();
                 http::send(&self.agent, request, BODY_LIMIT)
             };
-            match outcome {
-                Ok(answer) if answer.is_success() => {
-                    Attempt::Done(parse_success(&what, &answer.body))
-                }
-                Ok(answer) => {
-                    let failure = status_failure(&what, answer.status, &answer.body);
+            http::judge(
+                method,
+                outcome,
+                |answer| parse_success(&what, &answer.body),
+                |answer| {
                     if answer.status == 429 {
                         // Every request of this client waits, not only this one.
                         self.budget
                             .pause(answer.retry_after.unwrap_or(Duration::from_secs(1)));
                     }
-                    if answer.worth_retrying(method) {
-                        Attempt::Again {
-                            error: failure,
-                            after: answer.retry_after,
-                        }
-                    } else {
-                        Attempt::Done(Err(failure))
-                    }
-                }
-                Err(unanswered) => {
-                    let failure = Failure {
-                        error: Error::new(
-                            unanswered.kind,
-                            format!("{what}: {}", unanswered.message),
-                        ),
-                        status: None,
-                        codes: Vec::new(),
-                    };
-                    if unanswered.worth_retrying(method) {
-                        Attempt::Again {
-                            error: failure,
-                            after: None,
-                        }
-                    } else {
-                        Attempt::Done(Err(failure))
-                    }
-                }
-            }
+                    status_failure(&what, answer.status, &answer.body)
+                },
+                |unanswered| Failure {
+                    error: Error::new(unanswered.kind, format!("{what}: {}", unanswered.message)),
+                    status: None,
+                    codes: Vec::new(),
+                },
+            )
         })
     }
 }
@@ -295,14 +243,7 @@ pub fn status_failure(what: &str, status: u16, body: &str) -> Failure {
     } else if codes.contains(&MISSING) {
         ErrorKind::NotFound
     } else {
-        match status {
-            400 | 422 => ErrorKind::InvalidInput,
-            401 | 403 => ErrorKind::Unauthorized,
-            404 => ErrorKind::NotFound,
-            409 => ErrorKind::Conflict,
-            429 | 500..=599 => ErrorKind::Transient,
-            _ => ErrorKind::Fatal,
-        }
+        http::kind_of_status(status)
     };
     let hint = match status {
         401 | 403 => {
@@ -310,13 +251,8 @@ pub fn status_failure(what: &str, status: u16, body: &str) -> Failure {
         }
         _ => "",
     };
-    let said = if said.is_empty() {
-        String::new()
-    } else {
-        format!(": {said}")
-    };
     Failure {
-        error: Error::new(kind, format!("{what}: HTTP {status}{said}{hint}")),
+        error: http::status_error(what, status, &said, kind, hint),
         status: Some(status),
         codes,
     }

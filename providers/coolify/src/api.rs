@@ -10,7 +10,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use fabrik_provider::http::{self, Attempt, Request, Slots};
+use fabrik_provider::http::{self, Request, Slots};
 use fabrik_provider::{Error, ErrorKind, Result};
 use serde::Deserialize;
 use serde_json::Value;
@@ -30,25 +30,8 @@ const MAX_IN_FLIGHT: usize = 4;
 /// How much of an error body goes into a message.
 const EXCERPT: usize = 400;
 
-/// The API token. Its Debug never shows it; [`Token::expose`] is the one way to read it.
-#[derive(Clone)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(token: String) -> Self {
-        Token(token)
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("(sensitive)")
-    }
-}
+/// The API token: never shown.
+pub use fabrik_provider::http::Credential as Token;
 
 /// How Coolify is retried: its rate-limit window is a minute, so a `Retry-After` up to that is
 /// worth waiting out.
@@ -104,25 +87,7 @@ impl Api {
     /// `url` is the instance's address (`https://coolify.example.com`); a trailing `/` or
     /// `/api/v1` is tolerated.
     pub fn new(url: &str, token: Token, retry: Retry) -> Result<Api> {
-        let trimmed = url.trim().trim_end_matches('/');
-        let trimmed = trimmed.strip_suffix("/api/v1").unwrap_or(trimmed);
-        let scheme_ok = ["http://", "https://"].iter().any(|s| {
-            trimmed
-                .get(..s.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(s))
-        });
-        let host_ok = trimmed
-            .split_once("://")
-            .is_some_and(|(_, rest)| !rest.is_empty());
-        if !scheme_ok || !host_ok || trimmed.parse::<http::ureq::http::Uri>().is_err() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "`url` must be the Coolify instance's http:// or https:// address, such as \
-                     \"https://coolify.example.com\", not {url:?}"
-                ),
-            ));
-        }
+        let base = http::base_url(url, "/api/v1", "url", "https://coolify.example.com")?;
         if token.expose().trim().is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -137,7 +102,7 @@ impl Api {
                 CONNECT_TIMEOUT,
                 REQUEST_TIMEOUT,
             ),
-            base: format!("{trimmed}/api/v1"),
+            base: format!("{base}/api/v1"),
             token,
             retry,
             slots: Slots::new(MAX_IN_FLIGHT),
@@ -185,28 +150,13 @@ impl Api {
                 let _slot = self.slots.acquire();
                 http::send(&self.agent, request, BODY_LIMIT)
             };
-            match outcome {
-                Ok(answer) if answer.is_success() => Attempt::Done(Ok(Reply { body: answer.body })),
-                Ok(answer) => {
-                    let error = status_error(&what, answer.status, &answer.body);
-                    if answer.worth_retrying(method) {
-                        Attempt::Again {
-                            error,
-                            after: answer.retry_after,
-                        }
-                    } else {
-                        Attempt::Done(Err(error))
-                    }
-                }
-                Err(failure) => {
-                    let error = Error::new(failure.kind, format!("{what}: {}", failure.message));
-                    if failure.worth_retrying(method) {
-                        Attempt::Again { error, after: None }
-                    } else {
-                        Attempt::Done(Err(error))
-                    }
-                }
-            }
+            http::judge(
+                method,
+                outcome,
+                |answer| Ok(Reply { body: answer.body }),
+                |answer| status_error(&what, answer.status, &answer.body),
+                |failure| Error::new(failure.kind, format!("{what}: {}", failure.message)),
+            )
         })
     }
 }
@@ -214,14 +164,10 @@ impl Api {
 /// The error for an answer outside 2xx, with the server's message, its field errors and, for a
 /// domain conflict, the resources that hold the domain.
 pub fn status_error(what: &str, status: u16, body: &str) -> Error {
-    let said = server_message(body);
     let kind = match status {
-        400 | 405 | 422 => ErrorKind::InvalidInput,
-        401 | 403 => ErrorKind::Unauthorized,
-        404 => ErrorKind::NotFound,
-        409 => ErrorKind::Conflict,
-        429 | 500..=599 => ErrorKind::Transient,
-        _ => ErrorKind::Fatal,
+        // Coolify answers 405 to a method a route does not take (GET /deploy).
+        405 => ErrorKind::InvalidInput,
+        other => http::kind_of_status(other),
     };
     let hint = match status {
         401 | 403 => {
@@ -229,12 +175,7 @@ pub fn status_error(what: &str, status: u16, body: &str) -> Error {
         }
         _ => "",
     };
-    let said = if said.is_empty() {
-        String::new()
-    } else {
-        format!(": {said}")
-    };
-    Error::new(kind, format!("{what}: HTTP {status}{said}{hint}"))
+    http::status_error(what, status, &server_message(body), kind, hint)
 }
 
 /// `message`, then the field errors and conflicts of a Coolify error body; the body's excerpt

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use fabrik_provider::http::{self, Answer, Attempt, Method, Request, Slots};
+use fabrik_provider::http::{self, Method, Request, Slots};
 use fabrik_provider::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
@@ -26,25 +26,8 @@ const MAX_IN_FLIGHT: usize = 8;
 /// How much of an error body goes into a message.
 const EXCERPT: usize = 300;
 
-/// The API key. Its Debug never shows it; [`ApiKey::expose`] is the one way to read it.
-#[derive(Clone)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: String) -> Self {
-        ApiKey(key)
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("(sensitive)")
-    }
-}
+/// The API key: never shown.
+pub use fabrik_provider::http::Credential as ApiKey;
 
 /// A successful answer.
 #[derive(Debug)]
@@ -90,22 +73,7 @@ impl Api {
     /// `url` is the webserver's address (`http://127.0.0.1:8081`); a trailing `/` or
     /// `/api/v1` is tolerated.
     pub fn new(url: &str, key: ApiKey, server_id: &str, retry: Retry) -> Result<Api> {
-        let trimmed = url.trim().trim_end_matches('/');
-        let trimmed = trimmed.strip_suffix("/api/v1").unwrap_or(trimmed);
-        let scheme_ok = ["http://", "https://"].iter().any(|s| {
-            trimmed
-                .get(..s.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(s))
-        });
-        if !scheme_ok || trimmed.parse::<http::ureq::http::Uri>().is_err() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "`url` must be the PowerDNS webserver's http:// or https:// address, such as \
-                     \"http://127.0.0.1:8081\", not {url:?}"
-                ),
-            ));
-        }
+        let base = http::base_url(url, "/api/v1", "url", "http://127.0.0.1:8081")?;
         if server_id.is_empty() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -118,7 +86,7 @@ impl Api {
                 CONNECT_TIMEOUT,
                 REQUEST_TIMEOUT,
             ),
-            base: format!("{trimmed}/api/v1/servers/{}", encode_segment(server_id)),
+            base: format!("{base}/api/v1/servers/{}", encode_segment(server_id)),
             key,
             retry,
             slots: Slots::new(MAX_IN_FLIGHT),
@@ -165,61 +133,36 @@ impl Api {
                 let _slot = self.slots.acquire();
                 http::send(&self.agent, request, BODY_LIMIT)
             };
-            match outcome {
-                Ok(answer) if answer.is_success() => Attempt::Done(Ok(Reply {
-                    status: answer.status,
-                    body: answer.body,
-                })),
-                Ok(answer) => {
-                    let error = status_error(&what, answer.status, &answer.body);
-                    retry_if(answer.worth_retrying(method), error, &answer)
-                }
-                Err(failure) => {
-                    let error = Error::new(failure.kind, format!("{what}: {}", failure.message));
-                    if failure.worth_retrying(method) {
-                        Attempt::Again { error, after: None }
-                    } else {
-                        Attempt::Done(Err(error))
-                    }
-                }
-            }
+            http::judge(
+                method,
+                outcome,
+                |answer| {
+                    Ok(Reply {
+                        status: answer.status,
+                        body: answer.body,
+                    })
+                },
+                |answer| status_error(&what, answer.status, &answer.body),
+                |failure| Error::new(failure.kind, format!("{what}: {}", failure.message)),
+            )
         })
-    }
-}
-
-fn retry_if(again: bool, error: Error, answer: &Answer) -> Attempt<Reply, Error> {
-    if again {
-        Attempt::Again {
-            error,
-            after: answer.retry_after,
-        }
-    } else {
-        Attempt::Done(Err(error))
     }
 }
 
 /// The error for an answer outside 2xx. PowerDNS gives `{"error": "…"}` for 422 (and most
 /// 400/500s) but plain text for 401, 404 and 409.
 pub fn status_error(what: &str, status: u16, body: &str) -> Error {
-    let said = server_message(body);
-    let kind = match status {
-        400 | 422 => ErrorKind::InvalidInput,
-        401 | 403 => ErrorKind::Unauthorized,
-        404 => ErrorKind::NotFound,
-        409 => ErrorKind::Conflict,
-        429 | 500..=599 => ErrorKind::Transient,
-        _ => ErrorKind::Fatal,
-    };
     let hint = match status {
         401 | 403 => " (check the provider's `api_key`)",
         _ => "",
     };
-    let said = if said.is_empty() {
-        String::new()
-    } else {
-        format!(": {said}")
-    };
-    Error::new(kind, format!("{what}: HTTP {status}{said}{hint}"))
+    http::status_error(
+        what,
+        status,
+        &server_message(body),
+        http::kind_of_status(status),
+        hint,
+    )
 }
 
 fn server_message(body: &str) -> String {

@@ -225,12 +225,121 @@ pub fn send(agent: &ureq::Agent, request: Request<'_>, limit: u64) -> Result<Ans
     })
 }
 
+/// A credential (API key, token). Its Debug never shows it; [`Credential::expose`] is the one
+/// way to read it, so leaking it takes deliberate code.
+#[derive(Clone)]
+pub struct Credential(String);
+
+impl Credential {
+    pub fn new(secret: String) -> Self {
+        Credential(secret)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(sensitive)")
+    }
+}
+
+/// The kind of error an HTTP status means, for APIs that use statuses the usual way.
+pub fn kind_of_status(status: u16) -> ErrorKind {
+    match status {
+        400 | 422 => ErrorKind::InvalidInput,
+        401 | 403 => ErrorKind::Unauthorized,
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        429 | 500..=599 => ErrorKind::Transient,
+        _ => ErrorKind::Fatal,
+    }
+}
+
+/// The error for an answer outside 2xx: `what` was asked, the server answered `status` and
+/// `said` (its own words, or an excerpt of the body), with a `hint` for the usual cause.
+pub fn status_error(what: &str, status: u16, said: &str, kind: ErrorKind, hint: &str) -> Error {
+    let said = if said.is_empty() {
+        String::new()
+    } else {
+        format!(": {said}")
+    };
+    Error::new(kind, format!("{what}: HTTP {status}{said}{hint}"))
+}
+
+/// `url` as a base for requests: trimmed, without a trailing `/` or the `suffix` (such as
+/// `/api/v1`) users often paste with it, and checked to be an http:// or https:// address.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] naming the `field` and an `example`.
+pub fn base_url(url: &str, suffix: &str, field: &str, example: &str) -> Result<String, Error> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let trimmed = match suffix {
+        "" => trimmed,
+        suffix => trimmed.strip_suffix(suffix).unwrap_or(trimmed),
+    };
+    let scheme_ok = ["http://", "https://"].iter().any(|s| {
+        trimmed
+            .get(..s.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(s))
+    });
+    let host_ok = trimmed
+        .split_once("://")
+        .is_some_and(|(_, rest)| !rest.is_empty());
+    if !scheme_ok || !host_ok || trimmed.parse::<ureq::http::Uri>().is_err() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "`{field}` must be an http:// or https:// address, such as {example:?}, not {url:?}"
+            ),
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
 /// What one attempt came to.
 pub enum Attempt<T, E> {
     /// Finished, well or not: no retry.
     Done(Result<T, E>),
     /// Failed in a way worth another attempt, after `after` if the server said how long.
     Again { error: E, after: Option<Duration> },
+}
+
+/// Judges what one attempt of `method` got: a 2xx goes to `success`, another status to
+/// `refused` (which words the error), no answer to `unanswered`; the errors worth another try
+/// (see [`Answer::worth_retrying`], [`Unanswered::worth_retrying`]) come back as
+/// [`Attempt::Again`], with the server's `Retry-After`.
+pub fn judge<T, E>(
+    method: Method,
+    outcome: Result<Answer, Unanswered>,
+    success: impl FnOnce(Answer) -> Result<T, E>,
+    refused: impl FnOnce(&Answer) -> E,
+    unanswered: impl FnOnce(&Unanswered) -> E,
+) -> Attempt<T, E> {
+    match outcome {
+        Ok(answer) if answer.is_success() => Attempt::Done(success(answer)),
+        Ok(answer) => {
+            let error = refused(&answer);
+            if answer.worth_retrying(method) {
+                Attempt::Again {
+                    error,
+                    after: answer.retry_after,
+                }
+            } else {
+                Attempt::Done(Err(error))
+            }
+        }
+        Err(failure) => {
+            let error = unanswered(&failure);
+            if failure.worth_retrying(method) {
+                Attempt::Again { error, after: None }
+            } else {
+                Attempt::Done(Err(error))
+            }
+        }
+    }
 }
 
 /// An error a retry loop can add a note to ("after 4 attempts").
@@ -430,6 +539,22 @@ mod tests {
         };
         assert!(!cut.worth_retrying(Method::Post));
         assert!(cut.worth_retrying(Method::Delete));
+    }
+
+    #[test]
+    fn base_urls_are_trimmed_and_checked() {
+        let base = |url| base_url(url, "/api/v1", "url", "http://127.0.0.1:8081");
+        assert_eq!(base(" http://h:1/api/v1/ ").unwrap(), "http://h:1");
+        assert_eq!(base("HTTPS://h").unwrap(), "HTTPS://h");
+        for bad in ["h:1", "ftp://h", "http://", "http://h h"] {
+            let e = base(bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidInput, "{bad}");
+            assert!(e.message.contains("`url`"), "{e}");
+        }
+        assert_eq!(
+            format!("{:?}", Credential::new("s3cret".into())),
+            "(sensitive)"
+        );
     }
 
     #[test]
