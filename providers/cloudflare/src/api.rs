@@ -292,16 +292,7 @@ fn excerpt(text: &str) -> String {
 
 /// Percent-encodes one path segment or query value.
 pub fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    http::encode(segment, b"")
 }
 
 /// A token bucket: `capacity` requests at once, refilled at `capacity` per `window`, and

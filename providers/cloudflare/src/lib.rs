@@ -112,14 +112,7 @@ impl CloudflareClient {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a missing token or a malformed knob.
     pub fn new(config: &Attributes, tuning: Tuning) -> Result<Self> {
-        let text = |field: &str| match config.get(field) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
-            None | Some(Value::Null) => Ok(None),
-            Some(_) => Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("`{field}` of provider cloudflare must be a non-empty string"),
-            )),
-        };
+        let text = |field: &str| fabrik_provider::config_text(config, "cloudflare", field);
         let number = |field: &str, default: u64, max: u64| match config.get(field) {
             None | Some(Value::Null) => Ok(default),
             Some(v) => match v.as_u64() {

@@ -97,22 +97,8 @@ impl CoolifyClient {
     /// [`ErrorKind::InvalidInput`] for a missing or malformed `url`, `token` or
     /// `poll_interval`.
     pub fn new(config: &Attributes, retry: Retry) -> Result<Self> {
-        let text = |field: &str| match config.get(field) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
-            None | Some(Value::Null) => Ok(None),
-            Some(_) => Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("`{field}` of provider coolify must be a non-empty string"),
-            )),
-        };
-        let missing = |field: &str| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("provider coolify needs `{field}`"),
-            )
-        };
-        let url = text("url")?.ok_or_else(|| missing("url"))?;
-        let token = text("token")?.ok_or_else(|| missing("token"))?;
+        let url = fabrik_provider::config_required(config, "coolify", "url")?;
+        let token = fabrik_provider::config_required(config, "coolify", "token")?;
         let poll = match config.get("poll_interval") {
             None | Some(Value::Null) => DEFAULT_POLL,
             Some(v) => spec::parse_duration("poll_interval", v)?,

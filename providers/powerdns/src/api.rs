@@ -183,16 +183,7 @@ fn excerpt(text: &str) -> String {
 /// Percent-encodes one path segment (a zone id or server id). PowerDNS zone ids are the zone's
 /// name with `/` written `=2F`; anything else outside the unreserved set is percent-encoded.
 pub fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'=' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    http::encode(segment, b"=")
 }
 
 /// A zone as `GET /zones/{id}` describes it (the fields used here).

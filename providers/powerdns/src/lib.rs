@@ -18,7 +18,7 @@ pub mod zone;
 
 use fabrik_provider::{
     Applied, Attributes, Call, Change, Client, Context, Creation, Error, ErrorKind, Field,
-    FieldKind, Found, Observed, Provider, Read, ResourceType, Result, Target, Value,
+    FieldKind, Found, Observed, Provider, Read, ResourceType, Result, Target,
 };
 
 pub use api::Retry;
@@ -104,22 +104,9 @@ impl PowerDnsClient {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a missing or malformed `url`, `api_key` or `server_id`.
     pub fn new(config: &Attributes, retry: Retry) -> Result<Self> {
-        let text = |field: &str| match config.get(field) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
-            None | Some(Value::Null) => Ok(None),
-            Some(_) => Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("`{field}` of provider powerdns must be a non-empty string"),
-            )),
-        };
-        let missing = |field: &str| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("provider powerdns needs `{field}`"),
-            )
-        };
-        let url = text("url")?.ok_or_else(|| missing("url"))?;
-        let key = text("api_key")?.ok_or_else(|| missing("api_key"))?;
+        let text = |field: &str| fabrik_provider::config_text(config, "powerdns", field);
+        let url = fabrik_provider::config_required(config, "powerdns", "url")?;
+        let key = fabrik_provider::config_required(config, "powerdns", "api_key")?;
         let server_id = text("server_id")?.unwrap_or_else(|| DEFAULT_SERVER_ID.to_string());
         Ok(PowerDnsClient {
             api: api::Api::new(&url, api::ApiKey::new(key), &server_id, retry)?,

@@ -401,6 +401,22 @@ pub fn backoff(retry: &Retry, attempt: u32) -> Duration {
     half + Duration::from_millis(jitter)
 }
 
+/// Percent-encodes one path segment or query value: everything outside the unreserved set
+/// (letters, digits, `-._~`) and the bytes of `keep`.
+pub fn encode(segment: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            b if keep.contains(&b) => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// At most `max` characters of `text`, with `…` where it was cut.
 pub fn excerpt(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
@@ -555,6 +571,12 @@ mod tests {
             format!("{:?}", Credential::new("s3cret".into())),
             "(sensitive)"
         );
+    }
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(encode("a b/c=d", b""), "a%20b%2Fc%3Dd");
+        assert_eq!(encode("0=2F26.x", b"="), "0=2F26.x");
     }
 
     #[test]

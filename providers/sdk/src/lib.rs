@@ -75,6 +75,34 @@ pub trait Provider: Send + Sync {
     }
 }
 
+/// A text field of a provider's configuration block, trimmed; `None` when absent.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for a value that is not a non-empty string.
+pub fn config_text(config: &Attributes, provider: &str, field: &str) -> Result<Option<String>> {
+    match config.get(field) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("`{field}` of provider {provider} must be a non-empty string"),
+        )),
+    }
+}
+
+/// Like [`config_text`], for a field the provider cannot do without.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] when it is missing too.
+pub fn config_required(config: &Attributes, provider: &str, field: &str) -> Result<String> {
+    config_text(config, provider, field)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("provider {provider} needs `{field}`"),
+        )
+    })
+}
+
 /// Where a run happens: relative paths in a spec are relative to the spec's directory.
 #[derive(Debug, Clone)]
 pub struct Context {
