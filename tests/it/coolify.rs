@@ -426,3 +426,105 @@ fn adopt_takes_over_an_application_made_by_hand() {
     assert!(fake.applications().is_empty());
     fake.assert_no_violations();
 }
+
+/// The shape of DESIGN.md's stack end to end: a DNS record on a real PowerDNS, then the
+/// application that uses it on Coolify, deployed and waited for, its health endpoint gated, and
+/// a stack gate asking the nameserver for the record. A bad release is rolled back to the
+/// previous image while the record (`on_failure: keep`) stays; destroy removes both.
+#[test]
+fn an_application_and_its_dns_record_are_applied_gated_and_rolled_back_together() {
+    use crate::powerdns::harness_pdns::{KEY, Pdns};
+    let fake = fake();
+    let pdns = Pdns::start();
+    pdns.raw_zone("shop.test.");
+    let base = fake.health_base();
+    let spec = format!(
+        "stack: shop-e2e\n{}",
+        dedent(&format!(
+            r#"
+            providers:
+              coolify: {{ url: "{url}", token: "${{secret.COOLIFY_TOKEN}}", poll_interval: 30ms }}
+              powerdns: {{ url: "{pdns}", api_key: "${{secret.PDNS_API_KEY}}" }}
+            secrets:
+              COOLIFY_TOKEN: {{}}
+              PDNS_API_KEY: {{}}
+              DB_PASSWORD: {{}}
+            resources:
+              api:
+                type: coolify.application
+                depends_on: [api-dns]
+                with:
+                  project: shop
+                  server: main
+                  image: "ghcr.io/acme/shop-api:${{env.IMAGE_TAG}}"
+                  ports: [8000]
+                  domains: ["{base}/api"]
+                  env: {{ DATABASE_URL: "postgres://shop:${{secret.DB_PASSWORD}}@db/shop" }}
+                  deploy_timeout: 30s
+                verify:
+                  - http: "{base}/api/health"
+                    status: 200
+                    timeout: 2s
+                    interval: 100ms
+              api-dns:
+                type: powerdns.record
+                on_failure: keep
+                with: {{ zone: shop.test, name: api, type: A, records: ["127.0.0.1"], ttl: 300 }}
+            verify:
+              - dns: api.shop.test
+                type: A
+                expect: ["127.0.0.1"]
+                nameserver: "127.0.0.1:{dns}"
+                timeout: 5s
+            "#,
+            url = fake.url(),
+            pdns = pdns.url(),
+            dns = pdns.dns_port,
+        ))
+    );
+    let case = Case::new()
+        .spec(&spec)
+        .env("COOLIFY_TOKEN", TOKEN)
+        .env("PDNS_API_KEY", KEY)
+        .env("IMAGE_TAG", "1.0")
+        .env("DB_PASSWORD", DB_PASSWORD);
+    let applied = case.expect(["apply", "--yes"], 0);
+    let dns_line = applied.stdout.find("api-dns").expect("the record's line");
+    let app_line = applied.stdout.find("api ").expect("the application's line");
+    assert!(dns_line < app_line, "the record comes first:\n{applied}");
+    assert!(
+        applied.stdout.contains("verified dns A api.shop.test"),
+        "{applied}"
+    );
+    assert_eq!(health(&fake), 200);
+    assert_eq!(
+        pdns.rrset("shop.test.", "api.shop.test.", "A").unwrap().1,
+        ["127.0.0.1"]
+    );
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0
+    );
+
+    let bad = case
+        .args(["apply", "--yes"])
+        .env("IMAGE_TAG", "bad-2")
+        .run();
+    assert_eq!(bad.code, 3, "{bad}");
+    assert_eq!(
+        the_app(&fake)["docker_registry_image_tag"],
+        "1.0",
+        "rolled back"
+    );
+    assert_eq!(health(&fake), 200, "the previous release answers again");
+    assert!(
+        pdns.rrset("shop.test.", "api.shop.test.", "A").is_some(),
+        "the record stays"
+    );
+    assert_no_secret(&case, &[&applied, &bad]);
+
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.applications().is_empty());
+    assert!(pdns.rrset("shop.test.", "api.shop.test.", "A").is_none());
+    fake.assert_no_violations();
+}
