@@ -28,6 +28,17 @@ pub enum Error {
     )]
     Locked { stack: String, holder: Box<Holder> },
 
+    /// The state backend cannot be reached or refused a request.
+    #[error("state backend {backend}: {message}")]
+    Backend { backend: String, message: String },
+
+    /// Another writer changed the stack's state since this run read it: this run's write was
+    /// refused rather than overwrite the newer state.
+    #[error(
+        "the state of stack `{stack}` changed under this run: {detail}\nanother fabrik run wrote it (was the lock broken with `fabrik unlock --force`?); run the command again to start from the current state"
+    )]
+    StaleState { stack: String, detail: String },
+
     /// The stored state cannot be read or does not belong here.
     #[error("{0}")]
     State(String),

@@ -48,7 +48,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
     let mut loaded = load(&spec_path, &registry)?;
     loaded.resolve_secrets(&globals.state_dir(&spec_path))?;
-    let store = globals.store(&spec_path, &loaded.spec.stack);
+    let store = globals.store(&spec_path, Some(&loaded.spec), &loaded.spec.stack)?;
     let _lock = store.lock(&globals.command_line)?;
     let mut state = store.load()?;
     let context = globals.context(&spec_path);
@@ -57,7 +57,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         Some(&loaded),
         &mut state,
         &context,
-        Some(&store),
+        Some(&*store),
         Notes::Stdout,
     )?;
     let request = super::plan::Request {
@@ -94,7 +94,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         spec: Some(&loaded.spec),
         registry: &registry,
         clients: &clients,
-        store: &store,
+        store: &*store,
         parallelism: usize::from(args.parallelism),
         rollback: !args.no_rollback,
         progress: &progress,

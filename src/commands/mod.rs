@@ -30,7 +30,7 @@ use crate::resolve;
 use crate::secrets::Secrets;
 use crate::spec::Spec;
 use crate::state::journal::Record;
-use crate::state::{FileStore, ResourceState, State};
+use crate::state::{Backend, ResourceState, State, StateStore};
 
 /// Options every subcommand shares.
 pub struct Globals {
@@ -127,22 +127,41 @@ impl Globals {
             .unwrap_or_else(|| spec_dir(spec).join(".fabrik"))
     }
 
-    pub fn store(&self, spec: &Path, stack: &str) -> FileStore {
-        FileStore::new(self.state_dir(spec), stack)
+    /// Where the states are kept for this spec.
+    pub fn backend(&self, spec_path: &Path, _spec: Option<&Spec>) -> Result<Backend, Error> {
+        Ok(Backend::Dir(self.state_dir(spec_path)))
+    }
+
+    /// Whether the spec's `backend:` block decides where the state is (no `--backend` given).
+    pub fn spec_chooses_backend(&self, _spec: &Spec) -> bool {
+        false
+    }
+
+    /// The store of one stack of a spec.
+    pub fn store(
+        &self,
+        spec_path: &Path,
+        spec: Option<&Spec>,
+        stack: &str,
+    ) -> Result<Box<dyn StateStore>, Error> {
+        self.backend(spec_path, spec)?.store(stack)
     }
 
     /// The store of the stack a state command is about: `--stack`, else the spec's, else the
-    /// only stack in the state directory.
-    pub fn store_for(&self, args: &StackArgs) -> Result<FileStore, Error> {
-        let dir = self.state_dir(&args.spec);
-        if let Some(stack) = &args.stack {
-            return Ok(FileStore::new(dir, stack));
-        }
-        if args.spec.exists() {
-            let spec = Spec::load(&args.spec)?;
-            return Ok(FileStore::new(dir, &spec.stack));
-        }
-        only_stack(&dir, &args.spec).map(|stack| FileStore::new(dir, &stack))
+    /// only stack in the backend.
+    pub fn store_for(&self, args: &StackArgs) -> Result<Box<dyn StateStore>, Error> {
+        let spec = if args.spec.exists() {
+            Some(Spec::load(&args.spec)?)
+        } else {
+            None
+        };
+        let backend = self.backend(&args.spec, spec.as_ref())?;
+        let stack = match (&args.stack, &spec) {
+            (Some(stack), _) => stack.clone(),
+            (None, Some(spec)) => spec.stack.clone(),
+            (None, None) => only_stack(&backend, &args.spec)?,
+        };
+        backend.store(&stack)
     }
 
     pub fn context(&self, spec: &Path) -> Context {
@@ -180,19 +199,19 @@ pub fn stack_line(spec: &Path) -> Option<String> {
     crate::spec::valid_name(value).then(|| value.to_string())
 }
 
-/// The one stack that has a state in `dir`.
-pub fn only_stack(dir: &Path, spec: &Path) -> Result<String, Error> {
-    let stacks = FileStore::stacks_in(dir);
+/// The one stack that has a state in the backend.
+pub fn only_stack(backend: &Backend, spec: &Path) -> Result<String, Error> {
+    let stacks = backend.stacks()?;
     match stacks.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(Error::Usage(format!(
             "{} does not exist and there is no state in {}",
             spec.display(),
-            dir.display()
+            backend.describe()
         ))),
         many => Err(Error::Usage(format!(
             "{} holds the state of several stacks ({}); name one with --stack",
-            dir.display(),
+            backend.describe(),
             many.join(", ")
         ))),
     }
@@ -442,7 +461,7 @@ pub fn recover(
     spec: Option<&Loaded>,
     state: &mut State,
     context: &Context,
-    store: Option<&FileStore>,
+    store: Option<&dyn StateStore>,
     notes: Notes,
 ) -> Result<BTreeSet<String>, Error> {
     if state.pending.is_empty() {

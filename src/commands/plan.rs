@@ -15,16 +15,23 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
     // Reading a large state takes as long as a fifth of the plan: it starts on the other core
     // while the spec is parsed, for the stack the spec's `stack:` line names. Only a state of
     // the stack the parsed spec really names is used.
-    let early = super::stack_line(&args.spec).map(|stack| {
-        let store = globals.store(&args.spec, &stack);
-        std::thread::spawn(move || (stack, store.load()))
+    // The early read goes to the backend known before parsing; it is used only when the spec
+    // names no other.
+    let early = super::stack_line(&args.spec).and_then(|stack| {
+        let store = globals.store(&args.spec, None, &stack).ok()?;
+        Some(std::thread::spawn(move || (stack, store.load())))
     });
     let mut loaded = load(&args.spec, &registry)?;
     loaded.resolve_secrets(&globals.state_dir(&args.spec))?;
-    let store = globals.store(&args.spec, &loaded.spec.stack);
     let mut state = match early.map(|handle| handle.join()) {
-        Some(Ok((stack, state))) if stack == loaded.spec.stack => state?,
-        _ => store.load()?,
+        Some(Ok((stack, state)))
+            if stack == loaded.spec.stack && !globals.spec_chooses_backend(&loaded.spec) =>
+        {
+            state?
+        }
+        _ => globals
+            .store(&args.spec, Some(&loaded.spec), &loaded.spec.stack)?
+            .load()?,
     };
     let context = globals.context(&args.spec);
     let adopted = recover(

@@ -13,7 +13,7 @@ use fabrik_provider::{
 
 use super::{Executor, Progress, Verb};
 use crate::registry::Registry;
-use crate::state::{FileStore, State};
+use crate::state::{FileStore, State, StateStore};
 
 /// What the provider saw and holds.
 #[derive(Default)]

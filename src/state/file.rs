@@ -6,8 +6,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::journal::{self, Journal, Record};
-use super::lock::{self, Lock};
-use super::{STATE_VERSION, State};
+use super::lock::{self, Broken, Lock};
+use super::{JournalWriter, STATE_VERSION, State, StateStore};
 use crate::error::Error;
 
 #[derive(Debug, Clone)]
@@ -54,8 +54,28 @@ impl FileStore {
         stacks
     }
 
+    fn ensure_dir(&self) -> Result<(), Error> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))
+    }
+
+    fn write_snapshot(&self, state: &State) -> Result<(), Error> {
+        self.ensure_dir()?;
+        let bytes = serde_json::to_vec_pretty(state).expect("a state always serializes");
+        write_atomically(&self.snapshot_path(), &bytes)
+    }
+}
+
+impl StateStore for FileStore {
+    fn stack(&self) -> &str {
+        &self.stack
+    }
+
     /// The snapshot with the journal replayed on top: the state as of the last recorded change.
-    pub fn load(&self) -> Result<State, Error> {
+    fn load(&self) -> Result<State, Error> {
         let path = self.snapshot_path();
         let mut state = match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<State>(&bytes).map_err(|e| {
@@ -85,32 +105,24 @@ impl FileStore {
         Ok(state)
     }
 
-    fn ensure_dir(&self) -> Result<(), Error> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))
-    }
-
-    pub fn lock(&self, command: &str) -> Result<Lock, Error> {
+    fn lock(&self, command: &str) -> Result<Lock, Error> {
         self.ensure_dir()?;
         lock::acquire(&self.lock_path(), &self.stack, command)
     }
 
     /// Opens the journal for a run that will change things. A state that was never written gets
     /// its lineage and a first snapshot now, so the journal always has one to replay onto.
-    pub fn begin(&self, state: &mut State) -> Result<Journal, Error> {
+    fn begin(&self, state: &mut State) -> Result<Box<dyn JournalWriter + '_>, Error> {
         self.ensure_dir()?;
         if state.lineage.is_empty() {
             state.lineage = super::new_lineage();
             self.write_snapshot(state)?;
         }
-        Journal::open(&self.journal_path())
+        Ok(Box::new(Journal::open(&self.journal_path())?))
     }
 
     /// Writes the snapshot and empties the journal it now contains.
-    pub fn commit(&self, state: &State) -> Result<(), Error> {
+    fn commit(&self, state: &State) -> Result<(), Error> {
         self.write_snapshot(state)?;
         let journal = self.journal_path();
         match fs::remove_file(&journal) {
@@ -120,16 +132,14 @@ impl FileStore {
         }
     }
 
-    fn write_snapshot(&self, state: &State) -> Result<(), Error> {
-        self.ensure_dir()?;
-        let bytes = serde_json::to_vec_pretty(state).expect("a state always serializes");
-        write_atomically(&self.snapshot_path(), &bytes)
-    }
-
     /// Appends one record on its own (for `state rm`).
-    pub fn record(&self, records: &[Record]) -> Result<(), Error> {
+    fn record(&self, records: &[Record]) -> Result<(), Error> {
         self.ensure_dir()?;
         Journal::open(&self.journal_path())?.append(records)
+    }
+
+    fn force_unlock(&self) -> Result<Broken, Error> {
+        lock::force_unlock(&self.lock_path())
     }
 }
 

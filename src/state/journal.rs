@@ -95,8 +95,11 @@ impl Journal {
         })
     }
 
+}
+
+impl super::JournalWriter for Journal {
     /// Appends the records and makes them durable with one fsync.
-    pub fn append(&mut self, records: &[Record]) -> Result<(), Error> {
+    fn append(&mut self, records: &[Record]) -> Result<(), Error> {
         if records.is_empty() {
             return Ok(());
         }

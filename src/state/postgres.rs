@@ -1,0 +1,767 @@
+//! The team backend: a stack's snapshot and journal in PostgreSQL, for the teams and CI runners
+//! that share a stack and cannot keep its state in one machine's `.fabrik/`.
+//!
+//! ```text
+//! <schema>.migrations  version of the tables below, advanced by this module only
+//! <schema>.snapshots   one row per stack: lineage, serial, the state as JSON
+//! <schema>.journal     records since the snapshot, in `seq` order
+//! <schema>.locks       who holds each stack's lock (the lock itself is an advisory lock)
+//! ```
+//!
+//! Every write is one transaction, made durable by the server before it returns. A writer
+//! remembers the snapshot `serial` it read; its appends and its commit go through only while the
+//! stored serial is still that one (compare-and-swap), so a run that lost its lock and kept going
+//! fails loudly instead of overwriting the newer state. The lock is a session-level advisory lock
+//! held on a connection of its own for the whole run: the server drops it the moment that
+//! connection or its process dies.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postgres::{Client, Config as PgConfig, NoTls};
+
+use super::journal::Record;
+use super::lock::Holder;
+use super::{Broken, JournalWriter, Lock, STATE_VERSION, State, StateStore};
+use crate::error::Error;
+
+/// The tables, one entry per schema version; a database at version N gets entries N+1.. applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: snapshot, journal and lock holders per stack.
+    "CREATE TABLE {s}.snapshots (
+         stack text PRIMARY KEY,
+         lineage text NOT NULL,
+         serial bigint NOT NULL,
+         state jsonb NOT NULL,
+         updated_at timestamptz NOT NULL DEFAULT now()
+     );
+     CREATE TABLE {s}.journal (
+         seq bigserial PRIMARY KEY,
+         stack text NOT NULL,
+         record jsonb NOT NULL,
+         written_at timestamptz NOT NULL DEFAULT now()
+     );
+     CREATE INDEX journal_stack_seq ON {s}.journal (stack, seq);
+     CREATE TABLE {s}.locks (
+         stack text PRIMARY KEY,
+         holder jsonb NOT NULL,
+         lock_pid integer NOT NULL,
+         data_pid integer NOT NULL
+     );",
+];
+
+/// How to reach the database. The connection string holds a password: it is kept here and
+/// never printed; messages use [`Config::describe`].
+#[derive(Clone)]
+pub struct Config {
+    pg: PgConfig,
+    tls: Tls,
+    pub schema: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tls {
+    /// `sslmode=disable`, or no `sslmode` (as libpq's `prefer` without a certificate check, a
+    /// plain connection: fabrik does not pretend an unverified channel is secure).
+    Off,
+    /// `sslmode=require`, `verify-ca` or `verify-full`: encrypted and verified against the
+    /// system roots, or the CA in `sslrootcert`.
+    Verified { ca_file: Option<std::path::PathBuf> },
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// The schema used when none is given.
+pub const DEFAULT_SCHEMA: &str = "fabrik";
+
+/// Whether `url` names a PostgreSQL database (rather than a state directory).
+pub fn is_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Whether `name` can be a schema: a plain lower-case SQL identifier, so it needs no quoting.
+pub fn valid_schema(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+impl Config {
+    /// Parses `postgres://user:password@host:port/db?sslmode=…&sslrootcert=…&schema=…`.
+    /// `schema` in the URL wins over `schema`; errors never quote the URL.
+    pub fn parse(url: &str, schema: Option<&str>) -> Result<Config, Error> {
+        let bad = |why: String| Error::Usage(format!("the PostgreSQL state URL is invalid: {why}"));
+        if !is_url(url) {
+            return Err(bad(
+                "it must start with postgres:// or postgresql://".into(),
+            ));
+        }
+        // The password is a secret: mask it in anything printed from here on, whatever the
+        // path it takes (a driver error quoting the URL, a panic message).
+        crate::secrets::register([url]);
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept = Vec::new();
+        let mut tls = Tls::Off;
+        let mut ca_file = None;
+        let mut schema = schema.map(str::to_string);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value);
+            match key {
+                // tokio-postgres knows only disable/prefer/require; fabrik checks certificates
+                // itself and asks the driver to require TLS.
+                "sslmode" => {
+                    tls = match value.as_str() {
+                        "disable" | "allow" | "prefer" => Tls::Off,
+                        "require" | "verify-ca" | "verify-full" => Tls::Verified { ca_file: None },
+                        other => {
+                            return Err(bad(format!(
+                                "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
+                            )));
+                        }
+                    }
+                }
+                "sslrootcert" => ca_file = Some(std::path::PathBuf::from(value)),
+                "schema" => schema = Some(value),
+                _ => kept.push(pair),
+            }
+        }
+        if let (Tls::Verified { ca_file: slot }, Some(path)) = (&mut tls, ca_file.clone()) {
+            *slot = Some(path);
+        } else if ca_file.is_some() {
+            return Err(bad(
+                "sslrootcert is given but sslmode does not ask for TLS (use sslmode=verify-full)"
+                    .into(),
+            ));
+        }
+        let rest = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        let mut pg: PgConfig = rest.parse().map_err(|e: postgres::Error| bad(e.to_string()))?;
+        if let Some(password) = pg.get_password() {
+            crate::secrets::register([String::from_utf8_lossy(password).as_ref()]);
+        }
+        if pg.get_connect_timeout().is_none() {
+            // A database that does not answer must stop the run soon, not hang it.
+            pg.connect_timeout(Duration::from_secs(10));
+        }
+        pg.application_name("fabrik");
+        pg.ssl_mode(match tls {
+            Tls::Off => postgres::config::SslMode::Disable,
+            Tls::Verified { .. } => postgres::config::SslMode::Require,
+        });
+        let schema = schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
+        if !valid_schema(&schema) {
+            return Err(bad(format!(
+                "schema `{schema}` must be a lower-case identifier (letters, digits, `_`)"
+            )));
+        }
+        Ok(Config { pg, tls, schema })
+    }
+
+    /// `postgres://user@host:port/db (schema s)`: where the state is, without the password.
+    pub fn describe(&self) -> String {
+        let host = self
+            .pg
+            .get_hosts()
+            .first()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .unwrap_or_else(|| "localhost".into());
+        let port = self.pg.get_ports().first().copied().unwrap_or(5432);
+        let user = self.pg.get_user().unwrap_or("");
+        let at = if user.is_empty() { "" } else { "@" };
+        let db = self.pg.get_dbname().unwrap_or(user);
+        format!(
+            "postgres://{user}{at}{host}:{port}/{db} (schema {})",
+            self.schema
+        )
+    }
+
+    fn error(&self, doing: &str, e: postgres::Error) -> Error {
+        Error::Backend {
+            backend: self.describe(),
+            message: format!("{doing}: {}", describe_pg_error(&e)),
+        }
+    }
+
+    /// A new connection, with the schema ready.
+    fn connect(&self) -> Result<Client, Error> {
+        let mut client = match &self.tls {
+            Tls::Off => self.pg.connect(NoTls),
+            Tls::Verified { ca_file } => {
+                let roots = crate::verify::trust::load(ca_file.as_deref()).map_err(|why| {
+                    Error::Backend {
+                        backend: self.describe(),
+                        message: why,
+                    }
+                })?;
+                let mut store = rustls::RootCertStore::empty();
+                store.add_parsable_certificates(roots.certs.iter().cloned());
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .with_root_certificates(store)
+                .with_no_client_auth();
+                self.pg
+                    .connect(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+            }
+        }
+        .map_err(|e| self.error("connecting", e))?;
+        self.migrate(&mut client)?;
+        Ok(client)
+    }
+
+    /// Creates the schema on first use and brings its tables to the version this fabrik
+    /// writes, under a transaction lock so that two first runs do not race.
+    fn migrate(&self, client: &mut Client) -> Result<(), Error> {
+        let s = &self.schema;
+        let mut tx = client
+            .transaction()
+            .map_err(|e| self.error("starting the schema check", e))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&lock_key(s, "\0migrations")],
+        )
+        .map_err(|e| self.error("locking the schema for its migrations", e))?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {s}.migrations (
+                 version integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             );"
+        ))
+        .map_err(|e| self.error("creating the schema", e))?;
+        let at: i32 = tx
+            .query_one(
+                &format!("SELECT coalesce(max(version), 0) FROM {s}.migrations"),
+                &[],
+            )
+            .map_err(|e| self.error("reading the schema version", e))?
+            .get(0);
+        let known = MIGRATIONS.len() as i32;
+        if at > known {
+            return Err(Error::State(format!(
+                "the state schema in {} is at version {at}; this fabrik knows versions up to {known}: upgrade fabrik",
+                self.describe()
+            )));
+        }
+        for (version, sql) in MIGRATIONS.iter().enumerate().skip(at as usize) {
+            tx.batch_execute(&sql.replace("{s}", s))
+                .map_err(|e| self.error(&format!("migrating the schema to {}", version + 1), e))?;
+            tx.execute(
+                &format!("INSERT INTO {s}.migrations (version) VALUES ($1)"),
+                &[&(version as i32 + 1)],
+            )
+            .map_err(|e| self.error("recording the schema version", e))?;
+        }
+        tx.commit()
+            .map_err(|e| self.error("committing the schema", e))
+    }
+
+    /// The stacks with a state in the schema, sorted.
+    pub fn stacks(&self) -> Result<Vec<String>, Error> {
+        let mut client = self.connect()?;
+        let s = &self.schema;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT stack FROM {s}.snapshots UNION SELECT stack FROM {s}.journal ORDER BY 1"
+                ),
+                &[],
+            )
+            .map_err(|e| self.error("listing the stacks", e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub fn store(&self, stack: &str) -> Result<PgStore, Error> {
+        let client = self.connect()?;
+        Ok(PgStore {
+            config: self.clone(),
+            stack: stack.to_string(),
+            client: Mutex::new(client),
+            seen: Mutex::new(Seen::default()),
+        })
+    }
+}
+
+/// A driver error in one line: the server's message when there is one (its `Display` says only
+/// "db error").
+fn describe_pg_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The advisory lock key of a stack: 64 bits of BLAKE3 over the schema and the stack name, so
+/// two schemas in one database (or two stacks) never share a lock.
+fn lock_key(schema: &str, stack: &str) -> i64 {
+    let hash = blake3::hash(format!("fabrik-state-lock\0{schema}\0{stack}").as_bytes());
+    i64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+/// What this run has seen of the stored state: what its writes must still find there.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The serial of the snapshot read (`None`: there was none).
+    serial: Option<i64>,
+    /// The last journal row read or written; a commit folds in and deletes up to this one.
+    last_seq: i64,
+}
+
+/// One stack's state in PostgreSQL.
+pub struct PgStore {
+    config: Config,
+    stack: String,
+    /// The connection for reads and writes; the lock has one of its own.
+    client: Mutex<Client>,
+    seen: Mutex<Seen>,
+}
+
+impl PgStore {
+    fn client(&self) -> std::sync::MutexGuard<'_, Client> {
+        self.client.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stale(&self, detail: String) -> Error {
+        Error::StaleState {
+            stack: self.stack.clone(),
+            detail,
+        }
+    }
+
+    /// Inserts the first snapshot of a stack; another writer's first snapshot wins and this
+    /// one fails.
+    fn insert_snapshot(&self, tx: &mut postgres::Transaction<'_>, state: &State) -> Result<(), Error> {
+        let s = &self.config.schema;
+        let json = serde_json::to_string(state).expect("a state always serializes");
+        let inserted = tx
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.snapshots (stack, lineage, serial, state) \
+                     VALUES ($1, $2, $3, $4::text::jsonb) ON CONFLICT (stack) DO NOTHING"
+                ),
+                &[&self.stack, &state.lineage, &(state.serial as i64), &json],
+            )
+            .map_err(|e| self.config.error("writing the first snapshot", e))?;
+        if inserted == 0 {
+            return Err(self.stale(
+                "another writer created the stack's state after this run read it".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks, inside `tx`, that the snapshot is still the one this run read, and holds it so
+    /// that no commit slips in before `tx` ends.
+    fn check_serial(&self, tx: &mut postgres::Transaction<'_>, seen: &Seen) -> Result<(), Error> {
+        let s = &self.config.schema;
+        let row = tx
+            .query_opt(
+                &format!("SELECT serial FROM {s}.snapshots WHERE stack = $1 FOR SHARE"),
+                &[&self.stack],
+            )
+            .map_err(|e| self.config.error("reading the snapshot's serial", e))?;
+        let now: Option<i64> = row.map(|r| r.get(0));
+        if now != seen.serial {
+            return Err(self.stale(format!(
+                "its serial is {} in the database, and this run read {}",
+                now.map_or("none".into(), |n| n.to_string()),
+                seen.serial.map_or("none".into(), |n| n.to_string()),
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl StateStore for PgStore {
+    fn stack(&self) -> &str {
+        &self.stack
+    }
+
+    fn load(&self) -> Result<State, Error> {
+        let s = &self.config.schema;
+        let mut client = self.client();
+        // One snapshot of the database for both reads: a commit between them cannot show a
+        // journal that the snapshot already holds.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(|e| self.config.error("starting to read the state", e))?;
+        let row = tx
+            .query_opt(
+                &format!("SELECT state::text, serial FROM {s}.snapshots WHERE stack = $1"),
+                &[&self.stack],
+            )
+            .map_err(|e| self.config.error("reading the snapshot", e))?;
+        let (mut state, serial) = match row {
+            Some(row) => {
+                let text: String = row.get(0);
+                let serial: i64 = row.get(1);
+                let state = serde_json::from_str::<State>(&text).map_err(|e| {
+                    Error::State(format!(
+                        "the snapshot of stack `{}` in {} is not a valid state: {e}",
+                        self.stack,
+                        self.config.describe()
+                    ))
+                })?;
+                (state, Some(serial))
+            }
+            None => (State::empty(&self.stack), None),
+        };
+        if state.version != STATE_VERSION {
+            return Err(Error::State(format!(
+                "the state of stack `{}` in {} has version {}; this fabrik reads version {STATE_VERSION}",
+                self.stack,
+                self.config.describe(),
+                state.version
+            )));
+        }
+        if state.stack != self.stack {
+            return Err(Error::State(format!(
+                "the snapshot stored for stack `{}` in {} belongs to stack `{}`",
+                self.stack,
+                self.config.describe(),
+                state.stack
+            )));
+        }
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT seq, record::text FROM {s}.journal WHERE stack = $1 ORDER BY seq"
+                ),
+                &[&self.stack],
+            )
+            .map_err(|e| self.config.error("reading the journal", e))?;
+        let mut last_seq = 0;
+        for row in rows {
+            last_seq = row.get(0);
+            let text: String = row.get(1);
+            let record: Record = serde_json::from_str(&text).map_err(|e| {
+                Error::State(format!(
+                    "journal row {last_seq} of stack `{}` in {} is corrupt: {e}",
+                    self.stack,
+                    self.config.describe()
+                ))
+            })?;
+            state.apply(&record);
+        }
+        tx.commit()
+            .map_err(|e| self.config.error("finishing the read", e))?;
+        *self.seen() = Seen { serial, last_seq };
+        Ok(state)
+    }
+
+    fn lock(&self, command: &str) -> Result<Lock, Error> {
+        let s = &self.config.schema;
+        let key = lock_key(s, &self.stack);
+        let mut conn = self.config.connect()?;
+        let taken: bool = conn
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .map_err(|e| self.config.error("taking the stack's lock", e))?
+            .get(0);
+        if !taken {
+            // The holder writes its details just after taking the lock: wait a moment for the
+            // row of the connection that really holds it, rather than show a previous holder.
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            let holder = loop {
+                let pids = lock_pids(&mut conn, key).unwrap_or_default();
+                match read_holder(&mut conn, s, &self.stack) {
+                    Some((holder, pid)) if pids.contains(&pid) => break Some(holder),
+                    found if std::time::Instant::now() > deadline => {
+                        break found.map(|(holder, _)| holder);
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            };
+            return Err(Error::Locked {
+                stack: self.stack.clone(),
+                holder: Box::new(holder.unwrap_or_else(unknown)),
+            });
+        }
+        let holder = serde_json::to_string(&Holder::current(command)).expect("serializes");
+        let data_pid: i32 = self
+            .client()
+            .query_one("SELECT pg_backend_pid()", &[])
+            .map_err(|e| self.config.error("asking the server who this run is", e))?
+            .get(0);
+        conn.execute(
+            &format!(
+                "INSERT INTO {s}.locks (stack, holder, lock_pid, data_pid) \
+                 VALUES ($1, $2::text::jsonb, pg_backend_pid(), $3) \
+                 ON CONFLICT (stack) DO UPDATE SET holder = excluded.holder, \
+                 lock_pid = excluded.lock_pid, data_pid = excluded.data_pid"
+            ),
+            &[&self.stack, &holder, &data_pid],
+        )
+        .map_err(|e| self.config.error("recording who holds the lock", e))?;
+        // The connection is the lock: closing it (drop, or the process dying) releases it.
+        Ok(Lock::new(conn))
+    }
+
+    fn begin(&self, state: &mut State) -> Result<Box<dyn JournalWriter + '_>, Error> {
+        if state.lineage.is_empty() {
+            state.lineage = super::new_lineage();
+            let mut client = self.client();
+            let mut tx = client
+                .transaction()
+                .map_err(|e| self.config.error("starting a transaction", e))?;
+            {
+                let seen = self.seen();
+                if seen.serial.is_some() {
+                    return Err(self.stale(
+                        "the stack has a snapshot although this run read none".into(),
+                    ));
+                }
+            }
+            self.insert_snapshot(&mut tx, state)?;
+            tx.commit()
+                .map_err(|e| self.config.error("writing the first snapshot", e))?;
+            self.seen().serial = Some(state.serial as i64);
+        }
+        Ok(Box::new(PgJournal { store: self }))
+    }
+
+    fn commit(&self, state: &State) -> Result<(), Error> {
+        let s = &self.config.schema;
+        let mut client = self.client();
+        let mut seen = self.seen();
+        let mut tx = client
+            .transaction()
+            .map_err(|e| self.config.error("starting a transaction", e))?;
+        match seen.serial {
+            None => self.insert_snapshot(&mut tx, state)?,
+            Some(old) => {
+                let json = serde_json::to_string(state).expect("a state always serializes");
+                let updated = tx
+                    .execute(
+                        &format!(
+                            "UPDATE {s}.snapshots SET lineage = $2, serial = $3, \
+                             state = $4::text::jsonb, updated_at = now() \
+                             WHERE stack = $1 AND serial = $5"
+                        ),
+                        &[
+                            &self.stack,
+                            &state.lineage,
+                            &(state.serial as i64),
+                            &json,
+                            &old,
+                        ],
+                    )
+                    .map_err(|e| self.config.error("writing the snapshot", e))?;
+                if updated == 0 {
+                    let now: Option<i64> = tx
+                        .query_opt(
+                            &format!("SELECT serial FROM {s}.snapshots WHERE stack = $1"),
+                            &[&self.stack],
+                        )
+                        .map_err(|e| self.config.error("reading the snapshot's serial", e))?
+                        .map(|r| r.get(0));
+                    return Err(self.stale(format!(
+                        "another writer committed serial {} while this run held serial {old}; this run's snapshot was not written",
+                        now.map_or("none".into(), |n| n.to_string())
+                    )));
+                }
+            }
+        }
+        tx.execute(
+            &format!("DELETE FROM {s}.journal WHERE stack = $1 AND seq <= $2"),
+            &[&self.stack, &seen.last_seq],
+        )
+        .map_err(|e| self.config.error("emptying the journal", e))?;
+        tx.commit()
+            .map_err(|e| self.config.error("committing the snapshot", e))?;
+        seen.serial = Some(state.serial as i64);
+        Ok(())
+    }
+
+    fn record(&self, records: &[Record]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let s = &self.config.schema;
+        let lines: Vec<String> = records
+            .iter()
+            .map(|r| serde_json::to_string(r).expect("a record always serializes"))
+            .collect();
+        let mut client = self.client();
+        let mut seen = self.seen();
+        let mut tx = client
+            .transaction()
+            .map_err(|e| self.config.error("starting a transaction", e))?;
+        self.check_serial(&mut tx, &seen)?;
+        // One statement for the whole group, in order: `seq` follows the array's order.
+        let last: Option<i64> = tx
+            .query_one(
+                &format!(
+                    "WITH added AS (INSERT INTO {s}.journal (stack, record) \
+                     SELECT $1, r::jsonb FROM unnest($2::text[]) WITH ORDINALITY AS t(r, n) \
+                     ORDER BY n RETURNING seq) SELECT max(seq) FROM added"
+                ),
+                &[&self.stack, &lines],
+            )
+            .map_err(|e| self.config.error("appending to the journal", e))?
+            .get(0);
+        tx.commit()
+            .map_err(|e| self.config.error("committing the journal", e))?;
+        seen.last_seq = seen.last_seq.max(last.unwrap_or(0));
+        Ok(())
+    }
+
+    fn force_unlock(&self) -> Result<Broken, Error> {
+        let s = &self.config.schema;
+        let key = lock_key(s, &self.stack);
+        let mut conn = self.config.connect()?;
+        let free: bool = conn
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .map_err(|e| self.config.error("trying the stack's lock", e))?
+            .get(0);
+        if free {
+            conn.execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .map_err(|e| self.config.error("releasing the stack's lock", e))?;
+            return Ok(Broken::NotLocked);
+        }
+        let holder = read_holder(&mut conn, s, &self.stack);
+        // The connection that holds the advisory lock, as the server sees it (the locks table
+        // may be stale), and the holder's data connection when the table names the same
+        // holder: both are ended, so the holder can write nothing more.
+        let mut pids = lock_pids(&mut conn, key)
+            .map_err(|e| self.config.error("finding the lock's holder", e))?;
+        if let Some((_, lock_pid)) = &holder
+            && pids.contains(lock_pid)
+        {
+            let data_pid: Option<i32> = conn
+                .query_opt(
+                    &format!("SELECT data_pid FROM {s}.locks WHERE stack = $1"),
+                    &[&self.stack],
+                )
+                .map_err(|e| self.config.error("finding the lock's holder", e))?
+                .map(|r| r.get(0));
+            pids.extend(data_pid);
+        }
+        let holder = holder.map(|(holder, _)| holder);
+        for pid in pids {
+            conn.execute("SELECT pg_terminate_backend($1)", &[&pid])
+                .map_err(|e| self.config.error("ending the holder's connection", e))?;
+        }
+        // The server releases the lock as it ends the connection: wait for that, briefly.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let taken: bool = conn
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .map_err(|e| self.config.error("trying the stack's lock", e))?
+                .get(0);
+            if taken {
+                conn.execute("SELECT pg_advisory_unlock($1)", &[&key])
+                    .map_err(|e| self.config.error("releasing the stack's lock", e))?;
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Backend {
+                    backend: self.config.describe(),
+                    message: "the lock's holder was asked to end but still holds it after 10s; does this role have the right to end it (pg_signal_backend)?".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        conn.execute(
+            &format!("DELETE FROM {s}.locks WHERE stack = $1"),
+            &[&self.stack],
+        )
+        .map_err(|e| self.config.error("forgetting the lock's holder", e))?;
+        Ok(Broken::Broken(holder))
+    }
+}
+
+/// The holder recorded for a stack, with the server pid of its lock connection.
+fn read_holder(conn: &mut Client, schema: &str, stack: &str) -> Option<(Holder, i32)> {
+    let row = conn
+        .query_opt(
+            &format!("SELECT holder::text, lock_pid FROM {schema}.locks WHERE stack = $1"),
+            &[&stack],
+        )
+        .ok()??;
+    let holder = serde_json::from_str(&row.get::<_, String>(0)).ok()?;
+    Some((holder, row.get(1)))
+}
+
+/// The server pids holding the advisory lock `key` in this database (one at most).
+fn lock_pids(conn: &mut Client, key: i64) -> Result<Vec<i32>, postgres::Error> {
+    // A bigint key shows in pg_locks split in two 32-bit halves, with objsubid 1.
+    let rows = conn.query(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND classid = (($1::bigint >> 32) & 4294967295)::oid \
+           AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1",
+        &[&key],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+fn unknown() -> Holder {
+    Holder {
+        user: "unknown".into(),
+        host: "unknown".into(),
+        pid: 0,
+        command: "unknown".into(),
+        since: "unknown".into(),
+    }
+}
+
+struct PgJournal<'s> {
+    store: &'s PgStore,
+}
+
+impl JournalWriter for PgJournal<'_> {
+    fn append(&mut self, records: &[Record]) -> Result<(), Error> {
+        self.store.record(records)
+    }
+}
