@@ -11,6 +11,18 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Keep the state in this backend for this run: a PostgreSQL URL
+    /// (`postgres://user:password@host/db?sslmode=verify-full&schema=fabrik`) or a directory.
+    /// Wins over the spec's `backend:` and `--state-dir`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "FABRIK_BACKEND",
+        hide_env_values = true
+    )]
+    pub backend: Option<String>,
+
     /// Never colour the output (NO_COLOR does the same).
     #[arg(long, global = true)]
     pub no_color: bool,

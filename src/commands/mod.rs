@@ -35,14 +35,23 @@ use crate::state::{Backend, ResourceState, State, StateStore};
 /// Options every subcommand shares.
 pub struct Globals {
     pub state_dir: Option<PathBuf>,
+    /// `--backend` or `FABRIK_BACKEND` when it names a database (a directory there is taken as
+    /// `--state-dir`).
+    pub backend: Option<String>,
     pub painter: Painter,
     /// The command line as typed, for the lock's holder record.
     pub command_line: String,
 }
 
 pub fn dispatch(cli: Cli) -> Result<i32, Error> {
+    let (backend, state_dir) = match cli.backend {
+        Some(url) if crate::state::postgres::is_url(&url) => (Some(url), cli.state_dir),
+        Some(dir) if !dir.is_empty() => (None, cli.state_dir.or(Some(PathBuf::from(dir)))),
+        _ => (None, cli.state_dir),
+    };
     let globals = Globals {
-        state_dir: cli.state_dir,
+        state_dir,
+        backend,
         painter: Painter::for_stdout(cli.no_color),
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
     };
@@ -127,14 +136,31 @@ impl Globals {
             .unwrap_or_else(|| spec_dir(spec).join(".fabrik"))
     }
 
-    /// Where the states are kept for this spec.
-    pub fn backend(&self, spec_path: &Path, _spec: Option<&Spec>) -> Result<Backend, Error> {
+    /// Where the states are kept for this spec: `--backend`, else the spec's `backend:`,
+    /// else the state directory.
+    pub fn backend(&self, spec_path: &Path, spec: Option<&Spec>) -> Result<Backend, Error> {
+        if let Some(url) = &self.backend {
+            return Ok(Backend::Postgres(crate::state::postgres::Config::parse(
+                url, None,
+            )?));
+        }
+        if self.state_dir.is_none()
+            && let Some(block) = spec.and_then(|s| s.backend.as_ref().map(|b| (s, b)))
+        {
+            let (spec, block) = block;
+            let url = backend_url(spec, &block.url, &spec_dir(spec_path))?;
+            return Ok(Backend::Postgres(crate::state::postgres::Config::parse(
+                &url,
+                block.schema.as_deref(),
+            )?));
+        }
         Ok(Backend::Dir(self.state_dir(spec_path)))
     }
 
-    /// Whether the spec's `backend:` block decides where the state is (no `--backend` given).
-    pub fn spec_chooses_backend(&self, _spec: &Spec) -> bool {
-        false
+    /// Whether the spec's `backend:` block decides where the state is (no `--backend` or
+    /// `--state-dir` given).
+    pub fn spec_chooses_backend(&self, spec: &Spec) -> bool {
+        self.backend.is_none() && self.state_dir.is_none() && spec.backend.is_some()
     }
 
     /// The store of one stack of a spec.
@@ -177,6 +203,48 @@ impl Globals {
             state_dir: absolute(self.state_dir(spec)),
         }
     }
+}
+
+/// The connection string of the spec's backend, its secrets looked up in the environment and
+/// in the `.env` beside the spec.
+fn backend_url(spec: &Spec, url: &crate::spec::Expr, base_dir: &Path) -> Result<String, Error> {
+    let crate::spec::ExprKind::Str(parts) = &url.kind else {
+        unreachable!("the spec loader accepts only a string url");
+    };
+    let missing = |what: String| {
+        Error::Spec(crate::source::Diagnostics {
+            source: spec.source.clone(),
+            items: vec![crate::source::Diagnostic::new(url.loc, what)],
+        })
+    };
+    let dotenv = base_dir.join(".env");
+    let mut text = String::new();
+    for part in parts {
+        match part {
+            crate::template::Part::Text(t) => text.push_str(t),
+            crate::template::Part::Ref(crate::template::Reference::Secret(name)) => {
+                let value = crate::secrets::lookup(name, &dotenv)?.ok_or_else(|| {
+                    missing(format!(
+                        "the state backend needs secret `{name}`: set the environment variable `{name}` or put it in {}",
+                        dotenv.display()
+                    ))
+                })?;
+                text.push_str(value.expose());
+            }
+            crate::template::Part::Ref(crate::template::Reference::Env(name)) => {
+                let value = std::env::var(name).map_err(|_| {
+                    missing(format!(
+                        "the state backend needs the environment variable `{name}`"
+                    ))
+                })?;
+                text.push_str(&value);
+            }
+            crate::template::Part::Ref(other) => {
+                return Err(missing(format!("`url` cannot use {}", other.written())));
+            }
+        }
+    }
+    Ok(text)
 }
 
 /// The stack a spec names on a top-level `stack:` line, read without parsing the YAML: a guess

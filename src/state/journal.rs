@@ -94,7 +94,6 @@ impl Journal {
             path: path.to_path_buf(),
         })
     }
-
 }
 
 impl super::JournalWriter for Journal {

@@ -99,9 +99,7 @@ impl Config {
     pub fn parse(url: &str, schema: Option<&str>) -> Result<Config, Error> {
         let bad = |why: String| Error::Usage(format!("the PostgreSQL state URL is invalid: {why}"));
         if !is_url(url) {
-            return Err(bad(
-                "it must start with postgres:// or postgresql://".into(),
-            ));
+            return Err(bad("it must start with postgres:// or postgresql://".into()));
         }
         // The password is a secret: mask it in anything printed from here on, whatever the
         // path it takes (a driver error quoting the URL, a panic message).
@@ -146,7 +144,9 @@ impl Config {
         } else {
             format!("{base}?{}", kept.join("&"))
         };
-        let mut pg: PgConfig = rest.parse().map_err(|e: postgres::Error| bad(e.to_string()))?;
+        let mut pg: PgConfig = rest
+            .parse()
+            .map_err(|e: postgres::Error| bad(e.to_string()))?;
         if let Some(password) = pg.get_password() {
             crate::secrets::register([String::from_utf8_lossy(password).as_ref()]);
         }
@@ -378,7 +378,11 @@ impl PgStore {
 
     /// Inserts the first snapshot of a stack; another writer's first snapshot wins and this
     /// one fails.
-    fn insert_snapshot(&self, tx: &mut postgres::Transaction<'_>, state: &State) -> Result<(), Error> {
+    fn insert_snapshot(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        state: &State,
+    ) -> Result<(), Error> {
         let s = &self.config.schema;
         let json = serde_json::to_string(state).expect("a state always serializes");
         let inserted = tx
@@ -391,9 +395,8 @@ impl PgStore {
             )
             .map_err(|e| self.config.error("writing the first snapshot", e))?;
         if inserted == 0 {
-            return Err(self.stale(
-                "another writer created the stack's state after this run read it".into(),
-            ));
+            return Err(self
+                .stale("another writer created the stack's state after this run read it".into()));
         }
         Ok(())
     }
@@ -475,9 +478,7 @@ impl StateStore for PgStore {
         }
         let rows = tx
             .query(
-                &format!(
-                    "SELECT seq, record::text FROM {s}.journal WHERE stack = $1 ORDER BY seq"
-                ),
+                &format!("SELECT seq, record::text FROM {s}.journal WHERE stack = $1 ORDER BY seq"),
                 &[&self.stack],
             )
             .map_err(|e| self.config.error("reading the journal", e))?;
@@ -557,9 +558,9 @@ impl StateStore for PgStore {
             {
                 let seen = self.seen();
                 if seen.serial.is_some() {
-                    return Err(self.stale(
-                        "the stack has a snapshot although this run read none".into(),
-                    ));
+                    return Err(
+                        self.stale("the stack has a snapshot although this run read none".into())
+                    );
                 }
             }
             self.insert_snapshot(&mut tx, state)?;

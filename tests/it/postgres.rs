@@ -1,0 +1,509 @@
+//! The PostgreSQL state backend against a real server: each test starts its own (initdb in a
+//! temporary directory, a free loopback port, password authentication) and stops it at the end.
+//! The same stacks as the file backend: apply, plan, destroy; one writer per stack with the
+//! holder named to whoever is refused; a killed holder frees the lock at once and its open
+//! intents are recovered; a writer with a stale serial fails; the password never shows.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::Case;
+use crate::live::{Reaper, free_port, signal};
+
+/// The database password; no output of fabrik may contain it.
+const PASSWORD: &str = "pw-Zq81rT6vLm";
+
+/// A PostgreSQL server of this test's own, stopped (fast shutdown) when dropped.
+pub struct Server {
+    /// Holds the data directory; removed after the server stopped.
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+    bin: PathBuf,
+    /// The unprivileged user the server runs as when the tests run as root (initdb and
+    /// postgres refuse root).
+    user: Option<(u32, u32)>,
+}
+
+/// The directory holding `initdb`, `postgres` and `pg_isready`: the newest Debian install, or
+/// the one on PATH.
+fn postgres_bin() -> PathBuf {
+    let mut installed: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("initdb").exists() && bin.join("postgres").exists())
+        .collect();
+    installed.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    if let Some(newest) = installed.pop() {
+        return newest;
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .find(|dir| dir.join("initdb").exists() && dir.join("postgres").exists());
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL is not installed (no initdb and postgres under /usr/lib/postgresql/*/bin or on PATH): apt-get install postgresql"
+        )
+    })
+}
+
+/// The uid and gid of `name` in /etc/passwd.
+fn user_ids(name: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.first() == Some(&name) && fields.len() > 3)
+            .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
+            .flatten()
+    })
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let bin = postgres_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("fabrik-pg-")
+            .tempdir()
+            .expect("a temporary directory");
+        let user = running_as_root().then(|| {
+            user_ids("postgres")
+                .or_else(|| user_ids("nobody"))
+                .expect("an unprivileged user (postgres or nobody) to run the server as")
+        });
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown the data dir");
+        }
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, PASSWORD).unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).unwrap();
+        }
+        let init = Self::as_user(user, &bin.join("initdb"))
+            .args(["-D"])
+            .arg(dir.path().join("data"))
+            .args([
+                "-U",
+                "fabrik",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ])
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .output()
+            .expect("initdb starts");
+        assert!(
+            init.status.success(),
+            "initdb failed:\n{}{}",
+            String::from_utf8_lossy(&init.stdout),
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let mut server = Server {
+            dir,
+            port: 0,
+            child: None,
+            bin,
+            user,
+        };
+        server.run();
+        server
+    }
+
+    /// `program` run directly as `user` (setpriv execs, so the child is the program itself and
+    /// signals reach it).
+    fn as_user(user: Option<(u32, u32)>, program: &Path) -> Command {
+        match user {
+            Some((uid, gid)) => {
+                let mut command = Command::new("setpriv");
+                command
+                    .arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--clear-groups")
+                    .arg(program);
+                command
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// Starts the server on a free loopback port and waits until it accepts connections.
+    fn run(&mut self) {
+        for _ in 0..5 {
+            let port = free_port();
+            let log = std::fs::File::create(self.dir.path().join("log")).unwrap();
+            if let Some((uid, gid)) = self.user {
+                std::os::unix::fs::chown(self.dir.path().join("log"), Some(uid), Some(gid))
+                    .unwrap();
+            }
+            let child = Self::as_user(self.user, &self.bin.join("postgres"))
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+                .arg("-c")
+                .arg(format!(
+                    "unix_socket_directories={}",
+                    self.dir.path().display()
+                ))
+                // Test data need not survive a power cut; the tests need speed.
+                .args(["-c", "fsync=off", "-c", "max_connections=50"])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("postgres starts");
+            self.child = Some(child);
+            self.port = port;
+            if self.wait_ready() {
+                return;
+            }
+            self.stop();
+        }
+        panic!(
+            "PostgreSQL did not start:\n{}",
+            std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return false;
+            }
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Stops the server (fast shutdown: open connections are ended).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "INT");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the stopped server again, on a new port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
+    }
+
+    /// The connection string, password included.
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://fabrik:{PASSWORD}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
+    /// Runs SQL with psql as the superuser over the server's socket, and returns its output
+    /// (unaligned, tuples only).
+    pub fn sql(&self, sql: &str) -> String {
+        let out = Self::as_user(self.user, &self.bin.join("psql"))
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "fabrik"])
+            .arg("-h")
+            .arg(self.dir.path())
+            .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql failed on {sql}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+const STACK: &str = r#"
+    stack: shop
+    backend:
+      postgres:
+        url: "${secret.STATE_DB_URL}"
+        schema: fabrik_state
+    resources:
+      web:
+        type: local.file
+        with: { path: web.txt, content: "hello\n" }
+      api:
+        type: local.file
+        with: { path: api.txt, content: "api after ${web.content_hash}\n" }
+"#;
+
+/// Every output must be free of the password and of the URL.
+fn assert_no_password(out: &crate::harness::Output) {
+    assert!(
+        !out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD),
+        "the password leaked:\n{out}"
+    );
+}
+
+#[test]
+fn apply_plan_and_destroy_keep_the_state_in_postgres() {
+    let server = Server::start();
+    let case = Case::new().spec(STACK).env("STATE_DB_URL", server.url());
+    let out = case.expect(["apply", "--yes"], 0);
+    assert_no_password(&out);
+    assert_eq!(case.read("web.txt"), "hello\n");
+    assert!(
+        !case.state_file("shop").exists(),
+        "no local state with a database backend"
+    );
+    let stored = server.sql(
+        "SELECT serial, state->'resources' ? 'web', state->'resources' ? 'api' FROM fabrik_state.snapshots WHERE stack = 'shop'",
+    );
+    assert_eq!(stored, "1|t|t", "the snapshot is in the database");
+    assert_eq!(
+        server.sql("SELECT count(*) FROM fabrik_state.journal"),
+        "0",
+        "the commit folded the journal into the snapshot"
+    );
+    assert_eq!(
+        server.sql("SELECT max(version) FROM fabrik_state.migrations"),
+        "1",
+        "the schema is versioned"
+    );
+
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "nothing left to do:\n{plan}");
+    assert_no_password(&plan);
+    let list = case.expect(["state", "list"], 0);
+    assert!(
+        list.stdout.contains("web") && list.stdout.contains("api"),
+        "{list}"
+    );
+
+    case.set_spec(&STACK.replace("hello", "hello again"));
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "a changed spec plans a change:\n{plan}");
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(case.read("web.txt"), "hello again\n");
+
+    let out = case.expect(["destroy", "--yes"], 0);
+    assert_no_password(&out);
+    assert!(!case.exists("web.txt") && !case.exists("api.txt"));
+    assert_eq!(
+        server.sql(
+            "SELECT jsonb_object_keys(state->'resources') FROM fabrik_state.snapshots WHERE stack = 'shop'"
+        ),
+        "",
+        "the destroy emptied the stored state"
+    );
+}
+
+#[test]
+fn backend_flag_and_environment_choose_postgres_for_one_run() {
+    let server = Server::start();
+    let case = Case::new().spec(
+        r#"
+        stack: flagged
+        resources:
+          web:
+            type: local.file
+            with: { path: web.txt, content: "hi\n" }
+        "#,
+    );
+    let url = format!("{}?schema=team", server.url());
+    let out = case.expect(["--backend", &url, "apply", "--yes"], 0);
+    assert_no_password(&out);
+    assert!(!case.state_file("flagged").exists());
+    assert_eq!(
+        server.sql("SELECT serial FROM team.snapshots WHERE stack = 'flagged'"),
+        "1"
+    );
+    let plan = case
+        .args(["plan", "--detailed-exitcode"])
+        .env("FABRIK_BACKEND", &url)
+        .run();
+    assert_eq!(
+        plan.code, 0,
+        "the same state, through the environment:\n{plan}"
+    );
+    // Without the flag the local directory is used: it has no state, so a create is planned.
+    let local = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(local.code, 2, "{local}");
+}
+
+#[test]
+fn the_password_never_shows_even_when_the_connection_fails() {
+    let server = Server::start();
+    let wrong = server.url().replace(PASSWORD, "wrong-Kd9x2Pq");
+    let case = Case::new().spec(STACK).env("STATE_DB_URL", &wrong);
+    let out = case.run(["apply", "--yes"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(!out.stderr.contains("wrong-Kd9x2Pq"), "{out}");
+    assert!(
+        out.stderr.contains("postgres://fabrik@127.0.0.1:") && out.stderr.contains("password"),
+        "the error says where and why, without the password:\n{out}"
+    );
+    let good = case
+        .args(["apply", "--yes"])
+        .env("STATE_DB_URL", server.url())
+        .run();
+    assert_eq!(good.code, 0, "{good}");
+    assert_no_password(&good);
+}
+
+#[test]
+fn a_bad_backend_block_is_reported_where_it_is_written() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        backend:
+          postgress:
+            url: "${secret.STATE_DB_URL}"
+        resources: {}
+        "#,
+    );
+    let out = case.run(["validate"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("fabrik.yaml:3:3"), "{out}");
+    assert!(out.stderr.contains("unknown backend `postgress`"), "{out}");
+    assert!(out.stderr.contains("postgres"), "{out}");
+
+    case.set_spec(
+        r#"
+        stack: shop
+        backend:
+          postgres:
+            url: "postgres://fabrik:hunter2@db/fabrik"
+            schema: Bad-Name
+        resources: {}
+        "#,
+    );
+    let out = case.run(["validate"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("fabrik.yaml:4:10") && out.stderr.contains("holds a password"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("fabrik.yaml:5:13") && out.stderr.contains("invalid schema name"),
+        "{out}"
+    );
+}
+
+/// A spec whose apply holds the lock until the test lets it go: its gate waits for a port the
+/// test opens later.
+fn slow_spec(port: u16) -> String {
+    format!(
+        r#"
+        stack: shop
+        backend:
+          postgres:
+            url: "${{secret.STATE_DB_URL}}"
+        resources:
+          web:
+            type: local.file
+            with: {{ path: web.txt, content: "hello\n" }}
+            verify:
+              - tcp: "127.0.0.1:{port}"
+                timeout: 60s
+                interval: 100ms
+        "#
+    )
+}
+
+#[test]
+fn two_concurrent_applies_one_runs_the_other_is_refused_with_the_holder() {
+    let server = Server::start();
+    let gate = free_port();
+    let case = Case::new()
+        .spec(&slow_spec(gate))
+        .env("STATE_DB_URL", server.url());
+    let first = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fabrik starts");
+    // The first run holds the lock once its file exists (it waits on its gate after that).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !case.exists("web.txt") {
+        assert!(Instant::now() < deadline, "the first apply never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = case.run(["apply", "--yes"]);
+    assert_eq!(second.code, 1, "{second}");
+    assert_no_password(&second);
+    assert!(
+        second
+            .stderr
+            .contains("stack `shop` is locked by another fabrik run"),
+        "{second}"
+    );
+    assert!(second.stderr.contains("held by tester@"), "{second}");
+    assert!(
+        second.stderr.contains(&format!("pid {}", first.id())),
+        "the holder's pid is the first run's:\n{second}"
+    );
+    assert!(
+        second.stderr.contains("command: ") && second.stderr.contains("apply --yes"),
+        "{second}"
+    );
+    // Let the first run's gate pass: it finishes alone and records its work.
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", gate)).expect("the gate's port");
+    let first = first.wait_with_output().unwrap();
+    let first_out = crate::harness::Output {
+        code: first.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&first.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&first.stderr).into_owned(),
+    };
+    assert_no_password(&first_out);
+    assert_eq!(
+        first_out.code, 0,
+        "the first run ran to its end:\n{first_out}"
+    );
+    assert_eq!(
+        server.sql("SELECT serial FROM fabrik.snapshots WHERE stack = 'shop'"),
+        "1",
+        "one run wrote the state, once"
+    );
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+}
