@@ -347,7 +347,8 @@ fn lock_key(schema: &str, stack: &str) -> i64 {
 struct Seen {
     /// The serial of the snapshot read (`None`: there was none).
     serial: Option<i64>,
-    /// The last journal row read or written; a commit folds in and deletes up to this one.
+    /// The last journal row read or written (0: none); the next write expects it to be the
+    /// journal's last.
     last_seq: i64,
 }
 
@@ -401,25 +402,50 @@ impl PgStore {
         Ok(())
     }
 
-    /// Checks, inside `tx`, that the snapshot is still the one this run read, and holds it so
-    /// that no commit slips in before `tx` ends.
-    fn check_serial(&self, tx: &mut postgres::Transaction<'_>, seen: &Seen) -> Result<(), Error> {
+    /// Starts a write: a transaction that holds the stack's write lock (so writes of one stack
+    /// never interleave, whoever holds the run lock) and has checked that nobody wrote since
+    /// this run last read or wrote: the snapshot's serial and the journal's last row are those
+    /// it saw. Each write is a compare-and-swap on both.
+    fn write<'c>(
+        &self,
+        client: &'c mut Client,
+        seen: &Seen,
+    ) -> Result<postgres::Transaction<'c>, Error> {
         let s = &self.config.schema;
+        let mut tx = client
+            .transaction()
+            .map_err(|e| self.config.error("starting a transaction", e))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&lock_key(s, &format!("\0write\0{}", self.stack))],
+        )
+        .map_err(|e| self.config.error("locking the stack for a write", e))?;
         let row = tx
-            .query_opt(
-                &format!("SELECT serial FROM {s}.snapshots WHERE stack = $1 FOR SHARE"),
+            .query_one(
+                &format!(
+                    "SELECT (SELECT serial FROM {s}.snapshots WHERE stack = $1), \
+                            (SELECT coalesce(max(seq), 0) FROM {s}.journal WHERE stack = $1)"
+                ),
                 &[&self.stack],
             )
-            .map_err(|e| self.config.error("reading the snapshot's serial", e))?;
-        let now: Option<i64> = row.map(|r| r.get(0));
-        if now != seen.serial {
+            .map_err(|e| self.config.error("reading the state's serial", e))?;
+        let serial: Option<i64> = row.get(0);
+        let head: i64 = row.get(1);
+        let show = |n: Option<i64>| n.map_or("none".to_string(), |n| n.to_string());
+        if serial != seen.serial {
             return Err(self.stale(format!(
                 "its serial is {} in the database, and this run read {}",
-                now.map_or("none".into(), |n| n.to_string()),
-                seen.serial.map_or("none".into(), |n| n.to_string()),
+                show(serial),
+                show(seen.serial),
             )));
         }
-        Ok(())
+        if head != seen.last_seq {
+            return Err(self.stale(format!(
+                "another writer appended to its journal (up to row {head}) after this run read it (up to row {})",
+                seen.last_seq
+            )));
+        }
+        Ok(tx)
     }
 }
 
@@ -575,9 +601,7 @@ impl StateStore for PgStore {
         let s = &self.config.schema;
         let mut client = self.client();
         let mut seen = self.seen();
-        let mut tx = client
-            .transaction()
-            .map_err(|e| self.config.error("starting a transaction", e))?;
+        let mut tx = self.write(&mut client, &seen)?;
         match seen.serial {
             None => self.insert_snapshot(&mut tx, state)?,
             Some(old) => {
@@ -613,14 +637,16 @@ impl StateStore for PgStore {
                 }
             }
         }
+        // `write` checked that every row is one this run read or wrote: all are in the snapshot.
         tx.execute(
-            &format!("DELETE FROM {s}.journal WHERE stack = $1 AND seq <= $2"),
-            &[&self.stack, &seen.last_seq],
+            &format!("DELETE FROM {s}.journal WHERE stack = $1"),
+            &[&self.stack],
         )
         .map_err(|e| self.config.error("emptying the journal", e))?;
         tx.commit()
             .map_err(|e| self.config.error("committing the snapshot", e))?;
         seen.serial = Some(state.serial as i64);
+        seen.last_seq = 0;
         Ok(())
     }
 
@@ -635,10 +661,7 @@ impl StateStore for PgStore {
             .collect();
         let mut client = self.client();
         let mut seen = self.seen();
-        let mut tx = client
-            .transaction()
-            .map_err(|e| self.config.error("starting a transaction", e))?;
-        self.check_serial(&mut tx, &seen)?;
+        let mut tx = self.write(&mut client, &seen)?;
         // One statement for the whole group, in order: `seq` follows the array's order.
         let last: Option<i64> = tx
             .query_one(

@@ -507,3 +507,295 @@ fn two_concurrent_applies_one_runs_the_other_is_refused_with_the_holder() {
     let plan = case.run(["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{plan}");
 }
+
+/// A process that ignores SIGTERM: deleting it takes its whole `stop_timeout`, so a run can be
+/// killed while its delete intent is open.
+const STUBBORN: &str = r#"
+    stack: shop
+    backend:
+      postgres:
+        url: "${secret.STATE_DB_URL}"
+    resources:
+      web:
+        type: local.file
+        with: { path: web.txt, content: "hello\n" }
+      stubborn:
+        type: local.process
+        with: { command: sh, args: ["-c", "trap '' TERM; exec sleep 300"], stop_timeout: 4 }
+"#;
+
+const WITHOUT_STUBBORN: &str = r#"
+    stack: shop
+    backend:
+      postgres:
+        url: "${secret.STATE_DB_URL}"
+    resources:
+      web:
+        type: local.file
+        with: { path: web.txt, content: "hello\n" }
+"#;
+
+/// Waits until `sql` answers `want`.
+fn wait_for(server: &Server, sql: &str, want: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = server.sql(sql);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sql} answered {got:?}, not {want:?}, within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_killed_holder_frees_the_lock_at_once_and_the_next_apply_recovers_its_intents() {
+    let server = Server::start();
+    let case = Case::new().spec(STUBBORN).env("STATE_DB_URL", server.url());
+    let _reaper = Reaper::new(&case);
+    case.expect(["apply", "--yes"], 0);
+    let pid = server.sql(
+        "SELECT state->'resources'->'stubborn'->'outputs'->>'pid' FROM fabrik.snapshots WHERE stack = 'shop'",
+    );
+    let pid: i32 = pid
+        .parse()
+        .unwrap_or_else(|_| panic!("a recorded pid, not {pid:?}"));
+    assert!(crate::live::alive(pid));
+
+    case.set_spec(WITHOUT_STUBBORN);
+    let mut holder = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fabrik starts");
+    // The delete is announced (its intent is durable in the database) and then waits for the
+    // process, which ignores SIGTERM: kill the run right there.
+    wait_for(
+        &server,
+        "SELECT count(*) FROM fabrik.journal WHERE record->>'op' = 'intent'",
+        "1",
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        server.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"),
+        "1",
+        "the run holds its lock"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // The server ends the dead run's session, and its advisory lock with it.
+    wait_for(
+        &server,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        "0",
+        Duration::from_secs(2),
+    );
+
+    let next = case.expect(["apply", "--yes"], 0);
+    assert!(
+        next.stdout.contains("Recovered from an interrupted run"),
+        "the open intent is resolved first:\n{next}"
+    );
+    assert_no_password(&next);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crate::live::alive(pid) {
+        assert!(Instant::now() < deadline, "the process was never stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        server.sql(
+            "SELECT state->'resources' ? 'stubborn', state ? 'pending' FROM fabrik.snapshots WHERE stack = 'shop'"
+        ),
+        "f|f",
+        "the process is gone from the state and nothing is pending"
+    );
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "the stack converged:\n{plan}");
+}
+
+#[test]
+fn unlock_force_ends_the_holders_session_names_it_and_frees_the_stack() {
+    let server = Server::start();
+    let gate = free_port();
+    let case = Case::new()
+        .spec(&slow_spec(gate))
+        .env("STATE_DB_URL", server.url());
+    let first = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fabrik starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !case.exists("web.txt") {
+        assert!(Instant::now() < deadline, "the first apply never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let idle_refusal = case.run(["unlock"]);
+    assert_eq!(idle_refusal.code, 1, "{idle_refusal}");
+    let out = case.expect(["unlock", "--force"], 0);
+    assert_no_password(&out);
+    assert!(out.stdout.contains("Broke the lock of the stack."), "{out}");
+    assert!(
+        out.stdout.contains("held by tester@")
+            && out.stdout.contains(&format!("pid {}", first.id())),
+        "the holder is named:\n{out}"
+    );
+    // The holder's sessions were ended: it can write nothing more and stops with an error.
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", gate)).expect("the gate's port");
+    let first = first.wait_with_output().unwrap();
+    assert_ne!(
+        first.status.code(),
+        Some(0),
+        "the broken holder cannot finish"
+    );
+    assert!(!String::from_utf8_lossy(&first.stderr).contains(PASSWORD));
+
+    let next = case.expect(["apply", "--yes"], 0);
+    assert_no_password(&next);
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    let idle = case.expect(["unlock", "--force"], 0);
+    assert!(idle.stdout.contains("The stack is not locked."), "{idle}");
+}
+
+#[test]
+fn the_server_stopping_mid_apply_stops_the_run_and_the_next_one_converges() {
+    let mut server = Server::start();
+    let gate = free_port();
+    let case = Case::new()
+        .spec(&slow_spec(gate))
+        .env("STATE_DB_URL", server.url());
+    let first = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fabrik starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !case.exists("web.txt") {
+        assert!(Instant::now() < deadline, "the first apply never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", gate)).expect("the gate's port");
+    let first = first.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_ne!(
+        first.status.code(),
+        Some(0),
+        "the run cannot finish:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("state backend postgres://fabrik@127.0.0.1:"),
+        "the error names the backend:\n{stderr}"
+    );
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
+
+    server.restart();
+    let next = case
+        .args(["apply", "--yes"])
+        .env("STATE_DB_URL", server.url())
+        .run();
+    assert_eq!(next.code, 0, "{next}");
+    drop(listener);
+    assert_eq!(case.read("web.txt"), "hello\n");
+    let plan = case
+        .args(["plan", "--detailed-exitcode"])
+        .env("STATE_DB_URL", server.url())
+        .run();
+    assert_eq!(plan.code, 0, "{plan}");
+}
+
+/// Two writers that read the same serial: the first commit wins, and every later write of the
+/// other (journal or snapshot) fails instead of overwriting it.
+#[test]
+fn two_writers_racing_on_the_serial_one_wins_and_the_other_fails() {
+    use fabrik::state::journal::{Change, Record};
+    use fabrik::state::postgres::Config;
+    use fabrik::state::{ResourceState, StateStore};
+
+    let server = Server::start();
+    let config = Config::parse(&server.url(), Some("race")).expect("a valid URL");
+    let put = |serial: u64, name: &str| Record {
+        serial,
+        change: Change::Put {
+            name: name.to_string(),
+            resource: Box::new(ResourceState {
+                type_name: "local.file".into(),
+                id: format!("{name}.txt"),
+                spec_hash: "0".repeat(64),
+                inputs: Default::default(),
+                outputs: Default::default(),
+                dependencies: Vec::new(),
+                protect: false,
+                unverified: false,
+                deposed: Vec::new(),
+            }),
+        },
+    };
+
+    // Both create the stack's first snapshot: one insert wins.
+    let a = config.store("shop").unwrap();
+    let b = config.store("shop").unwrap();
+    let mut state_a = a.load().unwrap();
+    let mut state_b = b.load().unwrap();
+    drop(
+        a.begin(&mut state_a)
+            .expect("the first writer creates the state"),
+    );
+    let err = b.begin(&mut state_b).map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("changed under this run"), "{err}");
+
+    // Many writers read serial 0 and race to commit: exactly one gets through.
+    let barrier = std::sync::Barrier::new(8);
+    let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (config, barrier) = (&config, &barrier);
+                scope.spawn(move || {
+                    let store = config.store("shop").unwrap();
+                    let mut state = store.load().unwrap();
+                    barrier.wait();
+                    let record = put(state.serial + 1, &format!("w{i}"));
+                    let result = (|| {
+                        let mut journal = store.begin(&mut state)?;
+                        journal.append(std::slice::from_ref(&record))?;
+                        drop(journal);
+                        state.apply(&record);
+                        store.commit(&state)
+                    })();
+                    result.map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: Vec<usize> = (0..8).filter(|&i| results[i].is_ok()).collect();
+    assert_eq!(won.len(), 1, "exactly one writer wins: {results:#?}");
+    for (i, result) in results.iter().enumerate() {
+        if let Err(e) = result {
+            assert!(e.contains("changed under this run"), "writer {i}: {e}");
+        }
+    }
+    let winner = won[0];
+    let stored = a.load().unwrap();
+    assert_eq!(stored.serial, 1);
+    assert_eq!(
+        stored.resources.keys().collect::<Vec<_>>(),
+        [&format!("w{winner}")],
+        "only the winner's change is stored"
+    );
+    assert_eq!(
+        server.sql("SELECT count(*) FROM race.journal"),
+        "0",
+        "no loser's record reached the journal"
+    );
+}
