@@ -136,23 +136,20 @@ impl Globals {
             .unwrap_or_else(|| spec_dir(spec).join(".fabrik"))
     }
 
-    /// Where the states are kept for this spec: `--backend`, else the spec's `backend:`,
-    /// else the state directory.
+    /// Where the states are kept for this spec: `--backend` (or `FABRIK_BACKEND`), else
+    /// `--state-dir`, else the spec's `backend:`, else `.fabrik/` beside the spec.
     pub fn backend(&self, spec_path: &Path, spec: Option<&Spec>) -> Result<Backend, Error> {
+        use crate::state::postgres::Config;
         if let Some(url) = &self.backend {
-            return Ok(Backend::Postgres(crate::state::postgres::Config::parse(
-                url, None,
-            )?));
+            return Ok(Backend::Postgres(Box::new(Config::parse(url, None)?)));
         }
         if self.state_dir.is_none()
-            && let Some(block) = spec.and_then(|s| s.backend.as_ref().map(|b| (s, b)))
+            && let Some(spec) = spec
+            && let Some(block) = &spec.backend
         {
-            let (spec, block) = block;
             let url = backend_url(spec, &block.url, &spec_dir(spec_path))?;
-            return Ok(Backend::Postgres(crate::state::postgres::Config::parse(
-                &url,
-                block.schema.as_deref(),
-            )?));
+            let config = Config::parse(&url, block.schema.as_deref())?;
+            return Ok(Backend::Postgres(Box::new(config)));
         }
         Ok(Backend::Dir(self.state_dir(spec_path)))
     }
@@ -208,14 +205,15 @@ impl Globals {
 /// The connection string of the spec's backend, its secrets looked up in the environment and
 /// in the `.env` beside the spec.
 fn backend_url(spec: &Spec, url: &crate::spec::Expr, base_dir: &Path) -> Result<String, Error> {
-    let crate::spec::ExprKind::Str(parts) = &url.kind else {
-        unreachable!("the spec loader accepts only a string url");
-    };
     let missing = |what: String| {
         Error::Spec(crate::source::Diagnostics {
             source: spec.source.clone(),
             items: vec![crate::source::Diagnostic::new(url.loc, what)],
         })
+    };
+    // The spec loader lets only strings through; say so rather than trust it blindly.
+    let crate::spec::ExprKind::Str(parts) = &url.kind else {
+        return Err(missing("`url` must be a string".into()));
     };
     let dotenv = base_dir.join(".env");
     let mut text = String::new();

@@ -211,7 +211,7 @@ pub enum Backend {
     /// JSON files in a directory (`.fabrik/` beside the spec unless `--state-dir` says otherwise).
     Dir(std::path::PathBuf),
     /// A PostgreSQL schema shared by a team.
-    Postgres(postgres::Config),
+    Postgres(Box<postgres::Config>),
 }
 
 impl Backend {
