@@ -24,6 +24,8 @@ pub struct Server {
     /// The unprivileged user the server runs as when the tests run as root (initdb and
     /// postgres refuse root).
     user: Option<(u32, u32)>,
+    /// Extra `-c name=value` settings (TLS).
+    settings: Vec<String>,
 }
 
 /// The directory holding `initdb`, `postgres` and `pg_isready`: the newest Debian install, or
@@ -81,6 +83,47 @@ fn running_as_root() -> bool {
 
 impl Server {
     pub fn start() -> Server {
+        Self::start_with(|_| Vec::new())
+    }
+
+    /// A server that offers TLS only, with a certificate for 127.0.0.1 signed by a CA of its
+    /// own; returns the server and that CA as PEM.
+    pub fn start_tls() -> (Server, String) {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "fabrik test CA");
+        let ca_pem = ca.clone().self_signed(&ca_key).unwrap().pem();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
+            .unwrap()
+            .signed_by(&key, &Issuer::from_params(&ca, &ca_key))
+            .unwrap();
+        let server = Self::start_with(|dir| {
+            let (cert, key_file) = (dir.join("server.crt"), dir.join("server.key"));
+            std::fs::write(&cert, leaf.pem()).unwrap();
+            std::fs::write(&key_file, key.serialize_pem()).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            vec![
+                "ssl=on".into(),
+                format!("ssl_cert_file={}", cert.display()),
+                format!("ssl_key_file={}", key_file.display()),
+            ]
+        });
+        // Plain connections are refused, so a client that skipped TLS would fail the test.
+        let hba = server.dir.path().join("data/pg_hba.conf");
+        let text = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(&hba, text.replace("\nhost ", "\nhostssl ")).unwrap();
+        server.sql("SELECT pg_reload_conf()");
+        (server, ca_pem)
+    }
+
+    /// Starts a server; `files` writes what the server needs into its directory and returns
+    /// extra settings.
+    fn start_with(files: impl FnOnce(&Path) -> Vec<String>) -> Server {
         let bin = postgres_bin();
         let dir = tempfile::Builder::new()
             .prefix("fabrik-pg-")
@@ -120,12 +163,19 @@ impl Server {
             String::from_utf8_lossy(&init.stdout),
             String::from_utf8_lossy(&init.stderr)
         );
+        let settings = files(dir.path());
+        if let Some((uid, gid)) = user {
+            for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid)).unwrap();
+            }
+        }
         let mut server = Server {
             dir,
             port: 0,
             child: None,
             bin,
             user,
+            settings,
         };
         server.run();
         server
@@ -168,6 +218,7 @@ impl Server {
                 ))
                 // Test data need not survive a power cut; the tests need speed.
                 .args(["-c", "fsync=off", "-c", "max_connections=50"])
+                .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
@@ -798,4 +849,42 @@ fn two_writers_racing_on_the_serial_one_wins_and_the_other_fails() {
         "0",
         "no loser's record reached the journal"
     );
+}
+
+#[test]
+fn tls_verifies_the_server_against_the_given_ca_and_fails_without_it() {
+    let (server, ca_pem) = Server::start_tls();
+    let case = Case::new().spec(STACK);
+    case.write("ca.pem", &ca_pem);
+    let ca = case.path("ca.pem");
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        server.url(),
+        ca.display()
+    );
+    let out = case
+        .args(["apply", "--yes"])
+        .env("STATE_DB_URL", &url)
+        .run();
+    assert_eq!(out.code, 0, "{out}");
+    assert_no_password(&out);
+    assert_eq!(
+        server.sql("SELECT serial FROM fabrik_state.snapshots WHERE stack = 'shop'"),
+        "1",
+        "the state went over TLS (the server accepts nothing else)"
+    );
+
+    // The server's certificate is not from the system roots: without the CA it is refused.
+    let out = case
+        .args(["plan"])
+        .env("STATE_DB_URL", format!("{}?sslmode=require", server.url()))
+        .run();
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("certificate"), "{out}");
+    assert_no_password(&out);
+
+    // Without TLS the server refuses the connection (pg_hba allows TLS only).
+    let out = case.args(["plan"]).env("STATE_DB_URL", server.url()).run();
+    assert_eq!(out.code, 1, "{out}");
+    assert_no_password(&out);
 }
