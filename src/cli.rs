@@ -157,6 +157,15 @@ pub enum StateCommand {
         #[command(flatten)]
         stack: StackArgs,
     },
+    /// Move the stack's state (journal included) to another backend, verifying the copy
+    /// before the old one is retired.
+    Migrate {
+        /// A PostgreSQL URL (`postgres://…?schema=…`) or a state directory.
+        #[arg(long, value_name = "URL|DIR")]
+        to: String,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,12 @@ pub enum Error {
     )]
     StaleState { stack: String, detail: String },
 
+    /// The stack's state was moved to another backend by `fabrik state migrate`.
+    #[error(
+        "the state of stack `{stack}` was moved to {to} by `fabrik state migrate`\npoint the spec at it (its `backend:` block), or pass --backend or --state-dir"
+    )]
+    Moved { stack: String, to: String },
+
     /// The stored state cannot be read or does not belong here.
     #[error("{0}")]
     State(String),

@@ -32,6 +32,11 @@ impl FileStore {
         self.dir.join(format!("{}.journal", self.stack))
     }
 
+    /// Says where the state went, after `state migrate` moved it.
+    pub fn moved_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.moved", self.stack))
+    }
+
     pub fn lock_path(&self) -> PathBuf {
         self.dir.join(format!("{}.lock", self.stack))
     }
@@ -81,7 +86,15 @@ impl StateStore for FileStore {
             Ok(bytes) => serde_json::from_slice::<State>(&bytes).map_err(|e| {
                 Error::State(format!("{} is not a valid state file: {e}", path.display()))
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::empty(&self.stack),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Ok(to) = fs::read_to_string(self.moved_path()) {
+                    return Err(Error::Moved {
+                        stack: self.stack.clone(),
+                        to: to.trim().to_string(),
+                    });
+                }
+                State::empty(&self.stack)
+            }
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         };
         if state.version != STATE_VERSION {
@@ -124,12 +137,15 @@ impl StateStore for FileStore {
     /// Writes the snapshot and empties the journal it now contains.
     fn commit(&self, state: &State) -> Result<(), Error> {
         self.write_snapshot(state)?;
-        let journal = self.journal_path();
-        match fs::remove_file(&journal) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(format!("removing {}", journal.display()), e)),
+        // The journal is in the snapshot now; a marker of an earlier move away is obsolete.
+        for path in [self.journal_path(), self.moved_path()] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
+            }
         }
+        Ok(())
     }
 
     /// Appends one record on its own (for `state rm`).
@@ -140,6 +156,24 @@ impl StateStore for FileStore {
 
     fn force_unlock(&self) -> Result<Broken, Error> {
         lock::force_unlock(&self.lock_path())
+    }
+
+    /// Renames the snapshot and the journal with a `.migrated` suffix: out of the way, yet
+    /// still there to look at. The lock (held by the caller) means nothing changed them.
+    fn retire(&self, moved_to: &str) -> Result<String, Error> {
+        write_atomically(&self.moved_path(), format!("{moved_to}\n").as_bytes())?;
+        let mut kept = Vec::new();
+        for path in [self.snapshot_path(), self.journal_path()] {
+            let mut to = path.clone().into_os_string();
+            to.push(".migrated");
+            let to = PathBuf::from(to);
+            match fs::rename(&path, &to) {
+                Ok(()) => kept.push(to.display().to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("renaming {}", path.display()), e)),
+            }
+        }
+        Ok(format!("the old copy was kept as {}", kept.join(" and ")))
     }
 }
 

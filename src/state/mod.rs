@@ -55,6 +55,11 @@ pub trait StateStore: Send + Sync {
     fn record(&self, records: &[Record]) -> Result<(), Error>;
     /// Breaks the lock whoever holds it, and says who did.
     fn force_unlock(&self) -> Result<Broken, Error>;
+    /// Takes the stack's state out of use once it was copied to the backend described by
+    /// `moved_to`: a later load here fails with [`Error::Moved`] (rather than find no state and
+    /// plan to create everything again) until a state is committed here again. Refused if the
+    /// state changed since it was loaded. Returns what became of the old copy, for the user.
+    fn retire(&self, moved_to: &str) -> Result<String, Error>;
 }
 
 /// The open journal of one run.

@@ -6,6 +6,7 @@
 //! <schema>.snapshots   one row per stack: lineage, serial, the state as JSON
 //! <schema>.journal     records since the snapshot, in `seq` order
 //! <schema>.locks       who holds each stack's lock (the lock itself is an advisory lock)
+//! <schema>.moved       where stacks moved away by `state migrate` went
 //! ```
 //!
 //! Every write is one transaction, made durable by the server before it returns. A writer
@@ -47,6 +48,12 @@ const MIGRATIONS: &[&str] = &[
          holder jsonb NOT NULL,
          lock_pid integer NOT NULL,
          data_pid integer NOT NULL
+     );",
+    // 2: where stacks moved away by `state migrate` went.
+    "CREATE TABLE {s}.moved (
+         stack text PRIMARY KEY,
+         moved_to text NOT NULL,
+         moved_at timestamptz NOT NULL DEFAULT now()
      );",
 ];
 
@@ -486,6 +493,20 @@ impl StateStore for PgStore {
             }
             None => (State::empty(&self.stack), None),
         };
+        if serial.is_none() {
+            let moved = tx
+                .query_opt(
+                    &format!("SELECT moved_to FROM {s}.moved WHERE stack = $1"),
+                    &[&self.stack],
+                )
+                .map_err(|e| self.config.error("reading the snapshot", e))?;
+            if let Some(row) = moved {
+                return Err(Error::Moved {
+                    stack: self.stack.clone(),
+                    to: row.get(0),
+                });
+            }
+        }
         if state.version != STATE_VERSION {
             return Err(Error::State(format!(
                 "the state of stack `{}` in {} has version {}; this fabrik reads version {STATE_VERSION}",
@@ -742,6 +763,35 @@ impl StateStore for PgStore {
         )
         .map_err(|e| self.config.error("forgetting the lock's holder", e))?;
         Ok(Broken::Broken(holder))
+    }
+
+    fn retire(&self, moved_to: &str) -> Result<String, Error> {
+        let s = &self.config.schema;
+        let mut client = self.client();
+        let mut seen = self.seen();
+        let mut tx = self.write(&mut client, &seen)?;
+        for table in ["snapshots", "journal"] {
+            tx.execute(
+                &format!("DELETE FROM {s}.{table} WHERE stack = $1"),
+                &[&self.stack],
+            )
+            .map_err(|e| self.config.error("removing the moved state", e))?;
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO {s}.moved (stack, moved_to) VALUES ($1, $2) \
+                 ON CONFLICT (stack) DO UPDATE SET moved_to = excluded.moved_to, moved_at = now()"
+            ),
+            &[&self.stack, &moved_to],
+        )
+        .map_err(|e| self.config.error("recording where the state went", e))?;
+        tx.commit()
+            .map_err(|e| self.config.error("removing the moved state", e))?;
+        *seen = Seen::default();
+        Ok(format!(
+            "the old copy was removed from {}",
+            self.config.describe()
+        ))
     }
 }
 

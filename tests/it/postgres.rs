@@ -354,9 +354,11 @@ fn apply_plan_and_destroy_keep_the_state_in_postgres() {
         "the commit folded the journal into the snapshot"
     );
     assert_eq!(
-        server.sql("SELECT max(version) FROM fabrik_state.migrations"),
-        "1",
-        "the schema is versioned"
+        server.sql(
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM fabrik_state.migrations"
+        ),
+        "1,2",
+        "the schema is versioned, each migration recorded"
     );
 
     let plan = case.run(["plan", "--detailed-exitcode"]);
@@ -377,6 +379,16 @@ fn apply_plan_and_destroy_keep_the_state_in_postgres() {
     let out = case.expect(["destroy", "--yes"], 0);
     assert_no_password(&out);
     assert!(!case.exists("web.txt") && !case.exists("api.txt"));
+
+    // A schema written by a newer fabrik is left alone.
+    server.sql("INSERT INTO fabrik_state.migrations (version) VALUES (99)");
+    let newer = case.run(["plan"]);
+    assert_eq!(newer.code, 1, "{newer}");
+    assert!(
+        newer.stderr.contains("is at version 99") && newer.stderr.contains("upgrade fabrik"),
+        "{newer}"
+    );
+    server.sql("DELETE FROM fabrik_state.migrations WHERE version = 99");
     assert_eq!(
         server.sql(
             "SELECT jsonb_object_keys(state->'resources') FROM fabrik_state.snapshots WHERE stack = 'shop'"
@@ -887,4 +899,115 @@ fn tls_verifies_the_server_against_the_given_ca_and_fails_without_it() {
     let out = case.args(["plan"]).env("STATE_DB_URL", server.url()).run();
     assert_eq!(out.code, 1, "{out}");
     assert_no_password(&out);
+}
+
+const LOCAL: &str = r#"
+    stack: shop
+    resources:
+      web:
+        type: local.file
+        with: { path: web.txt, content: "hello\n" }
+      api:
+        type: local.file
+        with: { path: api.txt, content: "api after ${web.content_hash}\n" }
+"#;
+
+#[test]
+fn state_migrate_moves_a_stack_with_its_journal_to_postgres_and_back() {
+    let server = Server::start();
+    let case = Case::new().spec(LOCAL).env("STATE_DB_URL", server.url());
+    case.expect(["apply", "--yes"], 0);
+    // A run died after journaling a change and before its commit: the journal is part of the
+    // state and must move with it.
+    case.write(
+        ".fabrik/shop.journal",
+        "{\"serial\":2,\"op\":\"remove\",\"name\":\"api\"}\n",
+    );
+
+    let url = format!("{}?schema=team", server.url());
+    let out = case.expect(["state", "migrate", "--to", &url], 0);
+    assert_no_password(&out);
+    assert!(
+        out.stdout
+            .contains("Moved stack `shop` (serial 2, 1 resource)")
+            && out.stdout.contains("postgres://fabrik@127.0.0.1:")
+            && out.stdout.contains("(schema team)"),
+        "{out}"
+    );
+    assert_eq!(
+        server.sql(
+            "SELECT serial, state->'resources' ? 'web', state->'resources' ? 'api' FROM team.snapshots WHERE stack = 'shop'"
+        ),
+        "2|t|f",
+        "the snapshot moved with the journal folded in"
+    );
+    assert!(!case.state_file("shop").exists(), "the old copy is retired");
+    assert!(case.exists(".fabrik/shop.state.json.migrated"));
+
+    // The old place says where the state went instead of planning everything again.
+    let stale = case.run(["plan"]);
+    assert_eq!(stale.code, 1, "{stale}");
+    assert!(
+        stale
+            .stderr
+            .contains("was moved to postgres://fabrik@127.0.0.1:"),
+        "{stale}"
+    );
+    assert_no_password(&stale);
+
+    let team = crate::harness::dedent(LOCAL).replace(
+        "stack: shop\n",
+        "stack: shop\nbackend:\n  postgres:\n    url: \"${secret.STATE_DB_URL}\"\n    schema: team\n",
+    );
+    case.set_spec(&team);
+    let list = case.expect(["state", "list"], 0);
+    assert!(
+        list.stdout.contains("web") && !list.stdout.contains("api"),
+        "{list}"
+    );
+    case.expect(["apply", "--yes"], 0);
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+
+    // And back to a local directory.
+    let out = case.expect(["state", "migrate", "--to", ".fabrik"], 0);
+    assert!(
+        out.stdout
+            .contains("the old copy was removed from postgres://"),
+        "{out}"
+    );
+    assert_eq!(server.sql("SELECT count(*) FROM team.snapshots"), "0");
+    let moved = case.run(["plan"]);
+    assert_eq!(moved.code, 1, "{moved}");
+    assert!(moved.stderr.contains("was moved to .fabrik"), "{moved}");
+    case.set_spec(LOCAL);
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "the local state is complete again:\n{plan}");
+    assert!(
+        !case.exists(".fabrik/shop.moved"),
+        "the marker went with the move back"
+    );
+
+    // The database says where the stack went, too.
+    case.set_spec(&team);
+    let moved = case.run(["plan"]);
+    assert_eq!(moved.code, 1, "{moved}");
+    assert!(moved.stderr.contains("was moved to .fabrik"), "{moved}");
+
+    // A target that already holds the stack is refused, and nothing moves.
+    let other = format!("{}?schema=other", server.url());
+    let elsewhere = Case::new().spec(LOCAL);
+    elsewhere.expect(["--backend", &other, "apply", "--yes"], 0);
+    case.set_spec(LOCAL);
+    let refused = case.run(["state", "migrate", "--to", &other]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(
+        refused.stderr.contains("already holds a state"),
+        "{refused}"
+    );
+    assert_no_password(&refused);
+    assert!(
+        case.state_file("shop").exists(),
+        "the local state stays in use"
+    );
 }
