@@ -140,15 +140,18 @@ impl Globals {
     /// `--state-dir`, else the spec's `backend:`, else `.fabrik/` beside the spec.
     pub fn backend(&self, spec_path: &Path, spec: Option<&Spec>) -> Result<Backend, Error> {
         use crate::state::postgres::Config;
+        // A run that loses the database keeps its state beside the spec until the next run.
+        let local = self.state_dir(spec_path);
         if let Some(url) = &self.backend {
-            return Ok(Backend::Postgres(Box::new(Config::parse(url, None)?)));
+            let config = Config::parse(url, None)?.with_local_dir(local);
+            return Ok(Backend::Postgres(Box::new(config)));
         }
         if self.state_dir.is_none()
             && let Some(spec) = spec
             && let Some(block) = &spec.backend
         {
             let url = backend_url(spec, &block.url, &spec_dir(spec_path))?;
-            let config = Config::parse(&url, block.schema.as_deref())?;
+            let config = Config::parse(&url, block.schema.as_deref())?.with_local_dir(local);
             return Ok(Backend::Postgres(Box::new(config)));
         }
         Ok(Backend::Dir(self.state_dir(spec_path)))

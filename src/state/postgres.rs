@@ -64,6 +64,9 @@ pub struct Config {
     pg: PgConfig,
     tls: Tls,
     pub schema: String,
+    /// Where a run that lost the database mid-way keeps the state it could not write, until
+    /// the next run pushes it (`None`: nowhere, the run only reports).
+    local_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -172,7 +175,18 @@ impl Config {
                 "schema `{schema}` must be a lower-case identifier (letters, digits, `_`)"
             )));
         }
-        Ok(Config { pg, tls, schema })
+        Ok(Config {
+            pg,
+            tls,
+            schema,
+            local_dir: None,
+        })
+    }
+
+    /// Keeps the emergency state of runs that lose the database in `dir` (the spec's `.fabrik/`).
+    pub fn with_local_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.local_dir = Some(dir);
+        self
     }
 
     /// `postgres://user@host:port/db (schema s)`: where the state is, without the password.
@@ -349,6 +363,15 @@ fn lock_key(schema: &str, stack: &str) -> i64 {
     i64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
+/// A run's state kept on local disk because the database went away before it was written.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Emergency {
+    /// What the database held when the run last wrote: the push is a compare-and-swap on it.
+    base_serial: Option<i64>,
+    base_last_seq: i64,
+    state: State,
+}
+
 /// What this run has seen of the stored state: what its writes must still find there.
 #[derive(Debug, Default)]
 struct Seen {
@@ -454,14 +477,209 @@ impl PgStore {
         }
         Ok(tx)
     }
-}
-
-impl StateStore for PgStore {
-    fn stack(&self) -> &str {
-        &self.stack
+    /// Replaces the snapshot (compare-and-swap on the serial) and empties the journal, in one
+    /// transaction.
+    fn commit_to_database(&self, state: &State) -> Result<(), Error> {
+        let s = &self.config.schema;
+        let mut client = self.client();
+        let mut seen = self.seen();
+        let mut tx = self.write(&mut client, &seen)?;
+        match seen.serial {
+            None => self.insert_snapshot(&mut tx, state)?,
+            Some(old) => {
+                let json = serde_json::to_string(state).expect("a state always serializes");
+                let updated = tx
+                    .execute(
+                        &format!(
+                            "UPDATE {s}.snapshots SET lineage = $2, serial = $3, \
+                             state = $4::text::jsonb, updated_at = now() \
+                             WHERE stack = $1 AND serial = $5"
+                        ),
+                        &[
+                            &self.stack,
+                            &state.lineage,
+                            &(state.serial as i64),
+                            &json,
+                            &old,
+                        ],
+                    )
+                    .map_err(|e| self.config.error("writing the snapshot", e))?;
+                if updated == 0 {
+                    let now: Option<i64> = tx
+                        .query_opt(
+                            &format!("SELECT serial FROM {s}.snapshots WHERE stack = $1"),
+                            &[&self.stack],
+                        )
+                        .map_err(|e| self.config.error("reading the snapshot's serial", e))?
+                        .map(|r| r.get(0));
+                    return Err(self.stale(format!(
+                        "another writer committed serial {} while this run held serial {old}; this run's snapshot was not written",
+                        now.map_or("none".into(), |n| n.to_string())
+                    )));
+                }
+            }
+        }
+        // `write` checked that every row is one this run read or wrote: all are in the snapshot.
+        tx.execute(
+            &format!("DELETE FROM {s}.journal WHERE stack = $1"),
+            &[&self.stack],
+        )
+        .map_err(|e| self.config.error("emptying the journal", e))?;
+        tx.commit()
+            .map_err(|e| self.config.error("committing the snapshot", e))?;
+        seen.serial = Some(state.serial as i64);
+        seen.last_seq = 0;
+        Ok(())
     }
 
-    fn load(&self) -> Result<State, Error> {
+    /// Appends records in one transaction, after the compare-and-swap check of [`Self::write`].
+    fn record_to_database(&self, records: &[Record]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let s = &self.config.schema;
+        let lines: Vec<String> = records
+            .iter()
+            .map(|r| serde_json::to_string(r).expect("a record always serializes"))
+            .collect();
+        let mut client = self.client();
+        let mut seen = self.seen();
+        let mut tx = self.write(&mut client, &seen)?;
+        // One statement for the whole group, in order: `seq` follows the array's order.
+        let last: Option<i64> = tx
+            .query_one(
+                &format!(
+                    "WITH added AS (INSERT INTO {s}.journal (stack, record) \
+                     SELECT $1, r::jsonb FROM unnest($2::text[]) WITH ORDINALITY AS t(r, n) \
+                     ORDER BY n RETURNING seq) SELECT max(seq) FROM added"
+                ),
+                &[&self.stack, &lines],
+            )
+            .map_err(|e| self.config.error("appending to the journal", e))?
+            .get(0);
+        tx.commit()
+            .map_err(|e| self.config.error("committing the journal", e))?;
+        seen.last_seq = seen.last_seq.max(last.unwrap_or(0));
+        Ok(())
+    }
+
+    fn emergency_path(&self) -> Option<std::path::PathBuf> {
+        let dir = self.config.local_dir.as_ref()?;
+        Some(dir.join(format!("{}.emergency.json", self.stack)))
+    }
+
+    /// The state a run could not write because the database went away, if one is waiting.
+    fn emergency(&self) -> Result<Option<Emergency>, Error> {
+        let Some(path) = self.emergency_path() else {
+            return Ok(None);
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::State(format!(
+                    "{} is not a valid emergency state: {e}",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    /// The database went away before this run's state was written: keep it beside the spec
+    /// (atomically, mode 0600) with the serial it builds on, for the next run to push, and say
+    /// exactly where the stack stands.
+    fn keep_locally(&self, state: &State, backend: String, message: String) -> Error {
+        let seen = self.seen();
+        let in_doubt = state.pending.len();
+        let stands = format!(
+            "the stack is at serial {} with {} resource{}{}",
+            state.serial,
+            state.resources.len(),
+            if state.resources.len() == 1 { "" } else { "s" },
+            match in_doubt {
+                0 => String::new(),
+                n => format!(
+                    " and {n} provider call{} in doubt (the next run looks them up)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            }
+        );
+        let Some(path) = self.emergency_path() else {
+            return Error::Backend {
+                backend,
+                message: format!(
+                    "{message}\nthe database went away before this run's state was written: {stands}; the database still holds serial {}, and the calls announced there are recovered by the next run",
+                    seen.serial.map_or("none".into(), |n| n.to_string())
+                ),
+            };
+        };
+        let emergency = Emergency {
+            base_serial: seen.serial,
+            base_last_seq: seen.last_seq,
+            state: state.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&emergency).expect("a state always serializes");
+        let saved = std::fs::DirBuilder::new()
+            .recursive(true)
+            .create(path.parent().unwrap_or(std::path::Path::new(".")))
+            .map_err(|e| Error::io("creating the state directory", e))
+            .and_then(|()| super::file::write_atomically(&path, &bytes));
+        match saved {
+            Ok(()) => Error::Backend {
+                backend,
+                message: format!(
+                    "{message}\nthe database went away mid-run: nothing new was started, and {stands}; that state is saved in {} and the next run on this machine pushes it to the database before anything else (until then the database lacks this run's last changes)",
+                    path.display(),
+                ),
+            },
+            Err(e) => Error::Backend {
+                backend,
+                message: format!(
+                    "{message}\nthe database went away mid-run and the state could not be saved locally either ({e}): {stands}; the calls announced in the database are recovered by the next run"
+                ),
+            },
+        }
+    }
+
+    /// Pushes a state saved while the database was away, if it still builds on what the
+    /// database holds. Called under the lock, before the run reads the state.
+    fn push_emergency(&self) -> Result<(), Error> {
+        let Some(emergency) = self.emergency()? else {
+            return Ok(());
+        };
+        let path = self
+            .emergency_path()
+            .expect("an emergency was read from it");
+        {
+            let mut seen = self.seen();
+            *seen = Seen {
+                serial: emergency.base_serial,
+                last_seq: emergency.base_last_seq,
+            };
+        }
+        self.commit_to_database(&emergency.state).map_err(|e| match e {
+            Error::StaleState { stack, detail } => Error::StaleState {
+                stack,
+                detail: format!(
+                    "{detail}; the state this machine saved while the database was away is in {} and was not pushed: compare it with the database's before removing it",
+                    path.display()
+                ),
+            },
+            other => other,
+        })?;
+        std::fs::remove_file(&path)
+            .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        eprintln!(
+            "Pushed the state saved in {} while the database was away (serial {}) to {}.",
+            path.display(),
+            emergency.state.serial,
+            self.config.describe()
+        );
+        Ok(())
+    }
+
+    /// The snapshot with its journal replayed, as the database holds them.
+    fn load_from_database(&self) -> Result<State, Error> {
         let s = &self.config.schema;
         let mut client = self.client();
         // One snapshot of the database for both reads: a commit between them cannot show a
@@ -548,7 +766,9 @@ impl StateStore for PgStore {
         Ok(state)
     }
 
-    fn lock(&self, command: &str) -> Result<Lock, Error> {
+    /// Takes the advisory lock on a connection of its own, records the holder, and pushes a
+    /// state saved while the database was away.
+    fn lock_and_push(&self, command: &str) -> Result<Lock, Error> {
         let s = &self.config.schema;
         let key = lock_key(s, &self.stack);
         let mut conn = self.config.connect()?;
@@ -591,8 +811,29 @@ impl StateStore for PgStore {
             &[&self.stack, &holder, &data_pid],
         )
         .map_err(|e| self.config.error("recording who holds the lock", e))?;
+        self.push_emergency()?;
         // The connection is the lock: closing it (drop, or the process dying) releases it.
         Ok(Lock::new(conn))
+    }
+}
+
+impl StateStore for PgStore {
+    fn stack(&self) -> &str {
+        &self.stack
+    }
+
+    fn load(&self) -> Result<State, Error> {
+        let from_database = self.load_from_database()?;
+        // A run without the lock (plan, state list) shows the state a run saved while the
+        // database was away; a run with the lock pushed it already.
+        match self.emergency()? {
+            Some(emergency) => Ok(emergency.state),
+            None => Ok(from_database),
+        }
+    }
+
+    fn lock(&self, command: &str) -> Result<Lock, Error> {
+        self.lock_and_push(command)
     }
 
     fn begin(&self, state: &mut State) -> Result<Box<dyn JournalWriter + '_>, Error> {
@@ -619,86 +860,17 @@ impl StateStore for PgStore {
     }
 
     fn commit(&self, state: &State) -> Result<(), Error> {
-        let s = &self.config.schema;
-        let mut client = self.client();
-        let mut seen = self.seen();
-        let mut tx = self.write(&mut client, &seen)?;
-        match seen.serial {
-            None => self.insert_snapshot(&mut tx, state)?,
-            Some(old) => {
-                let json = serde_json::to_string(state).expect("a state always serializes");
-                let updated = tx
-                    .execute(
-                        &format!(
-                            "UPDATE {s}.snapshots SET lineage = $2, serial = $3, \
-                             state = $4::text::jsonb, updated_at = now() \
-                             WHERE stack = $1 AND serial = $5"
-                        ),
-                        &[
-                            &self.stack,
-                            &state.lineage,
-                            &(state.serial as i64),
-                            &json,
-                            &old,
-                        ],
-                    )
-                    .map_err(|e| self.config.error("writing the snapshot", e))?;
-                if updated == 0 {
-                    let now: Option<i64> = tx
-                        .query_opt(
-                            &format!("SELECT serial FROM {s}.snapshots WHERE stack = $1"),
-                            &[&self.stack],
-                        )
-                        .map_err(|e| self.config.error("reading the snapshot's serial", e))?
-                        .map(|r| r.get(0));
-                    return Err(self.stale(format!(
-                        "another writer committed serial {} while this run held serial {old}; this run's snapshot was not written",
-                        now.map_or("none".into(), |n| n.to_string())
-                    )));
-                }
+        let result = self.commit_to_database(state);
+        match result {
+            Err(Error::Backend { backend, message }) if self.client().is_closed() => {
+                Err(self.keep_locally(state, backend, message))
             }
+            other => other,
         }
-        // `write` checked that every row is one this run read or wrote: all are in the snapshot.
-        tx.execute(
-            &format!("DELETE FROM {s}.journal WHERE stack = $1"),
-            &[&self.stack],
-        )
-        .map_err(|e| self.config.error("emptying the journal", e))?;
-        tx.commit()
-            .map_err(|e| self.config.error("committing the snapshot", e))?;
-        seen.serial = Some(state.serial as i64);
-        seen.last_seq = 0;
-        Ok(())
     }
 
     fn record(&self, records: &[Record]) -> Result<(), Error> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let s = &self.config.schema;
-        let lines: Vec<String> = records
-            .iter()
-            .map(|r| serde_json::to_string(r).expect("a record always serializes"))
-            .collect();
-        let mut client = self.client();
-        let mut seen = self.seen();
-        let mut tx = self.write(&mut client, &seen)?;
-        // One statement for the whole group, in order: `seq` follows the array's order.
-        let last: Option<i64> = tx
-            .query_one(
-                &format!(
-                    "WITH added AS (INSERT INTO {s}.journal (stack, record) \
-                     SELECT $1, r::jsonb FROM unnest($2::text[]) WITH ORDINALITY AS t(r, n) \
-                     ORDER BY n RETURNING seq) SELECT max(seq) FROM added"
-                ),
-                &[&self.stack, &lines],
-            )
-            .map_err(|e| self.config.error("appending to the journal", e))?
-            .get(0);
-        tx.commit()
-            .map_err(|e| self.config.error("committing the journal", e))?;
-        seen.last_seq = seen.last_seq.max(last.unwrap_or(0));
-        Ok(())
+        self.record_to_database(records)
     }
 
     fn force_unlock(&self) -> Result<Broken, Error> {

@@ -760,14 +760,36 @@ fn the_server_stopping_mid_apply_stops_the_run_and_the_next_one_converges() {
         stderr.contains("state backend postgres://fabrik@127.0.0.1:"),
         "the error names the backend:\n{stderr}"
     );
+    assert!(
+        stderr.contains("the database went away mid-run")
+            && stderr.contains("the stack is at serial 1 with 1 resource")
+            && stderr.contains("shop.emergency.json"),
+        "the error says where the stack stands and where its state is kept:\n{stderr}"
+    );
     assert!(!stderr.contains(PASSWORD), "{stderr}");
+    assert!(case.exists(".fabrik/shop.emergency.json"));
 
     server.restart();
+    // A plan (no lock) already shows the state kept locally: the file is recorded.
+    let list = case
+        .args(["state", "list"])
+        .env("STATE_DB_URL", server.url())
+        .run();
+    assert!(list.stdout.contains("web"), "{list}");
     let next = case
         .args(["apply", "--yes"])
         .env("STATE_DB_URL", server.url())
         .run();
     assert_eq!(next.code, 0, "{next}");
+    assert!(
+        next.stderr.contains("Pushed the state saved in"),
+        "the next run pushes the saved state first:\n{next}"
+    );
+    assert!(!case.exists(".fabrik/shop.emergency.json"));
+    assert_eq!(
+        server.sql("SELECT state->'resources' ? 'web' FROM fabrik.snapshots WHERE stack = 'shop'"),
+        "t"
+    );
     drop(listener);
     assert_eq!(case.read("web.txt"), "hello\n");
     let plan = case
