@@ -1011,3 +1011,68 @@ impl JournalWriter for PgJournal<'_> {
         self.store.record(records)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_described_without_its_password_and_keeps_fabriks_own_parameters() {
+        let config = Config::parse(
+            "postgres://team:s3cr%40t@db.example:6432/infra?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&schema=ops&application_name=x",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            config.describe(),
+            "postgres://team@db.example:6432/infra (schema ops)"
+        );
+        assert!(!format!("{config:?}").contains("s3cr"));
+        assert_eq!(
+            config.tls,
+            Tls::Verified {
+                ca_file: Some("/etc/ca.pem".into())
+            }
+        );
+        // The spec's schema gives way to the URL's.
+        let config =
+            Config::parse("postgresql://u:p@h/db?sslmode=disable", Some("fabrik_x")).unwrap();
+        assert_eq!(config.schema, "fabrik_x");
+        assert_eq!(config.tls, Tls::Off);
+        assert_eq!(
+            config.describe(),
+            "postgres://u@h:5432/db (schema fabrik_x)"
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_quoting_them() {
+        for (url, why) in [
+            ("mysql://u:hunter2@h/db", "must start with postgres://"),
+            (
+                "postgres://u:hunter2@h/db?sslmode=sometimes",
+                "sslmode `sometimes`",
+            ),
+            (
+                "postgres://u:hunter2@h/db?schema=Bad-Name",
+                "schema `Bad-Name`",
+            ),
+            (
+                "postgres://u:hunter2@h/db?sslrootcert=/ca.pem",
+                "sslrootcert is given but sslmode",
+            ),
+        ] {
+            let err = Config::parse(url, None).unwrap_err().to_string();
+            assert!(err.contains(why), "{url}: {err}");
+            assert!(!err.contains("hunter2"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn lock_keys_differ_by_schema_and_stack_and_are_stable() {
+        assert_eq!(lock_key("fabrik", "shop"), lock_key("fabrik", "shop"));
+        assert_ne!(lock_key("fabrik", "shop"), lock_key("fabrik", "shop2"));
+        assert_ne!(lock_key("fabrik", "shop"), lock_key("other", "shop"));
+        assert!(valid_schema("fabrik_2") && !valid_schema("2fabrik") && !valid_schema("a-b"));
+    }
+}
