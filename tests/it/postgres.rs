@@ -1033,3 +1033,116 @@ fn state_migrate_moves_a_stack_with_its_journal_to_postgres_and_back() {
         "the local state stays in use"
     );
 }
+
+/// The contract of a state store, the same for both backends: `open` gives a new store of one
+/// stack (a new connection for PostgreSQL, as another process would have).
+fn store_contract(open: &dyn Fn() -> Box<dyn fabrik::state::StateStore>) {
+    use fabrik::error::Error;
+    use fabrik::state::journal::{Change, Record};
+    use fabrik::state::{Broken, ResourceState};
+
+    let put = |serial: u64, name: &str| Record {
+        serial,
+        change: Change::Put {
+            name: name.to_string(),
+            resource: Box::new(ResourceState {
+                type_name: "local.file".into(),
+                id: format!("{name}.txt"),
+                spec_hash: "0".repeat(64),
+                inputs: Default::default(),
+                outputs: Default::default(),
+                dependencies: Vec::new(),
+                protect: false,
+                unverified: false,
+                deposed: Vec::new(),
+            }),
+        },
+    };
+    let store = open();
+    let mut state = store.load().unwrap();
+    assert!(state.lineage.is_empty() && state.resources.is_empty() && state.serial == 0);
+
+    // One writer: a second is refused with the holder; the lock ends with its guard.
+    let lock = store.lock("fabrik apply --yes (contract)").unwrap();
+    match open().lock("second") {
+        Err(Error::Locked { stack, holder }) => {
+            assert_eq!(stack, "contract");
+            assert_eq!(holder.command, "fabrik apply --yes (contract)");
+            assert_eq!(holder.pid, std::process::id());
+        }
+        other => panic!("a second writer must be refused, not {other:?}"),
+    }
+
+    // Begin gives the state its lineage; every appended record is durable at once.
+    let mut journal = store.begin(&mut state).unwrap();
+    assert_eq!(state.lineage.len(), 32);
+    let records = [put(1, "a"), put(1, "b")];
+    journal.append(&records).unwrap();
+    drop(journal);
+    for r in &records {
+        state.apply(r);
+    }
+    assert_eq!(
+        open().load().unwrap(),
+        state,
+        "another reader sees the journal replayed"
+    );
+
+    // A commit folds the journal into the snapshot.
+    store.commit(&state).unwrap();
+    assert_eq!(open().load().unwrap(), state);
+    let rm = Record {
+        serial: 2,
+        change: Change::Remove { name: "a".into() },
+    };
+    store.record(std::slice::from_ref(&rm)).unwrap();
+    state.apply(&rm);
+    store.commit(&state).unwrap();
+    let read = open().load().unwrap();
+    assert_eq!(read, state);
+    assert_eq!(read.serial, 2);
+    assert_eq!(read.resources.keys().collect::<Vec<_>>(), ["b"]);
+
+    // Breaking a held lock names the holder and frees the stack.
+    match open().force_unlock().unwrap() {
+        Broken::Broken(Some(holder)) => assert_eq!(holder.command, "fabrik apply --yes (contract)"),
+        Broken::Broken(None) => panic!("the holder must be named"),
+        Broken::NotLocked => panic!("the stack was locked"),
+    }
+    drop(lock);
+    let again = open();
+    let relock = again
+        .lock("third")
+        .expect("the lock is free after unlock --force");
+    drop(relock);
+    assert!(matches!(open().force_unlock().unwrap(), Broken::NotLocked));
+
+    // A retired state says where it went, until a state is committed there again.
+    let mover = open();
+    let _held = mover.lock("migrate").unwrap();
+    let moving = mover.load().unwrap();
+    mover.retire("somewhere else").unwrap();
+    match open().load() {
+        Err(Error::Moved { to, .. }) => assert_eq!(to, "somewhere else"),
+        other => panic!("a retired state must say where it went, not {other:?}"),
+    }
+    let back = open();
+    let _ = back.load();
+    back.commit(&moving).unwrap();
+    assert_eq!(open().load().unwrap(), moving);
+}
+
+#[test]
+fn both_backends_keep_the_same_store_contract() {
+    use fabrik::state::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    let files = Backend::Dir(dir.path().join(".fabrik"));
+    store_contract(&|| files.store("contract").unwrap());
+
+    let server = Server::start();
+    let config = fabrik::state::postgres::Config::parse(&server.url(), Some("contract")).unwrap();
+    let database = Backend::Postgres(Box::new(config));
+    store_contract(&|| database.store("contract").unwrap());
+    assert_eq!(database.stacks().unwrap(), ["contract"]);
+    assert_eq!(files.stacks().unwrap(), ["contract"]);
+}
