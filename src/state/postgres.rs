@@ -160,9 +160,20 @@ impl Config {
         if let Some(password) = pg.get_password() {
             crate::secrets::register([String::from_utf8_lossy(password).as_ref()]);
         }
+        // A database that does not answer must stop the run soon, not hang it: the connection
+        // attempt is bounded, and a connection whose peer vanished without closing it (a
+        // network partition, a host that died) fails within about half a minute.
         if pg.get_connect_timeout().is_none() {
-            // A database that does not answer must stop the run soon, not hang it.
             pg.connect_timeout(Duration::from_secs(10));
+        }
+        let named = |key: &str| kept.iter().any(|p| p.split('=').next() == Some(key));
+        if !named("keepalives_idle") && !named("keepalives_interval") {
+            pg.keepalives_idle(Duration::from_secs(15));
+            pg.keepalives_interval(Duration::from_secs(5));
+            pg.keepalives_retries(3);
+        }
+        if !named("tcp_user_timeout") {
+            pg.tcp_user_timeout(Duration::from_secs(30));
         }
         pg.application_name("fabrik");
         pg.ssl_mode(match tls {
