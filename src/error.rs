@@ -32,6 +32,11 @@ pub enum Error {
     #[error("state backend {backend}: {message}")]
     Backend { backend: String, message: String },
 
+    /// The state backend went away after the run had started changing things: what was done is
+    /// kept (the message says where) but not yet in the backend.
+    #[error("state backend {backend}: {message}")]
+    BackendLost { backend: String, message: String },
+
     /// Another writer changed the stack's state since this run read it: this run's write was
     /// refused rather than overwrite the newer state.
     #[error(
@@ -138,6 +143,8 @@ impl Error {
             // Kept on purpose or not, a change that stays means the stack is not as it was.
             Error::Apply(failure) if failure.remaining.is_empty() && failure.kept.is_empty() => 3,
             Error::Apply(_) => 4,
+            // Changes may have been made that the backend does not hold yet.
+            Error::BackendLost { .. } => 4,
             _ => 1,
         }
     }

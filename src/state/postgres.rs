@@ -616,7 +616,7 @@ impl PgStore {
             }
         );
         let Some(path) = self.emergency_path() else {
-            return Error::Backend {
+            return Error::BackendLost {
                 backend,
                 message: format!(
                     "{message}\nthe database went away before this run's state was written: {stands}; the database still holds serial {}, and the calls announced there are recovered by the next run",
@@ -636,14 +636,14 @@ impl PgStore {
             .map_err(|e| Error::io("creating the state directory", e))
             .and_then(|()| super::file::write_atomically(&path, &bytes));
         match saved {
-            Ok(()) => Error::Backend {
+            Ok(()) => Error::BackendLost {
                 backend,
                 message: format!(
                     "{message}\nthe database went away mid-run: nothing new was started, and {stands}; that state is saved in {} and the next run on this machine pushes it to the database before anything else (until then the database lacks this run's last changes)",
                     path.display(),
                 ),
             },
-            Err(e) => Error::Backend {
+            Err(e) => Error::BackendLost {
                 backend,
                 message: format!(
                     "{message}\nthe database went away mid-run and the state could not be saved locally either ({e}): {stands}; the calls announced in the database are recovered by the next run"
