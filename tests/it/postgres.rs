@@ -549,6 +549,14 @@ fn two_concurrent_applies_one_runs_the_other_is_refused_with_the_holder() {
         second.stderr.contains("command: ") && second.stderr.contains("apply --yes"),
         "{second}"
     );
+    for args in [&["destroy", "--yes"][..], &["state", "rm", "web"]] {
+        let refused = case.run(args);
+        assert_eq!(refused.code, 1, "{args:?}:\n{refused}");
+        assert!(
+            refused.stderr.contains(&format!("pid {}", first.id())),
+            "{args:?}:\n{refused}"
+        );
+    }
     // Let the first run's gate pass: it finishes alone and records its work.
     let _listener = std::net::TcpListener::bind(("127.0.0.1", gate)).expect("the gate's port");
     let first = first.wait_with_output().unwrap();
