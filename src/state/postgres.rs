@@ -10,11 +10,12 @@
 //! ```
 //!
 //! Every write is one transaction, made durable by the server before it returns. A writer
-//! remembers the snapshot `serial` it read; its appends and its commit go through only while the
-//! stored serial is still that one (compare-and-swap), so a run that lost its lock and kept going
-//! fails loudly instead of overwriting the newer state. The lock is a session-level advisory lock
-//! held on a connection of its own for the whole run: the server drops it the moment that
-//! connection or its process dies.
+//! remembers the snapshot `serial` and the last journal row it read or wrote; its appends and its
+//! commit go through only while both are still those (compare-and-swap), so a run that lost its
+//! lock and kept going fails loudly instead of overwriting the newer state. The lock is a
+//! session-level advisory lock held on a connection of its own for the whole run: the server
+//! drops it the moment that connection or its process dies. A run that loses the database keeps
+//! its state in `.fabrik/<stack>.emergency.json` until the next run pushes it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,8 +72,9 @@ pub struct Config {
 
 #[derive(Clone, Debug, PartialEq)]
 enum Tls {
-    /// `sslmode=disable`, or no `sslmode` (as libpq's `prefer` without a certificate check, a
-    /// plain connection: fabrik does not pretend an unverified channel is secure).
+    /// `sslmode=disable`, `allow` or `prefer`, or none: a plain connection (for loopback or a
+    /// private network). libpq's `prefer` would take TLS without checking the certificate;
+    /// fabrik offers no unverified channel that looks secure.
     Off,
     /// `sslmode=require`, `verify-ca` or `verify-full`: encrypted and verified against the
     /// system roots, or the CA in `sslrootcert`.

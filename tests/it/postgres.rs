@@ -1154,3 +1154,19 @@ fn both_backends_keep_the_same_store_contract() {
     assert_eq!(database.stacks().unwrap(), ["contract"]);
     assert_eq!(files.stacks().unwrap(), ["contract"]);
 }
+
+#[test]
+fn the_url_secret_may_come_from_the_dotenv_file_beside_the_spec() {
+    let server = Server::start();
+    let case = Case::new().spec(STACK);
+    case.write(".env", format!("STATE_DB_URL={}\n", server.url()));
+    let out = case.expect(["apply", "--yes"], 0);
+    assert_no_password(&out);
+    assert_eq!(
+        server.sql("SELECT serial FROM fabrik_state.snapshots WHERE stack = 'shop'"),
+        "1"
+    );
+    let out = case.expect(["output", "--json"], 0);
+    assert_no_password(&out);
+    assert!(out.stdout.contains("content_hash"), "{out}");
+}
