@@ -371,10 +371,14 @@ fn apply_plan_and_destroy_keep_the_state_in_postgres() {
     );
 
     case.set_spec(&STACK.replace("hello", "hello again"));
-    let plan = case.run(["plan", "--detailed-exitcode"]);
+    let plan = case.run(["plan", "--detailed-exitcode", "--out", "change.plan"]);
     assert_eq!(plan.code, 2, "a changed spec plans a change:\n{plan}");
-    case.expect(["apply", "--yes"], 0);
+    case.expect(["apply", "change.plan"], 0);
     assert_eq!(case.read("web.txt"), "hello again\n");
+    // The saved plan was bound to the serial it was made against: applied once, it is stale.
+    let stale = case.run(["apply", "change.plan"]);
+    assert_eq!(stale.code, 1, "{stale}");
+    assert!(stale.stderr.contains("the saved plan is stale"), "{stale}");
 
     let out = case.expect(["destroy", "--yes"], 0);
     assert_no_password(&out);
