@@ -263,6 +263,26 @@ impl Config {
     /// writes, under a transaction lock so that two first runs do not race.
     fn migrate(&self, client: &mut Client) -> Result<(), Error> {
         let s = &self.schema;
+        // The common case, a schema already at this version, only reads: a role that may use
+        // the schema but not create one (a DBA made it) works, and no lock is taken.
+        let exists: bool = client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&format!("{s}.migrations")],
+            )
+            .map_err(|e| self.error("reading the schema version", e))?
+            .get(0);
+        let current: Option<i32> = if exists {
+            client
+                .query_one(&format!("SELECT max(version) FROM {s}.migrations"), &[])
+                .map_err(|e| self.error("reading the schema version", e))?
+                .get(0)
+        } else {
+            None
+        };
+        if current == Some(MIGRATIONS.len() as i32) {
+            return Ok(());
+        }
         let mut tx = client
             .transaction()
             .map_err(|e| self.error("starting the schema check", e))?;

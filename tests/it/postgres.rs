@@ -1235,3 +1235,31 @@ fn applies_killed_at_any_moment_converge_on_postgres() {
     case.expect(["destroy", "--yes"], 0);
     assert_eq!(std::fs::read_dir(case.path("out")).unwrap().count(), 0);
 }
+
+#[test]
+fn a_role_that_may_use_but_not_create_the_schema_works_once_it_exists() {
+    let server = Server::start();
+    let case = Case::new().spec(STACK).env("STATE_DB_URL", server.url());
+    // The owner creates the schema on first use...
+    case.expect(["plan"], 0);
+    // ...and a CI role gets only what it needs to read and write states.
+    server.sql(
+        "CREATE ROLE runner LOGIN PASSWORD 'runner-Pw7'; \
+         GRANT USAGE ON SCHEMA fabrik_state TO runner; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA fabrik_state TO runner; \
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA fabrik_state TO runner",
+    );
+    let runner = server
+        .url()
+        .replace(&format!("fabrik:{PASSWORD}@"), "runner:runner-Pw7@");
+    let out = case
+        .args(["apply", "--yes"])
+        .env("STATE_DB_URL", &runner)
+        .run();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(!out.stderr.contains("runner-Pw7") && !out.stdout.contains("runner-Pw7"));
+    assert_eq!(
+        server.sql("SELECT serial FROM fabrik_state.snapshots WHERE stack = 'shop'"),
+        "1"
+    );
+}
