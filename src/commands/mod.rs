@@ -53,7 +53,10 @@ pub fn dispatch(cli: Cli) -> Result<i32, Error> {
         state_dir,
         backend,
         painter: Painter::for_stdout(cli.no_color),
-        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        // Stored as the lock's holder and shown to others: no password of a `--backend` URL.
+        command_line: crate::state::postgres::mask_passwords(
+            &std::env::args().collect::<Vec<_>>().join(" "),
+        ),
     };
     match cli.command {
         Command::Validate(args) => validate::run(&globals, args),

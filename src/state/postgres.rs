@@ -95,6 +95,35 @@ pub fn is_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// `text` with the password of every PostgreSQL URL in it masked: for command lines, which
+/// are stored as a lock's holder and shown to others.
+pub fn mask_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = ["postgres://", "postgresql://"]
+        .iter()
+        .filter_map(|scheme| rest.find(scheme).map(|i| (i, scheme.len())))
+        .min()
+    {
+        let (start, scheme_len) = at;
+        let authority_start = start + scheme_len;
+        out.push_str(&rest[..authority_start]);
+        let tail = &rest[authority_start..];
+        let authority_end = tail.find(['/', '?', ' ']).unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) if userinfo.contains(':') => {
+                let user = userinfo.split(':').next().unwrap_or("");
+                out.push_str(&format!("{user}:(sensitive)@{host}"));
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Whether `name` can be a schema: a plain lower-case SQL identifier, so it needs no quoting.
 pub fn valid_schema(name: &str) -> bool {
     let mut chars = name.chars();
@@ -1099,6 +1128,20 @@ mod tests {
             assert!(err.contains(why), "{url}: {err}");
             assert!(!err.contains("hunter2"), "{url}: {err}");
         }
+    }
+
+    #[test]
+    fn passwords_in_command_lines_are_masked() {
+        assert_eq!(
+            mask_passwords(
+                "fabrik --backend postgres://ci:pa:ss@db:5432/x?schema=s apply --backend=postgresql://u:p@h"
+            ),
+            "fabrik --backend postgres://ci:(sensitive)@db:5432/x?schema=s apply --backend=postgresql://u:(sensitive)@h"
+        );
+        assert_eq!(
+            mask_passwords("fabrik apply postgres://nopass@h/db"),
+            "fabrik apply postgres://nopass@h/db"
+        );
     }
 
     #[test]

@@ -422,6 +422,13 @@ fn backend_flag_and_environment_choose_postgres_for_one_run() {
         server.sql("SELECT serial FROM team.snapshots WHERE stack = 'flagged'"),
         "1"
     );
+    // The holder's command line, kept for whoever is refused, has the URL without its password.
+    let command = server.sql("SELECT holder->>'command' FROM team.locks WHERE stack = 'flagged'");
+    assert!(
+        command.contains("--backend postgres://fabrik:(sensitive)@127.0.0.1:")
+            && !command.contains(PASSWORD),
+        "{command}"
+    );
     let plan = case
         .args(["plan", "--detailed-exitcode"])
         .env("FABRIK_BACKEND", &url)
