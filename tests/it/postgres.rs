@@ -499,6 +499,35 @@ fn a_bad_backend_block_is_reported_where_it_is_written() {
         out.stderr.contains("fabrik.yaml:5:13") && out.stderr.contains("invalid schema name"),
         "{out}"
     );
+
+    case.set_spec(
+        r#"
+        stack: shop
+        backend:
+          postgres: { schema: fabrik, url: "postgres://u@${web.path}/x", port: 5432 }
+        resources:
+          web:
+            type: local.file
+            with: { path: web.txt, content: "hi" }
+        "#,
+    );
+    let out = case.run(["validate"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("`url` cannot use ${web.path}"), "{out}");
+    assert!(
+        out.stderr
+            .contains("unknown key `port` in backend `postgres`"),
+        "{out}"
+    );
+
+    case.set_spec("stack: shop\nbackend:\n  postgres: {}\nresources: {}\n");
+    let out = case.run(["validate"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("fabrik.yaml:3:3")
+            && out.stderr.contains("backend `postgres` has no `url`"),
+        "{out}"
+    );
 }
 
 /// A spec whose apply holds the lock until the test lets it go: its gate waits for a port the
