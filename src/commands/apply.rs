@@ -49,6 +49,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     let mut loaded = load(&spec_path, &registry)?;
     loaded.resolve_secrets(&globals.state_dir(&spec_path))?;
     let store = globals.store(&spec_path, Some(&loaded.spec), &loaded.spec.stack)?;
+    super::share_key(&mut loaded, &*store)?;
     let _lock = store.lock(&globals.command_line)?;
     let mut state = store.load()?;
     let context = globals.context(&spec_path);

@@ -36,7 +36,10 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let store = backend.store(&stack)?;
     let _lock = store.lock(&globals.command_line)?;
     let mut state = store.load()?;
-    let loaded = loaded.filter(|l| l.spec.stack == stack);
+    let mut loaded = loaded.filter(|l| l.spec.stack == stack);
+    if let Some(loaded) = &mut loaded {
+        super::share_key(loaded, &*store)?;
+    }
     let spec = loaded.as_ref().map(|l| &l.spec);
     let context = globals.context(&args.spec);
     recover(

@@ -99,6 +99,17 @@ impl Loaded {
     }
 }
 
+/// Makes the secrets use the masking key the store shares between the machines using the
+/// stack, when it keeps one, so that sensitive inputs hash alike on every one of them.
+pub fn share_key(loaded: &mut Loaded, store: &dyn StateStore) -> Result<(), Error> {
+    if let Some(local) = loaded.secrets.key().copied()
+        && let Some(shared) = store.shared_key(&local)?
+    {
+        loaded.secrets.use_shared_key(shared);
+    }
+    Ok(())
+}
+
 /// Loads and checks a spec: shape, types, references, cycles and environment variables.
 pub fn load(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
     let loaded = load_structure(path, registry)?;

@@ -19,20 +19,26 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
     // names no other.
     let early = super::stack_line(&args.spec).and_then(|stack| {
         let store = globals.store(&args.spec, None, &stack).ok()?;
-        Some(std::thread::spawn(move || (stack, store.load())))
+        Some(std::thread::spawn(move || {
+            let state = store.load();
+            (stack, store, state)
+        }))
     });
     let mut loaded = load(&args.spec, &registry)?;
     loaded.resolve_secrets(&globals.state_dir(&args.spec))?;
-    let mut state = match early.map(|handle| handle.join()) {
-        Some(Ok((stack, state)))
+    let (store, mut state) = match early.map(|handle| handle.join()) {
+        Some(Ok((stack, store, state)))
             if stack == loaded.spec.stack && !globals.spec_chooses_backend(&loaded.spec) =>
         {
-            state?
+            (store, state?)
         }
-        _ => globals
-            .store(&args.spec, Some(&loaded.spec), &loaded.spec.stack)?
-            .load()?,
+        _ => {
+            let store = globals.store(&args.spec, Some(&loaded.spec), &loaded.spec.stack)?;
+            let state = store.load()?;
+            (store, state)
+        }
     };
+    super::share_key(&mut loaded, &*store)?;
     let context = globals.context(&args.spec);
     let adopted = recover(
         &registry,

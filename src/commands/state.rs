@@ -3,8 +3,8 @@
 use super::Globals;
 use crate::cli::StateCommand;
 use crate::error::Error;
-use crate::state::Backend;
 use crate::state::journal::{Change, Record};
+use crate::state::{Backend, StateStore};
 
 pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
     match command {
@@ -98,6 +98,12 @@ fn migrate(globals: &Globals, to: &str, stack: &crate::cli::StackArgs) -> Result
             target_backend.describe()
         )));
     }
+    carry_key(
+        &globals.state_dir(&stack.spec),
+        &*source,
+        &*target,
+        &target_backend,
+    )?;
     let old = source.retire(&target_backend.describe())?;
     outln!(
         "Moved stack `{}` (serial {}, {} resource{}{}) to {}; {old}.",
@@ -121,6 +127,36 @@ fn migrate(globals: &Globals, to: &str, stack: &crate::cli::StackArgs) -> Result
         }
     );
     Ok(0)
+}
+
+/// Takes the key masking the stack's sensitive inputs along, so that their recorded hashes still
+/// match: into the database's key table, or beside the state in a directory.
+fn carry_key(
+    local_dir: &std::path::Path,
+    source: &dyn StateStore,
+    target: &dyn StateStore,
+    target_backend: &Backend,
+) -> Result<(), Error> {
+    let stack = source.stack();
+    let local = crate::secrets::stack_key(local_dir, stack)?;
+    let key = match source.shared_key(&local.key)? {
+        Some(shared) => shared,
+        None if local.unsaved.is_none() => local.key,
+        // Nothing sensitive was ever recorded: no key to carry.
+        None => return Ok(()),
+    };
+    match target_backend {
+        Backend::Dir(dir) => {
+            let path = dir.join(format!("{stack}.key"));
+            if !path.exists() {
+                crate::state::file::write_atomically(&path, &key)?;
+            }
+        }
+        Backend::Postgres(_) => {
+            target.shared_key(&key)?;
+        }
+    }
+    Ok(())
 }
 
 fn not_tracked(name: &str, stack: &str) -> Error {

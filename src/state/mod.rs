@@ -60,6 +60,13 @@ pub trait StateStore: Send + Sync {
     /// plan to create everything again) until a state is committed here again. Refused if the
     /// state changed since it was loaded. Returns what became of the old copy, for the user.
     fn retire(&self, moved_to: &str) -> Result<String, Error>;
+
+    /// The key that masks the stack's sensitive inputs, for a backend that shares it between
+    /// the machines using the stack: the one it keeps, or `proposed` (this machine's) kept now
+    /// if it has none. `None`: the backend keeps no key, and the one beside the spec is used.
+    fn shared_key(&self, _proposed: &[u8; 32]) -> Result<Option<[u8; 32]>, Error> {
+        Ok(None)
+    }
 }
 
 /// The open journal of one run.

@@ -7,6 +7,7 @@
 //! <schema>.journal     records since the snapshot, in `seq` order
 //! <schema>.locks       who holds each stack's lock (the lock itself is an advisory lock)
 //! <schema>.moved       where stacks moved away by `state migrate` went
+//! <schema>.keys        the key masking each stack's sensitive inputs, shared by its machines
 //! ```
 //!
 //! Every write is one transaction, made durable by the server before it returns. A writer
@@ -55,6 +56,12 @@ const MIGRATIONS: &[&str] = &[
          stack text PRIMARY KEY,
          moved_to text NOT NULL,
          moved_at timestamptz NOT NULL DEFAULT now()
+     );",
+    // 3: the key masking each stack's sensitive inputs, shared by every machine using the stack.
+    // A table of its own, never in the snapshot: access to it can be granted apart.
+    "CREATE TABLE {s}.keys (
+         stack text PRIMARY KEY,
+         key bytea NOT NULL CHECK (length(key) = 32)
      );",
 ];
 
@@ -997,6 +1004,41 @@ impl StateStore for PgStore {
         )
         .map_err(|e| self.config.error("forgetting the lock's holder", e))?;
         Ok(Broken::Broken(holder))
+    }
+
+    fn shared_key(&self, proposed: &[u8; 32]) -> Result<Option<[u8; 32]>, Error> {
+        let s = &self.config.schema;
+        let mut client = self.client();
+        // The first machine's key stays; every other one gets it.
+        let rows = client
+            .query(
+                &format!(
+                    "WITH added AS (INSERT INTO {s}.keys (stack, key) VALUES ($1, $2) \
+                     ON CONFLICT (stack) DO NOTHING RETURNING key) \
+                     SELECT key FROM added UNION ALL SELECT key FROM {s}.keys WHERE stack = $1"
+                ),
+                &[&self.stack, &proposed.as_slice()],
+            )
+            .map_err(|e| self.config.error("reading the stack's masking key", e))?;
+        let row = match rows.into_iter().next() {
+            Some(row) => row,
+            // Another machine's insert committed after this statement took its snapshot.
+            None => client
+                .query_one(
+                    &format!("SELECT key FROM {s}.keys WHERE stack = $1"),
+                    &[&self.stack],
+                )
+                .map_err(|e| self.config.error("reading the stack's masking key", e))?,
+        };
+        let key: Vec<u8> = row.get(0);
+        let key: [u8; 32] = key.try_into().map_err(|_| {
+            Error::State(format!(
+                "the masking key of stack `{}` in {} is damaged",
+                self.stack,
+                self.config.describe()
+            ))
+        })?;
+        Ok(Some(key))
     }
 
     fn retire(&self, moved_to: &str) -> Result<String, Error> {

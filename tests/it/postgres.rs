@@ -357,7 +357,7 @@ fn apply_plan_and_destroy_keep_the_state_in_postgres() {
         server.sql(
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM fabrik_state.migrations"
         ),
-        "1,2",
+        "1,2,3",
         "the schema is versioned, each migration recorded"
     );
 
@@ -1261,15 +1261,19 @@ fn applies_killed_at_any_moment_converge_on_postgres() {
     assert_eq!(plan.code, 0, "converged:\n{plan}");
     let files = std::fs::read_dir(case.path("out")).unwrap().count();
     assert_eq!(files, FILES, "every file exists once");
+    // The snapshot plus the journal rows not folded in yet (a run with nothing to do commits
+    // nothing) track every file once.
+    let list = case.expect(["state", "list"], 0);
+    assert_eq!(list.stdout.lines().count(), FILES, "{list}");
+    case.expect(["destroy", "--yes"], 0);
+    assert_eq!(std::fs::read_dir(case.path("out")).unwrap().count(), 0);
     assert_eq!(
         server.sql(
             "SELECT count(*) FROM fabrik.snapshots, jsonb_object_keys(state->'resources') WHERE stack = 'crashy'"
         ),
-        FILES.to_string()
+        "0"
     );
     assert_eq!(server.sql("SELECT count(*) FROM fabrik.journal"), "0");
-    case.expect(["destroy", "--yes"], 0);
-    assert_eq!(std::fs::read_dir(case.path("out")).unwrap().count(), 0);
 }
 
 #[test]
@@ -1298,4 +1302,71 @@ fn a_role_that_may_use_but_not_create_the_schema_works_once_it_exists() {
         server.sql("SELECT serial FROM fabrik_state.snapshots WHERE stack = 'shop'"),
         "1"
     );
+}
+
+const SECRET_STACK: &str = r#"
+    stack: shared
+    backend:
+      postgres:
+        url: "${secret.STATE_DB_URL}"
+        schema: keyed
+    secrets:
+      TOKEN: {}
+    resources:
+      web:
+        type: local.file
+        with: { path: web.txt, content: "token ${secret.TOKEN}\n" }
+"#;
+
+/// Two machines (two directories, each with its own `.fabrik/`) on one stack: the second sees
+/// no change where the first applied, because the key masking sensitive inputs is shared.
+#[test]
+fn machines_sharing_a_stack_hash_its_secrets_alike() {
+    let server = Server::start();
+    let machine = |_: &str| {
+        Case::new()
+            .spec(SECRET_STACK)
+            .env("STATE_DB_URL", server.url())
+            .env("TOKEN", "tok-8Hq2")
+    };
+    let first = machine("first");
+    first.expect(["apply", "--yes"], 0);
+    assert!(
+        !first.exists(".fabrik/shared.key"),
+        "the key is kept in the database, not beside the spec"
+    );
+    let second = machine("second");
+    let plan = second.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "the second machine sees no change:\n{plan}");
+    assert_eq!(server.sql("SELECT count(*) FROM keyed.keys"), "1");
+}
+
+#[test]
+fn state_migrate_carries_the_masking_key_so_secrets_do_not_show_as_changed() {
+    let server = Server::start();
+    let local = SECRET_STACK.replace(
+        "    backend:\n      postgres:\n        url: \"${secret.STATE_DB_URL}\"\n        schema: keyed\n",
+        "",
+    );
+    let laptop = Case::new()
+        .spec(&local)
+        .env("STATE_DB_URL", server.url())
+        .env("TOKEN", "tok-8Hq2");
+    laptop.expect(["apply", "--yes"], 0);
+    assert!(laptop.exists(".fabrik/shared.key"));
+    let url = format!("{}?schema=keyed", server.url());
+    laptop.expect(["state", "migrate", "--to", &url], 0);
+
+    let runner = Case::new()
+        .spec(SECRET_STACK)
+        .env("STATE_DB_URL", server.url())
+        .env("TOKEN", "tok-8Hq2");
+    let plan = runner.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "the stack's hashes still match:\n{plan}");
+    assert_no_password(&plan);
+
+    // And back into a fresh directory: the key comes along.
+    let back = runner.path("elsewhere");
+    runner.expect(["state", "migrate", "--to", back.to_str().unwrap()], 0);
+    assert!(back.join("shared.key").exists());
 }
