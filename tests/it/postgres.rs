@@ -1323,19 +1323,19 @@ const SECRET_STACK: &str = r#"
 #[test]
 fn machines_sharing_a_stack_hash_its_secrets_alike() {
     let server = Server::start();
-    let machine = |_: &str| {
+    let machine = || {
         Case::new()
             .spec(SECRET_STACK)
             .env("STATE_DB_URL", server.url())
             .env("TOKEN", "tok-8Hq2")
     };
-    let first = machine("first");
+    let first = machine();
     first.expect(["apply", "--yes"], 0);
     assert!(
         !first.exists(".fabrik/shared.key"),
         "the key is kept in the database, not beside the spec"
     );
-    let second = machine("second");
+    let second = machine();
     let plan = second.run(["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "the second machine sees no change:\n{plan}");
     assert_eq!(server.sql("SELECT count(*) FROM keyed.keys"), "1");
