@@ -11,6 +11,18 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Keep the state in this backend for this run: a PostgreSQL URL
+    /// (`postgres://user:password@host/db?sslmode=verify-full&schema=fabrik`) or a directory.
+    /// Wins over the spec's `backend:` and `--state-dir`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "FABRIK_BACKEND",
+        hide_env_values = true
+    )]
+    pub backend: Option<String>,
+
     /// Never colour the output (NO_COLOR does the same).
     #[arg(long, global = true)]
     pub no_color: bool,
@@ -170,6 +182,15 @@ pub enum StateCommand {
     /// Forget a resource without deleting it.
     Rm {
         name: String,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Move the stack's state (journal included) to another backend, verifying the copy
+    /// before the old one is retired.
+    Migrate {
+        /// A PostgreSQL URL (`postgres://…?schema=…`) or a state directory.
+        #[arg(long, value_name = "URL|DIR")]
+        to: String,
         #[command(flatten)]
         stack: StackArgs,
     },

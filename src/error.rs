@@ -28,6 +28,28 @@ pub enum Error {
     )]
     Locked { stack: String, holder: Box<Holder> },
 
+    /// The state backend cannot be reached or refused a request.
+    #[error("state backend {backend}: {message}")]
+    Backend { backend: String, message: String },
+
+    /// The state backend went away after the run had started changing things: what was done is
+    /// kept (the message says where) but not yet in the backend.
+    #[error("state backend {backend}: {message}")]
+    BackendLost { backend: String, message: String },
+
+    /// Another writer changed the stack's state since this run read it: this run's write was
+    /// refused rather than overwrite the newer state.
+    #[error(
+        "the state of stack `{stack}` changed under this run: {detail}\nanother fabrik run wrote it (was the lock broken with `fabrik unlock --force`?); run the command again to start from the current state"
+    )]
+    StaleState { stack: String, detail: String },
+
+    /// The stack's state was moved to another backend by `fabrik state migrate`.
+    #[error(
+        "the state of stack `{stack}` was moved to {to} by `fabrik state migrate`\npoint the spec at it (its `backend:` block), or pass --backend or --state-dir"
+    )]
+    Moved { stack: String, to: String },
+
     /// The stored state cannot be read or does not belong here.
     #[error("{0}")]
     State(String),
@@ -121,6 +143,8 @@ impl Error {
             // Kept on purpose or not, a change that stays means the stack is not as it was.
             Error::Apply(failure) if failure.remaining.is_empty() && failure.kept.is_empty() => 3,
             Error::Apply(_) => 4,
+            // Changes may have been made that the backend does not hold yet.
+            Error::BackendLost { .. } => 4,
             _ => 1,
         }
     }

@@ -29,8 +29,10 @@ use crate::registry::Registry;
 use crate::resolve;
 use crate::secrets::Secrets;
 use crate::spec::Spec;
-use crate::state::journal::{self, Journal, Record};
-use crate::state::{Deposed, FileStore, Intent, IntentAction, ResourceState, State};
+use crate::state::journal::{self, Record};
+use crate::state::{
+    Deposed, Intent, IntentAction, JournalWriter, ResourceState, State, StateStore,
+};
 use crate::template::Reference;
 
 /// Configured provider clients, by provider name.
@@ -82,7 +84,7 @@ pub struct Executor<'a> {
     pub spec: Option<&'a Spec>,
     pub registry: &'a Registry,
     pub clients: &'a Clients,
-    pub store: &'a FileStore,
+    pub store: &'a dyn StateStore,
     pub parallelism: usize,
     pub rollback: bool,
     pub progress: &'a dyn Progress,
@@ -255,7 +257,7 @@ impl Executor<'_> {
             serial: state.serial + 1,
             next_intent: state.next_intent(),
             state,
-            journal: &mut journal,
+            journal: &mut *journal,
             outcome: Outcome::default(),
             undo: Vec::new(),
             failures: Vec::new(),
@@ -386,7 +388,7 @@ fn old_half(name: &str, prior: &ResourceState) -> Change {
 struct Run<'e, 's> {
     exec: &'e Executor<'e>,
     state: &'s mut State,
-    journal: &'s mut Journal,
+    journal: &'s mut dyn JournalWriter,
     serial: u64,
     next_intent: u64,
     outcome: Outcome,
@@ -1713,7 +1715,7 @@ fn apply_spec(
     registry: &Registry,
     parallelism: usize,
     progress: &dyn Progress,
-) -> (Result<Outcome, Error>, FileStore) {
+) -> (Result<Outcome, Error>, crate::state::FileStore) {
     let path = dir.join("fabrik.yaml");
     std::fs::write(&path, spec).unwrap();
     let loaded = crate::commands::load(&path, registry).unwrap();
@@ -1735,7 +1737,7 @@ fn apply_spec(
         state_dir: dir.join(".fabrik"),
     };
     let clients = crate::commands::configure(registry, Some(&loaded), &state, &context).unwrap();
-    let store = FileStore::new(dir.join(".fabrik"), &loaded.spec.stack);
+    let store = crate::state::FileStore::new(dir.join(".fabrik"), &loaded.spec.stack);
     let outcome = Executor {
         spec: Some(&loaded.spec),
         registry,
@@ -1770,6 +1772,7 @@ mod tests {
 
     use super::{Outcome, Progress, Verb};
     use crate::registry::Registry;
+    use crate::state::StateStore;
 
     type Spans = Arc<Mutex<Vec<(String, Instant, Instant)>>>;
 

@@ -90,6 +90,18 @@ impl Secrets {
         self
     }
 
+    /// The masking key in use, if anything is sensitive.
+    pub fn key(&self) -> Option<&[u8; 32]> {
+        self.key.as_ref()
+    }
+
+    /// Uses `key`, kept by a state backend that shares it between machines, instead of this
+    /// machine's: nothing is to be saved locally.
+    pub fn use_shared_key(&mut self, key: [u8; 32]) {
+        self.key = Some(key);
+        self.unsaved_key = None;
+    }
+
     /// Writes a key made in this run (mode 0600), before anything hashed with it is stored.
     pub fn save_key(&self) -> Result<(), Error> {
         let (Some(path), Some(key)) = (&self.unsaved_key, self.key) else {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{Globals, Notes, configure, confirm, load, recover};
+use super::{Globals, configure, confirm, load};
 use crate::cli::ApplyArgs;
 use crate::error::Error;
 use crate::executor::Executor;
@@ -48,18 +48,13 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
     let mut loaded = load(&spec_path, &registry)?;
     loaded.resolve_secrets(&globals.state_dir(&spec_path))?;
-    let store = globals.store(&spec_path, &loaded.spec.stack);
-    let _lock = store.lock(&globals.command_line)?;
-    let mut state = store.load()?;
+    let super::Opened {
+        mut state,
+        adopted,
+        lock: _lock,
+        store,
+    } = super::open(globals, &registry, &mut loaded, &spec_path)?;
     let context = globals.context(&spec_path);
-    let adopted = recover(
-        &registry,
-        Some(&loaded),
-        &mut state,
-        &context,
-        Some(&store),
-        Notes::Stdout,
-    )?;
     let request = super::plan::Request {
         spec_path: &spec_path,
         targets: &targets,
@@ -95,7 +90,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         spec: Some(&loaded.spec),
         registry: &registry,
         clients: &clients,
-        store: &store,
+        store: &*store,
         parallelism: usize::from(args.parallelism),
         rollback: !args.no_rollback,
         progress: &progress,

@@ -10,7 +10,6 @@ use crate::executor::Executor;
 use crate::plan::{self, Action};
 use crate::registry::Registry;
 use crate::render::Lines;
-use crate::state::FileStore;
 
 pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
@@ -28,16 +27,19 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     } else {
         None
     };
-    let dir = globals.state_dir(&args.spec);
+    let backend = globals.backend(&args.spec, loaded.as_ref().map(|l| &l.spec))?;
     let stack = match (&args.stack, &loaded) {
         (Some(stack), _) => stack.clone(),
         (None, Some(l)) => l.spec.stack.clone(),
-        (None, None) => only_stack(&dir, &args.spec)?,
+        (None, None) => only_stack(&backend, &args.spec)?,
     };
-    let store = FileStore::new(dir, &stack);
+    let store = backend.store(&stack)?;
     let _lock = store.lock(&globals.command_line)?;
     let mut state = store.load()?;
-    let loaded = loaded.filter(|l| l.spec.stack == stack);
+    let mut loaded = loaded.filter(|l| l.spec.stack == stack);
+    if let Some(loaded) = &mut loaded {
+        super::share_key(loaded, &*store)?;
+    }
     let spec = loaded.as_ref().map(|l| &l.spec);
     let context = globals.context(&args.spec);
     recover(
@@ -45,7 +47,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         loaded.as_ref(),
         &mut state,
         &context,
-        Some(&store),
+        Some(&*store),
         Notes::Stdout,
     )?;
     let plan = plan::destroy_plan(&state, &args.target)?;
@@ -91,7 +93,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         spec: None,
         registry: &registry,
         clients: &clients,
-        store: &store,
+        store: &*store,
         parallelism: usize::from(args.parallelism),
         rollback: false,
         progress: &progress,

@@ -13,13 +13,13 @@ use std::path::PathBuf;
 
 use fabrik_provider::{Attributes, ErrorKind, Target, Value};
 
-use super::{Globals, Notes, configure, load, recover};
+use super::{Globals, configure, load};
 use crate::cli::ImportArgs;
 use crate::error::Error;
 use crate::registry::Registry;
 use crate::source::{Diagnostic, Diagnostics, closest};
 use crate::state::journal::{Change, Record};
-use crate::state::{Intent, IntentAction, State};
+use crate::state::{Intent, IntentAction, JournalWriter, State};
 
 pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
     let (spec_path, name, id) = parts(args.args)?;
@@ -36,18 +36,13 @@ pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
         )));
     };
     loaded.resolve_secrets(&globals.state_dir(&spec_path))?;
-    let store = globals.store(&spec_path, &loaded.spec.stack);
-    let _lock = store.lock(&globals.command_line)?;
-    let mut state = store.load()?;
+    let super::Opened {
+        mut state,
+        lock: _lock,
+        store,
+        ..
+    } = super::open(globals, &registry, &mut loaded, &spec_path)?;
     let context = globals.context(&spec_path);
-    recover(
-        &registry,
-        Some(&loaded),
-        &mut state,
-        &context,
-        Some(&store),
-        Notes::Stdout,
-    )?;
     if let Some(managed) = state.resources.get(&name) {
         return Err(Error::Usage(format!(
             "`{name}` is already managed by stack `{}` (as {}); nothing was imported. To manage \
@@ -143,7 +138,7 @@ pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
         intent: intent_id,
         call: Box::new(intent.clone()),
     });
-    write(&mut journal, &mut state, serial, announce)?;
+    write(&mut *journal, &mut state, serial, announce)?;
 
     let target = Target {
         stack: &state.stack,
@@ -155,7 +150,7 @@ pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
     match result {
         // Objects without a marker (a zone) cannot refuse a second claim themselves.
         Ok(found) if managed_as(&state, ty.name, &found.id).is_some() => {
-            write(&mut journal, &mut state, serial, vec![settled])?;
+            write(&mut *journal, &mut state, serial, vec![settled])?;
             store.commit(&state)?;
             let other = managed_as(&state, ty.name, &found.id).expect("just found");
             Err(already_managed(&found.id, other, &loaded.spec.stack))
@@ -169,7 +164,7 @@ pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
                 name: name.clone(),
                 resource: Box::new(resource),
             };
-            write(&mut journal, &mut state, serial, vec![put, settled])?;
+            write(&mut *journal, &mut state, serial, vec![put, settled])?;
             store.commit(&state)?;
             outln!("imported {name} ({imported_id})");
             outln!("Run `fabrik plan` to see how it differs from the spec.");
@@ -187,7 +182,7 @@ pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
                     | ErrorKind::Unauthorized
             );
             if refused {
-                write(&mut journal, &mut state, serial, vec![settled])?;
+                write(&mut *journal, &mut state, serial, vec![settled])?;
             }
             store.commit(&state)?;
             let resource = if refused {
@@ -251,7 +246,7 @@ fn parts(args: Vec<OsString>) -> Result<(PathBuf, String, String), Error> {
 
 /// Appends `changes` to the journal (one fsync) and applies them to the state in memory.
 fn write(
-    journal: &mut crate::state::journal::Journal,
+    journal: &mut dyn JournalWriter,
     state: &mut State,
     serial: u64,
     changes: Vec<Change>,

@@ -31,21 +31,33 @@ use crate::resolve;
 use crate::secrets::Secrets;
 use crate::spec::Spec;
 use crate::state::journal::Record;
-use crate::state::{FileStore, ResourceState, State};
+use crate::state::{Backend, ResourceState, State, StateStore};
 
 /// Options every subcommand shares.
 pub struct Globals {
     pub state_dir: Option<PathBuf>,
+    /// `--backend` or `FABRIK_BACKEND` when it names a database (a directory there is taken as
+    /// `--state-dir`).
+    pub backend: Option<String>,
     pub painter: Painter,
     /// The command line as typed, for the lock's holder record.
     pub command_line: String,
 }
 
 pub fn dispatch(cli: Cli) -> Result<i32, Error> {
+    let (backend, state_dir) = match cli.backend {
+        Some(url) if crate::state::postgres::is_url(&url) => (Some(url), cli.state_dir),
+        Some(dir) if !dir.is_empty() => (None, cli.state_dir.or(Some(PathBuf::from(dir)))),
+        _ => (None, cli.state_dir),
+    };
     let globals = Globals {
-        state_dir: cli.state_dir,
+        state_dir,
+        backend,
         painter: Painter::for_stdout(cli.no_color),
-        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        // Stored as the lock's holder and shown to others: no password of a `--backend` URL.
+        command_line: crate::state::postgres::mask_passwords(
+            &std::env::args().collect::<Vec<_>>().join(" "),
+        ),
     };
     match cli.command {
         Command::Validate(args) => validate::run(&globals, args),
@@ -89,6 +101,55 @@ impl Loaded {
     }
 }
 
+/// Makes the secrets use the masking key the store shares between the machines using the
+/// stack, when it keeps one, so that sensitive inputs hash alike on every one of them.
+pub fn share_key(loaded: &mut Loaded, store: &dyn StateStore) -> Result<(), Error> {
+    if let Some(local) = loaded.secrets.key().copied()
+        && let Some(shared) = store.shared_key(&local)?
+    {
+        loaded.secrets.use_shared_key(shared);
+    }
+    Ok(())
+}
+
+/// A stack opened for a run that changes it: its store, the lock held on it, its state with
+/// what a dead run left pending resolved, and the resources that resolution adopted.
+pub struct Opened {
+    pub state: State,
+    pub adopted: BTreeSet<String>,
+    /// Held until dropped: bind it for the whole run (`lock: _lock`), since a field left out
+    /// of a destructuring pattern is dropped at once.
+    pub lock: crate::state::Lock,
+    pub store: Box<dyn StateStore>,
+}
+
+/// Opens the stack of `loaded` (the spec at `spec_path`) for a run that changes it.
+pub fn open(
+    globals: &Globals,
+    registry: &Registry,
+    loaded: &mut Loaded,
+    spec_path: &Path,
+) -> Result<Opened, Error> {
+    let store = globals.store(spec_path, Some(&loaded.spec), &loaded.spec.stack)?;
+    share_key(loaded, &*store)?;
+    let lock = store.lock(&globals.command_line)?;
+    let mut state = store.load()?;
+    let adopted = recover(
+        registry,
+        Some(loaded),
+        &mut state,
+        &globals.context(spec_path),
+        Some(&*store),
+        Notes::Stdout,
+    )?;
+    Ok(Opened {
+        state,
+        adopted,
+        lock,
+        store,
+    })
+}
+
 /// Loads and checks a spec: shape, types, references, cycles and environment variables.
 pub fn load(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
     let loaded = load_structure(path, registry)?;
@@ -129,22 +190,58 @@ impl Globals {
             .unwrap_or_else(|| spec_dir(spec).join(".fabrik"))
     }
 
-    pub fn store(&self, spec: &Path, stack: &str) -> FileStore {
-        FileStore::new(self.state_dir(spec), stack)
+    /// Where the states are kept for this spec: `--backend` (or `FABRIK_BACKEND`), else
+    /// `--state-dir`, else the spec's `backend:`, else `.fabrik/` beside the spec.
+    pub fn backend(&self, spec_path: &Path, spec: Option<&Spec>) -> Result<Backend, Error> {
+        use crate::state::postgres::Config;
+        // A run that loses the database keeps its state beside the spec until the next run.
+        let local = self.state_dir(spec_path);
+        if let Some(url) = &self.backend {
+            let config = Config::parse(url, None)?.with_local_dir(local);
+            return Ok(Backend::Postgres(Box::new(config)));
+        }
+        if self.state_dir.is_none()
+            && let Some(spec) = spec
+            && let Some(block) = &spec.backend
+        {
+            let url = backend_url(spec, &block.url, &spec_dir(spec_path))?;
+            let config = Config::parse(&url, block.schema.as_deref())?.with_local_dir(local);
+            return Ok(Backend::Postgres(Box::new(config)));
+        }
+        Ok(Backend::Dir(self.state_dir(spec_path)))
+    }
+
+    /// Whether the spec's `backend:` block decides where the state is (no `--backend` or
+    /// `--state-dir` given).
+    pub fn spec_chooses_backend(&self, spec: &Spec) -> bool {
+        self.backend.is_none() && self.state_dir.is_none() && spec.backend.is_some()
+    }
+
+    /// The store of one stack of a spec.
+    pub fn store(
+        &self,
+        spec_path: &Path,
+        spec: Option<&Spec>,
+        stack: &str,
+    ) -> Result<Box<dyn StateStore>, Error> {
+        self.backend(spec_path, spec)?.store(stack)
     }
 
     /// The store of the stack a state command is about: `--stack`, else the spec's, else the
-    /// only stack in the state directory.
-    pub fn store_for(&self, args: &StackArgs) -> Result<FileStore, Error> {
-        let dir = self.state_dir(&args.spec);
-        if let Some(stack) = &args.stack {
-            return Ok(FileStore::new(dir, stack));
-        }
-        if args.spec.exists() {
-            let spec = Spec::load(&args.spec)?;
-            return Ok(FileStore::new(dir, &spec.stack));
-        }
-        only_stack(&dir, &args.spec).map(|stack| FileStore::new(dir, &stack))
+    /// only stack in the backend.
+    pub fn store_for(&self, args: &StackArgs) -> Result<Box<dyn StateStore>, Error> {
+        let spec = if args.spec.exists() {
+            Some(Spec::load(&args.spec)?)
+        } else {
+            None
+        };
+        let backend = self.backend(&args.spec, spec.as_ref())?;
+        let stack = match (&args.stack, &spec) {
+            (Some(stack), _) => stack.clone(),
+            (None, Some(spec)) => spec.stack.clone(),
+            (None, None) => only_stack(&backend, &args.spec)?,
+        };
+        backend.store(&stack)
     }
 
     pub fn context(&self, spec: &Path) -> Context {
@@ -160,6 +257,49 @@ impl Globals {
             state_dir: absolute(self.state_dir(spec)),
         }
     }
+}
+
+/// The connection string of the spec's backend, its secrets looked up in the environment and
+/// in the `.env` beside the spec.
+fn backend_url(spec: &Spec, url: &crate::spec::Expr, base_dir: &Path) -> Result<String, Error> {
+    let missing = |what: String| {
+        Error::Spec(crate::source::Diagnostics {
+            source: spec.source.clone(),
+            items: vec![crate::source::Diagnostic::new(url.loc, what)],
+        })
+    };
+    // The spec loader lets only strings through; say so rather than trust it blindly.
+    let crate::spec::ExprKind::Str(parts) = &url.kind else {
+        return Err(missing("`url` must be a string".into()));
+    };
+    let dotenv = base_dir.join(".env");
+    let mut text = String::new();
+    for part in parts {
+        match part {
+            crate::template::Part::Text(t) => text.push_str(t),
+            crate::template::Part::Ref(crate::template::Reference::Secret(name)) => {
+                let value = crate::secrets::lookup(name, &dotenv)?.ok_or_else(|| {
+                    missing(format!(
+                        "the state backend needs secret `{name}`: set the environment variable `{name}` or put it in {}",
+                        dotenv.display()
+                    ))
+                })?;
+                text.push_str(value.expose());
+            }
+            crate::template::Part::Ref(crate::template::Reference::Env(name)) => {
+                let value = std::env::var(name).map_err(|_| {
+                    missing(format!(
+                        "the state backend needs the environment variable `{name}`"
+                    ))
+                })?;
+                text.push_str(&value);
+            }
+            crate::template::Part::Ref(other) => {
+                return Err(missing(format!("`url` cannot use {}", other.written())));
+            }
+        }
+    }
+    Ok(text)
 }
 
 /// The stack a spec names on a top-level `stack:` line, read without parsing the YAML: a guess
@@ -182,19 +322,19 @@ pub fn stack_line(spec: &Path) -> Option<String> {
     crate::spec::valid_name(value).then(|| value.to_string())
 }
 
-/// The one stack that has a state in `dir`.
-pub fn only_stack(dir: &Path, spec: &Path) -> Result<String, Error> {
-    let stacks = FileStore::stacks_in(dir);
+/// The one stack that has a state in the backend.
+pub fn only_stack(backend: &Backend, spec: &Path) -> Result<String, Error> {
+    let stacks = backend.stacks()?;
     match stacks.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(Error::Usage(format!(
             "{} does not exist and there is no state in {}",
             spec.display(),
-            dir.display()
+            backend.describe()
         ))),
         many => Err(Error::Usage(format!(
             "{} holds the state of several stacks ({}); name one with --stack",
-            dir.display(),
+            backend.describe(),
             many.join(", ")
         ))),
     }
@@ -472,7 +612,7 @@ pub fn recover(
     spec: Option<&Loaded>,
     state: &mut State,
     context: &Context,
-    store: Option<&FileStore>,
+    store: Option<&dyn StateStore>,
     notes: Notes,
 ) -> Result<BTreeSet<String>, Error> {
     if state.pending.is_empty() {

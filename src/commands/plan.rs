@@ -18,26 +18,36 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
     // Reading a large state takes as long as a fifth of the plan: it starts on the other core
     // while the spec is parsed, for the stack the spec's `stack:` line names. Only a state of
     // the stack the parsed spec really names is used.
-    let early = super::stack_line(&args.spec).map(|stack| {
-        let store = globals.store(&args.spec, &stack);
+    // The early read goes to the backend known before parsing; it is used only when the spec
+    // names no other. A refresh can start there too, from the state's record of each provider.
+    let early = super::stack_line(&args.spec).and_then(|stack| {
+        let store = globals.store(&args.spec, None, &stack).ok()?;
         let context = globals.context(&args.spec);
         let refresh = args.refresh;
-        std::thread::spawn(move || {
+        Some(std::thread::spawn(move || {
             let state = store.load();
             let seen = match &state {
                 Ok(state) if refresh => early_refresh(state, &context),
                 _ => None,
             };
-            (stack, state, seen)
-        })
+            (stack, store, state, seen)
+        }))
     });
     let mut loaded = load(&args.spec, &registry)?;
     loaded.resolve_secrets(&globals.state_dir(&args.spec))?;
-    let store = globals.store(&args.spec, &loaded.spec.stack);
-    let (mut state, early_seen) = match early.map(|handle| handle.join()) {
-        Some(Ok((stack, state, seen))) if stack == loaded.spec.stack => (state?, seen),
-        _ => (store.load()?, None),
+    let (store, mut state, early_seen) = match early.map(|handle| handle.join()) {
+        Some(Ok((stack, store, state, seen)))
+            if stack == loaded.spec.stack && !globals.spec_chooses_backend(&loaded.spec) =>
+        {
+            (store, state?, seen)
+        }
+        _ => {
+            let store = globals.store(&args.spec, Some(&loaded.spec), &loaded.spec.stack)?;
+            let state = store.load()?;
+            (store, state, None)
+        }
     };
+    super::share_key(&mut loaded, &*store)?;
     let context = globals.context(&args.spec);
     let adopted = recover(
         &registry,

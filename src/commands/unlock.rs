@@ -3,7 +3,7 @@
 use super::Globals;
 use crate::cli::UnlockArgs;
 use crate::error::Error;
-use crate::state::lock::{self, Broken};
+use crate::state::Broken;
 
 pub fn run(globals: &Globals, args: UnlockArgs) -> Result<i32, Error> {
     if !args.force {
@@ -12,7 +12,7 @@ pub fn run(globals: &Globals, args: UnlockArgs) -> Result<i32, Error> {
         ));
     }
     let store = globals.store_for(&args.stack)?;
-    match lock::force_unlock(&store.lock_path())? {
+    match store.force_unlock()? {
         Broken::NotLocked => outln!("The stack is not locked."),
         Broken::Broken(holder) => {
             outln!("Broke the lock of the stack.");

@@ -12,6 +12,7 @@ use fabrik_provider::{
 
 use super::{Progress, Verb};
 use crate::registry::Registry;
+use crate::state::StateStore;
 
 /// What the provider saw and holds.
 #[derive(Default)]

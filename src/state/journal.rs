@@ -94,9 +94,11 @@ impl Journal {
             path: path.to_path_buf(),
         })
     }
+}
 
+impl super::JournalWriter for Journal {
     /// Appends the records and makes them durable with one fsync.
-    pub fn append(&mut self, records: &[Record]) -> Result<(), Error> {
+    fn append(&mut self, records: &[Record]) -> Result<(), Error> {
         if records.is_empty() {
             return Ok(());
         }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -48,10 +48,24 @@ impl fmt::Display for Holder {
     }
 }
 
-/// A held lock; dropping it releases the flock.
-#[derive(Debug)]
+/// A held lock, whatever the backend keeps it with (an open file, a database connection);
+/// dropping it releases the lock.
 pub struct Lock {
-    _file: File,
+    _held: Box<dyn Send>,
+}
+
+impl Lock {
+    pub fn new(held: impl Send + 'static) -> Self {
+        Lock {
+            _held: Box::new(held),
+        }
+    }
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Lock")
+    }
 }
 
 fn open(path: &Path) -> Result<File, Error> {
@@ -84,7 +98,7 @@ pub fn acquire(path: &Path, stack: &str, command: &str) -> Result<Lock, Error> {
                 .and_then(|()| file.write_all(&holder))
                 .and_then(|()| file.sync_data());
             written.map_err(|e| Error::io(format!("writing lock {}", path.display()), e))?;
-            Ok(Lock { _file: file })
+            Ok(Lock::new(file))
         }
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
             stack: stack.to_string(),
@@ -110,7 +124,7 @@ pub enum Broken {
 
 /// Breaks the lock: removes the lock file, so the next run takes a fresh one even while a hung
 /// process still holds the old file.
-pub fn force_unlock(path: &PathBuf) -> Result<Broken, Error> {
+pub fn force_unlock(path: &Path) -> Result<Broken, Error> {
     if !path.exists() {
         return Ok(Broken::NotLocked);
     }

@@ -6,10 +6,14 @@
 //! .fabrik/<stack>.journal      JSON lines since the snapshot, fsynced as each change completes
 //! .fabrik/<stack>.lock         flock held by the one writer, with who holds it
 //! ```
+//!
+//! The engine sees none of that: it talks to a [`StateStore`], which the file backend
+//! implements here and the PostgreSQL backend ([`postgres`]) for teams that share a stack.
 
 pub mod file;
 pub mod journal;
 pub mod lock;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 
@@ -17,6 +21,59 @@ use fabrik_provider::Attributes;
 use serde::{Deserialize, Serialize};
 
 pub use file::FileStore;
+pub use lock::{Broken, Lock};
+
+use crate::error::Error;
+use journal::Record;
+
+/// Where one stack's state lives, as the engine sees it.
+///
+/// # Guarantees
+/// - [`StateStore::load`] returns the last committed snapshot with every durable record since
+///   replayed on top.
+/// - A record passed to [`JournalWriter::append`] or [`StateStore::record`] is durable once the
+///   call returns: a crash right after loses nothing.
+/// - [`StateStore::commit`] replaces the snapshot and empties the journal it folds in, all or
+///   nothing. A backend that can see another writer refuses a commit built on a state that
+///   changed since it was read.
+/// - [`StateStore::lock`] holds until the returned [`Lock`] is dropped or the process dies.
+///
+/// # Assumptions
+/// The caller holds the lock for every write, and loads before it begins or commits.
+pub trait StateStore: Send + Sync {
+    /// The stack this store holds.
+    fn stack(&self) -> &str;
+    fn load(&self) -> Result<State, Error>;
+    /// Takes the stack's writer lock, or says who has it ([`Error::Locked`]).
+    fn lock(&self, command: &str) -> Result<Lock, Error>;
+    /// Opens the journal for a run that will change things. A state never written gets its
+    /// lineage and a first snapshot now, so the journal always has one to replay onto.
+    fn begin(&self, state: &mut State) -> Result<Box<dyn JournalWriter + '_>, Error>;
+    /// Writes the snapshot and empties the journal it now contains.
+    fn commit(&self, state: &State) -> Result<(), Error>;
+    /// Appends records on their own (`state rm`, recovery), durably.
+    fn record(&self, records: &[Record]) -> Result<(), Error>;
+    /// Breaks the lock whoever holds it, and says who did.
+    fn force_unlock(&self) -> Result<Broken, Error>;
+    /// Takes the stack's state out of use once it was copied to the backend described by
+    /// `moved_to`: a later load here fails with [`Error::Moved`] (rather than find no state and
+    /// plan to create everything again) until a state is committed here again. Refused if the
+    /// state changed since it was loaded. Returns what became of the old copy, for the user.
+    fn retire(&self, moved_to: &str) -> Result<String, Error>;
+
+    /// The key that masks the stack's sensitive inputs, for a backend that shares it between
+    /// the machines using the stack: the one it keeps, or `proposed` (this machine's) kept now
+    /// if it has none. `None`: the backend keeps no key, and the one beside the spec is used.
+    fn shared_key(&self, _proposed: &[u8; 32]) -> Result<Option<[u8; 32]>, Error> {
+        Ok(None)
+    }
+}
+
+/// The open journal of one run.
+pub trait JournalWriter {
+    /// Appends the records and makes them durable, all of them with one flush.
+    fn append(&mut self, records: &[Record]) -> Result<(), Error>;
+}
 
 /// The snapshot format's version.
 pub const STATE_VERSION: u32 = 1;
@@ -160,4 +217,40 @@ pub fn new_lineage() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the operating system's random source is available");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where the states of a project's stacks are kept: the backend chosen by `--backend`,
+/// `FABRIK_BACKEND`, the spec's `backend:` block, or the local directory by default.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// JSON files in a directory (`.fabrik/` beside the spec unless `--state-dir` says otherwise).
+    Dir(std::path::PathBuf),
+    /// A PostgreSQL schema shared by a team.
+    Postgres(Box<postgres::Config>),
+}
+
+impl Backend {
+    /// The store of one stack.
+    pub fn store(&self, stack: &str) -> Result<Box<dyn StateStore>, Error> {
+        match self {
+            Backend::Dir(dir) => Ok(Box::new(FileStore::new(dir.clone(), stack))),
+            Backend::Postgres(config) => Ok(Box::new(config.store(stack)?)),
+        }
+    }
+
+    /// The stacks that have a state here, sorted.
+    pub fn stacks(&self) -> Result<Vec<String>, Error> {
+        match self {
+            Backend::Dir(dir) => Ok(FileStore::stacks_in(dir)),
+            Backend::Postgres(config) => config.stacks(),
+        }
+    }
+
+    /// Where the states are, for messages; never a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Dir(dir) => dir.display().to_string(),
+            Backend::Postgres(config) => config.describe(),
+        }
+    }
 }

@@ -37,7 +37,7 @@ mod entry;
 mod http;
 mod tcp;
 mod tls;
-mod trust;
+pub(crate) mod trust;
 
 #[cfg(test)]
 mod test_support;

@@ -130,3 +130,50 @@ fn unlock_force_names_the_holder_and_frees_the_stack() {
     ----- stderr -----
     ");
 }
+
+/// A running apply holds its lock for the whole run: while its gate waits, a second apply is
+/// refused and names it as the holder.
+#[test]
+fn a_running_apply_holds_the_lock_until_it_ends() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let gate = crate::live::free_port();
+    let case = Case::new().spec(&format!(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            with: {{ path: web.txt, content: "hello\n" }}
+            verify:
+              - tcp: "127.0.0.1:{gate}"
+                timeout: 60s
+                interval: 50ms
+        "#
+    ));
+    let first = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fabrik starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !case.exists("web.txt") {
+        assert!(Instant::now() < deadline, "the first apply never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = case.run(["apply", "--yes"]);
+    assert_eq!(second.code, 1, "{second}");
+    assert!(
+        second.stderr.contains(&format!("pid {}", first.id())),
+        "the first run holds the lock:\n{second}"
+    );
+    // Let the gate pass: the first run finishes, then the stack is free again.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", gate)).unwrap();
+    let done = first.wait_with_output().unwrap();
+    assert!(done.status.success(), "{done:?}");
+    drop(listener);
+    case.expect(["destroy", "--yes"], 0);
+}

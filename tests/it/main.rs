@@ -21,6 +21,7 @@ mod lifecycle;
 mod live;
 mod lock;
 mod plan_json;
+mod postgres;
 mod powerdns;
 mod refresh;
 mod rollback;
