@@ -200,3 +200,25 @@ pub fn signal(pid: u32, name: &str) {
         .expect("kill runs");
     assert!(status.success(), "kill -{name} {pid} failed");
 }
+
+/// Starts `fabrik <args>` in `case` in the background and returns once `file` exists: for runs
+/// that hold the stack's lock while their gate waits.
+pub fn spawn_until_exists(case: &Case, args: &[&str], file: &str) -> std::process::Child {
+    let child = case
+        .args(args)
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("fabrik starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !case.exists(file) {
+        assert!(
+            Instant::now() < deadline,
+            "`fabrik {}` never got as far as {file}",
+            args.join(" ")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}

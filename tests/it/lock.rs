@@ -135,9 +135,6 @@ fn unlock_force_names_the_holder_and_frees_the_stack() {
 /// refused and names it as the holder.
 #[test]
 fn a_running_apply_holds_the_lock_until_it_ends() {
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-
     let gate = crate::live::free_port();
     let case = Case::new().spec(&format!(
         r#"
@@ -152,18 +149,7 @@ fn a_running_apply_holds_the_lock_until_it_ends() {
                 interval: 50ms
         "#
     ));
-    let first = case
-        .args(["apply", "--yes"])
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("fabrik starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !case.exists("web.txt") {
-        assert!(Instant::now() < deadline, "the first apply never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let first = crate::live::spawn_until_exists(&case, &["apply", "--yes"], "web.txt");
     let second = case.run(["apply", "--yes"]);
     assert_eq!(second.code, 1, "{second}");
     assert!(

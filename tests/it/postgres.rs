@@ -558,19 +558,8 @@ fn two_concurrent_applies_one_runs_the_other_is_refused_with_the_holder() {
     let case = Case::new()
         .spec(&slow_spec(gate))
         .env("STATE_DB_URL", server.url());
-    let first = case
-        .args(["apply", "--yes"])
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("fabrik starts");
     // The first run holds the lock once its file exists (it waits on its gate after that).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !case.exists("web.txt") {
-        assert!(Instant::now() < deadline, "the first apply never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let first = crate::live::spawn_until_exists(&case, &["apply", "--yes"], "web.txt");
     let second = case.run(["apply", "--yes"]);
     assert_eq!(second.code, 1, "{second}");
     assert_no_password(&second);
@@ -736,18 +725,7 @@ fn unlock_force_ends_the_holders_session_names_it_and_frees_the_stack() {
     let case = Case::new()
         .spec(&slow_spec(gate))
         .env("STATE_DB_URL", server.url());
-    let first = case
-        .args(["apply", "--yes"])
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("fabrik starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !case.exists("web.txt") {
-        assert!(Instant::now() < deadline, "the first apply never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let first = crate::live::spawn_until_exists(&case, &["apply", "--yes"], "web.txt");
     let idle_refusal = case.run(["unlock"]);
     assert_eq!(idle_refusal.code, 1, "{idle_refusal}");
     let out = case.expect(["unlock", "--force"], 0);
@@ -783,18 +761,7 @@ fn the_server_stopping_mid_apply_stops_the_run_and_the_next_one_converges() {
     let case = Case::new()
         .spec(&slow_spec(gate))
         .env("STATE_DB_URL", server.url());
-    let first = case
-        .args(["apply", "--yes"])
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("fabrik starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !case.exists("web.txt") {
-        assert!(Instant::now() < deadline, "the first apply never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let first = crate::live::spawn_until_exists(&case, &["apply", "--yes"], "web.txt");
     server.stop();
     let listener = std::net::TcpListener::bind(("127.0.0.1", gate)).expect("the gate's port");
     let first = first.wait_with_output().unwrap();
