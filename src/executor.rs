@@ -949,7 +949,7 @@ impl Run<'_, '_> {
         let applied = match report.result {
             Ok(applied) => applied,
             Err(e) => {
-                let message = if e.kind == ErrorKind::Transient {
+                let message = if e.kind == ErrorKind::Transient && !e.retried {
                     format!("{e} (still failing after {RETRIES} attempts)")
                 } else {
                     e.to_string()
@@ -1430,7 +1430,7 @@ fn retry<T>(mut call: impl FnMut() -> fabrik_provider::Result<T>) -> fabrik_prov
     let mut attempt = 1;
     loop {
         match call() {
-            Err(e) if e.kind == ErrorKind::Transient && attempt < RETRIES => {
+            Err(e) if e.kind == ErrorKind::Transient && !e.retried && attempt < RETRIES => {
                 std::thread::sleep(Duration::from_millis(100 << attempt));
                 attempt += 1;
             }
@@ -1543,10 +1543,7 @@ fn run_unit(
     let (results, prior_real) = match outcome {
         Ok(done) => done,
         Err(e) => {
-            let results = unit
-                .iter()
-                .map(|_| Err(fabrik_provider::Error::new(e.kind, e.message.clone())))
-                .collect();
+            let results = unit.iter().map(|_| Err(e.duplicate())).collect();
             (results, vec![None; unit.len()])
         }
     };
@@ -1599,7 +1596,9 @@ fn retry_batch(
     let mut results = checked(client.apply_batch(calls), calls.len());
     for attempt in 1..RETRIES {
         let again: Vec<usize> = (0..calls.len())
-            .filter(|&i| matches!(&results[i], Err(e) if e.kind == ErrorKind::Transient))
+            .filter(
+                |&i| matches!(&results[i], Err(e) if e.kind == ErrorKind::Transient && !e.retried),
+            )
             .collect();
         if again.is_empty() {
             break;
@@ -1893,6 +1892,30 @@ mod tests {
         assert!(d.1 >= a.2, "d refers to a, so it starts after a ends");
         let e = span(&spans, "e");
         assert!(e.1 >= d.2, "e depends on d, so it starts after d ends");
+    }
+
+    #[test]
+    fn transient_failures_are_retried_unless_the_provider_already_did() {
+        let mut calls = 0;
+        let result: fabrik_provider::Result<()> = super::retry(|| {
+            calls += 1;
+            Err(fabrik_provider::Error::new(
+                fabrik_provider::ErrorKind::Transient,
+                "busy",
+            ))
+        });
+        assert!(result.is_err());
+        assert_eq!(calls, super::RETRIES);
+        let mut calls = 0;
+        let result: fabrik_provider::Result<()> = super::retry(|| {
+            calls += 1;
+            Err(
+                fabrik_provider::Error::new(fabrik_provider::ErrorKind::Transient, "busy")
+                    .retried(),
+            )
+        });
+        assert!(result.is_err());
+        assert_eq!(calls, 1);
     }
 
     #[test]

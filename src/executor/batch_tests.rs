@@ -25,6 +25,8 @@ struct Remote {
     live: BTreeSet<String>,
     /// Batches still to fail transiently before one succeeds.
     transient_failures: usize,
+    /// Those failures come after the provider's own retries (the engine must not add more).
+    exhausted: bool,
 }
 
 type Shared = Arc<Mutex<Remote>>;
@@ -112,9 +114,13 @@ impl Client for BatchyClient {
                 .then_some(ErrorKind::InvalidInput)
         };
         if let Some(kind) = failure {
+            let exhausted = remote.exhausted;
             return calls
                 .iter()
-                .map(|_| Err(Error::new(kind, "the batch was refused")))
+                .map(|_| {
+                    let error = Error::new(kind, "the batch was refused");
+                    Err(if exhausted { error.retried() } else { error })
+                })
                 .collect();
         }
         calls
@@ -275,4 +281,26 @@ fn a_transient_batch_failure_is_retried() {
     assert_eq!(remote.batches.len(), 2, "refused once, then made");
     assert_eq!(remote.live.len(), 6);
     assert_eq!(run.recorded.len(), 6);
+}
+
+#[test]
+fn a_failure_the_provider_already_retried_is_not_retried_again() {
+    let spec = spec(&[("a", "one", 4)], "");
+    let run = apply(
+        &spec,
+        Remote {
+            transient_failures: 1,
+            exhausted: true,
+            ..Remote::default()
+        },
+        2,
+    );
+    assert!(run.failed);
+    let remote = run.remote.lock().unwrap();
+    assert_eq!(
+        remote.batches.len(),
+        1,
+        "one call, no retry on top of the provider's"
+    );
+    assert!(remote.live.is_empty());
 }

@@ -49,7 +49,7 @@ impl Records {
                 }
                 Err(e) => {
                     for i in members {
-                        results[i] = Some(Err(Error::new(e.kind, e.message.clone())));
+                        results[i] = Some(Err(e.duplicate()));
                     }
                 }
             }
@@ -86,7 +86,7 @@ impl Records {
                     Ok(records) => Ok(in_the_way(records, target, &want)),
                     // No such zone: the create says so itself.
                     Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(Error::new(e.kind, e.message.clone())),
+                    Err(e) => Err(e.duplicate()),
                 });
             }
         }
@@ -133,7 +133,7 @@ impl Records {
     ) {
         let fail_all = |results: &mut [Option<Result<Option<Applied>>>], e: &Error| {
             for &i in members {
-                results[i] = Some(Err(Error::new(e.kind, e.message.clone())));
+                results[i] = Some(Err(e.duplicate()));
             }
         };
         let listed = self
@@ -280,15 +280,12 @@ impl Records {
                         let target = calls[*i].target;
                         let made = now.as_deref().and_then(|now| settled(now, target, op));
                         results[*i] = Some(made.map(Ok).unwrap_or_else(|| {
-                            Err(Error::new(
-                                failure.kind(),
-                                format!(
-                                    "{} (the batch of {} changes it was part of was refused as \
-                                     a whole)",
-                                    failure.error.message,
-                                    chunk.len()
-                                ),
-                            ))
+                            let mut error = failure.error.duplicate();
+                            error.message.push_str(&format!(
+                                " (the batch of {} changes it was part of was refused as a whole)",
+                                chunk.len()
+                            ));
+                            Err(error)
                         }));
                     }
                 }

@@ -40,6 +40,9 @@ impl fmt::Display for ErrorKind {
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
+    /// The provider already tried the call again for as long as made sense (its own backoff,
+    /// `Retry-After`): the engine does not multiply those attempts by its own.
+    pub retried: bool,
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -49,6 +52,24 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            retried: false,
+            source: None,
+        }
+    }
+
+    /// Marks the error as one the provider already retried.
+    pub fn retried(mut self) -> Self {
+        self.retried = true;
+        self
+    }
+
+    /// The same error for another call that met it (every change of a refused batch): kind,
+    /// message and whether it was retried; the source stays with the original.
+    pub fn duplicate(&self) -> Self {
+        Error {
+            kind: self.kind,
+            message: self.message.clone(),
+            retried: self.retried,
             source: None,
         }
     }

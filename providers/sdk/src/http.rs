@@ -342,15 +342,16 @@ pub fn judge<T, E>(
     }
 }
 
-/// An error a retry loop can add a note to ("after 4 attempts").
+/// An error a retry loop can add a note to ("after 4 attempts") when it gives up.
 pub trait Noted {
+    /// The error with `note` added, marked as retried (see [`Error::retried`]).
     fn noted(self, note: &str) -> Self;
 }
 
 impl Noted for Error {
     fn noted(mut self, note: &str) -> Self {
         self.message.push_str(note);
-        self
+        self.retried()
     }
 }
 
@@ -501,7 +502,9 @@ mod tests {
             }
         });
         assert_eq!(tries, 3);
-        assert_eq!(result.unwrap_err().message, "busy (after 3 attempts)");
+        let error = result.unwrap_err();
+        assert_eq!(error.message, "busy (after 3 attempts)");
+        assert!(error.retried, "the engine is told not to try again");
 
         let mut tries = 0;
         let result: Result<(), Error> = retrying(&retry, "the server", || {

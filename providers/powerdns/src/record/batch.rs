@@ -91,7 +91,7 @@ fn zone_export(api: &Api, zone: &str) -> Result<Option<HashMap<(String, String),
 
 /// The same error again, for each change a failed request carried.
 fn copy(e: &Error) -> Error {
-    Error::new(e.kind, e.message.clone())
+    e.duplicate()
 }
 
 /// Where a call's RRset is: its zone, and its (name, type) there.
