@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::mpsc;
 
 use super::{
     Globals, Loaded, Notes, clients, load, provider_configs, recover, refresh, write_private,
@@ -24,22 +25,39 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
         let store = globals.store(&args.spec, None, &stack).ok()?;
         let context = globals.context(&args.spec);
         let refresh = args.refresh;
-        Some(std::thread::spawn(move || {
+        let (state_tx, state_rx) = mpsc::channel();
+        let (configs_tx, configs_rx) = mpsc::channel();
+        let (seen_tx, seen_rx) = mpsc::channel();
+        std::thread::spawn(move || {
             let state = store.load();
-            let seen = match &state {
-                Ok(state) if refresh => early_refresh(state, &context),
+            let copy = match &state {
+                Ok(state) if refresh => Some(state.clone()),
                 _ => None,
             };
-            (stack, store, state, seen)
-        }))
+            let _ = state_tx.send((stack, store, state));
+            if let Some(state) = copy {
+                early_refresh(&state, &context, &configs_tx, &seen_tx);
+            }
+        });
+        Some((
+            state_rx,
+            Early {
+                configs: configs_rx,
+                observations: seen_rx,
+            },
+        ))
     });
     let mut loaded = load(&args.spec, &registry)?;
     loaded.resolve_secrets(&globals.state_dir(&args.spec))?;
-    let (store, mut state, early_seen) = match early.map(|handle| handle.join()) {
-        Some(Ok((stack, store, state, seen)))
+    let (early_state, early_seen) = match early {
+        Some((state_rx, seen)) => (state_rx.recv().ok(), Some(seen)),
+        None => (None, None),
+    };
+    let (store, mut state, early_seen) = match early_state {
+        Some((stack, store, state))
             if stack == loaded.spec.stack && !globals.spec_chooses_backend(&loaded.spec) =>
         {
-            (store, state?, seen)
+            (store, state?, early_seen)
         }
         _ => {
             let store = globals.store(&args.spec, Some(&loaded.spec), &loaded.spec.stack)?;
@@ -109,32 +127,59 @@ pub struct Request<'a> {
     pub obstacles: bool,
     /// Resources adopted by recovery just before, shown as `=`.
     pub adopted: &'a BTreeSet<String>,
-    /// A refresh already made, with the provider configurations it used: taken instead of
-    /// reading again if the spec configures those providers the same way.
-    pub seen: Option<Seen>,
+    /// A refresh started early, from the state alone: taken instead of reading again if the
+    /// spec configures the providers it reads from the same way.
+    pub seen: Option<Early>,
 }
 
-/// What a refresh read, and with which provider configurations.
-pub struct Seen {
-    configs: BTreeMap<String, Attributes>,
-    observations: Observations,
+/// A refresh made from the state alone (which records each provider's configuration), on
+/// another thread while the spec is parsed. Its configurations come first, so that a plan whose
+/// spec configures a provider differently (a new server, say, because the old one is gone)
+/// neither waits for it nor uses it.
+pub struct Early {
+    configs: mpsc::Receiver<BTreeMap<String, Attributes>>,
+    observations: mpsc::Receiver<Observations>,
 }
 
-/// A refresh made from the state alone (which records each provider's configuration), so that
-/// the reading overlaps the parsing of a large spec. `None` when it cannot be made that way;
-/// the plan then refreshes as usual.
-fn early_refresh(state: &State, context: &Context) -> Option<Seen> {
+impl Early {
+    /// What it read, if it read from providers configured exactly as in `configs`.
+    fn observations_for(self, configs: &BTreeMap<String, Attributes>) -> Option<Observations> {
+        let used = self.configs.recv().ok()?;
+        let same = used
+            .iter()
+            .all(|(name, config)| configs.get(name) == Some(config));
+        if same {
+            self.observations.recv().ok()
+        } else {
+            None
+        }
+    }
+}
+
+/// Sends the configurations the refresh uses, then what it read; sends nothing (the plan then
+/// refreshes as usual) where it cannot be made from the state alone.
+fn early_refresh(
+    state: &State,
+    context: &Context,
+    configs_tx: &mpsc::Sender<BTreeMap<String, Attributes>>,
+    seen_tx: &mpsc::Sender<Observations>,
+) {
     if !state.pending.is_empty() || state.resources.is_empty() {
-        return None;
+        return;
     }
     let registry = Registry::builtin();
-    let configs = provider_configs(&registry, None, state, context).ok()?;
-    let clients = clients(&registry, &configs, context).ok()?;
-    let observations = refresh(&registry, &clients, state, |_| true).ok()?;
-    Some(Seen {
-        configs,
-        observations,
-    })
+    let Ok(configs) = provider_configs(&registry, None, state, context) else {
+        return;
+    };
+    let Ok(clients) = clients(&registry, &configs, context) else {
+        return;
+    };
+    if configs_tx.send(configs).is_err() {
+        return;
+    }
+    if let Ok(observations) = refresh(&registry, &clients, state, |_| true) {
+        let _ = seen_tx.send(observations);
+    }
 }
 
 /// The plan for a loaded spec, refreshing first when asked.
@@ -155,20 +200,18 @@ pub fn compute(
     let (clients, observed) = if request.refresh || request.obstacles {
         let configs = provider_configs(registry, Some(loaded), state, &context)?;
         let clients = clients(registry, &configs, &context)?;
-        let observed = match request.seen {
+        let early = match request.seen {
+            Some(early) if request.refresh => early.observations_for(&configs),
+            _ => None,
+        };
+        let observed = match early {
             _ if !request.refresh => None,
             // Read with the same configuration of every provider it read from: as good as new.
-            Some(seen)
-                if seen
-                    .configs
-                    .iter()
-                    .all(|(name, config)| configs.get(name) == Some(config)) =>
-            {
-                let mut observations = seen.observations;
+            Some(mut observations) => {
                 observations.retain(|name, _| wanted(name));
                 Some(observations)
             }
-            _ => Some(refresh(registry, &clients, state, wanted)?),
+            None => Some(refresh(registry, &clients, state, wanted)?),
         };
         (Some(clients), observed)
     } else {
