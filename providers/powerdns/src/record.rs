@@ -475,38 +475,45 @@ impl Records {
     }
 
     pub fn create(&self, api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
-        let want = RRset::from_inputs(inputs)?;
-        let lock = self.zone_lock(&want.zone);
-        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let found = match lookup_before_write(api, &want.zone, &want.name, &want.rtype)? {
-            Lookup::NoZone => return Err(no_zone(&want.zone)),
-            Lookup::Present(info) => {
-                refuse_unless_ours(&info, &want, target, "create")?;
-                // Ours already (a create repeated after a crash): converge on it.
-                if server_rrset(&want.zone, &info) == want {
-                    return Ok(Applied {
-                        id: want.id(),
-                        outputs: want.outputs(),
-                    });
-                }
-                Some(info)
-            }
-            Lookup::Absent => None,
-        };
-        replace(api, target, &want, found.as_ref())
+        self.write(api, target, inputs, |info, want| {
+            refuse_unless_ours(info, want, target, "create")?;
+            // Ours already (a create repeated after a crash): converge on it.
+            Ok(server_rrset(&want.zone, info) == *want)
+        })
     }
 
     /// Like [`Records::create`], but an RRset without any fabrik marker is taken over: written
     /// with this resource's records and marker. One managed by another resource is refused.
     pub fn adopt(&self, api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
+        self.write(api, target, inputs, |info, want| {
+            if info.fabrik_marker().is_some() {
+                refuse_unless_ours(info, want, target, "adopt")?;
+            }
+            Ok(false)
+        })
+    }
+
+    /// Writes the RRset `inputs` describe, under the zone's lock, after `present` has judged
+    /// the RRset already in its place (if any): an error refuses the write, `true` says it is
+    /// as wanted already. An RRset that is not there is simply written.
+    fn write(
+        &self,
+        api: &Api,
+        target: Target<'_>,
+        inputs: &Attributes,
+        present: impl FnOnce(&RRsetInfo, &RRset) -> Result<bool>,
+    ) -> Result<Applied> {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let found = match lookup_before_write(api, &want.zone, &want.name, &want.rtype)? {
             Lookup::NoZone => return Err(no_zone(&want.zone)),
             Lookup::Present(info) => {
-                if info.fabrik_marker().is_some() {
-                    refuse_unless_ours(&info, &want, target, "adopt")?;
+                if present(&info, &want)? {
+                    return Ok(Applied {
+                        id: want.id(),
+                        outputs: want.outputs(),
+                    });
                 }
                 Some(info)
             }
@@ -602,20 +609,12 @@ impl Records {
         })
     }
 
+    /// Writes the RRset as `inputs` say; one gone behind fabrik's back is written again.
     pub fn update(&self, api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
-        let want = RRset::from_inputs(inputs)?;
-        let lock = self.zone_lock(&want.zone);
-        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let found = match lookup_before_write(api, &want.zone, &want.name, &want.rtype)? {
-            Lookup::NoZone => return Err(no_zone(&want.zone)),
-            Lookup::Present(info) => {
-                refuse_unless_ours(&info, &want, target, "update")?;
-                Some(info)
-            }
-            // Gone behind fabrik's back: writing it again is the update.
-            Lookup::Absent => None,
-        };
-        replace(api, target, &want, found.as_ref())
+        self.write(api, target, inputs, |info, want| {
+            refuse_unless_ours(info, want, target, "update")?;
+            Ok(false)
+        })
     }
 
     /// Deletes the RRset if it carries this resource's marker; anything else is left alone.
