@@ -242,11 +242,7 @@ impl FakeCloudflare {
     /// How many requests had this method and a path ending with `suffix` (`/batch`,
     /// `/dns_records`); an empty suffix counts every request of the method.
     pub fn count(&self, method: &str, suffix: &str) -> usize {
-        self.server
-            .log()
-            .iter()
-            .filter(|l| l.method == method && l.path.ends_with(suffix))
-            .count()
+        self.server.count(method, suffix)
     }
 
     pub fn violations(&self) -> Vec<String> {
@@ -258,12 +254,7 @@ impl FakeCloudflare {
     /// # Panics
     /// Listing every violation.
     pub fn assert_no_violations(&self) {
-        let violations = self.violations();
-        assert!(
-            violations.is_empty(),
-            "requests broke the Cloudflare contract:\n{}",
-            violations.join("\n")
-        );
+        self.server.assert_no_violations("Cloudflare");
     }
 }
 

@@ -462,11 +462,7 @@ impl FakeCoolify {
 
     /// How many requests had this method and a path ending with `suffix`.
     pub fn count(&self, method: &str, suffix: &str) -> usize {
-        self.server
-            .log()
-            .iter()
-            .filter(|l| l.method == method && l.path.ends_with(suffix))
-            .count()
+        self.server.count(method, suffix)
     }
 
     pub fn violations(&self) -> Vec<String> {
@@ -478,12 +474,7 @@ impl FakeCoolify {
     /// # Panics
     /// Listing every violation.
     pub fn assert_no_violations(&self) {
-        let violations = self.violations();
-        assert!(
-            violations.is_empty(),
-            "requests broke the Coolify contract:\n{}",
-            violations.join("\n")
-        );
+        self.server.assert_no_violations("Coolify");
     }
 }
 

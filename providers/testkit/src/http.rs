@@ -259,6 +259,28 @@ impl Server {
             .clone()
     }
 
+    /// How many requests had this method and a path ending with `suffix` (`/batch`); an empty
+    /// suffix counts every request of the method.
+    pub fn count(&self, method: &str, suffix: &str) -> usize {
+        self.log()
+            .iter()
+            .filter(|l| l.method == method && l.path.ends_with(suffix))
+            .count()
+    }
+
+    /// Fails the test if any request broke the `api`'s contract (or a rule of its server).
+    ///
+    /// # Panics
+    /// Listing every violation.
+    pub fn assert_no_violations(&self, api: &str) {
+        let violations = self.violations();
+        assert!(
+            violations.is_empty(),
+            "requests broke the {api} contract:\n{}",
+            violations.join("\n")
+        );
+    }
+
     fn listen(&mut self, port: u16) {
         let server = Arc::new(
             tiny_http::Server::http(("127.0.0.1", port))

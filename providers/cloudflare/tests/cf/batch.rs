@@ -24,6 +24,14 @@ fn specs(n: usize, last_octet_base: usize) -> (Vec<String>, Vec<Attributes>) {
     (names, specs)
 }
 
+/// A create of `inputs` for resource `name`.
+fn create<'a>(name: &'a str, inputs: &'a Attributes) -> Call<'a> {
+    Call {
+        target: target(name),
+        change: Change::Create { inputs },
+    }
+}
+
 fn ok(results: Vec<fabrik_provider::Result<Option<Applied>>>) -> Vec<Option<Applied>> {
     results
         .into_iter()
@@ -127,24 +135,9 @@ fn each_call_is_checked_before_sending_and_unowned_records_stay() {
     let (names, creates) = specs(3, 0);
     let hand_spec = a_record("hand", "10.9.9.9");
     let calls = vec![
-        Call {
-            target: target(&names[0]),
-            change: Change::Create {
-                inputs: &creates[0],
-            },
-        },
-        Call {
-            target: target(&names[1]),
-            change: Change::Create {
-                inputs: &creates[1],
-            },
-        },
-        Call {
-            target: target(&names[2]),
-            change: Change::Create {
-                inputs: &creates[2],
-            },
-        },
+        create(&names[0], &creates[0]),
+        create(&names[1], &creates[1]),
+        create(&names[2], &creates[2]),
         Call {
             target: target("hand"),
             change: Change::Delete {
@@ -197,34 +190,14 @@ fn a_refused_chunk_fails_every_call_it_carried_and_no_other() {
     // the duplicate, and with it the whole chunk.
     let dup = creates[4].clone();
     let calls: Vec<Call<'_>> = vec![
-        Call {
-            target: target(&names[0]),
-            change: Change::Create {
-                inputs: &creates[0],
-            },
-        },
-        Call {
-            target: target(&names[1]),
-            change: Change::Create {
-                inputs: &creates[1],
-            },
-        },
-        Call {
-            target: target(&names[2]),
-            change: Change::Create {
-                inputs: &creates[2],
-            },
-        },
+        create(&names[0], &creates[0]),
+        create(&names[1], &creates[1]),
+        create(&names[2], &creates[2]),
         Call {
             target: target(&names[3]),
             change: Change::Create { inputs: &dup },
         },
-        Call {
-            target: target(&names[4]),
-            change: Change::Create {
-                inputs: &creates[4],
-            },
-        },
+        create(&names[4], &creates[4]),
     ];
     let results = client.apply_batch(&calls);
     assert_eq!(fake.count("POST", "/batch"), 2);
@@ -250,14 +223,7 @@ fn a_batch_over_the_plans_limit_is_refused_honestly() {
     fake.set_batch_limit(2);
     let client = client_with(&fake, json!({"batch_size": 3}), quick());
     let (names, creates) = specs(3, 0);
-    let calls: Vec<Call<'_>> = (0..3)
-        .map(|i| Call {
-            target: target(&names[i]),
-            change: Change::Create {
-                inputs: &creates[i],
-            },
-        })
-        .collect();
+    let calls: Vec<Call<'_>> = (0..3).map(|i| create(&names[i], &creates[i])).collect();
     for r in client.apply_batch(&calls) {
         assert_eq!(r.unwrap_err().kind, ErrorKind::InvalidInput);
     }
@@ -273,14 +239,7 @@ fn a_batch_whose_answer_was_lost_reports_what_was_made() {
     let fake = fake();
     let client = client_with(&fake, json!({}), quick());
     let (names, creates) = specs(3, 0);
-    let calls: Vec<Call<'_>> = (0..3)
-        .map(|i| Call {
-            target: target(&names[i]),
-            change: Change::Create {
-                inputs: &creates[i],
-            },
-        })
-        .collect();
+    let calls: Vec<Call<'_>> = (0..3).map(|i| create(&names[i], &creates[i])).collect();
     fake.http().fail_after_next_of("POST", 1, 500);
     let results = ok(client.apply_batch(&calls));
     assert_eq!(fake.records(ZONE).len(), 3);
@@ -289,14 +248,7 @@ fn a_batch_whose_answer_was_lost_reports_what_was_made() {
     }
 
     let (names, creates) = specs(2, 65_536);
-    let calls: Vec<Call<'_>> = (0..2)
-        .map(|i| Call {
-            target: target(&names[i]),
-            change: Change::Create {
-                inputs: &creates[i],
-            },
-        })
-        .collect();
+    let calls: Vec<Call<'_>> = (0..2).map(|i| create(&names[i], &creates[i])).collect();
     // Refused before it was acted on: not repeated (a POST), looked at, reported failed.
     let before = fake.count("GET", "/dns_records");
     fake.http().fail_next_of("POST", 1, 503);
