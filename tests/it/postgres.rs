@@ -818,29 +818,11 @@ fn the_server_stopping_mid_apply_stops_the_run_and_the_next_one_converges() {
 /// other (journal or snapshot) fails instead of overwriting it.
 #[test]
 fn two_writers_racing_on_the_serial_one_wins_and_the_other_fails() {
-    use fabrik::state::journal::{Change, Record};
+    use fabrik::state::StateStore;
     use fabrik::state::postgres::Config;
-    use fabrik::state::{ResourceState, StateStore};
 
     let server = Server::start();
     let config = Config::parse(&server.url(), Some("race")).expect("a valid URL");
-    let put = |serial: u64, name: &str| Record {
-        serial,
-        change: Change::Put {
-            name: name.to_string(),
-            resource: Box::new(ResourceState {
-                type_name: "local.file".into(),
-                id: format!("{name}.txt"),
-                spec_hash: "0".repeat(64),
-                inputs: Default::default(),
-                outputs: Default::default(),
-                dependencies: Vec::new(),
-                protect: false,
-                unverified: false,
-                deposed: Vec::new(),
-            }),
-        },
-    };
 
     // Both create the stack's first snapshot: one insert wins.
     let a = config.store("shop").unwrap();
@@ -1049,14 +1031,11 @@ fn state_migrate_moves_a_stack_with_its_journal_to_postgres_and_back() {
     );
 }
 
-/// The contract of a state store, the same for both backends: `open` gives a new store of one
-/// stack (a new connection for PostgreSQL, as another process would have).
-fn store_contract(open: &dyn Fn() -> Box<dyn fabrik::state::StateStore>) {
-    use fabrik::error::Error;
+/// A record putting a `local.file` resource `name` into the state at `serial`.
+fn put(serial: u64, name: &str) -> fabrik::state::journal::Record {
+    use fabrik::state::ResourceState;
     use fabrik::state::journal::{Change, Record};
-    use fabrik::state::{Broken, ResourceState};
-
-    let put = |serial: u64, name: &str| Record {
+    Record {
         serial,
         change: Change::Put {
             name: name.to_string(),
@@ -1072,7 +1051,16 @@ fn store_contract(open: &dyn Fn() -> Box<dyn fabrik::state::StateStore>) {
                 deposed: Vec::new(),
             }),
         },
-    };
+    }
+}
+
+/// The contract of a state store, the same for both backends: `open` gives a new store of one
+/// stack (a new connection for PostgreSQL, as another process would have).
+fn store_contract(open: &dyn Fn() -> Box<dyn fabrik::state::StateStore>) {
+    use fabrik::error::Error;
+    use fabrik::state::Broken;
+    use fabrik::state::journal::{Change, Record};
+
     let store = open();
     let mut state = store.load().unwrap();
     assert!(state.lineage.is_empty() && state.resources.is_empty() && state.serial == 0);
