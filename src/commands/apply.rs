@@ -63,7 +63,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         adopted: &adopted,
         seen: None,
     };
-    let plan = super::plan::compute(globals, &registry, &loaded, &state, request)?;
+    let (plan, clients) = super::plan::compute(globals, &registry, &loaded, &state, request)?;
     if let Some(reason) = saved.as_ref().and_then(|saved| staleness(saved, &plan)) {
         return Err(Error::StalePlan(reason));
     }
@@ -75,12 +75,15 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         confirm("\nApply these changes?")?;
     }
     outln!();
-    let clients = configure(
-        &registry,
-        Some(&loaded),
-        &state,
-        &globals.context(&spec_path),
-    )?;
+    let clients = match clients {
+        Some(clients) => clients,
+        None => configure(
+            &registry,
+            Some(&loaded),
+            &state,
+            &globals.context(&spec_path),
+        )?,
+    };
     let progress = Lines {
         painter: globals.painter,
     };

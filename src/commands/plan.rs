@@ -9,6 +9,7 @@ use super::{
 };
 use crate::cli::PlanArgs;
 use crate::error::Error;
+use crate::executor::Clients;
 use crate::plan::{self, Observations, Plan};
 use crate::registry::Registry;
 use crate::state::State;
@@ -84,7 +85,7 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
         // Recovery may have changed the state the early refresh read.
         seen: early_seen.filter(|_| adopted.is_empty() && state.pending.is_empty()),
     };
-    let plan = compute(globals, &registry, &loaded, &state, request)?;
+    let (plan, _) = compute(globals, &registry, &loaded, &state, request)?;
     if let Some(out) = &args.out {
         // The saved plan's hashes were made with this key: the apply must find the same one.
         loaded.secrets.save_key()?;
@@ -182,14 +183,15 @@ fn early_refresh(
     }
 }
 
-/// The plan for a loaded spec, refreshing first when asked.
+/// The plan for a loaded spec, refreshing first when asked; with the provider clients when it
+/// needed them (to refresh or to look for obstacles), for an apply to use.
 pub fn compute(
     globals: &Globals,
     registry: &Registry,
     loaded: &Loaded,
     state: &State,
     request: Request<'_>,
-) -> Result<Plan, Error> {
+) -> Result<(Plan, Option<Clients>), Error> {
     let targets = request.targets;
     let wanted = |name: &str| {
         targets.is_empty()
@@ -231,5 +233,5 @@ pub fn compute(
     if let Some(clients) = clients.as_ref().filter(|_| request.obstacles) {
         super::obstacles(registry, clients, &loaded.spec, state, &plan)?;
     }
-    Ok(plan)
+    Ok((plan, clients))
 }

@@ -193,9 +193,7 @@ impl Client for PowerDnsClient {
     /// Records batch by zone: one zone read and one atomic PATCH for all of them.
     fn batch_key(&self, target: Target<'_>, inputs: &Attributes) -> Option<String> {
         match target.type_name {
-            RECORD_TYPE => record::normalise(inputs)
-                .ok()
-                .and_then(|n| n.get("zone")?.as_str().map(str::to_string)),
+            RECORD_TYPE => record::zone(inputs),
             _ => None,
         }
     }

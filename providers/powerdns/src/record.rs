@@ -204,6 +204,12 @@ fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidInput, message)
 }
 
+/// The zone a record's inputs name, in normal form (its batch key), without normalising the
+/// rest of them.
+pub fn zone(inputs: &Attributes) -> Option<String> {
+    zone_of(inputs).ok()
+}
+
 fn zone_of(inputs: &Attributes) -> Result<String> {
     match inputs.get("zone") {
         Some(Value::String(zone)) => {
