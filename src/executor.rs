@@ -146,24 +146,13 @@ struct Report {
 }
 
 /// A completed change that rollback would undo, newest last.
+/// How to undo a change made in this run. What the change made is the resource's record in
+/// the state (a resource changes once per run).
 enum Undo {
-    Created {
-        now: ResourceState,
-        name: String,
-    },
-    Updated {
-        now: ResourceState,
-        prior: ResourceState,
-        name: String,
-    },
-    ReplacedBefore {
-        now: ResourceState,
-        prior: ResourceState,
-        name: String,
-    },
-    ReplacedAfter {
-        name: String,
-    },
+    Created { name: String },
+    Updated { prior: ResourceState, name: String },
+    ReplacedBefore { prior: ResourceState, name: String },
+    ReplacedAfter { name: String },
 }
 
 impl Undo {
@@ -197,6 +186,8 @@ struct Slot<'c> {
     intents: Vec<u64>,
     /// Its change is recorded and these gates are running.
     verifying: Option<String>,
+    /// Its inputs as the plan resolved them, when they were all known then.
+    resolved: Option<&'c Attributes>,
 }
 
 /// What a finished job means for the slots that wait on it.
@@ -217,6 +208,7 @@ impl<'c> Slot<'c> {
             dispatched: None,
             intents: Vec::new(),
             verifying: None,
+            resolved: None,
         }
     }
 }
@@ -405,8 +397,8 @@ struct Run<'e, 's> {
     real: std::collections::HashMap<String, Attributes>,
     /// The real prior inputs of each updated resource, read back before the update.
     prior_real: std::collections::HashMap<String, Attributes>,
-    /// Records applied in memory and waiting for the next fsync.
-    staged: Vec<Record>,
+    /// Records applied in memory, encoded and waiting for the next fsync.
+    staged: Vec<String>,
 }
 
 impl Run<'_, '_> {
@@ -418,7 +410,11 @@ impl Run<'_, '_> {
             .filter(|c| !c.state_only)
             .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Replace))
             .collect();
-        self.phase(&mut apply_slots(&applies))?;
+        let mut slots = apply_slots(&applies);
+        for slot in &mut slots {
+            slot.resolved = plan.resolved.get(&slot.change.name);
+        }
+        self.phase(&mut slots)?;
         if self.failures.is_empty() {
             self.stack_gates();
         }
@@ -507,8 +503,8 @@ impl Run<'_, '_> {
                 serial: self.serial,
                 change,
             };
-            self.state.apply(&record);
-            self.staged.push(record);
+            self.staged.push(journal::encode(&record));
+            self.state.apply(record);
         }
     }
 
@@ -755,40 +751,27 @@ impl Run<'_, '_> {
             .registry
             .resource_type(&resource.type_name)
             .ok_or("unknown resource type")?;
-        let values = Values {
-            spec,
-            state: self.state,
-            registry: self.exec.registry,
-            secrets: self.exec.secrets,
-            real: &self.real,
+        let sensitive = spec
+            .index_of(&change.name)
+            .map(|i| &self.sensitive[i])
+            .filter(|fields| !fields.is_empty());
+        let (inputs, masked) = match slot.resolved {
+            // Resolved by the plan, with nothing unknown: they stand.
+            Some(inputs) => {
+                let masked = match sensitive {
+                    Some(fields) => inputs
+                        .iter()
+                        .map(|(k, v)| match fields.contains(k) {
+                            true => (k.clone(), Value::String(self.exec.secrets.mask(v))),
+                            false => (k.clone(), v.clone()),
+                        })
+                        .collect(),
+                    None => inputs.clone(),
+                };
+                (inputs.clone(), masked)
+            }
+            None => self.resolve_now(spec, resource, ty, sensitive)?,
         };
-        let mut inputs = resolve::eval_fields(&resource.with, &|r| values.get(r));
-        resolve::coerce(ty, &mut inputs);
-        // Recorded in the provider's normal form, as the plan compares it.
-        if let Some(known) = resolve::known(&inputs) {
-            let provider = self
-                .exec
-                .registry
-                .provider(
-                    self.exec
-                        .registry
-                        .provider_of(ty.name)
-                        .ok_or("unknown resource type")?,
-                )
-                .ok_or("unknown provider")?;
-            let normal = provider
-                .normalize(ty.name, &known)
-                .map_err(|e| e.to_string())?;
-            inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        }
-        let sensitive = spec.index_of(&change.name).map(|i| &self.sensitive[i]);
-        let masked = match sensitive {
-            Some(fields) if !fields.is_empty() => resolve::mask(&inputs, fields, self.exec.secrets),
-            _ => inputs.clone(),
-        };
-        let (inputs, masked) = resolve::known(&inputs).zip(resolve::known(&masked)).ok_or(
-            "an input refers to a resource that has not been applied (was it left out by --target?)",
-        )?;
         let spec_hash = hash::spec_hash(ty.name, &masked);
         let mut kind = match (change.action, change.replace_order) {
             (Action::Create, _) => Kind::Create,
@@ -833,6 +816,51 @@ impl Run<'_, '_> {
             Kind::Delete | Kind::DeleteDeposed => unreachable!("deletes are prepared above"),
         };
         Ok(Some(job(work)))
+    }
+
+    /// A resource's inputs now that what it refers to is applied, in the provider's normal
+    /// form, and as the state records them (secrets by their keyed hash).
+    fn resolve_now(
+        &self,
+        spec: &Spec,
+        resource: &crate::spec::Resource,
+        ty: &ResourceType,
+        sensitive: Option<&std::collections::BTreeSet<String>>,
+    ) -> Result<(Attributes, Attributes), String> {
+        let values = Values {
+            spec,
+            state: self.state,
+            registry: self.exec.registry,
+            secrets: self.exec.secrets,
+            real: &self.real,
+        };
+        let mut inputs = resolve::eval_fields(&resource.with, &|r| values.get(r));
+        resolve::coerce(ty, &mut inputs);
+        // Recorded in the provider's normal form, as the plan compares it.
+        if let Some(known) = resolve::known(&inputs) {
+            let provider = self
+                .exec
+                .registry
+                .provider(
+                    self.exec
+                        .registry
+                        .provider_of(ty.name)
+                        .ok_or("unknown resource type")?,
+                )
+                .ok_or("unknown provider")?;
+            let normal = provider
+                .normalize(ty.name, &known)
+                .map_err(|e| e.to_string())?;
+            inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        }
+        let masked = match sensitive {
+            Some(fields) => resolve::mask(&inputs, fields, self.exec.secrets),
+            None => inputs.clone(),
+        };
+        resolve::known(&inputs).zip(resolve::known(&masked)).ok_or_else(|| {
+            "an input refers to a resource that has not been applied (was it left out by --target?)"
+                .to_string()
+        })
     }
 
     /// The intents announcing a job's provider calls, with fresh ids.
@@ -1030,25 +1058,18 @@ impl Run<'_, '_> {
                 };
                 records.push(journal::Change::Put {
                     name: name.clone(),
-                    resource: Box::new(now.clone()),
+                    resource: Box::new(now),
                 });
                 let (verb, undo) = match (kind, prior) {
                     (Kind::Create, _) | (_, None) => {
                         self.outcome.added += 1;
-                        (
-                            Verb::Created,
-                            Undo::Created {
-                                now,
-                                name: name.clone(),
-                            },
-                        )
+                        (Verb::Created, Undo::Created { name: name.clone() })
                     }
                     (Kind::Update, Some(prior)) => {
                         self.outcome.changed += 1;
                         (
                             Verb::Updated,
                             Undo::Updated {
-                                now,
                                 prior,
                                 name: name.clone(),
                             },
@@ -1060,7 +1081,6 @@ impl Run<'_, '_> {
                         (
                             Verb::Replaced,
                             Undo::ReplacedBefore {
-                                now,
                                 prior,
                                 name: name.clone(),
                             },
@@ -1195,8 +1215,23 @@ impl Run<'_, '_> {
                     .push(format!("{} (on_failure: keep)", undo.describe()));
                 continue;
             }
-            let (now, intent, restore) = match undo {
-                Undo::Created { now, name }
+            if let Undo::ReplacedAfter { name } = &undo {
+                self.remaining.push(format!(
+                    "{name}: replaced (its old object was deleted before the new one was created)"
+                ));
+                continue;
+            }
+            let Some(now) = self.state.resources.get(undo.name()).cloned() else {
+                // Nothing recorded to undo (cannot happen: a change is recorded before its
+                // undo is kept); say so rather than guess.
+                self.remaining.push(format!(
+                    "{}: not in the state, so not rolled back",
+                    undo.describe()
+                ));
+                continue;
+            };
+            let (intent, restore) = match undo {
+                Undo::Created { name }
                     if self
                         .exec
                         .spec
@@ -1207,17 +1242,15 @@ impl Run<'_, '_> {
                     self.remaining.push(format!(
                         "{name}: adopted and left as it now is (a rollback never deletes an object fabrik did not create)"
                     ));
-                    let _ = now;
                     continue;
                 }
-                Undo::Created { now, name } => {
+                Undo::Created { name } => {
                     let intent = self.undo_intent(&name, &now, IntentAction::Delete, &now.inputs);
-                    (now, intent, journal::Change::Remove { name })
+                    (intent, journal::Change::Remove { name })
                 }
-                Undo::Updated { now, prior, name } => {
+                Undo::Updated { prior, name } => {
                     let intent = self.undo_intent(&name, &now, IntentAction::Update, &prior.inputs);
                     (
-                        now,
                         intent,
                         journal::Change::Put {
                             name,
@@ -1225,10 +1258,9 @@ impl Run<'_, '_> {
                         },
                     )
                 }
-                Undo::ReplacedBefore { now, prior, name } => {
+                Undo::ReplacedBefore { prior, name } => {
                     let intent = self.undo_intent(&name, &now, IntentAction::Delete, &now.inputs);
                     (
-                        now,
                         intent,
                         journal::Change::Put {
                             name,
@@ -1236,12 +1268,7 @@ impl Run<'_, '_> {
                         },
                     )
                 }
-                Undo::ReplacedAfter { name } => {
-                    self.remaining.push(format!(
-                        "{name}: replaced (its old object was deleted before the new one was created)"
-                    ));
-                    continue;
-                }
+                Undo::ReplacedAfter { .. } => unreachable!("handled above"),
             };
             let name = intent.name.clone();
             // The calls get real values; the state and intents hold sensitive ones by hash.

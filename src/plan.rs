@@ -151,6 +151,12 @@ pub struct Plan {
     /// are listed too, so the plan accounts for every resource.
     pub changes: Vec<Change>,
     pub summary: Summary,
+    /// The inputs each created, updated or replaced resource resolved to while planning (in
+    /// the provider's normal form, secrets in), where every one was known: applying the plan
+    /// sends them as they are instead of resolving them again. Never saved; a saved plan's
+    /// changes are resolved at apply time.
+    #[serde(skip)]
+    pub resolved: std::collections::HashMap<String, fabrik_provider::Attributes>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -228,6 +234,19 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         spec.resource(name).is_none()
     }));
     let summary = summarize(&changes);
+    let resolved = changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Replace))
+        .filter(|c| !c.state_only && !c.reverify)
+        .filter_map(|c| {
+            let (inputs, _) = planned[spec.index_of(&c.name)?].take()?;
+            let known = inputs
+                .into_iter()
+                .map(|(k, v)| Some((k, v?)))
+                .collect::<Option<fabrik_provider::Attributes>>()?;
+            Some((c.name.clone(), known))
+        })
+        .collect();
     let spec_hash = hash::hash_of(&CanonicalSpec {
         stack: &spec.stack,
         providers: spec
@@ -252,6 +271,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         targets: targets.to_vec(),
         changes,
         summary,
+        resolved,
     })
 }
 
@@ -470,6 +490,7 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
         targets: targets.to_vec(),
         summary: summarize(&changes),
         changes,
+        resolved: Default::default(),
     })
 }
 

@@ -206,7 +206,7 @@ pub fn recover(state: &State, registry: &Registry, clients: &Clients) -> Result<
         }
         changes.push(Change::Settled { intent: id });
         for change in &changes {
-            now.apply(&crate::state::journal::Record {
+            now.apply(crate::state::journal::Record {
                 serial: now.serial,
                 change: change.clone(),
             });

@@ -18,7 +18,7 @@ use crate::cli::ImportArgs;
 use crate::error::Error;
 use crate::registry::Registry;
 use crate::source::{Diagnostic, Diagnostics, closest};
-use crate::state::journal::{Change, Record};
+use crate::state::journal::{self, Change, Record};
 use crate::state::{Intent, IntentAction, JournalWriter, State};
 
 pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
@@ -255,8 +255,9 @@ fn write(
         .into_iter()
         .map(|change| Record { serial, change })
         .collect();
-    journal.append(&records)?;
-    for record in &records {
+    let lines: Vec<String> = records.iter().map(journal::encode).collect();
+    journal.append(&lines)?;
+    for record in records {
         state.apply(record);
     }
     Ok(())

@@ -631,7 +631,7 @@ pub fn recover(
     if let Some(store) = store {
         store.record(&records)?;
     }
-    for record in &records {
+    for record in records {
         state.apply(record);
     }
     if let Some(store) = store {

@@ -48,7 +48,7 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
                 change: Change::Remove { name: name.clone() },
             };
             store.record(std::slice::from_ref(&record))?;
-            state.apply(&record);
+            state.apply(record);
             store.commit(&state)?;
             outln!("Forgot `{name}` ({id}); the object itself was left as it is.");
             Ok(0)

@@ -113,7 +113,7 @@ impl StateStore for FileStore {
             )));
         }
         for record in journal::read(&self.journal_path())? {
-            state.apply(&record);
+            state.apply(record);
         }
         Ok(state)
     }
@@ -151,7 +151,8 @@ impl StateStore for FileStore {
     /// Appends one record on its own (for `state rm`).
     fn record(&self, records: &[Record]) -> Result<(), Error> {
         self.ensure_dir()?;
-        Journal::open(&self.journal_path())?.append(records)
+        let lines: Vec<String> = records.iter().map(journal::encode).collect();
+        Journal::open(&self.journal_path())?.append(&lines)
     }
 
     fn force_unlock(&self) -> Result<Broken, Error> {

@@ -71,8 +71,10 @@ pub trait StateStore: Send + Sync {
 
 /// The open journal of one run.
 pub trait JournalWriter {
-    /// Appends the records and makes them durable, all of them with one flush.
-    fn append(&mut self, records: &[Record]) -> Result<(), Error>;
+    /// Appends records, each encoded by [`journal::encode`], and makes them durable, all of
+    /// them with one flush. (Encoded by the caller: it can then move each record into the state
+    /// instead of keeping a copy until the flush.)
+    fn append(&mut self, lines: &[String]) -> Result<(), Error>;
 }
 
 /// The snapshot format's version.
@@ -190,22 +192,22 @@ impl State {
         self.pending.keys().next_back().map_or(1, |last| last + 1)
     }
 
-    pub fn apply(&mut self, record: &journal::Record) {
-        match &record.change {
+    pub fn apply(&mut self, record: journal::Record) {
+        match record.change {
             journal::Change::Put { name, resource } => {
-                self.resources.insert(name.clone(), (**resource).clone());
+                self.resources.insert(name, *resource);
             }
             journal::Change::Remove { name } => {
-                self.resources.remove(name);
+                self.resources.remove(&name);
             }
             journal::Change::Providers { providers } => {
-                self.providers = providers.clone();
+                self.providers = providers;
             }
             journal::Change::Intent { intent, call } => {
-                self.pending.insert(*intent, (**call).clone());
+                self.pending.insert(intent, *call);
             }
             journal::Change::Settled { intent } => {
-                self.pending.remove(intent);
+                self.pending.remove(&intent);
             }
         }
         self.serial = self.serial.max(record.serial);

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use postgres::{Client, Config as PgConfig, NoTls};
 
-use super::journal::Record;
+use super::journal::{self, Record};
 use super::lock::Holder;
 use super::{Broken, JournalWriter, Lock, STATE_VERSION, State, StateStore};
 use crate::error::Error;
@@ -602,15 +602,12 @@ impl PgStore {
     }
 
     /// Appends records in one transaction, after the compare-and-swap check of [`Self::write`].
-    fn record_to_database(&self, records: &[Record]) -> Result<(), Error> {
-        if records.is_empty() {
+    /// Appends encoded records ([`journal::encode`]) to the journal table in one transaction.
+    fn record_lines(&self, lines: &[String]) -> Result<(), Error> {
+        if lines.is_empty() {
             return Ok(());
         }
         let s = &self.config.schema;
-        let lines: Vec<String> = records
-            .iter()
-            .map(|r| serde_json::to_string(r).expect("a record always serializes"))
-            .collect();
         let mut client = self.client();
         let mut seen = self.seen();
         let mut tx = self.write(&mut client, &seen)?;
@@ -827,7 +824,7 @@ impl PgStore {
                     self.config.describe()
                 ))
             })?;
-            state.apply(&record);
+            state.apply(record);
         }
         tx.commit()
             .map_err(|e| self.config.error("finishing the read", e))?;
@@ -939,7 +936,8 @@ impl StateStore for PgStore {
     }
 
     fn record(&self, records: &[Record]) -> Result<(), Error> {
-        self.record_to_database(records)
+        let lines: Vec<String> = records.iter().map(journal::encode).collect();
+        self.record_lines(&lines)
     }
 
     fn force_unlock(&self) -> Result<Broken, Error> {
@@ -1111,8 +1109,8 @@ struct PgJournal<'s> {
 }
 
 impl JournalWriter for PgJournal<'_> {
-    fn append(&mut self, records: &[Record]) -> Result<(), Error> {
-        self.store.record(records)
+    fn append(&mut self, lines: &[String]) -> Result<(), Error> {
+        self.store.record_lines(lines)
     }
 }
 

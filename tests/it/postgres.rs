@@ -849,9 +849,9 @@ fn two_writers_racing_on_the_serial_one_wins_and_the_other_fails() {
                     let record = put(state.serial + 1, &format!("w{i}"));
                     let result = (|| {
                         let mut journal = store.begin(&mut state)?;
-                        journal.append(std::slice::from_ref(&record))?;
+                        journal.append(&[fabrik::state::journal::encode(&record)])?;
                         drop(journal);
-                        state.apply(&record);
+                        state.apply(record);
                         store.commit(&state)
                     })();
                     result.map_err(|e| e.to_string())
@@ -1080,9 +1080,10 @@ fn store_contract(open: &dyn Fn() -> Box<dyn fabrik::state::StateStore>) {
     let mut journal = store.begin(&mut state).unwrap();
     assert_eq!(state.lineage.len(), 32);
     let records = [put(1, "a"), put(1, "b")];
-    journal.append(&records).unwrap();
+    let lines: Vec<String> = records.iter().map(fabrik::state::journal::encode).collect();
+    journal.append(&lines).unwrap();
     drop(journal);
-    for r in &records {
+    for r in records {
         state.apply(r);
     }
     assert_eq!(
@@ -1099,7 +1100,7 @@ fn store_contract(open: &dyn Fn() -> Box<dyn fabrik::state::StateStore>) {
         change: Change::Remove { name: "a".into() },
     };
     store.record(std::slice::from_ref(&rm)).unwrap();
-    state.apply(&rm);
+    state.apply(rm);
     store.commit(&state).unwrap();
     let read = open().load().unwrap();
     assert_eq!(read, state);

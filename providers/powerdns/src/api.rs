@@ -97,12 +97,21 @@ impl Api {
         self.call(Method::Get, path, query, None)
     }
 
-    pub fn post(&self, path: &str, body: &serde_json::Value) -> Result<Reply> {
-        self.call(Method::Post, path, &[], Some(body))
+    pub fn post(&self, path: &str, body: &impl Serialize) -> Result<Reply> {
+        self.call(Method::Post, path, &[], Some(&json_body(body)))
     }
 
-    pub fn patch(&self, path: &str, body: &serde_json::Value) -> Result<Reply> {
-        self.call(Method::Patch, path, &[], Some(body))
+    pub fn patch(&self, path: &str, body: &impl Serialize) -> Result<Reply> {
+        self.call(Method::Patch, path, &[], Some(&json_body(body)))
+    }
+
+    /// A zone PATCH of `rrsets`, which PowerDNS applies all or none.
+    pub fn patch_rrsets(&self, zone_path: &str, rrsets: &[&RRsetWrite]) -> Result<Reply> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            rrsets: &'a [&'a RRsetWrite],
+        }
+        self.patch(zone_path, &Body { rrsets })
     }
 
     pub fn delete(&self, path: &str) -> Result<Reply> {
@@ -116,9 +125,8 @@ impl Api {
         method: Method,
         path: &str,
         query: &[(&str, &str)],
-        body: Option<&serde_json::Value>,
+        body: Option<&[u8]>,
     ) -> Result<Reply> {
-        let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
         let url = format!("{}{path}", self.base);
         let what = format!("{} {url}", method.as_str());
         let request = Request {
@@ -126,7 +134,7 @@ impl Api {
             url: &url,
             headers: &[("X-API-Key", self.key.expose())],
             query,
-            body: body.as_deref(),
+            body,
         };
         http::retrying(&self.retry, "the server", || {
             let outcome = {
@@ -147,6 +155,12 @@ impl Api {
             )
         })
     }
+}
+
+/// A request body as JSON. The bodies are fabrik's own types and JSON values, which always
+/// serialize.
+fn json_body(body: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).expect("request bodies always serialize")
 }
 
 /// The error for an answer outside 2xx. PowerDNS gives `{"error": "…"}` for 422 (and most
@@ -213,11 +227,47 @@ pub struct RRsetInfo {
     pub comments: Vec<CommentInfo>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct RecordInfo {
     pub content: String,
     #[serde(default)]
     pub disabled: bool,
+}
+
+/// One entry of a zone PATCH: the whole RRset replaced, or deleted. A `REPLACE` without
+/// `records` replaces the comments only (records and TTL stay as they are).
+#[derive(Debug, Serialize)]
+pub struct RRsetWrite {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub changetype: ChangeType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<Vec<RecordInfo>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comments: Option<Vec<CommentInfo>>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChangeType {
+    Replace,
+    Delete,
+}
+
+impl RRsetWrite {
+    pub fn delete(name: &str, rtype: &str) -> RRsetWrite {
+        RRsetWrite {
+            name: name.to_string(),
+            rtype: rtype.to_string(),
+            changetype: ChangeType::Delete,
+            ttl: None,
+            records: None,
+            comments: None,
+        }
+    }
 }
 
 /// A comment as PowerDNS keeps it. All of its fields are read so that a write which must keep

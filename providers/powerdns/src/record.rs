@@ -16,9 +16,10 @@ use fabrik_provider::{
     Applied, Attributes, Error, ErrorKind, Field, FieldKind, Found, Observed, OutputField,
     ReplaceStrategy, ResourceType, Result, Target, Value,
 };
-use serde_json::json;
 
-use crate::api::{Api, RRsetInfo, ZoneInfo, zone_path};
+use crate::api::{
+    Api, ChangeType, CommentInfo, RRsetInfo, RRsetWrite, RecordInfo, ZoneInfo, zone_path,
+};
 use crate::normal;
 
 mod batch;
@@ -646,8 +647,7 @@ impl Records {
         if !info.carries(&target.marker()) {
             return Ok(());
         }
-        let body = json!({"rrsets": [{"name": name, "type": rtype, "changetype": "DELETE"}]});
-        match api.patch(&zone_path(&zone), &body) {
+        match api.patch_rrsets(&zone_path(&zone), &[&RRsetWrite::delete(&name, &rtype)]) {
             Ok(_) => Ok(()),
             Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
@@ -658,27 +658,39 @@ impl Records {
 /// The PATCH entry that writes the whole RRset with this resource's marker. The comments
 /// `found` on it that are not fabrik markers stay as they were: a note someone left on an RRset
 /// that was imported or adopted is not fabrik's to drop.
-fn replace_rrset(target: Target<'_>, want: &RRset, found: Option<&RRsetInfo>) -> Value {
-    let records: Vec<Value> = want
+fn replace_rrset(target: Target<'_>, want: &RRset, found: Option<&RRsetInfo>) -> RRsetWrite {
+    let records = want
         .records
         .iter()
-        .map(|c| json!({"content": c, "disabled": false}))
+        .map(|content| RecordInfo {
+            content: content.clone(),
+            disabled: false,
+        })
         .collect();
-    let mut comments: Vec<Value> = found
+    let mut comments: Vec<CommentInfo> = found
         .into_iter()
         .flat_map(|info| &info.comments)
         .filter(|c| !c.content.starts_with("fabrik:"))
-        .map(|c| serde_json::to_value(c).expect("comments serialize"))
+        .cloned()
         .collect();
-    comments.push(json!({"content": target.marker(), "account": "fabrik"}));
-    json!({
-        "name": want.name,
-        "type": want.rtype,
-        "ttl": want.ttl,
-        "changetype": "REPLACE",
-        "records": records,
-        "comments": comments,
-    })
+    comments.push(marker_comment(target.marker()));
+    RRsetWrite {
+        name: want.name.clone(),
+        rtype: want.rtype.clone(),
+        changetype: ChangeType::Replace,
+        ttl: Some(want.ttl),
+        records: Some(records),
+        comments: Some(comments),
+    }
+}
+
+/// The comment that marks an RRset as a resource's.
+fn marker_comment(marker: String) -> CommentInfo {
+    CommentInfo {
+        content: marker,
+        account: "fabrik".into(),
+        modified_at: None,
+    }
 }
 
 /// Writes the whole RRset with this resource's marker (see [`replace_rrset`]).
@@ -688,8 +700,8 @@ fn replace(
     want: &RRset,
     found: Option<&RRsetInfo>,
 ) -> Result<Applied> {
-    let body = json!({ "rrsets": [replace_rrset(target, want, found)] });
-    match api.patch(&zone_path(&want.zone), &body) {
+    let write = replace_rrset(target, want, found);
+    match api.patch_rrsets(&zone_path(&want.zone), &[&write]) {
         Ok(_) => Ok(Applied {
             id: want.id(),
             outputs: want.outputs(),
@@ -825,19 +837,17 @@ fn manageable(zone: &str, info: &RRsetInfo) -> Result<()> {
 /// comments only: records and TTL stay as they are, and the comments it had are sent back
 /// as they were (account and time included).
 fn stamp(api: &Api, zone: &str, info: &RRsetInfo, marker: &str) -> Result<()> {
-    let mut comments: Vec<Value> = info
-        .comments
-        .iter()
-        .map(|c| serde_json::to_value(c).expect("comments serialize"))
-        .collect();
-    comments.push(json!({"content": marker, "account": "fabrik"}));
-    let body = json!({"rrsets": [{
-        "name": info.name,
-        "type": info.rtype,
-        "changetype": "REPLACE",
-        "comments": comments,
-    }]});
-    match api.patch(&zone_path(zone), &body) {
+    let mut comments = info.comments.clone();
+    comments.push(marker_comment(marker.to_string()));
+    let write = RRsetWrite {
+        name: info.name.clone(),
+        rtype: info.rtype.clone(),
+        changetype: ChangeType::Replace,
+        ttl: None,
+        records: None,
+        comments: Some(comments),
+    };
+    match api.patch_rrsets(&zone_path(zone), &[&write]) {
         Ok(_) => Ok(()),
         Err(e) if e.kind == ErrorKind::NotFound => Err(no_zone(zone)),
         Err(e) => Err(e),
@@ -854,6 +864,7 @@ fn no_zone(zone: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn attrs(value: Value) -> Attributes {
         value.as_object().unwrap().clone()

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use fabrik_provider::{Call, Change, Creation, Read};
 
 use super::*;
-use crate::api::RecordInfo;
+use crate::api::{RRsetWrite, RecordInfo};
 
 type Outcome = Result<Option<Applied>>;
 
@@ -147,7 +147,7 @@ enum Step {
     Done(Outcome),
     /// Goes out in the PATCH; `applied` is its result if the PATCH succeeds.
     Send {
-        rrset: Value,
+        rrset: RRsetWrite,
         applied: Option<Applied>,
     },
 }
@@ -203,7 +203,7 @@ impl Records {
             };
             steps.push((*i, step));
         }
-        let body: Vec<&Value> = steps
+        let body: Vec<&RRsetWrite> = steps
             .iter()
             .filter_map(|(_, s)| match s {
                 Step::Send { rrset, .. } => Some(rrset),
@@ -213,8 +213,7 @@ impl Records {
         let sent = if body.is_empty() {
             Ok(())
         } else {
-            api.patch(&zone_path(zone), &json!({ "rrsets": body }))
-                .map(|_| ())
+            api.patch_rrsets(&zone_path(zone), &body).map(|_| ())
         };
         steps
             .into_iter()
@@ -354,7 +353,7 @@ fn plan_step(call: &Call<'_>, present: Option<&RRsetInfo>) -> Step {
         Change::Delete { .. } => match present {
             // Only what carries this resource's marker is deleted.
             Some(info) if info.carries(&target.marker()) => Step::Send {
-                rrset: json!({"name": info.name, "type": info.rtype, "changetype": "DELETE"}),
+                rrset: RRsetWrite::delete(&info.name, &info.rtype),
                 applied: None,
             },
             _ => Step::Done(Ok(None)),
