@@ -45,6 +45,10 @@ pub trait Progress: Sync {
     fn rolling_back(&self);
     /// A gate passed; `subject` is the resource, or `stack` for stack-level gates.
     fn verified(&self, subject: &str, gate: &str, took: Duration);
+    /// Shows what was held back. Lines may be held until the executor is about to wait for
+    /// something (a provider, a gate) or is done: thousands of resources finishing at once are
+    /// then one write, not thousands.
+    fn flush(&self) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +147,22 @@ struct Report {
     old_deleted: bool,
     /// For an update: the object's inputs read back before it, sensitive values included.
     prior_real: Option<Attributes>,
+    /// The inputs the job sent, back from the worker.
+    inputs: Option<Attributes>,
+}
+
+impl Work {
+    /// The inputs a create, adoption, update or replacement sends.
+    fn into_inputs(self) -> Option<Attributes> {
+        match self {
+            Work::Create { inputs }
+            | Work::Adopt { inputs }
+            | Work::ReplaceBefore { inputs }
+            | Work::Update { inputs, .. }
+            | Work::ReplaceAfter { inputs, .. } => Some(inputs),
+            Work::Verify { .. } | Work::Delete { .. } => None,
+        }
+    }
 }
 
 /// A completed change that rollback would undo, newest last.
@@ -180,14 +200,15 @@ struct Slot<'c> {
     change: &'c Change,
     /// Indices of slots that must complete first.
     waits_on: Vec<usize>,
-    /// The job as dispatched: inputs, hash and kind, for recording its result.
-    dispatched: Option<(Attributes, String, Kind)>,
+    /// The job as dispatched, for recording its result: its inputs as the state records them
+    /// where they differ from those the job sends (secrets masked), hash and kind.
+    dispatched: Option<(Option<Attributes>, String, Kind)>,
     /// The intents announcing its provider calls, settled with its result.
     intents: Vec<u64>,
     /// Its change is recorded and these gates are running.
     verifying: Option<String>,
     /// Its inputs as the plan resolved them, when they were all known then.
-    resolved: Option<&'c Attributes>,
+    resolved: Option<Attributes>,
 }
 
 /// What a finished job means for the slots that wait on it.
@@ -241,7 +262,9 @@ impl Executor<'_> {
     /// # Errors
     /// [`Error::Apply`] when a change failed or the run was interrupted, after rolling back
     /// (unless disabled); other errors when the state cannot be written.
-    pub fn execute(&self, plan: &Plan, state: &mut State) -> Result<Outcome, Error> {
+    /// Applies `plan` to the objects and records it in `state`. The inputs the plan resolved
+    /// are moved into the calls (`plan.resolved` is left empty).
+    pub fn execute(&self, plan: &mut Plan, state: &mut State) -> Result<Outcome, Error> {
         self.secrets.save_key()?;
         let mut journal = self.store.begin(state)?;
         let mut run = Run {
@@ -269,7 +292,9 @@ impl Executor<'_> {
                 run.record(vec![journal::Change::Providers { providers }])?;
             }
         }
-        let result = run.execute(plan);
+        let resolved = std::mem::take(&mut plan.resolved);
+        let result = run.execute(plan, resolved);
+        self.progress.flush();
         let Run {
             outcome,
             failures,
@@ -402,7 +427,11 @@ struct Run<'e, 's> {
 }
 
 impl Run<'_, '_> {
-    fn execute(&mut self, plan: &Plan) -> Result<(), Error> {
+    fn execute(
+        &mut self,
+        plan: &Plan,
+        mut resolved: HashMap<String, Attributes>,
+    ) -> Result<(), Error> {
         self.record_only(plan)?;
         let applies: Vec<&Change> = plan
             .changes
@@ -412,7 +441,7 @@ impl Run<'_, '_> {
             .collect();
         let mut slots = apply_slots(&applies);
         for slot in &mut slots {
-            slot.resolved = plan.resolved.get(&slot.change.name);
+            slot.resolved = resolved.remove(&slot.change.name);
         }
         self.phase(&mut slots)?;
         if self.failures.is_empty() {
@@ -681,6 +710,7 @@ impl Run<'_, '_> {
                     break;
                 }
                 // Take every report that is already there, so their outcomes share one fsync.
+                self.exec.progress.flush();
                 let mut units = vec![report_rx.recv().expect("a worker reports every unit")];
                 units.extend(report_rx.try_iter());
                 in_flight -= units.len();
@@ -724,13 +754,13 @@ impl Run<'_, '_> {
                 let Some(old) = prior.deposed.iter().find(|d| &d.id == id) else {
                     return Ok(None);
                 };
-                slot.dispatched = Some((old.inputs.clone(), String::new(), Kind::DeleteDeposed));
+                slot.dispatched = Some((None, String::new(), Kind::DeleteDeposed));
                 return Ok(Some(job(Work::Delete {
                     id: old.id.clone(),
                     inputs: old.inputs.clone(),
                 })));
             }
-            slot.dispatched = Some((prior.inputs.clone(), String::new(), Kind::Delete));
+            slot.dispatched = Some((None, String::new(), Kind::Delete));
             return Ok(Some(job(Work::Delete {
                 id: prior.id,
                 inputs: prior.inputs,
@@ -755,24 +785,28 @@ impl Run<'_, '_> {
             .index_of(&change.name)
             .map(|i| &self.sensitive[i])
             .filter(|fields| !fields.is_empty());
-        let (inputs, masked) = match slot.resolved {
+        // `masked`: the inputs as the state records them, where they differ (secrets).
+        let (inputs, masked) = match slot.resolved.take() {
             // Resolved by the plan, with nothing unknown: they stand.
             Some(inputs) => {
-                let masked = match sensitive {
-                    Some(fields) => inputs
+                let masked = sensitive.map(|fields| {
+                    inputs
                         .iter()
                         .map(|(k, v)| match fields.contains(k) {
                             true => (k.clone(), Value::String(self.exec.secrets.mask(v))),
                             false => (k.clone(), v.clone()),
                         })
-                        .collect(),
-                    None => inputs.clone(),
-                };
-                (inputs.clone(), masked)
+                        .collect()
+                });
+                (inputs, masked)
             }
-            None => self.resolve_now(spec, resource, ty, sensitive)?,
+            None => {
+                let (inputs, masked) = self.resolve_now(spec, resource, ty, sensitive)?;
+                (inputs, sensitive.map(|_| masked))
+            }
         };
-        let spec_hash = hash::spec_hash(ty.name, &masked);
+        let recorded = masked.as_ref().unwrap_or(&inputs);
+        let spec_hash = hash::spec_hash(ty.name, recorded);
         let mut kind = match (change.action, change.replace_order) {
             (Action::Create, _) => Kind::Create,
             (Action::Update, _) => Kind::Update,
@@ -793,9 +827,13 @@ impl Run<'_, '_> {
                     .done(&change.name, ty.name, Verb::Unchanged, Duration::ZERO);
                 return Ok(None);
             }
-            kind = redecide(ty, &prior.inputs, &masked);
+            kind = redecide(ty, &prior.inputs, recorded);
         }
-        self.real.insert(change.name.clone(), inputs.clone());
+        // The real values, where the state holds others: for what refers to them, and for a
+        // rollback. (Other inputs are as the state records them.)
+        if masked.is_some() {
+            self.real.insert(change.name.clone(), inputs.clone());
+        }
         slot.dispatched = Some((masked, spec_hash, kind));
         let work = match kind {
             Kind::Create if resource.adopt => Work::Adopt { inputs },
@@ -867,7 +905,7 @@ impl Run<'_, '_> {
     fn intents(&mut self, slot: &Slot<'_>, job: &Job) -> Vec<(u64, Intent)> {
         let change = slot.change;
         // What is journaled: the inputs as the state will hold them, secrets by their hash.
-        let masked = slot.dispatched.as_ref().map(|(m, _, _)| m);
+        let masked = slot.dispatched.as_ref().and_then(|(m, _, _)| m.as_ref());
         let sensitive: Vec<String> = self
             .exec
             .spec
@@ -960,7 +998,7 @@ impl Run<'_, '_> {
                 }
             };
         }
-        let (inputs, spec_hash, kind) = slot
+        let (masked, spec_hash, kind) = slot
             .dispatched
             .take()
             .expect("a reported job was dispatched");
@@ -1044,6 +1082,7 @@ impl Run<'_, '_> {
                 let Value::Object(outputs) = outputs else {
                     unreachable!("an object stays an object")
                 };
+                let inputs = masked.or(report.inputs).expect("an apply sends its inputs");
                 let now = ResourceState {
                     // Until its gates pass; a rollback removes it, `--no-rollback` keeps it so.
                     unverified: gated,
@@ -1186,6 +1225,7 @@ impl Run<'_, '_> {
             }
         };
         for gate in gates {
+            self.exec.progress.flush();
             let started = Instant::now();
             match gate.run(self.exec.interrupt) {
                 Ok(()) => self
@@ -1205,6 +1245,7 @@ impl Run<'_, '_> {
     /// Undoes the completed changes, newest first, journaling each undo call.
     fn roll_back(&mut self) -> Result<(), Error> {
         while let Some(undo) = self.undo.pop() {
+            self.exec.progress.flush();
             let keep = self
                 .exec
                 .spec
@@ -1574,7 +1615,7 @@ fn run_unit(
             (results, vec![None; unit.len()])
         }
     };
-    unit.iter()
+    unit.into_iter()
         .zip(results)
         .zip(prior_real)
         .map(|((job, result), prior_real)| Report {
@@ -1583,6 +1624,7 @@ fn run_unit(
             result,
             old_deleted: false,
             prior_real,
+            inputs: job.work.into_inputs(),
         })
         .collect()
 }
@@ -1729,6 +1771,7 @@ fn work(
         old_deleted: old_deleted && result.is_err(),
         result,
         prior_real,
+        inputs: job.work.into_inputs(),
     }
 }
 
@@ -1746,7 +1789,7 @@ fn apply_spec(
     std::fs::write(&path, spec).unwrap();
     let loaded = crate::commands::load(&path, registry).unwrap();
     let mut state = State::empty(&loaded.spec.stack);
-    let plan = crate::plan::plan(&crate::plan::Input {
+    let mut plan = crate::plan::plan(&crate::plan::Input {
         spec: &loaded.spec,
         graph: &loaded.graph,
         registry,
@@ -1776,7 +1819,7 @@ fn apply_spec(
         base_dir: dir,
         secrets: &loaded.secrets,
     }
-    .execute(&plan, &mut state);
+    .execute(&mut plan, &mut state);
     (outcome, store)
 }
 

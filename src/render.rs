@@ -269,12 +269,42 @@ fn seconds(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }
 
-/// Progress lines while applying: one per resource, as it completes.
+/// Progress lines while applying: one per resource, as it completes, written when the
+/// executor flushes.
 pub struct Lines {
-    pub painter: Painter,
+    painter: Painter,
+    held: std::sync::Mutex<String>,
+}
+
+impl Lines {
+    pub fn new(painter: Painter) -> Lines {
+        Lines {
+            painter,
+            held: Default::default(),
+        }
+    }
+
+    fn line(&self, text: std::fmt::Arguments<'_>) {
+        use std::fmt::Write as _;
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(held, "{text}");
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 impl Progress for Lines {
+    fn flush(&self) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
+        if !held.is_empty() {
+            out!("{held}");
+        }
+    }
+
     fn done(&self, name: &str, type_name: &str, verb: Verb, took: Duration) {
         let p = &self.painter;
         let mark = match verb {
@@ -285,39 +315,39 @@ impl Progress for Lines {
             Verb::Unchanged => " ".to_string(),
             Verb::RolledBack => p.yellow("↩"),
         };
-        outln!(
+        self.line(format_args!(
             "  {mark} {name} {}: {} {}",
             p.dim(&format!("({type_name})")),
             verb.as_str(),
             p.dim(&format!("[{}]", millis(took)))
-        );
+        ));
     }
 
     fn failed(&self, name: &str, type_name: &str, message: &str) {
         let p = &self.painter;
-        outln!(
+        self.line(format_args!(
             "  {} {name} {}: {}",
             p.red("✗"),
             p.dim(&format!("({type_name})")),
             p.red(&format!("failed: {message}"))
-        );
+        ));
     }
 
     fn verified(&self, subject: &str, gate: &str, took: Duration) {
         let p = &self.painter;
-        outln!(
+        self.line(format_args!(
             "  {} {subject}: verified {gate} {}",
             p.green("✓"),
             p.dim(&format!("[{}]", millis(took)))
-        );
+        ));
     }
 
     fn rolling_back(&self) {
-        outln!(
+        self.line(format_args!(
             "{}",
             self.painter
                 .yellow("Rolling back the changes this run made…")
-        );
+        ));
     }
 }
 

@@ -11,6 +11,8 @@ use serde_saphyr::{DuplicateKeyPolicy, Options, Spanned};
 
 use crate::source::Loc;
 
+mod split;
+
 /// A spec larger than this is refused before it is parsed: a real stack of 10,000 resources is
 /// around 2 MiB.
 pub const MAX_SPEC_BYTES: usize = 16 * 1024 * 1024;
@@ -63,6 +65,10 @@ pub struct ParseError {
 
 /// Parses one YAML document into a node tree.
 pub fn parse(text: &str) -> Result<Node, ParseError> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if let Some(node) = split::parse(text, cores.min(4)) {
+        return Ok(node);
+    }
     match fast::parse(text) {
         fast::Outcome::Done(node) => return Ok(node),
         fast::Outcome::Refused(refused) => return Err(refused),
@@ -261,7 +267,7 @@ mod fast {
 
     /// serde-saphyr's default budgets, kept here so both paths refuse the same documents.
     const MAX_DEPTH: usize = 64;
-    const MAX_NODES: usize = 250_000;
+    pub(super) const MAX_NODES: usize = 250_000;
 
     pub enum Outcome {
         Done(Node),
@@ -531,7 +537,7 @@ mod fast {
     }
 
     /// How many nodes a subtree holds (what an alias to it costs).
-    fn size(node: &Node) -> usize {
+    pub(super) fn size(node: &Node) -> usize {
         1 + match &node.value {
             Value::Seq(items) => items.iter().map(size).sum(),
             Value::Map(entries) => entries.iter().map(|(_, v)| size(v)).sum(),

@@ -63,7 +63,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         adopted: &adopted,
         seen: None,
     };
-    let (plan, clients) = super::plan::compute(globals, &registry, &loaded, &state, request)?;
+    let (mut plan, clients) = super::plan::compute(globals, &registry, &loaded, &state, request)?;
     if let Some(reason) = saved.as_ref().and_then(|saved| staleness(saved, &plan)) {
         return Err(Error::StalePlan(reason));
     }
@@ -84,9 +84,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
             &globals.context(&spec_path),
         )?,
     };
-    let progress = Lines {
-        painter: globals.painter,
-    };
+    let progress = Lines::new(globals.painter);
     let interrupt = crate::interrupt::install();
     let started = Instant::now();
     let outcome = Executor {
@@ -101,7 +99,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         base_dir: &context.base_dir,
         secrets: &loaded.secrets,
     }
-    .execute(&plan, &mut state)?;
+    .execute(&mut plan, &mut state)?;
     outln!(
         "\n{}",
         globals.painter.apply_summary(outcome, started.elapsed())

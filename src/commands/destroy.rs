@@ -50,7 +50,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         Some(&*store),
         Notes::Stdout,
     )?;
-    let plan = plan::destroy_plan(&state, &args.target)?;
+    let mut plan = plan::destroy_plan(&state, &args.target)?;
 
     let protected: Vec<&str> = plan
         .changes
@@ -83,9 +83,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     }
     outln!();
     let clients = configure(&registry, loaded.as_ref(), &state, &context)?;
-    let progress = Lines {
-        painter: globals.painter,
-    };
+    let progress = Lines::new(globals.painter);
     let no_secrets = crate::secrets::Secrets::default();
     let interrupt = crate::interrupt::install();
     let started = Instant::now();
@@ -101,7 +99,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         base_dir: &context.base_dir,
         secrets: loaded.as_ref().map_or(&no_secrets, |l| &l.secrets),
     }
-    .execute(&plan, &mut state)?;
+    .execute(&mut plan, &mut state)?;
     outln!(
         "\n{}",
         globals.painter.destroy_summary(outcome, started.elapsed())

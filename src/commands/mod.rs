@@ -531,7 +531,7 @@ pub fn obstacles(
     state: &State,
     plan: &crate::plan::Plan,
 ) -> Result<(), Error> {
-    let mut by_provider: BTreeMap<&str, Vec<(&crate::spec::Resource, Attributes)>> =
+    let mut by_provider: BTreeMap<&str, Vec<(&crate::spec::Resource, &Attributes)>> =
         BTreeMap::new();
     for change in plan
         .changes
@@ -543,14 +543,9 @@ pub fn obstacles(
         };
         // Inputs known only once something else is applied cannot be checked yet; the create
         // itself still refuses what is not its own.
-        if change.attributes.iter().any(|a| a.after_unknown) {
+        let Some(inputs) = plan.resolved.get(&change.name) else {
             continue;
-        }
-        let inputs: Attributes = change
-            .attributes
-            .iter()
-            .filter_map(|a| Some((a.name.clone(), a.after.clone()?)))
-            .collect();
+        };
         if let Some(provider) = registry
             .provider_of(&change.type_name)
             .filter(|p| clients.contains_key(*p))

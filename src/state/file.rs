@@ -69,7 +69,7 @@ impl FileStore {
 
     fn write_snapshot(&self, state: &State) -> Result<(), Error> {
         self.ensure_dir()?;
-        let bytes = serde_json::to_vec_pretty(state).expect("a state always serializes");
+        let bytes = serde_json::to_vec(state).expect("a state always serializes");
         write_atomically(&self.snapshot_path(), &bytes)
     }
 }
