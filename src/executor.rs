@@ -208,7 +208,7 @@ struct Slot<'c> {
     /// Its change is recorded and these gates are running.
     verifying: Option<String>,
     /// Its inputs as the plan resolved them, when they were all known then.
-    resolved: Option<Attributes>,
+    resolved: Option<crate::plan::Resolved>,
 }
 
 /// What a finished job means for the slots that wait on it.
@@ -430,7 +430,7 @@ impl Run<'_, '_> {
     fn execute(
         &mut self,
         plan: &Plan,
-        mut resolved: HashMap<String, Attributes>,
+        mut resolved: HashMap<String, crate::plan::Resolved>,
     ) -> Result<(), Error> {
         self.record_only(plan)?;
         let applies: Vec<&Change> = plan
@@ -527,12 +527,15 @@ impl Run<'_, '_> {
     /// Applies records to the state in memory and queues them for the journal; nothing that
     /// builds on them may start before [`Run::flush`].
     fn stage(&mut self, changes: Vec<journal::Change>) {
-        for change in changes {
-            let record = Record {
+        let records: Vec<Record> = changes
+            .into_iter()
+            .map(|change| Record {
                 serial: self.serial,
                 change,
-            };
-            self.staged.push(journal::encode(&record));
+            })
+            .collect();
+        self.staged.extend(journal::encode_all(&records));
+        for record in records {
             self.state.apply(record);
         }
     }
@@ -786,9 +789,9 @@ impl Run<'_, '_> {
             .map(|i| &self.sensitive[i])
             .filter(|fields| !fields.is_empty());
         // `masked`: the inputs as the state records them, where they differ (secrets).
-        let (inputs, masked) = match slot.resolved.take() {
+        let (inputs, masked, planned_hash) = match slot.resolved.take() {
             // Resolved by the plan, with nothing unknown: they stand.
-            Some(inputs) => {
+            Some(crate::plan::Resolved { inputs, spec_hash }) => {
                 let masked = sensitive.map(|fields| {
                     inputs
                         .iter()
@@ -798,15 +801,15 @@ impl Run<'_, '_> {
                         })
                         .collect()
                 });
-                (inputs, masked)
+                (inputs, masked, Some(spec_hash))
             }
             None => {
                 let (inputs, masked) = self.resolve_now(spec, resource, ty, sensitive)?;
-                (inputs, sensitive.map(|_| masked))
+                (inputs, sensitive.map(|_| masked), None)
             }
         };
         let recorded = masked.as_ref().unwrap_or(&inputs);
-        let spec_hash = hash::spec_hash(ty.name, recorded);
+        let spec_hash = planned_hash.unwrap_or_else(|| hash::spec_hash(ty.name, recorded));
         let mut kind = match (change.action, change.replace_order) {
             (Action::Create, _) => Kind::Create,
             (Action::Update, _) => Kind::Update,

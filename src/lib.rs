@@ -42,6 +42,7 @@ pub mod executor;
 pub mod graph;
 pub mod hash;
 pub mod interrupt;
+pub mod parallel;
 pub mod plan;
 pub mod recover;
 pub mod registry;

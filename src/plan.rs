@@ -156,7 +156,16 @@ pub struct Plan {
     /// sends them as they are instead of resolving them again. Never saved; a saved plan's
     /// changes are resolved at apply time.
     #[serde(skip)]
-    pub resolved: std::collections::HashMap<String, fabrik_provider::Attributes>,
+    pub resolved: std::collections::HashMap<String, Resolved>,
+}
+
+/// A resource's inputs as the plan resolved them, all known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// In the provider's normal form, secrets in.
+    pub inputs: fabrik_provider::Attributes,
+    /// Their spec hash, as the state records it (secrets by their keyed hash).
+    pub spec_hash: String,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -208,7 +217,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
     // Resources of one level need only those of earlier levels: each level is planned in
     // parallel, and everything order-dependent is folded afterwards in graph order.
     for level in graph.levels() {
-        let done = parallel_map(&level, |&i| plan_one(input, &selected, &planned, i));
+        let done = crate::parallel::map(&level, 256, |&i| plan_one(input, &selected, &planned, i));
         for (&i, mut one) in level.iter().zip(done) {
             planned[i] = Some((std::mem::take(&mut one.inputs), one.stable));
             outcomes[i] = Some(one);
@@ -218,9 +227,11 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
     let mut problems = Vec::new();
     // The digests of each resource's canonical form, in graph order: the spec hash covers them.
     let mut resource_digests = blake3::Hasher::new();
+    let mut hashes = vec![String::new(); spec.resources.len()];
     for &i in &graph.order {
         let one = outcomes[i].take().expect("every resource is planned");
         resource_digests.update(one.digest.as_bytes());
+        hashes[i] = one.inputs_hash;
         problems.extend(one.problem);
         changes.extend(one.change);
     }
@@ -239,12 +250,17 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Replace))
         .filter(|c| !c.state_only && !c.reverify)
         .filter_map(|c| {
-            let (inputs, _) = planned[spec.index_of(&c.name)?].take()?;
+            let i = spec.index_of(&c.name)?;
+            let (inputs, _) = planned[i].take()?;
             let known = inputs
                 .into_iter()
                 .map(|(k, v)| Some((k, v?)))
                 .collect::<Option<fabrik_provider::Attributes>>()?;
-            Some((c.name.clone(), known))
+            let resolved = Resolved {
+                inputs: known,
+                spec_hash: std::mem::take(&mut hashes[i]),
+            };
+            Some((c.name.clone(), resolved))
         })
         .collect();
     let spec_hash = hash::hash_of(&CanonicalSpec {
@@ -280,6 +296,8 @@ struct Planned {
     inputs: Inputs,
     /// No change (or only an adoption): its recorded outputs stand.
     stable: bool,
+    /// The spec hash of its inputs (secrets masked).
+    inputs_hash: String,
     digest: String,
     change: Option<Change>,
     problem: Option<Diagnostic>,
@@ -320,10 +338,11 @@ fn plan_one(
     } else {
         std::borrow::Cow::Owned(resolve::mask(&inputs, &sensitive[i], secrets))
     };
+    let inputs_hash = hash::spec_hash(ty.name, &*masked);
     let digest = hash::hash_of(&CanonicalResource {
         name: &resource.name,
         r#type: &resource.type_name,
-        inputs: &masked,
+        inputs: &inputs_hash,
         protect: resource.protect,
         depends_on: resource
             .depends_on
@@ -333,7 +352,11 @@ fn plan_one(
     });
     let change = if selected[i] {
         let observed = observed.map(|o| mask_observed(o, &resource.name, &sensitive[i], secrets));
-        diff_resource(spec, graph, i, ty, &masked, state, observed.as_ref())
+        let wanted = Wanted {
+            inputs: &masked,
+            hash: &inputs_hash,
+        };
+        diff_resource(spec, graph, i, ty, wanted, state, observed.as_ref())
     } else {
         None
     };
@@ -351,6 +374,7 @@ fn plan_one(
     Planned {
         inputs,
         stable,
+        inputs_hash,
         digest,
         change,
         problem,
@@ -419,31 +443,6 @@ pub fn desired_inputs(input: &Input<'_>, i: usize) -> Inputs {
         .take()
         .map(|(inputs, _)| inputs)
         .unwrap_or_default()
-}
-
-/// `f` over `items`, in order, on up to as many threads as there are cores when there are
-/// enough items to be worth a thread.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    const PER_THREAD: usize = 256;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(items.len() / PER_THREAD)
-        .max(1);
-    if threads == 1 {
-        return items.iter().map(f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let f = &f;
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("planning a resource does not panic"))
-            .collect()
-    })
 }
 
 /// The plan that deletes everything in the state (or the targets and what depends on them).
@@ -553,7 +552,8 @@ struct CanonicalSpec<'a> {
 struct CanonicalResource<'a> {
     name: &'a str,
     r#type: &'a str,
-    inputs: &'a Inputs,
+    /// The spec hash of its inputs.
+    inputs: &'a str,
     protect: bool,
     depends_on: Vec<&'a str>,
 }
@@ -627,15 +627,26 @@ fn lookup(
     }
 }
 
+/// What a resource asks for: its inputs (secrets masked) and their spec hash.
+#[derive(Clone, Copy)]
+struct Wanted<'a> {
+    inputs: &'a Inputs,
+    hash: &'a str,
+}
+
 fn diff_resource(
     spec: &Spec,
     graph: &Graph,
     i: usize,
     ty: &fabrik_provider::ResourceType,
-    inputs: &Inputs,
+    wanted: Wanted<'_>,
     state: &State,
     observed: Option<&Observations>,
 ) -> Option<Change> {
+    let Wanted {
+        inputs,
+        hash: inputs_hash,
+    } = wanted;
     let resource = &spec.resources[i];
     let depends_on: Vec<String> = graph
         .dependencies(i)
@@ -684,10 +695,7 @@ fn diff_resource(
         None => {}
     }
     let drifted = matches!(before, std::borrow::Cow::Owned(_));
-    if !drifted
-        && inputs.values().all(Option::is_some)
-        && hash::spec_hash(ty.name, inputs) == prior.spec_hash
-    {
+    if !drifted && inputs.values().all(Option::is_some) && inputs_hash == prior.spec_hash {
         // The object is as wanted, but a change kept without its gates passing is not done.
         if prior.unverified && !resource.verify.is_empty() {
             change.action = Action::Update;

@@ -87,8 +87,20 @@ impl Painter {
             "fabrik will make these changes to stack `{}`:\n",
             plan.stack
         );
-        for change in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
-            self.change(&mut out, change);
+        // A large plan is rendered on every core, in order.
+        let shown: Vec<&crate::plan::Change> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::NoOp)
+            .collect();
+        for part in crate::parallel::map_runs(&shown, 512, |run| {
+            let mut part = String::new();
+            for change in run {
+                self.change(&mut part, change);
+            }
+            part
+        }) {
+            out.push_str(&part);
         }
         let s = plan.summary;
         let adopt = if adopting {

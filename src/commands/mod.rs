@@ -543,7 +543,7 @@ pub fn obstacles(
         };
         // Inputs known only once something else is applied cannot be checked yet; the create
         // itself still refuses what is not its own.
-        let Some(inputs) = plan.resolved.get(&change.name) else {
+        let Some(crate::plan::Resolved { inputs, .. }) = plan.resolved.get(&change.name) else {
             continue;
         };
         if let Some(provider) = registry

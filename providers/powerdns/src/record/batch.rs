@@ -6,6 +6,7 @@
 //! may not be made fails alone and the others still go out.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use fabrik_provider::{Call, Change, Creation, Read};
 
@@ -13,6 +14,9 @@ use super::*;
 use crate::api::{RRsetWrite, RecordInfo};
 
 type Outcome = Result<Option<Applied>>;
+
+/// An RRset's place in its zone: (name, type).
+type Place = (String, String);
 
 /// The RRsets of a zone that hold records, by (lower-case name, upper-case type); `None` when
 /// the zone does not exist.
@@ -96,23 +100,26 @@ fn copy(e: &Error) -> Error {
 
 /// Where a call's RRset is: its zone, and its (name, type) there.
 fn location(change: &Change<'_>) -> Result<(String, (String, String))> {
-    let parts = match *change {
-        Change::Create { .. } | Change::Update { .. } => None,
-        Change::Delete { id, .. } => parse_id(id),
+    locate(change).map(|(zone, key, _)| (zone, key))
+}
+
+/// Where a call's RRset is, with the RRset a create or update writes (read from its inputs
+/// once, here).
+fn locate(change: &Change<'_>) -> Result<(String, Place, Option<RRset>)> {
+    if let Change::Delete { id, .. } = *change
+        && let Some((zone, name, rtype)) = parse_id(id)
+    {
+        return Ok((zone, (name, rtype), None));
+    }
+    let inputs = match *change {
+        Change::Create { inputs }
+        | Change::Update { inputs, .. }
+        | Change::Delete { inputs, .. } => inputs,
     };
-    let (zone, name, rtype) = match parts {
-        Some(parts) => parts,
-        None => {
-            let inputs = match *change {
-                Change::Create { inputs }
-                | Change::Update { inputs, .. }
-                | Change::Delete { inputs, .. } => inputs,
-            };
-            let want = RRset::from_inputs(inputs)?;
-            (want.zone, want.name, want.rtype)
-        }
-    };
-    Ok((zone, (name, rtype)))
+    let want = RRset::from_inputs(inputs)?;
+    let key = (want.name.clone(), want.rtype.clone());
+    let write = matches!(change, Change::Create { .. } | Change::Update { .. });
+    Ok((want.zone.clone(), key, write.then_some(want)))
 }
 
 /// Answers `items` zone by zone, in item order: `place` says which zone each item is in (and
@@ -157,8 +164,8 @@ impl Records {
     pub fn apply_batch(&self, api: &Api, calls: &[Call<'_>]) -> Vec<Outcome> {
         per_zone(
             calls,
-            |call| location(&call.change),
-            |zone, members| self.apply_in_zone(api, zone, calls, &members),
+            |call| locate(&call.change).map(|(zone, key, want)| (zone, (key, want))),
+            |zone, members| self.apply_in_zone(api, zone, calls, members),
         )
     }
 
@@ -167,7 +174,7 @@ impl Records {
         api: &Api,
         zone: &str,
         calls: &[Call<'_>],
-        members: &[(usize, (String, String))],
+        members: Vec<(usize, (Place, Option<RRset>))>,
     ) -> Vec<(usize, Outcome)> {
         let lock = self.zone_lock(zone);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -187,21 +194,28 @@ impl Records {
             }
         };
         // Two resources of one batch naming the same RRset would overwrite each other.
-        let mut claimed: HashMap<(&str, &str), &str> = HashMap::new();
+        let mut claimed: HashMap<(String, String), &str> = HashMap::with_capacity(members.len());
         let mut steps = Vec::with_capacity(members.len());
-        for (i, (name, rtype)) in members {
-            let call = &calls[*i];
-            let step = match claimed.insert((name, rtype), call.target.name) {
-                Some(other) => Step::Done(Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!(
-                        "RRset {name} {rtype} is also written by resource `{other}` in this run; \
-                         an RRset belongs to one resource"
-                    ),
-                ))),
-                None => plan_step(call, rrsets.get(&(name.clone(), rtype.clone()))),
+        for (i, (key, want)) in members {
+            let call = &calls[i];
+            let present = rrsets.get(&key);
+            let step = match claimed.entry(key) {
+                Entry::Occupied(taken) => {
+                    let ((name, rtype), other) = (taken.key(), taken.get());
+                    Step::Done(Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "RRset {name} {rtype} is also written by resource `{other}` in this \
+                             run; an RRset belongs to one resource"
+                        ),
+                    )))
+                }
+                Entry::Vacant(free) => {
+                    free.insert(call.target.name);
+                    plan_step(call, present, want)
+                }
             };
-            steps.push((*i, step));
+            steps.push((i, step));
         }
         let body: Vec<&RRsetWrite> = steps
             .iter()
@@ -272,9 +286,9 @@ impl Records {
     /// whose. An RRset whose records are all disabled is not in the export; the create's own
     /// check still refuses it.
     pub fn obstacles(&self, api: &Api, items: &[Creation<'_>]) -> Vec<Result<Option<String>>> {
-        let place = |item: &Creation<'_>| {
-            RRset::from_inputs(item.inputs).map(|want| (want.zone.clone(), want))
-        };
+        // Grouped by zone alone: a zone that does not exist yet holds nothing, and its
+        // records need not be read any further.
+        let place = |item: &Creation<'_>| zone_of(item.inputs).map(|zone| (zone, ()));
         per_zone(items, place, |zone, members| {
             obstacles_in_zone(api, zone, items, &members)
         })
@@ -285,45 +299,56 @@ fn obstacles_in_zone(
     api: &Api,
     zone: &str,
     items: &[Creation<'_>],
-    members: &[(usize, RRset)],
+    members: &[(usize, ())],
 ) -> Vec<(usize, Result<Option<String>>)> {
+    let nothing = || members.iter().map(|(i, _)| (*i, Ok(None))).collect();
     let fail = |e: &Error| members.iter().map(|(i, _)| (*i, Err(copy(e)))).collect();
-    let place = |want: &RRset| (want.name.clone(), want.rtype.clone());
     let taken = match zone_export(api, zone) {
         // A zone that does not exist yet (made in the same run) holds nothing.
-        Ok(None) => return members.iter().map(|(i, _)| (*i, Ok(None))).collect(),
+        Ok(None) => return nothing(),
         Ok(Some(served)) => served,
         Err(e) => return fail(&e),
     };
-    if !members
+    let wanted: Vec<(usize, Result<RRset>)> = members
         .iter()
-        .any(|(_, want)| taken.contains_key(&place(want)))
+        .map(|(i, _)| (*i, RRset::from_inputs(items[*i].inputs)))
+        .collect();
+    let place = |want: &RRset| (want.name.clone(), want.rtype.clone());
+    if !wanted
+        .iter()
+        .any(|(_, want)| want.as_ref().is_ok_and(|w| taken.contains_key(&place(w))))
     {
-        return members.iter().map(|(i, _)| (*i, Ok(None))).collect();
+        return wanted
+            .into_iter()
+            .map(|(i, want)| (i, want.map(|_| None)))
+            .collect();
     }
     let rrsets = match zone_rrsets(api, zone) {
         Ok(Some(rrsets)) => rrsets,
-        Ok(None) => return members.iter().map(|(i, _)| (*i, Ok(None))).collect(),
+        Ok(None) => return nothing(),
         Err(e) => return fail(&e),
     };
-    members
-        .iter()
+    wanted
+        .into_iter()
         .map(|(i, want)| {
-            let found = rrsets.get(&place(want)).and_then(|info| {
-                refuse_unless_ours(info, want, items[*i].target, "create")
-                    .err()
-                    .map(|e| e.message)
+            let found = want.map(|want| {
+                rrsets.get(&place(&want)).and_then(|info| {
+                    refuse_unless_ours(info, &want, items[i].target, "create")
+                        .err()
+                        .map(|e| e.message)
+                })
             });
-            (*i, Ok(found))
+            (i, found)
         })
         .collect()
 }
 
 /// Decides one change against the RRset the zone read found at its place.
-fn plan_step(call: &Call<'_>, present: Option<&RRsetInfo>) -> Step {
+/// `want`: the RRset a create or update writes, when already read from its inputs.
+fn plan_step(call: &Call<'_>, present: Option<&RRsetInfo>, want: Option<RRset>) -> Step {
     let target = call.target;
     let write = |inputs: &Attributes, doing: &str| -> Step {
-        let want = match RRset::from_inputs(inputs) {
+        let want = match want.map_or_else(|| RRset::from_inputs(inputs), Ok) {
             Ok(want) => want,
             Err(e) => return Step::Done(Err(e)),
         };
