@@ -45,6 +45,42 @@ pub fn map_runs<T: Sync, R: Send>(
     })
 }
 
+/// `f` over consecutive runs of `items`, taken by value, one run per thread (this one
+/// included), in order.
+pub fn map_owned_runs<T: Send, R: Send>(
+    mut items: Vec<T>,
+    per_thread: usize,
+    f: impl Fn(Vec<T>) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len() / per_thread.max(1))
+        .max(1);
+    if threads == 1 {
+        return vec![f(items)];
+    }
+    let size = items.len().div_ceil(threads);
+    let mut runs = Vec::with_capacity(threads);
+    while items.len() > size {
+        let rest = items.split_off(size);
+        runs.push(std::mem::replace(&mut items, rest));
+    }
+    runs.push(items);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let mut runs = runs.into_iter();
+        let first = runs.next().expect("at least one run");
+        let others: Vec<_> = runs.map(|run| scope.spawn(move || f(run))).collect();
+        let mut out = vec![f(first)];
+        out.extend(
+            others
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +93,11 @@ mod tests {
             assert_eq!(doubled, items.iter().map(|i| i * 2).collect::<Vec<_>>());
             let sums = map_runs(&items, per_thread, |run| run.len());
             assert_eq!(sums.iter().sum::<usize>(), items.len());
+            let owned: Vec<usize> = map_owned_runs(items.clone(), per_thread, |run| run)
+                .into_iter()
+                .flatten()
+                .collect();
+            assert_eq!(owned, items);
         }
         assert_eq!(map(&[] as &[usize], 1, |i| *i), Vec::<usize>::new());
     }

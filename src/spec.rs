@@ -601,10 +601,22 @@ impl Loader {
     fn resources(&mut self, node: Node) -> Vec<Resource> {
         let entries = self.map(node, "`resources`");
         let entries = self.unique(entries, "resource name");
-        entries
-            .into_iter()
-            .filter_map(|(key, node)| self.resource(key, node))
-            .collect()
+        // Each resource is read on its own: a large map is read on every core, each run with
+        // a loader of its own whose problems join this one's.
+        let runs = crate::parallel::map_owned_runs(entries, 512, |run| {
+            let mut loader = Loader::default();
+            let resources: Vec<Resource> = run
+                .into_iter()
+                .filter_map(|(key, node)| loader.resource(key, node))
+                .collect();
+            (resources, loader.problems)
+        });
+        let mut resources = Vec::new();
+        for (run, problems) in runs {
+            resources.extend(run);
+            self.problems.extend(problems);
+        }
+        resources
     }
 
     fn resource(&mut self, key: Key, node: Node) -> Option<Resource> {
