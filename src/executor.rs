@@ -809,6 +809,7 @@ impl Run<'_, '_> {
             }
         };
         let recorded = masked.as_ref().unwrap_or(&inputs);
+        let resolved_now = planned_hash.is_none();
         let spec_hash = planned_hash.unwrap_or_else(|| hash::spec_hash(ty.name, recorded));
         let mut kind = match (change.action, change.replace_order) {
             (Action::Create, _) => Kind::Create,
@@ -832,9 +833,10 @@ impl Run<'_, '_> {
             }
             kind = redecide(ty, &prior.inputs, recorded);
         }
-        // The real values, where the state holds others: for what refers to them, and for a
-        // rollback. (Other inputs are as the state records them.)
-        if masked.is_some() {
+        // The real values where the state holds others (for what refers to them, and for a
+        // rollback), and values resolved only now (so that a chain of references to them is
+        // one lookup per link). Other inputs are as the state and the spec give them.
+        if masked.is_some() || resolved_now {
             self.real.insert(change.name.clone(), inputs.clone());
         }
         slot.dispatched = Some((masked, spec_hash, kind));
@@ -859,6 +861,18 @@ impl Run<'_, '_> {
         Ok(Some(job(work)))
     }
 
+    /// What references resolve to now: the real inputs of what this run changed, the state
+    /// for the rest.
+    fn values<'v>(&'v self, spec: &'v Spec) -> Values<'v> {
+        Values {
+            spec,
+            state: self.state,
+            registry: self.exec.registry,
+            secrets: self.exec.secrets,
+            real: &self.real,
+        }
+    }
+
     /// A resource's inputs now that what it refers to is applied, in the provider's normal
     /// form, and as the state records them (secrets by their keyed hash).
     fn resolve_now(
@@ -868,13 +882,7 @@ impl Run<'_, '_> {
         ty: &ResourceType,
         sensitive: Option<&std::collections::BTreeSet<String>>,
     ) -> Result<(Attributes, Attributes), String> {
-        let values = Values {
-            spec,
-            state: self.state,
-            registry: self.exec.registry,
-            secrets: self.exec.secrets,
-            real: &self.real,
-        };
+        let values = self.values(spec);
         let mut inputs = resolve::eval_fields(&resource.with, &|r| values.get(r));
         resolve::coerce(ty, &mut inputs);
         // Recorded in the provider's normal form, as the plan compares it.
@@ -1196,13 +1204,7 @@ impl Run<'_, '_> {
         spec: &Spec,
         entries: &[crate::spec::Expr],
     ) -> Result<Vec<crate::verify::Gate>, String> {
-        let values = Values {
-            spec,
-            state: self.state,
-            registry: self.exec.registry,
-            secrets: self.exec.secrets,
-            real: &self.real,
-        };
+        let values = self.values(spec);
         entries
             .iter()
             .map(|entry| {

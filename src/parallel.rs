@@ -21,10 +21,7 @@ pub fn map_runs<T: Sync, R: Send>(
     per_thread: usize,
     f: impl Fn(&[T]) -> R + Sync,
 ) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(items.len() / per_thread.max(1))
-        .max(1);
+    let threads = threads_for(items.len(), per_thread);
     if threads == 1 {
         return vec![f(items)];
     }
@@ -52,10 +49,7 @@ pub fn map_owned_runs<T: Send, R: Send>(
     per_thread: usize,
     f: impl Fn(Vec<T>) -> R + Sync,
 ) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(items.len() / per_thread.max(1))
-        .max(1);
+    let threads = threads_for(items.len(), per_thread);
     if threads == 1 {
         return vec![f(items)];
     }
@@ -79,6 +73,14 @@ pub fn map_owned_runs<T: Send, R: Send>(
         );
         out
     })
+}
+
+/// As many threads as there are cores, or fewer so that each takes `per_thread` items.
+fn threads_for(items: usize, per_thread: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items / per_thread.max(1))
+        .max(1)
 }
 
 #[cfg(test)]
