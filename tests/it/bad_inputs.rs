@@ -611,3 +611,71 @@ fn bad_spec_leaves_existing_state_byte_identical() {
     }
     assert_eq!(case.read("web.txt"), "v1\n");
 }
+
+/// A spec of `count` one-line `local.file` resources, `line(i)` giving resource `i`'s line
+/// (file line `i + 3`).
+fn large_spec(count: usize, line: impl Fn(usize) -> String) -> String {
+    let mut yaml = String::from("stack: big\nresources:\n");
+    for i in 0..count {
+        yaml.push_str(&line(i));
+        yaml.push('\n');
+    }
+    yaml
+}
+
+#[test]
+fn a_large_spec_reports_problems_where_they_are_in_every_part_of_it() {
+    // Large enough to be parsed in runs on several cores: what is reported must still point at
+    // the file's own lines and columns, early and late in the file.
+    let plain = |name: String, i: usize, field: &str| {
+        format!("  {name}: {{ type: local.file, with: {{ path: f{i}.txt, {field}: x }} }}")
+    };
+    let yaml = large_spec(8000, |i| {
+        let name = if i == 7000 {
+            "r10".into()
+        } else {
+            format!("r{i}")
+        };
+        plain(name, i, "content")
+    });
+    assert!(
+        yaml.len() > 256 * 1024,
+        "the spec must be large: {}",
+        yaml.len()
+    );
+    let out = refused(&Case::new().spec(&yaml));
+    assert!(
+        out.stderr.contains("error: duplicate resource name `r10`")
+            && out.stderr.contains("--> fabrik.yaml:7003:3"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("first defined on line 13"), "{out}");
+
+    let yaml = large_spec(8000, |i| {
+        let field = if i == 100 || i == 6500 {
+            "contnet"
+        } else {
+            "content"
+        };
+        plain(format!("r{i}"), i, field)
+    });
+    let out = refused(&Case::new().spec(&yaml));
+    for i in [100, 6500] {
+        let text = plain(format!("r{i}"), i, "contnet");
+        let column = text.find("contnet").unwrap() + 1;
+        let at = format!("--> fabrik.yaml:{}:{column}", i + 3);
+        assert!(out.stderr.contains(&at), "expected {at}:\n{out}");
+    }
+
+    // And a good one is read whole: every resource is planned.
+    let yaml = large_spec(8000, |i| plain(format!("r{i}"), i, "content"));
+    let case = Case::new().spec(&yaml);
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    assert!(
+        plan.stdout
+            .contains("Plan: 8000 to add, 0 to change, 0 to destroy."),
+        "{}",
+        &plan.stdout[plan.stdout.len().saturating_sub(300)..]
+    );
+}
