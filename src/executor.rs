@@ -131,6 +131,20 @@ enum Work {
     },
 }
 
+impl Work {
+    /// The inputs a create, adoption, update or replacement sends.
+    fn into_inputs(self) -> Option<Attributes> {
+        match self {
+            Work::Create { inputs }
+            | Work::Adopt { inputs }
+            | Work::ReplaceBefore { inputs }
+            | Work::Update { inputs, .. }
+            | Work::ReplaceAfter { inputs, .. } => Some(inputs),
+            Work::Verify { .. } | Work::Delete { .. } => None,
+        }
+    }
+}
+
 struct Job {
     slot: usize,
     name: String,
@@ -151,23 +165,8 @@ struct Report {
     inputs: Option<Attributes>,
 }
 
-impl Work {
-    /// The inputs a create, adoption, update or replacement sends.
-    fn into_inputs(self) -> Option<Attributes> {
-        match self {
-            Work::Create { inputs }
-            | Work::Adopt { inputs }
-            | Work::ReplaceBefore { inputs }
-            | Work::Update { inputs, .. }
-            | Work::ReplaceAfter { inputs, .. } => Some(inputs),
-            Work::Verify { .. } | Work::Delete { .. } => None,
-        }
-    }
-}
-
-/// A completed change that rollback would undo, newest last.
-/// How to undo a change made in this run. What the change made is the resource's record in
-/// the state (a resource changes once per run).
+/// A completed change that rollback would undo, newest last. What the change made is the
+/// resource's record in the state (a resource changes once per run).
 enum Undo {
     Created { name: String },
     Updated { prior: ResourceState, name: String },
@@ -257,13 +256,12 @@ impl Executor<'_> {
         self.interrupt.load(Ordering::SeqCst)
     }
 
-    /// Runs the plan against `state`, recording every call and every completed change.
+    /// Runs the plan against `state`, recording every call and every completed change. The
+    /// inputs the plan resolved are moved into the calls (`plan.resolved` is left empty).
     ///
     /// # Errors
     /// [`Error::Apply`] when a change failed or the run was interrupted, after rolling back
     /// (unless disabled); other errors when the state cannot be written.
-    /// Applies `plan` to the objects and records it in `state`. The inputs the plan resolved
-    /// are moved into the calls (`plan.resolved` is left empty).
     pub fn execute(&self, plan: &mut Plan, state: &mut State) -> Result<Outcome, Error> {
         self.secrets.save_key()?;
         let mut journal = self.store.begin(state)?;
@@ -792,20 +790,15 @@ impl Run<'_, '_> {
         let (inputs, masked, planned_hash) = match slot.resolved.take() {
             // Resolved by the plan, with nothing unknown: they stand.
             Some(crate::plan::Resolved { inputs, spec_hash }) => {
-                let masked = sensitive.map(|fields| {
-                    inputs
-                        .iter()
-                        .map(|(k, v)| match fields.contains(k) {
-                            true => (k.clone(), Value::String(self.exec.secrets.mask(v))),
-                            false => (k.clone(), v.clone()),
-                        })
-                        .collect()
-                });
+                let masked =
+                    sensitive.map(|fields| resolve::mask_known(&inputs, fields, self.exec.secrets));
                 (inputs, masked, Some(spec_hash))
             }
             None => {
-                let (inputs, masked) = self.resolve_now(spec, resource, ty, sensitive)?;
-                (inputs, sensitive.map(|_| masked), None)
+                let inputs = self.resolve_now(spec, resource, ty)?;
+                let masked =
+                    sensitive.map(|fields| resolve::mask_known(&inputs, fields, self.exec.secrets));
+                (inputs, masked, None)
             }
         };
         let recorded = masked.as_ref().unwrap_or(&inputs);
@@ -874,14 +867,13 @@ impl Run<'_, '_> {
     }
 
     /// A resource's inputs now that what it refers to is applied, in the provider's normal
-    /// form, and as the state records them (secrets by their keyed hash).
+    /// form.
     fn resolve_now(
         &self,
         spec: &Spec,
         resource: &crate::spec::Resource,
         ty: &ResourceType,
-        sensitive: Option<&std::collections::BTreeSet<String>>,
-    ) -> Result<(Attributes, Attributes), String> {
+    ) -> Result<Attributes, String> {
         let values = self.values(spec);
         let mut inputs = resolve::eval_fields(&resource.with, &|r| values.get(r));
         resolve::coerce(ty, &mut inputs);
@@ -902,11 +894,7 @@ impl Run<'_, '_> {
                 .map_err(|e| e.to_string())?;
             inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
         }
-        let masked = match sensitive {
-            Some(fields) => resolve::mask(&inputs, fields, self.exec.secrets),
-            None => inputs.clone(),
-        };
-        resolve::known(&inputs).zip(resolve::known(&masked)).ok_or_else(|| {
+        resolve::known(&inputs).ok_or_else(|| {
             "an input refers to a resource that has not been applied (was it left out by --target?)"
                 .to_string()
         })

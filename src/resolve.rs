@@ -149,6 +149,21 @@ pub fn mask(inputs: &Inputs, sensitive: &BTreeSet<String>, secrets: &Secrets) ->
         .collect()
 }
 
+/// [`mask`] for inputs that are all known.
+pub fn mask_known(
+    inputs: &Attributes,
+    sensitive: &BTreeSet<String>,
+    secrets: &Secrets,
+) -> Attributes {
+    inputs
+        .iter()
+        .map(|(k, v)| match sensitive.contains(k) {
+            true => (k.clone(), Value::String(secrets.mask(v))),
+            false => (k.clone(), v.clone()),
+        })
+        .collect()
+}
+
 /// Every `${env.X}` whose variable is not set, before anything is planned.
 ///
 /// # Errors
