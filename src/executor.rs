@@ -14,7 +14,7 @@
 //! allows, while each keeps its own intent, outcome, progress line and undo.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -61,6 +61,8 @@ pub enum Verb {
     Unchanged,
     /// Undone during rollback.
     RolledBack,
+    /// Removed from the stack without deleting the object, which another resource now holds.
+    Released,
 }
 
 impl Verb {
@@ -72,6 +74,7 @@ impl Verb {
             Verb::Destroyed => "destroyed",
             Verb::Unchanged => "unchanged",
             Verb::RolledBack => "rolled back",
+            Verb::Released => "released (its object now belongs to another resource)",
         }
     }
 }
@@ -94,8 +97,9 @@ pub struct Executor<'a> {
     pub progress: &'a dyn Progress,
     /// Set by SIGINT or SIGTERM: start nothing new, then roll back.
     pub interrupt: &'a AtomicBool,
-    /// The spec's directory: gates resolve relative files against it.
-    pub base_dir: &'a std::path::Path,
+    /// Where the run happens (gates resolve relative files against its base directory) and
+    /// what no resource may touch.
+    pub context: &'a fabrik_provider::Context,
     /// Secret values for the calls, and the key that masks them in the journal and state.
     pub secrets: &'a Secrets,
 }
@@ -163,15 +167,30 @@ struct Report {
     prior_real: Option<Attributes>,
     /// The inputs the job sent, back from the worker.
     inputs: Option<Attributes>,
+    /// The provider's copy of what the call overwrote, for a rollback ([`Client::keep_copy`]).
+    copy: Option<String>,
 }
 
 /// A completed change that rollback would undo, newest last. What the change made is the
 /// resource's record in the state (a resource changes once per run).
 enum Undo {
-    Created { name: String },
-    Updated { prior: ResourceState, name: String },
-    ReplacedBefore { prior: ResourceState, name: String },
-    ReplacedAfter { name: String },
+    Created {
+        name: String,
+        copy: Option<String>,
+    },
+    Updated {
+        prior: ResourceState,
+        name: String,
+        copy: Option<String>,
+    },
+    ReplacedBefore {
+        prior: ResourceState,
+        name: String,
+        copy: Option<String>,
+    },
+    ReplacedAfter {
+        name: String,
+    },
 }
 
 impl Undo {
@@ -191,6 +210,16 @@ impl Undo {
             Undo::ReplacedBefore { name, .. } | Undo::ReplacedAfter { name } => {
                 format!("{name}: replaced")
             }
+        }
+    }
+
+    /// The copy of what the change overwrote, if the provider kept one.
+    fn copy(&self) -> Option<&str> {
+        match self {
+            Undo::Created { copy, .. }
+            | Undo::Updated { copy, .. }
+            | Undo::ReplacedBefore { copy, .. } => copy.as_deref(),
+            Undo::ReplacedAfter { .. } => None,
         }
     }
 }
@@ -283,6 +312,14 @@ impl Executor<'_> {
             real: Default::default(),
             prior_real: Default::default(),
             staged: Vec::new(),
+            copies: Vec::new(),
+            leaving: plan
+                .changes
+                .iter()
+                .filter(|c| matches!(c.action, Action::Delete | Action::Replace))
+                .map(|c| c.name.clone())
+                .collect(),
+            holders: None,
         };
         if let Some(spec) = self.spec {
             let providers = provider_configs(spec, self.secrets);
@@ -298,8 +335,16 @@ impl Executor<'_> {
             failures,
             remaining,
             kept,
+            copies,
             ..
         } = run;
+        // The run is over: what it overwrote stays as it is now (or was put back).
+        for (type_name, copy) in copies {
+            let _ = with_client(self.clients, self.registry, &type_name, |c| {
+                c.drop_copy(&copy);
+                Ok(())
+            });
+        }
         // Compact even after an error: the journal holds everything recorded so far.
         self.store.commit(state)?;
         result?;
@@ -422,6 +467,12 @@ struct Run<'e, 's> {
     prior_real: std::collections::HashMap<String, Attributes>,
     /// Records applied in memory, encoded and waiting for the next fsync.
     staged: Vec<String>,
+    /// Copies providers kept of what this run overwrote (type, copy), dropped when it is over.
+    copies: Vec<(String, String)>,
+    /// Resources this plan deletes or replaces: their places may pass to another resource.
+    leaving: HashSet<String>,
+    /// Which resource of the state holds each place, worked out when first needed.
+    holders: Option<HashMap<String, Vec<String>>>,
 }
 
 impl Run<'_, '_> {
@@ -469,6 +520,8 @@ impl Run<'_, '_> {
                 _ => None,
             })
             .collect();
+        // Who holds what changed with the applies above.
+        self.holders = None;
         let deletes: Vec<&Change> = plan
             .changes
             .iter()
@@ -489,7 +542,8 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    /// Changes to fabrik's own record of a resource (`protect`), which call no provider.
+    /// Changes to fabrik's own record of a resource (`protect`, dependencies), which call no
+    /// provider.
     fn record_only(&mut self, plan: &Plan) -> Result<(), Error> {
         let mut records = Vec::new();
         for change in plan.changes.iter().filter(|c| c.state_only) {
@@ -502,6 +556,7 @@ impl Run<'_, '_> {
                 name: change.name.clone(),
                 resource: Box::new(ResourceState {
                     protect,
+                    dependencies: change.depends_on.clone(),
                     ..now.clone()
                 }),
             });
@@ -755,11 +810,38 @@ impl Run<'_, '_> {
                 let Some(old) = prior.deposed.iter().find(|d| &d.id == id) else {
                     return Ok(None);
                 };
+                if self
+                    .held_by_other(&old.type_name, &old.inputs, None)
+                    .is_some()
+                {
+                    let mut now = prior.clone();
+                    now.deposed.retain(|d| &d.id != id);
+                    self.release(
+                        change,
+                        journal::Change::Put {
+                            name: change.name.clone(),
+                            resource: Box::new(now),
+                        },
+                    );
+                    return Ok(None);
+                }
                 slot.dispatched = Some((None, String::new(), Kind::DeleteDeposed));
                 return Ok(Some(job(Work::Delete {
                     id: old.id.clone(),
                     inputs: old.inputs.clone(),
                 })));
+            }
+            if self
+                .held_by_other(&prior.type_name, &prior.inputs, Some(&change.name))
+                .is_some()
+            {
+                self.release(
+                    change,
+                    journal::Change::Remove {
+                        name: change.name.clone(),
+                    },
+                );
+                return Ok(None);
             }
             slot.dispatched = Some((None, String::new(), Kind::Delete));
             return Ok(Some(job(Work::Delete {
@@ -832,9 +914,30 @@ impl Run<'_, '_> {
         if masked.is_some() || resolved_now {
             self.real.insert(change.name.clone(), inputs.clone());
         }
+        // A place another resource holds is taken over only from one this plan removes or
+        // moves away, and only where the provider can hand it over.
+        let takes_over = match (&change.takes_over, kind) {
+            (Some(_), _) => true,
+            (None, Kind::Create | Kind::ReplaceBefore) if resolved_now => {
+                match self.held_by_other(ty.name, recorded, Some(&change.name)) {
+                    None => false,
+                    Some(holder) if self.leaving.contains(&holder) && self.hands_over(ty.name) => {
+                        true
+                    }
+                    Some(holder) => {
+                        return Err(format!(
+                            "its object is held by `{holder}`, which this run does not remove; two resources cannot share one object"
+                        ));
+                    }
+                }
+            }
+            _ => false,
+        };
         slot.dispatched = Some((masked, spec_hash, kind));
         let work = match kind {
-            Kind::Create if resource.adopt => Work::Adopt { inputs },
+            Kind::Create | Kind::ReplaceBefore if resource.adopt || takes_over => {
+                Work::Adopt { inputs }
+            }
             Kind::Create => Work::Create { inputs },
             Kind::Update => {
                 let prior = prior.ok_or("not in the state any more")?;
@@ -852,6 +955,64 @@ impl Run<'_, '_> {
             Kind::Delete | Kind::DeleteDeposed => unreachable!("deletes are prepared above"),
         };
         Ok(Some(job(work)))
+    }
+
+    /// The place of an object of `type_name` with `inputs`, as its provider names it.
+    fn place_of(&self, type_name: &str, inputs: &Attributes) -> Option<String> {
+        let registry = self.exec.registry;
+        let provider = registry.provider(registry.provider_of(type_name)?)?;
+        provider
+            .place(type_name, inputs, self.exec.context)
+            .ok()
+            .flatten()
+    }
+
+    fn hands_over(&self, type_name: &str) -> bool {
+        let registry = self.exec.registry;
+        registry
+            .provider_of(type_name)
+            .and_then(|p| registry.provider(p))
+            .is_some_and(|p| p.hands_over(type_name))
+    }
+
+    /// A resource of the state, other than `except`, whose object is at the place of an object
+    /// of `type_name` with `inputs`: that object is not to be deleted (it was handed over), nor
+    /// claimed by another resource.
+    fn held_by_other(
+        &mut self,
+        type_name: &str,
+        inputs: &Attributes,
+        except: Option<&str>,
+    ) -> Option<String> {
+        let place = self.place_of(type_name, inputs)?;
+        if self.holders.is_none() {
+            let mut holders: HashMap<String, Vec<String>> = HashMap::new();
+            for (name, r) in &self.state.resources {
+                if let Some(place) = self.place_of(&r.type_name, &r.inputs) {
+                    holders.entry(place).or_default().push(name.clone());
+                }
+            }
+            self.holders = Some(holders);
+        }
+        let holders = self.holders.as_ref().expect("built above");
+        holders
+            .get(&place)?
+            .iter()
+            .find(|h| Some(h.as_str()) != except)
+            .cloned()
+    }
+
+    /// Removes a resource (or one of its replaced objects) from the stack without deleting
+    /// its object, which `holder` holds now.
+    fn release(&mut self, change: &Change, record: journal::Change) {
+        self.stage(vec![record]);
+        self.outcome.destroyed += 1;
+        self.exec.progress.done(
+            &change.name,
+            &change.type_name,
+            Verb::Released,
+            Duration::ZERO,
+        );
     }
 
     /// What references resolve to now: the real inputs of what this run changed, the state
@@ -925,19 +1086,22 @@ impl Run<'_, '_> {
             },
             deposes: None,
         };
+        let replacing = matches!(slot.dispatched, Some((_, _, Kind::ReplaceBefore)));
         let calls = match &job.work {
             Work::Verify { .. } => Vec::new(),
-            Work::Create { inputs } | Work::Adopt { inputs } => {
+            Work::Create { inputs } | Work::Adopt { inputs } if !replacing => {
                 vec![call(IntentAction::Create, None, masked.unwrap_or(inputs))]
             }
-            Work::ReplaceBefore { inputs } => vec![Intent {
-                deposes: self.state.resources.get(&job.name).map(|old| Deposed {
-                    id: old.id.clone(),
-                    type_name: old.type_name.clone(),
-                    inputs: old.inputs.clone(),
-                }),
-                ..call(IntentAction::Create, None, masked.unwrap_or(inputs))
-            }],
+            Work::Create { inputs } | Work::Adopt { inputs } | Work::ReplaceBefore { inputs } => {
+                vec![Intent {
+                    deposes: self.state.resources.get(&job.name).map(|old| Deposed {
+                        id: old.id.clone(),
+                        type_name: old.type_name.clone(),
+                        inputs: old.inputs.clone(),
+                    }),
+                    ..call(IntentAction::Create, None, masked.unwrap_or(inputs))
+                }]
+            }
             Work::Update { id, inputs, .. } => {
                 vec![call(
                     IntentAction::Update,
@@ -1008,6 +1172,9 @@ impl Run<'_, '_> {
         );
         let name = change.name.clone();
         let prior = self.state.resources.get(&name).cloned();
+        if let Some(copy) = &report.copy {
+            self.copies.push((change.type_name.clone(), copy.clone()));
+        }
         if let Some(prior_real) = report.prior_real {
             self.prior_real.insert(name.clone(), prior_real);
         }
@@ -1101,7 +1268,13 @@ impl Run<'_, '_> {
                 let (verb, undo) = match (kind, prior) {
                     (Kind::Create, _) | (_, None) => {
                         self.outcome.added += 1;
-                        (Verb::Created, Undo::Created { name: name.clone() })
+                        (
+                            Verb::Created,
+                            Undo::Created {
+                                name: name.clone(),
+                                copy: report.copy,
+                            },
+                        )
                     }
                     (Kind::Update, Some(prior)) => {
                         self.outcome.changed += 1;
@@ -1110,6 +1283,7 @@ impl Run<'_, '_> {
                             Undo::Updated {
                                 prior,
                                 name: name.clone(),
+                                copy: report.copy,
                             },
                         )
                     }
@@ -1121,6 +1295,7 @@ impl Run<'_, '_> {
                             Undo::ReplacedBefore {
                                 prior,
                                 name: name.clone(),
+                                copy: report.copy,
                             },
                         )
                     }
@@ -1198,7 +1373,7 @@ impl Run<'_, '_> {
             .map(|entry| {
                 let value = resolve::eval(entry, &|r| values.get(r))
                     .ok_or("a gate refers to a value that is not known")?;
-                crate::verify::Gate::from_value(&value, self.exec.base_dir)
+                crate::verify::Gate::from_value(&value, &self.exec.context.base_dir)
             })
             .collect()
     }
@@ -1264,8 +1439,13 @@ impl Run<'_, '_> {
                 ));
                 continue;
             };
+            // A copy of what the change overwrote is put back as it was, byte for byte.
+            if let Some(copy) = undo.copy().map(str::to_string) {
+                self.restore_copy(undo, &now, &copy)?;
+                continue;
+            }
             let (intent, restore) = match undo {
-                Undo::Created { name }
+                Undo::Created { name, .. }
                     if self
                         .exec
                         .spec
@@ -1278,11 +1458,11 @@ impl Run<'_, '_> {
                     ));
                     continue;
                 }
-                Undo::Created { name } => {
+                Undo::Created { name, .. } => {
                     let intent = self.undo_intent(&name, &now, IntentAction::Delete, &now.inputs);
                     (intent, journal::Change::Remove { name })
                 }
-                Undo::Updated { prior, name } => {
+                Undo::Updated { prior, name, .. } => {
                     let intent = self.undo_intent(&name, &now, IntentAction::Update, &prior.inputs);
                     (
                         intent,
@@ -1292,7 +1472,7 @@ impl Run<'_, '_> {
                         },
                     )
                 }
-                Undo::ReplacedBefore { prior, name } => {
+                Undo::ReplacedBefore { prior, name, .. } => {
                     let intent = self.undo_intent(&name, &now, IntentAction::Delete, &now.inputs);
                     (
                         intent,
@@ -1384,6 +1564,64 @@ impl Run<'_, '_> {
                     self.remaining
                         .push(format!("{name}: could not be rolled back: {e}"));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes a change by putting back the provider's copy of what it overwrote: the object
+    /// is again what it was before this run (a user's file, another resource's), and the state
+    /// goes back to its record from before the change.
+    fn restore_copy(&mut self, undo: Undo, now: &ResourceState, copy: &str) -> Result<(), Error> {
+        let (name, record, action) = match undo {
+            Undo::Created { name, .. } => (
+                name.clone(),
+                journal::Change::Remove { name },
+                IntentAction::Delete,
+            ),
+            Undo::Updated { prior, name, .. } | Undo::ReplacedBefore { prior, name, .. } => (
+                name.clone(),
+                journal::Change::Put {
+                    name,
+                    resource: Box::new(prior),
+                },
+                IntentAction::Update,
+            ),
+            Undo::ReplacedAfter { .. } => unreachable!("keeps no copy"),
+        };
+        let intent = self.undo_intent(&name, now, action, &now.inputs);
+        let id = self.intent_id();
+        self.record(vec![journal::Change::Intent {
+            intent: id,
+            call: Box::new(intent),
+        }])?;
+        let started = Instant::now();
+        let target = Target {
+            stack: &self.state.stack,
+            name: &name,
+            type_name: &now.type_name,
+        };
+        let result = with_client(self.exec.clients, self.exec.registry, &now.type_name, |c| {
+            retry(|| c.restore(target, copy))
+        });
+        let settled = journal::Change::Settled { intent: id };
+        match result {
+            Ok(()) => {
+                self.record(vec![record, settled])?;
+                self.exec
+                    .progress
+                    .done(&name, &now.type_name, Verb::RolledBack, started.elapsed());
+            }
+            Err(e) => {
+                self.record(vec![settled])?;
+                self.exec
+                    .progress
+                    .failed(&name, &now.type_name, &format!("rollback failed: {e}"));
+                self.remaining.push(format!(
+                    "{name}: could not be rolled back: {e} (the copy of what it overwrote is kept: {copy})"
+                ));
+                // The copy is the only trace of what was there: never dropped.
+                self.copies.retain(|(_, c)| c != copy);
             }
         }
         Ok(())
@@ -1618,6 +1856,7 @@ fn run_unit(
             old_deleted: false,
             prior_real,
             inputs: job.work.into_inputs(),
+            copy: None,
         })
         .collect()
 }
@@ -1717,6 +1956,7 @@ fn work(
     };
     let mut old_deleted = false;
     let mut prior_real = None;
+    let mut copy = None;
     let result = match &job.work {
         Work::Verify { gates } => verify(gates, interrupt),
         Work::Create { inputs } | Work::ReplaceBefore { inputs } => {
@@ -1725,11 +1965,14 @@ fn work(
             })
             .map(Some)
         }
+        // What is overwritten is copied first, so a rollback can put it back exactly.
         Work::Adopt { inputs } => with_client(clients, registry, &job.type_name, |c| {
+            copy = c.keep_copy(target, inputs)?;
             retry(|| c.adopt(target, inputs))
         })
         .map(Some),
         Work::Update { id, prior, inputs } => with_client(clients, registry, &job.type_name, |c| {
+            copy = c.keep_copy(target, inputs)?;
             // The state knows sensitive values by hash only: read the object back for them,
             // so the provider sees the real prior inputs and a rollback can restore them.
             prior_real = unmask(c, target, id, prior, secrets);
@@ -1765,6 +2008,7 @@ fn work(
         result,
         prior_real,
         inputs: job.work.into_inputs(),
+        copy,
     }
 }
 
@@ -1782,6 +2026,11 @@ fn apply_spec(
     std::fs::write(&path, spec).unwrap();
     let loaded = crate::commands::load(&path, registry).unwrap();
     let mut state = State::empty(&loaded.spec.stack);
+    let context = fabrik_provider::Context {
+        base_dir: dir.into(),
+        state_dir: dir.join(".fabrik"),
+        reserved: vec![path.clone(), dir.join(".fabrik")],
+    };
     let mut plan = crate::plan::plan(&crate::plan::Input {
         spec: &loaded.spec,
         graph: &loaded.graph,
@@ -1792,12 +2041,9 @@ fn apply_spec(
         targets: &[],
         observed: None,
         adopted: &Default::default(),
+        context: &context,
     })
     .unwrap();
-    let context = fabrik_provider::Context {
-        base_dir: dir.into(),
-        state_dir: dir.join(".fabrik"),
-    };
     let clients = crate::commands::configure(registry, Some(&loaded), &state, &context).unwrap();
     let store = crate::state::FileStore::new(dir.join(".fabrik"), &loaded.spec.stack);
     let outcome = Executor {
@@ -1809,7 +2055,7 @@ fn apply_spec(
         rollback: true,
         progress,
         interrupt: &AtomicBool::new(false),
-        base_dir: dir,
+        context: &context,
         secrets: &loaded.secrets,
     }
     .execute(&mut plan, &mut state);

@@ -43,6 +43,7 @@ pub mod graph;
 pub mod hash;
 pub mod interrupt;
 pub mod parallel;
+pub mod place;
 pub mod plan;
 pub mod recover;
 pub mod registry;

@@ -81,6 +81,10 @@ pub struct Change {
     /// For the delete of an object replaced earlier and not yet removed: its id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deposed: Option<String>,
+    /// The resource whose object this one takes over: the spec hands its place (a file's
+    /// path) from that resource, which this plan removes or moves, to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takes_over: Option<String>,
     #[serde(default)]
     pub attributes: Vec<AttributeChange>,
     #[serde(default)]
@@ -100,6 +104,7 @@ impl Change {
             reverify: false,
             state_only: false,
             deposed: None,
+            takes_over: None,
             attributes: Vec::new(),
             depends_on: Vec::new(),
         }
@@ -198,6 +203,8 @@ pub struct Input<'a> {
     pub observed: Option<&'a Observations>,
     /// Resources recovery adopted just before, shown as `=`.
     pub adopted: &'a BTreeSet<String>,
+    /// Where the run happens, for the places of resources ([`crate::place`]).
+    pub context: &'a fabrik_provider::Context,
 }
 
 /// Computes the plan that brings the state to the spec.
@@ -241,10 +248,34 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
             items: problems,
         }));
     }
-    changes.extend(deletes(state, targets, |name| {
-        spec.resource(name).is_none()
-    }));
+    let removed = deletes(state, targets, |name| spec.resource(name).is_none());
+    let protected: Vec<String> = removed
+        .iter()
+        .filter(|c| c.deposed.is_none())
+        .filter(|c| state.resources.get(&c.name).is_some_and(|r| r.protect))
+        .map(|c| format!("`{}`", c.name))
+        .collect();
+    if !protected.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} {} no longer in the spec, but the state records {} as protected: this plan would delete {}\nput {} back in the spec with `protect: false` and apply that first; then remove {}",
+            protected.join(", "),
+            if protected.len() == 1 { "is" } else { "are" },
+            if protected.len() == 1 { "it" } else { "them" },
+            if protected.len() == 1 { "it" } else { "them" },
+            if protected.len() == 1 { "it" } else { "them" },
+            if protected.len() == 1 { "it" } else { "them" },
+        )));
+    }
+    changes.extend(removed);
+    let problems = crate::place::check(input, &planned, &mut changes);
+    if !problems.is_empty() {
+        return Err(Error::Spec(Diagnostics {
+            source: spec.source.clone(),
+            items: problems,
+        }));
+    }
     let summary = summarize(&changes);
+    let stack_gates = written_gates(input, &planned, &spec.verify);
     let resolved = changes
         .iter()
         .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Replace))
@@ -270,6 +301,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
             .iter()
             .map(|p| (p.name.as_str(), provider_config(spec, secrets, p)))
             .collect(),
+        gates: stack_gates,
         resources: resource_digests.finalize().to_hex().to_string(),
     });
     Ok(Plan {
@@ -343,7 +375,11 @@ fn plan_one(
         name: &resource.name,
         r#type: &resource.type_name,
         inputs: &inputs_hash,
+        pending: pending(input, planned, i, &inputs),
+        gates: written_gates(input, planned, &resource.verify),
         protect: resource.protect,
+        adopt: resource.adopt,
+        keep_on_failure: resource.keep_on_failure,
         depends_on: resource
             .depends_on
             .iter()
@@ -360,6 +396,22 @@ fn plan_one(
     } else {
         None
     };
+    // A protected object (as the state records it) is never replaced: the spec's own
+    // `protect: false` counts only once an apply has recorded it.
+    let problem = problem.or_else(|| {
+        let replaced = change.as_ref().is_some_and(|c| c.action == Action::Replace);
+        let protected = state.resources.get(&resource.name).is_some_and(|r| r.protect);
+        (replaced && protected).then(|| {
+            Diagnostic::new(
+                resource.type_loc,
+                format!(
+                    "`{}` is protected: this change would replace it (delete the object and create another)",
+                    resource.name
+                ),
+            )
+            .help("the state records it as protected: apply `protect: false` alone first, then this change")
+        })
+    });
     let change = change.map(|mut c| {
         if c.action == Action::NoOp && adopted.contains(&c.name) {
             c.action = Action::Adopt;
@@ -378,6 +430,68 @@ fn plan_one(
         digest,
         change,
         problem,
+    }
+}
+
+/// The inputs of resource `i` known only at apply time, as written with what is known put in
+/// (secrets by their keyed hash): the spec hash covers them, so a saved plan is stale once
+/// their text, or an environment variable inside them, changes.
+fn pending(
+    input: &Input<'_>,
+    planned: &[Option<(Inputs, bool)>],
+    i: usize,
+    inputs: &Inputs,
+) -> BTreeMap<String, Value> {
+    let resource = &input.spec.resources[i];
+    resource
+        .with
+        .iter()
+        .filter(|(k, _)| matches!(inputs.get(&k.name), Some(None)))
+        .map(|(k, e)| (k.name.clone(), written(input, planned, e)))
+        .collect()
+}
+
+/// Gates as written, with what is known put in: what a saved plan binds of them.
+fn written_gates(
+    input: &Input<'_>,
+    planned: &[Option<(Inputs, bool)>],
+    gates: &[crate::spec::Expr],
+) -> Vec<Value> {
+    gates.iter().map(|g| written(input, planned, g)).collect()
+}
+
+/// [`resolve::eval_written`] during planning, replaced by its keyed hash where a secret is in it.
+fn written(
+    input: &Input<'_>,
+    planned: &[Option<(Inputs, bool)>],
+    expr: &crate::spec::Expr,
+) -> Value {
+    let Input {
+        spec,
+        registry,
+        state,
+        secrets,
+        ..
+    } = *input;
+    let value = resolve::eval_written(expr, &|r| {
+        lookup(spec, registry, state, secrets, planned, r)
+    });
+    let mut refs = Vec::new();
+    expr.references(&mut refs);
+    let secret = refs.iter().any(|(r, _)| match r {
+        Reference::Secret(_) => true,
+        Reference::Resource { name, attr } => spec.index_of(name).is_some_and(|j| {
+            input
+                .sensitive
+                .get(j)
+                .is_some_and(|fields| fields.contains(attr))
+        }),
+        _ => false,
+    });
+    if secret {
+        Value::String(secrets.mask(&value))
+    } else {
+        value
     }
 }
 
@@ -544,6 +658,9 @@ fn mask_observed(
 struct CanonicalSpec<'a> {
     stack: &'a str,
     providers: BTreeMap<&'a str, Inputs>,
+    /// Stack-level gates as written, what is known put in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gates: Vec<Value>,
     /// BLAKE3 over the digests of every resource's [`CanonicalResource`].
     resources: String,
 }
@@ -554,7 +671,14 @@ struct CanonicalResource<'a> {
     r#type: &'a str,
     /// The spec hash of its inputs.
     inputs: &'a str,
+    /// Inputs known only at apply time, as written ([`pending`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pending: BTreeMap<String, Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gates: Vec<Value>,
     protect: bool,
+    adopt: bool,
+    keep_on_failure: bool,
     depends_on: Vec<&'a str>,
 }
 
@@ -703,21 +827,27 @@ fn diff_resource(
             change.reason = Some("its gates have not passed since its last change".to_string());
             return Some(change);
         }
-        // The object is as wanted; only fabrik's record of `protect` may differ, and it must
-        // be right for a destroy that runs without the spec.
+        // The object is as wanted; only fabrik's record of `protect` or of the dependencies
+        // may differ, and it must be right for a destroy that runs without the spec.
         if prior.protect != resource.protect {
-            change.action = Action::Update;
-            change.state_only = true;
-            change.attributes = vec![AttributeChange {
+            change.attributes.push(AttributeChange {
                 name: "protect".to_string(),
                 before: Some(Value::Bool(prior.protect)),
                 after: Some(Value::Bool(resource.protect)),
                 after_unknown: false,
                 force_new: false,
-            }];
+            });
+        }
+        if let Some(dependencies) = dependencies_change(&prior.dependencies, &change.depends_on) {
+            change.attributes.push(dependencies);
+        }
+        if !change.attributes.is_empty() {
+            change.action = Action::Update;
+            change.state_only = true;
         }
         return Some(change);
     }
+
     change.attributes = attribute_changes(ty, &before, inputs);
     if change.attributes.is_empty() {
         return Some(change);
@@ -736,6 +866,19 @@ fn diff_resource(
         change.action = Action::Update;
     }
     Some(change)
+}
+
+/// The change of a resource's recorded dependencies, if the spec's differ (order aside).
+fn dependencies_change(recorded: &[String], wanted: &[String]) -> Option<AttributeChange> {
+    let before: BTreeSet<&String> = recorded.iter().collect();
+    let after: BTreeSet<&String> = wanted.iter().collect();
+    (before != after).then(|| AttributeChange {
+        name: "depends_on".to_string(),
+        before: Some(Value::from(recorded.to_vec())),
+        after: Some(Value::from(wanted.to_vec())),
+        after_unknown: false,
+        force_new: false,
+    })
 }
 
 /// The attributes that differ between `before` and `after`, in field order of the type.

@@ -326,6 +326,7 @@ impl Progress for Lines {
             Verb::Destroyed => p.red("-"),
             Verb::Unchanged => " ".to_string(),
             Verb::RolledBack => p.yellow("↩"),
+            Verb::Released => p.red("-"),
         };
         self.line(format_args!(
             "  {mark} {name} {}: {} {}",

@@ -58,6 +58,37 @@ pub fn eval(expr: &Expr, lookup: &dyn Fn(&Reference) -> Option<Value>) -> Option
     })
 }
 
+/// An expression with every known reference put in and the others left as written
+/// (`"x${b.size} more"`): what a saved plan binds for a value known only at apply time, so that
+/// an edit to its text, or to an environment variable inside it, makes the plan stale.
+pub fn eval_written(expr: &Expr, lookup: &dyn Fn(&Reference) -> Option<Value>) -> Value {
+    match &expr.kind {
+        ExprKind::Str(parts) => Value::String(
+            parts
+                .iter()
+                .map(|part| match part {
+                    Part::Text(t) => t.replace("${", "$${"),
+                    Part::Ref(r) => match lookup(r) {
+                        Some(Value::String(v)) => v.replace("${", "$${"),
+                        Some(other) => other.to_string(),
+                        None => r.written(),
+                    },
+                })
+                .collect(),
+        ),
+        ExprKind::List(items) => {
+            Value::Array(items.iter().map(|e| eval_written(e, lookup)).collect())
+        }
+        ExprKind::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, e)| (k.name.clone(), eval_written(e, lookup)))
+                .collect(),
+        ),
+        _ => eval(expr, lookup).unwrap_or(Value::Null),
+    }
+}
+
 pub fn eval_fields(fields: &[(Key, Expr)], lookup: &dyn Fn(&Reference) -> Option<Value>) -> Inputs {
     fields
         .iter()

@@ -96,7 +96,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
         rollback: !args.no_rollback,
         progress: &progress,
         interrupt: &interrupt,
-        base_dir: &context.base_dir,
+        context: &context,
         secrets: &loaded.secrets,
     }
     .execute(&mut plan, &mut state)?;

@@ -56,15 +56,19 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         .changes
         .iter()
         .filter(|c| c.action == Action::Delete && c.deposed.is_none())
-        .filter(|c| match spec.and_then(|s| s.resource(&c.name)) {
-            Some(r) => r.protect,
-            None => state.resources.get(&c.name).is_some_and(|r| r.protect),
+        // The state's record decides (the spec may be gone, or say `protect: false` that no
+        // apply has recorded yet); a spec that asks for protection is heeded too.
+        .filter(|c| {
+            state.resources.get(&c.name).is_some_and(|r| r.protect)
+                || spec
+                    .and_then(|s| s.resource(&c.name))
+                    .is_some_and(|r| r.protect)
         })
         .map(|c| c.name.as_str())
         .collect();
     if !protected.is_empty() {
         return Err(Error::Usage(format!(
-            "refusing to destroy protected resource{} {}: remove `protect: true` from the spec and apply first, or leave {} out with --target",
+            "refusing to destroy protected resource{} {}: set `protect: false` in the spec and apply that first, or leave {} out with --target",
             if protected.len() == 1 { "" } else { "s" },
             protected
                 .iter()
@@ -96,7 +100,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         rollback: false,
         progress: &progress,
         interrupt: &interrupt,
-        base_dir: &context.base_dir,
+        context: &context,
         secrets: loaded.as_ref().map_or(&no_secrets, |l| &l.secrets),
     }
     .execute(&mut plan, &mut state)?;

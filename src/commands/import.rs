@@ -72,6 +72,7 @@ pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
             targets: &[],
             observed: None,
             adopted: &BTreeSet::new(),
+            context: &context,
         },
         index,
     );

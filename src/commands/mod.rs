@@ -252,9 +252,18 @@ impl Globals {
                 .or_else(|_| std::path::absolute(&p))
                 .unwrap_or(p)
         };
+        let base_dir = absolute(spec_dir(spec));
+        let state_dir = absolute(self.state_dir(spec));
+        // fabrik's own files: no resource may write them.
+        let reserved = vec![
+            absolute(spec.to_path_buf()),
+            state_dir.clone(),
+            base_dir.join(".env"),
+        ];
         Context {
-            base_dir: absolute(spec_dir(spec)),
-            state_dir: absolute(self.state_dir(spec)),
+            base_dir,
+            state_dir,
+            reserved,
         }
     }
 }
@@ -536,7 +545,14 @@ pub fn obstacles(
     for change in plan
         .changes
         .iter()
-        .filter(|c| c.action == crate::plan::Action::Create && !c.state_only)
+        // A handover takes over an object the stack holds: nothing foreign is in the way.
+        .filter(|c| {
+            matches!(
+                c.action,
+                crate::plan::Action::Create | crate::plan::Action::Replace
+            ) && !c.state_only
+                && c.takes_over.is_none()
+        })
     {
         let Some(resource) = spec.resource(&change.name).filter(|r| !r.adopt) else {
             continue;

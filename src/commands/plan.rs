@@ -229,6 +229,7 @@ pub fn compute(
         targets,
         observed: observed.as_ref(),
         adopted: request.adopted,
+        context: &context,
     })?;
     if let Some(clients) = clients.as_ref().filter(|_| request.obstacles) {
         super::obstacles(registry, clients, &loaded.spec, state, &plan)?;

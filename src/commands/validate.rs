@@ -5,8 +5,18 @@ use crate::cli::SpecArg;
 use crate::error::Error;
 use crate::registry::Registry;
 
-pub fn run(_globals: &Globals, args: SpecArg) -> Result<i32, Error> {
-    let loaded = load(&args.spec, &Registry::builtin())?;
+pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
+    let registry = Registry::builtin();
+    let loaded = load(&args.spec, &registry)?;
+    // Two resources on one object, or one on fabrik's own files, where the spec spells it out.
+    let context = globals.context(&args.spec);
+    let problems = crate::place::problems_without_values(&loaded.spec, &registry, &context);
+    if !problems.is_empty() {
+        return Err(Error::Spec(crate::source::Diagnostics {
+            source: loaded.spec.source.clone(),
+            items: problems,
+        }));
+    }
     let n = loaded.spec.resources.len();
     outln!(
         "{} is valid: stack `{}`, {n} resource{}.",

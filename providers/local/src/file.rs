@@ -5,8 +5,11 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use std::path::Component;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use fabrik_provider::{
-    Applied, Attributes, Error, ErrorKind, Field, FieldKind, Found, Observed, OutputField,
+    Applied, Attributes, Context, Error, ErrorKind, Field, FieldKind, Found, Observed, OutputField,
     ReplaceStrategy, ResourceType, Result, Value,
 };
 
@@ -79,24 +82,89 @@ fn format_mode(bits: u32) -> String {
     format!("{:04o}", bits & 0o7777)
 }
 
+/// Where a file resource's path points: absolute, with `.` and `..` folded away, so that
+/// `x.txt`, `./x.txt` and `d/../x.txt` are one file (and one place).
+pub fn resolve(base_dir: &Path, path: &str) -> PathBuf {
+    let joined = base_dir.join(path);
+    let mut out = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The place of a file resource: its resolved path, unless that is one of fabrik's own files.
+pub fn place(inputs: &Attributes, context: &Context) -> Result<Option<String>> {
+    let Some(Value::String(path)) = inputs.get("path") else {
+        return Ok(None);
+    };
+    let resolved = resolve(&context.base_dir, path);
+    if let Some(own) = context
+        .reserved
+        .iter()
+        .find(|own| resolved.starts_with(own))
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "`path` {} points into {}, one of fabrik's own files (the spec, the state directory, `.env`): a resource may not write it",
+                resolved.display(),
+                own.display()
+            ),
+        ));
+    }
+    Ok(Some(resolved.display().to_string()))
+}
+
 pub struct Files {
     base_dir: PathBuf,
+    /// Where copies of overwritten files are kept until the run is over.
+    copies: PathBuf,
 }
 
 impl Files {
-    pub fn new(base_dir: PathBuf) -> Self {
-        Files { base_dir }
-    }
-
-    fn resolve(&self, path: &str) -> PathBuf {
-        let path = Path::new(path);
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
+    pub fn new(base_dir: PathBuf, state_dir: &Path) -> Self {
+        Files {
+            base_dir,
+            copies: state_dir.join("copies"),
         }
     }
 
+    fn resolve(&self, path: &str) -> PathBuf {
+        resolve(&self.base_dir, path)
+    }
+
+    /// Writes a new file. What is already at the path was not made by this resource (the
+    /// plan looked, and a killed create is settled before planning): unless it already holds
+    /// exactly this content, it is refused rather than overwritten.
+    pub fn create(&self, inputs: &Attributes) -> Result<Applied> {
+        let path = self.resolve(string(inputs, "path")?);
+        let content = string(inputs, "content")?;
+        match fs::symlink_metadata(&path) {
+            Err(e) if absent(&e) => {}
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+            Ok(meta)
+                if meta.is_file() && fs::read(&path).is_ok_and(|b| b == content.as_bytes()) => {}
+            Ok(_) => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "{} already exists and this resource did not write it; set `adopt: true` to take it over (its content is kept and put back on a rollback)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        self.write(inputs)
+    }
+
+    /// Writes the file whatever is there (an update, an adoption, a handover).
     pub fn write(&self, inputs: &Attributes) -> Result<Applied> {
         let path = self.resolve(string(inputs, "path")?);
         let content = string(inputs, "content")?;
@@ -148,6 +216,131 @@ impl Files {
             .map(|observed| Found { id, observed }))
     }
 
+    /// Something is at a path a new file resource would write: the plan stops there.
+    pub fn obstacle(&self, name: &str, inputs: &Attributes) -> Result<Option<String>> {
+        let path = self.resolve(string(inputs, "path")?);
+        match fs::symlink_metadata(&path) {
+            Err(e) if absent(&e) => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+            Ok(meta) => Ok(Some(format!(
+                "{} already exists ({}) and this stack did not create it; set `adopt: true` to take it over (its content is kept and put back if the apply is rolled back), or import it with `fabrik import {name} {}`",
+                path.display(),
+                if meta.is_file() {
+                    "a file"
+                } else if meta.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file"
+                },
+                path.display()
+            ))),
+        }
+    }
+
+    /// `fabrik import NAME PATH`: a regular file at PATH becomes this resource's, as it is.
+    pub fn import(&self, id: &str, inputs: &Attributes) -> Result<Found> {
+        let path = self.resolve(id);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("{} is not a regular file", path.display()),
+                ));
+            }
+            Err(e) if absent(&e) => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("there is no file {}", path.display()),
+                ));
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+        let id = path.display().to_string();
+        let mut wanted = inputs.clone();
+        wanted.insert("path".into(), Value::String(id.clone()));
+        let observed = self
+            .read(&id, inputs)?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("there is no file {id}")))?;
+        Ok(Found { id, observed })
+    }
+
+    /// Copies the file at the inputs' path (content and mode) into the state directory before
+    /// it is overwritten; the token says where the copy is, or that there was no file.
+    pub fn keep_copy(&self, inputs: &Attributes) -> Result<Option<String>> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = self.resolve(string(inputs, "path")?);
+        let copy = match fs::symlink_metadata(&path) {
+            Err(e) if absent(&e) => None,
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+            Ok(meta) if !meta.is_file() => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("{} is not a regular file", path.display()),
+                ));
+            }
+            Ok(_) => {
+                fs::create_dir_all(&self.copies)
+                    .map_err(|e| Error::io(format!("creating {}", self.copies.display()), e))?;
+                let _ = fs::set_permissions(&self.copies, fs::Permissions::from_mode(0o700));
+                let name = format!(
+                    "{}-{}-{}",
+                    &blake3::hash(path.as_os_str().as_encoded_bytes()).to_hex()[..16],
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                );
+                let copy = self.copies.join(name);
+                // `fs::copy` keeps the permission bits; the file is synced so a crash right
+                // after the overwrite still finds the copy.
+                fs::copy(&path, &copy)
+                    .and_then(|_| fs::File::open(&copy)?.sync_all())
+                    .map_err(|e| Error::io(format!("copying {}", path.display()), e))?;
+                Some(copy.display().to_string())
+            }
+        };
+        let token = serde_json::json!({ "path": path.display().to_string(), "copy": copy });
+        Ok(Some(token.to_string()))
+    }
+
+    /// Puts back what [`Files::keep_copy`] kept: the old content and mode, or no file.
+    pub fn restore(&self, token: &str) -> Result<()> {
+        let (path, copy) = parse_token(token)?;
+        match copy {
+            None => self.delete(&path.display().to_string()),
+            Some(copy) => {
+                let temp = temp_path(&path).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        format!("{} is not a file path", path.display()),
+                    )
+                })?;
+                fs::copy(&copy, &temp)
+                    .and_then(|_| fs::File::open(&temp)?.sync_all())
+                    .and_then(|()| fs::rename(&temp, &path))
+                    .map_err(|e| Error::io(format!("restoring {}", path.display()), e))?;
+                let _ = fs::remove_file(copy);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn drop_copy(&self, token: &str) {
+        if let Ok((_, Some(copy))) = parse_token(token) {
+            let _ = fs::remove_file(copy);
+        }
+        // Only once no other copy is left in it.
+        let _ = fs::remove_dir(&self.copies);
+    }
+
+    /// Removes the temporary file an interrupted write left beside the inputs' path.
+    pub fn clean_up(&self, inputs: &Attributes) {
+        if let Ok(path) = string(inputs, "path")
+            && let Some(temp) = temp_path(&self.resolve(path))
+        {
+            let _ = fs::remove_file(temp);
+        }
+    }
+
     pub fn delete(&self, id: &str) -> Result<()> {
         if let Some(temp) = temp_path(Path::new(id)) {
             let _ = fs::remove_file(temp);
@@ -167,6 +360,14 @@ fn absent(e: &std::io::Error) -> bool {
         e.kind(),
         std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
     )
+}
+
+fn parse_token(token: &str) -> Result<(PathBuf, Option<PathBuf>)> {
+    let bad = || Error::new(ErrorKind::InvalidInput, format!("not a file copy: {token}"));
+    let value: Value = serde_json::from_str(token).map_err(|_| bad())?;
+    let path = value.get("path").and_then(Value::as_str).ok_or_else(bad)?;
+    let copy = value.get("copy").and_then(Value::as_str).map(PathBuf::from);
+    Ok((PathBuf::from(path), copy))
 }
 
 fn string<'a>(inputs: &'a Attributes, name: &str) -> Result<&'a str> {
@@ -246,7 +447,7 @@ mod tests {
     #[test]
     fn write_read_delete_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let files = Files::new(dir.path().to_path_buf());
+        let files = Files::new(dir.path().to_path_buf(), &dir.path().join(".fabrik"));
         let want = inputs(&[("path", "a/b.txt"), ("content", "hi\n"), ("mode", "0600")]);
         let applied = files.write(&want).unwrap();
         assert_eq!(applied.id, dir.path().join("a/b.txt").display().to_string());
@@ -262,7 +463,7 @@ mod tests {
     fn a_path_through_a_regular_file_does_not_exist() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("blocker"), "a file").unwrap();
-        let files = Files::new(dir.path().to_path_buf());
+        let files = Files::new(dir.path().to_path_buf(), &dir.path().join(".fabrik"));
         let want = inputs(&[("path", "blocker/x.txt"), ("content", "x")]);
         assert_eq!(files.find(&want).unwrap(), None);
         let id = dir.path().join("blocker/x.txt").display().to_string();

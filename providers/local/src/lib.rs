@@ -28,7 +28,7 @@ impl Provider for Local {
 
     fn configure(&self, _config: &Attributes, context: &Context) -> Result<Box<dyn Client>> {
         Ok(Box::new(LocalClient {
-            files: file::Files::new(context.base_dir.clone()),
+            files: file::Files::new(context.base_dir.clone(), &context.state_dir),
             processes: process::Processes::new(context.base_dir.clone(), context.state_dir.clone()),
         }))
     }
@@ -39,6 +39,24 @@ impl Provider for Local {
             PROCESS_TYPE => process::validate(inputs),
             _ => Ok(()),
         }
+    }
+
+    /// A file's place is its path; processes have none (their marker tells them apart).
+    fn place(
+        &self,
+        type_name: &str,
+        inputs: &Attributes,
+        context: &Context,
+    ) -> Result<Option<String>> {
+        match type_name {
+            FILE_TYPE => file::place(inputs, context),
+            _ => Ok(None),
+        }
+    }
+
+    /// A file carries no marker: whoever writes it last holds it.
+    fn hands_over(&self, type_name: &str) -> bool {
+        type_name == FILE_TYPE
     }
 }
 
@@ -80,9 +98,79 @@ impl Client for LocalClient {
         inputs: &Attributes,
     ) -> Result<fabrik_provider::Applied> {
         match target.type_name {
+            FILE_TYPE => self.files.create(inputs),
+            PROCESS_TYPE => self.processes.start(target, inputs),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    /// A file already at the path is overwritten (its old content kept by
+    /// [`Client::keep_copy`] first); a process is taken over as a create would.
+    fn adopt(
+        &self,
+        target: fabrik_provider::Target<'_>,
+        inputs: &Attributes,
+    ) -> Result<fabrik_provider::Applied> {
+        match target.type_name {
             FILE_TYPE => self.files.write(inputs),
             PROCESS_TYPE => self.processes.start(target, inputs),
             other => Err(unknown_type(other)),
+        }
+    }
+
+    fn obstacles(
+        &self,
+        creations: &[fabrik_provider::Creation<'_>],
+    ) -> Vec<Result<Option<String>>> {
+        creations
+            .iter()
+            .map(|c| match c.target.type_name {
+                FILE_TYPE => self.files.obstacle(c.target.name, c.inputs),
+                _ => Ok(None),
+            })
+            .collect()
+    }
+
+    fn import(
+        &self,
+        target: fabrik_provider::Target<'_>,
+        id: &str,
+        inputs: &Attributes,
+    ) -> Result<fabrik_provider::Found> {
+        match target.type_name {
+            FILE_TYPE => self.files.import(id, inputs),
+            other => Err(fabrik_provider::Error::new(
+                fabrik_provider::ErrorKind::InvalidInput,
+                format!("`{other}` objects cannot be imported"),
+            )),
+        }
+    }
+
+    fn keep_copy(
+        &self,
+        target: fabrik_provider::Target<'_>,
+        inputs: &Attributes,
+    ) -> Result<Option<String>> {
+        match target.type_name {
+            FILE_TYPE => self.files.keep_copy(inputs),
+            _ => Ok(None),
+        }
+    }
+
+    fn restore(&self, target: fabrik_provider::Target<'_>, copy: &str) -> Result<()> {
+        match target.type_name {
+            FILE_TYPE => self.files.restore(copy),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    fn drop_copy(&self, copy: &str) {
+        self.files.drop_copy(copy);
+    }
+
+    fn clean_up(&self, target: fabrik_provider::Target<'_>, inputs: &Attributes) {
+        if target.type_name == FILE_TYPE {
+            self.files.clean_up(inputs);
         }
     }
 

@@ -73,6 +73,35 @@ pub trait Provider: Send + Sync {
         let _ = type_name;
         Ok(inputs.clone())
     }
+
+    /// The place the object of a resource with these inputs (all known, in normal form)
+    /// occupies, in the provider's own terms: a file's normalised absolute path, a DNS
+    /// RRset's zone, name and type. Two resources with one place would fight over one object,
+    /// so the engine refuses them; a place handed from one resource to another is never
+    /// deleted by its old owner. `Ok(None)`: objects of this type have no place two resources
+    /// could share (the default).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a place no resource may take, such as fabrik's own
+    /// files ([`Context::reserved`]); the message names the field.
+    fn place(
+        &self,
+        type_name: &str,
+        inputs: &Attributes,
+        context: &Context,
+    ) -> Result<Option<String>> {
+        let _ = (type_name, inputs, context);
+        Ok(None)
+    }
+
+    /// Whether [`Client::adopt`] can take over an object another resource of the same stack
+    /// holds, when the spec hands its place from that resource to another in one apply (the
+    /// old owner is removed or moves elsewhere). Where it cannot, the engine refuses such a
+    /// plan and says to make the change in two applies. The default: it cannot.
+    fn hands_over(&self, type_name: &str) -> bool {
+        let _ = type_name;
+        false
+    }
 }
 
 /// A text field of a provider's configuration block, trimmed; `None` when absent.
@@ -110,6 +139,9 @@ pub struct Context {
     pub base_dir: PathBuf,
     /// The directory where the engine keeps this stack's state (logs may go beside it).
     pub state_dir: PathBuf,
+    /// fabrik's own files (the spec, the state directory, the `.env` beside the spec): no
+    /// resource may write them or anything under them.
+    pub reserved: Vec<PathBuf>,
 }
 
 /// Which resource a call is about: the provider stamps [`Target::marker`] on every object it
@@ -299,6 +331,43 @@ pub trait Client: Send + Sync {
     /// the check at create time stays the guarantee.
     fn obstacles(&self, creations: &[Creation<'_>]) -> Vec<Result<Option<String>>> {
         creations.iter().map(|_| Ok(None)).collect()
+    }
+
+    /// Keeps a copy of the object at the place `inputs` name, as it is now, before an adoption
+    /// or an update overwrites it, so that a rollback can put it back exactly
+    /// ([`Client::restore`]). Returns where the copy is (the engine hands it back as it is),
+    /// or `None` when there is nothing there or the provider keeps no copies: then a rollback
+    /// updates the object back to its recorded inputs (the default).
+    ///
+    /// # Errors
+    /// When the copy cannot be made: the change must not go ahead without it.
+    fn keep_copy(&self, target: Target<'_>, inputs: &Attributes) -> Result<Option<String>> {
+        let _ = (target, inputs);
+        Ok(None)
+    }
+
+    /// Puts back the copy [`Client::keep_copy`] made, byte for byte.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] where the provider keeps no copies (the default).
+    fn restore(&self, target: Target<'_>, copy: &str) -> Result<()> {
+        let _ = copy;
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("`{}` objects keep no copies", target.type_name),
+        ))
+    }
+
+    /// Forgets a copy that is no longer needed (the run is over). Best effort.
+    fn drop_copy(&self, copy: &str) {
+        let _ = copy;
+    }
+
+    /// Clears what an interrupted call may have left beside the object at the place `inputs`
+    /// name (a half-written temporary file), once the engine has settled that call. Best
+    /// effort; the default has nothing to clear.
+    fn clean_up(&self, target: Target<'_>, inputs: &Attributes) {
+        let _ = (target, inputs);
     }
 
     /// Claims the existing object `id` for this resource (`fabrik import NAME ID`): refuses an

@@ -132,6 +132,7 @@ impl Pdns {
         let context = Context {
             base_dir: self.dir.path().to_path_buf(),
             state_dir: self.dir.path().join("state"),
+            reserved: Vec::new(),
         };
         PowerDns.configure(&self.config(), &context).unwrap()
     }
