@@ -110,9 +110,12 @@ enum Work {
     Adopt {
         inputs: Attributes,
     },
-    /// Run a resource's gates after its change.
+    /// Run a resource's gates after its change, then look the object up again: gates that
+    /// passed while it was already gone were answered by something else.
     Verify {
         gates: Vec<crate::verify::Gate>,
+        /// The object's id and inputs, as the state records them.
+        object: Option<(String, Attributes)>,
     },
     Create {
         inputs: Attributes,
@@ -675,7 +678,7 @@ impl Run<'_, '_> {
                     }
                     match self.gate_job(&slots[i], i) {
                         Ok(job) => {
-                            if let Work::Verify { gates } = &job.work {
+                            if let Work::Verify { gates, .. } = &job.work {
                                 let names: Vec<String> =
                                     gates.iter().map(|g| g.describe()).collect();
                                 slots[i].verifying = Some(names.join(", "));
@@ -851,7 +854,7 @@ impl Run<'_, '_> {
         }
         if change.reverify {
             let job = self.gate_job(slot, index)?;
-            if let Work::Verify { gates } = &job.work {
+            if let Work::Verify { gates, .. } = &job.work {
                 let names: Vec<String> = gates.iter().map(|g| g.describe()).collect();
                 slot.verifying = Some(names.join(", "));
             }
@@ -1353,11 +1356,15 @@ impl Run<'_, '_> {
         let spec = self.exec.spec.ok_or("no spec")?;
         let resource = spec.resource(&slot.change.name).ok_or("not in the spec")?;
         let gates = self.gates(spec, &resource.verify)?;
+        let object = self.state.resources.get(&slot.change.name).map(|r| {
+            let inputs = self.real.get(&slot.change.name).unwrap_or(&r.inputs);
+            (r.id.clone(), inputs.clone())
+        });
         Ok(Job {
             slot: index,
             name: slot.change.name.clone(),
             type_name: slot.change.type_name.clone(),
-            work: Work::Verify { gates },
+            work: Work::Verify { gates, object },
         })
     }
 
@@ -1958,7 +1965,23 @@ fn work(
     let mut prior_real = None;
     let mut copy = None;
     let result = match &job.work {
-        Work::Verify { gates } => verify(gates, interrupt),
+        Work::Verify { gates, object } => verify(gates, interrupt).and_then(|none| {
+            let Some((id, inputs)) = object else {
+                return Ok(none);
+            };
+            // A failed look-up proves nothing either way; only an object found gone counts.
+            let gone = with_client(clients, registry, &job.type_name, |c| {
+                c.read(target, id, inputs)
+            })
+            .is_ok_and(|found| found.is_none());
+            if gone {
+                return Err(fabrik_provider::Error::new(
+                    ErrorKind::Fatal,
+                    "its gates passed, but it is gone now: something else must have answered them (is another program using its port?)",
+                ));
+            }
+            Ok(none)
+        }),
         Work::Create { inputs } | Work::ReplaceBefore { inputs } => {
             with_client(clients, registry, &job.type_name, |c| {
                 retry(|| c.create(target, inputs))
@@ -1972,7 +1995,11 @@ fn work(
         })
         .map(Some),
         Work::Update { id, prior, inputs } => with_client(clients, registry, &job.type_name, |c| {
-            copy = c.keep_copy(target, inputs)?;
+            // A copy of content that held a secret would put the secret beside the state; such
+            // an update is rolled back by updating back to the values read below instead.
+            if !prior.values().any(crate::secrets::is_masked) {
+                copy = c.keep_copy(target, inputs)?;
+            }
             // The state knows sensitive values by hash only: read the object back for them,
             // so the provider sees the real prior inputs and a rollback can restore them.
             prior_real = unmask(c, target, id, prior, secrets);

@@ -631,6 +631,23 @@ pub fn recover(
     }
     let clients = configure(registry, spec, state, context)?;
     let recovery = crate::recover::recover(state, registry, &clients)?;
+    // With the lock held, what the interrupted calls left beside their objects (half-written
+    // temporary files) goes too; a plan, which holds no lock, leaves it for the next apply.
+    if store.is_some() {
+        for intent in state.pending.values() {
+            if let Some(client) = registry
+                .provider_of(&intent.type_name)
+                .and_then(|p| clients.get(p))
+            {
+                let target = fabrik_provider::Target {
+                    stack: &state.stack,
+                    name: &intent.name,
+                    type_name: &intent.type_name,
+                };
+                client.clean_up(target, &intent.inputs);
+            }
+        }
+    }
     let records: Vec<Record> = recovery
         .records
         .into_iter()

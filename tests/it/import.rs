@@ -271,22 +271,20 @@ fn a_type_without_import_is_refused() {
         r#"
         stack: files
         resources:
-          note:
-            type: local.file
-            with: { path: note.txt, content: "hello\n" }
+          worker:
+            type: local.process
+            with: { command: sleep, args: ["1000"] }
         "#,
     );
-    case.write("note.txt", "hello\n");
-    let out = case.run(["import", "note", "note.txt"]);
+    let out = case.run(["import", "worker", "4242"]);
     fabrik_snapshot!(case, out, @"
     exit code: 1
     ----- stdout -----
 
     ----- stderr -----
-    error: cannot import `note` (note.txt): `local.file` objects cannot be imported
+    error: cannot import `worker` (4242): `local.process` objects cannot be imported
     ");
     assert!(case.tracked("files").is_empty());
-    assert_eq!(case.read("note.txt"), "hello\n");
 }
 
 #[test]

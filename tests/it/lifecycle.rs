@@ -343,7 +343,7 @@ fn destroy_refuses_a_protected_resource() {
     ----- stdout -----
 
     ----- stderr -----
-    error: refusing to destroy protected resource `data`: remove `protect: true` from the spec and apply first, or leave it out with --target
+    error: refusing to destroy protected resource `data`: set `protect: false` in the spec and apply that first, or leave it out with --target
     ");
     assert!(case.exists("data.txt"));
     assert!(case.exists("scratch.txt"), "nothing may be deleted");

@@ -29,3 +29,4 @@ mod saved_plans;
 mod secrets;
 mod state;
 mod target;
+mod trust;

@@ -942,6 +942,8 @@ fn state_migrate_moves_a_stack_with_its_journal_to_postgres_and_back() {
         ".fabrik/shop.journal",
         "{\"serial\":2,\"op\":\"remove\",\"name\":\"api\"}\n",
     );
+    // The removal is journaled once the file is gone.
+    case.remove("api.txt");
 
     let url = format!("{}?schema=team", server.url());
     let out = case.expect(["state", "migrate", "--to", &url], 0);

@@ -1,0 +1,374 @@
+//! fabrik's promises, each pinned by the reproduction that once broke it: nothing lost (a path
+//! handed between resources, a user's file, a protected resource), nothing foreign touched
+//! (fabrik's own files, a file fabrik did not create), reviewed = applied (a saved plan binds
+//! what it showed), and what the state records (dependencies, temporary files left by a kill).
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::harness::Case;
+
+fn file(name: &str, path: &str, content: &str) -> String {
+    format!("  {name}: {{ type: local.file, with: {{ path: {path}, content: {content:?} }} }}\n")
+}
+
+fn spec(files: &[(&str, &str, &str)]) -> String {
+    let mut text = String::from("stack: trust\nresources:\n");
+    for (name, path, content) in files {
+        text.push_str(&file(name, path, content));
+    }
+    text
+}
+
+fn mode(case: &Case, relative: &str) -> u32 {
+    std::fs::metadata(case.path(relative))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn a_path_handed_to_a_new_resource_keeps_the_new_file() {
+    let case = Case::new().spec(&spec(&[("a", "p1.txt", "A")]));
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(&spec(&[("b", "p1.txt", "B")]));
+    let plan = case.expect(["plan"], 0);
+    assert!(
+        plan.stdout.contains("takes over") && plan.stdout.contains("stays"),
+        "the plan says who takes the file over:\n{plan}"
+    );
+    let out = case.expect(["apply", "--yes"], 0);
+    assert!(out.stdout.contains("released"), "{out}");
+    assert_eq!(case.read("p1.txt"), "B");
+    assert_eq!(case.tracked("trust"), ["b"]);
+    case.expect(["plan", "--detailed-exitcode"], 0);
+    case.expect(["destroy", "--yes"], 0);
+    assert!(!case.exists("p1.txt"));
+}
+
+#[test]
+fn swapping_the_paths_of_two_resources_keeps_both_files() {
+    let case = Case::new().spec(&spec(&[("a", "p1.txt", "A"), ("b", "p2.txt", "B")]));
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(&spec(&[("a", "p2.txt", "A"), ("b", "p1.txt", "B")]));
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(case.read("p1.txt"), "B");
+    assert_eq!(case.read("p2.txt"), "A");
+    case.expect(["plan", "--detailed-exitcode"], 0);
+    case.expect(["destroy", "--yes"], 0);
+    assert!(!case.exists("p1.txt") && !case.exists("p2.txt"));
+}
+
+#[test]
+fn a_path_left_by_a_moved_resource_is_taken_over_by_a_new_one() {
+    let case = Case::new().spec(&spec(&[("a", "p1.txt", "A")]));
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(&spec(&[("a", "p0.txt", "A"), ("b", "p1.txt", "B")]));
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(case.read("p0.txt"), "A");
+    assert_eq!(case.read("p1.txt"), "B");
+    case.expect(["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn a_targeted_apply_never_takes_a_path_from_a_resource_it_leaves_alone() {
+    let case = Case::new().spec(&spec(&[("a", "p1.txt", "A")]));
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(&spec(&[("a", "p0.txt", "A"), ("b", "p1.txt", "B")]));
+    let out = case.expect(["apply", "--yes", "--target", "b"], 1);
+    assert!(
+        out.stderr.contains("is held by `a`") && out.stderr.contains("--target a"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("fabrik.yaml:4:3"), "located: {out}");
+    assert_eq!(case.read("p1.txt"), "A");
+    assert_eq!(case.tracked("trust"), ["a"]);
+}
+
+#[test]
+fn a_rolled_back_handover_gives_the_file_back_to_its_owner() {
+    let case = Case::new().spec(&spec(&[("a", "p1.txt", "A")]));
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(&format!(
+        "{}  b:\n    type: local.file\n    with: {{ path: p1.txt, content: B }}\n    verify: [{{ tcp: \"127.0.0.1:1\", timeout: 200ms }}]\n",
+        spec(&[("a", "p0.txt", "A")])
+    ));
+    case.expect(["apply", "--yes"], 3);
+    assert_eq!(case.read("p1.txt"), "A");
+    assert!(!case.exists("p0.txt"));
+    assert_eq!(case.tracked("trust"), ["a"]);
+    case.set_spec(&spec(&[("a", "p1.txt", "A")]));
+    case.expect(["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn two_resources_on_one_path_are_refused_naming_both() {
+    let case = Case::new().spec(&spec(&[
+        ("a", "same.txt", "a"),
+        ("b", "same.txt", "b"),
+        ("c", "x.txt", "c"),
+        ("d", "./x.txt", "d"),
+    ]));
+    for command in [&["validate"][..], &["plan"], &["apply", "--yes"]] {
+        let out = case.expect(command, 1);
+        assert!(
+            out.stderr.contains("`b` and `a` are both at")
+                && out.stderr.contains("`d` and `c` are both at")
+                && out.stderr.contains("fabrik.yaml:4:3"),
+            "{command:?}: {out}"
+        );
+    }
+    assert!(!case.exists("same.txt") && !case.exists("x.txt"));
+    assert!(!case.state_file("trust").exists());
+}
+
+#[test]
+fn fabriks_own_files_are_refused_as_paths() {
+    let case = Case::new().spec(&spec(&[("a", "ok.txt", "a")]));
+    case.expect(["apply", "--yes"], 0);
+    let before = case.state("trust");
+    for path in ["fabrik.yaml", ".fabrik/trust.state.json", ".env", "./.fabrik"] {
+        case.set_spec(&spec(&[("a", "ok.txt", "a"), ("b", path, "x")]));
+        let written = case.read("fabrik.yaml");
+        for command in [&["validate"][..], &["apply", "--yes"]] {
+            let out = case.expect(command, 1);
+            assert!(
+                out.stderr.contains("one of fabrik's own files") && out.stderr.contains(":4:"),
+                "{path}: {out}"
+            );
+        }
+        assert_eq!(case.read("fabrik.yaml"), written);
+        assert!(!case.exists(".env"));
+    }
+    assert_eq!(case.state("trust"), before);
+}
+
+#[test]
+fn a_users_file_stops_the_plan_and_is_never_overwritten() {
+    let case = Case::new().spec(&spec(&[("a", "pre.txt", "mine")]));
+    case.write("pre.txt", "user data");
+    for command in [&["plan"][..], &["apply", "--yes"]] {
+        let out = case.expect(command, 1);
+        assert!(
+            out.stderr.contains("already exists")
+                && out.stderr.contains("adopt: true")
+                && out.stderr.contains("fabrik import a"),
+            "{out}"
+        );
+    }
+    assert_eq!(case.read("pre.txt"), "user data");
+    assert!(!case.state_file("trust").exists());
+}
+
+#[test]
+fn a_rolled_back_adoption_restores_the_users_file_byte_for_byte() {
+    let case = Case::new().spec(
+        r#"
+        stack: trust
+        resources:
+          a:
+            type: local.file
+            with: { path: pre.txt, content: mine, mode: "0644" }
+            adopt: true
+            verify: [{ tcp: "127.0.0.1:1", timeout: 200ms }]
+        "#,
+    );
+    let original: &[u8] = b"user data\x00\xff\n";
+    case.write("pre.txt", original);
+    std::fs::set_permissions(case.path("pre.txt"), std::fs::Permissions::from_mode(0o640))
+        .unwrap();
+    case.expect(["apply", "--yes"], 3);
+    assert_eq!(std::fs::read(case.path("pre.txt")).unwrap(), original);
+    assert_eq!(mode(&case, "pre.txt"), 0o640);
+    assert!(case.tracked("trust").is_empty());
+    assert!(
+        !case.exists(".fabrik/copies"),
+        "the copy is gone once restored"
+    );
+}
+
+#[test]
+fn a_rolled_back_update_restores_the_file_byte_for_byte() {
+    let case = Case::new().spec(&spec(&[("a", "f.txt", "one")]));
+    case.expect(["apply", "--yes"], 0);
+    std::fs::set_permissions(case.path("f.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    case.set_spec(
+        r#"
+        stack: trust
+        resources:
+          a:
+            type: local.file
+            with: { path: f.txt, content: two }
+            verify: [{ tcp: "127.0.0.1:1", timeout: 200ms }]
+        "#,
+    );
+    case.expect(["apply", "--yes"], 3);
+    assert_eq!(case.read("f.txt"), "one");
+    assert_eq!(mode(&case, "f.txt"), 0o600);
+}
+
+#[test]
+fn an_imported_file_is_managed_from_then_on() {
+    let case = Case::new().spec(&spec(&[("a", "pre.txt", "mine")]));
+    case.write("pre.txt", "user data");
+    case.expect(["import", "a", "pre.txt"], 0);
+    assert_eq!(case.read("pre.txt"), "user data", "import changes nothing");
+    let plan = case.expect(["plan"], 0);
+    assert!(plan.stdout.contains("~ a (local.file)"), "{plan}");
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(case.read("pre.txt"), "mine");
+}
+
+#[test]
+fn a_saved_plan_refuses_an_edit_to_content_known_only_after_apply() {
+    let written = r#"
+        stack: trust
+        resources:
+          b: { type: local.file, with: { path: p0.txt, content: x } }
+          a: { type: local.file, with: { path: p1.txt, content: "x${b.size}" } }
+        "#;
+    let case = Case::new().spec(written);
+    case.expect(["plan", "--out", "P"], 0);
+    case.set_spec(&written.replace("x${b.size}", "x${b.size} stale-edit"));
+    let out = case.expect(["apply", "P"], 1);
+    assert!(out.stderr.contains("stale"), "{out}");
+    assert!(!case.exists("p0.txt") && !case.exists("p1.txt"));
+    // Put back as it was, the plan applies exactly what it showed.
+    case.set_spec(written);
+    case.expect(["apply", "P"], 0);
+    assert_eq!(case.read("p1.txt"), "x1");
+}
+
+#[test]
+fn a_saved_plan_refuses_a_changed_environment_variable_inside_unknown_content() {
+    let case = Case::new().spec(
+        r#"
+        stack: trust
+        resources:
+          b: { type: local.file, with: { path: p0.txt, content: x } }
+          a: { type: local.file, with: { path: p1.txt, content: "${b.size} ${env.GREETING}" } }
+        "#,
+    );
+    case.args(["plan", "--out", "P"])
+        .env("GREETING", "hello")
+        .run();
+    let out = case.args(["apply", "P"]).env("GREETING", "bye").run();
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("stale"), "{out}");
+    assert!(!case.exists("p1.txt"));
+    let out = case.args(["apply", "P"]).env("GREETING", "hello").run();
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(case.read("p1.txt"), "1 hello");
+}
+
+#[test]
+fn a_saved_plan_refuses_an_edited_gate() {
+    let written = r#"
+        stack: trust
+        resources:
+          a:
+            type: local.file
+            with: { path: p1.txt, content: x }
+            verify: [{ tcp: "127.0.0.1:1", timeout: 200ms }]
+        "#;
+    let case = Case::new().spec(written);
+    case.expect(["plan", "--out", "P"], 0);
+    case.set_spec(&written.replace("200ms", "300ms"));
+    let out = case.expect(["apply", "P"], 1);
+    assert!(out.stderr.contains("stale"), "{out}");
+}
+
+#[test]
+fn a_dependency_added_alone_is_recorded() {
+    let case = Case::new().spec(&spec(&[("a", "a.txt", "a"), ("b", "b.txt", "b")]));
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(&format!(
+        "{}  b: {{ type: local.file, with: {{ path: b.txt, content: b }}, depends_on: [a] }}\n",
+        spec(&[("a", "a.txt", "a")])
+    ));
+    let plan = case.expect(["plan", "--detailed-exitcode"], 2);
+    assert!(plan.stdout.contains("depends_on"), "{plan}");
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(
+        case.state("trust")["resources"]["b"]["dependencies"],
+        serde_json::json!(["a"])
+    );
+    case.expect(["plan", "--detailed-exitcode"], 0);
+    case.expect(["destroy", "--yes", "--target", "a"], 0);
+    assert!(case.tracked("trust").is_empty(), "b went with a");
+    assert!(!case.exists("b.txt"));
+}
+
+const PROTECTED: &str = r#"
+    stack: trust
+    resources:
+      a: { type: local.file, with: { path: p1.txt, content: A }, protect: true }
+      b: { type: local.file, with: { path: p2.txt, content: B } }
+"#;
+
+#[test]
+fn a_protected_resource_is_never_replaced() {
+    let case = Case::new().spec(PROTECTED);
+    case.expect(["apply", "--yes"], 0);
+    // Unprotecting it in the same spec does not count until an apply records it.
+    case.set_spec(
+        &PROTECTED
+            .replace("p1.txt", "p3.txt")
+            .replace("protect: true", "protect: false"),
+    );
+    for command in [&["plan"][..], &["apply", "--yes"]] {
+        let out = case.expect(command, 1);
+        assert!(
+            out.stderr.contains("`a` is protected") && out.stderr.contains("fabrik.yaml:3:"),
+            "{out}"
+        );
+    }
+    assert_eq!(case.read("p1.txt"), "A");
+    assert!(!case.exists("p3.txt"));
+}
+
+#[test]
+fn a_protected_resource_removed_from_the_spec_is_never_deleted() {
+    let case = Case::new().spec(PROTECTED);
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(&spec(&[("b", "p2.txt", "B")]));
+    let out = case.expect(["apply", "--yes"], 1);
+    assert!(out.stderr.contains("protected"), "{out}");
+    let out = case.expect(["destroy", "--yes"], 1);
+    assert!(out.stderr.contains("protected resource `a`"), "{out}");
+    assert_eq!(case.read("p1.txt"), "A");
+    // Once an apply records it unprotected, it can go.
+    case.set_spec(&PROTECTED.replace("protect: true", "protect: false"));
+    case.expect(["apply", "--yes"], 0);
+    case.expect(["destroy", "--yes"], 0);
+    assert!(!case.exists("p1.txt"));
+}
+
+#[test]
+fn recovery_removes_the_temporary_file_of_an_interrupted_write() {
+    let case = Case::new().spec(&spec(&[("a", "p0.txt", "A")]));
+    case.expect(["apply", "--yes"], 0);
+    // What a run killed in the middle of rewriting p0.txt leaves: an announced update and the
+    // half-written temporary file beside the file.
+    let mut state = case.state("trust");
+    let recorded = state["resources"]["a"].clone();
+    state["pending"] = serde_json::json!({
+        "99": {
+            "name": "a",
+            "type": "local.file",
+            "action": "update",
+            "object": recorded["id"],
+            "inputs": { "path": "p0.txt", "content": "B" }
+        }
+    });
+    std::fs::write(
+        case.state_file("trust"),
+        serde_json::to_vec_pretty(&state).unwrap(),
+    )
+    .unwrap();
+    case.write(".p0.txt.fabrik-tmp", "B (half");
+    case.expect(["apply", "--yes"], 0);
+    assert!(!case.exists(".p0.txt.fabrik-tmp"), "the temporary file is gone");
+    assert_eq!(case.read("p0.txt"), "A");
+    case.expect(["plan", "--detailed-exitcode"], 0);
+}
