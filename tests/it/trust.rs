@@ -127,7 +127,12 @@ fn fabriks_own_files_are_refused_as_paths() {
     let case = Case::new().spec(&spec(&[("a", "ok.txt", "a")]));
     case.expect(["apply", "--yes"], 0);
     let before = case.state("trust");
-    for path in ["fabrik.yaml", ".fabrik/trust.state.json", ".env", "./.fabrik"] {
+    for path in [
+        "fabrik.yaml",
+        ".fabrik/trust.state.json",
+        ".env",
+        "./.fabrik",
+    ] {
         case.set_spec(&spec(&[("a", "ok.txt", "a"), ("b", path, "x")]));
         let written = case.read("fabrik.yaml");
         for command in [&["validate"][..], &["apply", "--yes"]] {
@@ -175,8 +180,7 @@ fn a_rolled_back_adoption_restores_the_users_file_byte_for_byte() {
     );
     let original: &[u8] = b"user data\x00\xff\n";
     case.write("pre.txt", original);
-    std::fs::set_permissions(case.path("pre.txt"), std::fs::Permissions::from_mode(0o640))
-        .unwrap();
+    std::fs::set_permissions(case.path("pre.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
     case.expect(["apply", "--yes"], 3);
     assert_eq!(std::fs::read(case.path("pre.txt")).unwrap(), original);
     assert_eq!(mode(&case, "pre.txt"), 0o640);
@@ -368,7 +372,82 @@ fn recovery_removes_the_temporary_file_of_an_interrupted_write() {
     .unwrap();
     case.write(".p0.txt.fabrik-tmp", "B (half");
     case.expect(["apply", "--yes"], 0);
-    assert!(!case.exists(".p0.txt.fabrik-tmp"), "the temporary file is gone");
+    assert!(
+        !case.exists(".p0.txt.fabrik-tmp"),
+        "the temporary file is gone"
+    );
     assert_eq!(case.read("p0.txt"), "A");
     case.expect(["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn gates_answered_by_another_program_do_not_count_once_the_process_is_gone() {
+    // Another program takes the port a second after the apply starts; the process the spec
+    // starts has died by then, so the gate that passes was not answered by it.
+    let port = crate::live::free_port();
+    let squatter = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the port");
+        listener.set_nonblocking(true).unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < until {
+            let _ = listener.accept();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    let case = Case::new().spec(&format!(
+        r#"
+        stack: trust
+        resources:
+          web:
+            type: local.process
+            with: {{ command: sh, args: ["-c", "sleep 0.3; exit 1"] }}
+            verify: [{{ tcp: "127.0.0.1:{port}", timeout: 8s, interval: 100ms }}]
+        "#
+    ));
+    let out = case.expect(["apply", "--yes"], 3);
+    assert!(out.stdout.contains("gone now"), "{out}");
+    assert!(case.tracked("trust").is_empty(), "rolled back: {out}");
+    drop(squatter);
+}
+
+#[test]
+fn two_dns_records_on_one_rrset_or_one_cloudflare_record_are_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: trust
+        providers:
+          powerdns: { url: "http://127.0.0.1:9", api_key: "${secret.PDNS_API_KEY}" }
+          cloudflare: { token: "${secret.CF_API_TOKEN}" }
+        secrets:
+          PDNS_API_KEY: {}
+          CF_API_TOKEN: {}
+        resources:
+          www:
+            type: powerdns.record
+            with: { zone: example.test, name: www, type: A, records: ["192.0.2.1"] }
+          www-again:
+            type: powerdns.record
+            with: { zone: example.test., name: WWW.example.test., type: a, records: ["192.0.2.2"] }
+          cf-one:
+            type: cloudflare.record
+            with: { zone: example.com, name: api, type: A, content: 192.0.2.7 }
+          cf-two:
+            type: cloudflare.record
+            with: { zone: example.com, name: api.example.com, type: A, content: 192.0.2.7 }
+          cf-other:
+            type: cloudflare.record
+            with: { zone: example.com, name: api, type: A, content: 192.0.2.8 }
+        "#,
+    );
+    let out = case.expect(["validate"], 1);
+    assert!(
+        out.stderr
+            .contains("`www-again` and `www` are both at PowerDNS RRset www.example.test. A")
+            && out
+                .stderr
+                .contains("`cf-two` and `cf-one` are both at Cloudflare record")
+            && !out.stderr.contains("cf-other"),
+        "{out}"
+    );
 }

@@ -89,6 +89,31 @@ impl Provider for Cloudflare {
             _ => Ok(inputs.clone()),
         }
     }
+
+    /// A record is one object per zone, name, type and content: Cloudflare keeps several
+    /// records of one name and type, but two with the same content are one record twice.
+    fn place(
+        &self,
+        type_name: &str,
+        inputs: &Attributes,
+        _context: &Context,
+    ) -> Result<Option<String>> {
+        let text = |field: &str| inputs.get(field).and_then(|v| v.as_str());
+        Ok(
+            match (
+                type_name,
+                text("zone"),
+                text("name"),
+                text("type"),
+                text("content"),
+            ) {
+                (RECORD_TYPE, Some(zone), Some(name), Some(rtype), Some(content)) => Some(format!(
+                    "Cloudflare record {name} {rtype} {content:?} in zone {zone}"
+                )),
+                _ => None,
+            },
+        )
+    }
 }
 
 /// A configured `cloudflare` provider: one token, one API.

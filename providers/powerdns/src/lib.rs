@@ -81,6 +81,24 @@ impl Provider for PowerDns {
             _ => Ok(inputs.clone()),
         }
     }
+
+    /// A zone by its name, a record by its RRset (name and type): one object on the server.
+    fn place(
+        &self,
+        type_name: &str,
+        inputs: &Attributes,
+        _context: &Context,
+    ) -> Result<Option<String>> {
+        let text = |field: &str| inputs.get(field).and_then(|v| v.as_str());
+        Ok(match type_name {
+            ZONE_TYPE => text("name").map(|name| format!("PowerDNS zone {name}")),
+            RECORD_TYPE => match (text("name"), text("type")) {
+                (Some(name), Some(rtype)) => Some(format!("PowerDNS RRset {name} {rtype}")),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
 }
 
 /// A configured `powerdns` provider: one server, one API key.
