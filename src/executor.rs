@@ -922,14 +922,23 @@ impl Run<'_, '_> {
         let takes_over = match (&change.takes_over, kind) {
             (Some(_), _) => true,
             (None, Kind::Create | Kind::ReplaceBefore) if resolved_now => {
-                match self.held_by_other(ty.name, recorded, Some(&change.name)) {
+                let holder = self.held_by_other(ty.name, recorded, Some(&change.name));
+                let place = self.place_of(ty.name, recorded).unwrap_or_default();
+                // Claimed at once: another change of this round may resolve to the same place.
+                if let Some(holders) = self.holders.as_mut() {
+                    holders
+                        .entry(place.clone())
+                        .or_default()
+                        .push(change.name.clone());
+                }
+                match holder {
                     None => false,
                     Some(holder) if self.leaving.contains(&holder) && self.hands_over(ty.name) => {
                         true
                     }
                     Some(holder) => {
                         return Err(format!(
-                            "its object is held by `{holder}`, which this run does not remove; two resources cannot share one object"
+                            "{place} is `{holder}`'s too, and this run does not remove `{holder}`: two resources cannot share one object"
                         ));
                     }
                 }
@@ -1264,6 +1273,14 @@ impl Run<'_, '_> {
                     protect,
                     deposed,
                 };
+                // A place taken in this run is held from now on, for the places that are
+                // known only as the run goes.
+                if self.holders.is_some()
+                    && let Some(place) = self.place_of(&now.type_name, &now.inputs)
+                    && let Some(holders) = self.holders.as_mut()
+                {
+                    holders.entry(place).or_default().push(name.clone());
+                }
                 records.push(journal::Change::Put {
                     name: name.clone(),
                     resource: Box::new(now),

@@ -451,3 +451,23 @@ fn two_dns_records_on_one_rrset_or_one_cloudflare_record_are_refused() {
         "{out}"
     );
 }
+
+#[test]
+fn two_resources_whose_paths_meet_only_at_apply_time_are_refused_and_rolled_back() {
+    let case = Case::new().spec(
+        r#"
+        stack: trust
+        resources:
+          s: { type: local.file, with: { path: s.txt, content: "x" } }
+          a: { type: local.file, with: { path: "p${s.size}.txt", content: same } }
+          b: { type: local.file, with: { path: "p${s.size}.txt", content: same } }
+        "#,
+    );
+    let out = case.expect(["apply", "--yes"], 3);
+    assert!(
+        out.stdout.contains("two resources cannot share one object"),
+        "{out}"
+    );
+    assert!(!case.exists("p1.txt") && !case.exists("s.txt"));
+    assert!(case.tracked("trust").is_empty());
+}
