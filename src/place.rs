@@ -72,15 +72,25 @@ pub fn check(
     changes: &mut [Change],
 ) -> Vec<Diagnostic> {
     let spec = input.spec;
+    // Only new objects can take a place: an unchanged resource holds the place it was given
+    // when it was applied, and a new one meeting it there is found below, through the state.
+    let new_objects: BTreeSet<usize> = changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Create | Action::Replace) && !c.state_only)
+        .filter_map(|c| spec.index_of(&c.name))
+        .collect();
+    if new_objects.is_empty() {
+        return Vec::new();
+    }
     let (places, mut problems) = of_spec(spec, input.registry, input.context, |i| {
+        if !new_objects.contains(&i) {
+            return None;
+        }
         planned[i]
             .as_ref()
             .and_then(|(inputs, _)| crate::resolve::known(inputs))
     });
-    let new_objects = changes
-        .iter()
-        .any(|c| matches!(c.action, Action::Create | Action::Replace) && !c.state_only);
-    if !problems.is_empty() || !new_objects {
+    if !problems.is_empty() {
         return problems;
     }
     // Who holds each place now, replaced objects still waiting for their delete included.
