@@ -841,25 +841,26 @@ fn refresh_puts_back_a_secret_file_changed_outside_fabrik() {
 }
 
 /// A secret's value may also be an ordinary word of the spec: here the database user is named
-/// like the stack and the file. Masking the value where it is a secret must not rewrite the
-/// rest of what fabrik stores, or the stack can no longer be planned or destroyed.
+/// like the stack and the file (a value long enough to be accepted as a secret). Masking the
+/// value where it is a secret must not rewrite the rest of what fabrik stores, or the stack can
+/// no longer be planned or destroyed.
 #[test]
 fn a_secret_whose_value_also_names_the_stack_keeps_the_stack_usable() {
     let case = Case::new()
         .spec(
             r#"
-            stack: shop
+            stack: shopfront
             secrets:
               DB_USER: {}
             resources:
               db_conf:
                 type: local.file
-                with: { path: out/shop.conf, content: "user=${secret.DB_USER}\n" }
+                with: { path: out/shopfront.conf, content: "user=${secret.DB_USER}\n" }
             "#,
         )
-        .env("DB_USER", "shop");
+        .env("DB_USER", "shopfront");
     case.expect(["apply", "--yes"], 0);
-    assert_eq!(case.read("out/shop.conf"), "user=shop\n");
+    assert_eq!(case.read("out/shopfront.conf"), "user=shopfront\n");
     let plan = case.run(["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "an unchanged stack plans no change:\n{plan}");
     let list = case.run(["state", "list"]);
@@ -867,7 +868,7 @@ fn a_secret_whose_value_also_names_the_stack_keeps_the_stack_usable() {
     let destroy = case.run(["destroy", "--yes"]);
     assert_eq!(destroy.code, 0, "{destroy}");
     assert!(
-        !case.exists("out/shop.conf"),
+        !case.exists("out/shopfront.conf"),
         "destroy removes the file the stack created:\n{destroy}"
     );
 }
