@@ -282,6 +282,7 @@ impl Executor<'_> {
                 .unwrap_or_default(),
             real: Default::default(),
             prior_real: Default::default(),
+            real_outputs: std::mem::take(&mut plan.real_outputs),
             staged: Vec::new(),
         };
         if let Some(spec) = self.spec {
@@ -420,6 +421,9 @@ struct Run<'e, 's> {
     real: std::collections::HashMap<String, Attributes>,
     /// The real prior inputs of each updated resource, read back before the update.
     prior_real: std::collections::HashMap<String, Attributes>,
+    /// The real outputs the state holds by their keyed hash only (derived from secrets): as
+    /// the plan read them, then as this run's calls report them.
+    real_outputs: std::collections::HashMap<String, Attributes>,
     /// Records applied in memory, encoded and waiting for the next fsync.
     staged: Vec<String>,
 }
@@ -863,6 +867,7 @@ impl Run<'_, '_> {
             registry: self.exec.registry,
             secrets: self.exec.secrets,
             real: &self.real,
+            real_outputs: &self.real_outputs,
         }
     }
 
@@ -1075,12 +1080,22 @@ impl Run<'_, '_> {
                     .spec
                     .and_then(|s| s.resource(&name))
                     .is_some_and(|r| !r.verify.is_empty());
-                // A provider may echo a secret in an output; the state never keeps it.
-                let mut outputs = Value::Object(applied.outputs);
-                crate::secrets::redact_value(&mut outputs);
-                let Value::Object(outputs) = outputs else {
-                    unreachable!("an object stays an object")
-                };
+                // Outputs derived from secrets are recorded by their hash, and what refers to
+                // them in this run gets the real values; a secret a provider echoes in another
+                // output is masked.
+                let sensitive = self
+                    .exec
+                    .spec
+                    .and_then(|s| s.index_of(&name))
+                    .map(|i| &self.sensitive[i]);
+                if let Some(fields) = sensitive
+                    && applied.outputs.keys().any(|k| fields.contains(k))
+                {
+                    self.real_outputs
+                        .insert(name.clone(), applied.outputs.clone());
+                }
+                let outputs =
+                    resolve::mask_outputs(applied.outputs, sensitive, self.exec.secrets);
                 let inputs = masked.or(report.inputs).expect("an apply sends its inputs");
                 let now = ResourceState {
                     // Until its gates pass; a rollback removes it, `--no-rollback` keeps it so.
@@ -1353,13 +1368,22 @@ impl Run<'_, '_> {
             match result {
                 Ok(applied) => {
                     // An update back gives the object's outputs as they are now.
+                    let sensitive = self
+                        .exec
+                        .spec
+                        .and_then(|s| s.index_of(&name))
+                        .map(|i| &self.sensitive[i]);
                     let restore = match (restore, applied) {
                         (journal::Change::Put { name, resource }, Some(applied)) => {
                             journal::Change::Put {
                                 name,
                                 resource: Box::new(ResourceState {
                                     id: applied.id,
-                                    outputs: applied.outputs,
+                                    outputs: resolve::mask_outputs(
+                                        applied.outputs,
+                                        sensitive,
+                                        self.exec.secrets,
+                                    ),
                                     ..*resource
                                 }),
                             }
@@ -1433,6 +1457,8 @@ struct Values<'v> {
     /// Real inputs of the resources this run already changed: a chain of references then costs
     /// one lookup per link instead of evaluating the chain again.
     real: &'v std::collections::HashMap<String, Attributes>,
+    /// The real values of outputs the state holds by their hash only.
+    real_outputs: &'v std::collections::HashMap<String, Attributes>,
 }
 
 impl Values<'_> {
@@ -1477,9 +1503,13 @@ impl Values<'_> {
             .resource_type(&now.type_name)
             .is_some_and(|t| t.field(attr).is_some());
         if is_input {
-            Some(now.inputs.get(attr).cloned().unwrap_or(Value::Null))
-        } else {
-            now.outputs.get(attr).cloned()
+            return Some(now.inputs.get(attr).cloned().unwrap_or(Value::Null));
+        }
+        match now.outputs.get(attr) {
+            Some(recorded) if crate::secrets::is_masked(recorded) => {
+                self.real_outputs.get(name)?.get(attr).cloned()
+            }
+            other => other.cloned(),
         }
     }
 }
@@ -1854,10 +1884,7 @@ mod tests {
                 name: "slow.step",
                 description: "takes a while",
                 fields: vec![Field::optional("after", FieldKind::String, "anything")],
-                outputs: vec![OutputField {
-                    name: "done",
-                    description: "when",
-                }],
+                outputs: vec![OutputField::new("done", "when")],
                 replace: ReplaceStrategy::DestroyBeforeCreate,
             }]
         }

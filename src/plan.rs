@@ -157,6 +157,11 @@ pub struct Plan {
     /// changes are resolved at apply time.
     #[serde(skip)]
     pub resolved: std::collections::HashMap<String, Resolved>,
+    /// The real values of outputs the state holds by their keyed hash only (they derive from a
+    /// secret), as read from the objects while planning, for the references to them that are
+    /// resolved at apply time. Never saved.
+    #[serde(skip)]
+    pub real_outputs: std::collections::HashMap<String, fabrik_provider::Attributes>,
 }
 
 /// A resource's inputs as the plan resolved them, all known.
@@ -196,6 +201,10 @@ pub struct Input<'a> {
     pub targets: &'a [String],
     /// What `--refresh` saw, if it ran.
     pub observed: Option<&'a Observations>,
+    /// What was read of the objects whose outputs the state holds by their keyed hash only and
+    /// that the spec refers to: references to those outputs need their real values. The same
+    /// as `observed` when a refresh ran.
+    pub read: Option<&'a Observations>,
     /// Resources recovery adopted just before, shown as `=`.
     pub adopted: &'a BTreeSet<String>,
 }
@@ -288,7 +297,74 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         changes,
         summary,
         resolved,
+        real_outputs: real_outputs(state, input.read, secrets),
     })
+}
+
+/// The real value of output `attr` of `name`, which the state holds by its keyed hash only,
+/// from what was read of the object: only where it hashes to what the state holds (the object
+/// is as recorded).
+fn real_output<'o>(
+    state: &State,
+    read: Option<&'o Observations>,
+    secrets: &Secrets,
+    name: &str,
+    attr: &str,
+) -> Option<&'o Value> {
+    let recorded = state.resources.get(name)?.outputs.get(attr)?;
+    let seen = read?.get(name)?.as_ref()?.outputs.get(attr)?;
+    let matches = secrets.key().is_some() && Value::String(secrets.mask(seen)) == *recorded;
+    matches.then_some(seen)
+}
+
+/// Every output the state holds by its keyed hash whose real value was read (see
+/// [`real_output`]), by resource.
+fn real_outputs(
+    state: &State,
+    read: Option<&Observations>,
+    secrets: &Secrets,
+) -> std::collections::HashMap<String, fabrik_provider::Attributes> {
+    let Some(read) = read else {
+        return Default::default();
+    };
+    read.keys()
+        .filter_map(|name| {
+            let recorded = &state.resources.get(name)?.outputs;
+            let real: fabrik_provider::Attributes = recorded
+                .iter()
+                .filter(|(_, v)| crate::secrets::is_masked(v))
+                .filter_map(|(attr, _)| {
+                    let seen = real_output(state, Some(read), secrets, name, attr)?;
+                    Some((attr.clone(), seen.clone()))
+                })
+                .collect();
+            (!real.is_empty()).then(|| (name.clone(), real))
+        })
+        .collect()
+}
+
+/// The resources in the state whose outputs it holds by their keyed hash only (they derive
+/// from a secret) and that the spec refers to: a plan reads them, refresh or not, so that the
+/// references get the real values.
+pub fn hidden_outputs_referred_to(spec: &Spec, state: &State) -> BTreeSet<String> {
+    let mut refs = Vec::new();
+    for resource in &spec.resources {
+        refs.extend(resource.references());
+    }
+    for gate in &spec.verify {
+        gate.references(&mut refs);
+    }
+    refs.into_iter()
+        .filter_map(|(r, _)| match r {
+            Reference::Resource { name, attr } => state
+                .resources
+                .get(&name)
+                .and_then(|r| r.outputs.get(&attr))
+                .is_some_and(crate::secrets::is_masked)
+                .then_some(name),
+            _ => None,
+        })
+        .collect()
 }
 
 /// One resource planned: what later resources see of it, and its share of the plan.
@@ -391,20 +467,13 @@ fn desired(
     i: usize,
     check: bool,
 ) -> (Inputs, Option<fabrik_provider::Error>) {
-    let Input {
-        spec,
-        registry,
-        state,
-        secrets,
-        ..
-    } = *input;
-    let resource = &spec.resources[i];
-    let ty = registry
+    let resource = &input.spec.resources[i];
+    let ty = input
+        .registry
         .resource_type(&resource.type_name)
         .expect("checked specs only name known types");
-    let mut inputs = resolve::eval_fields(&resource.with, &|r| {
-        lookup(spec, registry, state, secrets, planned, r)
-    });
+    let mut inputs = resolve::eval_fields(&resource.with, &|r| lookup(input, planned, r));
+    let registry = input.registry;
     resolve::coerce(ty, &mut inputs);
     let provider = registry
         .provider(registry.provider_of(ty.name).expect("typed"))
@@ -490,6 +559,7 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
         summary: summarize(&changes),
         changes,
         resolved: Default::default(),
+        real_outputs: Default::default(),
     })
 }
 
@@ -601,13 +671,18 @@ fn select(
 /// Answers a reference during planning: inputs are known once evaluated; outputs are known only
 /// for resources this plan leaves alone.
 fn lookup(
-    spec: &Spec,
-    registry: &Registry,
-    state: &State,
-    secrets: &Secrets,
+    input: &Input<'_>,
     planned: &[Option<(Inputs, bool)>],
     reference: &Reference,
 ) -> Option<Value> {
+    let Input {
+        spec,
+        registry,
+        state,
+        secrets,
+        read,
+        ..
+    } = *input;
     let Reference::Resource { name, attr } = reference else {
         return resolve::context_value(spec, secrets, reference);
     };
@@ -620,11 +695,15 @@ fn lookup(
             None => Some(Value::Null),
         };
     }
-    if *stable {
-        state.resources.get(name)?.outputs.get(attr).cloned()
-    } else {
-        None
+    if !*stable {
+        return None;
     }
+    let recorded = state.resources.get(name)?.outputs.get(attr)?;
+    if crate::secrets::is_masked(recorded) {
+        // Derived from a secret, it is recorded by its hash: the value is what was read.
+        return real_output(state, read, secrets, name, attr).cloned();
+    }
+    Some(recorded.clone())
 }
 
 /// What a resource asks for: its inputs (secrets masked) and their spec hash.

@@ -240,7 +240,7 @@ pub fn lookup(name: &str, dotenv: &Path) -> Result<Option<Secret>, Error> {
 pub const MIN_LENGTH: usize = 8;
 
 /// What to do about a secret shorter than [`MIN_LENGTH`].
-const SHORT_HELP: &str = "fabrik hides a secret by replacing it wherever it would be printed, and where a value this short is replaced (`test` in `example.test.`) would tell what it is; use a longer value, or pass a value that is not secret as `${env.NAME}`";
+const SHORT_HELP: &str = "where fabrik's output hides a value this short would tell it (`test` in `example.test.`); use a longer value, or pass a value that is not secret as `${env.NAME}`";
 
 fn too_short(value: &str) -> bool {
     value.chars().count() < MIN_LENGTH

@@ -614,7 +614,7 @@ pub fn recover(
         return Ok(BTreeSet::new());
     }
     let clients = configure(registry, spec, state, context)?;
-    let recovery = crate::recover::recover(state, registry, &clients)?;
+    let recovery = crate::recover::recover(state, registry, &clients, spec.map(|l| &l.secrets))?;
     let records: Vec<Record> = recovery
         .records
         .into_iter()

@@ -199,7 +199,13 @@ pub fn compute(
             || loaded.spec.resource(name).is_some()
     };
     let context = globals.context(request.spec_path);
-    let (clients, observed) = if request.refresh || request.obstacles {
+    // Outputs derived from secrets are recorded by their hash: what refers to them needs the
+    // objects read, even without a refresh.
+    let hidden = match request.refresh {
+        true => Default::default(),
+        false => plan::hidden_outputs_referred_to(&loaded.spec, state),
+    };
+    let (clients, observed) = if request.refresh || request.obstacles || !hidden.is_empty() {
         let configs = provider_configs(registry, Some(loaded), state, &context)?;
         let clients = clients(registry, &configs, &context)?;
         let early = match request.seen {
@@ -219,6 +225,12 @@ pub fn compute(
     } else {
         (None, None)
     };
+    let read = match &clients {
+        Some(clients) if !hidden.is_empty() => {
+            Some(refresh(registry, clients, state, |name| hidden.contains(name))?)
+        }
+        _ => None,
+    };
     let plan = plan::plan(&plan::Input {
         spec: &loaded.spec,
         graph: &loaded.graph,
@@ -228,6 +240,7 @@ pub fn compute(
         sensitive: &loaded.sensitive,
         targets,
         observed: observed.as_ref(),
+        read: observed.as_ref().or(read.as_ref()),
         adopted: request.adopted,
     })?;
     if let Some(clients) = clients.as_ref().filter(|_| request.obstacles) {
