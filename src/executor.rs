@@ -1094,8 +1094,7 @@ impl Run<'_, '_> {
                     self.real_outputs
                         .insert(name.clone(), applied.outputs.clone());
                 }
-                let outputs =
-                    resolve::mask_outputs(applied.outputs, sensitive, self.exec.secrets);
+                let outputs = resolve::mask_outputs(applied.outputs, sensitive, self.exec.secrets);
                 let inputs = masked.or(report.inputs).expect("an apply sends its inputs");
                 let now = ResourceState {
                     // Until its gates pass; a rollback removes it, `--no-rollback` keeps it so.
@@ -1821,6 +1820,7 @@ fn apply_spec(
         sensitive: &loaded.sensitive,
         targets: &[],
         observed: None,
+        read: None,
         adopted: &Default::default(),
     })
     .unwrap();

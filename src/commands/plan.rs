@@ -226,9 +226,9 @@ pub fn compute(
         (None, None)
     };
     let read = match &clients {
-        Some(clients) if !hidden.is_empty() => {
-            Some(refresh(registry, clients, state, |name| hidden.contains(name))?)
-        }
+        Some(clients) if !hidden.is_empty() => Some(refresh(registry, clients, state, |name| {
+            hidden.contains(name)
+        })?),
         _ => None,
     };
     let plan = plan::plan(&plan::Input {
