@@ -343,6 +343,29 @@ fn real_outputs(
         .collect()
 }
 
+/// Those of `names` (see [`hidden_outputs_referred_to`]) whose hidden outputs were not read as
+/// the state records them: the object was changed or deleted outside fabrik, and what refers
+/// to those outputs cannot be given their recorded values.
+pub fn unreadable_hidden_outputs<'n>(
+    state: &State,
+    read: &Observations,
+    secrets: &Secrets,
+    names: &'n BTreeSet<String>,
+) -> Vec<&'n str> {
+    names
+        .iter()
+        .filter(|name| {
+            state.resources.get(*name).is_some_and(|r| {
+                r.outputs.iter().any(|(attr, v)| {
+                    crate::secrets::is_masked(v)
+                        && real_output(state, Some(read), secrets, name, attr).is_none()
+                })
+            })
+        })
+        .map(String::as_str)
+        .collect()
+}
+
 /// The resources in the state whose outputs it holds by their keyed hash only (they derive
 /// from a secret) and that the spec refers to: a plan reads them, refresh or not, so that the
 /// references get the real values.

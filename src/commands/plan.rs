@@ -226,9 +226,22 @@ pub fn compute(
         (None, None)
     };
     let read = match &clients {
-        Some(clients) if !hidden.is_empty() => Some(refresh(registry, clients, state, |name| {
-            hidden.contains(name)
-        })?),
+        Some(clients) if !hidden.is_empty() => {
+            let read = refresh(registry, clients, state, |name| hidden.contains(name))?;
+            let unreadable =
+                plan::unreadable_hidden_outputs(state, &read, &loaded.secrets, &hidden);
+            if !unreadable.is_empty() {
+                let (was, its, it) = match unreadable.len() {
+                    1 => ("was", "its", "it"),
+                    _ => ("were", "their", "them"),
+                };
+                return Err(Error::Usage(format!(
+                    "{} {was} changed or deleted outside fabrik, and the spec refers to {its} outputs that derive from secrets, which the state keeps by their hash only; run with --refresh to put {it} back",
+                    list(&unreadable),
+                )));
+            }
+            Some(read)
+        }
         _ => None,
     };
     let plan = plan::plan(&plan::Input {
@@ -247,4 +260,14 @@ pub fn compute(
         super::obstacles(registry, clients, &loaded.spec, state, &plan)?;
     }
     Ok((plan, clients))
+}
+
+/// `a`, `a` and `b`, `a`, `b` and `c`: resource names for a message.
+fn list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }

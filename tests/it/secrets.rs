@@ -1579,6 +1579,25 @@ fn content_hash_of_secret_content_is_not_a_plain_hash() {
         .env("V", "2")
         .run();
     assert_eq!(out.code, 0, "{out}");
+
+    // Changed outside fabrik, the file no longer gives the values the state holds the hash
+    // of: without a refresh, nothing can be planned for what refers to them; with one, the
+    // file is put back and they are the same again.
+    case.write("out/config.txt", "token=changed-by-hand\n");
+    let out = case.args(["plan"]).env("V", "2").run();
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr
+            .starts_with("error: `config` was changed or deleted outside fabrik"),
+        "{out}"
+    );
+    let out = case
+        .args(["apply", "--refresh", "--yes"])
+        .env("V", "2")
+        .run();
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(case.read("out/config.txt"), content);
+    assert_eq!(case.read("out/stamp.txt"), stamp("2"));
 }
 
 // ---------------------------------------------------------------------------------------------
