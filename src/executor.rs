@@ -502,10 +502,25 @@ impl Run<'_, '_> {
                 continue;
             };
             let protect = spec.resource(&change.name).is_some_and(|r| r.protect);
+            // Outputs derived from secrets that an earlier fabrik recorded in plain are kept by
+            // their hash from now on; what refers to them in this run gets the real values.
+            let sensitive = spec.index_of(&change.name).map(|i| &self.sensitive[i]);
+            if sensitive.is_some_and(|s| now.outputs.keys().any(|k| s.contains(k))) {
+                let real = self.real_outputs.entry(change.name.clone()).or_default();
+                for (k, v) in now
+                    .outputs
+                    .iter()
+                    .filter(|(_, v)| !crate::secrets::is_masked(v))
+                {
+                    real.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            let outputs = resolve::mask_outputs(now.outputs.clone(), sensitive, self.exec.secrets);
             records.push(journal::Change::Put {
                 name: change.name.clone(),
                 resource: Box::new(ResourceState {
                     protect,
+                    outputs,
                     ..now.clone()
                 }),
             });

@@ -393,7 +393,7 @@ pub fn hidden_outputs_referred_to(spec: &Spec, state: &State) -> BTreeSet<String
 /// One resource planned: what later resources see of it, and its share of the plan.
 struct Planned {
     inputs: Inputs,
-    /// No change (or only an adoption): its recorded outputs stand.
+    /// No change (or only an adoption, or a change to its record): its recorded outputs stand.
     stable: bool,
     /// The spec hash of its inputs (secrets masked).
     inputs_hash: String,
@@ -454,6 +454,7 @@ fn plan_one(
         let wanted = Wanted {
             inputs: &masked,
             hash: &inputs_hash,
+            sensitive: &sensitive[i],
         };
         diff_resource(spec, graph, i, ty, wanted, state, observed.as_ref())
     } else {
@@ -466,9 +467,10 @@ fn plan_one(
         }
         c
     });
+    // A change to fabrik's record only leaves the object, and so its outputs, as they are.
     let stable = change
         .as_ref()
-        .is_none_or(|c| matches!(c.action, Action::NoOp | Action::Adopt));
+        .is_none_or(|c| matches!(c.action, Action::NoOp | Action::Adopt) || c.state_only);
     drop(masked);
     Planned {
         inputs,
@@ -734,6 +736,8 @@ fn lookup(
 struct Wanted<'a> {
     inputs: &'a Inputs,
     hash: &'a str,
+    /// Its attributes that hold secrets.
+    sensitive: &'a BTreeSet<String>,
 }
 
 fn diff_resource(
@@ -748,6 +752,7 @@ fn diff_resource(
     let Wanted {
         inputs,
         hash: inputs_hash,
+        sensitive,
     } = wanted;
     let resource = &spec.resources[i];
     let depends_on: Vec<String> = graph
@@ -805,11 +810,18 @@ fn diff_resource(
             change.reason = Some("its gates have not passed since its last change".to_string());
             return Some(change);
         }
-        // The object is as wanted; only fabrik's record of `protect` may differ, and it must
-        // be right for a destroy that runs without the spec.
-        if prior.protect != resource.protect {
+        // The object is as wanted; only fabrik's record of it may need a change: `protect`,
+        // which must be right for a destroy that runs without the spec, and outputs derived
+        // from secrets that an earlier fabrik recorded in plain.
+        let plain_secrets = prior
+            .outputs
+            .iter()
+            .any(|(k, v)| sensitive.contains(k) && !crate::secrets::is_masked(v));
+        if prior.protect != resource.protect || plain_secrets {
             change.action = Action::Update;
             change.state_only = true;
+        }
+        if prior.protect != resource.protect {
             change.attributes = vec![AttributeChange {
                 name: "protect".to_string(),
                 before: Some(Value::Bool(prior.protect)),
@@ -817,6 +829,10 @@ fn diff_resource(
                 after_unknown: false,
                 force_new: false,
             }];
+        }
+        if plain_secrets {
+            change.reason =
+                Some("outputs derived from secrets are in the state in plain text".to_string());
         }
         return Some(change);
     }

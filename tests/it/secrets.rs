@@ -1600,6 +1600,64 @@ fn content_hash_of_secret_content_is_not_a_plain_hash() {
     assert_eq!(case.read("out/stamp.txt"), stamp("2"));
 }
 
+/// A state written before outputs derived from secrets were hidden holds them in plain. The
+/// next apply keeps them by their hash, a change to fabrik's record only: the file and what
+/// refers to it are left alone.
+#[test]
+fn outputs_of_a_secret_kept_in_plain_by_an_earlier_state_are_hidden_by_the_next_apply() {
+    let case = Case::new()
+        .spec(
+            r#"
+            stack: older
+            secrets:
+              API_TOKEN: {}
+            resources:
+              config:
+                type: local.file
+                with: { path: out/config.txt, content: "token=${secret.API_TOKEN}\n" }
+              stamp:
+                type: local.file
+                with: { path: out/stamp.txt, content: "${config.content_hash}\n" }
+            "#,
+        )
+        .env("API_TOKEN", "guessable-token");
+    case.expect(["apply", "--yes"], 0);
+    let content = "token=guessable-token\n";
+    let plain = format!("blake3:{}", blake3::hash(content.as_bytes()).to_hex());
+    let mut state = case.state("older");
+    state["resources"]["config"]["outputs"]["content_hash"] = plain.clone().into();
+    state["resources"]["config"]["outputs"]["size"] = content.len().into();
+    std::fs::write(case.state_file("older"), state.to_string()).unwrap();
+
+    let out = case.run(["plan", "--detailed-exitcode"]);
+    fabrik_snapshot!(case, out, @r"
+    exit code: 2
+    ----- stdout -----
+    fabrik will make these changes to stack `older`:
+
+      ~ config (local.file)  # outputs derived from secrets are in the state in plain text
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+    ----- stderr -----
+    ");
+    case.expect(["apply", "--yes"], 0);
+    let state = case.state("older");
+    for attr in ["content_hash", "size"] {
+        let stored = &state["resources"]["config"]["outputs"][attr];
+        assert!(is_masked(stored), "{attr}: {stored}");
+    }
+    for (path, bytes) in case.state_files() {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&plain),
+            "{} still holds the plain hash",
+            path.display()
+        );
+    }
+    assert_eq!(case.read("out/stamp.txt"), format!("{plain}\n"));
+    case.expect(["plan", "--detailed-exitcode"], 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Permissions of .env
 // ---------------------------------------------------------------------------------------------
