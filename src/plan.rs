@@ -492,13 +492,12 @@ fn desired(
     i: usize,
     check: bool,
 ) -> (Inputs, Option<fabrik_provider::Error>) {
-    let resource = &input.spec.resources[i];
-    let ty = input
-        .registry
+    let Input { spec, registry, .. } = *input;
+    let resource = &spec.resources[i];
+    let ty = registry
         .resource_type(&resource.type_name)
         .expect("checked specs only name known types");
     let mut inputs = resolve::eval_fields(&resource.with, &|r| lookup(input, planned, r));
-    let registry = input.registry;
     resolve::coerce(ty, &mut inputs);
     let provider = registry
         .provider(registry.provider_of(ty.name).expect("typed"))

@@ -302,9 +302,9 @@ fn names_another_object(registry: &Registry, intent: &Intent, observed: &Attribu
 
 /// The state of an object claimed by an import: as the provider sees it now, in normal form
 /// and hashed as a plan hashes the spec, so the next plan shows exactly how it differs from the
-/// spec. Sensitive values read back are stored by their keyed hash when `secrets` holds the
-/// stack's key; without it (recovery) they are left out, and the next apply writes the spec's
-/// values.
+/// spec. Sensitive values read back (and outputs derived from them) are stored by their keyed
+/// hash when `secrets` holds the stack's key; without it (a recovery without the spec) they are
+/// left out, and the next apply writes the spec's values.
 pub fn imported(
     registry: &Registry,
     intent: &Intent,
