@@ -314,6 +314,7 @@ impl Executor<'_> {
                 .unwrap_or_default(),
             real: Default::default(),
             prior_real: Default::default(),
+            real_outputs: std::mem::take(&mut plan.real_outputs),
             staged: Vec::new(),
             copies: Vec::new(),
             leaving: plan
@@ -468,6 +469,9 @@ struct Run<'e, 's> {
     real: std::collections::HashMap<String, Attributes>,
     /// The real prior inputs of each updated resource, read back before the update.
     prior_real: std::collections::HashMap<String, Attributes>,
+    /// The real outputs the state holds by their keyed hash only (derived from secrets): as
+    /// the plan read them, then as this run's calls report them.
+    real_outputs: std::collections::HashMap<String, Attributes>,
     /// Records applied in memory, encoded and waiting for the next fsync.
     staged: Vec<String>,
     /// Copies providers kept of what this run overwrote (type, copy), dropped when it is over.
@@ -555,11 +559,26 @@ impl Run<'_, '_> {
                 continue;
             };
             let protect = spec.resource(&change.name).is_some_and(|r| r.protect);
+            // Outputs derived from secrets that an earlier fabrik recorded in plain are kept by
+            // their hash from now on; what refers to them in this run gets the real values.
+            let sensitive = spec.index_of(&change.name).map(|i| &self.sensitive[i]);
+            if sensitive.is_some_and(|s| now.outputs.keys().any(|k| s.contains(k))) {
+                let real = self.real_outputs.entry(change.name.clone()).or_default();
+                for (k, v) in now
+                    .outputs
+                    .iter()
+                    .filter(|(_, v)| !crate::secrets::is_masked(v))
+                {
+                    real.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            let outputs = resolve::mask_outputs(now.outputs.clone(), sensitive, self.exec.secrets);
             records.push(journal::Change::Put {
                 name: change.name.clone(),
                 resource: Box::new(ResourceState {
                     protect,
                     dependencies: change.depends_on.clone(),
+                    outputs,
                     ..now.clone()
                 }),
             });
@@ -1036,6 +1055,7 @@ impl Run<'_, '_> {
             registry: self.exec.registry,
             secrets: self.exec.secrets,
             real: &self.real,
+            real_outputs: &self.real_outputs,
         }
     }
 
@@ -1254,12 +1274,21 @@ impl Run<'_, '_> {
                     .spec
                     .and_then(|s| s.resource(&name))
                     .is_some_and(|r| !r.verify.is_empty());
-                // A provider may echo a secret in an output; the state never keeps it.
-                let mut outputs = Value::Object(applied.outputs);
-                crate::secrets::redact_value(&mut outputs);
-                let Value::Object(outputs) = outputs else {
-                    unreachable!("an object stays an object")
-                };
+                // Outputs derived from secrets are recorded by their hash, and what refers to
+                // them in this run gets the real values; a secret a provider echoes in another
+                // output is masked.
+                let sensitive = self
+                    .exec
+                    .spec
+                    .and_then(|s| s.index_of(&name))
+                    .map(|i| &self.sensitive[i]);
+                if let Some(fields) = sensitive
+                    && applied.outputs.keys().any(|k| fields.contains(k))
+                {
+                    self.real_outputs
+                        .insert(name.clone(), applied.outputs.clone());
+                }
+                let outputs = resolve::mask_outputs(applied.outputs, sensitive, self.exec.secrets);
                 let inputs = masked.or(report.inputs).expect("an apply sends its inputs");
                 let now = ResourceState {
                     // Until its gates pass; a rollback removes it, `--no-rollback` keeps it so.
@@ -1557,13 +1586,22 @@ impl Run<'_, '_> {
             match result {
                 Ok(applied) => {
                     // An update back gives the object's outputs as they are now.
+                    let sensitive = self
+                        .exec
+                        .spec
+                        .and_then(|s| s.index_of(&name))
+                        .map(|i| &self.sensitive[i]);
                     let restore = match (restore, applied) {
                         (journal::Change::Put { name, resource }, Some(applied)) => {
                             journal::Change::Put {
                                 name,
                                 resource: Box::new(ResourceState {
                                     id: applied.id,
-                                    outputs: applied.outputs,
+                                    outputs: resolve::mask_outputs(
+                                        applied.outputs,
+                                        sensitive,
+                                        self.exec.secrets,
+                                    ),
                                     ..*resource
                                 }),
                             }
@@ -1695,6 +1733,8 @@ struct Values<'v> {
     /// Real inputs of the resources this run already changed: a chain of references then costs
     /// one lookup per link instead of evaluating the chain again.
     real: &'v std::collections::HashMap<String, Attributes>,
+    /// The real values of outputs the state holds by their hash only.
+    real_outputs: &'v std::collections::HashMap<String, Attributes>,
 }
 
 impl Values<'_> {
@@ -1739,9 +1779,13 @@ impl Values<'_> {
             .resource_type(&now.type_name)
             .is_some_and(|t| t.field(attr).is_some());
         if is_input {
-            Some(now.inputs.get(attr).cloned().unwrap_or(Value::Null))
-        } else {
-            now.outputs.get(attr).cloned()
+            return Some(now.inputs.get(attr).cloned().unwrap_or(Value::Null));
+        }
+        match now.outputs.get(attr) {
+            Some(recorded) if crate::secrets::is_masked(recorded) => {
+                self.real_outputs.get(name)?.get(attr).cloned()
+            }
+            other => other.cloned(),
         }
     }
 }
@@ -2084,6 +2128,7 @@ fn apply_spec(
         sensitive: &loaded.sensitive,
         targets: &[],
         observed: None,
+        read: None,
         adopted: &Default::default(),
         context: &context,
     })
@@ -2144,10 +2189,7 @@ mod tests {
                 name: "slow.step",
                 description: "takes a while",
                 fields: vec![Field::optional("after", FieldKind::String, "anything")],
-                outputs: vec![OutputField {
-                    name: "done",
-                    description: "when",
-                }],
+                outputs: vec![OutputField::new("done", "when")],
                 replace: ReplaceStrategy::DestroyBeforeCreate,
             }]
         }

@@ -162,6 +162,11 @@ pub struct Plan {
     /// changes are resolved at apply time.
     #[serde(skip)]
     pub resolved: std::collections::HashMap<String, Resolved>,
+    /// The real values of outputs the state holds by their keyed hash only (they derive from a
+    /// secret), as read from the objects while planning, for the references to them that are
+    /// resolved at apply time. Never saved.
+    #[serde(skip)]
+    pub real_outputs: std::collections::HashMap<String, fabrik_provider::Attributes>,
 }
 
 /// A resource's inputs as the plan resolved them, all known.
@@ -201,6 +206,10 @@ pub struct Input<'a> {
     pub targets: &'a [String],
     /// What `--refresh` saw, if it ran.
     pub observed: Option<&'a Observations>,
+    /// What was read of the objects whose outputs the state holds by their keyed hash only and
+    /// that the spec refers to: references to those outputs need their real values. The same
+    /// as `observed` when a refresh ran.
+    pub read: Option<&'a Observations>,
     /// Resources recovery adopted just before, shown as `=`.
     pub adopted: &'a BTreeSet<String>,
     /// Where the run happens, for the places of resources ([`crate::place`]).
@@ -320,13 +329,103 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         changes,
         summary,
         resolved,
+        real_outputs: real_outputs(state, input.read, secrets),
     })
+}
+
+/// The real value of output `attr` of `name`, which the state holds by its keyed hash only,
+/// from what was read of the object: only where it hashes to what the state holds (the object
+/// is as recorded).
+fn real_output<'o>(
+    state: &State,
+    read: Option<&'o Observations>,
+    secrets: &Secrets,
+    name: &str,
+    attr: &str,
+) -> Option<&'o Value> {
+    let recorded = state.resources.get(name)?.outputs.get(attr)?;
+    let seen = read?.get(name)?.as_ref()?.outputs.get(attr)?;
+    let matches = secrets.key().is_some() && Value::String(secrets.mask(seen)) == *recorded;
+    matches.then_some(seen)
+}
+
+/// Every output the state holds by its keyed hash whose real value was read (see
+/// [`real_output`]), by resource.
+fn real_outputs(
+    state: &State,
+    read: Option<&Observations>,
+    secrets: &Secrets,
+) -> std::collections::HashMap<String, fabrik_provider::Attributes> {
+    let Some(read) = read else {
+        return Default::default();
+    };
+    read.keys()
+        .filter_map(|name| {
+            let recorded = &state.resources.get(name)?.outputs;
+            let real: fabrik_provider::Attributes = recorded
+                .iter()
+                .filter(|(_, v)| crate::secrets::is_masked(v))
+                .filter_map(|(attr, _)| {
+                    let seen = real_output(state, Some(read), secrets, name, attr)?;
+                    Some((attr.clone(), seen.clone()))
+                })
+                .collect();
+            (!real.is_empty()).then(|| (name.clone(), real))
+        })
+        .collect()
+}
+
+/// Those of `names` (see [`hidden_outputs_referred_to`]) whose hidden outputs were not read as
+/// the state records them: the object was changed or deleted outside fabrik, and what refers
+/// to those outputs cannot be given their recorded values.
+pub fn unreadable_hidden_outputs<'n>(
+    state: &State,
+    read: &Observations,
+    secrets: &Secrets,
+    names: &'n BTreeSet<String>,
+) -> Vec<&'n str> {
+    names
+        .iter()
+        .filter(|name| {
+            state.resources.get(*name).is_some_and(|r| {
+                r.outputs.iter().any(|(attr, v)| {
+                    crate::secrets::is_masked(v)
+                        && real_output(state, Some(read), secrets, name, attr).is_none()
+                })
+            })
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// The resources in the state whose outputs it holds by their keyed hash only (they derive
+/// from a secret) and that the spec refers to: a plan reads them, refresh or not, so that the
+/// references get the real values.
+pub fn hidden_outputs_referred_to(spec: &Spec, state: &State) -> BTreeSet<String> {
+    let mut refs = Vec::new();
+    for resource in &spec.resources {
+        refs.extend(resource.references());
+    }
+    for gate in &spec.verify {
+        gate.references(&mut refs);
+    }
+    refs.into_iter()
+        .filter_map(|(r, _)| match r {
+            Reference::Resource { name, attr } => state
+                .resources
+                .get(&name)
+                .and_then(|r| r.outputs.get(&attr))
+                .is_some_and(crate::secrets::is_masked)
+                .then_some(name),
+            _ => None,
+        })
+        .collect()
 }
 
 /// One resource planned: what later resources see of it, and its share of the plan.
 struct Planned {
     inputs: Inputs,
-    /// No change (or only an adoption): its recorded outputs stand.
+    /// No change (or only an adoption, or a change to its record): its recorded outputs stand.
     stable: bool,
     /// The spec hash of its inputs (secrets masked).
     inputs_hash: String,
@@ -391,6 +490,7 @@ fn plan_one(
         let wanted = Wanted {
             inputs: &masked,
             hash: &inputs_hash,
+            sensitive: &sensitive[i],
         };
         diff_resource(spec, graph, i, ty, wanted, state, observed.as_ref())
     } else {
@@ -419,9 +519,10 @@ fn plan_one(
         }
         c
     });
+    // A change to fabrik's record only leaves the object, and so its outputs, as they are.
     let stable = change
         .as_ref()
-        .is_none_or(|c| matches!(c.action, Action::NoOp | Action::Adopt));
+        .is_none_or(|c| matches!(c.action, Action::NoOp | Action::Adopt) || c.state_only);
     drop(masked);
     Planned {
         inputs,
@@ -466,16 +567,8 @@ fn written(
     planned: &[Option<(Inputs, bool)>],
     expr: &crate::spec::Expr,
 ) -> Value {
-    let Input {
-        spec,
-        registry,
-        state,
-        secrets,
-        ..
-    } = *input;
-    let value = resolve::eval_written(expr, &|r| {
-        lookup(spec, registry, state, secrets, planned, r)
-    });
+    let Input { spec, secrets, .. } = *input;
+    let value = resolve::eval_written(expr, &|r| lookup(input, planned, r));
     let mut refs = Vec::new();
     expr.references(&mut refs);
     let secret = refs.iter().any(|(r, _)| match r {
@@ -505,20 +598,12 @@ fn desired(
     i: usize,
     check: bool,
 ) -> (Inputs, Option<fabrik_provider::Error>) {
-    let Input {
-        spec,
-        registry,
-        state,
-        secrets,
-        ..
-    } = *input;
+    let Input { spec, registry, .. } = *input;
     let resource = &spec.resources[i];
     let ty = registry
         .resource_type(&resource.type_name)
         .expect("checked specs only name known types");
-    let mut inputs = resolve::eval_fields(&resource.with, &|r| {
-        lookup(spec, registry, state, secrets, planned, r)
-    });
+    let mut inputs = resolve::eval_fields(&resource.with, &|r| lookup(input, planned, r));
     resolve::coerce(ty, &mut inputs);
     let provider = registry
         .provider(registry.provider_of(ty.name).expect("typed"))
@@ -604,6 +689,7 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
         summary: summarize(&changes),
         changes,
         resolved: Default::default(),
+        real_outputs: Default::default(),
     })
 }
 
@@ -725,13 +811,18 @@ fn select(
 /// Answers a reference during planning: inputs are known once evaluated; outputs are known only
 /// for resources this plan leaves alone.
 fn lookup(
-    spec: &Spec,
-    registry: &Registry,
-    state: &State,
-    secrets: &Secrets,
+    input: &Input<'_>,
     planned: &[Option<(Inputs, bool)>],
     reference: &Reference,
 ) -> Option<Value> {
+    let Input {
+        spec,
+        registry,
+        state,
+        secrets,
+        read,
+        ..
+    } = *input;
     let Reference::Resource { name, attr } = reference else {
         return resolve::context_value(spec, secrets, reference);
     };
@@ -744,11 +835,15 @@ fn lookup(
             None => Some(Value::Null),
         };
     }
-    if *stable {
-        state.resources.get(name)?.outputs.get(attr).cloned()
-    } else {
-        None
+    if !*stable {
+        return None;
     }
+    let recorded = state.resources.get(name)?.outputs.get(attr)?;
+    if crate::secrets::is_masked(recorded) {
+        // Derived from a secret, it is recorded by its hash: the value is what was read.
+        return real_output(state, read, secrets, name, attr).cloned();
+    }
+    Some(recorded.clone())
 }
 
 /// What a resource asks for: its inputs (secrets masked) and their spec hash.
@@ -756,6 +851,8 @@ fn lookup(
 struct Wanted<'a> {
     inputs: &'a Inputs,
     hash: &'a str,
+    /// Its attributes that hold secrets.
+    sensitive: &'a BTreeSet<String>,
 }
 
 fn diff_resource(
@@ -770,6 +867,7 @@ fn diff_resource(
     let Wanted {
         inputs,
         hash: inputs_hash,
+        sensitive,
     } = wanted;
     let resource = &spec.resources[i];
     let depends_on: Vec<String> = graph
@@ -827,8 +925,17 @@ fn diff_resource(
             change.reason = Some("its gates have not passed since its last change".to_string());
             return Some(change);
         }
-        // The object is as wanted; only fabrik's record of `protect` or of the dependencies
-        // may differ, and it must be right for a destroy that runs without the spec.
+        // The object is as wanted; only fabrik's record of it may need a change: `protect`
+        // and the dependencies, which must be right for a destroy that runs without the spec,
+        // and outputs derived from secrets that an earlier fabrik recorded in plain.
+        let plain_secrets = prior
+            .outputs
+            .iter()
+            .any(|(k, v)| sensitive.contains(k) && !crate::secrets::is_masked(v));
+        if plain_secrets {
+            change.action = Action::Update;
+            change.state_only = true;
+        }
         if prior.protect != resource.protect {
             change.attributes.push(AttributeChange {
                 name: "protect".to_string(),
@@ -844,6 +951,10 @@ fn diff_resource(
         if !change.attributes.is_empty() {
             change.action = Action::Update;
             change.state_only = true;
+        }
+        if plain_secrets {
+            change.reason =
+                Some("outputs derived from secrets are in the state in plain text".to_string());
         }
         return Some(change);
     }

@@ -29,11 +29,19 @@ pub struct Recovery {
 }
 
 /// Resolves every pending call of `state` by looking its object up. Reads only; the caller
-/// records [`Recovery::records`] (apply, destroy) or applies them in memory (plan).
+/// records [`Recovery::records`] (apply, destroy) or applies them in memory (plan). `secrets`,
+/// when it holds the stack's key, masks the outputs that derive from secrets; without it they
+/// are left out of what is recorded.
 ///
 /// # Errors
 /// [`Error::Provider`] when a lookup fails: the run stops before planning on a guess.
-pub fn recover(state: &State, registry: &Registry, clients: &Clients) -> Result<Recovery, Error> {
+pub fn recover(
+    state: &State,
+    registry: &Registry,
+    clients: &Clients,
+    secrets: Option<&Secrets>,
+) -> Result<Recovery, Error> {
+    let secrets = secrets.filter(|s| s.key().is_some());
     let mut recovery = Recovery::default();
     // Later calls build on earlier ones (a replacement deletes, then creates): resolve in order
     // against the state as each resolution leaves it.
@@ -71,6 +79,7 @@ pub fn recover(state: &State, registry: &Registry, clients: &Clients) -> Result<
                         &found.observed.inputs,
                         found.observed.outputs,
                         deposed,
+                        secrets,
                     );
                     recovery.adopted.insert(intent.name.clone());
                     recovery.lines.push(format!(
@@ -97,16 +106,14 @@ pub fn recover(state: &State, registry: &Registry, clients: &Clients) -> Result<
                         if let Some(prior) =
                             now.resources.get(&intent.name).filter(|r| r.id == object)
                         {
-                            let resource = ResourceState {
-                                outputs: observed.outputs.clone(),
-                                ..adopted(
-                                    intent,
-                                    object,
-                                    &observed.inputs,
-                                    observed.outputs,
-                                    prior.deposed.clone(),
-                                )
-                            };
+                            let resource = adopted(
+                                intent,
+                                object,
+                                &observed.inputs,
+                                observed.outputs,
+                                prior.deposed.clone(),
+                                secrets,
+                            );
                             let resource = ResourceState {
                                 dependencies: prior.dependencies.clone(),
                                 protect: prior.protect,
@@ -184,7 +191,7 @@ pub fn recover(state: &State, registry: &Registry, clients: &Clients) -> Result<
                 };
                 match claimed {
                     Some(found) if !now.resources.contains_key(&intent.name) => {
-                        let resource = imported(registry, intent, found, None);
+                        let resource = imported(registry, intent, found, secrets);
                         recovery.adopted.insert(intent.name.clone());
                         recovery.lines.push(format!(
                             "{}: imported {} (its import was interrupted)",
@@ -224,6 +231,7 @@ fn adopted(
     observed: &Attributes,
     outputs: Attributes,
     deposed: Vec<crate::state::Deposed>,
+    secrets: Option<&Secrets>,
 ) -> ResourceState {
     let mut inputs = intent.inputs.clone();
     // A sensitive value read back is never stored: the intent's hash stands for it.
@@ -238,12 +246,30 @@ fn adopted(
         id: id.to_string(),
         spec_hash: hash::spec_hash(&intent.type_name, &inputs),
         inputs,
-        outputs,
+        outputs: stored_outputs(intent, outputs, secrets),
         dependencies: intent.dependencies.clone(),
         protect: false,
         // Its gates, if any, never ran.
         unverified: true,
         deposed,
+    }
+}
+
+/// Outputs as the state keeps them: those the intent names sensitive (derived from a secret)
+/// by their keyed hash, or left out without the stack's key; a secret a provider echoes in
+/// another one masked.
+fn stored_outputs(intent: &Intent, outputs: Attributes, secrets: Option<&Secrets>) -> Attributes {
+    let sensitive: BTreeSet<String> = intent.sensitive.iter().cloned().collect();
+    match secrets {
+        Some(secrets) => crate::resolve::mask_outputs(outputs, Some(&sensitive), secrets),
+        None => outputs
+            .into_iter()
+            .filter(|(k, _)| !sensitive.contains(k))
+            .map(|(k, mut v)| {
+                crate::secrets::redact_value(&mut v);
+                (k, v)
+            })
+            .collect(),
     }
 }
 
@@ -276,9 +302,9 @@ fn names_another_object(registry: &Registry, intent: &Intent, observed: &Attribu
 
 /// The state of an object claimed by an import: as the provider sees it now, in normal form
 /// and hashed as a plan hashes the spec, so the next plan shows exactly how it differs from the
-/// spec. Sensitive values read back are stored by their keyed hash when `secrets` holds the
-/// stack's key; without it (recovery) they are left out, and the next apply writes the spec's
-/// values.
+/// spec. Sensitive values read back (and outputs derived from them) are stored by their keyed
+/// hash when `secrets` holds the stack's key; without it (a recovery without the spec) they are
+/// left out, and the next apply writes the spec's values.
 pub fn imported(
     registry: &Registry,
     intent: &Intent,
@@ -307,18 +333,12 @@ pub fn imported(
             }
         }
     }
-    // A provider may echo a secret in an output; the state never keeps it.
-    let mut outputs = serde_json::Value::Object(found.observed.outputs);
-    crate::secrets::redact_value(&mut outputs);
-    let serde_json::Value::Object(outputs) = outputs else {
-        unreachable!("an object stays an object")
-    };
     ResourceState {
         type_name: intent.type_name.clone(),
         id: found.id,
         spec_hash: hash::spec_hash(&intent.type_name, &inputs),
         inputs,
-        outputs,
+        outputs: stored_outputs(intent, found.observed.outputs, secrets),
         dependencies: intent.dependencies.clone(),
         protect: false,
         // fabrik changed nothing of it, so there is no change of its for gates to check.

@@ -130,9 +130,11 @@ pub fn context_value(spec: &Spec, secrets: &Secrets, reference: &Reference) -> O
     }
 }
 
-/// For each resource (in file order), the input fields that hold a secret: those its type marks
-/// sensitive, those whose value uses `${secret.X}`, and those that refer to a sensitive field of
-/// another resource. Their values are never stored or shown.
+/// For each resource (in file order), the attributes that hold a secret: the input fields its
+/// type marks sensitive, those whose value uses `${secret.X}`, those that refer to a sensitive
+/// attribute of another resource, and the outputs its type derives from any of these (a file's
+/// `content_hash` and `size` when its `content` is secret). Their values are never stored or
+/// shown.
 pub fn sensitive_fields(
     spec: &Spec,
     registry: &Registry,
@@ -160,9 +162,41 @@ pub fn sensitive_fields(
                 fields.insert(key.name.clone());
             }
         }
+        if let Some(ty) = ty {
+            let derived = ty
+                .outputs
+                .iter()
+                .filter(|o| o.derived_from.iter().any(|f| fields.contains(*f)))
+                .map(|o| o.name.to_string())
+                .collect::<Vec<_>>();
+            fields.extend(derived);
+        }
         sensitive[i] = fields;
     }
     sensitive
+}
+
+/// Outputs as fabrik stores and shows them: those that hold a secret (see [`sensitive_fields`])
+/// replaced by their keyed hash, and any secret a provider echoed in another masked by
+/// [`crate::secrets::redact_value`].
+pub fn mask_outputs(
+    outputs: Attributes,
+    sensitive: Option<&BTreeSet<String>>,
+    secrets: &Secrets,
+) -> Attributes {
+    outputs
+        .into_iter()
+        .map(|(k, mut v)| {
+            if sensitive.is_some_and(|s| s.contains(&k)) {
+                if !crate::secrets::is_masked(&v) {
+                    v = Value::String(secrets.mask(&v));
+                }
+            } else {
+                crate::secrets::redact_value(&mut v);
+            }
+            (k, v)
+        })
+        .collect()
 }
 
 /// The inputs as fabrik stores, hashes and shows them: every sensitive value replaced by its

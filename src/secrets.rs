@@ -159,6 +159,7 @@ pub fn resolve(spec: &Spec) -> Result<Secrets, Error> {
     let from_file = read_dotenv(&dotenv)?;
     let mut secrets = Secrets::default();
     let mut missing = Vec::new();
+    let mut short = Vec::new();
     let mut generated = Vec::new();
     for decl in &spec.secrets {
         let found = match std::env::var(&decl.name) {
@@ -173,6 +174,9 @@ pub fn resolve(spec: &Spec) -> Result<Secrets, Error> {
             }),
         };
         match (found, &decl.generate) {
+            (Some((value, origin)), _) if too_short(&value) => {
+                short.push(short_secret(decl, origin, &dotenv));
+            }
             (Some((value, origin)), _) => {
                 secrets
                     .values
@@ -188,11 +192,13 @@ pub fn resolve(spec: &Spec) -> Result<Secrets, Error> {
             (None, None) => missing.push(decl),
         }
     }
-    if !missing.is_empty() {
-        let items = missing
+    if !missing.is_empty() || !short.is_empty() {
+        let mut items: Vec<Diagnostic> = missing
             .iter()
             .map(|decl| missing_secret(decl, &dotenv))
+            .chain(short)
             .collect();
+        items.sort_by_key(|d| (d.loc.line, d.loc.column));
         return Err(Error::Spec(Diagnostics {
             source: spec.source.clone(),
             items,
@@ -207,15 +213,74 @@ pub fn resolve(spec: &Spec) -> Result<Secrets, Error> {
 
 /// One secret by name, from the environment or else the given `.env` file (for configurations
 /// recorded in the state, when the spec that declared it may be gone). Registered for redaction.
+///
+/// # Errors
+/// A malformed `.env`, or a value too short to be masked ([`MIN_LENGTH`]).
 pub fn lookup(name: &str, dotenv: &Path) -> Result<Option<Secret>, Error> {
-    let value = match std::env::var(name) {
-        Ok(v) => Some(v),
-        Err(_) => read_dotenv(dotenv)?.remove(name),
+    let (value, origin) = match std::env::var(name) {
+        Ok(v) => (Some(v), Origin::Environment),
+        Err(_) => (read_dotenv(dotenv)?.remove(name), Origin::DotEnv),
     };
     if let Some(v) = &value {
+        if too_short(v) {
+            return Err(Error::Usage(format!(
+                "secret `{name}`, set in {}, is shorter than {MIN_LENGTH} characters; {SHORT_HELP}",
+                found_in(origin, dotenv, name)
+            )));
+        }
         register([v.as_str()]);
     }
     Ok(value.map(Secret))
+}
+
+/// The shortest secret value fabrik accepts. Whatever fabrik prints passes through [`redact`],
+/// which replaces each secret by `(sensitive)`: for a short value that is also ordinary text
+/// (`test`, in `example.test.`), where the replacements land would tell the value. From eight
+/// characters on, a value that is really secret does not turn up in unrelated text by chance.
+pub const MIN_LENGTH: usize = 8;
+
+/// What to do about a secret shorter than [`MIN_LENGTH`].
+const SHORT_HELP: &str = "where fabrik's output hides a value this short would tell it (`test` in `example.test.`); use a longer value, or pass a value that is not secret as `${env.NAME}`";
+
+fn too_short(value: &str) -> bool {
+    value.chars().count() < MIN_LENGTH
+}
+
+/// Where a value was found, for messages: never the value itself, nor its length.
+fn found_in(origin: Origin, dotenv: &Path, name: &str) -> String {
+    match origin {
+        Origin::Environment => "the environment".to_string(),
+        Origin::DotEnv | Origin::Generated => match dotenv_line(dotenv, name) {
+            Some(line) => format!("{}:{line}", dotenv.display()),
+            None => dotenv.display().to_string(),
+        },
+    }
+}
+
+/// The line of `.env` that sets `name` (the last one, as the last one wins).
+fn dotenv_line(dotenv: &Path, name: &str) -> Option<usize> {
+    let text = std::fs::read_to_string(dotenv).ok()?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            line.split_once('=').is_some_and(|(k, _)| k.trim() == name)
+        })
+        .map(|(i, _)| i + 1)
+        .last()
+}
+
+fn short_secret(decl: &SecretDecl, origin: Origin, dotenv: &Path) -> Diagnostic {
+    Diagnostic::new(
+        decl.loc,
+        format!(
+            "secret `{}`, set in {}, is shorter than {MIN_LENGTH} characters",
+            decl.name,
+            found_in(origin, dotenv, &decl.name)
+        ),
+    )
+    .help(SHORT_HELP)
 }
 
 /// The comment fabrik writes above the values it generated.
@@ -435,10 +500,13 @@ use std::os::unix::fs::DirBuilderExt;
 static FORMS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Registers values to be masked by [`redact`]: as written, JSON-escaped and base64-encoded.
+/// A value shorter than [`MIN_LENGTH`] is not: masking it in unrelated text would tell it.
+/// Declared secrets that short are refused before they get here; what is left is a password
+/// inside a state database URL, and the URL is masked whole.
 pub fn register<'a>(values: impl IntoIterator<Item = &'a str>) {
     let mut forms = FORMS.write().expect("redaction table");
     for value in values {
-        if value.is_empty() {
+        if too_short(value) {
             continue;
         }
         let json = serde_json::to_string(value).expect("strings serialize");
@@ -537,6 +605,12 @@ mod tests {
             "{redacted}"
         );
         assert!(!redacted.contains(&json[1..json.len() - 1]), "{redacted}");
+    }
+
+    #[test]
+    fn a_short_value_never_rewrites_unrelated_text() {
+        register(["test"]);
+        assert_eq!(redact("zone example.test."), "zone example.test.");
     }
 
     #[test]

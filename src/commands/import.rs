@@ -71,6 +71,7 @@ pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
             sensitive: &loaded.sensitive,
             targets: &[],
             observed: None,
+            read: None,
             adopted: &BTreeSet::new(),
             context: &context,
         },

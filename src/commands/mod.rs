@@ -630,7 +630,7 @@ pub fn recover(
         return Ok(BTreeSet::new());
     }
     let clients = configure(registry, spec, state, context)?;
-    let recovery = crate::recover::recover(state, registry, &clients)?;
+    let recovery = crate::recover::recover(state, registry, &clients, spec.map(|l| &l.secrets))?;
     // With the lock held, what the interrupted calls left beside their objects (half-written
     // temporary files) goes too; a plan, which holds no lock, leaves it for the next apply.
     if store.is_some() {

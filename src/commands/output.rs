@@ -1,6 +1,9 @@
-//! `fabrik output`: the outputs of applied resources.
+//! `fabrik output`: the outputs of applied resources. An output derived from a secret is kept
+//! by its keyed hash only, and shows as `(sensitive)`.
 
 use std::collections::BTreeMap;
+
+use fabrik_provider::{Attributes, Value};
 
 use super::Globals;
 use crate::cli::OutputArgs;
@@ -9,7 +12,7 @@ use crate::render;
 
 pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
     let state = globals.store_for(&args.stack)?.load()?;
-    let outputs: BTreeMap<&str, &fabrik_provider::Attributes> = match &args.name {
+    let outputs: BTreeMap<&str, &Attributes> = match &args.name {
         Some(name) => {
             let r = state.resources.get(name).ok_or_else(|| {
                 Error::Usage(format!(
@@ -27,16 +30,36 @@ pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
     };
     if args.json {
         let json = match &args.name {
-            Some(name) => serde_json::to_string_pretty(outputs[name.as_str()]),
-            None => serde_json::to_string_pretty(&outputs),
+            Some(name) => serde_json::to_string_pretty(&shown(outputs[name.as_str()])),
+            None => serde_json::to_string_pretty(
+                &outputs
+                    .iter()
+                    .map(|(name, attrs)| (name, shown(attrs)))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
         };
         outln!("{}", json.expect("outputs serialize"));
     } else {
         for (name, attrs) in outputs {
             for (attr, value) in attrs {
-                outln!("{name}.{attr} = {}", render::value(value));
+                match crate::secrets::is_masked(value) {
+                    true => outln!("{name}.{attr} = (sensitive)"),
+                    false => outln!("{name}.{attr} = {}", render::value(value)),
+                }
             }
         }
     }
     Ok(0)
+}
+
+/// Outputs as `--json` shows them: a keyed hash stands for a value derived from a secret and
+/// means nothing to anyone but fabrik, so it shows as `"(sensitive)"`, as in plans.
+fn shown(outputs: &Attributes) -> Attributes {
+    outputs
+        .iter()
+        .map(|(k, v)| match crate::secrets::is_masked(v) {
+            true => (k.clone(), Value::String("(sensitive)".into())),
+            false => (k.clone(), v.clone()),
+        })
+        .collect()
 }

@@ -199,7 +199,13 @@ pub fn compute(
             || loaded.spec.resource(name).is_some()
     };
     let context = globals.context(request.spec_path);
-    let (clients, observed) = if request.refresh || request.obstacles {
+    // Outputs derived from secrets are recorded by their hash: what refers to them needs the
+    // objects read, even without a refresh.
+    let hidden = match request.refresh {
+        true => Default::default(),
+        false => plan::hidden_outputs_referred_to(&loaded.spec, state),
+    };
+    let (clients, observed) = if request.refresh || request.obstacles || !hidden.is_empty() {
         let configs = provider_configs(registry, Some(loaded), state, &context)?;
         let clients = clients(registry, &configs, &context)?;
         let early = match request.seen {
@@ -219,6 +225,25 @@ pub fn compute(
     } else {
         (None, None)
     };
+    let read = match &clients {
+        Some(clients) if !hidden.is_empty() => {
+            let read = refresh(registry, clients, state, |name| hidden.contains(name))?;
+            let unreadable =
+                plan::unreadable_hidden_outputs(state, &read, &loaded.secrets, &hidden);
+            if !unreadable.is_empty() {
+                let (was, its, it) = match unreadable.len() {
+                    1 => ("was", "its", "it"),
+                    _ => ("were", "their", "them"),
+                };
+                return Err(Error::Usage(format!(
+                    "{} {was} changed or deleted outside fabrik, and the spec refers to {its} outputs that derive from secrets, which the state keeps by their hash only; run with --refresh to put {it} back",
+                    list(&unreadable),
+                )));
+            }
+            Some(read)
+        }
+        _ => None,
+    };
     let plan = plan::plan(&plan::Input {
         spec: &loaded.spec,
         graph: &loaded.graph,
@@ -228,6 +253,7 @@ pub fn compute(
         sensitive: &loaded.sensitive,
         targets,
         observed: observed.as_ref(),
+        read: observed.as_ref().or(read.as_ref()),
         adopted: request.adopted,
         context: &context,
     })?;
@@ -235,4 +261,14 @@ pub fn compute(
         super::obstacles(registry, clients, &loaded.spec, state, &plan)?;
     }
     Ok((plan, clients))
+}
+
+/// `a`, `a` and `b`, `a`, `b` and `c`: resource names for a message.
+fn list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }

@@ -841,25 +841,26 @@ fn refresh_puts_back_a_secret_file_changed_outside_fabrik() {
 }
 
 /// A secret's value may also be an ordinary word of the spec: here the database user is named
-/// like the stack and the file. Masking the value where it is a secret must not rewrite the
-/// rest of what fabrik stores, or the stack can no longer be planned or destroyed.
+/// like the stack and the file (a value long enough to be accepted as a secret). Masking the
+/// value where it is a secret must not rewrite the rest of what fabrik stores, or the stack can
+/// no longer be planned or destroyed.
 #[test]
 fn a_secret_whose_value_also_names_the_stack_keeps_the_stack_usable() {
     let case = Case::new()
         .spec(
             r#"
-            stack: shop
+            stack: shopfront
             secrets:
               DB_USER: {}
             resources:
               db_conf:
                 type: local.file
-                with: { path: out/shop.conf, content: "user=${secret.DB_USER}\n" }
+                with: { path: out/shopfront.conf, content: "user=${secret.DB_USER}\n" }
             "#,
         )
-        .env("DB_USER", "shop");
+        .env("DB_USER", "shopfront");
     case.expect(["apply", "--yes"], 0);
-    assert_eq!(case.read("out/shop.conf"), "user=shop\n");
+    assert_eq!(case.read("out/shopfront.conf"), "user=shopfront\n");
     let plan = case.run(["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "an unchanged stack plans no change:\n{plan}");
     let list = case.run(["state", "list"]);
@@ -867,7 +868,7 @@ fn a_secret_whose_value_also_names_the_stack_keeps_the_stack_usable() {
     let destroy = case.run(["destroy", "--yes"]);
     assert_eq!(destroy.code, 0, "{destroy}");
     assert!(
-        !case.exists("out/shop.conf"),
+        !case.exists("out/shopfront.conf"),
         "destroy removes the file the stack created:\n{destroy}"
     );
 }
@@ -1377,6 +1378,284 @@ fn an_unknown_alphabet_suggests_the_closest() {
     ");
     nothing_changed(&case, &out);
     assert!(!case.exists(".env"));
+}
+
+/// `PDNS_API_KEY=test` once made plans print `example.(sensitive).`: hiding a value that short
+/// tells it. Such a value is refused before anything is planned, whether it comes from the
+/// environment or from `.env`, and the message says which (never the value or its length).
+#[test]
+fn a_short_secret_is_refused_at_load() {
+    let from_env = Case::new().spec(OVERRIDDEN).env("API_TOKEN", "test");
+    let out = from_env.run(["plan"]);
+    fabrik_snapshot!(from_env, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: secret `API_TOKEN`, set in the environment, is shorter than 8 characters
+      --> fabrik.yaml:3:3
+      |
+    3 |   API_TOKEN: {}
+      |   ^^^^^^^^^
+      = help: where fabrik's output hides a value this short would tell it (`test` in `example.test.`); use a longer value, or pass a value that is not secret as `${env.NAME}`
+    "#);
+    nothing_changed(&from_env, &out);
+
+    let from_dotenv = Case::new().spec(OVERRIDDEN);
+    from_dotenv.write(".env", "OTHER=1\nAPI_TOKEN=seven-7\n");
+    std::fs::set_permissions(
+        from_dotenv.path(".env"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    for args in [&["apply", "--yes"][..], &["secrets"][..]] {
+        let out = from_dotenv.run(args);
+        assert_eq!(out.code, 1, "{out}");
+        assert!(
+            out.stderr.starts_with(
+                "error: secret `API_TOKEN`, set in .env:2, is shorter than 8 characters\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.stderr.contains("seven-7"), "{out}");
+        nothing_changed(&from_dotenv, &out);
+    }
+
+    // Eight characters are enough.
+    let long_enough = Case::new().spec(OVERRIDDEN).env("API_TOKEN", "eight-88");
+    long_enough.expect(["apply", "--yes"], 0);
+    assert_eq!(long_enough.read("out/config.txt"), "token=eight-88\n");
+}
+
+/// The case that showed the problem: a PowerDNS key `test` and a zone `example.test`. Masking
+/// rewrote the zone to `example.(sensitive).`, which tells the key. Now the key is refused, and
+/// a real one leaves every name as it is: a plan shows `(sensitive)` only where a secret is used.
+#[test]
+fn plans_never_show_where_a_secret_was() {
+    let spec = r#"
+        stack: dns
+        providers:
+          powerdns: { url: "http://127.0.0.1:9", api_key: "${secret.PDNS_API_KEY}" }
+        secrets:
+          PDNS_API_KEY: {}
+        resources:
+          www:
+            type: powerdns.record
+            with: { zone: example.test, name: www, type: A, records: ["192.0.2.1"], ttl: 300 }
+    "#;
+    let short = Case::new().spec(spec).env("PDNS_API_KEY", "test");
+    let out = short.run(["plan"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(
+        out.stdout, "",
+        "nothing is planned with a short key:\n{out}"
+    );
+    assert!(!out.stderr.contains("(sensitive)"), "{out}");
+    assert!(
+        out.stderr
+            .contains("secret `PDNS_API_KEY`, set in the environment, is shorter than 8"),
+        "{out}"
+    );
+
+    let real = Case::new()
+        .spec(spec)
+        .env("PDNS_API_KEY", "pdns-key-7Hq2xV");
+    let out = real.run(["plan"]);
+    fabrik_snapshot!(real, out, @r#"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `dns`:
+
+      + www (powerdns.record)
+          + zone    = "example.test."
+          + name    = "www.example.test."
+          + type    = "A"
+          + records = ["192.0.2.1"]
+          + ttl     = 300
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+    ----- stderr -----
+    "#);
+}
+
+/// `content_hash` was a plain BLAKE3 of a file's content, printed by `fabrik output` and kept in
+/// the state: anyone could test guesses of the secret in it. Outputs derived from a secret input
+/// are kept by their keyed hash and shown as `(sensitive)`, while what refers to them still gets
+/// the real values, on the first apply and on later ones that leave the secret's file alone.
+#[test]
+fn content_hash_of_secret_content_is_not_a_plain_hash() {
+    let case = Case::new()
+        .spec(
+            r#"
+            stack: hashes
+            secrets:
+              API_TOKEN: {}
+            resources:
+              config:
+                type: local.file
+                with: { path: out/config.txt, content: "token=${secret.API_TOKEN}\n" }
+              other:
+                type: local.file
+                with: { path: out/other.txt, content: "v=${env.V}\n" }
+              stamp:
+                type: local.file
+                with:
+                  path: out/stamp.txt
+                  content: "${config.content_hash} ${config.size} ${other.content_hash}\n"
+            "#,
+        )
+        .env("API_TOKEN", "guessable-token")
+        .env("V", "1");
+    let content = "token=guessable-token\n";
+    let plain = blake3::hash(content.as_bytes()).to_hex().to_string();
+    let stamp = |v: &str| {
+        let other = blake3::hash(format!("v={v}\n").as_bytes()).to_hex();
+        format!("blake3:{plain} {} blake3:{other}\n", content.len())
+    };
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(case.read("out/config.txt"), content);
+    assert_eq!(
+        case.read("out/stamp.txt"),
+        stamp("1"),
+        "a reference gets the real values"
+    );
+
+    let state = case.state("hashes");
+    for attr in ["content_hash", "size"] {
+        let stored = &state["resources"]["config"]["outputs"][attr];
+        assert!(
+            is_masked(stored),
+            "{attr} is kept by its keyed hash: {stored}"
+        );
+    }
+    let other = &state["resources"]["other"]["outputs"]["content_hash"];
+    assert!(!is_masked(other), "an output of no secret stays as it is");
+    for (path, bytes) in case.state_files() {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&plain),
+            "{} holds the plain hash of the secret content",
+            path.display()
+        );
+    }
+
+    let out = case.run(["output", "config"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 0
+    ----- stdout -----
+    config.abs_path = "[TEMP]/out/config.txt"
+    config.content_hash = (sensitive)
+    config.size = (sensitive)
+
+    ----- stderr -----
+    "#);
+    for args in [&["output"][..], &["output", "--json"][..]] {
+        let out = case.run(args);
+        assert_eq!(out.code, 0, "{out}");
+        assert!(!out.stdout.contains(&plain), "{out}");
+        assert!(out.stdout.contains("(sensitive)"), "{out}");
+    }
+    let json = case.run(["output", "config", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(json["content_hash"], "(sensitive)");
+
+    for args in [
+        &["plan", "--detailed-exitcode"][..],
+        &["plan", "--refresh", "--detailed-exitcode"][..],
+    ] {
+        let out = case.run(args);
+        assert_eq!(out.code, 0, "an unchanged stack plans no change:\n{out}");
+        assert!(!out.stdout.contains(&plain), "{out}");
+    }
+
+    // `stamp` is resolved after `other` changes, while `config` is left alone: its outputs
+    // come from reading the file again.
+    let out = case.args(["apply", "--yes"]).env("V", "2").run();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(!out.stdout.contains(&plain), "{out}");
+    assert_eq!(case.read("out/stamp.txt"), stamp("2"));
+    let out = case
+        .args(["plan", "--detailed-exitcode"])
+        .env("V", "2")
+        .run();
+    assert_eq!(out.code, 0, "{out}");
+
+    // Changed outside fabrik, the file no longer gives the values the state holds the hash
+    // of: without a refresh, nothing can be planned for what refers to them; with one, the
+    // file is put back and they are the same again.
+    case.write("out/config.txt", "token=changed-by-hand\n");
+    let out = case.args(["plan"]).env("V", "2").run();
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr
+            .starts_with("error: `config` was changed or deleted outside fabrik"),
+        "{out}"
+    );
+    let out = case
+        .args(["apply", "--refresh", "--yes"])
+        .env("V", "2")
+        .run();
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(case.read("out/config.txt"), content);
+    assert_eq!(case.read("out/stamp.txt"), stamp("2"));
+}
+
+/// A state written before outputs derived from secrets were hidden holds them in plain. The
+/// next apply keeps them by their hash, a change to fabrik's record only: the file and what
+/// refers to it are left alone.
+#[test]
+fn outputs_of_a_secret_kept_in_plain_by_an_earlier_state_are_hidden_by_the_next_apply() {
+    let case = Case::new()
+        .spec(
+            r#"
+            stack: older
+            secrets:
+              API_TOKEN: {}
+            resources:
+              config:
+                type: local.file
+                with: { path: out/config.txt, content: "token=${secret.API_TOKEN}\n" }
+              stamp:
+                type: local.file
+                with: { path: out/stamp.txt, content: "${config.content_hash}\n" }
+            "#,
+        )
+        .env("API_TOKEN", "guessable-token");
+    case.expect(["apply", "--yes"], 0);
+    let content = "token=guessable-token\n";
+    let plain = format!("blake3:{}", blake3::hash(content.as_bytes()).to_hex());
+    let mut state = case.state("older");
+    state["resources"]["config"]["outputs"]["content_hash"] = plain.clone().into();
+    state["resources"]["config"]["outputs"]["size"] = content.len().into();
+    std::fs::write(case.state_file("older"), state.to_string()).unwrap();
+
+    let out = case.run(["plan", "--detailed-exitcode"]);
+    fabrik_snapshot!(case, out, @r"
+    exit code: 2
+    ----- stdout -----
+    fabrik will make these changes to stack `older`:
+
+      ~ config (local.file)  # outputs derived from secrets are in the state in plain text
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+    ----- stderr -----
+    ");
+    case.expect(["apply", "--yes"], 0);
+    let state = case.state("older");
+    for attr in ["content_hash", "size"] {
+        let stored = &state["resources"]["config"]["outputs"][attr];
+        assert!(is_masked(stored), "{attr}: {stored}");
+    }
+    for (path, bytes) in case.state_files() {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&plain),
+            "{} still holds the plain hash",
+            path.display()
+        );
+    }
+    assert_eq!(case.read("out/stamp.txt"), format!("{plain}\n"));
+    case.expect(["plan", "--detailed-exitcode"], 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -89,14 +89,8 @@ pub fn resource_type() -> ResourceType {
             ),
         ],
         outputs: vec![
-            OutputField {
-                name: "id",
-                description: "The record's Cloudflare id.",
-            },
-            OutputField {
-                name: "zone_id",
-                description: "The zone's Cloudflare id.",
-            },
+            OutputField::new("id", "The record's Cloudflare id."),
+            OutputField::new("zone_id", "The zone's Cloudflare id."),
         ],
         // Deleting first lets an A record give way to a CNAME of the same name, which
         // Cloudflare refuses beside each other.

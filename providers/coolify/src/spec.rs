@@ -113,22 +113,17 @@ pub fn resource_type() -> ResourceType {
             ),
         ],
         outputs: vec![
-            OutputField {
-                name: "uuid",
-                description: "The application's uuid in Coolify.",
-            },
-            OutputField {
-                name: "fqdn",
-                description: "Its domains as Coolify stores them (comma-separated URLs).",
-            },
-            OutputField {
-                name: "status",
-                description: "Its container status after the last deployment, such as \"running:healthy\".",
-            },
-            OutputField {
-                name: "deployment",
-                description: "The uuid of its last deployment.",
-            },
+            OutputField::new("uuid", "The application's uuid in Coolify."),
+            OutputField::new(
+                "fqdn",
+                "Its domains as Coolify stores them (comma-separated URLs).",
+            )
+            .derived_from(&["domains"]),
+            OutputField::new(
+                "status",
+                "Its container status after the last deployment, such as \"running:healthy\".",
+            ),
+            OutputField::new("deployment", "The uuid of its last deployment."),
         ],
         // Two applications may serve one domain only one at a time: Coolify refuses the second
         // with a 409. The old one goes first.

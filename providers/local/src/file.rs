@@ -34,18 +34,13 @@ pub fn resource_type() -> ResourceType {
             ),
         ],
         outputs: vec![
-            OutputField {
-                name: "abs_path",
-                description: "The absolute path of the file.",
-            },
-            OutputField {
-                name: "content_hash",
-                description: "`blake3:` and the BLAKE3 hash of the content, in hex.",
-            },
-            OutputField {
-                name: "size",
-                description: "The content's length in bytes.",
-            },
+            OutputField::new("abs_path", "The absolute path of the file.").derived_from(&["path"]),
+            OutputField::new(
+                "content_hash",
+                "`blake3:` and the BLAKE3 hash of the content, in hex.",
+            )
+            .derived_from(&["content"]),
+            OutputField::new("size", "The content's length in bytes.").derived_from(&["content"]),
         ],
         // A new path can be written before the old file is removed.
         replace: ReplaceStrategy::CreateBeforeDestroy,

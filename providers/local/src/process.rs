@@ -55,14 +55,8 @@ pub fn resource_type() -> ResourceType {
             ),
         ],
         outputs: vec![
-            OutputField {
-                name: "pid",
-                description: "The process id.",
-            },
-            OutputField {
-                name: "log",
-                description: "The file that receives its stdout and stderr.",
-            },
+            OutputField::new("pid", "The process id."),
+            OutputField::new("log", "The file that receives its stdout and stderr."),
         ],
         // A restart with the new configuration is the update; nothing forces a replacement.
         replace: ReplaceStrategy::DestroyBeforeCreate,

@@ -65,10 +65,10 @@ pub fn resource_type() -> ResourceType {
                 "Time to live in seconds (default 300).",
             ),
         ],
-        outputs: vec![OutputField {
-            name: "fqdn",
-            description: "The absolute owner name, with its trailing dot.",
-        }],
+        outputs: vec![
+            OutputField::new("fqdn", "The absolute owner name, with its trailing dot.")
+                .derived_from(&["zone", "name"]),
+        ],
         // Deleting first keeps a replace right when the old and new spelling name the same
         // RRset (`www` and `www.example.com`), and lets an A RRset give way to a CNAME.
         replace: ReplaceStrategy::DestroyBeforeCreate,

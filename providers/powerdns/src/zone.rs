@@ -44,14 +44,15 @@ pub fn resource_type() -> ResourceType {
             .force_new(),
         ],
         outputs: vec![
-            OutputField {
-                name: "id",
-                description: "The zone's id in PowerDNS: its name with the trailing dot.",
-            },
-            OutputField {
-                name: "serial",
-                description: "The SOA serial when the zone was last read or created.",
-            },
+            OutputField::new(
+                "id",
+                "The zone's id in PowerDNS: its name with the trailing dot.",
+            )
+            .derived_from(&["name"]),
+            OutputField::new(
+                "serial",
+                "The SOA serial when the zone was last read or created.",
+            ),
         ],
         // One name, one zone: the old one must go before a new one of that name can exist.
         replace: ReplaceStrategy::DestroyBeforeCreate,

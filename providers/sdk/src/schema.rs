@@ -79,6 +79,25 @@ impl Field {
 pub struct OutputField {
     pub name: &'static str,
     pub description: &'static str,
+    /// The input fields whose values this output is computed from (a hash or the length of a
+    /// file's content). When one of them holds a secret, the output could tell it, so the engine
+    /// treats the output as a secret too: never shown, stored only as a keyed hash.
+    pub derived_from: &'static [&'static str],
+}
+
+impl OutputField {
+    pub const fn new(name: &'static str, description: &'static str) -> Self {
+        OutputField {
+            name,
+            description,
+            derived_from: &[],
+        }
+    }
+
+    pub const fn derived_from(mut self, fields: &'static [&'static str]) -> Self {
+        self.derived_from = fields;
+        self
+    }
 }
 
 /// How an object is replaced when a force-new field changes.
