@@ -21,8 +21,10 @@
 mod error;
 pub mod http;
 mod schema;
+pub mod wait;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use error::{Error, ErrorKind, Result};
 pub use schema::{Field, FieldKind, OutputField, ReplaceStrategy, ResourceType};
@@ -101,6 +103,44 @@ pub fn config_required(config: &Attributes, provider: &str, field: &str) -> Resu
             format!("provider {provider} needs `{field}`"),
         )
     })
+}
+
+/// A duration field of a provider's configuration (`90s`, `5m`, `1h 30m`); `None` when absent.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for a value that is not such a duration.
+pub fn config_duration(
+    config: &Attributes,
+    provider: &str,
+    field: &str,
+) -> Result<Option<Duration>> {
+    match config.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => parse_duration(text).map(Some).map_err(|why| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("`{field}` of provider {provider} {why}"),
+            )
+        }),
+        Some(other) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "`{field}` of provider {provider} must be a duration such as \"90s\" or \"5m\", \
+                 not {other}"
+            ),
+        )),
+    }
+}
+
+/// Reads the value of a [`FieldKind::Duration`] field: a number and a unit, as many as
+/// wanted (`90s`, `5m`, `1h 30m`, `500ms`). The engine checks literal values with it before
+/// anything runs, so a spec gets the same answer from `validate` as from `apply`.
+///
+/// # Errors
+/// Why the text is not a duration, worded to follow the field's name ("must be …").
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("must be a duration such as \"90s\" or \"5m\", not {text:?} ({e})"))
 }
 
 /// Where a run happens: relative paths in a spec are relative to the spec's directory.
