@@ -18,8 +18,14 @@ const ZONE: &str = "example.com";
 /// A spec of `stack` on `fake`: the provider block with its token secret, then `body` (the
 /// `resources:`, written indented as in a test).
 fn stack_spec(stack: &str, fake: &FakeCloudflare, body: &str) -> String {
+    stack_spec_with(stack, fake, "", body)
+}
+
+/// Like [`stack_spec`], with `extra` (such as `, rate_limit_wait: 1s`) added to the provider
+/// block.
+fn stack_spec_with(stack: &str, fake: &FakeCloudflare, extra: &str, body: &str) -> String {
     format!(
-        "stack: {stack}\nproviders:\n  cloudflare: {{ api_url: \"{}\", token: \"${{secret.CF_API_TOKEN}}\" }}\nsecrets:\n  CF_API_TOKEN: {{}}\n{}",
+        "stack: {stack}\nproviders:\n  cloudflare: {{ api_url: \"{}\", token: \"${{secret.CF_API_TOKEN}}\"{extra} }}\nsecrets:\n  CF_API_TOKEN: {{}}\n{}",
         fake.url(),
         crate::harness::dedent(body)
     )
@@ -406,6 +412,67 @@ fn a_429_storm_is_waited_out_as_retry_after_asks() {
     );
     assert_eq!(fake.records(ZONE).len(), 2);
     assert_consistent(&case, &fake, "cf-429");
+    fake.assert_no_violations();
+}
+
+/// Rate limits come in bursts when other tools share the account: more 429s in a row than
+/// the provider makes attempts at anything else are waited out, as long as `rate_limit_wait`
+/// (5 minutes by default) allows.
+#[test]
+fn a_burst_of_429s_longer_than_the_attempts_is_waited_out() {
+    let fake = fake();
+    let case = case(&two_records("cf-burst", &fake, "192.0.2.10"));
+    fake.http().throttle_next(6, 1);
+    let started = std::time::Instant::now();
+    case.expect(["apply", "--yes"], 0);
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        fake.requests().iter().filter(|l| l.status == 429).count(),
+        6
+    );
+    assert_eq!(fake.records(ZONE).len(), 2);
+    assert_consistent(&case, &fake, "cf-burst");
+    fake.assert_no_violations();
+}
+
+/// A rate limit that outlasts `rate_limit_wait` stops the run, saying how long it waited and
+/// how to wait longer; nothing is half-done.
+#[test]
+fn a_rate_limit_outlasting_rate_limit_wait_fails_saying_how_to_raise_it() {
+    let fake = fake();
+    let body = r#"
+        resources:
+          www:
+            type: cloudflare.record
+            with: { zone: example.com, name: www, type: A, content: "192.0.2.10" }
+        "#;
+    let case = case(&stack_spec_with(
+        "cf-patience",
+        &fake,
+        ", rate_limit_wait: 1s",
+        body,
+    ));
+    fake.http().throttle_next(10, 1);
+    let out = case.run(["apply", "--yes"]);
+    assert!(out.code == 1 || out.code == 3, "{out}");
+    assert!(
+        out.stderr.contains(
+            "(Cloudflare still limits the rate after 1s of waiting and asks to wait 1 s more, \
+             past `rate_limit_wait` (1s): raise `rate_limit_wait` in `providers.cloudflare` to \
+             wait longer)"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        fake.requests().iter().filter(|l| l.status == 429).count(),
+        2,
+        "one wait of 1 s, then no more"
+    );
+    assert!(fake.records(ZONE).is_empty());
     fake.assert_no_violations();
 }
 

@@ -125,8 +125,8 @@ pub fn config_duration(
         Some(other) => Err(Error::new(
             ErrorKind::InvalidInput,
             format!(
-                "`{field}` of provider {provider} must be a duration such as \"90s\" or \"5m\", \
-                 not {other}"
+                "`{field}` of provider {provider} must be a duration such as \"90s\", \"5m\" or \
+                 \"1h 30m\", not {other}"
             ),
         )),
     }
@@ -139,8 +139,10 @@ pub fn config_duration(
 /// # Errors
 /// Why the text is not a duration, worded to follow the field's name ("must be …").
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("must be a duration such as \"90s\" or \"5m\", not {text:?} ({e})"))
+    // humantime's own words ("expected number at 0") would only puzzle.
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        format!("must be a duration such as \"90s\", \"5m\" or \"1h 30m\", not {text:?}")
+    })
 }
 
 /// Where a run happens: relative paths in a spec are relative to the spec's directory.
