@@ -578,6 +578,63 @@ fn an_mx_without_priority_stops_the_plan() {
     );
 }
 
+/// Cloudflare keeps 100 characters of comment (Free plan), and fabrik's marker goes there too:
+/// a comment that leaves it no room stops the plan at the resource, before any request,
+/// instead of failing the apply.
+#[test]
+fn a_comment_without_room_for_the_marker_stops_the_plan() {
+    let fake = fake();
+    let comment = "c".repeat(80);
+    let case = case(&stack_spec(
+        "shop",
+        &fake,
+        &format!(
+            r#"
+            resources:
+              frontend-www:
+                type: cloudflare.record
+                with: {{ zone: example.com, name: www, type: A, content: "192.0.2.10", comment: "{comment}" }}
+            "#
+        ),
+    ));
+    for args in [&["plan"][..], &["apply", "--yes"]] {
+        let out = case.run(args);
+        assert_eq!(out.code, 1, "{out}");
+        assert!(
+            out.stderr.contains(
+                "error: `frontend-www` (cloudflare.record): `comment` is 80 characters; with a \
+                 space and fabrik's ownership marker `fabrik:shop/frontend-www` (24) it would be \
+                 105, more than the 100 Cloudflare keeps: shorten it to at most 75\n  --> \
+                 fabrik.yaml:8:11"
+            ),
+            "{out}"
+        );
+    }
+    assert!(
+        fake.requests().is_empty(),
+        "nothing was asked of Cloudflare"
+    );
+
+    // At the limit, it goes through and Cloudflare keeps it whole.
+    case.set_spec(&stack_spec(
+        "shop",
+        &fake,
+        &format!(
+            r#"
+            resources:
+              frontend-www:
+                type: cloudflare.record
+                with: {{ zone: example.com, name: www, type: A, content: "192.0.2.10", comment: "{}" }}
+            "#,
+            "c".repeat(75)
+        ),
+    ));
+    case.expect(["apply", "--yes"], 0);
+    let stored = record_of(&fake, "www.example.com", "A").unwrap();
+    assert_eq!(stored["comment"].as_str().unwrap().chars().count(), 100);
+    fake.assert_no_violations();
+}
+
 /// Many records of a zone go out through the batch endpoint in chunks of `batch_size`, and a
 /// refresh lists the zone instead of reading each record: 250 records take a handful of
 /// requests, far inside Cloudflare's budget of 1,200 per 5 minutes.

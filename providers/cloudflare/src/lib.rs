@@ -77,9 +77,9 @@ impl Provider for Cloudflare {
         Ok(Box::new(CloudflareClient::new(config, Tuning::default())?))
     }
 
-    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
-        match type_name {
-            RECORD_TYPE => record::validate(inputs),
+    fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
+        match target.type_name {
+            RECORD_TYPE => record::validate(target, inputs),
             _ => Ok(()),
         }
     }

@@ -69,8 +69,8 @@ impl Provider for Coolify {
         Ok(Box::new(CoolifyClient::new(config, api::default_retry())?))
     }
 
-    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
-        match type_name {
+    fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
+        match target.type_name {
             APPLICATION_TYPE => spec::validate(inputs),
             _ => Ok(()),
         }

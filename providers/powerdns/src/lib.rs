@@ -67,8 +67,8 @@ impl Provider for PowerDns {
         Ok(Box::new(PowerDnsClient::new(config, Retry::default())?))
     }
 
-    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
-        match type_name {
+    fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
+        match target.type_name {
             ZONE_TYPE => zone::validate(inputs),
             RECORD_TYPE => record::validate(inputs),
             _ => Ok(()),

@@ -55,12 +55,14 @@ pub trait Provider: Send + Sync {
 
     /// Checks the known inputs of one resource beyond their kinds (formats, ranges), at plan
     /// time, so a bad value stops the plan instead of failing halfway through an apply. Fields
-    /// whose value is not known yet are absent.
+    /// whose value is not known yet are absent. `target` says which resource of which stack
+    /// it is, for limits that what the provider adds counts against (the ownership marker in
+    /// a comment of bounded length).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`], with a message naming the field.
-    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
-        let _ = (type_name, inputs);
+    fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
+        let _ = (target, inputs);
         Ok(())
     }
 
