@@ -476,6 +476,69 @@ fn a_rate_limit_outlasting_rate_limit_wait_fails_saying_how_to_raise_it() {
     fake.assert_no_violations();
 }
 
+/// Ctrl-C while a write waits out a long `Retry-After` (well inside `rate_limit_wait`) ends
+/// the wait at once: nothing more is sent, and what the run had done is rolled back.
+#[test]
+fn ctrl_c_ends_a_rate_limit_wait_and_rolls_back() {
+    let fake = fake();
+    let case = case(&stack_spec(
+        "cf-ctrl-c",
+        &fake,
+        r#"
+        resources:
+          conf:
+            type: local.file
+            with: { path: conf.txt, content: "conf\n" }
+          www:
+            type: cloudflare.record
+            depends_on: [conf]
+            with: { zone: example.com, name: www, type: A, content: "192.0.2.10" }
+        "#,
+    ));
+    // The plan's reads go through; the apply's write is told to come back in a minute.
+    fake.http().throttle_next_of("POST", 1, 60);
+    let mut child = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("fabrik starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !fake.requests().iter().any(|l| l.status == 429) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write was never throttled"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    crate::live::signal(child.id(), "INT");
+    let signalled = std::time::Instant::now();
+    let out = child.wait_with_output().expect("fabrik ends");
+    let took = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        took < Duration::from_secs(10),
+        "took {took:?}\n{stdout}\n{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|l| l.method == "POST")
+            .count(),
+        1,
+        "the write was not sent again"
+    );
+    assert!(fake.records(ZONE).is_empty());
+    assert!(!case.exists("conf.txt"), "the file was rolled back");
+    assert!(case.tracked("cf-ctrl-c").is_empty());
+    fake.assert_no_violations();
+}
+
 #[test]
 fn bad_inputs_stop_the_plan_before_any_request() {
     let fake = fake();
