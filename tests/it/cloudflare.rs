@@ -497,7 +497,7 @@ fn ctrl_c_ends_a_rate_limit_wait_and_rolls_back() {
     ));
     // The plan's reads go through; the apply's write is told to come back in a minute.
     fake.http().throttle_next_of("POST", 1, 60);
-    let mut child = case
+    let child = case
         .args(["apply", "--yes"])
         .command()
         .stdout(std::process::Stdio::piped())
