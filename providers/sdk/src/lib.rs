@@ -15,8 +15,9 @@
 //! ```
 //!
 //! Providers never depend on the engine or on each other, and the engine names a provider only in
-//! its registry. What every HTTP provider needs (timeouts, retries with backoff, `Retry-After`,
-//! classifying what did not answer) is written once, in [`http`].
+//! its registry. What every HTTP provider needs (timeouts, retries with backoff, `Retry-After`
+//! and the `rate_limit_wait` it is waited out for, classifying what did not answer) is written
+//! once, in [`http`]; waits that an interrupt ends, in [`wait`].
 
 mod error;
 pub mod http;
