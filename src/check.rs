@@ -6,8 +6,8 @@ use fabrik_provider::{Field, FieldKind};
 use crate::error::Error;
 use crate::registry::Registry;
 use crate::source::{Diagnostic, Diagnostics, Loc};
-use crate::spec::{Expr, Spec};
-use crate::template::Reference;
+use crate::spec::{Expr, ExprKind, Spec};
+use crate::template::{Part, Reference};
 use crate::yaml::Key;
 
 /// Every problem in the spec's types, fields and references.
@@ -246,10 +246,22 @@ fn check_fields(
                 && matches!(found, "an integer" | "a number" | "a boolean")
             {
                 d.help("put the value in quotes to make it a string")
+            } else if field.kind == FieldKind::Duration
+                && matches!(found, "an integer" | "a number")
+            {
+                d.help("give it a unit, such as \"90s\" or \"5m\"")
             } else {
                 d
             };
             problems.push(d);
+        } else if field.kind == FieldKind::Duration
+            && let Some(text) = literal_text(expr)
+            && let Err(why) = fabrik_provider::parse_duration(&text)
+        {
+            problems.push(Diagnostic::new(
+                expr.loc,
+                format!("`{}` in {what} {why}", field.name),
+            ));
         }
     }
     for field in fields.iter().filter(|f| f.required) {
@@ -265,10 +277,25 @@ fn check_fields(
     }
 }
 
+/// The text of a string written without references; a value known only later is checked
+/// when it is.
+fn literal_text(expr: &Expr) -> Option<String> {
+    let ExprKind::Str(parts) = &expr.kind else {
+        return None;
+    };
+    parts
+        .iter()
+        .map(|part| match part {
+            Part::Text(text) => Some(text.as_str()),
+            Part::Ref(_) => None,
+        })
+        .collect()
+}
+
 fn kind_fits(want: FieldKind, found: &str) -> bool {
     match want {
         FieldKind::Any => true,
-        FieldKind::String => found == "a string",
+        FieldKind::String | FieldKind::Duration => found == "a string",
         FieldKind::Integer => found == "an integer",
         FieldKind::Boolean => found == "a boolean",
         FieldKind::List => found == "a list",

@@ -511,6 +511,9 @@ impl Run<'_, '_> {
         if !self.failures.is_empty() {
             if self.exec.rollback {
                 self.exec.progress.rolling_back();
+                // A signal cut the providers' waits short to stop the run; the undo calls must
+                // wait out a rate limit like any other (a second signal ends the process).
+                fabrik_provider::wait::resume();
                 self.roll_back()?;
             } else {
                 self.remaining.extend(self.undo.iter().map(Undo::describe));

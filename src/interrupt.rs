@@ -21,6 +21,8 @@ pub fn install() -> Arc<AtomicBool> {
             Arc::clone(&flag),
         );
         let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+        // Providers waiting out a rate limit or a backoff give up at once.
+        let _ = signal_hook::flag::register(signal, fabrik_provider::wait::flag());
         let _ = signal_hook::flag::register_usize(signal, Arc::clone(last), signal as usize);
     }
     flag

@@ -608,9 +608,14 @@ fn desired(
     let provider = registry
         .provider(registry.provider_of(ty.name).expect("typed"))
         .expect("registered");
+    let target = fabrik_provider::Target {
+        stack: &spec.stack,
+        name: &resource.name,
+        type_name: ty.name,
+    };
     let mut problem = None;
     if let Some(known) = resolve::known(&inputs) {
-        if check && let Err(e) = provider.validate(ty.name, &known) {
+        if check && let Err(e) = provider.validate(target, &known) {
             problem = Some(e);
         }
         match provider.normalize(ty.name, &known) {
@@ -624,7 +629,7 @@ fn desired(
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
             .collect();
-        problem = provider.validate(ty.name, &known).err();
+        problem = provider.validate(target, &known).err();
     }
     (inputs, problem)
 }

@@ -83,7 +83,12 @@ pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
         .iter()
         .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
         .collect();
-    if let Err(e) = provider.validate(ty.name, &known) {
+    let target = Target {
+        stack: &loaded.spec.stack,
+        name: &name,
+        type_name: ty.name,
+    };
+    if let Err(e) = provider.validate(target, &known) {
         return Err(Error::Spec(Diagnostics {
             source: loaded.spec.source.clone(),
             items: vec![Diagnostic::new(

@@ -679,3 +679,38 @@ fn a_large_spec_reports_problems_where_they_are_in_every_part_of_it() {
         &plan.stdout[plan.stdout.len().saturating_sub(300)..]
     );
 }
+
+/// A provider's `rate_limit_wait` is a duration: a word or a bare number is refused where it
+/// is written, before any provider is configured.
+#[test]
+fn a_rate_limit_wait_that_is_not_a_duration_is_a_located_error() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        providers:
+          cloudflare: { token: "t", rate_limit_wait: soon }
+          coolify: { url: "https://coolify.example", token: "t", rate_limit_wait: 300 }
+        resources: {}
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `rate_limit_wait` in provider `cloudflare` must be a duration such as "90s", "5m" or "1h 30m", not "soon"
+      --> fabrik.yaml:3:46
+      |
+    3 |   cloudflare: { token: "t", rate_limit_wait: soon }
+      |                                              ^^^^
+
+    error: `rate_limit_wait` in provider `coolify` must be a duration, not an integer
+      --> fabrik.yaml:4:75
+      |
+    4 |   coolify: { url: "https://coolify.example", token: "t", rate_limit_wait: 300 }
+      |                                                                           ^^^
+      = help: give it a unit, such as "90s" or "5m"
+
+    2 errors in fabrik.yaml
+    "#);
+}

@@ -18,8 +18,14 @@ const ZONE: &str = "example.com";
 /// A spec of `stack` on `fake`: the provider block with its token secret, then `body` (the
 /// `resources:`, written indented as in a test).
 fn stack_spec(stack: &str, fake: &FakeCloudflare, body: &str) -> String {
+    stack_spec_with(stack, fake, "", body)
+}
+
+/// Like [`stack_spec`], with `extra` (such as `, rate_limit_wait: 1s`) added to the provider
+/// block.
+fn stack_spec_with(stack: &str, fake: &FakeCloudflare, extra: &str, body: &str) -> String {
     format!(
-        "stack: {stack}\nproviders:\n  cloudflare: {{ api_url: \"{}\", token: \"${{secret.CF_API_TOKEN}}\" }}\nsecrets:\n  CF_API_TOKEN: {{}}\n{}",
+        "stack: {stack}\nproviders:\n  cloudflare: {{ api_url: \"{}\", token: \"${{secret.CF_API_TOKEN}}\"{extra} }}\nsecrets:\n  CF_API_TOKEN: {{}}\n{}",
         fake.url(),
         crate::harness::dedent(body)
     )
@@ -409,6 +415,130 @@ fn a_429_storm_is_waited_out_as_retry_after_asks() {
     fake.assert_no_violations();
 }
 
+/// Rate limits come in bursts when other tools share the account: more 429s in a row than
+/// the provider makes attempts at anything else are waited out, as long as `rate_limit_wait`
+/// (5 minutes by default) allows.
+#[test]
+fn a_burst_of_429s_longer_than_the_attempts_is_waited_out() {
+    let fake = fake();
+    let case = case(&two_records("cf-burst", &fake, "192.0.2.10"));
+    fake.http().throttle_next(6, 1);
+    let started = std::time::Instant::now();
+    case.expect(["apply", "--yes"], 0);
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        fake.requests().iter().filter(|l| l.status == 429).count(),
+        6
+    );
+    assert_eq!(fake.records(ZONE).len(), 2);
+    assert_consistent(&case, &fake, "cf-burst");
+    fake.assert_no_violations();
+}
+
+/// A rate limit that outlasts `rate_limit_wait` stops the run, saying how long it waited and
+/// how to wait longer; nothing is half-done.
+#[test]
+fn a_rate_limit_outlasting_rate_limit_wait_fails_saying_how_to_raise_it() {
+    let fake = fake();
+    let body = r#"
+        resources:
+          www:
+            type: cloudflare.record
+            with: { zone: example.com, name: www, type: A, content: "192.0.2.10" }
+        "#;
+    let case = case(&stack_spec_with(
+        "cf-patience",
+        &fake,
+        ", rate_limit_wait: 1s",
+        body,
+    ));
+    fake.http().throttle_next(10, 1);
+    let out = case.run(["apply", "--yes"]);
+    assert!(out.code == 1 || out.code == 3, "{out}");
+    assert!(
+        out.stderr.contains(
+            "(Cloudflare still limits the rate after 1s of waiting and asks to wait 1 s more, \
+             past `rate_limit_wait` (1s): raise `rate_limit_wait` in `providers.cloudflare` to \
+             wait longer)"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        fake.requests().iter().filter(|l| l.status == 429).count(),
+        2,
+        "one wait of 1 s, then no more"
+    );
+    assert!(fake.records(ZONE).is_empty());
+    fake.assert_no_violations();
+}
+
+/// Ctrl-C while a write waits out a long `Retry-After` (well inside `rate_limit_wait`) ends
+/// the wait at once: nothing more is sent, and what the run had done is rolled back.
+#[test]
+fn ctrl_c_ends_a_rate_limit_wait_and_rolls_back() {
+    let fake = fake();
+    let case = case(&stack_spec(
+        "cf-ctrl-c",
+        &fake,
+        r#"
+        resources:
+          conf:
+            type: local.file
+            with: { path: conf.txt, content: "conf\n" }
+          www:
+            type: cloudflare.record
+            depends_on: [conf]
+            with: { zone: example.com, name: www, type: A, content: "192.0.2.10" }
+        "#,
+    ));
+    // The plan's reads go through; the apply's write is told to come back in a minute.
+    fake.http().throttle_next_of("POST", 1, 60);
+    let child = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("fabrik starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !fake.requests().iter().any(|l| l.status == 429) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write was never throttled"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    crate::live::signal(child.id(), "INT");
+    let signalled = std::time::Instant::now();
+    let out = child.wait_with_output().expect("fabrik ends");
+    let took = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        took < Duration::from_secs(10),
+        "took {took:?}\n{stdout}\n{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|l| l.method == "POST")
+            .count(),
+        1,
+        "the write was not sent again"
+    );
+    assert!(fake.records(ZONE).is_empty());
+    assert!(!case.exists("conf.txt"), "the file was rolled back");
+    assert!(case.tracked("cf-ctrl-c").is_empty());
+    fake.assert_no_violations();
+}
+
 #[test]
 fn bad_inputs_stop_the_plan_before_any_request() {
     let fake = fake();
@@ -509,6 +639,63 @@ fn an_mx_without_priority_stops_the_plan() {
         fake.requests().is_empty(),
         "a plan without --refresh asks nothing"
     );
+}
+
+/// Cloudflare keeps 100 characters of comment (Free plan), and fabrik's marker goes there too:
+/// a comment that leaves it no room stops the plan at the resource, before any request,
+/// instead of failing the apply.
+#[test]
+fn a_comment_without_room_for_the_marker_stops_the_plan() {
+    let fake = fake();
+    let comment = "c".repeat(80);
+    let case = case(&stack_spec(
+        "shop",
+        &fake,
+        &format!(
+            r#"
+            resources:
+              frontend-www:
+                type: cloudflare.record
+                with: {{ zone: example.com, name: www, type: A, content: "192.0.2.10", comment: "{comment}" }}
+            "#
+        ),
+    ));
+    for args in [&["plan"][..], &["apply", "--yes"]] {
+        let out = case.run(args);
+        assert_eq!(out.code, 1, "{out}");
+        assert!(
+            out.stderr.contains(
+                "error: `frontend-www` (cloudflare.record): `comment` is 80 characters; with a \
+                 space and fabrik's ownership marker `fabrik:shop/frontend-www` (24) it would be \
+                 105, more than the 100 Cloudflare keeps: shorten it to at most 75\n  --> \
+                 fabrik.yaml:8:11"
+            ),
+            "{out}"
+        );
+    }
+    assert!(
+        fake.requests().is_empty(),
+        "nothing was asked of Cloudflare"
+    );
+
+    // At the limit, it goes through and Cloudflare keeps it whole.
+    case.set_spec(&stack_spec(
+        "shop",
+        &fake,
+        &format!(
+            r#"
+            resources:
+              frontend-www:
+                type: cloudflare.record
+                with: {{ zone: example.com, name: www, type: A, content: "192.0.2.10", comment: "{}" }}
+            "#,
+            "c".repeat(75)
+        ),
+    ));
+    case.expect(["apply", "--yes"], 0);
+    let stored = record_of(&fake, "www.example.com", "A").unwrap();
+    assert_eq!(stored["comment"].as_str().unwrap().chars().count(), 100);
+    fake.assert_no_violations();
 }
 
 /// Many records of a zone go out through the batch endpoint in chunks of `batch_size`, and a

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fabrik_provider::http::{self, Noted, Request, Retry, Slots};
-use fabrik_provider::{Error, ErrorKind};
+use fabrik_provider::{Error, ErrorKind, wait};
 use serde_json::Value;
 
 pub use fabrik_provider::http::Method;
@@ -47,9 +47,12 @@ pub struct Tuning {
     pub base: Duration,
     /// No backoff wait is longer than this.
     pub max_delay: Duration,
-    /// A `Retry-After` longer than this is not waited out: the call fails as transient and
-    /// the engine decides.
+    /// A `Retry-After` on a failure other than a rate limit longer than this is not waited
+    /// out: the call fails as transient and the engine decides.
     pub max_retry_after: Duration,
+    /// How long one call may wait out 429s, in all (the configuration's `rate_limit_wait`
+    /// replaces it).
+    pub rate_limit_wait: Duration,
     /// The window the request budget is counted over (Cloudflare: 5 minutes).
     pub budget_window: Duration,
 }
@@ -61,6 +64,7 @@ impl Default for Tuning {
             base: Duration::from_millis(250),
             max_delay: Duration::from_secs(8),
             max_retry_after: Duration::from_secs(60),
+            rate_limit_wait: http::DEFAULT_RATE_LIMIT_WAIT,
             budget_window: Duration::from_secs(300),
         }
     }
@@ -73,6 +77,7 @@ impl Tuning {
             base: self.base,
             max_delay: self.max_delay,
             max_retry_after: self.max_retry_after,
+            rate_limit_wait: self.rate_limit_wait,
         }
     }
 }
@@ -188,8 +193,20 @@ impl Api {
             query,
             body: body.as_deref(),
         };
-        http::retrying(&self.tuning.retry(), "Cloudflare", || {
-            self.budget.take();
+        http::retrying(&self.tuning.retry(), "Cloudflare", "cloudflare", || {
+            if self.budget.take().is_err() {
+                return http::Attempt::Done(Err(Failure {
+                    error: Error::new(
+                        ErrorKind::Transient,
+                        format!(
+                            "{what}: interrupted while waiting for the request budget; not sent"
+                        ),
+                    )
+                    .retried(),
+                    status: None,
+                    codes: Vec::new(),
+                }));
+            }
             let outcome = {
                 let _slot = self.slots.acquire();
                 http::send(&self.agent, request, BODY_LIMIT)
@@ -324,7 +341,10 @@ impl Budget {
     }
 
     /// Waits until one request may be sent, and counts it.
-    fn take(&self) {
+    ///
+    /// # Errors
+    /// [`wait::Interrupted`] when the run is interrupted first: nothing is counted.
+    fn take(&self) -> Result<(), wait::Interrupted> {
         loop {
             let wait = {
                 let mut bucket = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -336,12 +356,12 @@ impl Budget {
                     Some(until) if until > now => until - now,
                     _ if bucket.tokens >= 1.0 => {
                         bucket.tokens -= 1.0;
-                        return;
+                        return Ok(());
                     }
                     _ => Duration::from_secs_f64((1.0 - bucket.tokens) / self.per_second),
                 }
             };
-            std::thread::sleep(wait.min(Duration::from_secs(1)));
+            wait::sleep(wait.min(Duration::from_secs(1)))?;
         }
     }
 
@@ -363,14 +383,14 @@ mod tests {
         let budget = Budget::new(5, Duration::from_millis(500));
         let started = Instant::now();
         for _ in 0..5 {
-            budget.take();
+            budget.take().unwrap();
         }
         assert!(
             started.elapsed() < Duration::from_millis(50),
             "a full bucket"
         );
         for _ in 0..5 {
-            budget.take();
+            budget.take().unwrap();
         }
         // Five more refill at 10 per second.
         assert!(started.elapsed() >= Duration::from_millis(400));
@@ -381,7 +401,7 @@ mod tests {
         let budget = Budget::new(100, Duration::from_secs(1));
         budget.pause(Duration::from_millis(300));
         let started = Instant::now();
-        budget.take();
+        budget.take().unwrap();
         assert!(started.elapsed() >= Duration::from_millis(290));
     }
 

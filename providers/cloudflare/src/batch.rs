@@ -158,7 +158,7 @@ impl Records {
                     _ => results[i] = Some(Ok(None)),
                 },
                 Change::Create { inputs } | Change::Update { inputs, .. } => {
-                    let want = match Record::from_inputs(inputs) {
+                    let want = match Record::to_write(inputs, target) {
                         Ok(w) => w,
                         Err(e) => {
                             results[i] = Some(Err(e));

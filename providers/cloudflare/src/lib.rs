@@ -65,6 +65,7 @@ impl Provider for Cloudflare {
                 "Requests this run may send per 5 minutes (default 1200, Cloudflare's limit \
                  per user); lower it when other tools share the token's user.",
             ),
+            fabrik_provider::http::rate_limit_wait_field(),
         ]
     }
 
@@ -76,9 +77,9 @@ impl Provider for Cloudflare {
         Ok(Box::new(CloudflareClient::new(config, Tuning::default())?))
     }
 
-    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
-        match type_name {
-            RECORD_TYPE => record::validate(inputs),
+    fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
+        match target.type_name {
+            RECORD_TYPE => record::validate(target, inputs),
             _ => Ok(()),
         }
     }
@@ -132,7 +133,8 @@ impl std::fmt::Debug for CloudflareClient {
 
 impl CloudflareClient {
     /// A client for what a `providers.cloudflare` block says, with `tuning` for retries and
-    /// the budget's window (tests shorten the waits).
+    /// the budget's window (tests shorten the waits); the block's `rate_limit_wait`, when
+    /// given, replaces the tuning's.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a missing token or a malformed knob.
@@ -154,6 +156,14 @@ impl CloudflareClient {
         let url = text("api_url")?.unwrap_or_else(|| DEFAULT_API_URL.to_string());
         let batch_size = number("batch_size", DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE)?;
         let budget = number("request_budget", DEFAULT_BUDGET, u64::from(u32::MAX))?;
+        let tuning = Tuning {
+            rate_limit_wait: fabrik_provider::http::rate_limit_wait(
+                config,
+                "cloudflare",
+                tuning.rate_limit_wait,
+            )?,
+            ..tuning
+        };
         Ok(CloudflareClient {
             api: api::Api::new(&url, api::Token::new(token), budget as u32, tuning)?,
             records: record::Records::new(batch_size as usize),

@@ -30,7 +30,7 @@ pub const RECORD_TYPE: &str = "cloudflare.record";
 const PAGE: usize = 5_000;
 /// Cloudflare's automatic TTL.
 const AUTO_TTL: u64 = 1;
-/// The longest comment on the Free plan, marker included.
+/// The longest comment on the Free plan, marker included (paid plans keep 500).
 const MAX_COMMENT: usize = 100;
 /// Types whose content is one plain string; the others (SRV, CAA, …) take structured `data`.
 const TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "NS", "PTR", "TXT"];
@@ -129,6 +129,14 @@ impl Record {
             rtype,
         };
         check_shape(&record.rtype, record.proxied, record.priority)?;
+        Ok(record)
+    }
+
+    /// The record `target` writes: [`Record::from_inputs`], with room checked for the marker
+    /// in the comment (a comment known only at apply time is first checked here).
+    pub(crate) fn to_write(inputs: &Attributes, target: Target<'_>) -> Result<Record> {
+        let record = Record::from_inputs(inputs)?;
+        check_room(&record.comment, target)?;
         Ok(record)
     }
 
@@ -275,8 +283,8 @@ pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
     Record::from_inputs(inputs).map(|r| r.attributes())
 }
 
-/// Checks the fields that are known (at plan time some may not be).
-pub fn validate(inputs: &Attributes) -> Result<()> {
+/// Checks the fields that are known (at plan time some may not be), for resource `target`.
+pub fn validate(target: Target<'_>, inputs: &Attributes) -> Result<()> {
     let zone = zone_of(inputs)?;
     let rtype = type_of(inputs)?;
     match &zone {
@@ -293,7 +301,8 @@ pub fn validate(inputs: &Attributes) -> Result<()> {
     }
     content_of(inputs, rtype.as_deref())?;
     ttl_of(inputs)?;
-    comment_of(inputs)?;
+    // An absent comment may be one not known yet; the marker alone must fit anyway.
+    check_room(&comment_of(inputs)?.unwrap_or_default(), target)?;
     let proxied = proxied_of(inputs)?;
     let priority = priority_of(inputs)?;
     if let Some(rtype) = &rtype {
@@ -470,15 +479,32 @@ fn comment_of(inputs: &Attributes) -> Result<Option<String>> {
     if comment.chars().any(char::is_control) {
         return Err(invalid("`comment` must be one line"));
     }
-    // The marker needs room too; its length is known only with the stack's name.
-    if comment.chars().count() > MAX_COMMENT - 20 {
+    Ok(Some(comment.to_string()))
+}
+
+/// Whether `comment` and the marker of `target` fit in a record's comment as [`stamp`] joins
+/// them: the user's comment, a space, the marker.
+fn check_room(comment: &str, target: Target<'_>) -> Result<()> {
+    let marker = target.marker();
+    let stored = stamp(comment, &marker).chars().count();
+    if stored <= MAX_COMMENT {
+        return Ok(());
+    }
+    let mark = marker.chars().count();
+    if comment.is_empty() {
         return Err(invalid(format!(
-            "`comment` is longer than {} characters (Cloudflare keeps {MAX_COMMENT}, and \
-             fabrik's marker takes the rest)",
-            MAX_COMMENT - 20
+            "fabrik's ownership marker `{marker}` is {mark} characters, more than the \
+             {MAX_COMMENT} Cloudflare keeps in a record's comment: shorten the stack's or the \
+             resource's name"
         )));
     }
-    Ok(Some(comment.to_string()))
+    Err(invalid(format!(
+        "`comment` is {} characters; with a space and fabrik's ownership marker `{marker}` \
+         ({mark}) it would be {stored}, more than the {MAX_COMMENT} Cloudflare keeps: \
+         shorten it to at most {}",
+        comment.chars().count(),
+        MAX_COMMENT.saturating_sub(mark + 1)
+    )))
 }
 
 /// A name: lower case, without its trailing dot.
@@ -684,7 +710,7 @@ impl Records {
     /// its name and type decide: ours (a create repeated after a lost answer) converges,
     /// anything else is a conflict that says how to take it over.
     pub fn create(&self, api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
-        let want = Record::from_inputs(inputs)?;
+        let want = Record::to_write(inputs, target)?;
         let zone_id = self.zone_id(api, &want.zone)?;
         let path = format!("/zones/{zone_id}/dns_records");
         match self.write(
@@ -749,7 +775,7 @@ impl Records {
     /// is taken over: the identical one if there is one, else the only one. A record managed
     /// by another resource is never taken.
     pub fn adopt(&self, api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
-        let want = Record::from_inputs(inputs)?;
+        let want = Record::to_write(inputs, target)?;
         let zone_id = self.zone_id(api, &want.zone)?;
         let existing = self.list(api, &want.zone, &zone_id, Some((&want.name, &want.rtype)))?;
         if let Some(mine) = existing.iter().find(|s| s.ours(target)) {
@@ -816,7 +842,7 @@ impl Records {
         id: &str,
         inputs: &Attributes,
     ) -> Result<Applied> {
-        let want = Record::from_inputs(inputs)?;
+        let want = Record::to_write(inputs, target)?;
         let zone_id = self.zone_id(api, &want.zone)?;
         match self.get(api, &want.zone, &zone_id, id)? {
             None => self.create(api, target, inputs),
@@ -989,6 +1015,15 @@ mod tests {
         value.as_object().unwrap().clone()
     }
 
+    /// A resource whose marker, `fabrik:shop/frontend-www`, is 24 characters.
+    fn target() -> Target<'static> {
+        Target {
+            stack: "shop",
+            name: "frontend-www",
+            type_name: RECORD_TYPE,
+        }
+    }
+
     #[test]
     fn normal_form() {
         let got = normalise(&attrs(json!({
@@ -1047,19 +1082,71 @@ mod tests {
             json!({"content": ""}),
         ];
         for inputs in bad {
-            match validate(&attrs(inputs.clone())) {
+            match validate(target(), &attrs(inputs.clone())) {
                 Err(e) => assert_eq!(e.kind, ErrorKind::InvalidInput, "{inputs}"),
                 Ok(()) => panic!("{inputs} passed validation"),
             }
         }
-        validate(&attrs(json!({"type": "MX"}))).unwrap();
+        validate(target(), &attrs(json!({"type": "MX"}))).unwrap();
         let no_priority = json!({"zone": "example.com", "name": "@", "type": "MX", "content": "mail.example.com"});
         assert_eq!(
             normalise(&attrs(no_priority)).unwrap_err().kind,
             ErrorKind::InvalidInput
         );
-        validate(&attrs(json!({"type": "A", "proxied": true, "ttl": 1}))).unwrap();
-        validate(&attrs(json!({"name": "www", "ttl": 86_400}))).unwrap();
+        validate(
+            target(),
+            &attrs(json!({"type": "A", "proxied": true, "ttl": 1})),
+        )
+        .unwrap();
+        validate(target(), &attrs(json!({"name": "www", "ttl": 86_400}))).unwrap();
+    }
+
+    /// Cloudflare keeps 100 characters of comment on the Free plan: the user's comment, a
+    /// space and the marker must fit together, whatever the stack and resource are called.
+    #[test]
+    fn the_marker_counts_against_the_comment_limit() {
+        let comment = |n: usize| attrs(json!({"comment": "x".repeat(n)}));
+        // 75 + 1 + 24 = 100.
+        validate(target(), &comment(75)).unwrap();
+        let err = validate(target(), &comment(76)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert_eq!(
+            err.message,
+            "`comment` is 76 characters; with a space and fabrik's ownership marker \
+             `fabrik:shop/frontend-www` (24) it would be 101, more than the 100 Cloudflare \
+             keeps: shorten it to at most 75"
+        );
+        // Characters, not bytes.
+        validate(target(), &attrs(json!({"comment": "é".repeat(75)}))).unwrap();
+
+        // A short marker leaves more room; a long one may leave none.
+        let short = Target {
+            stack: "s",
+            name: "w",
+            ..target()
+        };
+        validate(short, &comment(89)).unwrap();
+        let long = "n".repeat(95);
+        let long = Target {
+            name: &long,
+            ..target()
+        };
+        let err = validate(long, &attrs(json!({"type": "A"}))).unwrap_err();
+        assert!(err.message.contains("is 107 characters"), "{err}");
+        assert!(
+            err.message
+                .contains("shorten the stack's or the resource's name"),
+            "{err}"
+        );
+
+        // A comment known only at apply time is checked before anything is sent.
+        let inputs = attrs(json!({
+            "zone": "example.com", "name": "www", "type": "A", "content": "192.0.2.1",
+            "comment": "x".repeat(76),
+        }));
+        assert!(Record::from_inputs(&inputs).is_ok());
+        let err = Record::to_write(&inputs, target()).unwrap_err();
+        assert!(err.message.contains("would be 101"), "{err}");
     }
 
     #[test]

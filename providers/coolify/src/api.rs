@@ -34,13 +34,14 @@ const EXCERPT: usize = 400;
 pub use fabrik_provider::http::Credential as Token;
 
 /// How Coolify is retried: its rate-limit window is a minute, so a `Retry-After` up to that is
-/// worth waiting out.
+/// worth waiting out, on a failure other than a rate limit too.
 pub fn default_retry() -> Retry {
     Retry {
         attempts: 5,
         base: Duration::from_millis(500),
         max_delay: Duration::from_secs(8),
         max_retry_after: Duration::from_secs(65),
+        rate_limit_wait: http::DEFAULT_RATE_LIMIT_WAIT,
     }
 }
 
@@ -145,7 +146,7 @@ impl Api {
             query,
             body: body.as_deref(),
         };
-        http::retrying(&self.retry, "the server", || {
+        http::retrying(&self.retry, "the server", "coolify", || {
             let outcome = {
                 let _slot = self.slots.acquire();
                 http::send(&self.agent, request, BODY_LIMIT)

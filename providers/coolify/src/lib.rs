@@ -57,6 +57,7 @@ impl Provider for Coolify {
                 FieldKind::String,
                 "How often a deployment's progress is asked for (default \"2s\").",
             ),
+            fabrik_provider::http::rate_limit_wait_field(),
         ]
     }
 
@@ -68,8 +69,8 @@ impl Provider for Coolify {
         Ok(Box::new(CoolifyClient::new(config, api::default_retry())?))
     }
 
-    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
-        match type_name {
+    fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
+        match target.type_name {
             APPLICATION_TYPE => spec::validate(inputs),
             _ => Ok(()),
         }
@@ -91,17 +92,26 @@ pub struct CoolifyClient {
 
 impl CoolifyClient {
     /// A client for the instance a `providers.coolify` block names, retrying as `retry` says
-    /// (tests shorten the waits).
+    /// (tests shorten the waits); the block's `rate_limit_wait`, when given, replaces the
+    /// retry's.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a missing or malformed `url`, `token` or
-    /// `poll_interval`.
+    /// [`ErrorKind::InvalidInput`] for a missing or malformed `url`, `token`,
+    /// `poll_interval` or `rate_limit_wait`.
     pub fn new(config: &Attributes, retry: Retry) -> Result<Self> {
         let url = fabrik_provider::config_required(config, "coolify", "url")?;
         let token = fabrik_provider::config_required(config, "coolify", "token")?;
         let poll = match config.get("poll_interval") {
             None | Some(Value::Null) => DEFAULT_POLL,
             Some(v) => spec::parse_duration("poll_interval", v)?,
+        };
+        let retry = Retry {
+            rate_limit_wait: fabrik_provider::http::rate_limit_wait(
+                config,
+                "coolify",
+                retry.rate_limit_wait,
+            )?,
+            ..retry
         };
         Ok(CoolifyClient {
             apps: app::Applications {

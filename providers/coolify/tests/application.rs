@@ -28,6 +28,7 @@ fn quick() -> Retry {
         base: Duration::from_millis(10),
         max_delay: Duration::from_millis(40),
         max_retry_after: Duration::from_secs(5),
+        rate_limit_wait: Duration::from_secs(5),
     }
 }
 

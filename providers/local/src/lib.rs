@@ -33,8 +33,8 @@ impl Provider for Local {
         }))
     }
 
-    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
-        match type_name {
+    fn validate(&self, target: fabrik_provider::Target<'_>, inputs: &Attributes) -> Result<()> {
+        match target.type_name {
             FILE_TYPE => file::validate(inputs),
             PROCESS_TYPE => process::validate(inputs),
             _ => Ok(()),

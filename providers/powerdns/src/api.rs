@@ -136,7 +136,7 @@ impl Api {
             query,
             body,
         };
-        http::retrying(&self.retry, "the server", || {
+        http::retrying(&self.retry, "the server", "powerdns", || {
             let outcome = {
                 let _slot = self.slots.acquire();
                 http::send(&self.agent, request, BODY_LIMIT)
@@ -371,6 +371,7 @@ mod tests {
             base: Duration::from_millis(10),
             max_delay: Duration::from_millis(40),
             max_retry_after: Duration::from_secs(5),
+            rate_limit_wait: Duration::from_secs(5),
         }
     }
 

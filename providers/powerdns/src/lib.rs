@@ -55,6 +55,7 @@ impl Provider for PowerDns {
                 FieldKind::String,
                 "The server id in API paths (default \"localhost\").",
             ),
+            fabrik_provider::http::rate_limit_wait_field(),
         ]
     }
 
@@ -66,8 +67,8 @@ impl Provider for PowerDns {
         Ok(Box::new(PowerDnsClient::new(config, Retry::default())?))
     }
 
-    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
-        match type_name {
+    fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
+        match target.type_name {
             ZONE_TYPE => zone::validate(inputs),
             RECORD_TYPE => record::validate(inputs),
             _ => Ok(()),
@@ -117,15 +118,25 @@ impl std::fmt::Debug for PowerDnsClient {
 
 impl PowerDnsClient {
     /// A client for the server a `providers.powerdns` block names, retrying as `retry` says
-    /// (tests shorten the waits).
+    /// (tests shorten the waits); the block's `rate_limit_wait`, when given, replaces the
+    /// retry's.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a missing or malformed `url`, `api_key` or `server_id`.
+    /// [`ErrorKind::InvalidInput`] for a missing or malformed `url`, `api_key`, `server_id`
+    /// or `rate_limit_wait`.
     pub fn new(config: &Attributes, retry: Retry) -> Result<Self> {
         let text = |field: &str| fabrik_provider::config_text(config, "powerdns", field);
         let url = fabrik_provider::config_required(config, "powerdns", "url")?;
         let key = fabrik_provider::config_required(config, "powerdns", "api_key")?;
         let server_id = text("server_id")?.unwrap_or_else(|| DEFAULT_SERVER_ID.to_string());
+        let retry = Retry {
+            rate_limit_wait: fabrik_provider::http::rate_limit_wait(
+                config,
+                "powerdns",
+                retry.rate_limit_wait,
+            )?,
+            ..retry
+        };
         Ok(PowerDnsClient {
             api: api::Api::new(&url, api::ApiKey::new(key), &server_id, retry)?,
             records: record::Records::default(),

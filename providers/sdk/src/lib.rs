@@ -15,14 +15,17 @@
 //! ```
 //!
 //! Providers never depend on the engine or on each other, and the engine names a provider only in
-//! its registry. What every HTTP provider needs (timeouts, retries with backoff, `Retry-After`,
-//! classifying what did not answer) is written once, in [`http`].
+//! its registry. What every HTTP provider needs (timeouts, retries with backoff, `Retry-After`
+//! and the `rate_limit_wait` it is waited out for, classifying what did not answer) is written
+//! once, in [`http`]; waits that an interrupt ends, in [`wait`].
 
 mod error;
 pub mod http;
 mod schema;
+pub mod wait;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use error::{Error, ErrorKind, Result};
 pub use schema::{Field, FieldKind, OutputField, ReplaceStrategy, ResourceType};
@@ -53,12 +56,14 @@ pub trait Provider: Send + Sync {
 
     /// Checks the known inputs of one resource beyond their kinds (formats, ranges), at plan
     /// time, so a bad value stops the plan instead of failing halfway through an apply. Fields
-    /// whose value is not known yet are absent.
+    /// whose value is not known yet are absent. `target` says which resource of which stack
+    /// it is, for limits that what the provider adds counts against (the ownership marker in
+    /// a comment of bounded length).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`], with a message naming the field.
-    fn validate(&self, type_name: &str, inputs: &Attributes) -> Result<()> {
-        let _ = (type_name, inputs);
+    fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
+        let _ = (target, inputs);
         Ok(())
     }
 
@@ -129,6 +134,46 @@ pub fn config_required(config: &Attributes, provider: &str, field: &str) -> Resu
             ErrorKind::InvalidInput,
             format!("provider {provider} needs `{field}`"),
         )
+    })
+}
+
+/// A duration field of a provider's configuration (`90s`, `5m`, `1h 30m`); `None` when absent.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for a value that is not such a duration.
+pub fn config_duration(
+    config: &Attributes,
+    provider: &str,
+    field: &str,
+) -> Result<Option<Duration>> {
+    match config.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => parse_duration(text).map(Some).map_err(|why| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("`{field}` of provider {provider} {why}"),
+            )
+        }),
+        Some(other) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "`{field}` of provider {provider} must be a duration such as \"90s\", \"5m\" or \
+                 \"1h 30m\", not {other}"
+            ),
+        )),
+    }
+}
+
+/// Reads the value of a [`FieldKind::Duration`] field: a number and a unit, as many as
+/// wanted (`90s`, `5m`, `1h 30m`, `500ms`). The engine checks literal values with it before
+/// anything runs, so a spec gets the same answer from `validate` as from `apply`.
+///
+/// # Errors
+/// Why the text is not a duration, worded to follow the field's name ("must be …").
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    // humantime's own words ("expected number at 0") would only puzzle.
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        format!("must be a duration such as \"90s\", \"5m\" or \"1h 30m\", not {text:?}")
     })
 }
 

@@ -10,6 +10,8 @@ pub enum FieldKind {
     List,
     /// A map from strings to any values.
     Map,
+    /// A string holding a duration, `90s` or `5m` (see [`crate::parse_duration`]).
+    Duration,
     /// Anything (the provider checks it).
     Any,
 }
@@ -22,6 +24,7 @@ impl FieldKind {
             FieldKind::Boolean => "a boolean",
             FieldKind::List => "a list",
             FieldKind::Map => "a map",
+            FieldKind::Duration => "a duration",
             FieldKind::Any => "any value",
         }
     }

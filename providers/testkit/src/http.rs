@@ -193,6 +193,12 @@ impl Server {
         self.push(n, Fault::Throttle(seconds));
     }
 
+    /// Like [`Server::throttle_next`], for the next `n` requests with this method only (the
+    /// writes of an apply, not the reads of its plan).
+    pub fn throttle_next_of(&self, method: &str, n: usize, seconds: u64) {
+        self.push_of(method, n, Fault::Throttle(seconds));
+    }
+
     fn push(&self, n: usize, fault: Fault) {
         let mut faults = self.shared.faults.lock().unwrap_or_else(|p| p.into_inner());
         faults.extend(std::iter::repeat_n((None, fault), n));

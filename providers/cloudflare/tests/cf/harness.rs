@@ -28,6 +28,7 @@ pub fn quick() -> Tuning {
         base: Duration::from_millis(10),
         max_delay: Duration::from_millis(50),
         max_retry_after: Duration::from_secs(5),
+        rate_limit_wait: Duration::from_secs(5),
         budget_window: Duration::from_secs(300),
     }
 }

@@ -299,6 +299,7 @@ pub fn quick_client(config: Value) -> PowerDnsClient {
         base: Duration::from_millis(10),
         max_delay: Duration::from_millis(20),
         max_retry_after: Duration::from_secs(1),
+        rate_limit_wait: Duration::from_secs(1),
     };
     PowerDnsClient::new(&attrs(config), retry).unwrap()
 }
