@@ -54,6 +54,9 @@ pub trait Progress: Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
     Created,
+    /// A create that found its object already there under the resource's marker (a process
+    /// still running after the state was lost) and took it over.
+    Found,
     Updated,
     Replaced,
     Destroyed,
@@ -67,6 +70,7 @@ impl Verb {
     pub fn as_str(self) -> &'static str {
         match self {
             Verb::Created => "created",
+            Verb::Found => "found already there, adopted",
             Verb::Updated => "updated",
             Verb::Replaced => "replaced",
             Verb::Destroyed => "destroyed",
@@ -79,6 +83,8 @@ impl Verb {
 /// Counts for the closing summary.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Outcome {
+    /// Creates that found their object already there ([`Verb::Found`]).
+    pub adopted: usize,
     pub added: usize,
     pub changed: usize,
     pub destroyed: usize,
@@ -1052,6 +1058,7 @@ impl Run<'_, '_> {
             }
             Kind::Create | Kind::Update | Kind::ReplaceBefore | Kind::ReplaceAfter => {
                 let applied = applied.expect("applies return what they made");
+                let found = applied.found;
                 let protect = self
                     .exec
                     .spec
@@ -1099,6 +1106,10 @@ impl Run<'_, '_> {
                     resource: Box::new(now),
                 });
                 let (verb, undo) = match (kind, prior) {
+                    (Kind::Create, _) | (_, None) if found => {
+                        self.outcome.adopted += 1;
+                        (Verb::Found, Undo::Created { name: name.clone() })
+                    }
                     (Kind::Create, _) | (_, None) => {
                         self.outcome.added += 1;
                         (Verb::Created, Undo::Created { name: name.clone() })
@@ -1891,6 +1902,7 @@ mod tests {
             Ok(Applied {
                 id: target.name.to_string(),
                 outputs,
+                found: false,
             })
         }
         fn update(

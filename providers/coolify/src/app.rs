@@ -616,6 +616,7 @@ impl Applications {
         Ok(Applied {
             id: uuid.to_string(),
             outputs: outputs(uuid, &app, Some(&deployment.uuid)),
+            found: false,
         })
     }
 
