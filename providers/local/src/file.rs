@@ -240,7 +240,12 @@ fn make_dirs(dir: &Path) -> std::io::Result<usize> {
     for at in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
         match fs::metadata(at) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(at),
-            // There (or unreadable: making what is below it reports why).
+            // A file where the directory itself should be: the error of making it says so.
+            Ok(meta) if !meta.is_dir() && missing.is_empty() => {
+                fs::create_dir(at)?;
+                return Ok(1);
+            }
+            // There (or unreadable, or a file further up: making what is below it says why).
             _ => break,
         }
     }
