@@ -237,7 +237,7 @@ impl Seen {
         Applied {
             id: self.id.clone(),
             outputs: outputs(&self.id, &self.zone_id),
-        found: false,
+            found: false,
         }
     }
 }

@@ -362,7 +362,10 @@ mod tests {
         files.delete(&applied.id).unwrap();
         files.delete(&applied.id).unwrap();
         assert_eq!(files.read(&applied.id, &want).unwrap(), None);
-        assert!(!dir.path().join("a").exists(), "the directory it made is gone");
+        assert!(
+            !dir.path().join("a").exists(),
+            "the directory it made is gone"
+        );
         assert!(dir.path().exists());
     }
 
