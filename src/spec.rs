@@ -227,14 +227,14 @@ pub struct Header {
 
 impl Header {
     /// Reads the spec's `stack:` and `backend:`, checked as [`Spec::load`] checks them; the
-    /// other keys are not looked at.
+    /// other keys are not looked at, nor `stack:` when the command line names the stack.
     ///
     /// # Errors
-    /// [`Error::Spec`] for a file that is not YAML, or problems in those two keys.
-    pub fn load(path: &Path) -> Result<Header, Error> {
+    /// [`Error::Spec`] for a file that is not YAML, or problems in the keys read.
+    pub fn load(path: &Path, stack: Option<&str>) -> Result<Header, Error> {
         let (source, root) = read_yaml(path)?;
         let mut loader = Loader::default();
-        let header = loader.header(root);
+        let header = loader.header(root, stack);
         match header {
             Some((stack, backend)) if loader.problems.is_empty() => Ok(Header {
                 source,
@@ -347,8 +347,12 @@ impl Loader {
         })
     }
 
-    /// The stack and backend of a spec, the other keys unread.
-    fn header(&mut self, root: Node) -> Option<(String, Option<BackendBlock>)> {
+    /// The stack (`named`, else the spec's) and backend of a spec, the other keys unread.
+    fn header(
+        &mut self,
+        root: Node,
+        named: Option<&str>,
+    ) -> Option<(String, Option<BackendBlock>)> {
         let Value::Map(entries) = root.value else {
             self.problem(
                 Diagnostic::new(root.loc, "the spec must be a map")
@@ -358,9 +362,9 @@ impl Loader {
         };
         let entries = entries
             .into_iter()
-            .filter(|(key, _)| key.name == "stack" || key.name == "backend")
+            .filter(|(key, _)| key.name == "backend" || (key.name == "stack" && named.is_none()))
             .collect();
-        let mut stack = None;
+        let mut stack = named.map(str::to_string);
         let mut backend = None;
         for (key, node) in self.unique(entries, "top-level key") {
             if key.name == "stack" {

@@ -246,7 +246,7 @@ impl Globals {
     pub fn store_for(&self, args: &StackArgs) -> Result<Box<dyn StateStore>, Error> {
         let placed = self.backend.is_some() || self.state_dir.is_some();
         let header = if args.spec.exists() && !(placed && args.stack.is_some()) {
-            Some(Header::load(&args.spec)?)
+            Some(Header::load(&args.spec, args.stack.as_deref())?)
         } else {
             None
         };
@@ -254,9 +254,9 @@ impl Globals {
             .as_ref()
             .and_then(|h| Some((&h.source, h.backend.as_ref()?)));
         let backend = self.backend_of(&args.spec, block)?;
-        let stack = match (&args.stack, &header) {
+        let stack = match (&args.stack, header) {
             (Some(stack), _) => stack.clone(),
-            (None, Some(header)) => header.stack.clone(),
+            (None, Some(header)) => header.stack,
             (None, None) => only_stack(&backend, &args.spec)?,
         };
         backend.store(&stack)
