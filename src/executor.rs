@@ -64,6 +64,8 @@ pub enum Verb {
     Unchanged,
     /// Undone during rollback.
     RolledBack,
+    /// A [`Verb::Found`] undone during rollback: forgotten, the object left as it was.
+    Forgotten,
 }
 
 impl Verb {
@@ -76,6 +78,7 @@ impl Verb {
             Verb::Destroyed => "destroyed",
             Verb::Unchanged => "unchanged",
             Verb::RolledBack => "rolled back",
+            Verb::Forgotten => "rolled back: forgotten, left as it was found",
         }
     }
 }
@@ -172,9 +175,11 @@ struct Report {
 }
 
 /// A completed change that rollback would undo, newest last. What the change made is the
-/// resource's record in the state (a resource changes once per run).
+/// resource's record in the state (a resource changes once per run). `Found` is a create that
+/// found its object already there ([`Verb::Found`]).
 enum Undo {
     Created { name: String },
+    Found { name: String },
     Updated { prior: ResourceState, name: String },
     ReplacedBefore { prior: ResourceState, name: String },
     ReplacedAfter { name: String },
@@ -184,6 +189,7 @@ impl Undo {
     fn name(&self) -> &str {
         match self {
             Undo::Created { name, .. }
+            | Undo::Found { name }
             | Undo::Updated { name, .. }
             | Undo::ReplacedBefore { name, .. }
             | Undo::ReplacedAfter { name } => name,
@@ -193,6 +199,7 @@ impl Undo {
     fn describe(&self) -> String {
         match self {
             Undo::Created { name, .. } => format!("{name}: created"),
+            Undo::Found { name } => format!("{name}: found already there"),
             Undo::Updated { name, .. } => format!("{name}: updated"),
             Undo::ReplacedBefore { name, .. } | Undo::ReplacedAfter { name } => {
                 format!("{name}: replaced")
@@ -1108,7 +1115,7 @@ impl Run<'_, '_> {
                 let (verb, undo) = match (kind, prior) {
                     (Kind::Create, _) | (_, None) if found => {
                         self.outcome.adopted += 1;
-                        (Verb::Found, Undo::Created { name: name.clone() })
+                        (Verb::Found, Undo::Found { name: name.clone() })
                     }
                     (Kind::Create, _) | (_, None) => {
                         self.outcome.added += 1;
@@ -1287,6 +1294,15 @@ impl Run<'_, '_> {
                     self.remaining.push(format!(
                         "{name}: adopted and left as it now is (a rollback never deletes an object fabrik did not create)"
                     ));
+                    continue;
+                }
+                Undo::Found { name } => {
+                    // It ran before this apply (started by a run whose state was lost):
+                    // stopping it is no undo, forgetting it is. The next apply finds it again.
+                    self.record(vec![journal::Change::Remove { name: name.clone() }])?;
+                    self.exec
+                        .progress
+                        .done(&name, &now.type_name, Verb::Forgotten, Duration::ZERO);
                     continue;
                 }
                 Undo::Created { name } => {

@@ -330,7 +330,7 @@ impl Progress for Lines {
             Verb::Replaced => p.magenta("±"),
             Verb::Destroyed => p.red("-"),
             Verb::Unchanged => " ".to_string(),
-            Verb::RolledBack => p.yellow("↩"),
+            Verb::RolledBack | Verb::Forgotten => p.yellow("↩"),
         };
         self.line(format_args!(
             "  {mark} {name} {}: {} {}",

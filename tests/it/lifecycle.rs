@@ -5,7 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use crate::harness::Case;
-use crate::live::{Reaper, processes_of, recorded_pid};
+use crate::live::{Reaper, alive, processes_of, recorded_pid};
 
 const TWO_FILES: &str = r#"
     stack: life
@@ -445,6 +445,82 @@ fn an_apply_after_the_state_was_lost_says_it_adopted_the_running_process() {
     );
     assert_eq!(processes_of(&case.state_dir()), vec![pid]);
     case.expect(["plan", "--detailed-exitcode"], 0);
+    case.expect(["destroy", "--yes"], 0);
+    assert_eq!(processes_of(&case.state_dir()), Vec::<i32>::new());
+}
+
+/// A failed apply does not stop a process it only found running: that process ran before the
+/// apply, so undoing the apply forgets it rather than stopping it, and the next apply finds it
+/// again.
+#[test]
+fn a_rollback_leaves_a_process_it_found_running() {
+    const SERVER: &str = r#"
+        stack: lost
+        resources:
+          server:
+            type: local.process
+            with: { command: sleep, args: ["300"], stop_timeout: 1 }
+    "#;
+    let case = Case::new().spec(SERVER);
+    let _reaper = Reaper::new(&case);
+    case.expect(["apply", "--yes"], 0);
+    let pid = recorded_pid(&case, "lost", "server");
+    std::fs::remove_dir_all(case.state_dir()).unwrap();
+    case.set_spec(&format!(
+        "{SERVER}
+          broken:
+            type: local.file
+            depends_on: [server]
+            with: {{ path: blocker/x.txt, content: \"x\\n\" }}
+        "
+    ));
+    case.write("blocker", "a file, not a directory\n");
+
+    let out = case.run(["apply", "--yes", "--parallelism", "1"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `lost`:
+
+      + server (local.process)
+          + command      = "sleep"
+          + args         = ["300"]
+          + stop_timeout = 1
+
+      + broken (local.file)
+          + path    = "blocker/x.txt"
+          + content = <<EOT
+              x
+            EOT
+
+    Plan: 2 to add, 0 to change, 0 to destroy.
+
+      = server (local.process): found already there, adopted [TIME]
+      ✗ broken (local.file): failed: creating [TEMP]/blocker: File exists (os error 17)
+    Rolling back the changes this run made…
+      ↩ server (local.process): rolled back: forgotten, left as it was found [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      broken: creating [TEMP]/blocker: File exists (os error 17)
+    every change was rolled back; the stack is as it was before this run
+    "#);
+    assert!(alive(pid), "the process it found still runs");
+    assert_eq!(processes_of(&case.state_dir()), vec![pid]);
+    assert!(
+        case.tracked("lost").is_empty(),
+        "and the state is as it was"
+    );
+
+    case.remove("blocker");
+    let again = case.expect(["apply", "--yes"], 0);
+    assert!(
+        again
+            .stdout
+            .contains("= server (local.process): found already there, adopted"),
+        "{again}"
+    );
+    assert_eq!(recorded_pid(&case, "lost", "server"), pid);
     case.expect(["destroy", "--yes"], 0);
     assert_eq!(processes_of(&case.state_dir()), Vec::<i32>::new());
 }
