@@ -82,8 +82,17 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to change, 2 when there is.
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Read every resource first, to see changes made outside fabrik.
-    #[arg(long)]
+    /// Read every tracked object first, to see changes made outside fabrik (the default).
+    /// `--refresh=false` trusts the state instead: faster, but blind to drift.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub refresh: bool,
     /// Plan only these resources (and what they need).
     #[arg(long, value_name = "NAME")]
@@ -104,9 +113,18 @@ pub struct ApplyArgs {
     /// On failure, keep what was done instead of rolling it back.
     #[arg(long)]
     pub no_rollback: bool,
-    /// Read every resource first, to repair changes made outside fabrik.
-    #[arg(long)]
-    pub refresh: bool,
+    /// Read every tracked object first, to repair changes made outside fabrik (the default).
+    /// `--refresh=false` trusts the state instead. A saved plan fixed this when it was made.
+    // `None` when not given: the default for a spec, and an error beside a saved plan.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub refresh: Option<bool>,
     /// Apply only these resources (and what they need).
     #[arg(long, value_name = "NAME")]
     pub target: Vec<String>,

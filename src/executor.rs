@@ -54,6 +54,9 @@ pub trait Progress: Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
     Created,
+    /// A create that found its object already there under the resource's marker (a process
+    /// still running after the state was lost) and took it over.
+    Found,
     Updated,
     Replaced,
     Destroyed,
@@ -63,18 +66,22 @@ pub enum Verb {
     RolledBack,
     /// Removed from the stack without deleting the object, which another resource now holds.
     Released,
+    /// A [`Verb::Found`] undone during rollback: forgotten, the object left as it was.
+    Forgotten,
 }
 
 impl Verb {
     pub fn as_str(self) -> &'static str {
         match self {
             Verb::Created => "created",
+            Verb::Found => "found already there, adopted",
             Verb::Updated => "updated",
             Verb::Replaced => "replaced",
             Verb::Destroyed => "destroyed",
             Verb::Unchanged => "unchanged",
             Verb::RolledBack => "rolled back",
             Verb::Released => "released (its object now belongs to another resource)",
+            Verb::Forgotten => "rolled back: forgotten, left as it was found",
         }
     }
 }
@@ -82,6 +89,8 @@ impl Verb {
 /// Counts for the closing summary.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Outcome {
+    /// Creates that found their object already there ([`Verb::Found`]).
+    pub adopted: usize,
     pub added: usize,
     pub changed: usize,
     pub destroyed: usize,
@@ -175,11 +184,15 @@ struct Report {
 }
 
 /// A completed change that rollback would undo, newest last. What the change made is the
-/// resource's record in the state (a resource changes once per run).
+/// resource's record in the state (a resource changes once per run). `Found` is a create that
+/// found its object already there ([`Verb::Found`]).
 enum Undo {
     Created {
         name: String,
         copy: Option<String>,
+    },
+    Found {
+        name: String,
     },
     Updated {
         prior: ResourceState,
@@ -200,6 +213,7 @@ impl Undo {
     fn name(&self) -> &str {
         match self {
             Undo::Created { name, .. }
+            | Undo::Found { name }
             | Undo::Updated { name, .. }
             | Undo::ReplacedBefore { name, .. }
             | Undo::ReplacedAfter { name } => name,
@@ -209,6 +223,7 @@ impl Undo {
     fn describe(&self) -> String {
         match self {
             Undo::Created { name, .. } => format!("{name}: created"),
+            Undo::Found { name } => format!("{name}: found already there"),
             Undo::Updated { name, .. } => format!("{name}: updated"),
             Undo::ReplacedBefore { name, .. } | Undo::ReplacedAfter { name } => {
                 format!("{name}: replaced")
@@ -222,7 +237,7 @@ impl Undo {
             Undo::Created { copy, .. }
             | Undo::Updated { copy, .. }
             | Undo::ReplacedBefore { copy, .. } => copy.as_deref(),
-            Undo::ReplacedAfter { .. } => None,
+            Undo::Found { .. } | Undo::ReplacedAfter { .. } => None,
         }
     }
 }
@@ -1254,6 +1269,7 @@ impl Run<'_, '_> {
             }
             Kind::Create | Kind::Update | Kind::ReplaceBefore | Kind::ReplaceAfter => {
                 let applied = applied.expect("applies return what they made");
+                let found = applied.found;
                 let protect = self
                     .exec
                     .spec
@@ -1318,6 +1334,10 @@ impl Run<'_, '_> {
                     resource: Box::new(now),
                 });
                 let (verb, undo) = match (kind, prior) {
+                    (Kind::Create, _) | (_, None) if found => {
+                        self.outcome.adopted += 1;
+                        (Verb::Found, Undo::Found { name: name.clone() })
+                    }
                     (Kind::Create, _) | (_, None) => {
                         self.outcome.added += 1;
                         (
@@ -1514,6 +1534,15 @@ impl Run<'_, '_> {
                     ));
                     continue;
                 }
+                Undo::Found { name } => {
+                    // It ran before this apply (started by a run whose state was lost):
+                    // stopping it is no undo, forgetting it is. The next apply finds it again.
+                    self.record(vec![journal::Change::Remove { name: name.clone() }])?;
+                    self.exec
+                        .progress
+                        .done(&name, &now.type_name, Verb::Forgotten, Duration::ZERO);
+                    continue;
+                }
                 Undo::Created { name, .. } => {
                     let intent = self.undo_intent(&name, &now, IntentAction::Delete, &now.inputs);
                     (intent, journal::Change::Remove { name })
@@ -1652,7 +1681,7 @@ impl Run<'_, '_> {
                 },
                 IntentAction::Update,
             ),
-            Undo::ReplacedAfter { .. } => unreachable!("keeps no copy"),
+            Undo::Found { .. } | Undo::ReplacedAfter { .. } => unreachable!("keeps no copy"),
         };
         let intent = self.undo_intent(&name, now, action, &now.inputs);
         let id = self.intent_id();
@@ -2226,6 +2255,7 @@ mod tests {
             Ok(Applied {
                 id: target.name.to_string(),
                 outputs,
+                found: false,
             })
         }
         fn update(

@@ -1,5 +1,6 @@
 //! Plans: what an apply would do, resource by resource, computed by comparing the spec's resolved
-//! inputs (by spec hash) with the state and, with `--refresh`, with what is really there.
+//! inputs (by spec hash) with the state and, when it refreshes (the default), with what is
+//! really there.
 //!
 //! A plan is plain data: it renders as text, serializes as JSON (`--json`, saved plans) and is
 //! what the executor carries out.
@@ -68,7 +69,7 @@ pub struct Change {
     /// Why, where it is not obvious ("deleted outside fabrik").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The object differs from what the state recorded (seen by `--refresh`): the change repairs
+    /// The object differs from what the state recorded (seen by the refresh): the change repairs
     /// it even where the spec did not change.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drifted: bool,
@@ -191,7 +192,7 @@ impl Plan {
     }
 }
 
-/// What `--refresh` saw for each resource in the state: `None` when it is gone.
+/// What the refresh saw of each resource in the state: `None` when it is gone.
 pub type Observations = BTreeMap<String, Option<Observed>>;
 
 /// Everything a plan is computed from.
@@ -204,7 +205,7 @@ pub struct Input<'a> {
     /// For each resource (file order), its input fields that hold secrets.
     pub sensitive: &'a [BTreeSet<String>],
     pub targets: &'a [String],
-    /// What `--refresh` saw, if it ran.
+    /// What the refresh saw, if it ran (not with `--refresh=false`).
     pub observed: Option<&'a Observations>,
     /// What was read of the objects whose outputs the state holds by their keyed hash only and
     /// that the spec refers to: references to those outputs need their real values. The same

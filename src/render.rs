@@ -254,8 +254,12 @@ impl Painter {
     }
 
     pub fn apply_summary(&self, outcome: Outcome, took: Duration) -> String {
+        let adopted = match outcome.adopted {
+            0 => String::new(),
+            n => format!("{n} adopted, "),
+        };
         self.bold(&format!(
-            "Apply complete: {} added, {} changed, {} destroyed in {}.",
+            "Apply complete: {adopted}{} added, {} changed, {} destroyed in {}.",
             outcome.added,
             outcome.changed,
             outcome.destroyed,
@@ -321,11 +325,12 @@ impl Progress for Lines {
         let p = &self.painter;
         let mark = match verb {
             Verb::Created => p.green("+"),
+            Verb::Found => p.green("="),
             Verb::Updated => p.yellow("~"),
             Verb::Replaced => p.magenta("±"),
             Verb::Destroyed => p.red("-"),
             Verb::Unchanged => " ".to_string(),
-            Verb::RolledBack => p.yellow("↩"),
+            Verb::RolledBack | Verb::Forgotten => p.yellow("↩"),
             Verb::Released => p.red("-"),
         };
         self.line(format_args!(

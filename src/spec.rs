@@ -205,50 +205,85 @@ impl Spec {
     /// # Errors
     /// [`Error::Spec`] with every problem found, each with its location.
     pub fn load(path: &Path) -> Result<Spec, Error> {
-        let bytes = read_limited(path)?;
-        let (text, utf8_error) = match String::from_utf8(bytes) {
-            Ok(text) => (text, None),
-            Err(e) => {
-                let valid = e.utf8_error().valid_up_to();
-                let bytes = e.into_bytes();
-                let before = String::from_utf8_lossy(&bytes[..valid]).into_owned();
-                let line = before.matches('\n').count() as u32 + 1;
-                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                (text, Some(Loc::new(line, column, 1)))
-            }
-        };
-        let source = Arc::new(SourceFile::new(path.to_path_buf(), text));
-        let fail = |items: Vec<Diagnostic>| {
-            Error::Spec(Diagnostics {
-                source: source.clone(),
-                items,
-            })
-        };
-        if let Some(loc) = utf8_error {
-            return Err(fail(vec![
-                Diagnostic::new(loc, "the spec is not valid UTF-8").help("save the file as UTF-8"),
-            ]));
-        }
-        if source.text.len() > yaml::MAX_SPEC_BYTES {
-            return Err(fail(vec![too_large(source.text.len())]));
-        }
-        let root = yaml::parse(&source.text).map_err(|e| {
-            fail(vec![Diagnostic::new(
-                e.loc,
-                format!("invalid YAML: {}", e.message),
-            )])
-        })?;
+        let (source, root) = read_yaml(path)?;
         let mut loader = Loader::default();
         let spec = loader.spec(root, source.clone());
         match spec {
             Some(spec) if loader.problems.is_empty() => Ok(spec),
-            _ => {
-                loader.problems.sort_by_key(|d| (d.loc.line, d.loc.column));
-                Err(fail(loader.problems))
-            }
+            _ => Err(loader.failure(source)),
         }
     }
+}
+
+/// What a spec says about where its state is kept: its `stack:` and `backend:`. The commands
+/// that only read or edit a state (`state`, `output`, `unlock`) need no more, and keep working
+/// while the rest of the spec is half edited (a broken reference, an unknown field).
+#[derive(Debug)]
+pub struct Header {
+    pub source: Arc<SourceFile>,
+    pub stack: String,
+    pub backend: Option<BackendBlock>,
+}
+
+impl Header {
+    /// Reads the spec's `stack:` and `backend:`, checked as [`Spec::load`] checks them; the
+    /// other keys are not looked at, nor `stack:` when the command line names the stack.
+    ///
+    /// # Errors
+    /// [`Error::Spec`] for a file that is not YAML, or problems in the keys read.
+    pub fn load(path: &Path, stack: Option<&str>) -> Result<Header, Error> {
+        let (source, root) = read_yaml(path)?;
+        let mut loader = Loader::default();
+        let header = loader.header(root, stack);
+        match header {
+            Some((stack, backend)) if loader.problems.is_empty() => Ok(Header {
+                source,
+                stack,
+                backend,
+            }),
+            _ => Err(loader.failure(source)),
+        }
+    }
+}
+
+/// A spec file's text and YAML tree, or the error that stops every reader of it: unreadable,
+/// too large, not UTF-8, not YAML.
+fn read_yaml(path: &Path) -> Result<(Arc<SourceFile>, Node), Error> {
+    let bytes = read_limited(path)?;
+    let (text, utf8_error) = match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let before = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+            let line = before.matches('\n').count() as u32 + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            (text, Some(Loc::new(line, column, 1)))
+        }
+    };
+    let source = Arc::new(SourceFile::new(path.to_path_buf(), text));
+    let fail = |items: Vec<Diagnostic>| {
+        Error::Spec(Diagnostics {
+            source: source.clone(),
+            items,
+        })
+    };
+    if let Some(loc) = utf8_error {
+        return Err(fail(vec![
+            Diagnostic::new(loc, "the spec is not valid UTF-8").help("save the file as UTF-8"),
+        ]));
+    }
+    if source.text.len() > yaml::MAX_SPEC_BYTES {
+        return Err(fail(vec![too_large(source.text.len())]));
+    }
+    let root = yaml::parse(&source.text).map_err(|e| {
+        fail(vec![Diagnostic::new(
+            e.loc,
+            format!("invalid YAML: {}", e.message),
+        )])
+    })?;
+    Ok((source, root))
 }
 
 fn read_limited(path: &Path) -> Result<Vec<u8>, Error> {
@@ -301,6 +336,50 @@ struct Loader {
 impl Loader {
     fn problem(&mut self, d: Diagnostic) {
         self.problems.push(d);
+    }
+
+    /// Every problem found, in file order.
+    fn failure(mut self, source: Arc<SourceFile>) -> Error {
+        self.problems.sort_by_key(|d| (d.loc.line, d.loc.column));
+        Error::Spec(Diagnostics {
+            source,
+            items: self.problems,
+        })
+    }
+
+    /// The stack (`named`, else the spec's) and backend of a spec, the other keys unread.
+    fn header(
+        &mut self,
+        root: Node,
+        named: Option<&str>,
+    ) -> Option<(String, Option<BackendBlock>)> {
+        let Value::Map(entries) = root.value else {
+            self.problem(
+                Diagnostic::new(root.loc, "the spec must be a map")
+                    .help("a spec is a map with `stack`, `providers` and `resources`"),
+            );
+            return None;
+        };
+        let entries = entries
+            .into_iter()
+            .filter(|(key, _)| key.name == "backend" || (key.name == "stack" && named.is_none()))
+            .collect();
+        let mut stack = named.map(str::to_string);
+        let mut backend = None;
+        for (key, node) in self.unique(entries, "top-level key") {
+            if key.name == "stack" {
+                stack = self.stack_name(node);
+            } else {
+                backend = self.backend(key.loc, node);
+            }
+        }
+        if stack.is_none() && self.problems.is_empty() {
+            self.problem(
+                Diagnostic::new(Loc::new(1, 1, 1), "the spec has no `stack`")
+                    .help("add `stack: NAME`, or name the stack with --stack"),
+            );
+        }
+        Some((stack?, backend))
     }
 
     fn spec(&mut self, root: Node, source: Arc<SourceFile>) -> Option<Spec> {

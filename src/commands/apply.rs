@@ -26,7 +26,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
                 args.spec.display()
             )));
         }
-        if !args.target.is_empty() || args.refresh {
+        if !args.target.is_empty() || args.refresh.is_some() {
             return Err(Error::Usage(
                 "a saved plan already fixes its targets and refresh; apply it without --target or --refresh".into(),
             ));
@@ -42,7 +42,8 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     };
     let (targets, refresh) = match &saved {
         Some(plan) => (plan.targets.clone(), plan.refresh),
-        None => (args.target.clone(), args.refresh),
+        // Refreshing is the default, as the plan's is.
+        None => (args.target.clone(), args.refresh.unwrap_or(true)),
     };
 
     let registry = Registry::builtin();

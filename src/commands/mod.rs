@@ -16,6 +16,7 @@ mod validate;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fabrik_provider::{Attributes, Context, Creation, Read, Target};
 
@@ -29,7 +30,8 @@ use crate::registry::Registry;
 use crate::render::Painter;
 use crate::resolve;
 use crate::secrets::Secrets;
-use crate::spec::Spec;
+use crate::source::SourceFile;
+use crate::spec::{BackendBlock, Header, Spec};
 use crate::state::journal::Record;
 use crate::state::{Backend, ResourceState, State, StateStore};
 
@@ -193,6 +195,17 @@ impl Globals {
     /// Where the states are kept for this spec: `--backend` (or `FABRIK_BACKEND`), else
     /// `--state-dir`, else the spec's `backend:`, else `.fabrik/` beside the spec.
     pub fn backend(&self, spec_path: &Path, spec: Option<&Spec>) -> Result<Backend, Error> {
+        let block = spec.and_then(|spec| Some((&spec.source, spec.backend.as_ref()?)));
+        self.backend_of(spec_path, block)
+    }
+
+    /// [`Globals::backend`] from a spec's `backend:` block alone (with the file it is written
+    /// in, for messages).
+    fn backend_of(
+        &self,
+        spec_path: &Path,
+        block: Option<(&Arc<SourceFile>, &BackendBlock)>,
+    ) -> Result<Backend, Error> {
         use crate::state::postgres::Config;
         // A run that loses the database keeps its state beside the spec until the next run.
         let local = self.state_dir(spec_path);
@@ -201,10 +214,9 @@ impl Globals {
             return Ok(Backend::Postgres(Box::new(config)));
         }
         if self.state_dir.is_none()
-            && let Some(spec) = spec
-            && let Some(block) = &spec.backend
+            && let Some((source, block)) = block
         {
-            let url = backend_url(spec, &block.url, &spec_dir(spec_path))?;
+            let url = backend_url(source, &block.url, &spec_dir(spec_path))?;
             let config = Config::parse(&url, block.schema.as_deref())?.with_local_dir(local);
             return Ok(Backend::Postgres(Box::new(config)));
         }
@@ -228,17 +240,23 @@ impl Globals {
     }
 
     /// The store of the stack a state command is about: `--stack`, else the spec's, else the
-    /// only stack in the backend.
+    /// only stack in the backend. Of the spec only `stack:` and `backend:` are read (and
+    /// nothing when `--stack` and `--backend` or `--state-dir` say it all), so that a spec
+    /// being edited does not lock its user out of the state.
     pub fn store_for(&self, args: &StackArgs) -> Result<Box<dyn StateStore>, Error> {
-        let spec = if args.spec.exists() {
-            Some(Spec::load(&args.spec)?)
+        let placed = self.backend.is_some() || self.state_dir.is_some();
+        let header = if args.spec.exists() && !(placed && args.stack.is_some()) {
+            Some(Header::load(&args.spec, args.stack.as_deref())?)
         } else {
             None
         };
-        let backend = self.backend(&args.spec, spec.as_ref())?;
-        let stack = match (&args.stack, &spec) {
+        let block = header
+            .as_ref()
+            .and_then(|h| Some((&h.source, h.backend.as_ref()?)));
+        let backend = self.backend_of(&args.spec, block)?;
+        let stack = match (&args.stack, header) {
             (Some(stack), _) => stack.clone(),
-            (None, Some(spec)) => spec.stack.clone(),
+            (None, Some(header)) => header.stack,
             (None, None) => only_stack(&backend, &args.spec)?,
         };
         backend.store(&stack)
@@ -270,10 +288,14 @@ impl Globals {
 
 /// The connection string of the spec's backend, its secrets looked up in the environment and
 /// in the `.env` beside the spec.
-fn backend_url(spec: &Spec, url: &crate::spec::Expr, base_dir: &Path) -> Result<String, Error> {
+fn backend_url(
+    source: &Arc<SourceFile>,
+    url: &crate::spec::Expr,
+    base_dir: &Path,
+) -> Result<String, Error> {
     let missing = |what: String| {
         Error::Spec(crate::source::Diagnostics {
-            source: spec.source.clone(),
+            source: source.clone(),
             items: vec![crate::source::Diagnostic::new(url.loc, what)],
         })
     };

@@ -86,6 +86,7 @@ impl Client for BatchyClient {
         Ok(Applied {
             id: target.name.to_string(),
             outputs: Attributes::new(),
+            found: false,
         })
     }
     fn update(&self, t: Target<'_>, _: &str, _: &Attributes, i: &Attributes) -> Result<Applied> {
@@ -135,6 +136,7 @@ impl Client for BatchyClient {
                     Ok(Some(Applied {
                         id: c.target.name.to_string(),
                         outputs: Attributes::new(),
+                        found: false,
                     }))
                 }
             })

@@ -1,9 +1,11 @@
 //! The whole life of a stack of `local.file` resources through the binary: create, no-op,
-//! update, replace, delete, destroy, protect, and the confirmation guard.
+//! update, replace, delete, destroy (directories included), protect, and the confirmation
+//! guard; and a process found again after its state was lost.
 
 use std::os::unix::fs::PermissionsExt;
 
 use crate::harness::Case;
+use crate::live::{Reaper, alive, processes_of, recorded_pid};
 
 const TWO_FILES: &str = r#"
     stack: life
@@ -318,6 +320,209 @@ fn destroy_works_from_the_state_alone() {
 
     ----- stderr -----
     ");
+}
+
+/// A destroy takes back the directories fabrik made for its files, and only those: one that was
+/// there before (even empty), or that holds something else by then, stays.
+#[test]
+fn destroy_removes_the_empty_directories_its_files_needed() {
+    let case = Case::new().spec(
+        r#"
+        stack: dirs
+        resources:
+          deep:
+            type: local.file
+            with: { path: conf/app/deep/settings.ini, content: "a = 1\n" }
+          inside:
+            type: local.file
+            with: { path: existing/sub/x.txt, content: "x\n" }
+          empty:
+            type: local.file
+            with: { path: empty/before/y.txt, content: "y\n" }
+          shared:
+            type: local.file
+            with: { path: shared/ours.txt, content: "ours\n" }
+        "#,
+    );
+    case.write("existing/theirs.txt", "was here first\n");
+    std::fs::create_dir_all(case.path("empty/before")).unwrap();
+    case.expect(["apply", "--yes"], 0);
+    case.write("shared/theirs.txt", "written later\n");
+    // The ids say how many directories each create made.
+    let list = case.run(["state", "list"]);
+    fabrik_snapshot!(case, list, @"
+    exit code: 0
+    ----- stdout -----
+    deep    local.file  dirs=3:[TEMP]/conf/app/deep/settings.ini
+    empty   local.file  [TEMP]/empty/before/y.txt
+    inside  local.file  dirs=1:[TEMP]/existing/sub/x.txt
+    shared  local.file  dirs=1:[TEMP]/shared/ours.txt
+
+    ----- stderr -----
+    ");
+
+    case.expect(["destroy", "--yes"], 0);
+    assert!(!case.exists("conf"), "all three levels it made are gone");
+    assert!(!case.exists("existing/sub"));
+    assert_eq!(case.read("existing/theirs.txt"), "was here first\n");
+    assert!(!case.exists("empty/before/y.txt"));
+    assert!(case.path("empty/before").is_dir(), "it was there before");
+    assert!(!case.exists("shared/ours.txt"));
+    assert_eq!(case.read("shared/theirs.txt"), "written later\n");
+    assert!(case.exists("fabrik.yaml"));
+}
+
+/// A file moved to another path leaves no empty directory behind where it was.
+#[test]
+fn a_moved_file_takes_back_the_directories_it_left() {
+    let case = Case::new().spec(
+        r#"
+        stack: dirs
+        resources:
+          conf:
+            type: local.file
+            with: { path: old/place/app.ini, content: "a = 1\n" }
+        "#,
+    );
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(
+        r#"
+        stack: dirs
+        resources:
+          conf:
+            type: local.file
+            with: { path: new/app.ini, content: "a = 1\n" }
+        "#,
+    );
+    case.expect(["apply", "--yes"], 0);
+    assert!(!case.exists("old"));
+    assert_eq!(case.read("new/app.ini"), "a = 1\n");
+    case.expect(["destroy", "--yes"], 0);
+    assert!(!case.exists("new"));
+}
+
+/// After its state was lost (`rm -rf .fabrik`), an apply finds the service still running under
+/// its marker and takes it back; it says so, rather than claiming to have started it in no time.
+#[test]
+fn an_apply_after_the_state_was_lost_says_it_adopted_the_running_process() {
+    let case = Case::new().spec(
+        r#"
+        stack: lost
+        resources:
+          server:
+            type: local.process
+            with: { command: sleep, args: ["300"], stop_timeout: 1 }
+        "#,
+    );
+    let _reaper = Reaper::new(&case);
+    case.expect(["apply", "--yes"], 0);
+    let pid = recorded_pid(&case, "lost", "server");
+    std::fs::remove_dir_all(case.state_dir()).unwrap();
+
+    let out = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `lost`:
+
+      + server (local.process)
+          + command      = "sleep"
+          + args         = ["300"]
+          + stop_timeout = 1
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+      = server (local.process): found already there, adopted [TIME]
+
+    Apply complete: 1 adopted, 0 added, 0 changed, 0 destroyed in [TIME].
+
+    ----- stderr -----
+    "#);
+    assert_eq!(
+        recorded_pid(&case, "lost", "server"),
+        pid,
+        "the same process"
+    );
+    assert_eq!(processes_of(&case.state_dir()), vec![pid]);
+    case.expect(["plan", "--detailed-exitcode"], 0);
+    case.expect(["destroy", "--yes"], 0);
+    assert_eq!(processes_of(&case.state_dir()), Vec::<i32>::new());
+}
+
+/// A failed apply does not stop a process it only found running: that process ran before the
+/// apply, so undoing the apply forgets it rather than stopping it, and the next apply finds it
+/// again.
+#[test]
+fn a_rollback_leaves_a_process_it_found_running() {
+    const SERVER: &str = r#"
+        stack: lost
+        resources:
+          server:
+            type: local.process
+            with: { command: sleep, args: ["300"], stop_timeout: 1 }
+    "#;
+    let case = Case::new().spec(SERVER);
+    let _reaper = Reaper::new(&case);
+    case.expect(["apply", "--yes"], 0);
+    let pid = recorded_pid(&case, "lost", "server");
+    std::fs::remove_dir_all(case.state_dir()).unwrap();
+    case.set_spec(&format!(
+        "{SERVER}
+          broken:
+            type: local.file
+            depends_on: [server]
+            with: {{ path: blocker/x.txt, content: \"x\\n\" }}
+        "
+    ));
+    case.write("blocker", "a file, not a directory\n");
+
+    let out = case.run(["apply", "--yes", "--parallelism", "1"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `lost`:
+
+      + server (local.process)
+          + command      = "sleep"
+          + args         = ["300"]
+          + stop_timeout = 1
+
+      + broken (local.file)
+          + path    = "blocker/x.txt"
+          + content = <<EOT
+              x
+            EOT
+
+    Plan: 2 to add, 0 to change, 0 to destroy.
+
+      = server (local.process): found already there, adopted [TIME]
+      ✗ broken (local.file): failed: creating [TEMP]/blocker: File exists (os error 17)
+    Rolling back the changes this run made…
+      ↩ server (local.process): rolled back: forgotten, left as it was found [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      broken: creating [TEMP]/blocker: File exists (os error 17)
+    every change was rolled back; the stack is as it was before this run
+    "#);
+    assert!(alive(pid), "the process it found still runs");
+    assert_eq!(processes_of(&case.state_dir()), vec![pid]);
+    assert!(
+        case.tracked("lost").is_empty(),
+        "and the state is as it was"
+    );
+
+    case.remove("blocker");
+    let again = case.expect(["apply", "--yes"], 0);
+    assert!(
+        again
+            .stdout
+            .contains("= server (local.process): found already there, adopted"),
+        "{again}"
+    );
+    assert_eq!(recorded_pid(&case, "lost", "server"), pid);
+    case.expect(["destroy", "--yes"], 0);
+    assert_eq!(processes_of(&case.state_dir()), Vec::<i32>::new());
 }
 
 const PROTECTED: &str = r#"

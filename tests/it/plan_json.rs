@@ -81,7 +81,7 @@ fn plan_json_has_the_documented_fields() {
       "lineage": "",
       "serial": 0,
       "destroy": false,
-      "refresh": false,
+      "refresh": true,
       "targets": [],
       "changes": [
         {

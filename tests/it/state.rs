@@ -164,6 +164,76 @@ fn state_commands_work_with_the_spec_gone() {
     assert!(output.stdout.contains("content_hash"), "{output}");
 }
 
+/// A spec half way through an edit (a reference not closed yet, a misspelt field, even a
+/// broken `stack:` line when `--stack` names it) must not lock its user out of the state: these
+/// commands read only where the state is.
+#[test]
+fn state_commands_work_beside_a_spec_being_edited() {
+    let case = applied();
+    case.set_spec(
+        r#"
+        stack: shop
+        resources:
+          config:
+            type: local.file
+            with: { path: app.conf, content: "port = ${config.size\n" }
+          banner:
+            type: local.file
+            whith: { path: banner.txt }
+        "#,
+    );
+    let plan = case.run(["plan"]);
+    assert_eq!(plan.code, 1, "the spec really is broken:\n{plan}");
+    assert!(plan.stderr.contains("fabrik.yaml:5:"), "{plan}");
+
+    let out = case.run(["state", "list", "--stack", "shop"]);
+    fabrik_snapshot!(case, out, @"
+    exit code: 0
+    ----- stdout -----
+    banner  local.file  [TEMP]/banner.txt
+    config  local.file  [TEMP]/app.conf
+
+    ----- stderr -----
+    ");
+    // The spec's `stack:` is enough to find it.
+    assert_eq!(case.run(["state", "list"]), out);
+    let shown = case.expect(["state", "show", "config", "--stack", "shop"], 0);
+    assert!(shown.stdout.contains("\"port = 8000\\n\""), "{shown}");
+    let output = case.expect(["output", "config", "--json"], 0);
+    assert!(output.stdout.contains("content_hash"), "{output}");
+    let unlock = case.expect(["unlock", "--force", "--stack", "shop"], 0);
+    assert!(unlock.stdout.contains("not locked"), "{unlock}");
+
+    // With `stack:` itself broken, the stack must be named; the spec still says where the
+    // state is, so an error there is still reported, at its place.
+    case.set_spec("stack: [shop\nresources: {}\n");
+    let unreadable = case.run(["state", "list", "--stack", "shop"]);
+    assert_eq!(unreadable.code, 1, "{unreadable}");
+    assert!(unreadable.stderr.contains("invalid YAML"), "{unreadable}");
+    case.set_spec("stack: \"not a name\"\nresources: { x: 1 }\n");
+    let unnamed = case.run(["state", "list"]);
+    assert_eq!(unnamed.code, 1, "{unnamed}");
+    assert!(
+        unnamed.stderr.contains("invalid stack name `not a name`"),
+        "{unnamed}"
+    );
+    assert!(unnamed.stderr.contains("fabrik.yaml:1:8"), "{unnamed}");
+    let named = case.expect(["state", "list", "--stack", "shop"], 0);
+    assert!(named.stdout.contains("banner  local.file"), "{named}");
+    case.set_spec("stack: shop\nbackend: { postgers: {} }\nresources: {}\n");
+    let misplaced = case.run(["state", "list", "--stack", "shop"]);
+    assert_eq!(misplaced.code, 1, "{misplaced}");
+    assert!(
+        misplaced.stderr.contains("unknown backend `postgers`"),
+        "{misplaced}"
+    );
+    // Told where the state is, the spec is not needed at all.
+    case.expect(
+        ["state", "list", "--stack", "shop", "--state-dir", ".fabrik"],
+        0,
+    );
+}
+
 #[test]
 fn output_prints_every_output() {
     let case = applied();

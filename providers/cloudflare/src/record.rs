@@ -239,6 +239,7 @@ impl Seen {
         Applied {
             id: self.id.clone(),
             outputs: outputs(&self.id, &self.zone_id),
+            found: false,
         }
     }
 }

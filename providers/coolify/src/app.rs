@@ -59,7 +59,7 @@ impl Applications {
     /// Inputs and outputs of an application: only the inputs the spec had are reported (an
     /// attribute the spec leaves out is Coolify's to choose), and the image of an application
     /// whose last deployment failed or never happened is reported as not deployed, so a plan
-    /// with `--refresh` (or the adoption of an application whose create was interrupted)
+    /// that refreshes (or the adoption of an application whose create was interrupted)
     /// deploys it again.
     fn observe(&self, uuid: &str, app: &Value, inputs: &Attributes) -> Result<Observed> {
         let vars = env::list(&self.api, uuid)?;
@@ -616,6 +616,7 @@ impl Applications {
         Ok(Applied {
             id: uuid.to_string(),
             outputs: outputs(uuid, &app, Some(&deployment.uuid)),
+            found: false,
         })
     }
 

@@ -1,4 +1,9 @@
 //! `local.file`: a file with the given content (and optionally mode), written atomically.
+//!
+//! Its id is its absolute path, or `dirs=N:<path>` when writing it made N directories (counted
+//! from the file's own upward) that did not exist: deleting the file removes those again while
+//! they are empty, so a destroy leaves the tree as it found it. Directories that were there
+//! before are never removed.
 
 use std::fs;
 use std::io::Write;
@@ -156,26 +161,42 @@ impl Files {
                 ));
             }
         }
-        self.write(inputs)
+        self.write(inputs, 0)
     }
 
-    /// Writes the file whatever is there (an update, an adoption, a handover).
-    pub fn write(&self, inputs: &Attributes) -> Result<Applied> {
+    /// Writes the file whatever is there (an adoption, a handover).
+    pub fn adopt(&self, inputs: &Attributes) -> Result<Applied> {
+        self.write(inputs, 0)
+    }
+
+    /// Rewrites the file of `id` (the path is force-new, so it is the same one), keeping its
+    /// record of the directories its create made.
+    pub fn update(&self, id: &str, inputs: &Attributes) -> Result<Applied> {
+        self.write(inputs, FileId::parse(id).made_dirs)
+    }
+
+    /// Writes the file; `made_dirs` directories above it were made by an earlier write.
+    fn write(&self, inputs: &Attributes, made_dirs: usize) -> Result<Applied> {
         let path = self.resolve(string(inputs, "path")?);
         let content = string(inputs, "content")?;
         let mode = match inputs.get("mode") {
             Some(Value::String(m)) => Some(parse_mode(m)?),
             _ => None,
         };
-        write_atomically(&path, content.as_bytes(), mode)?;
+        let made = write_atomically(&path, content.as_bytes(), mode)?;
+        let id = FileId {
+            made_dirs: made_dirs.max(made),
+            path: path.clone(),
+        };
         Ok(Applied {
-            id: path.display().to_string(),
+            id: id.to_string(),
             outputs: outputs(&path, content.as_bytes()),
+            found: false,
         })
     }
 
     pub fn read(&self, id: &str, inputs: &Attributes) -> Result<Option<Observed>> {
-        let path = PathBuf::from(id);
+        let path = FileId::parse(id).path;
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if absent(&e) => return Ok(None),
@@ -336,16 +357,95 @@ impl Files {
         }
     }
 
+    /// Removes the file, then the directories its create made, from its own upward, until
+    /// one holds something else.
     pub fn delete(&self, id: &str) -> Result<()> {
-        if let Some(temp) = temp_path(Path::new(id)) {
+        let FileId { path, made_dirs } = FileId::parse(id);
+        if let Some(temp) = temp_path(&path) {
             let _ = fs::remove_file(temp);
         }
-        match fs::remove_file(id) {
-            Ok(()) => Ok(()),
-            Err(e) if absent(&e) => Ok(()),
-            Err(e) => Err(Error::io(format!("removing {id}"), e)),
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if absent(&e) => {}
+            Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
+        }
+        for dir in path.ancestors().skip(1).take(made_dirs) {
+            match fs::remove_dir(dir) {
+                Ok(()) => {}
+                Err(e) if absent(&e) => {}
+                // Others' files (or fabrik's other files) live there now: it stays, and so
+                // does everything above it.
+                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => break,
+                Err(e) => return Err(Error::io(format!("removing {}", dir.display()), e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A file's id: its path, and how many directories above it its create made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileId {
+    path: PathBuf,
+    made_dirs: usize,
+}
+
+impl FileId {
+    /// Ids of files are absolute paths, so one starting with `dirs=` is never a bare path;
+    /// states written before directories were recorded hold bare paths.
+    fn parse(id: &str) -> FileId {
+        let counted = id.strip_prefix("dirs=").and_then(|rest| {
+            let (count, path) = rest.split_once(':')?;
+            Some((count.parse().ok()?, path))
+        });
+        match counted {
+            Some((made_dirs, path)) => FileId {
+                path: PathBuf::from(path),
+                made_dirs,
+            },
+            None => FileId {
+                path: PathBuf::from(id),
+                made_dirs: 0,
+            },
         }
     }
+}
+
+impl std::fmt::Display for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.made_dirs {
+            0 => write!(f, "{}", self.path.display()),
+            n => write!(f, "dirs={n}:{}", self.path.display()),
+        }
+    }
+}
+
+/// Makes the missing directories of `dir` and its parents. Returns how many it made, counted
+/// from `dir` upward and stopping at the first it did not make: one another writer made at the
+/// same moment (a file beside this one) is that writer's to remove.
+fn make_dirs(dir: &Path) -> std::io::Result<usize> {
+    let mut missing = Vec::new();
+    for at in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        match fs::metadata(at) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(at),
+            // A file where the directory itself should be: the error of making it says so.
+            Ok(meta) if !meta.is_dir() && missing.is_empty() => {
+                fs::create_dir(at)?;
+                return Ok(1);
+            }
+            // There (or unreadable, or a file further up: making what is below it says why).
+            _ => break,
+        }
+    }
+    let mut made = vec![false; missing.len()];
+    for (i, at) in missing.iter().enumerate().rev() {
+        match fs::create_dir(at) {
+            Ok(()) => made[i] = true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && at.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(made.iter().take_while(|m| **m).count())
 }
 
 /// Whether an I/O error means the file is not there: missing, or a path through something that
@@ -395,10 +495,11 @@ fn temp_path(path: &Path) -> Option<PathBuf> {
 }
 
 /// Writes to a temporary file beside the target, syncs it and renames it into place, so a reader
-/// (or a crash) sees the old content or the new one, never half of it.
-fn write_atomically(path: &Path, content: &[u8], mode: Option<u32>) -> Result<()> {
+/// (or a crash) sees the old content or the new one, never half of it. Returns how many
+/// directories above the file it made ([`make_dirs`]).
+fn write_atomically(path: &Path, content: &[u8], mode: Option<u32>) -> Result<usize> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let made = make_dirs(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let temp = temp_path(path).ok_or_else(|| {
         Error::new(
             ErrorKind::InvalidInput,
@@ -423,9 +524,13 @@ fn write_atomically(path: &Path, content: &[u8], mode: Option<u32>) -> Result<()
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&temp);
+        // Nothing was made, so neither were its directories.
+        for made in dir.ancestors().take(made) {
+            let _ = fs::remove_dir(made);
+        }
         return Err(Error::io(format!("writing {}", path.display()), e));
     }
-    Ok(())
+    Ok(made)
 }
 
 #[cfg(test)]
@@ -444,14 +549,59 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = Files::new(dir.path().to_path_buf(), &dir.path().join(".fabrik"));
         let want = inputs(&[("path", "a/b.txt"), ("content", "hi\n"), ("mode", "0600")]);
-        let applied = files.write(&want).unwrap();
-        assert_eq!(applied.id, dir.path().join("a/b.txt").display().to_string());
+        let applied = files.create(&want).unwrap();
+        let path = dir.path().join("a/b.txt").display().to_string();
+        assert_eq!(applied.id, format!("dirs=1:{path}"));
         assert_eq!(applied.outputs["size"], Value::from(3));
         let seen = files.read(&applied.id, &want).unwrap().unwrap();
         assert_eq!(seen.inputs, want);
         files.delete(&applied.id).unwrap();
         files.delete(&applied.id).unwrap();
         assert_eq!(files.read(&applied.id, &want).unwrap(), None);
+        assert!(
+            !dir.path().join("a").exists(),
+            "the directory it made is gone"
+        );
+        assert!(dir.path().exists());
+    }
+
+    #[test]
+    fn delete_removes_only_the_empty_directories_its_create_made() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("there")).unwrap();
+        let files = Files::new(dir.path().to_path_buf());
+        let deep = inputs(&[("path", "there/new/deeper/x.txt"), ("content", "x")]);
+        let applied = files.create(&deep).unwrap();
+        assert!(applied.id.starts_with("dirs=2:/"), "{}", applied.id);
+        // An update keeps the record, though it makes nothing.
+        let changed = inputs(&[("path", "there/new/deeper/x.txt"), ("content", "y")]);
+        let updated = files.update(&applied.id, &changed).unwrap();
+        assert_eq!(updated.id, applied.id);
+        // Someone else's file in one of them keeps it, and what is above it.
+        std::fs::write(dir.path().join("there/new/theirs.txt"), "theirs").unwrap();
+        files.delete(&updated.id).unwrap();
+        assert!(!dir.path().join("there/new/deeper").exists());
+        assert!(dir.path().join("there/new/theirs.txt").exists());
+        // Once it is empty, a second delete (a retry) removes it, but never `there`.
+        std::fs::remove_file(dir.path().join("there/new/theirs.txt")).unwrap();
+        files.delete(&updated.id).unwrap();
+        assert!(!dir.path().join("there/new").exists());
+        assert!(dir.path().join("there").is_dir());
+    }
+
+    #[test]
+    fn an_id_without_a_count_is_a_bare_path() {
+        assert_eq!(
+            FileId::parse("/srv/a.txt"),
+            FileId {
+                path: PathBuf::from("/srv/a.txt"),
+                made_dirs: 0
+            }
+        );
+        let counted = FileId::parse("dirs=3:/srv/x/y/z/a.txt");
+        assert_eq!(counted.made_dirs, 3);
+        assert_eq!(counted.path, PathBuf::from("/srv/x/y/z/a.txt"));
+        assert_eq!(counted.to_string(), "dirs=3:/srv/x/y/z/a.txt");
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl Client for LocalClient {
         inputs: &Attributes,
     ) -> Result<fabrik_provider::Applied> {
         match target.type_name {
-            FILE_TYPE => self.files.write(inputs),
+            FILE_TYPE => self.files.adopt(inputs),
             PROCESS_TYPE => self.processes.start(target, inputs),
             other => Err(unknown_type(other)),
         }
@@ -182,7 +182,7 @@ impl Client for LocalClient {
         inputs: &Attributes,
     ) -> Result<fabrik_provider::Applied> {
         match target.type_name {
-            FILE_TYPE => self.files.write(inputs),
+            FILE_TYPE => self.files.update(id, inputs),
             PROCESS_TYPE => self.processes.restart(target, id, prior, inputs),
             other => Err(unknown_type(other)),
         }

@@ -250,11 +250,13 @@ impl Processes {
     }
 
     pub fn start(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
-        // Idempotent: a process already running under this marker is the one a create made.
+        // Idempotent: a process already running under this marker is the one a create made
+        // (before a crash, or before its state was lost); it is taken over, not started twice.
         if let Some(found) = self.find(target, inputs)? {
             return Ok(Applied {
                 id: found.id,
                 outputs: found.observed.outputs,
+                found: true,
             });
         }
         let command = match inputs.get("command") {
@@ -332,6 +334,7 @@ impl Processes {
         Ok(Applied {
             id: who.id(),
             outputs: self.outputs(target, who),
+            found: false,
         })
     }
 
@@ -482,13 +485,16 @@ mod tests {
         let who = Identity::parse(&applied.id).unwrap();
         assert!(who.alive());
         assert!(procs.read(t, &applied.id, &sleeper()).unwrap().is_some());
+        assert!(!applied.found, "a new process is made, not found");
         let found = procs
             .find(t, &sleeper())
             .unwrap()
             .expect("found by its marker");
         assert_eq!(found.id, applied.id);
-        // A second create finds the first instead of starting another.
-        assert_eq!(procs.start(t, &sleeper()).unwrap().id, applied.id);
+        // A second create finds the first instead of starting another, and says so.
+        let again = procs.start(t, &sleeper()).unwrap();
+        assert_eq!(again.id, applied.id);
+        assert!(again.found);
         // Another resource's marker does not match.
         assert!(procs.find(target("other"), &sleeper()).unwrap().is_none());
         procs.stop(t, &applied.id, &sleeper()).unwrap();

@@ -191,6 +191,7 @@ impl Client for PowerDnsClient {
                 .map(|seen| Applied {
                     id: id.to_string(),
                     outputs: seen.outputs,
+                    found: false,
                 })
                 .ok_or_else(|| {
                     Error::new(

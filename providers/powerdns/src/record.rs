@@ -520,6 +520,7 @@ impl Records {
                     return Ok(Applied {
                         id: want.id(),
                         outputs: want.outputs(),
+                        found: false,
                     });
                 }
                 Some(info)
@@ -705,6 +706,7 @@ fn replace(
         Ok(_) => Ok(Applied {
             id: want.id(),
             outputs: want.outputs(),
+            found: false,
         }),
         Err(e) if e.kind == ErrorKind::NotFound => Err(no_zone(&want.zone)),
         Err(e) => Err(e),

@@ -156,6 +156,7 @@ pub fn create(api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Appl
             Ok(Applied {
                 id: zone.id.clone(),
                 outputs: outputs(&zone),
+                found: false,
             })
         }
         Err(e) if e.kind == ErrorKind::Conflict => Err(Error::new(
@@ -187,6 +188,7 @@ pub fn adopt(api: &Api, target: Target<'_>, inputs: &Attributes) -> Result<Appli
         Some(found) => Ok(Applied {
             id: found.id,
             outputs: found.observed.outputs,
+            found: false,
         }),
         None => create(api, target, inputs),
     }

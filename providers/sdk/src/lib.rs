@@ -212,6 +212,10 @@ pub struct Applied {
     pub id: String,
     /// Attributes known only after the call (hashes, ids, addresses).
     pub outputs: Attributes,
+    /// The create made nothing: it found this resource's object already there, carrying its
+    /// ownership marker (a process still running after its state was lost), and took it over.
+    /// The engine reports it as found rather than created. Always `false` for an update.
+    pub found: bool,
 }
 
 /// An object found by its identity, without knowing its id beforehand.

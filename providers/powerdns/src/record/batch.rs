@@ -361,6 +361,7 @@ fn plan_step(call: &Call<'_>, present: Option<&RRsetInfo>, want: Option<RRset>) 
                 return Step::Done(Ok(Some(Applied {
                     id: want.id(),
                     outputs: want.outputs(),
+                    found: false,
                 })));
             }
         }
@@ -369,6 +370,7 @@ fn plan_step(call: &Call<'_>, present: Option<&RRsetInfo>, want: Option<RRset>) 
             applied: Some(Applied {
                 id: want.id(),
                 outputs: want.outputs(),
+                found: false,
             }),
         }
     };
