@@ -131,22 +131,23 @@ fn state_rm_forgets_without_deleting() {
     assert_eq!(case.tracked("shop"), ["config"]);
     let list = case.expect(["state", "list"], 0);
     assert!(!list.stdout.contains("banner"), "{list}");
+    // The file left behind is no longer the stack's: the next plan stops at it and says how
+    // to take it back.
     let plan = case.run(["plan", "--detailed-exitcode"]);
     fabrik_snapshot!(case, plan, @r#"
-    exit code: 2
+    exit code: 1
     ----- stdout -----
-    fabrik will make these changes to stack `shop`:
-
-      + banner (local.file)
-          + path    = "banner.txt"
-          + content = <<EOT
-              config is 12 bytes
-            EOT
-
-    Plan: 1 to add, 0 to change, 0 to destroy.
 
     ----- stderr -----
+    error: `banner`: [TEMP]/banner.txt already exists (a file) and this stack did not create it; set `adopt: true` to take it over (its content is kept and put back if the apply is rolled back), or import it with `fabrik import banner [TEMP]/banner.txt`
+      --> fabrik.yaml:6:3
+      |
+    6 |   banner:
+      |   ^^^^^^
     "#);
+    case.expect(["import", "banner", "banner.txt"], 0);
+    case.expect(["plan", "--detailed-exitcode"], 0);
+    case.expect(["state", "rm", "banner"], 0);
     let again = case.run(["state", "rm", "banner"]);
     assert_eq!(again.code, 1, "{again}");
 }
@@ -289,8 +290,11 @@ fn state_dir_flag_keeps_the_state_elsewhere() {
         0,
     );
     assert!(plan.stdout.starts_with("No changes."), "{plan}");
-    // Without the flag the default directory has no state: everything is still to create.
-    case.expect(["plan", "--detailed-exitcode"], 2);
+    // Without the flag the default directory has no state: everything is still to create,
+    // and the files already there are in the way of those creates.
+    case.expect(["plan", "--refresh=false", "--detailed-exitcode"], 2);
+    let plan = case.expect(["plan"], 1);
+    assert!(plan.stderr.contains("already exists"), "{plan}");
 }
 
 /// `fabrik apply --yes path/to/fabrik.yaml` from elsewhere: the state goes beside the spec and
