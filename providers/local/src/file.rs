@@ -569,7 +569,7 @@ mod tests {
     fn delete_removes_only_the_empty_directories_its_create_made() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("there")).unwrap();
-        let files = Files::new(dir.path().to_path_buf());
+        let files = Files::new(dir.path().to_path_buf(), &dir.path().join(".fabrik"));
         let deep = inputs(&[("path", "there/new/deeper/x.txt"), ("content", "x")]);
         let applied = files.create(&deep).unwrap();
         assert!(applied.id.starts_with("dirs=2:/"), "{}", applied.id);
