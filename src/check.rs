@@ -3,18 +3,16 @@
 
 use fabrik_provider::{Field, FieldKind};
 
-use crate::error::Error;
 use crate::registry::Registry;
-use crate::source::{Diagnostic, Diagnostics, Loc};
-use crate::spec::{Expr, ExprKind, Spec};
+use crate::source::{Diagnostic, Loc, closest};
+use crate::spec::{Expr, ExprKind, Resource, Spec};
 use crate::template::{Part, Reference};
 use crate::yaml::Key;
 
-/// Every problem in the spec's types, fields and references.
-///
-/// # Errors
-/// [`Error::Spec`] listing each problem in file order.
-pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
+/// Every problem in the spec's types, fields and references, in no particular order (see
+/// [`crate::source::Diagnostics::sorted`]). A spec read with problems of its own is checked as far as it was
+/// read: what refers to a resource that could not be read is not reported as well.
+pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     for block in &spec.providers {
         let Some(provider) = registry.provider(&block.name) else {
@@ -46,31 +44,28 @@ pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
         }
     }
     for resource in &spec.resources {
-        let Some(ty) = registry.resource_type(&resource.type_name) else {
-            problems.push(
+        match registry.resource_type(&resource.type_name) {
+            Some(ty) => {
+                let what = format!("`{}` ({})", resource.name, ty.name);
+                check_fields(
+                    &mut problems,
+                    &what,
+                    resource.loc,
+                    &ty.fields,
+                    &resource.with,
+                );
+            }
+            None => problems.push(
                 Diagnostic::new(
                     resource.type_loc,
                     format!("unknown resource type `{}`", resource.type_name),
                 )
                 .suggest(&resource.type_name, registry.type_names()),
-            );
-            continue;
-        };
-        let what = format!("`{}` ({})", resource.name, ty.name);
-        check_fields(
-            &mut problems,
-            &what,
-            resource.loc,
-            &ty.fields,
-            &resource.with,
-        );
+            ),
+        }
+        // Naming itself is a problem of the graph (see `graph`).
         for (name, loc) in &resource.depends_on {
-            if name == &resource.name {
-                problems.push(Diagnostic::new(
-                    *loc,
-                    format!("`{name}` cannot depend on itself"),
-                ));
-            } else if spec.resource(name).is_none() {
+            if !spec.declares(name) {
                 problems.push(
                     Diagnostic::new(
                         *loc,
@@ -95,27 +90,16 @@ pub fn check(spec: &Spec, registry: &Registry) -> Result<(), Error> {
             problems.extend(check_reference(spec, registry, &reference, loc));
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        problems.sort_by_key(|d| (d.loc.line, d.loc.column));
-        Err(Error::Spec(Diagnostics {
-            source: spec.source.clone(),
-            items: problems,
-        }))
-    }
+    problems
 }
 
-/// Refuses secrets in fields that name an object (its force-new fields, such as a file's
-/// path): an object's identity is recorded in the state and shown in plans.
-///
-/// # Errors
-/// [`Error::Spec`] with each such field.
+/// Secrets in fields that name an object (its force-new fields, such as a file's path): an
+/// object's identity is recorded in the state and shown in plans.
 pub fn secret_identities(
     spec: &Spec,
     registry: &Registry,
     sensitive: &[std::collections::BTreeSet<String>],
-) -> Result<(), Error> {
+) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     for (resource, fields) in spec.resources.iter().zip(sensitive) {
         let Some(ty) = registry.resource_type(&resource.type_name) else {
@@ -137,13 +121,7 @@ pub fn secret_identities(
             }
         }
     }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    Err(Error::Spec(Diagnostics {
-        source: spec.source.clone(),
-        items: problems,
-    }))
+    problems
 }
 
 /// A problem with one reference, pointing at the reference itself inside its string. Finding
@@ -168,6 +146,10 @@ fn reference_problem(
     match reference {
         Reference::Resource { name, attr } => {
             let Some(target) = spec.resource(name) else {
+                if spec.declares(name) {
+                    // Its entry could not be read, which is reported there.
+                    return None;
+                }
                 return Some(
                     Diagnostic::new(loc, format!("reference to unknown resource `{name}`"))
                         .suggest(name, spec.resources.iter().map(|r| r.name.as_str())),
@@ -218,15 +200,20 @@ fn check_fields(
     fields: &[Field],
     given: &[(Key, Expr)],
 ) {
+    // Fields some unknown field is a misspelling of: reported as that typo only, not as
+    // missing as well.
+    let mut misspelt: Vec<&str> = Vec::new();
     for (key, expr) in given {
         let Some(field) = fields.iter().find(|f| f.name == key.name) else {
             let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
             let d = Diagnostic::new(key.loc, format!("unknown field `{}` in {what}", key.name));
-            let d = if names.is_empty() {
-                d.help("it takes no fields")
-            } else {
-                d.suggest(&key.name, names.iter().copied())
-                    .help_if_none(format!("its fields are {}", list(&names)))
+            let d = match closest(&key.name, names.iter().copied()) {
+                Some(best) => {
+                    misspelt.push(best);
+                    d.help(format!("did you mean `{best}`?"))
+                }
+                None if names.is_empty() => d.help("it takes no fields"),
+                None => d.help(format!("its fields are {}", list(&names))),
             };
             problems.push(d);
             continue;
@@ -265,7 +252,7 @@ fn check_fields(
         }
     }
     for field in fields.iter().filter(|f| f.required) {
-        if !given.iter().any(|(k, _)| k.name == field.name) {
+        if !given.iter().any(|(k, _)| k.name == field.name) && !misspelt.contains(&field.name) {
             problems.push(
                 Diagnostic::new(
                     loc,
@@ -290,6 +277,26 @@ fn literal_text(expr: &Expr) -> Option<String> {
             Part::Ref(_) => None,
         })
         .collect()
+}
+
+/// Whether a resource's type is known and its fields are the type's, each of a fitting kind,
+/// the required ones all given: what evaluating its values for a provider assumes.
+pub fn sound(resource: &Resource, registry: &Registry) -> bool {
+    let Some(ty) = registry.resource_type(&resource.type_name) else {
+        return false;
+    };
+    let fitting = resource.with.iter().all(|(key, expr)| {
+        ty.field(&key.name).is_some_and(|field| {
+            expr.literal_kind()
+                .is_none_or(|found| kind_fits(field.kind, found))
+        })
+    });
+    fitting
+        && ty
+            .fields
+            .iter()
+            .filter(|f| f.required)
+            .all(|f| resource.with.iter().any(|(k, _)| k.name == f.name))
 }
 
 fn kind_fits(want: FieldKind, found: &str) -> bool {

@@ -23,59 +23,105 @@ impl Graph {
     /// Builds the graph of a checked spec.
     ///
     /// # Errors
-    /// [`Error::Spec`] naming every dependency cycle with its whole path.
+    /// [`Error::Spec`] naming every resource that refers to itself and every dependency cycle
+    /// with its whole path.
     pub fn build(spec: &Spec) -> Result<Graph, Error> {
+        let (graph, problems) = Graph::with_problems(spec);
+        if problems.is_empty() {
+            Ok(graph)
+        } else {
+            Err(Error::Spec(Diagnostics::sorted(
+                spec.source.clone(),
+                problems,
+            )))
+        }
+    }
+
+    /// The graph and every problem of its edges: references of a resource's inputs to itself
+    /// (and `depends_on` naming itself), located where they are written, and dependency cycles.
+    /// With problems the graph is incomplete (its order leaves out what is in a cycle): it is
+    /// for going on checking, not for planning.
+    pub fn with_problems(spec: &Spec) -> (Graph, Vec<Diagnostic>) {
         let mut graph =
             DiGraph::<(), ()>::with_capacity(spec.resources.len(), spec.resources.len());
         for _ in &spec.resources {
             graph.add_node(());
         }
-        let index_of = |name: &str| spec.index_of(name);
+        let mut problems = Vec::new();
+        let mut deps: Vec<usize> = Vec::new();
         for (i, resource) in spec.resources.iter().enumerate() {
-            let mut deps: Vec<usize> = resource
-                .depends_on
-                .iter()
-                .filter_map(|(name, _)| index_of(name))
-                .collect();
-            let refs = resource.references();
-            deps.extend(refs.iter().filter_map(|(r, _)| match r {
-                Reference::Resource { name, .. } => index_of(name),
-                _ => None,
-            }));
+            deps.clear();
+            // A resource is created from its inputs, so they cannot wait for it: an edge to
+            // itself would be a cycle no order satisfies.
+            for (name, loc) in &resource.depends_on {
+                match spec.index_of(name) {
+                    Some(j) if j == i => problems.push(
+                        Diagnostic::new(*loc, format!("`{name}` refers to itself"))
+                            .help("a resource cannot depend on itself; remove it from its own `depends_on`"),
+                    ),
+                    Some(j) => deps.push(j),
+                    None => {}
+                }
+            }
+            for (_, expr) in &resource.with {
+                expr.each_reference(&mut |reference, loc| {
+                    let Reference::Resource { name, .. } = reference else {
+                        return;
+                    };
+                    match spec.index_of(name) {
+                        Some(j) if j == i => problems.push(
+                            Diagnostic::new(
+                                spec.source.refine(loc, &reference.written()),
+                                format!("`{name}` refers to itself"),
+                            )
+                            .help("its inputs are needed to create it, so they cannot use its own attributes"),
+                        ),
+                        Some(j) => deps.push(j),
+                        None => {}
+                    }
+                });
+            }
+            // Its own gates run once it exists, so they may use its attributes.
+            for gate in &resource.verify {
+                gate.each_reference(&mut |reference, _| {
+                    if let Reference::Resource { name, .. } = reference
+                        && let Some(j) = spec.index_of(name)
+                        && j != i
+                    {
+                        deps.push(j);
+                    }
+                });
+            }
             deps.sort_unstable();
             deps.dedup();
-            for dep in deps {
+            for &dep in &deps {
                 graph.add_edge(NodeIndex::new(dep), NodeIndex::new(i), ());
             }
         }
-        let cycles = cycles(&graph);
-        if !cycles.is_empty() {
-            let items = cycles
-                .into_iter()
-                .map(|cycle| {
-                    let names: Vec<&str> = cycle.iter().map(|&i| spec.resources[i].name.as_str()).collect();
-                    let first = &spec.resources[cycle[0]];
-                    Diagnostic::new(
-                        first.loc,
-                        format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
-                    )
-                    .help("each resource in the cycle needs the next one first; remove one reference or `depends_on`")
-                })
+        for cycle in cycles(&graph) {
+            let names: Vec<&str> = cycle
+                .iter()
+                .map(|&i| spec.resources[i].name.as_str())
                 .collect();
-            return Err(Error::Spec(Diagnostics {
-                source: spec.source.clone(),
-                items,
-            }));
+            let first = &spec.resources[cycle[0]];
+            problems.push(
+                Diagnostic::new(
+                    first.loc,
+                    format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
+                )
+                .help("each resource in the cycle needs the next one first; remove one reference or `depends_on`"),
+            );
         }
         let order = topological_order(&graph);
-        Ok(Graph { graph, order })
+        (Graph { graph, order }, problems)
     }
 
     /// The resources grouped so that each needs only those of earlier groups: the first holds
     /// what needs nothing, the next what needs only the first, and so on. Within a group,
     /// resources keep their place in [`Graph::order`].
     pub fn levels(&self) -> Vec<Vec<usize>> {
-        let mut level = vec![0usize; self.order.len()];
+        // By node: with problems, the order leaves out what is in a cycle.
+        let mut level = vec![0usize; self.graph.node_count()];
         let mut levels: Vec<Vec<usize>> = Vec::new();
         for &i in &self.order {
             let l = self

@@ -21,6 +21,8 @@ use crate::spec::Spec;
 use crate::state::State;
 use crate::template::Reference;
 
+pub mod precheck;
+
 pub const PLAN_FORMAT: &str = "fabrik-plan";
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 

@@ -7,10 +7,9 @@ use fabrik_provider::{Attributes, Value};
 
 use std::collections::BTreeSet;
 
-use crate::error::Error;
 use crate::registry::Registry;
 use crate::secrets::Secrets;
-use crate::source::{Diagnostic, Diagnostics};
+use crate::source::Diagnostic;
 use crate::spec::{Expr, ExprKind, Spec};
 use crate::template::{Part, Reference};
 use crate::yaml::Key;
@@ -229,48 +228,44 @@ pub fn mask_known(
         .collect()
 }
 
-/// Every `${env.X}` whose variable is not set, before anything is planned.
-///
-/// # Errors
-/// [`Error::Spec`] with each unset variable at the place it is used.
-pub fn check_env(spec: &Spec) -> Result<(), Error> {
-    let mut refs = Vec::new();
+/// Every `${env.X}` whose variable is not set (or not UTF-8), at the place it is used, before
+/// anything is planned.
+pub fn env_problems(spec: &Spec) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    let mut look = |r: &Reference, loc| {
+        let Reference::Env(var) = r else {
+            return;
+        };
+        let problem = match std::env::var(var) {
+            Ok(_) => return,
+            Err(std::env::VarError::NotPresent) => Diagnostic::new(
+                spec.source.refine(loc, &r.written()),
+                format!("environment variable `{var}` is not set"),
+            )
+            .help(format!("set it, for example `{var}=… fabrik plan`")),
+            Err(std::env::VarError::NotUnicode(_)) => Diagnostic::new(
+                spec.source.refine(loc, &r.written()),
+                format!("environment variable `{var}` is not valid UTF-8"),
+            ),
+        };
+        problems.push(problem);
+    };
     for block in &spec.providers {
         block
             .config
             .iter()
-            .for_each(|(_, e)| e.references(&mut refs));
+            .for_each(|(_, e)| e.each_reference(&mut look));
     }
     for resource in &spec.resources {
-        refs.extend(resource.references());
+        for (_, e) in &resource.with {
+            e.each_reference(&mut look);
+        }
+        for gate in &resource.verify {
+            gate.each_reference(&mut look);
+        }
     }
     for gate in &spec.verify {
-        gate.references(&mut refs);
+        gate.each_reference(&mut look);
     }
-    let mut problems: Vec<Diagnostic> = refs
-        .into_iter()
-        .filter_map(|(r, loc)| match &r {
-            Reference::Env(var) if std::env::var_os(var).is_none() => Some(
-                Diagnostic::new(
-                    spec.source.refine(loc, &r.written()),
-                    format!("environment variable `{var}` is not set"),
-                )
-                .help(format!("set it, for example `{var}=… fabrik plan`")),
-            ),
-            Reference::Env(var) if std::env::var(var).is_err() => Some(Diagnostic::new(
-                spec.source.refine(loc, &r.written()),
-                format!("environment variable `{var}` is not valid UTF-8"),
-            )),
-            _ => None,
-        })
-        .collect();
-    if problems.is_empty() {
-        return Ok(());
-    }
-    problems.sort_by_key(|d| (d.loc.line, d.loc.column));
-    problems.dedup_by_key(|d| (d.loc.line, d.loc.column));
-    Err(Error::Spec(Diagnostics {
-        source: spec.source.clone(),
-        items: problems,
-    }))
+    problems
 }

@@ -142,13 +142,36 @@ pub struct Diagnostics {
     pub items: Vec<Diagnostic>,
 }
 
+/// The most problems shown at once: past a screenful, more of them tell the reader nothing new
+/// (a generated spec with one mistake repeated can hold thousands), and the count says how
+/// many there are.
+pub const MAX_SHOWN: usize = 50;
+
+impl Diagnostics {
+    /// Problems found by several checks, in file order, each reported once.
+    pub fn sorted(source: Arc<SourceFile>, mut items: Vec<Diagnostic>) -> Self {
+        // Stable: problems at one place keep the order their check found them in.
+        items.sort_by_key(|d| (d.loc.line, d.loc.column));
+        let mut seen = std::collections::HashSet::new();
+        items.retain(|d| seen.insert((d.loc.line, d.loc.column, d.message.clone())));
+        Diagnostics { source, items }
+    }
+}
+
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.items.iter().enumerate() {
+        for (i, d) in self.items.iter().take(MAX_SHOWN).enumerate() {
             if i > 0 {
                 f.write_char('\n')?;
             }
             render(f, &self.source, d)?;
+        }
+        if let Some(more) = self.items.len().checked_sub(MAX_SHOWN).filter(|&n| n > 0) {
+            writeln!(
+                f,
+                "\n… and {more} more problem{}",
+                if more == 1 { "" } else { "s" }
+            )?;
         }
         if self.items.len() > 1 {
             writeln!(

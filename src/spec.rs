@@ -1,12 +1,12 @@
 //! The spec a user writes: loaded from YAML, checked for shape, with every part keeping its
 //! location so later checks (types, references, cycles) can point at it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile};
+use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile, closest};
 use crate::template::{self, Part, RESERVED_NAMES};
 use crate::yaml::{self, Key, Node, Value};
 
@@ -44,6 +44,9 @@ pub struct Spec {
     /// Where the stack's state is kept, when not in the local directory.
     pub backend: Option<BackendBlock>,
     index: HashMap<String, usize>,
+    /// Resources written in the spec but left out of `resources` because their entry could
+    /// not be read (it has no usable `type`): what refers to them is not wrong as well.
+    unreadable: HashSet<String>,
 }
 
 /// `backend: { postgres: { url: "${secret.STATE_DB_URL}", schema: fabrik } }`: the stack's state
@@ -129,16 +132,21 @@ pub enum ExprKind {
 impl Expr {
     /// Every reference inside, with where it is written.
     pub fn references(&self, out: &mut Vec<(template::Reference, Loc)>) {
+        self.each_reference(&mut |r, loc| out.push((r.clone(), loc)));
+    }
+
+    /// Calls `f` with every reference inside and where it is written, copying nothing.
+    pub fn each_reference(&self, f: &mut impl FnMut(&template::Reference, Loc)) {
         match &self.kind {
             ExprKind::Str(parts) => {
                 for part in parts {
                     if let Part::Ref(r) = part {
-                        out.push((r.clone(), self.loc));
+                        f(r, self.loc);
                     }
                 }
             }
-            ExprKind::List(items) => items.iter().for_each(|e| e.references(out)),
-            ExprKind::Map(entries) => entries.iter().for_each(|(_, e)| e.references(out)),
+            ExprKind::List(items) => items.iter().for_each(|e| e.each_reference(f)),
+            ExprKind::Map(entries) => entries.iter().for_each(|(_, e)| e.each_reference(f)),
             ExprKind::Null | ExprKind::Bool(_) | ExprKind::Int(_) | ExprKind::Float(_) => {}
         }
     }
@@ -200,17 +208,42 @@ impl Spec {
         self.index.get(name).copied()
     }
 
+    /// Whether the spec declares a resource of that name, even one whose entry could not be
+    /// read (see [`Spec::read`]).
+    pub fn declares(&self, name: &str) -> bool {
+        self.index.contains_key(name) || self.unreadable.contains(name)
+    }
+
     /// Reads and checks the shape of a spec file.
     ///
     /// # Errors
     /// [`Error::Spec`] with every problem found, each with its location.
     pub fn load(path: &Path) -> Result<Spec, Error> {
+        let (spec, problems) = Spec::read(path)?;
+        if problems.is_empty() {
+            Ok(spec)
+        } else {
+            Err(Error::Spec(Diagnostics::sorted(spec.source, problems)))
+        }
+    }
+
+    /// Reads a spec file as far as its problems allow, and returns it with those problems:
+    /// the later checks (types, fields, references, the graph) then look at what could be
+    /// read, so one run reports every problem. A spec returned with problems is for checking
+    /// only; a resource missing from it is named by [`Spec::declares`].
+    ///
+    /// # Errors
+    /// [`Error::Spec`] when nothing can be read: the file is too large, not UTF-8, not YAML,
+    /// or not a map.
+    pub fn read(path: &Path) -> Result<(Spec, Vec<Diagnostic>), Error> {
         let (source, root) = read_yaml(path)?;
         let mut loader = Loader::default();
-        let spec = loader.spec(root, source.clone());
-        match spec {
-            Some(spec) if loader.problems.is_empty() => Ok(spec),
-            _ => Err(loader.failure(source)),
+        match loader.spec(root, source.clone()) {
+            Some(spec) => Ok((spec, loader.problems)),
+            None => Err(Error::Spec(Diagnostics {
+                source,
+                items: loader.problems,
+            })),
         }
     }
 }
@@ -331,6 +364,8 @@ pub fn valid_name(name: &str) -> bool {
 #[derive(Default)]
 struct Loader {
     problems: Vec<Diagnostic>,
+    /// Resources whose entry could not be read into a [`Resource`].
+    unreadable: HashSet<String>,
 }
 
 impl Loader {
@@ -382,6 +417,7 @@ impl Loader {
         Some((stack?, backend))
     }
 
+    /// The spec as far as it can be read; `None` only when the document is not a map.
     fn spec(&mut self, root: Node, source: Arc<SourceFile>) -> Option<Spec> {
         let entries = match root.value {
             Value::Map(entries) => entries,
@@ -405,6 +441,7 @@ impl Loader {
         };
         let entries = self.unique(entries, "top-level key");
         let mut stack = None;
+        let mut stack_written = false;
         let mut providers = Vec::new();
         let mut resources = Vec::new();
         let mut verify = Vec::new();
@@ -414,7 +451,10 @@ impl Loader {
             match key.name.as_str() {
                 "secrets" => secrets = self.secrets(node),
                 "backend" => backend = self.backend(key.loc, node),
-                "stack" => stack = self.stack_name(node),
+                "stack" => {
+                    stack_written = true;
+                    stack = self.stack_name(node);
+                }
                 "providers" => providers = self.providers(node),
                 "resources" => resources = self.resources(node),
                 "verify" => verify = self.gates(node),
@@ -424,19 +464,14 @@ impl Loader {
                 ),
             }
         }
-        let Some(stack) = stack else {
-            if !self
-                .problems
-                .iter()
-                .any(|d| d.message.contains("stack name"))
-            {
-                self.problem(
-                    Diagnostic::new(Loc::new(1, 1, 1), "the spec has no `stack`")
-                        .help("add `stack: NAME`; the stack names the state"),
-                );
-            }
-            return None;
-        };
+        if !stack_written {
+            self.problem(
+                Diagnostic::new(Loc::new(1, 1, 1), "the spec has no `stack`")
+                    .help("add `stack: NAME`; the stack names the state"),
+            );
+        }
+        // A stack name that is missing or wrong is reported; the rest is still checked.
+        let stack = stack.unwrap_or_default();
         let index = resources
             .iter()
             .enumerate()
@@ -451,6 +486,7 @@ impl Loader {
             secrets,
             backend,
             index,
+            unreadable: std::mem::take(&mut self.unreadable),
         })
     }
 
@@ -688,18 +724,21 @@ impl Loader {
                 .into_iter()
                 .filter_map(|(key, node)| loader.resource(key, node))
                 .collect();
-            (resources, loader.problems)
+            (resources, loader)
         });
         let mut resources = Vec::new();
-        for (run, problems) in runs {
+        for (run, loader) in runs {
             resources.extend(run);
-            self.problems.extend(problems);
+            self.problems.extend(loader.problems);
+            self.unreadable.extend(loader.unreadable);
         }
         resources
     }
 
+    /// One entry of `resources:`. Its problems are reported and, where a default serves, it
+    /// is still read, so that the checks of its fields and references run as well; only an
+    /// entry without a usable `type` is left out (and named in `unreadable`).
     fn resource(&mut self, key: Key, node: Node) -> Option<Resource> {
-        let mut ok = true;
         if RESERVED_NAMES.contains(&key.name.as_str()) {
             self.problem(
                 Diagnostic::new(key.loc, format!("`{}` is a reserved name", key.name)).help(
@@ -709,15 +748,15 @@ impl Loader {
                     ),
                 ),
             );
-            ok = false;
         } else if !valid_name(&key.name) {
             self.problem(
                 Diagnostic::new(key.loc, format!("invalid resource name `{}`", key.name))
                     .help("a resource name starts with a letter or digit and holds letters, digits, `_` and `-`"),
             );
-            ok = false;
         }
-        let node_loc = node.loc;
+        // `type` is reported missing only when nothing else explains it: the entry is a map
+        // and no key written there is a misspelt `type`.
+        let mut type_explained = !matches!(node.value, Value::Map(_) | Value::Null);
         let entries = self.map(node, &format!("resource `{}`", key.name));
         let entries = self.unique(entries, "key");
         let mut type_name = None;
@@ -741,7 +780,7 @@ impl Loader {
                                 other.kind()
                             ),
                         ));
-                        ok = false;
+                        type_explained = true;
                     }
                 },
                 "with" => {
@@ -751,13 +790,10 @@ impl Loader {
                 "depends_on" => depends_on = self.depends_on(v),
                 "protect" => match v.value {
                     Value::Bool(b) => protect = b,
-                    other => {
-                        self.problem(Diagnostic::new(
-                            v.loc,
-                            format!("`protect` must be true or false, not {}", other.kind()),
-                        ));
-                        ok = false;
-                    }
+                    other => self.problem(Diagnostic::new(
+                        v.loc,
+                        format!("`protect` must be true or false, not {}", other.kind()),
+                    )),
                 },
                 "on_failure" => match v.value {
                     Value::Str(s) if s == "keep" || s == "rollback" => {
@@ -775,21 +811,18 @@ impl Loader {
                             )
                             .help("`rollback` (the default) undoes this resource's change when the apply fails; `keep` leaves it"),
                         );
-                        ok = false;
                     }
                 },
                 "verify" => verify = self.gates(v),
                 "adopt" => match v.value {
                     Value::Bool(b) => adopt = b,
-                    other => {
-                        self.problem(Diagnostic::new(
-                            v.loc,
-                            format!("`adopt` must be true or false, not {}", other.kind()),
-                        ));
-                        ok = false;
-                    }
+                    other => self.problem(Diagnostic::new(
+                        v.loc,
+                        format!("`adopt` must be true or false, not {}", other.kind()),
+                    )),
                 },
                 other => {
+                    type_explained |= closest(other, RESOURCE_KEYS) == Some("type");
                     self.problem(
                         Diagnostic::new(
                             k.loc,
@@ -797,21 +830,20 @@ impl Loader {
                         )
                         .suggest(other, RESOURCE_KEYS),
                     );
-                    ok = false;
                 }
             }
         }
         let Some((type_name, type_loc)) = type_name else {
-            if ok {
+            if !type_explained {
                 self.problem(
                     Diagnostic::new(key.loc, format!("resource `{}` has no `type`", key.name))
                         .help("add a `type:` such as `local.file`"),
                 );
             }
-            let _ = node_loc;
+            self.unreadable.insert(key.name);
             return None;
         };
-        ok.then_some(Resource {
+        Some(Resource {
             name: key.name,
             loc: key.loc,
             type_name,
@@ -847,7 +879,6 @@ impl Loader {
             );
             return None;
         }
-        let node_loc = node.loc;
         let entries = self.map(node, &format!("secret `{}`", key.name));
         let mut generate = None;
         for (k, v) in entries {
@@ -864,22 +895,20 @@ impl Loader {
                             "write `{}` for a required secret, or `{ generate: { length: 32 } }`",
                         ),
                     );
-                    return None;
                 }
             }
         }
-        let _ = node_loc;
         Some(SecretDecl {
             name: key.name,
             loc: key.loc,
-            generate: generate.flatten(),
+            generate,
         })
     }
 
-    /// `Some(None)` when the block was bad (already reported).
-    fn generate(&mut self, node: Node, secret: &str) -> Option<Option<Generate>> {
-        let loc = node.loc;
+    /// `None` when the block is bad (every problem in it reported).
+    fn generate(&mut self, node: Node, secret: &str) -> Option<Generate> {
         let entries = self.map(node, "`generate`");
+        let mut bad = false;
         let mut length = 32usize;
         let mut alphabet = Alphabet::Alnum;
         for (k, v) in entries {
@@ -897,7 +926,7 @@ impl Loader {
                             SECRET_LENGTHS.end()
                         )),
                     );
-                    return Some(None);
+                    bad = true;
                 }
                 ("alphabet", Value::Str(s)) => match s.as_str() {
                     "alnum" => alphabet = Alphabet::Alnum,
@@ -909,7 +938,7 @@ impl Loader {
                                 .suggest(other, ["alnum", "hex", "base64url"])
                                 .help_if_none("the alphabets are `alnum`, `hex` and `base64url`"),
                         );
-                        return Some(None);
+                        bad = true;
                     }
                 },
                 ("length", other) | ("alphabet", other) => {
@@ -926,19 +955,18 @@ impl Loader {
                             other.kind()
                         ),
                     ));
-                    return Some(None);
+                    bad = true;
                 }
                 (other, _) => {
                     self.problem(
                         Diagnostic::new(k.loc, format!("unknown key `{other}` in `generate`"))
                             .suggest(other, ["length", "alphabet"]),
                     );
-                    return Some(None);
+                    bad = true;
                 }
             }
         }
-        let _ = loc;
-        Some(Some(Generate { length, alphabet }))
+        (!bad).then_some(Generate { length, alphabet })
     }
 
     /// A `verify:` list; each entry's own shape is checked against the registry of gates later.

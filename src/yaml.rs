@@ -2,7 +2,9 @@
 //! spec's validation can point at the exact line and column of anything it rejects.
 //!
 //! The parser (serde-saphyr) is panic-free and enforces input budgets (depth, node count,
-//! alias expansion), which stops YAML bombs before they use the machine's memory.
+//! alias expansion), which stops YAML bombs before they use the machine's memory. The budgets
+//! are relative to the document: what is written in the file is bounded by its size (see
+//! [`MAX_SPEC_BYTES`]), so only what aliases add on top is limited, in proportion to it.
 
 use std::fmt;
 
@@ -16,6 +18,20 @@ mod split;
 /// A spec larger than this is refused before it is parsed: a real stack of 10,000 resources is
 /// around 2 MiB.
 pub const MAX_SPEC_BYTES: usize = 16 * 1024 * 1024;
+
+/// Aliases may add this many nodes to any document: plenty for shared blocks repeated through
+/// a stack, a tiny fraction of what a YAML bomb expands to.
+const ALIAS_NODES_FLOOR: usize = 250_000;
+
+/// And beyond the floor, one node per this many bytes of the document: a large spec may share
+/// blocks as much as a small one, while aliases never add more than a fraction of the nodes
+/// (about one per 12 bytes) its own text holds, which keeps memory in proportion to the file.
+const BYTES_PER_ALIAS_NODE: usize = 8;
+
+/// How many nodes aliases may add to a document of `len` bytes.
+fn alias_budget(len: usize) -> usize {
+    ALIAS_NODES_FLOOR.max(len / BYTES_PER_ALIAS_NODE)
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -69,7 +85,7 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
     if let Some(node) = split::parse(text, cores.min(4)) {
         return Ok(node);
     }
-    match fast::parse(text) {
+    match fast::parse(text, alias_budget(text.len())) {
         fast::Outcome::Done(node) => return Ok(node),
         fast::Outcome::Refused(refused) => return Err(refused),
         fast::Outcome::Defer => {}
@@ -82,9 +98,20 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
 fn parse_with_serde(text: &str) -> Result<Node, ParseError> {
     // Repeated keys reach our visitor, which keeps both so validation can report them with
     // both locations and a message in the spec's own terms.
+    // The text's own nodes and events are bounded by its size (a node takes at least a byte,
+    // an event at most two): budgets in proportion never refuse a document without aliases.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(text.len() + 16);
+    budget.max_events = budget.max_events.max(2 * text.len() + 16);
+    budget.max_aliases = budget.max_aliases.max(alias_budget(text.len()));
+    budget.max_anchors = budget.max_anchors.max(alias_budget(text.len()));
+    budget.max_recorded_anchor_events = budget
+        .max_recorded_anchor_events
+        .max(alias_budget(text.len()));
     let options: Options = serde_saphyr::options! {
         duplicate_keys: DuplicateKeyPolicy::PassThrough,
         with_snippet: false,
+        budget: Some(budget),
     };
     match serde_saphyr::from_str_with_options::<Spanned<Value>>(text, options) {
         Ok(spanned) => Ok(Node {
@@ -265,9 +292,8 @@ mod fast {
     use super::{Key, Node, ParseError, Value};
     use crate::source::Loc;
 
-    /// serde-saphyr's default budgets, kept here so both paths refuse the same documents.
+    /// serde-saphyr's default depth, kept here so both paths refuse the same documents.
     const MAX_DEPTH: usize = 64;
-    pub(super) const MAX_NODES: usize = 250_000;
 
     pub enum Outcome {
         Done(Node),
@@ -278,7 +304,9 @@ mod fast {
 
     struct Builder {
         anchors: HashMap<usize, Node>,
-        nodes: usize,
+        /// The nodes aliases added so far, and how many they may add.
+        expanded: usize,
+        alias_budget: usize,
     }
 
     fn loc(span: &Span) -> Loc {
@@ -290,11 +318,13 @@ mod fast {
         )
     }
 
-    pub fn parse(text: &str) -> Outcome {
+    /// The document, with aliases allowed to add `alias_budget` nodes.
+    pub fn parse(text: &str, alias_budget: usize) -> Outcome {
         let mut events = Parser::new_from_str(text);
         let mut builder = Builder {
             anchors: HashMap::new(),
-            nodes: 0,
+            expanded: 0,
+            alias_budget,
         };
         let mut root = None;
         loop {
@@ -334,9 +364,11 @@ mod fast {
     }
 
     impl Builder {
-        fn count(&mut self, n: usize, at: Loc) -> Result<(), ParseError> {
-            self.nodes += n;
-            if self.nodes > MAX_NODES {
+        /// Counts what an alias adds; the text's own nodes cost nothing, being bounded by
+        /// its size.
+        fn expand(&mut self, n: usize, at: Loc) -> Result<(), ParseError> {
+            self.expanded += n;
+            if self.expanded > self.alias_budget {
                 return Err(ParseError {
                     message: super::NODES_MESSAGE.to_string(),
                     loc: at,
@@ -364,7 +396,6 @@ mod fast {
                         if tag.is_some() && !string {
                             return Ok(None);
                         }
-                        self.count(1, at)?;
                         let value = if string || style != ScalarStyle::Plain {
                             Value::Str(text.into_owned())
                         } else {
@@ -379,7 +410,7 @@ mod fast {
                         let Some(target) = self.anchors.get(&id).cloned() else {
                             return Ok(None);
                         };
-                        self.count(size(&target), at)?;
+                        self.expand(size(&target), at)?;
                         // Whatever an alias repeats is reported where the alias is written.
                         relocate(target, at)
                     }
@@ -387,7 +418,6 @@ mod fast {
                         if tag.is_some() || depth >= MAX_DEPTH {
                             return Ok(None);
                         }
-                        self.count(1, at)?;
                         let mut items = Vec::new();
                         loop {
                             match self.item(events, depth + 1)? {
@@ -408,7 +438,6 @@ mod fast {
                         if tag.is_some() || depth >= MAX_DEPTH {
                             return Ok(None);
                         }
-                        self.count(1, at)?;
                         let mut entries: Vec<(Key, Node)> = Vec::new();
                         let mut merged: Vec<(Key, Node)> = Vec::new();
                         loop {
@@ -661,7 +690,7 @@ mod tests {
             "plain: some text, with a comma\nurl: http://x.y/z\n",
         ];
         for doc in docs {
-            let fast = match fast::parse(doc) {
+            let fast = match fast::parse(doc, alias_budget(doc.len())) {
                 fast::Outcome::Done(node) => node,
                 _ => panic!("the fast path deferred on {doc:?}"),
             };
@@ -676,7 +705,7 @@ mod tests {
             "a: *nowhere\n",
         ] {
             assert!(
-                matches!(fast::parse(broken), fast::Outcome::Defer),
+                matches!(fast::parse(broken, 1000), fast::Outcome::Defer),
                 "{broken:?}"
             );
         }
@@ -689,8 +718,8 @@ mod tests {
         assert_eq!(top.len(), 2);
     }
 
-    #[test]
-    fn alias_bombs_are_refused() {
+    /// Eleven levels of ten aliases: 10^12 nodes from about 600 bytes.
+    fn bomb() -> String {
         let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..12 {
             let p = i - 1;
@@ -698,6 +727,57 @@ mod tests {
                 "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
             ));
         }
-        assert!(parse(&bomb).is_err());
+        bomb
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let refused = |text: &str| match parse(text) {
+            Err(e) => assert_eq!(e.message, NODES_MESSAGE),
+            Ok(_) => panic!("a bomb of {} bytes was parsed", text.len()),
+        };
+        refused(&bomb());
+        // The budget grows with the document, never as fast as a bomb: padded to the largest
+        // spec read, it is still refused (both parsers: a tag sends it to serde-saphyr).
+        let padding = format!("# {}\n", "x".repeat(1000)).repeat(MAX_SPEC_BYTES / 1010);
+        refused(&format!("{padding}{}", bomb()));
+        let tagged = format!("{padding}t: !!str x\n{}", bomb());
+        assert_eq!(
+            parse_with_serde(&tagged).unwrap_err().message,
+            NODES_MESSAGE
+        );
+    }
+
+    #[test]
+    fn the_alias_budget_grows_with_the_document() {
+        // 40 aliases of a 10,000-node block: 400,000 nodes added, more than a small document
+        // may add, fine in a document large enough to be worth that much.
+        let block = format!("[{}]", vec!["1"; 9_999].join(","));
+        let mut small = format!("b: &b {block}\n");
+        for i in 0..4 {
+            small.push_str(&format!("x{i}: [{}]\n", ["*b"; 10].join(", ")));
+        }
+        assert!(parse(&small).is_err(), "{} bytes", small.len());
+        let padding = format!("# {}\n", "x".repeat(1000)).repeat(3300);
+        let large = format!("{padding}{small}");
+        assert!(alias_budget(large.len()) > 400_000);
+        let doc = parse(&large).expect("a large document may share more");
+        let Value::Map(top) = doc.value else { panic!() };
+        assert_eq!(top.len(), 5);
+    }
+
+    /// Nodes written in the text are bounded by its size, whichever parser reads them: a
+    /// document without aliases is never refused for its size under the cap.
+    #[test]
+    fn many_nodes_without_aliases_parse() {
+        let text = format!("list: [{}]\n", vec!["1"; 400_000].join(","));
+        let Value::Map(top) = parse(&text).unwrap().value else {
+            panic!()
+        };
+        assert!(matches!(&top[0].1.value, Value::Seq(items) if items.len() == 400_000));
+        // A tag leaves it to serde-saphyr, whose budgets follow the document's size too.
+        let tagged = format!("tag: !!str x\n{text}");
+        assert!(parse_with_serde(&tagged).is_ok());
+        assert!(parse(&tagged).is_ok());
     }
 }

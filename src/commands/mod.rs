@@ -152,22 +152,47 @@ pub fn open(
     })
 }
 
-/// Loads and checks a spec: shape, types, references, cycles and environment variables.
+/// Loads and checks a spec: shape, types, references, the graph, environment variables and
+/// the values providers can judge before any state or secret is read.
+///
+/// # Errors
+/// [`Error::Spec`] with every problem found, at once.
 pub fn load(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
-    let loaded = load_structure(path, registry)?;
-    resolve::check_env(&loaded.spec)?;
-    Ok(loaded)
+    read(path, registry, true)
 }
 
 /// Loads and checks a spec without requiring its environment variables: destroy only needs
 /// its `protect` flags and provider blocks, and must work when the variables of the last
 /// release are gone.
+///
+/// # Errors
+/// [`Error::Spec`] with every problem found, at once.
 pub fn load_structure(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
-    let spec = Spec::load(path)?;
-    check::check(&spec, registry)?;
-    let graph = Graph::build(&spec)?;
+    read(path, registry, false)
+}
+
+/// Every check runs on what could be read, so that one run reports every problem; the
+/// values are judged only once nothing else is wrong, since a value is judged by the type
+/// and fields around it.
+fn read(path: &Path, registry: &Registry, values: bool) -> Result<Loaded, Error> {
+    let (spec, mut problems) = Spec::read(path)?;
+    problems.extend(check::problems(&spec, registry));
+    let (graph, in_graph) = Graph::with_problems(&spec);
+    problems.extend(in_graph);
     let sensitive = resolve::sensitive_fields(&spec, registry, &graph.order);
-    check::secret_identities(&spec, registry, &sensitive)?;
+    problems.extend(check::secret_identities(&spec, registry, &sensitive));
+    if values {
+        problems.extend(resolve::env_problems(&spec));
+        if problems.is_empty() {
+            problems.extend(crate::plan::precheck::problems(&spec, &graph, registry));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Spec(crate::source::Diagnostics::sorted(
+            spec.source.clone(),
+            problems,
+        )));
+    }
     Ok(Loaded {
         spec,
         graph,

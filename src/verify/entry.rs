@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
 
-use crate::source::{Diagnostic, Loc};
+use crate::source::{Diagnostic, Loc, closest};
 use crate::spec::{Expr, ExprKind};
 use crate::template::Part;
 
@@ -257,7 +257,15 @@ impl Reader {
             .iter()
             .filter_map(|(name, loc, _)| Kind::from_name(name).map(|k| (k, *loc)))
             .collect();
+        let names = all_names();
+        // A misspelt kind (`htp:`) is reported as that typo, not as a missing kind as well.
+        let misspelt_kind = || {
+            fields.iter().any(|(name, _, _)| {
+                closest(name, names.iter().copied()).is_some_and(|n| Kind::from_name(n).is_some())
+            })
+        };
         match kinds.as_slice() {
+            [] if misspelt_kind() => {}
             [] => self.problems.push(
                 Diagnostic::new(node.loc, "this verify entry does not say what to check").help(
                     "give it one of `http: URL`, `tls: HOST`, `dns: NAME` or `tcp: HOST:PORT`",
@@ -286,7 +294,6 @@ impl Reader {
             Some((_, _, value)) if matches!(kind, None | Some(Kind::Dns)) => self.dns_type(value),
             _ => Some(RecordType::A),
         };
-        let names = all_names();
         for (name, key_loc, value) in fields {
             let name = name.as_ref();
             if let Some(this) = Kind::from_name(name) {

@@ -736,7 +736,9 @@ fn check_two_kind_keys_and_no_kind_key() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].2, "this verify entry does not say what to check");
     assert_eq!((found[0].0, found[0].1), (4, 5));
+    // A misspelt kind is that typo only, not also an entry that says nothing to check.
     let found = problems("  - htp: \"https://x.example/\"\n");
+    assert_eq!(found.len(), 1, "{found:?}");
     assert!(
         found
             .iter()

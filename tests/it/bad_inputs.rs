@@ -62,6 +62,16 @@ fn yaml_bomb_is_refused_with_a_clear_message() {
     let case = Case::new();
     case.write("fabrik.yaml", billion_laughs());
     let out = refused(&case);
+    assert_bomb_message(&out);
+    // Aliases may add more to a larger document, never what a bomb adds: hidden in a spec of
+    // 50,000 resources (6 MB), it is refused the same way.
+    let mut large = billion_laughs().replace("resources: {}\n", "");
+    large.push_str(&plain_files(50_000));
+    case.write("fabrik.yaml", large);
+    assert_bomb_message(&refused(&case));
+}
+
+fn assert_bomb_message(out: &Output) {
     let message = out.stderr.lines().next().unwrap_or_default();
     assert!(message.starts_with("error: "), "{out}");
     assert!(
@@ -82,6 +92,31 @@ fn yaml_bomb_is_refused_with_a_clear_message() {
     assert!(
         !message.contains(" { "),
         "the message shows the parser's Debug output:\n{out}"
+    );
+}
+
+/// `resources:` and `count` plain `local.file` resources, about 120 bytes each.
+fn plain_files(count: usize) -> String {
+    let mut yaml = String::from("resources:\n");
+    for i in 0..count {
+        yaml.push_str(&format!(
+            "  file-{i:05}:\n    type: local.file\n    with:\n      path: out/file-{i:05}.txt\n      content: \"file {i} of a large stack\\n\"\n"
+        ));
+    }
+    yaml
+}
+
+/// A large spec holds many nodes, but no alias: it is not taken for a YAML bomb.
+#[test]
+fn a_large_spec_without_aliases_is_not_a_yaml_bomb() {
+    let yaml = format!("stack: big\n{}", plain_files(50_000));
+    assert!(yaml.len() > 6_000_000, "{} bytes", yaml.len());
+    let case = Case::new();
+    case.write("fabrik.yaml", &yaml);
+    let out = case.expect(["validate"], 0);
+    assert_eq!(
+        out.stdout,
+        "fabrik.yaml is valid: stack `big`, 50000 resources.\n"
     );
 }
 
@@ -678,6 +713,273 @@ fn a_large_spec_reports_problems_where_they_are_in_every_part_of_it() {
         "{}",
         &plan.stdout[plan.stdout.len().saturating_sub(300)..]
     );
+}
+
+// ---- self-references -------------------------------------------------------------------------
+
+#[test]
+fn a_self_reference_is_a_located_error() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          a: { type: local.file, with: { path: a.txt, content: "x ${a.content_hash}" } }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `a` refers to itself
+      --> fabrik.yaml:3:59
+      |
+    3 |   a: { type: local.file, with: { path: a.txt, content: "x ${a.content_hash}" } }
+      |                                                           ^^^^^^^^^^^^^^^^^
+      = help: its inputs are needed to create it, so they cannot use its own attributes
+    "#);
+    assert!(!case.exists("a.txt"));
+}
+
+#[test]
+fn a_self_reference_beside_another_resource_is_a_located_error_not_a_panic() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          a: { type: local.file, with: { path: a.txt, content: "x ${a.path}" } }
+          b: { type: local.file, with: { path: b.txt, content: "b" } }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `a` refers to itself
+      --> fabrik.yaml:3:59
+      |
+    3 |   a: { type: local.file, with: { path: a.txt, content: "x ${a.path}" } }
+      |                                                           ^^^^^^^^^
+      = help: its inputs are needed to create it, so they cannot use its own attributes
+    "#);
+    assert!(!case.exists("a.txt") && !case.exists("b.txt"));
+}
+
+#[test]
+fn depends_on_itself_is_a_located_error() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          a:
+            type: local.file
+            with: { path: a.txt, content: a }
+            depends_on: [b, a]
+          b: { type: local.file, with: { path: b.txt, content: "b" } }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `a` refers to itself
+      --> fabrik.yaml:6:21
+      |
+    6 |     depends_on: [b, a]
+      |                     ^
+      = help: a resource cannot depend on itself; remove it from its own `depends_on`
+    ");
+}
+
+/// With a state holding `a` and `b`, making `a` refer to itself must not read as "remove
+/// everything" (its plan used to leave `a` out): every command refuses, and nothing changes.
+#[test]
+fn a_self_reference_in_an_applied_stack_changes_nothing() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          a: { type: local.file, with: { path: a.txt, content: "a" } }
+          b: { type: local.file, with: { path: b.txt, content: "${a.size}" } }
+        "#,
+    );
+    case.expect(["apply", "--yes"], 0);
+    let before = case.state_files();
+    case.set_spec(
+        r#"
+        stack: shop
+        resources:
+          a: { type: local.file, with: { path: a.txt, content: "${a.size}" } }
+          b: { type: local.file, with: { path: b.txt, content: "${a.size}" } }
+        "#,
+    );
+    for args in [
+        &["validate"][..],
+        &["plan"],
+        &["plan", "--refresh"],
+        &["apply", "--yes"],
+    ] {
+        let out = case.run(args);
+        assert_eq!(out.code, 1, "{args:?}:\n{out}");
+        assert!(out.stdout.is_empty(), "{args:?}:\n{out}");
+        assert!(
+            out.stderr
+                .starts_with("error: `a` refers to itself\n  --> fabrik.yaml:3:57\n"),
+            "{args:?}:\n{out}"
+        );
+        assert_eq!(case.state_files(), before, "{args:?} changed the state");
+    }
+    assert_eq!(case.read("a.txt"), "a");
+    assert_eq!(case.read("b.txt"), "1");
+}
+
+// ---- every problem at once -------------------------------------------------------------------
+
+/// A misspelt resource key, gate option, gate kind, field and type name: one run names them
+/// all, and nothing that follows from them (no "missing required field `content`" after
+/// `contnt`, no "says nothing to check" after `htp`, no unknown reference to `b`, whose entry
+/// could not be read).
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          a:
+            type: local.file
+            with: { path: a.txt, contnt: "${b.path}" }
+            verfy:
+              - http: "https://example.com"
+          b:
+            typ: local.file
+            with: { path: b.txt, content: "b" }
+          c:
+            type: local.fiel
+            with: { path: c.txt, content: "c" }
+            verify:
+              - http: "https://example.com"
+                statuss: 200
+        verify:
+          - htp: "https://example.com"
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unknown field `contnt` in `a` (local.file)
+      --> fabrik.yaml:5:26
+      |
+    5 |     with: { path: a.txt, contnt: "${b.path}" }
+      |                          ^^^^^^
+      = help: did you mean `content`?
+
+    error: unknown key `verfy` in resource `a`
+      --> fabrik.yaml:6:5
+      |
+    6 |     verfy:
+      |     ^^^^^
+      = help: did you mean `verify`?
+
+    error: unknown key `typ` in resource `b`
+      --> fabrik.yaml:9:5
+      |
+    9 |     typ: local.file
+      |     ^^^
+      = help: did you mean `type`?
+
+    error: unknown resource type `local.fiel`
+       --> fabrik.yaml:12:11
+       |
+    12 |     type: local.fiel
+       |           ^^^^^^^^^^
+       = help: did you mean `local.file`?
+
+    error: unknown option `statuss` in an `http` gate
+       --> fabrik.yaml:16:9
+       |
+    16 |         statuss: 200
+       |         ^^^^^^^
+       = help: did you mean `status`?
+
+    error: unknown option `htp` in a verify entry
+       --> fabrik.yaml:18:5
+       |
+    18 |   - htp: "https://example.com"
+       |     ^^^
+       = help: did you mean `http`?
+
+    6 errors in fabrik.yaml
+    "#);
+}
+
+#[test]
+fn a_long_list_of_problems_is_cut_after_fifty() {
+    // 20,000 resources with one typo each: the first fifty are shown, the rest counted.
+    let yaml = large_spec(20_000, |i| {
+        format!("  r{i}: {{ type: local.file, with: {{ path: f{i}.txt, contnet: x }} }}")
+    });
+    let case = Case::new().spec(&yaml);
+    let out = refused(&case);
+    assert_eq!(out.stderr.matches("error: ").count(), 50, "{out}");
+    assert!(out.stderr.len() < 20_000, "{} bytes", out.stderr.len());
+    let tail: Vec<&str> = out.stderr.lines().rev().take(6).collect();
+    fabrik_snapshot!(case, tail.into_iter().rev().collect::<Vec<_>>().join("\n"), @"
+       |                                                   ^^^^^^^
+       = help: did you mean `content`?
+
+    … and 19950 more problems
+
+    20000 errors in fabrik.yaml
+    ");
+}
+
+// ---- values a provider refuses ---------------------------------------------------------------
+
+/// `validate` asks the provider about the values it knows without a state or secrets (literal
+/// values and the inputs of other resources), as `plan` does, and points at each.
+#[test]
+fn a_value_the_provider_refuses_is_refused_by_validate_where_it_is_written() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          a:
+            type: local.file
+            with: { path: a.txt, content: a, mode: "rwx" }
+          b:
+            type: local.file
+            with: { path: "", content: b, mode: "${a.mode}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `a` (local.file): `mode` must be octal permission bits such as "0644", not "rwx"
+      --> fabrik.yaml:5:44
+      |
+    5 |     with: { path: a.txt, content: a, mode: "rwx" }
+      |                                            ^^^^^
+
+    error: `b` (local.file): `path` must not be empty
+      --> fabrik.yaml:8:19
+      |
+    8 |     with: { path: "", content: b, mode: "${a.mode}" }
+      |                   ^^
+
+    error: `b` (local.file): `mode` must be octal permission bits such as "0644", not "rwx"
+      --> fabrik.yaml:8:41
+      |
+    8 |     with: { path: "", content: b, mode: "${a.mode}" }
+      |                                         ^^^^^^^^^^^
+
+    3 errors in fabrik.yaml
+    "#);
 }
 
 /// A provider's `rate_limit_wait` is a duration: a word or a bare number is refused where it

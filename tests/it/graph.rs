@@ -81,3 +81,38 @@ fn examples_validate() {
     }
     assert!(seen > 0, "no example found in {}", examples.display());
 }
+
+/// A resource's own gates run once it exists, so they may use its attributes: no edge to
+/// itself (which no order satisfies), and it is planned like any other.
+#[test]
+fn a_resource_gate_may_use_its_own_attributes() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          api:
+            type: local.file
+            with: { path: api.conf, content: "api\n" }
+            verify:
+              - tcp: "127.0.0.1:${api.size}"
+        "#,
+    );
+    fabrik_snapshot!(case, case.run(["graph"]), @r#"
+    exit code: 0
+    ----- stdout -----
+    digraph "shop" {
+      rankdir = "LR";
+      node [shape = "box"];
+      "api" [label = "api\nlocal.file"];
+    }
+
+    ----- stderr -----
+    "#);
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(
+        plan.stdout
+            .contains("Plan: 1 to add, 0 to change, 0 to destroy."),
+        "{plan}"
+    );
+}

@@ -1,0 +1,154 @@
+//! The plan's checks of the values known before any state or secret is read: literal values,
+//! `${stack}`, environment variables and the inputs of other resources. Every command that
+//! loads a spec runs them, `validate` included, so a value a provider refuses (a file `mode`
+//! of "rwx") is reported by `validate` as by `plan`, and pointed at where it is written.
+
+use std::collections::BTreeSet;
+
+use fabrik_provider::{Attributes, Provider, ResourceType, Value};
+
+use super::{Input, desired};
+use crate::graph::Graph;
+use crate::registry::Registry;
+use crate::resolve::Inputs;
+use crate::secrets::Secrets;
+use crate::source::{Diagnostic, Loc};
+use crate::spec::{Resource, Spec};
+use crate::state::State;
+
+/// What the providers find wrong with the values known so far, resource by resource in graph
+/// order, as [`super::plan`] evaluates them. Resources whose type or fields are wrong (see
+/// [`crate::check::sound`]) are left out, their problems being reported already; what refers
+/// to them sees unknown values.
+pub fn problems(spec: &Spec, graph: &Graph, registry: &Registry) -> Vec<Diagnostic> {
+    let state = State::empty(&spec.stack);
+    let secrets = Secrets::default();
+    let adopted = BTreeSet::new();
+    // Places are not looked at here (see `crate::place`): no directory is needed.
+    let context = fabrik_provider::Context {
+        base_dir: Default::default(),
+        state_dir: Default::default(),
+        reserved: Vec::new(),
+    };
+    let input = Input {
+        spec,
+        graph,
+        registry,
+        state: &state,
+        secrets: &secrets,
+        sensitive: &[],
+        targets: &[],
+        observed: None,
+        adopted: &adopted,
+        context: &context,
+        read: None,
+    };
+    let sound: Vec<bool> = spec
+        .resources
+        .iter()
+        .map(|r| crate::check::sound(r, registry))
+        .collect();
+    // Without a state, nothing planned is stable: outputs stay unknown.
+    let mut planned: Vec<Option<(Inputs, bool)>> = vec![None; spec.resources.len()];
+    let mut problems = Vec::new();
+    for level in graph.levels() {
+        let done = crate::parallel::map(&level, 256, |&i| {
+            sound[i].then(|| desired(&input, &planned, i, true))
+        });
+        for (&i, one) in level.iter().zip(done) {
+            let Some((inputs, problem)) = one else {
+                continue;
+            };
+            if let Some(error) = problem {
+                problems.extend(located(spec, registry, i, &inputs, &error));
+            }
+            planned[i] = Some((inputs, false));
+        }
+    }
+    problems
+}
+
+/// A provider's objections to resource `i`'s inputs, each at the value it is about. The
+/// provider's contract allows any subset of the fields (those not known are absent), which
+/// tells where: a field refused on its own is reported there, and set aside; an objection to
+/// how the others go together is reported at the field (the last written) without which they
+/// pass; what is left, and an objection only to the normal form, at the resource's type.
+fn located(
+    spec: &Spec,
+    registry: &Registry,
+    i: usize,
+    inputs: &Inputs,
+    error: &fabrik_provider::Error,
+) -> Vec<Diagnostic> {
+    let resource: &Resource = &spec.resources[i];
+    let Some((provider, ty)) = provider_of(registry, &resource.type_name) else {
+        return Vec::new();
+    };
+    let what = format!("`{}` ({})", resource.name, ty.name);
+    let at = |loc, e: &fabrik_provider::Error| Diagnostic::new(loc, format!("{what}: {e}"));
+    // The known fields, in file order.
+    let mut fields: Vec<(&str, Loc, &Value)> = resource
+        .with
+        .iter()
+        .filter_map(|(key, expr)| {
+            let value = inputs.get(&key.name)?.as_ref()?;
+            Some((key.name.as_str(), expr.loc, value))
+        })
+        .collect();
+    let attributes = |fields: &[(&str, Loc, &Value)], without: Option<usize>| -> Attributes {
+        fields
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| Some(*j) != without)
+            .map(|(_, (name, _, value))| (name.to_string(), (*value).clone()))
+            .collect()
+    };
+    let target = fabrik_provider::Target {
+        stack: &spec.stack,
+        name: &resource.name,
+        type_name: ty.name,
+    };
+    let mut found = Vec::new();
+    while let Err(e) = provider.validate(target, &attributes(&fields, None)) {
+        let alone = fields
+            .iter()
+            .enumerate()
+            .find_map(|(j, (name, loc, value))| {
+                let one = Attributes::from_iter([(name.to_string(), (*value).clone())]);
+                provider.validate(target, &one).err().map(|e| (j, *loc, e))
+            });
+        if let Some((j, loc, e)) = alone {
+            found.push(at(loc, &e));
+            fields.remove(j);
+            continue;
+        }
+        let culprit = (0..fields.len()).rev().find(|&j| {
+            provider
+                .validate(target, &attributes(&fields, Some(j)))
+                .is_ok()
+        });
+        match culprit {
+            Some(j) => {
+                found.push(at(fields[j].1, &e));
+                fields.remove(j);
+            }
+            None => {
+                found.push(at(resource.type_loc, &e));
+                break;
+            }
+        }
+    }
+    if found.is_empty() {
+        found.push(at(resource.type_loc, error));
+    }
+    found
+}
+
+fn provider_of<'r>(
+    registry: &'r Registry,
+    type_name: &str,
+) -> Option<(&'r dyn Provider, &'r ResourceType)> {
+    let ty = registry.resource_type(type_name)?;
+    let provider = registry.provider(registry.provider_of(type_name)?)?;
+    Some((provider.as_ref(), ty))
+}
