@@ -669,7 +669,7 @@ fn a_comment_without_room_for_the_marker_stops_the_plan() {
                 "error: `frontend-www` (cloudflare.record): `comment` is 80 characters; with a \
                  space and fabrik's ownership marker `fabrik:shop/frontend-www` (24) it would be \
                  105, more than the 100 Cloudflare keeps: shorten it to at most 75\n  --> \
-                 fabrik.yaml:8:11"
+                 fabrik.yaml:9:84"
             ),
             "{out}"
         );

@@ -437,9 +437,13 @@ fn backend_flag_and_environment_choose_postgres_for_one_run() {
         plan.code, 0,
         "the same state, through the environment:\n{plan}"
     );
-    // Without the flag the local directory is used: it has no state, so a create is planned.
-    let local = case.run(["plan", "--detailed-exitcode"]);
+    // Without the flag the local directory is used: it has no state, so a create is planned
+    // (and the file the other state's run wrote is in its way).
+    let local = case.run(["plan", "--refresh=false", "--detailed-exitcode"]);
     assert_eq!(local.code, 2, "{local}");
+    let local = case.run(["plan"]);
+    assert_eq!(local.code, 1, "{local}");
+    assert!(local.stderr.contains("already exists"), "{local}");
 }
 
 #[test]
