@@ -251,14 +251,14 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         let one = outcomes[i].take().expect("every resource is planned");
         resource_digests.update(one.digest.as_bytes());
         hashes[i] = one.inputs_hash;
-        problems.extend(one.problem);
+        problems.extend(one.problems);
         changes.extend(one.change);
     }
     if !problems.is_empty() {
-        return Err(Error::Spec(Diagnostics {
-            source: spec.source.clone(),
-            items: problems,
-        }));
+        return Err(Error::Spec(Diagnostics::sorted(
+            spec.source.clone(),
+            problems,
+        )));
     }
     let removed = deletes(state, targets, |name| spec.resource(name).is_none());
     let protected: Vec<String> = removed
@@ -434,7 +434,8 @@ struct Planned {
     inputs_hash: String,
     digest: String,
     change: Option<Change>,
-    problem: Option<Diagnostic>,
+    /// What the provider finds wrong with its inputs, at the values (see [`precheck`]).
+    problems: Vec<Diagnostic>,
 }
 
 /// Plans resource `i`, whose dependencies are all in `planned`.
@@ -460,11 +461,8 @@ fn plan_one(
         .resource_type(&resource.type_name)
         .expect("checked specs only name known types");
     let (inputs, problem) = desired(input, planned, i, selected[i]);
-    let problem = problem.map(|e| {
-        Diagnostic::new(
-            resource.type_loc,
-            format!("`{}` ({}): {e}", resource.name, ty.name),
-        )
+    let problems = problem.map_or_else(Vec::new, |e| {
+        precheck::located(spec, registry, i, &inputs, &e)
     });
     // What is hashed, diffed, shown and saved: sensitive values by their keyed hash.
     let masked = if sensitive[i].is_empty() {
@@ -533,7 +531,7 @@ fn plan_one(
         inputs_hash,
         digest,
         change,
-        problem,
+        problems,
     }
 }
 

@@ -1034,9 +1034,9 @@ impl Loader {
             Value::Bool(b) => ExprKind::Bool(b),
             Value::Int(i) => ExprKind::Int(i),
             Value::Float(f) => ExprKind::Float(f),
-            Value::Str(s) => match template::parse(&s) {
+            Value::Str(s) => match template::parse_owned(s) {
                 Ok(parts) => ExprKind::Str(parts),
-                Err(message) => {
+                Err((message, s)) => {
                     self.problem(Diagnostic::new(node.loc, message));
                     ExprKind::Str(vec![Part::Text(s)])
                 }

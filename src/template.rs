@@ -70,7 +70,21 @@ pub fn parse(s: &str) -> Result<Vec<Part>, String> {
     if !text.is_empty() || parts.is_empty() {
         parts.push(Part::Text(text));
     }
+    // Kept for the whole run, once per string of a spec.
+    parts.shrink_to_fit();
     Ok(parts)
+}
+
+/// [`parse`] for a string the caller gives away: one without `$` becomes its only part as it
+/// is, uncopied (most strings of a large spec).
+///
+/// # Errors
+/// As [`parse`]: the message, and the string given back.
+pub fn parse_owned(s: String) -> Result<Vec<Part>, (String, String)> {
+    if !s.contains('$') {
+        return Ok(vec![Part::Text(s)]);
+    }
+    parse(&s).map_err(|message| (message, s))
 }
 
 fn parse_reference(body: &str) -> Result<Reference, String> {

@@ -108,10 +108,15 @@ fn parse_with_serde(text: &str) -> Result<Node, ParseError> {
     budget.max_recorded_anchor_events = budget
         .max_recorded_anchor_events
         .max(alias_budget(text.len()));
+    // What aliases add: replayed events, about two per node (a collection's end).
+    let alias_limits = serde_saphyr::alias_limits! {
+        max_total_replayed_events: 1_000_000.max(2 * alias_budget(text.len())),
+    };
     let options: Options = serde_saphyr::options! {
         duplicate_keys: DuplicateKeyPolicy::PassThrough,
         with_snippet: false,
         budget: Some(budget),
+        alias_limits: alias_limits,
     };
     match serde_saphyr::from_str_with_options::<Spanned<Value>>(text, options) {
         Ok(spanned) => Ok(Node {
@@ -122,6 +127,12 @@ fn parse_with_serde(text: &str) -> Result<Node, ParseError> {
             let loc = e.location().map(|l| loc_of(&l)).unwrap_or_default();
             let message = match original(&e) {
                 serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
+                serde_saphyr::Error::AliasReplayLimitExceeded { .. }
+                | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
+                | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. }
+                | serde_saphyr::Error::AliasReplayCounterOverflow { .. } => {
+                    NODES_MESSAGE.to_string()
+                }
                 _ => clean_message(&e.to_string()),
             };
             Err(ParseError { message, loc })
@@ -304,6 +315,11 @@ mod fast {
 
     struct Builder {
         anchors: HashMap<usize, Node>,
+        /// One buffer per depth where a collection's entries are gathered before they are
+        /// moved into a vector of exactly their number: a large spec is mostly maps of two or
+        /// three entries, which growing vectors would give room for four.
+        maps: Vec<Vec<(Key, Node)>>,
+        seqs: Vec<Vec<Node>>,
         /// The nodes aliases added so far, and how many they may add.
         expanded: usize,
         alias_budget: usize,
@@ -323,6 +339,8 @@ mod fast {
         let mut events = Parser::new_from_str(text);
         let mut builder = Builder {
             anchors: HashMap::new(),
+            maps: Vec::new(),
+            seqs: Vec::new(),
             expanded: 0,
             alias_budget,
         };
@@ -418,7 +436,7 @@ mod fast {
                         if tag.is_some() || depth >= MAX_DEPTH {
                             return Ok(None);
                         }
-                        let mut items = Vec::new();
+                        let mut items = scratch(&mut self.seqs, depth);
                         loop {
                             match self.item(events, depth + 1)? {
                                 Item::Node(node) => items.push(node),
@@ -426,19 +444,17 @@ mod fast {
                                 Item::Defer => return Ok(None),
                             }
                         }
-                        self.keep(
-                            anchor,
-                            Node {
-                                value: Value::Seq(items),
-                                loc: at,
-                            },
-                        )
+                        let mut exact = Vec::with_capacity(items.len());
+                        exact.append(&mut items);
+                        let value = Value::Seq(exact);
+                        self.seqs[depth] = items;
+                        self.keep(anchor, Node { value, loc: at })
                     }
                     Event::MappingStart(_, anchor, tag) => {
                         if tag.is_some() || depth >= MAX_DEPTH {
                             return Ok(None);
                         }
-                        let mut entries: Vec<(Key, Node)> = Vec::new();
+                        let mut entries = scratch(&mut self.maps, depth);
                         let mut merged: Vec<(Key, Node)> = Vec::new();
                         loop {
                             let key = match self.item(events, depth + 1)? {
@@ -488,13 +504,11 @@ mod fast {
                                 entries.push((key, value));
                             }
                         }
-                        self.keep(
-                            anchor,
-                            Node {
-                                value: Value::Map(entries),
-                                loc: at,
-                            },
-                        )
+                        let mut exact = Vec::with_capacity(entries.len());
+                        exact.append(&mut entries);
+                        let value = Value::Map(exact);
+                        self.maps[depth] = entries;
+                        self.keep(anchor, Node { value, loc: at })
                     }
                     Event::StreamStart
                     | Event::StreamEnd
@@ -543,6 +557,14 @@ mod fast {
         Node(Node),
         End,
         Defer,
+    }
+
+    /// The empty buffer of `depth`, taken until it is put back.
+    fn scratch<T>(buffers: &mut Vec<Vec<T>>, depth: usize) -> Vec<T> {
+        if buffers.len() <= depth {
+            buffers.resize_with(depth + 1, Vec::new);
+        }
+        std::mem::take(&mut buffers[depth])
     }
 
     fn relocate(node: Node, at: Loc) -> Node {

@@ -153,7 +153,8 @@ pub fn open(
 }
 
 /// Loads and checks a spec: shape, types, references, the graph, environment variables and
-/// the values providers can judge before any state or secret is read.
+/// what providers find wrong with the values known before any state or secret is read (so a
+/// bad value stops a command before it opens the state).
 ///
 /// # Errors
 /// [`Error::Spec`] with every problem found, at once.
@@ -171,9 +172,9 @@ pub fn load_structure(path: &Path, registry: &Registry) -> Result<Loaded, Error>
     read(path, registry, false)
 }
 
-/// Every check runs on what could be read, so that one run reports every problem; the
-/// values are judged only once nothing else is wrong, since a value is judged by the type
-/// and fields around it.
+/// Every check runs on what could be read, so that one run reports every problem; values are
+/// judged once nothing else is wrong, since a value is judged by the type and fields around
+/// it.
 fn read(path: &Path, registry: &Registry, values: bool) -> Result<Loaded, Error> {
     let (spec, mut problems) = Spec::read(path)?;
     problems.extend(check::problems(&spec, registry));

@@ -1,4 +1,5 @@
-//! `fabrik validate`: the spec, its references and its graph, without calling any provider.
+//! `fabrik validate`: the spec, its references, its graph and the values known without a
+//! state or secrets, without calling any provider's API.
 
 use super::{Globals, load};
 use crate::cli::SpecArg;

@@ -1,7 +1,9 @@
 //! The plan's checks of the values known before any state or secret is read: literal values,
 //! `${stack}`, environment variables and the inputs of other resources. Every command that
-//! loads a spec runs them, `validate` included, so a value a provider refuses (a file `mode`
-//! of "rwx") is reported by `validate` as by `plan`, and pointed at where it is written.
+//! loads a spec to change or plan it runs them (`validate` included) before it opens the
+//! state, so a value a provider refuses (a file `mode` of "rwx") is reported by `validate`
+//! as by `plan` and changes nothing, pointed at where it is written. The plan judges what it
+//! learns later (outputs, secrets) the same way.
 
 use std::collections::BTreeSet;
 
@@ -73,7 +75,7 @@ pub fn problems(spec: &Spec, graph: &Graph, registry: &Registry) -> Vec<Diagnost
 /// tells where: a field refused on its own is reported there, and set aside; an objection to
 /// how the others go together is reported at the field (the last written) without which they
 /// pass; what is left, and an objection only to the normal form, at the resource's type.
-fn located(
+pub(super) fn located(
     spec: &Spec,
     registry: &Registry,
     i: usize,
