@@ -461,7 +461,7 @@ fn plan_one(
         .resource_type(&resource.type_name)
         .expect("checked specs only name known types");
     let (inputs, problem) = desired(input, planned, i, selected[i]);
-    let problems = problem.map_or_else(Vec::new, |e| {
+    let mut problems = problem.map_or_else(Vec::new, |e| {
         precheck::located(spec, registry, i, &inputs, &e)
     });
     // What is hashed, diffed, shown and saved: sensitive values by their keyed hash.
@@ -499,10 +499,13 @@ fn plan_one(
     };
     // A protected object (as the state records it) is never replaced: the spec's own
     // `protect: false` counts only once an apply has recorded it.
-    let problem = problem.or_else(|| {
-        let replaced = change.as_ref().is_some_and(|c| c.action == Action::Replace);
-        let protected = state.resources.get(&resource.name).is_some_and(|r| r.protect);
-        (replaced && protected).then(|| {
+    let replaced = change.as_ref().is_some_and(|c| c.action == Action::Replace);
+    let protected = state
+        .resources
+        .get(&resource.name)
+        .is_some_and(|r| r.protect);
+    if problems.is_empty() && replaced && protected {
+        problems.push(
             Diagnostic::new(
                 resource.type_loc,
                 format!(
@@ -510,9 +513,9 @@ fn plan_one(
                     resource.name
                 ),
             )
-            .help("the state records it as protected: apply `protect: false` alone first, then this change")
-        })
-    });
+            .help("the state records it as protected: apply `protect: false` alone first, then this change"),
+        );
+    }
     let change = change.map(|mut c| {
         if c.action == Action::NoOp && adopted.contains(&c.name) {
             c.action = Action::Adopt;
