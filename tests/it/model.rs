@@ -2040,6 +2040,13 @@ impl<'c> Runner<'c> {
             {
                 return Invariant::UserFile;
             }
+            // A path spelled another way (`x.txt` → `./x.txt`) is the same file handed on.
+            let respelled = self.world.applied.get(n).is_some_and(|a| {
+                matches!(&a.obj, Obj::File { path: p, .. } if p.key() == path.key() && p.text() != path.text())
+            });
+            if respelled {
+                focus = Invariant::PathHandoff;
+            }
             let held_by_other = self.world.applied.iter().any(|(m, a)| {
                 m != n && matches!(&a.obj, Obj::File { path: p, .. } if p.key() == path.key())
             });
