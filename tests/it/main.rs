@@ -20,6 +20,7 @@ mod import;
 mod lifecycle;
 mod live;
 mod lock;
+mod model;
 mod plan_json;
 mod postgres;
 mod powerdns;
