@@ -503,7 +503,6 @@ impl Run<'_, '_> {
         plan: &Plan,
         mut resolved: HashMap<String, crate::plan::Resolved>,
     ) -> Result<(), Error> {
-        self.record_only(plan)?;
         let applies: Vec<&Change> = plan
             .changes
             .iter()
@@ -535,8 +534,10 @@ impl Run<'_, '_> {
             }
             return Ok(());
         }
-        // Every change is in and verified: now the deletes, including the old halves of
-        // create-before-destroy replacements made above.
+        // Every change is in and verified: fabrik's own records change now (a rolled-back run
+        // leaves them as they were, `protect` included), then the deletes, including the old
+        // halves of create-before-destroy replacements made above.
+        self.record_only(plan)?;
         let old_halves: Vec<Change> = self
             .undo
             .iter()
@@ -959,6 +960,15 @@ impl Run<'_, '_> {
         let takes_over = match (&change.takes_over, kind) {
             (Some(_), _) => true,
             (None, Kind::Create | Kind::ReplaceBefore) if resolved_now => {
+                // A place no resource may take (fabrik's own files), known only now.
+                let registry = self.exec.registry;
+                if let Some(provider) = registry
+                    .provider_of(ty.name)
+                    .and_then(|p| registry.provider(p))
+                    && let Err(e) = provider.place(ty.name, recorded, self.exec.context)
+                {
+                    return Err(e.message);
+                }
                 let holder = self.held_by_other(ty.name, recorded, Some(&change.name));
                 let place = self.place_of(ty.name, recorded).unwrap_or_default();
                 // Claimed at once: another change of this round may resolve to the same place.

@@ -82,13 +82,19 @@ pub fn check(
     if new_objects.is_empty() {
         return Vec::new();
     }
+    // A targeted plan leaves most resources out: the whole spec is still looked at, so a spec
+    // that could never be applied whole is refused in parts too.
+    let everything = !input.targets.is_empty();
     let (places, mut problems) = of_spec(spec, input.registry, input.context, |i| {
-        if !new_objects.contains(&i) {
+        if !everything && !new_objects.contains(&i) {
             return None;
         }
-        planned[i]
-            .as_ref()
-            .and_then(|(inputs, _)| crate::resolve::known(inputs))
+        let (inputs, _) = planned[i].as_ref()?;
+        Some(placed_by(
+            input.registry,
+            &spec.resources[i].type_name,
+            inputs,
+        ))
     });
     if !problems.is_empty() {
         return problems;
@@ -122,6 +128,14 @@ pub fn check(
             .get(place)
             .and_then(|names| names.iter().find(|h| **h != change.name))
         else {
+            // A replacement whose new object is where its old one is (a path respelled, a type
+            // changed) overwrites it in place: it takes its own object over.
+            let own = holders
+                .get(place)
+                .is_some_and(|names| names.contains(&change.name.as_str()));
+            if own && change.action == Action::Replace && hands_over(input, &change.type_name) {
+                change.takes_over = Some(change.name.clone());
+            }
             continue;
         };
         let resource = &spec.resources[i];
@@ -209,6 +223,24 @@ fn hands_over(input: &Input<'_>, type_name: &str) -> bool {
         .is_some_and(|p| p.hands_over(type_name))
 }
 
+/// What a resource's place is worked out from: its inputs in normal form when they are all
+/// known; otherwise those that are (a file's path may be known while its content is not), in
+/// normal form where the provider can give one.
+pub fn placed_by(registry: &Registry, type_name: &str, inputs: &Inputs) -> Attributes {
+    if let Some(known) = crate::resolve::known(inputs) {
+        return known;
+    }
+    let known: Attributes = inputs
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+        .collect();
+    registry
+        .provider_of(type_name)
+        .and_then(|p| registry.provider(p))
+        .and_then(|p| p.normalize(type_name, &known).ok())
+        .unwrap_or(known)
+}
+
 /// [`of_spec`] for `fabrik validate`, which resolves no secret and knows no output: the places
 /// of the resources whose inputs are written out (environment variables and `${stack}` put in).
 pub fn problems_without_values(
@@ -226,9 +258,11 @@ pub fn problems_without_values(
         let ty = registry.resource_type(&resource.type_name)?;
         let mut inputs = crate::resolve::eval_fields(&resource.with, &lookup);
         crate::resolve::coerce(ty, &mut inputs);
-        let known = crate::resolve::known(&inputs)?;
-        let provider = registry.provider(registry.provider_of(ty.name)?)?;
-        provider.normalize(ty.name, &known).ok()
+        if let Some(known) = crate::resolve::known(&inputs) {
+            let provider = registry.provider(registry.provider_of(ty.name)?)?;
+            return provider.normalize(ty.name, &known).ok();
+        }
+        Some(placed_by(registry, ty.name, &inputs))
     })
     .1
 }

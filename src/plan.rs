@@ -165,6 +165,10 @@ pub struct Plan {
     /// changes are resolved at apply time.
     #[serde(skip)]
     pub resolved: std::collections::HashMap<String, Resolved>,
+    /// For new objects whose inputs are not all known yet, those that are (in normal form
+    /// where the provider can give one), to look for what is in their way. Never saved.
+    #[serde(skip)]
+    pub partial: std::collections::HashMap<String, fabrik_provider::Attributes>,
     /// The real values of outputs the state holds by their keyed hash only (they derive from a
     /// secret), as read from the objects while planning, for the references to them that are
     /// resolved at apply time. Never saved.
@@ -288,6 +292,21 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
     }
     let summary = summarize(&changes);
     let stack_gates = written_gates(input, &planned, &spec.verify);
+    // The known part of what new objects with inputs not all known yet ask for: enough to
+    // look at what is in their place (a file's path known before its content).
+    let partial = changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Create | Action::Replace) && !c.state_only)
+        .filter_map(|c| {
+            let i = spec.index_of(&c.name)?;
+            let (inputs, _) = planned[i].as_ref()?;
+            if inputs.values().all(Option::is_some) {
+                return None;
+            }
+            let placed = crate::place::placed_by(input.registry, &c.type_name, inputs);
+            Some((c.name.clone(), placed))
+        })
+        .collect();
     let resolved = changes
         .iter()
         .filter(|c| matches!(c.action, Action::Create | Action::Update | Action::Replace))
@@ -332,6 +351,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         changes,
         summary,
         resolved,
+        partial,
         real_outputs: real_outputs(state, input.read, secrets),
     })
 }
@@ -628,12 +648,23 @@ fn desired(
             Err(e) if check && problem.is_none() => problem = Some(e),
             Err(_) => {}
         }
-    } else if check {
+    } else {
         let known: fabrik_provider::Attributes = inputs
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
             .collect();
-        problem = provider.validate(target, &known).err();
+        if check {
+            problem = provider.validate(target, &known).err();
+        }
+        // The known values in normal form where the provider can give one without the others
+        // (a file's path): a path respelled is then no change, even beside unknown content.
+        if let Ok(normal) = provider.normalize(ty.name, &known) {
+            for (k, v) in normal {
+                if let Some(slot @ Some(_)) = inputs.get_mut(&k) {
+                    *slot = Some(v);
+                }
+            }
+        }
     }
     (inputs, problem)
 }
@@ -698,6 +729,7 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
         summary: summarize(&changes),
         changes,
         resolved: Default::default(),
+        partial: Default::default(),
         real_outputs: Default::default(),
     })
 }

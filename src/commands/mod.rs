@@ -605,9 +605,15 @@ pub fn obstacles(
         let Some(resource) = spec.resource(&change.name).filter(|r| !r.adopt) else {
             continue;
         };
-        // Inputs known only once something else is applied cannot be checked yet; the create
-        // itself still refuses what is not its own.
-        let Some(crate::plan::Resolved { inputs, .. }) = plan.resolved.get(&change.name) else {
+        // Inputs known only once something else is applied are checked as far as they are
+        // known (a file's path without its content); the create itself still refuses what is
+        // not its own.
+        let Some(inputs) = plan
+            .resolved
+            .get(&change.name)
+            .map(|r| &r.inputs)
+            .or_else(|| plan.partial.get(&change.name))
+        else {
             continue;
         };
         if let Some(provider) = registry
@@ -635,10 +641,16 @@ pub fn obstacles(
             .collect();
         let answers = clients[provider].obstacles(&asked);
         for ((resource, _), answer) in creations.iter().zip(answers) {
-            let message = answer.map_err(|source| Error::Provider {
-                resource: format!("checking what is in the way of `{}`", resource.name),
-                source,
-            })?;
+            // With only part of its inputs known, a provider may not be able to tell; the
+            // create will.
+            let partial = !plan.resolved.contains_key(&resource.name);
+            let message = match answer {
+                Err(_) if partial => None,
+                other => other.map_err(|source| Error::Provider {
+                    resource: format!("checking what is in the way of `{}`", resource.name),
+                    source,
+                })?,
+            };
             if let Some(message) = message {
                 found.push(crate::source::Diagnostic::new(
                     resource.loc,

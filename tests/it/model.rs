@@ -572,7 +572,8 @@ fn resolve(spec: &Spec) -> Applieds {
                                     "blake3:{}",
                                     blake3::hash(c.as_bytes()).to_hex()
                                 )),
-                                Attr::Path => content.push_str(&path.text()),
+                                // A path is given in its normal form (`./p0.txt` is `p0.txt`).
+                                Attr::Path => content.push_str(&path.key()),
                             }
                         }
                     }
@@ -600,7 +601,7 @@ fn resolve(spec: &Spec) -> Applieds {
 /// Whether going from `old` to `new` makes fabrik create a new object (a replacement).
 fn replaced(old: &Obj, new: &Obj) -> bool {
     match (old, new) {
-        (Obj::File { path: a, .. }, Obj::File { path: b, .. }) => a.text() != b.text(),
+        (Obj::File { path: a, .. }, Obj::File { path: b, .. }) => a.key() != b.key(),
         (Obj::Proc(_), Obj::Proc(_)) => false,
         _ => true,
     }

@@ -99,6 +99,38 @@ pub fn resolve(base_dir: &Path, path: &str) -> PathBuf {
     out
 }
 
+/// A file's inputs in normal form: the path with `.` and `..` folded away as far as it goes
+/// (`./x.txt` and `d/../x.txt` are `x.txt`), so that respelling a path changes nothing.
+pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
+    let mut out = inputs.clone();
+    if let Some(Value::String(path)) = inputs.get("path") {
+        out.insert("path".into(), Value::String(clean(path)));
+    }
+    Ok(out)
+}
+
+/// `path` without `.` components and with each `..` folded into the component before it; a
+/// leading `..` of a relative path stays (it points outside the spec's directory).
+fn clean(path: &str) -> String {
+    let mut parts: Vec<Component<'_>> = Vec::new();
+    for part in Path::new(path).components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => match parts.last() {
+                Some(Component::Normal(_)) => {
+                    parts.pop();
+                }
+                Some(Component::RootDir) => {}
+                _ => parts.push(part),
+            },
+            other => parts.push(other),
+        }
+    }
+    let cleaned: PathBuf = parts.iter().collect();
+    let text = cleaned.display().to_string();
+    if text.is_empty() { ".".into() } else { text }
+}
+
 /// The place of a file resource: its resolved path, unless that is one of fabrik's own files.
 pub fn place(inputs: &Attributes, context: &Context) -> Result<Option<String>> {
     let Some(Value::String(path)) = inputs.get("path") else {
@@ -621,5 +653,25 @@ mod tests {
             assert!(validate(&inputs(&[("mode", bad)])).is_err(), "{bad}");
         }
         assert_eq!(parse_mode("0o640").unwrap(), 0o640);
+    }
+}
+
+#[cfg(test)]
+mod normal_form {
+    use super::clean;
+
+    #[test]
+    fn respelled_paths_have_one_normal_form() {
+        for (written, normal) in [
+            ("x.txt", "x.txt"),
+            ("./x.txt", "x.txt"),
+            ("d/../x.txt", "x.txt"),
+            ("d/./e//x.txt", "d/e/x.txt"),
+            ("../up.txt", "../up.txt"),
+            ("/abs/./d/../x", "/abs/x"),
+            ("/../x", "/x"),
+        ] {
+            assert_eq!(clean(written), normal, "{written}");
+        }
     }
 }

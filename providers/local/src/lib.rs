@@ -41,6 +41,13 @@ impl Provider for Local {
         }
     }
 
+    fn normalize(&self, type_name: &str, inputs: &Attributes) -> Result<Attributes> {
+        match type_name {
+            FILE_TYPE => file::normalise(inputs),
+            _ => Ok(inputs.clone()),
+        }
+    }
+
     /// A file's place is its path; processes have none (their marker tells them apart).
     fn place(
         &self,
