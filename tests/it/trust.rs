@@ -471,3 +471,93 @@ fn two_resources_whose_paths_meet_only_at_apply_time_are_refused_and_rolled_back
     assert!(!case.exists("p1.txt") && !case.exists("s.txt"));
     assert!(case.tracked("trust").is_empty());
 }
+
+#[test]
+fn a_respelled_path_is_the_same_file() {
+    let case = Case::new().spec(&spec(&[("a", "x.txt", "a")]));
+    case.expect(["apply", "--yes"], 0);
+    for respelled in ["./x.txt", "d/../x.txt"] {
+        case.set_spec(&spec(&[("a", respelled, "a")]));
+        case.expect(["plan", "--detailed-exitcode"], 0);
+    }
+    assert_eq!(case.read("x.txt"), "a");
+}
+
+#[test]
+fn places_are_checked_where_the_path_is_known_before_the_content() {
+    let case = Case::new().spec(&spec(&[("a", "a.txt", "a")]));
+    case.expect(["apply", "--yes"], 0);
+    case.write("user.txt", "user data");
+    for (path, says) in [
+        (".env", "one of fabrik's own files"),
+        ("a.txt", "held by `a`"),
+        ("user.txt", "already exists"),
+    ] {
+        case.set_spec(&format!(
+            "{}  b: {{ type: local.file, with: {{ path: {path}, content: \"b ${{a.size}}\" }} }}\n",
+            spec(&[("a", "a.txt", "a2")])
+        ));
+        let out = case.expect(["plan"], 1);
+        assert!(out.stderr.contains(says), "{path}: {out}");
+        case.expect(["apply", "--yes"], 1);
+    }
+    assert_eq!(case.read("a.txt"), "a");
+    assert_eq!(case.read("user.txt"), "user data");
+    assert!(!case.exists(".env"));
+    // `validate` knows no outputs, but a path written out is checked all the same.
+    case.set_spec(&format!(
+        "{}  b: {{ type: local.file, with: {{ path: .env, content: \"b ${{a.size}}\" }} }}\n",
+        spec(&[("a", "a.txt", "a")])
+    ));
+    let out = case.expect(["validate"], 1);
+    assert!(out.stderr.contains("one of fabrik's own files"), "{out}");
+}
+
+#[test]
+fn a_targeted_plan_refuses_a_spec_with_two_resources_on_one_path() {
+    let case = Case::new().spec(&spec(&[
+        ("a", "x.txt", "a"),
+        ("b", "x.txt", "b"),
+        ("c", "c.txt", "c"),
+    ]));
+    let out = case.expect(["apply", "--yes", "--target", "c"], 1);
+    assert!(out.stderr.contains("`b` and `a` are both at"), "{out}");
+    assert!(!case.exists("c.txt"));
+}
+
+#[test]
+fn a_rolled_back_run_leaves_fabriks_records_as_they_were() {
+    let case = Case::new().spec(PROTECTED);
+    case.expect(["apply", "--yes"], 0);
+    // `a` loses its protection and `b` changes, but the stack's gate fails: all is undone,
+    // fabrik's record of `protect` included.
+    case.set_spec(&format!(
+        "{}verify: [{{ tcp: \"127.0.0.1:1\", timeout: 200ms }}]\n",
+        crate::harness::dedent(PROTECTED)
+            .replace("protect: true", "protect: false")
+            .replace("content: B", "content: B2")
+    ));
+    case.expect(["apply", "--yes"], 3);
+    assert_eq!(
+        case.state("trust")["resources"]["a"]["protect"],
+        serde_json::json!(true)
+    );
+    assert_eq!(case.read("p2.txt"), "B");
+    case.remove("fabrik.yaml");
+    case.expect(["destroy", "--yes", "--stack", "trust"], 1);
+    assert_eq!(case.read("p1.txt"), "A");
+}
+
+#[test]
+fn a_directory_shared_by_files_goes_with_the_last_of_them() {
+    let case = Case::new().spec(&spec(&[("a", "d/a.txt", "a")]));
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(&format!(
+        "{}  a: {{ type: local.file, with: {{ path: d/a.txt, content: a }}, depends_on: [b] }}\n",
+        spec(&[("b", "d/b.txt", "b")])
+    ));
+    case.expect(["apply", "--yes"], 0);
+    // `a` (whose create made d/) goes first, while `b` still lives there.
+    case.expect(["destroy", "--yes"], 0);
+    assert!(!case.exists("d"), "d/ went with the last file in it");
+}

@@ -158,6 +158,10 @@ pub struct Files {
     base_dir: PathBuf,
     /// Where copies of overwritten files are kept until the run is over.
     copies: PathBuf,
+    /// One entry per directory a file's create made, named by the directory's hash: a
+    /// directory made for one file and shared by others goes once the last of them is
+    /// deleted, whichever made it.
+    made_dirs: PathBuf,
 }
 
 impl Files {
@@ -165,6 +169,25 @@ impl Files {
         Files {
             base_dir,
             copies: state_dir.join("copies"),
+            made_dirs: state_dir.join("made-dirs"),
+        }
+    }
+
+    fn made_entry(&self, dir: &Path) -> PathBuf {
+        self.made_dirs.join(
+            blake3::hash(dir.as_os_str().as_encoded_bytes())
+                .to_hex()
+                .as_str(),
+        )
+    }
+
+    /// Notes the directories a write made (the `made` nearest the file).
+    fn note_made(&self, path: &Path, made: usize) {
+        if made == 0 || fs::create_dir_all(&self.made_dirs).is_err() {
+            return;
+        }
+        for dir in path.ancestors().skip(1).take(made) {
+            let _ = fs::write(self.made_entry(dir), dir.as_os_str().as_encoded_bytes());
         }
     }
 
@@ -216,6 +239,7 @@ impl Files {
             _ => None,
         };
         let made = write_atomically(&path, content.as_bytes(), mode)?;
+        self.note_made(&path, made);
         let id = FileId {
             made_dirs: made_dirs.max(made),
             path: path.clone(),
@@ -401,16 +425,26 @@ impl Files {
             Err(e) if absent(&e) => {}
             Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
         }
-        for dir in path.ancestors().skip(1).take(made_dirs) {
+        for (above, dir) in path.ancestors().skip(1).enumerate() {
+            let entry = self.made_entry(dir);
+            if above >= made_dirs && !entry.exists() {
+                break;
+            }
             match fs::remove_dir(dir) {
-                Ok(()) => {}
-                Err(e) if absent(&e) => {}
+                Ok(()) => {
+                    let _ = fs::remove_file(entry);
+                }
+                Err(e) if absent(&e) => {
+                    let _ = fs::remove_file(entry);
+                }
                 // Others' files (or fabrik's other files) live there now: it stays, and so
                 // does everything above it.
                 Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => break,
                 Err(e) => return Err(Error::io(format!("removing {}", dir.display()), e)),
             }
         }
+        // Only once no other entry is left in it.
+        let _ = fs::remove_dir(&self.made_dirs);
         Ok(())
     }
 }
