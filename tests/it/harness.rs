@@ -109,12 +109,21 @@ impl Case {
             .collect()
     }
 
-    /// Every file under the state directory with its bytes, to prove a run left them alone.
+    /// Every file under the state directory (its folders included) with its bytes, to prove a
+    /// run left them alone.
     pub fn state_files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         let mut files = BTreeMap::new();
-        if let Ok(entries) = std::fs::read_dir(self.state_dir()) {
+        let mut dirs = vec![self.state_dir()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries {
                 let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
                 let bytes = std::fs::read(&path).expect("read a state file");
                 files.insert(path, bytes);
             }

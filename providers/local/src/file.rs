@@ -128,7 +128,13 @@ fn clean(path: &str) -> String {
     }
     let cleaned: PathBuf = parts.iter().collect();
     let text = cleaned.display().to_string();
-    if text.is_empty() { ".".into() } else { text }
+    // An empty path stays empty, for `validate` to refuse; one that folds away is the
+    // directory itself.
+    if text.is_empty() && !path.is_empty() {
+        ".".into()
+    } else {
+        text
+    }
 }
 
 /// The place of a file resource: its resolved path, unless that is one of fabrik's own files.
