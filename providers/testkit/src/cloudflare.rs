@@ -1,7 +1,7 @@
 //! A stateful fake of the Cloudflare API v4 DNS endpoints, for the `cloudflare` provider's tests.
 //!
 //! It keeps zones and records, answers in Cloudflare's `{success, errors, messages, result}`
-//! envelope and behaves as `shared/notes/dns-apis.md` describes the real API: zone lookup by
+//! envelope and behaves as the real API does: zone lookup by
 //! name, record lists with `type`/`name` filters and `page`/`per_page` paging (`result_info`),
 //! create, get, overwrite (PUT), update (PATCH), delete, and the batch endpoint
 //! (`POST /zones/{zone_id}/dns_records/batch`: deletes, patches, puts, posts in that order, in

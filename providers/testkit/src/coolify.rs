@@ -1,8 +1,8 @@
 //! A stateful fake of the Coolify API v4 (`/api/v1`), for the `coolify` provider's tests.
 //!
 //! It keeps servers, projects with their environments, applications, their environment
-//! variables and their deployments, and behaves as `shared/notes/coolify-api.md` describes the
-//! real server where it differs from its own contract:
+//! variables and their deployments, and behaves as the real server does where it differs from its own contract (each
+//! difference below was observed on a running server):
 //! - writes use `domains` and reads answer `fqdn`; `fqdn` on a write is a 422, so is any field
 //!   the request schema does not declare (`This field is not allowed.`), and so are the fields
 //!   the contract lists for `PATCH /applications/{uuid}` that the server rejects;
