@@ -961,14 +961,8 @@ impl Run<'_, '_> {
             (Some(_), _) => true,
             (None, Kind::Create | Kind::ReplaceBefore) if resolved_now => {
                 // A place no resource may take (fabrik's own files), known only now.
-                let registry = self.exec.registry;
-                if let Some(provider) = registry
-                    .provider_of(ty.name)
-                    .and_then(|p| registry.provider(p))
-                    && let Err(e) = provider.place(ty.name, recorded, self.exec.context)
-                {
-                    return Err(e.message);
-                }
+                crate::place::place_of(self.exec.registry, self.exec.context, ty.name, recorded)
+                    .map_err(|e| e.message)?;
                 let holder = self.held_by_other(ty.name, recorded, Some(&change.name));
                 let place = self.place_of(ty.name, recorded).unwrap_or_default();
                 // Claimed at once: another change of this round may resolve to the same place.
@@ -980,7 +974,10 @@ impl Run<'_, '_> {
                 }
                 match holder {
                     None => false,
-                    Some(holder) if self.leaving.contains(&holder) && self.hands_over(ty.name) => {
+                    Some(holder)
+                        if self.leaving.contains(&holder)
+                            && crate::place::hands_over(self.exec.registry, ty.name) =>
+                    {
                         true
                     }
                     Some(holder) => {
@@ -1018,20 +1015,9 @@ impl Run<'_, '_> {
 
     /// The place of an object of `type_name` with `inputs`, as its provider names it.
     fn place_of(&self, type_name: &str, inputs: &Attributes) -> Option<String> {
-        let registry = self.exec.registry;
-        let provider = registry.provider(registry.provider_of(type_name)?)?;
-        provider
-            .place(type_name, inputs, self.exec.context)
+        crate::place::place_of(self.exec.registry, self.exec.context, type_name, inputs)
             .ok()
             .flatten()
-    }
-
-    fn hands_over(&self, type_name: &str) -> bool {
-        let registry = self.exec.registry;
-        registry
-            .provider_of(type_name)
-            .and_then(|p| registry.provider(p))
-            .is_some_and(|p| p.hands_over(type_name))
     }
 
     /// A resource of the state, other than `except`, whose object is at the place of an object

@@ -133,7 +133,10 @@ pub fn check(
             let own = holders
                 .get(place)
                 .is_some_and(|names| names.contains(&change.name.as_str()));
-            if own && change.action == Action::Replace && hands_over(input, &change.type_name) {
+            if own
+                && change.action == Action::Replace
+                && hands_over(input.registry, &change.type_name)
+            {
                 change.takes_over = Some(change.name.clone());
             }
             continue;
@@ -162,7 +165,7 @@ pub fn check(
                 )
                 .help(help),
             );
-        } else if !same_type || !hands_over(input, &change.type_name) {
+        } else if !same_type || !hands_over(input.registry, &change.type_name) {
             problems.push(
                 Diagnostic::new(
                     resource.loc,
@@ -200,7 +203,11 @@ pub fn check(
     problems
 }
 
-fn place_of(
+/// The place of an object of `type_name` with `inputs`, as its provider names it.
+///
+/// # Errors
+/// The provider's, for a place no resource may take.
+pub fn place_of(
     registry: &Registry,
     context: &Context,
     type_name: &str,
@@ -215,8 +222,8 @@ fn place_of(
     }
 }
 
-fn hands_over(input: &Input<'_>, type_name: &str) -> bool {
-    let registry = input.registry;
+/// Whether objects of `type_name` can pass from one resource to another in one apply.
+pub fn hands_over(registry: &Registry, type_name: &str) -> bool {
     registry
         .provider_of(type_name)
         .and_then(|p| registry.provider(p))
