@@ -23,7 +23,7 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
             continue;
         };
         let fields = provider.config_fields();
-        let what = format!("provider `{}`", block.name);
+        let what = || format!("provider `{}`", block.name);
         check_fields(&mut problems, &what, block.loc, &fields, &block.config);
         for (_, expr) in &block.config {
             let mut refs = Vec::new();
@@ -46,7 +46,8 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
     for resource in &spec.resources {
         match registry.resource_type(&resource.type_name) {
             Some(ty) => {
-                let what = format!("`{}` ({})", resource.name, ty.name);
+                // Named only in a message: a large spec has few problems and many resources.
+                let what = || format!("`{}` ({})", resource.name, ty.name);
                 check_fields(
                     &mut problems,
                     &what,
@@ -78,17 +79,21 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
         for gate in &resource.verify {
             problems.extend(crate::verify::check_entry(gate));
         }
-        for (reference, loc) in resource.references() {
-            problems.extend(check_reference(spec, registry, &reference, loc));
+        let mut each = |reference: &Reference, loc| {
+            problems.extend(check_reference(spec, registry, reference, loc));
+        };
+        for (_, expr) in &resource.with {
+            expr.each_reference(&mut each);
+        }
+        for gate in &resource.verify {
+            gate.each_reference(&mut each);
         }
     }
     for gate in &spec.verify {
         problems.extend(crate::verify::check_entry(gate));
-        let mut refs = Vec::new();
-        gate.references(&mut refs);
-        for (reference, loc) in refs {
-            problems.extend(check_reference(spec, registry, &reference, loc));
-        }
+        gate.each_reference(&mut |reference, loc| {
+            problems.extend(check_reference(spec, registry, reference, loc));
+        });
     }
     problems
 }
@@ -195,7 +200,7 @@ fn reference_problem(
 
 fn check_fields(
     problems: &mut Vec<Diagnostic>,
-    what: &str,
+    what: &dyn Fn() -> String,
     loc: Loc,
     fields: &[Field],
     given: &[(Key, Expr)],
@@ -206,7 +211,10 @@ fn check_fields(
     for (key, expr) in given {
         let Some(field) = fields.iter().find(|f| f.name == key.name) else {
             let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
-            let d = Diagnostic::new(key.loc, format!("unknown field `{}` in {what}", key.name));
+            let d = Diagnostic::new(
+                key.loc,
+                format!("unknown field `{}` in {}", key.name, what()),
+            );
             let d = match closest(&key.name, names.iter().copied()) {
                 Some(best) => {
                     misspelt.push(best);
@@ -224,8 +232,9 @@ fn check_fields(
             let d = Diagnostic::new(
                 expr.loc,
                 format!(
-                    "`{}` in {what} must be {}, not {found}",
+                    "`{}` in {} must be {}, not {found}",
                     field.name,
+                    what(),
                     field.kind.describe()
                 ),
             );
@@ -244,7 +253,7 @@ fn check_fields(
             problems.push(
                 Diagnostic::new(
                     loc,
-                    format!("{what} is missing required field `{}`", field.name),
+                    format!("{} is missing required field `{}`", what(), field.name),
                 )
                 .help(field.description),
             );
