@@ -4,7 +4,7 @@
 use fabrik_provider::{Field, FieldKind};
 
 use crate::registry::Registry;
-use crate::source::{Diagnostic, Loc, closest};
+use crate::source::{Diagnostic, Loc, MAX_SHOWN, closest};
 use crate::spec::{Expr, Resource, Spec};
 use crate::template::Reference;
 use crate::yaml::Key;
@@ -12,8 +12,10 @@ use crate::yaml::Key;
 /// Every problem in the spec's types, fields and references, in no particular order (see
 /// [`crate::source::Diagnostics::sorted`]). A spec read with problems of its own is checked as far as it was
 /// read: what refers to a resource that could not be read is not reported as well.
-pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
+pub fn problems<'a>(spec: &'a Spec, registry: &Registry) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
+    // Unknown resource names (the problem's index, the name), suggested for at the end.
+    let mut unknown: Vec<(usize, &'a str)> = Vec::new();
     for block in &spec.providers {
         let Some(provider) = registry.provider(&block.name) else {
             problems.push(
@@ -67,19 +69,22 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
         // Naming itself is a problem of the graph (see `graph`).
         for (name, loc) in &resource.depends_on {
             if !spec.declares(name) {
-                problems.push(
-                    Diagnostic::new(
-                        *loc,
-                        format!("`depends_on` names unknown resource `{name}`"),
-                    )
-                    .suggest(name, spec.resources.iter().map(|r| r.name.as_str())),
-                );
+                unknown.push((problems.len(), name));
+                problems.push(Diagnostic::new(
+                    *loc,
+                    format!("`depends_on` names unknown resource `{name}`"),
+                ));
             }
         }
         for gate in &resource.verify {
             problems.extend(crate::verify::check_entry(gate));
         }
-        let mut each = |reference: &Reference, loc| {
+        let mut each = |reference: &'a Reference, loc| {
+            if let Reference::Resource { name, .. } = reference
+                && !spec.declares(name)
+            {
+                unknown.push((problems.len(), name));
+            }
             problems.extend(check_reference(spec, registry, reference, loc));
         };
         for (_, expr) in &resource.with {
@@ -92,10 +97,37 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
     for gate in &spec.verify {
         problems.extend(crate::verify::check_entry(gate));
         gate.each_reference(&mut |reference, loc| {
+            if let Reference::Resource { name, .. } = reference
+                && !spec.declares(name)
+            {
+                unknown.push((problems.len(), name));
+            }
             problems.extend(check_reference(spec, registry, reference, loc));
         });
     }
+    suggest_resources(spec, &mut problems, &unknown);
     problems
+}
+
+/// Adds "did you mean" to the problems that name an unknown resource, among those that are
+/// shown (the first [`MAX_SHOWN`] in file order; the others are only counted): a suggestion
+/// compares the name with every resource's, which for each of thousands of misspelt names in
+/// a large spec would take minutes.
+fn suggest_resources(spec: &Spec, problems: &mut [Diagnostic], unknown: &[(usize, &str)]) {
+    if unknown.is_empty() {
+        return;
+    }
+    let mut by_place: Vec<usize> = (0..problems.len()).collect();
+    by_place.sort_by_key(|&i| (problems[i].loc.line, problems[i].loc.column));
+    let mut shown = vec![false; problems.len()];
+    for &i in by_place.iter().take(MAX_SHOWN) {
+        shown[i] = true;
+    }
+    let names = || spec.resources.iter().map(|r| r.name.as_str());
+    for &(i, name) in unknown.iter().filter(|(i, _)| shown[*i]) {
+        problems[i] = std::mem::replace(&mut problems[i], Diagnostic::new(Loc::default(), ""))
+            .suggest(name, names());
+    }
 }
 
 /// Secrets in fields that name an object (its force-new fields, such as a file's path): an
@@ -155,10 +187,11 @@ fn reference_problem(
                     // Its entry could not be read, which is reported there.
                     return None;
                 }
-                return Some(
-                    Diagnostic::new(loc, format!("reference to unknown resource `{name}`"))
-                        .suggest(name, spec.resources.iter().map(|r| r.name.as_str())),
-                );
+                // The closest name is suggested by `suggest_resources`.
+                return Some(Diagnostic::new(
+                    loc,
+                    format!("reference to unknown resource `{name}`"),
+                ));
             };
             // An unknown type is reported on its own resource.
             let ty = registry.resource_type(&target.type_name)?;
