@@ -10,8 +10,9 @@ use crate::template::Reference;
 use crate::yaml::Key;
 
 /// Every problem in the spec's types, fields and references, in no particular order (see
-/// [`crate::source::Diagnostics::sorted`]). A spec read with problems of its own is checked as far as it was
-/// read: what refers to a resource that could not be read is not reported as well.
+/// [`crate::source::Diagnostics::sorted`]). A spec read with problems of its own is checked
+/// as far as it was read: what refers to a resource that could not be read is not reported
+/// as well.
 pub fn problems<'a>(spec: &'a Spec, registry: &Registry) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     // Unknown resource names (the problem's index, the name), suggested for at the end.
@@ -125,8 +126,7 @@ fn suggest_resources(spec: &Spec, problems: &mut [Diagnostic], unknown: &[(usize
     }
     let names = || spec.resources.iter().map(|r| r.name.as_str());
     for &(i, name) in unknown.iter().filter(|(i, _)| shown[*i]) {
-        problems[i] = std::mem::replace(&mut problems[i], Diagnostic::new(Loc::default(), ""))
-            .suggest(name, names());
+        problems[i] = std::mem::take(&mut problems[i]).suggest(name, names());
     }
 }
 
