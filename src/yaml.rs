@@ -24,8 +24,9 @@ pub const MAX_SPEC_BYTES: usize = 16 * 1024 * 1024;
 const ALIAS_NODES_FLOOR: usize = 250_000;
 
 /// And beyond the floor, one node per this many bytes of the document: a large spec may share
-/// blocks as much as a small one, while aliases never add more than a fraction of the nodes
-/// (about one per 12 bytes) its own text holds, which keeps memory in proportion to the file.
+/// blocks as much as a small one, while aliases add at most about as many nodes as its own
+/// text holds (a spec holds about one per 12 bytes), which keeps memory in proportion to the
+/// file.
 const BYTES_PER_ALIAS_NODE: usize = 8;
 
 /// How many nodes aliases may add to a document of `len` bytes.
