@@ -13,13 +13,11 @@ use crate::yaml::Key;
 /// [`crate::source::Diagnostics::sorted`]). A spec read with problems of its own is checked
 /// as far as it was read: what refers to a resource that could not be read is not reported
 /// as well.
-pub fn problems<'a>(spec: &'a Spec, registry: &Registry) -> Vec<Diagnostic> {
-    let mut problems = Vec::new();
-    // Unknown resource names (the problem's index, the name), suggested for at the end.
-    let mut unknown: Vec<(usize, &'a str)> = Vec::new();
+pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
+    let mut found = Found::default();
     for block in &spec.providers {
         let Some(provider) = registry.provider(&block.name) else {
-            problems.push(
+            found.problems.push(
                 Diagnostic::new(block.loc, format!("unknown provider `{}`", block.name))
                     .suggest(&block.name, registry.provider_names()),
             );
@@ -27,23 +25,25 @@ pub fn problems<'a>(spec: &'a Spec, registry: &Registry) -> Vec<Diagnostic> {
         };
         let fields = provider.config_fields();
         let what = || format!("provider `{}`", block.name);
-        check_fields(&mut problems, &what, block.loc, &fields, &block.config);
+        check_fields(
+            &mut found.problems,
+            &what,
+            block.loc,
+            &fields,
+            &block.config,
+        );
         for (_, expr) in &block.config {
-            let mut refs = Vec::new();
-            expr.references(&mut refs);
-            for (reference, loc) in refs {
-                if let Reference::Secret(_) = reference {
-                    problems.extend(check_reference(spec, registry, &reference, loc));
-                } else if let Reference::Resource { .. } = reference {
-                    problems.push(
-                        Diagnostic::new(
-                            spec.source.refine(loc, &reference.written()),
-                            "provider configuration cannot refer to resources",
-                        )
-                        .help("providers are configured before any resource exists; use `${env.X}` or `${secret.X}`"),
-                    );
-                }
-            }
+            expr.each_reference(&mut |reference, loc| match reference {
+                Reference::Secret(_) => found.reference(spec, registry, reference, loc),
+                Reference::Resource { .. } => found.problems.push(
+                    Diagnostic::new(
+                        spec.source.refine(loc, &reference.written()),
+                        "provider configuration cannot refer to resources",
+                    )
+                    .help("providers are configured before any resource exists; use `${env.X}` or `${secret.X}`"),
+                ),
+                Reference::Env(_) | Reference::Stack => {}
+            });
         }
     }
     for resource in &spec.resources {
@@ -52,14 +52,14 @@ pub fn problems<'a>(spec: &'a Spec, registry: &Registry) -> Vec<Diagnostic> {
                 // Named only in a message: a large spec has few problems and many resources.
                 let what = || format!("`{}` ({})", resource.name, ty.name);
                 check_fields(
-                    &mut problems,
+                    &mut found.problems,
                     &what,
                     resource.loc,
                     &ty.fields,
                     &resource.with,
                 );
             }
-            None => problems.push(
+            None => found.problems.push(
                 Diagnostic::new(
                     resource.type_loc,
                     format!("unknown resource type `{}`", resource.type_name),
@@ -70,24 +70,17 @@ pub fn problems<'a>(spec: &'a Spec, registry: &Registry) -> Vec<Diagnostic> {
         // Naming itself is a problem of the graph (see `graph`).
         for (name, loc) in &resource.depends_on {
             if !spec.declares(name) {
-                unknown.push((problems.len(), name));
-                problems.push(Diagnostic::new(
+                let problem = Diagnostic::new(
                     *loc,
                     format!("`depends_on` names unknown resource `{name}`"),
-                ));
+                );
+                found.unknown_resource(name, problem);
             }
         }
         for gate in &resource.verify {
-            problems.extend(crate::verify::check_entry(gate));
+            found.problems.extend(crate::verify::check_entry(gate));
         }
-        let mut each = |reference: &'a Reference, loc| {
-            if let Reference::Resource { name, .. } = reference
-                && !spec.declares(name)
-            {
-                unknown.push((problems.len(), name));
-            }
-            problems.extend(check_reference(spec, registry, reference, loc));
-        };
+        let mut each = |reference, loc| found.reference(spec, registry, reference, loc);
         for (_, expr) in &resource.with {
             expr.each_reference(&mut each);
         }
@@ -96,18 +89,43 @@ pub fn problems<'a>(spec: &'a Spec, registry: &Registry) -> Vec<Diagnostic> {
         }
     }
     for gate in &spec.verify {
-        problems.extend(crate::verify::check_entry(gate));
-        gate.each_reference(&mut |reference, loc| {
-            if let Reference::Resource { name, .. } = reference
-                && !spec.declares(name)
-            {
-                unknown.push((problems.len(), name));
-            }
-            problems.extend(check_reference(spec, registry, reference, loc));
-        });
+        found.problems.extend(crate::verify::check_entry(gate));
+        gate.each_reference(&mut |reference, loc| found.reference(spec, registry, reference, loc));
     }
-    suggest_resources(spec, &mut problems, &unknown);
-    problems
+    suggest_resources(spec, &mut found.problems, &found.unknown);
+    found.problems
+}
+
+/// The problems found so far, and which of them name a resource the spec does not declare
+/// (see [`suggest_resources`]).
+#[derive(Default)]
+struct Found<'a> {
+    problems: Vec<Diagnostic>,
+    /// The problem's index and the unknown name.
+    unknown: Vec<(usize, &'a str)>,
+}
+
+impl<'a> Found<'a> {
+    fn unknown_resource(&mut self, name: &'a str, problem: Diagnostic) {
+        self.unknown.push((self.problems.len(), name));
+        self.problems.push(problem);
+    }
+
+    /// A problem with one reference, if it has one.
+    fn reference(&mut self, spec: &Spec, registry: &Registry, reference: &'a Reference, loc: Loc) {
+        match reference {
+            Reference::Resource { name, .. } if !spec.declares(name) => {
+                let problem = Diagnostic::new(
+                    spec.source.refine(loc, &reference.written()),
+                    format!("reference to unknown resource `{name}`"),
+                );
+                self.unknown_resource(name, problem);
+            }
+            _ => self
+                .problems
+                .extend(check_reference(spec, registry, reference, loc)),
+        }
+    }
 }
 
 /// Adds "did you mean" to the problems that name an unknown resource, among those that are
@@ -182,17 +200,9 @@ fn reference_problem(
 ) -> Option<Diagnostic> {
     match reference {
         Reference::Resource { name, attr } => {
-            let Some(target) = spec.resource(name) else {
-                if spec.declares(name) {
-                    // Its entry could not be read, which is reported there.
-                    return None;
-                }
-                // The closest name is suggested by `suggest_resources`.
-                return Some(Diagnostic::new(
-                    loc,
-                    format!("reference to unknown resource `{name}`"),
-                ));
-            };
+            // An undeclared name is reported by `Found::reference`; a resource whose entry
+            // could not be read, where it is written.
+            let target = spec.resource(name)?;
             // An unknown type is reported on its own resource.
             let ty = registry.resource_type(&target.type_name)?;
             if ty.field(attr).is_some() || ty.output(attr).is_some() {
