@@ -4,58 +4,62 @@
 use fabrik_provider::{Field, FieldKind};
 
 use crate::registry::Registry;
-use crate::source::{Diagnostic, Loc, closest};
+use crate::source::{Diagnostic, Loc, MAX_SHOWN, closest};
 use crate::spec::{Expr, ExprKind, Resource, Spec};
 use crate::template::{Part, Reference};
 use crate::yaml::Key;
 
 /// Every problem in the spec's types, fields and references, in no particular order (see
-/// [`crate::source::Diagnostics::sorted`]). A spec read with problems of its own is checked as far as it was
-/// read: what refers to a resource that could not be read is not reported as well.
+/// [`crate::source::Diagnostics::sorted`]). A spec read with problems of its own is checked
+/// as far as it was read: what refers to a resource that could not be read is not reported
+/// as well.
 pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
-    let mut problems = Vec::new();
+    let mut found = Found::default();
     for block in &spec.providers {
         let Some(provider) = registry.provider(&block.name) else {
-            problems.push(
+            found.problems.push(
                 Diagnostic::new(block.loc, format!("unknown provider `{}`", block.name))
                     .suggest(&block.name, registry.provider_names()),
             );
             continue;
         };
         let fields = provider.config_fields();
-        let what = format!("provider `{}`", block.name);
-        check_fields(&mut problems, &what, block.loc, &fields, &block.config);
+        let what = || format!("provider `{}`", block.name);
+        check_fields(
+            &mut found.problems,
+            &what,
+            block.loc,
+            &fields,
+            &block.config,
+        );
         for (_, expr) in &block.config {
-            let mut refs = Vec::new();
-            expr.references(&mut refs);
-            for (reference, loc) in refs {
-                if let Reference::Secret(_) = reference {
-                    problems.extend(check_reference(spec, registry, &reference, loc));
-                } else if let Reference::Resource { .. } = reference {
-                    problems.push(
-                        Diagnostic::new(
-                            spec.source.refine(loc, &reference.written()),
-                            "provider configuration cannot refer to resources",
-                        )
-                        .help("providers are configured before any resource exists; use `${env.X}` or `${secret.X}`"),
-                    );
-                }
-            }
+            expr.each_reference(&mut |reference, loc| match reference {
+                Reference::Secret(_) => found.reference(spec, registry, reference, loc),
+                Reference::Resource { .. } => found.problems.push(
+                    Diagnostic::new(
+                        spec.source.refine(loc, &reference.written()),
+                        "provider configuration cannot refer to resources",
+                    )
+                    .help("providers are configured before any resource exists; use `${env.X}` or `${secret.X}`"),
+                ),
+                Reference::Env(_) | Reference::Stack => {}
+            });
         }
     }
     for resource in &spec.resources {
         match registry.resource_type(&resource.type_name) {
             Some(ty) => {
-                let what = format!("`{}` ({})", resource.name, ty.name);
+                // Named only in a message: a large spec has few problems and many resources.
+                let what = || format!("`{}` ({})", resource.name, ty.name);
                 check_fields(
-                    &mut problems,
+                    &mut found.problems,
                     &what,
                     resource.loc,
                     &ty.fields,
                     &resource.with,
                 );
             }
-            None => problems.push(
+            None => found.problems.push(
                 Diagnostic::new(
                     resource.type_loc,
                     format!("unknown resource type `{}`", resource.type_name),
@@ -66,31 +70,82 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
         // Naming itself is a problem of the graph (see `graph`).
         for (name, loc) in &resource.depends_on {
             if !spec.declares(name) {
-                problems.push(
-                    Diagnostic::new(
-                        *loc,
-                        format!("`depends_on` names unknown resource `{name}`"),
-                    )
-                    .suggest(name, spec.resources.iter().map(|r| r.name.as_str())),
+                let problem = Diagnostic::new(
+                    *loc,
+                    format!("`depends_on` names unknown resource `{name}`"),
                 );
+                found.unknown_resource(name, problem);
             }
         }
         for gate in &resource.verify {
-            problems.extend(crate::verify::check_entry(gate));
+            found.problems.extend(crate::verify::check_entry(gate));
         }
-        for (reference, loc) in resource.references() {
-            problems.extend(check_reference(spec, registry, &reference, loc));
+        let mut each = |reference, loc| found.reference(spec, registry, reference, loc);
+        for (_, expr) in &resource.with {
+            expr.each_reference(&mut each);
+        }
+        for gate in &resource.verify {
+            gate.each_reference(&mut each);
         }
     }
     for gate in &spec.verify {
-        problems.extend(crate::verify::check_entry(gate));
-        let mut refs = Vec::new();
-        gate.references(&mut refs);
-        for (reference, loc) in refs {
-            problems.extend(check_reference(spec, registry, &reference, loc));
+        found.problems.extend(crate::verify::check_entry(gate));
+        gate.each_reference(&mut |reference, loc| found.reference(spec, registry, reference, loc));
+    }
+    suggest_resources(spec, &mut found.problems, &found.unknown);
+    found.problems
+}
+
+/// The problems found so far, and which of them name a resource the spec does not declare
+/// (see [`suggest_resources`]).
+#[derive(Default)]
+struct Found<'a> {
+    problems: Vec<Diagnostic>,
+    /// The problem's index and the unknown name.
+    unknown: Vec<(usize, &'a str)>,
+}
+
+impl<'a> Found<'a> {
+    fn unknown_resource(&mut self, name: &'a str, problem: Diagnostic) {
+        self.unknown.push((self.problems.len(), name));
+        self.problems.push(problem);
+    }
+
+    /// A problem with one reference, if it has one.
+    fn reference(&mut self, spec: &Spec, registry: &Registry, reference: &'a Reference, loc: Loc) {
+        match reference {
+            Reference::Resource { name, .. } if !spec.declares(name) => {
+                let problem = Diagnostic::new(
+                    spec.source.refine(loc, &reference.written()),
+                    format!("reference to unknown resource `{name}`"),
+                );
+                self.unknown_resource(name, problem);
+            }
+            _ => self
+                .problems
+                .extend(check_reference(spec, registry, reference, loc)),
         }
     }
-    problems
+}
+
+/// Adds "did you mean" to the problems that name an unknown resource, among those that are
+/// shown (the first [`MAX_SHOWN`] in file order; the others are only counted): a suggestion
+/// compares the name with every resource's, which for each of thousands of misspelt names in
+/// a large spec would take minutes.
+fn suggest_resources(spec: &Spec, problems: &mut [Diagnostic], unknown: &[(usize, &str)]) {
+    if unknown.is_empty() {
+        return;
+    }
+    let mut by_place: Vec<usize> = (0..problems.len()).collect();
+    by_place.sort_by_key(|&i| (problems[i].loc.line, problems[i].loc.column));
+    let mut shown = vec![false; problems.len()];
+    for &i in by_place.iter().take(MAX_SHOWN) {
+        shown[i] = true;
+    }
+    let names = || spec.resources.iter().map(|r| r.name.as_str());
+    for &(i, name) in unknown.iter().filter(|(i, _)| shown[*i]) {
+        problems[i] = std::mem::take(&mut problems[i]).suggest(name, names());
+    }
 }
 
 /// Secrets in fields that name an object (its force-new fields, such as a file's path): an
@@ -145,16 +200,9 @@ fn reference_problem(
 ) -> Option<Diagnostic> {
     match reference {
         Reference::Resource { name, attr } => {
-            let Some(target) = spec.resource(name) else {
-                if spec.declares(name) {
-                    // Its entry could not be read, which is reported there.
-                    return None;
-                }
-                return Some(
-                    Diagnostic::new(loc, format!("reference to unknown resource `{name}`"))
-                        .suggest(name, spec.resources.iter().map(|r| r.name.as_str())),
-                );
-            };
+            // An undeclared name is reported by `Found::reference`; a resource whose entry
+            // could not be read, where it is written.
+            let target = spec.resource(name)?;
             // An unknown type is reported on its own resource.
             let ty = registry.resource_type(&target.type_name)?;
             if ty.field(attr).is_some() || ty.output(attr).is_some() {
@@ -195,7 +243,7 @@ fn reference_problem(
 
 fn check_fields(
     problems: &mut Vec<Diagnostic>,
-    what: &str,
+    what: &dyn Fn() -> String,
     loc: Loc,
     fields: &[Field],
     given: &[(Key, Expr)],
@@ -206,7 +254,10 @@ fn check_fields(
     for (key, expr) in given {
         let Some(field) = fields.iter().find(|f| f.name == key.name) else {
             let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
-            let d = Diagnostic::new(key.loc, format!("unknown field `{}` in {what}", key.name));
+            let d = Diagnostic::new(
+                key.loc,
+                format!("unknown field `{}` in {}", key.name, what()),
+            );
             let d = match closest(&key.name, names.iter().copied()) {
                 Some(best) => {
                     misspelt.push(best);
@@ -224,8 +275,9 @@ fn check_fields(
             let d = Diagnostic::new(
                 expr.loc,
                 format!(
-                    "`{}` in {what} must be {}, not {found}",
+                    "`{}` in {} must be {}, not {found}",
                     field.name,
+                    what(),
                     field.kind.describe()
                 ),
             );
@@ -247,7 +299,7 @@ fn check_fields(
         {
             problems.push(Diagnostic::new(
                 expr.loc,
-                format!("`{}` in {what} {why}", field.name),
+                format!("`{}` in {} {why}", field.name, what()),
             ));
         }
     }
@@ -256,7 +308,7 @@ fn check_fields(
             problems.push(
                 Diagnostic::new(
                     loc,
-                    format!("{what} is missing required field `{}`", field.name),
+                    format!("{} is missing required field `{}`", what(), field.name),
                 )
                 .help(field.description),
             );

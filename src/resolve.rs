@@ -148,14 +148,15 @@ pub fn sensitive_fields(
             let marked = ty
                 .and_then(|t| t.field(&key.name))
                 .is_some_and(|f| f.sensitive);
-            let mut refs = Vec::new();
-            expr.references(&mut refs);
-            let tainted = refs.iter().any(|(r, _)| match r {
-                Reference::Secret(_) => true,
-                Reference::Resource { name, attr } => spec
-                    .index_of(name)
-                    .is_some_and(|j| sensitive[j].contains(attr)),
-                _ => false,
+            let mut tainted = false;
+            expr.each_reference(&mut |r, _| {
+                tainted |= match r {
+                    Reference::Secret(_) => true,
+                    Reference::Resource { name, attr } => spec
+                        .index_of(name)
+                        .is_some_and(|j| sensitive[j].contains(attr)),
+                    _ => false,
+                };
             });
             if marked || tainted {
                 fields.insert(key.name.clone());

@@ -79,7 +79,7 @@ impl SourceFile {
 }
 
 /// One problem found in a spec.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Diagnostic {
     pub message: String,
     pub loc: Loc,

@@ -136,7 +136,7 @@ impl Expr {
     }
 
     /// Calls `f` with every reference inside and where it is written, copying nothing.
-    pub fn each_reference(&self, f: &mut impl FnMut(&template::Reference, Loc)) {
+    pub fn each_reference<'a>(&'a self, f: &mut impl FnMut(&'a template::Reference, Loc)) {
         match &self.kind {
             ExprKind::Str(parts) => {
                 for part in parts {

@@ -1,8 +1,8 @@
 //! The plan's checks of the values known before any state or secret is read: literal values,
 //! `${stack}`, environment variables and the inputs of other resources. Every command that
-//! loads a spec to change or plan it runs them (`validate` included) before it opens the
-//! state, so a value a provider refuses (a file `mode` of "rwx") is reported by `validate`
-//! as by `plan` and changes nothing, pointed at where it is written. The plan judges what it
+//! loads a spec (all but `destroy`, which works from the state) runs them before it opens the
+//! state, so a value a provider refuses (a file `mode` of "rwx") is reported by `validate` as
+//! by `plan` and changes nothing, pointed at where it is written. The plan judges what it
 //! learns later (outputs, secrets) the same way.
 
 use std::collections::BTreeSet;

@@ -937,6 +937,40 @@ fn a_long_list_of_problems_is_cut_after_fifty() {
     ");
 }
 
+/// "Did you mean" compares a name with every resource's: done for each of 20,000 misspelt
+/// names it took minutes. Only the problems shown get one.
+#[test]
+fn thousands_of_unknown_names_are_reported_promptly() {
+    let yaml = large_spec(20_000, |i| {
+        format!(
+            "  r{i}: {{ type: local.file, with: {{ path: f{i}.txt, content: \"${{rr{i}.size}}\" }} }}"
+        )
+    });
+    let case = Case::new().spec(&yaml);
+    let started = std::time::Instant::now();
+    let out = case.run(["validate"]);
+    let took = started.elapsed();
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "validate took {took:?}"
+    );
+    assert!(
+        out.stderr
+            .starts_with("error: reference to unknown resource `rr0`\n  --> fabrik.yaml:3:59\n"),
+        "{out}"
+    );
+    assert_eq!(
+        out.stderr.matches("= help: did you mean").count(),
+        50,
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .ends_with("… and 19950 more problems\n\n20000 errors in fabrik.yaml\n")
+    );
+}
+
 // ---- values a provider refuses ---------------------------------------------------------------
 
 /// `validate` asks the provider about the values it knows without a state or secrets (literal
