@@ -561,3 +561,32 @@ fn a_directory_shared_by_files_goes_with_the_last_of_them() {
     case.expect(["destroy", "--yes"], 0);
     assert!(!case.exists("d"), "d/ went with the last file in it");
 }
+
+#[test]
+fn a_program_started_through_a_wrapper_is_not_drift() {
+    // A version manager's shim found first in PATH re-executes the real program under its
+    // full path: the process runs as `/bin/sleep`, the spec says `sleep`.
+    let case = Case::new().spec(
+        r#"
+        stack: trust
+        resources:
+          worker: { type: local.process, with: { command: sleep, args: ["1000"], stop_timeout: 1 } }
+        "#,
+    );
+    case.write("shims/sleep", "#!/bin/sh\nexec /bin/sleep \"$@\"\n");
+    std::fs::set_permissions(
+        case.path("shims/sleep"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        case.path("shims").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |args: &[&str]| case.args(args).env("PATH", &path).run();
+    assert_eq!(run(&["apply", "--yes"]).code, 0);
+    let plan = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "no drift: {plan}");
+    assert_eq!(run(&["destroy", "--yes"]).code, 0);
+}

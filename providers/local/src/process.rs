@@ -402,8 +402,17 @@ fn observe(pid: i32, recorded: &Attributes) -> Attributes {
                 .collect()
         })
         .unwrap_or_default();
+    // A program found through a wrapper (a version manager's shim re-executing the real
+    // binary) runs as its full path: the same program by name is the recorded command.
     if let Some(command) = argv.first() {
-        seen.insert("command".into(), Value::String(command.clone()));
+        let name = |c: &str| Path::new(c).file_name().map(|n| n.to_os_string());
+        let same = match recorded.get("command") {
+            Some(Value::String(wanted)) => wanted == command || name(wanted) == name(command),
+            _ => false,
+        };
+        if !same {
+            seen.insert("command".into(), Value::String(command.clone()));
+        }
     }
     if recorded.contains_key("args") && !argv.is_empty() {
         seen.insert(
