@@ -341,7 +341,7 @@ impl Executor<'_> {
             holders: None,
         };
         if let Some(spec) = self.spec {
-            let providers = provider_configs(spec, self.secrets);
+            let providers = provider_configs(spec, self.registry, self.secrets);
             if providers != run.state.providers {
                 run.record(vec![journal::Change::Providers { providers }])?;
             }
@@ -389,19 +389,42 @@ impl Executor<'_> {
 /// The provider configurations as the state keeps them, so that `destroy` works with the spec
 /// gone: a field that uses a secret is kept as written (`${secret.KEY}`) and resolved again from
 /// the environment or `.env` when needed; its value is never stored.
-pub(crate) fn provider_configs(spec: &Spec, secrets: &Secrets) -> BTreeMap<String, Attributes> {
+pub(crate) fn provider_configs(
+    spec: &Spec,
+    registry: &Registry,
+    secrets: &Secrets,
+) -> BTreeMap<String, Attributes> {
     spec.providers
         .iter()
         .map(|p| {
             let mut config =
                 resolve::known(&crate::plan::provider_config(spec, secrets, p)).unwrap_or_default();
+            // Fields the provider marks sensitive (an API key) are never kept as values either,
+            // however they are written: from the environment, as written; a literal, not at all.
+            let sensitive: Vec<&'static str> = registry
+                .provider(&p.name)
+                .map(|provider| {
+                    provider
+                        .config_fields()
+                        .into_iter()
+                        .filter(|f| f.sensitive)
+                        .map(|f| f.name)
+                        .collect()
+                })
+                .unwrap_or_default();
             for (key, expr) in &p.config {
                 let mut refs = Vec::new();
                 expr.references(&mut refs);
-                if refs.iter().any(|(r, _)| matches!(r, Reference::Secret(_)))
-                    && let Some(template) = expr.written()
-                {
-                    config.insert(key.name.clone(), Value::String(template));
+                let secret = refs.iter().any(|(r, _)| matches!(r, Reference::Secret(_)));
+                let marked = sensitive.contains(&key.name.as_str());
+                match expr.written() {
+                    Some(template) if secret || (marked && !refs.is_empty()) => {
+                        config.insert(key.name.clone(), Value::String(template));
+                    }
+                    _ if marked => {
+                        config.remove(&key.name);
+                    }
+                    _ => {}
                 }
             }
             (p.name.clone(), config)

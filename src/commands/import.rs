@@ -137,7 +137,7 @@ pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
     let intent_id = state.next_intent();
     let mut announce = Vec::new();
     // The provider configurations let `destroy` work with the spec gone, as after an apply.
-    let providers = crate::executor::provider_configs(&loaded.spec, &loaded.secrets);
+    let providers = crate::executor::provider_configs(&loaded.spec, &registry, &loaded.secrets);
     if providers != state.providers {
         announce.push(Change::Providers { providers });
     }

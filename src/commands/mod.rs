@@ -509,6 +509,14 @@ fn recorded_config(
                             })?;
                             text.push_str(found.expose());
                         }
+                        crate::template::Part::Ref(crate::template::Reference::Env(name)) => {
+                            let found = std::env::var(&name).map_err(|_| {
+                                Error::Usage(format!(
+                                    "provider `{provider}` needs the environment variable `{name}` (its configuration says `${{env.{name}}}`)"
+                                ))
+                            })?;
+                            text.push_str(&found);
+                        }
                         crate::template::Part::Ref(other) => text.push_str(&other.written()),
                     }
                 }

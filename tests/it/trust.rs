@@ -590,3 +590,38 @@ fn a_program_started_through_a_wrapper_is_not_drift() {
     assert_eq!(plan.code, 0, "no drift: {plan}");
     assert_eq!(run(&["destroy", "--yes"]).code, 0);
 }
+
+#[test]
+fn a_provider_key_from_the_environment_is_never_kept_in_the_state() {
+    let case = Case::new().spec(
+        r#"
+        stack: trust
+        providers:
+          powerdns: { url: "http://127.0.0.1:9", api_key: "${env.PDNS_KEY}" }
+        resources:
+          a: { type: local.file, with: { path: a.txt, content: a } }
+        "#,
+    );
+    let key = "pdns-key-from-the-environment";
+    assert_eq!(
+        case.args(["apply", "--yes"])
+            .env("PDNS_KEY", key)
+            .run()
+            .code,
+        0
+    );
+    let state = std::fs::read_to_string(case.state_file("trust")).unwrap();
+    assert!(!state.contains(key), "{state}");
+    assert_eq!(
+        case.state("trust")["providers"]["powerdns"]["api_key"],
+        "${env.PDNS_KEY}"
+    );
+    // With the spec gone, destroy configures the provider from the environment again.
+    case.remove("fabrik.yaml");
+    let out = case
+        .args(["destroy", "--yes", "--stack", "trust"])
+        .env("PDNS_KEY", key)
+        .run();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(!case.exists("a.txt"));
+}
