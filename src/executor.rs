@@ -1071,7 +1071,7 @@ impl Run<'_, '_> {
     }
 
     /// Removes a resource (or one of its replaced objects) from the stack without deleting
-    /// its object, which `holder` holds now.
+    /// its object, which another resource holds now.
     fn release(&mut self, change: &Change, record: journal::Change) {
         self.stage(vec![record]);
         self.outcome.destroyed += 1;

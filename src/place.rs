@@ -90,11 +90,7 @@ pub fn check(
             return None;
         }
         let (inputs, _) = planned[i].as_ref()?;
-        Some(placed_by(
-            input.registry,
-            &spec.resources[i].type_name,
-            inputs,
-        ))
+        Some(known_part(inputs))
     });
     if !problems.is_empty() {
         return problems;
@@ -230,22 +226,14 @@ pub fn hands_over(registry: &Registry, type_name: &str) -> bool {
         .is_some_and(|p| p.hands_over(type_name))
 }
 
-/// What a resource's place is worked out from: its inputs in normal form when they are all
-/// known; otherwise those that are (a file's path may be known while its content is not), in
-/// normal form where the provider can give one.
-pub fn placed_by(registry: &Registry, type_name: &str, inputs: &Inputs) -> Attributes {
-    if let Some(known) = crate::resolve::known(inputs) {
-        return known;
-    }
-    let known: Attributes = inputs
+/// The known part of a resource's inputs (all of them, once every one is known): a file's
+/// path may be known while its content is not. The planner has put what it could in normal
+/// form already (`plan::desired`).
+pub fn known_part(inputs: &Inputs) -> Attributes {
+    inputs
         .iter()
         .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
-        .collect();
-    registry
-        .provider_of(type_name)
-        .and_then(|p| registry.provider(p))
-        .and_then(|p| p.normalize(type_name, &known).ok())
-        .unwrap_or(known)
+        .collect()
 }
 
 /// [`of_spec`] for `fabrik validate`, which resolves no secret and knows no output: the places
@@ -265,11 +253,15 @@ pub fn problems_without_values(
         let ty = registry.resource_type(&resource.type_name)?;
         let mut inputs = crate::resolve::eval_fields(&resource.with, &lookup);
         crate::resolve::coerce(ty, &mut inputs);
-        if let Some(known) = crate::resolve::known(&inputs) {
-            let provider = registry.provider(registry.provider_of(ty.name)?)?;
-            return provider.normalize(ty.name, &known).ok();
+        // Not normalised yet: in normal form where the provider can give one from what is
+        // known (all of it, or a file's path alone).
+        let provider = registry.provider(registry.provider_of(ty.name)?)?;
+        let known = known_part(&inputs);
+        match provider.normalize(ty.name, &known) {
+            Ok(normal) => Some(normal),
+            Err(_) if inputs.values().all(Option::is_some) => None,
+            Err(_) => Some(known),
         }
-        Some(placed_by(registry, ty.name, &inputs))
     })
     .1
 }

@@ -272,14 +272,14 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         .map(|c| format!("`{}`", c.name))
         .collect();
     if !protected.is_empty() {
+        let (is, it) = if protected.len() == 1 {
+            ("is", "it")
+        } else {
+            ("are", "them")
+        };
         return Err(Error::Usage(format!(
-            "{} {} no longer in the spec, but the state records {} as protected: this plan would delete {}\nput {} back in the spec with `protect: false` and apply that first; then remove {}",
+            "{} {is} no longer in the spec, but the state records {it} as protected: this plan would delete {it}\nput {it} back in the spec with `protect: false` and apply that first; then remove {it}",
             protected.join(", "),
-            if protected.len() == 1 { "is" } else { "are" },
-            if protected.len() == 1 { "it" } else { "them" },
-            if protected.len() == 1 { "it" } else { "them" },
-            if protected.len() == 1 { "it" } else { "them" },
-            if protected.len() == 1 { "it" } else { "them" },
         )));
     }
     changes.extend(removed);
@@ -303,8 +303,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
             if inputs.values().all(Option::is_some) {
                 return None;
             }
-            let placed = crate::place::placed_by(input.registry, &c.type_name, inputs);
-            Some((c.name.clone(), placed))
+            Some((c.name.clone(), crate::place::known_part(inputs)))
         })
         .collect();
     let resolved = changes
