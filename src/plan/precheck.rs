@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 use fabrik_provider::{Attributes, Provider, ResourceType, Value};
 
-use super::{Input, desired};
+use super::Input;
+use super::resource::desired;
 use crate::graph::Graph;
 use crate::registry::Registry;
 use crate::resolve::Inputs;
