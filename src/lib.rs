@@ -36,22 +36,26 @@ macro_rules! out {
 
 pub mod check;
 pub mod cli;
+pub mod clients;
 pub mod commands;
 pub mod error;
 pub mod executor;
 pub mod graph;
 pub mod hash;
+pub mod import;
 pub mod interrupt;
 pub mod parallel;
 pub mod place;
 pub mod plan;
 pub mod recover;
+pub mod refresh;
 pub mod registry;
 pub mod render;
 pub mod resolve;
 pub mod secrets;
 pub mod source;
 pub mod spec;
+pub mod stack;
 pub mod state;
 pub mod template;
 pub mod verify;

@@ -4,18 +4,91 @@
 //! state, one that does not is forgotten. Nothing is ever created twice. An interrupted
 //! `fabrik import` is settled the same way: an object that carries the resource's marker was
 //! claimed and goes into the state; one that does not was left as it was.
+//!
+//! [`recover`] only looks objects up; [`settle`] is what a command runs before it plans: it
+//! configures the clients, records the resolution (when the lock is held) and prints it.
 
 use std::collections::BTreeSet;
 
 use fabrik_provider::{Attributes, ErrorKind, Found, Target};
 
+use crate::clients::Clients;
 use crate::error::Error;
-use crate::executor::Clients;
 use crate::hash;
 use crate::registry::Registry;
 use crate::secrets::Secrets;
-use crate::state::journal::Change;
-use crate::state::{Intent, IntentAction, ResourceState, State};
+use crate::spec::Spec;
+use crate::state::journal::{Change, Record};
+use crate::state::{Intent, IntentAction, ResourceState, State, StateStore};
+
+/// Where recovery notes go: stdout for commands that print progress, stderr for `plan` (whose
+/// stdout may be JSON).
+pub enum Notes {
+    Stdout,
+    Stderr,
+}
+
+/// Resolves the provider calls a dead run left pending, looking each object up with clients
+/// configured from `spec` (with its secrets) or, without one, from the state. With a store
+/// (apply, destroy: the lock is held) the resolution is journaled; without one (plan) it only
+/// changes `state` in memory. Returns the resources adopted.
+pub fn settle(
+    registry: &Registry,
+    spec: Option<(&Spec, &Secrets)>,
+    state: &mut State,
+    context: &fabrik_provider::Context,
+    store: Option<&dyn StateStore>,
+    notes: Notes,
+) -> Result<BTreeSet<String>, Error> {
+    if state.pending.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let clients = crate::clients::configure(registry, spec, state, context)?;
+    let recovery = recover(state, registry, &clients, spec.map(|(_, secrets)| secrets))?;
+    // With the lock held, what the interrupted calls left beside their objects (half-written
+    // temporary files) goes too; a plan, which holds no lock, leaves it for the next apply.
+    if store.is_some() {
+        for intent in state.pending.values() {
+            if let Some(client) = registry
+                .provider_of(&intent.type_name)
+                .and_then(|p| clients.get(p))
+            {
+                let target = Target {
+                    stack: &state.stack,
+                    name: &intent.name,
+                    type_name: &intent.type_name,
+                };
+                client.clean_up(target, &intent.inputs);
+            }
+        }
+    }
+    let records: Vec<Record> = recovery
+        .records
+        .into_iter()
+        .map(|change| Record {
+            serial: state.serial + 1,
+            change,
+        })
+        .collect();
+    if let Some(store) = store {
+        store.record(&records)?;
+    }
+    for record in records {
+        state.apply(record);
+    }
+    if let Some(store) = store {
+        store.commit(state)?;
+    }
+    let mut text = String::from("Recovered from an interrupted run:\n");
+    for line in &recovery.lines {
+        text.push_str(&format!("  {line}\n"));
+    }
+    match notes {
+        Notes::Stdout => outln!("{text}"),
+        Notes::Stderr => eprintln!("{text}"),
+    }
+    Ok(recovery.adopted)
+}
 
 /// What recovery found and the records that put it in the state.
 #[derive(Debug, Default)]
@@ -213,7 +286,7 @@ pub fn recover(
         }
         changes.push(Change::Settled { intent: id });
         for change in &changes {
-            now.apply(crate::state::journal::Record {
+            now.apply(Record {
                 serial: now.serial,
                 change: change.clone(),
             });

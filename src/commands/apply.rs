@@ -4,18 +4,20 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{Globals, configure, confirm, load};
+use super::{Globals, confirm};
 use crate::cli::ApplyArgs;
 use crate::error::Error;
 use crate::executor::Executor;
-use crate::plan::Plan;
+use crate::plan::saved::{self as saved_plan, staleness};
+use crate::refresh::Request;
 use crate::registry::Registry;
 use crate::render::Lines;
+use crate::stack::{self, Opened};
 
 pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     // A missing file is reported by the spec loader, in the same words as for `plan`.
     let saved = if args.spec.exists() {
-        super::show::read_plan(&args.spec)?
+        saved_plan::read(&args.spec)?
     } else {
         None
     };
@@ -47,24 +49,23 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     };
 
     let registry = Registry::builtin();
-    let mut loaded = load(&spec_path, &registry)?;
-    loaded.resolve_secrets(&globals.state_dir(&spec_path))?;
-    let super::Opened {
+    let mut loaded = stack::load(&spec_path, &registry)?;
+    loaded.resolve_secrets(&globals.backend.state_dir(&spec_path))?;
+    let Opened {
         mut state,
         adopted,
         lock: _lock,
         store,
-    } = super::open(globals, &registry, &mut loaded, &spec_path)?;
+    } = globals.open(&registry, &mut loaded, &spec_path)?;
     let context = globals.context(&spec_path);
-    let request = super::plan::Request {
-        spec_path: &spec_path,
+    let request = Request {
         targets: &targets,
         refresh,
         obstacles: true,
         adopted: &adopted,
         seen: None,
     };
-    let (mut plan, clients) = super::plan::compute(globals, &registry, &loaded, &state, request)?;
+    let (mut plan, clients) = crate::refresh::plan(&registry, &loaded, &state, &context, request)?;
     if let Some(reason) = saved.as_ref().and_then(|saved| staleness(saved, &plan)) {
         return Err(Error::StalePlan(reason));
     }
@@ -78,9 +79,9 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     outln!();
     let clients = match clients {
         Some(clients) => clients,
-        None => configure(
+        None => crate::clients::configure(
             &registry,
-            Some(&loaded),
+            Some(loaded.configuration()),
             &state,
             &globals.context(&spec_path),
         )?,
@@ -109,31 +110,4 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     // would only delay the exit. (The lock and the clients are released as usual.)
     std::mem::forget((loaded, state, plan));
     Ok(0)
-}
-
-/// Why a saved plan no longer applies, if it does not.
-fn staleness(saved: &Plan, now: &Plan) -> Option<String> {
-    if saved.lineage != now.lineage {
-        return Some(if saved.lineage.is_empty() {
-            "the stack had no state when the plan was made, and now it has one".into()
-        } else {
-            "the state was replaced by another one since the plan was made (its lineage differs)"
-                .into()
-        });
-    }
-    if saved.serial != now.serial {
-        return Some(format!(
-            "the state changed since the plan was made (serial {} then, {} now)",
-            saved.serial, now.serial
-        ));
-    }
-    if saved.spec_hash != now.spec_hash {
-        return Some(
-            "the spec (or an environment variable it uses) changed since the plan was made".into(),
-        );
-    }
-    if saved.changes != now.changes {
-        return Some("the resources changed outside fabrik since the plan was made".into());
-    }
-    None
 }

@@ -3,13 +3,16 @@
 
 use std::time::Instant;
 
-use super::{Globals, Notes, configure, confirm, load_structure, only_stack, recover};
+use super::{Globals, confirm};
 use crate::cli::DestroyArgs;
 use crate::error::Error;
 use crate::executor::Executor;
-use crate::plan::{self, Action};
+use crate::plan;
+use crate::recover::Notes;
 use crate::registry::Registry;
 use crate::render::Lines;
+use crate::stack::{Loaded, load_structure, share_key};
+use crate::state::backend::only_stack;
 
 pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
@@ -18,7 +21,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         // Secrets configure providers; a destroy must still work when a required one is gone,
         // with the configurations recorded at the last apply.
         if loaded
-            .resolve_secrets(&globals.state_dir(&args.spec))
+            .resolve_secrets(&globals.backend.state_dir(&args.spec))
             .is_err()
         {
             loaded.secrets = Default::default();
@@ -27,7 +30,9 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     } else {
         None
     };
-    let backend = globals.backend(&args.spec, loaded.as_ref().map(|l| &l.spec))?;
+    let backend = globals
+        .backend
+        .backend(&args.spec, loaded.as_ref().map(|l| &l.spec))?;
     let stack = match (&args.stack, &loaded) {
         (Some(stack), _) => stack.clone(),
         (None, Some(l)) => l.spec.stack.clone(),
@@ -38,13 +43,13 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let mut state = store.load()?;
     let mut loaded = loaded.filter(|l| l.spec.stack == stack);
     if let Some(loaded) = &mut loaded {
-        super::share_key(loaded, &*store)?;
+        share_key(loaded, &*store)?;
     }
     let spec = loaded.as_ref().map(|l| &l.spec);
     let context = globals.context(&args.spec);
-    recover(
+    crate::recover::settle(
         &registry,
-        loaded.as_ref(),
+        loaded.as_ref().map(Loaded::configuration),
         &mut state,
         &context,
         Some(&*store),
@@ -52,32 +57,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     )?;
     let mut plan = plan::destroy_plan(&state, &args.target)?;
 
-    let protected: Vec<&str> = plan
-        .changes
-        .iter()
-        .filter(|c| c.action == Action::Delete && c.deposed.is_none())
-        // The state's record decides (the spec may be gone, or say `protect: false` that no
-        // apply has recorded yet); a spec that asks for protection is heeded too.
-        .filter(|c| {
-            state.resources.get(&c.name).is_some_and(|r| r.protect)
-                || spec
-                    .and_then(|s| s.resource(&c.name))
-                    .is_some_and(|r| r.protect)
-        })
-        .map(|c| c.name.as_str())
-        .collect();
-    if !protected.is_empty() {
-        return Err(Error::Usage(format!(
-            "refusing to destroy protected resource{} {}: set `protect: false` in the spec and apply that first, or leave {} out with --target",
-            if protected.len() == 1 { "" } else { "s" },
-            protected
-                .iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if protected.len() == 1 { "it" } else { "them" },
-        )));
-    }
+    plan::refuse_protected(&plan, &state, spec)?;
     out!("{}", globals.painter.plan(&plan));
     if !plan.has_changes() {
         return Ok(0);
@@ -86,7 +66,12 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
         confirm("\nDestroy these resources?")?;
     }
     outln!();
-    let clients = configure(&registry, loaded.as_ref(), &state, &context)?;
+    let clients = crate::clients::configure(
+        &registry,
+        loaded.as_ref().map(Loaded::configuration),
+        &state,
+        &context,
+    )?;
     let progress = Lines::new(globals.painter);
     let no_secrets = crate::secrets::Secrets::default();
     let interrupt = crate::interrupt::install();

@@ -1,12 +1,13 @@
 //! `fabrik graph`: the dependency graph as Graphviz DOT.
 
-use super::{Globals, load};
+use super::Globals;
 use crate::cli::SpecArg;
 use crate::error::Error;
 use crate::registry::Registry;
+use crate::stack;
 
 pub fn run(_globals: &Globals, args: SpecArg) -> Result<i32, Error> {
-    let loaded = load(&args.spec, &Registry::builtin())?;
+    let loaded = stack::load(&args.spec, &Registry::builtin())?;
     out!("{}", loaded.graph.to_dot(&loaded.spec));
     Ok(0)
 }

@@ -11,7 +11,10 @@ use crate::error::Error;
 use crate::render;
 
 pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
-    let state = globals.store_for(&args.stack)?.load()?;
+    let state = globals
+        .backend
+        .store_for(&args.stack.spec, args.stack.stack.as_deref())?
+        .load()?;
     let outputs: BTreeMap<&str, &Attributes> = match &args.name {
         Some(name) => {
             let r = state.resources.get(name).ok_or_else(|| {

@@ -1,14 +1,15 @@
 //! `fabrik validate`: the spec, its references, its graph and the values known without a
 //! state or secrets, without calling any provider's API.
 
-use super::{Globals, load};
+use super::Globals;
 use crate::cli::SpecArg;
 use crate::error::Error;
 use crate::registry::Registry;
+use crate::stack;
 
 pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
     let registry = Registry::builtin();
-    let loaded = load(&args.spec, &registry)?;
+    let loaded = stack::load(&args.spec, &registry)?;
     // Two resources on one object, or one on fabrik's own files, where the spec spells it out.
     let context = globals.context(&args.spec);
     let problems = crate::place::problems_without_values(&loaded.spec, &registry, &context);

@@ -1,6 +1,6 @@
 //! Deletes: of resources gone from the spec, of everything in a destroy, and of replaced
 //! objects still waiting for theirs, in an order where whatever depends on a resource goes
-//! first.
+//! first; and the refusal to destroy what is protected.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -141,4 +141,39 @@ pub(super) fn deletes(
         }
     }
     out
+}
+
+/// Refuses a destroy plan that would delete a protected resource. The state's record decides
+/// (the spec may be gone, or say `protect: false` that no apply has recorded yet); a spec that
+/// asks for protection is heeded too.
+pub fn refuse_protected(
+    plan: &Plan,
+    state: &State,
+    spec: Option<&crate::spec::Spec>,
+) -> Result<(), Error> {
+    let protected: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete && c.deposed.is_none())
+        .filter(|c| {
+            state.resources.get(&c.name).is_some_and(|r| r.protect)
+                || spec
+                    .and_then(|s| s.resource(&c.name))
+                    .is_some_and(|r| r.protect)
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    if protected.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "refusing to destroy protected resource{} {}: set `protect: false` in the spec and apply that first, or leave {} out with --target",
+        if protected.len() == 1 { "" } else { "s" },
+        protected
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if protected.len() == 1 { "it" } else { "them" },
+    )))
 }

@@ -16,12 +16,11 @@ use crate::error::Error;
 use crate::graph::Graph;
 use crate::hash;
 use crate::registry::Registry;
-use crate::resolve::{self, Inputs};
+use crate::resolve::Inputs;
 use crate::secrets::Secrets;
 use crate::source::Diagnostics;
 use crate::spec::Spec;
 use crate::state::State;
-use crate::template::Reference;
 
 mod destroy;
 mod diff;
@@ -29,11 +28,16 @@ mod hidden;
 mod places;
 pub mod precheck;
 mod resource;
+pub mod saved;
 mod select;
 
-pub use destroy::destroy_plan;
+pub use destroy::{destroy_plan, refuse_protected};
 pub use hidden::{hidden_outputs_referred_to, unreadable_hidden_outputs};
 pub use resource::desired_inputs;
+
+/// The provider block as hashed into a plan, under the name `src/executor.rs` still calls it
+/// by; it lives in `src/clients.rs` with the other forms of a provider configuration.
+pub(crate) use crate::clients::hashed as provider_config;
 
 use destroy::deletes;
 use hidden::real_outputs;
@@ -346,7 +350,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         providers: spec
             .providers
             .iter()
-            .map(|p| (p.name.as_str(), provider_config(spec, secrets, p)))
+            .map(|p| (p.name.as_str(), crate::clients::hashed(spec, secrets, p)))
             .collect(),
         gates: stack_gates,
         resources: resource_digests.finalize().to_hex().to_string(),
@@ -381,26 +385,6 @@ struct CanonicalSpec<'a> {
     gates: Vec<Value>,
     /// BLAKE3 over the digests of every resource's [`CanonicalResource`].
     resources: String,
-}
-
-/// A provider block as hashed into the plan: values that use a secret by their keyed hash.
-pub(crate) fn provider_config(
-    spec: &Spec,
-    secrets: &Secrets,
-    block: &crate::spec::ProviderBlock,
-) -> Inputs {
-    let config = resolve::eval_fields(&block.config, &|r| resolve::context_value(spec, secrets, r));
-    let sensitive: BTreeSet<String> = block
-        .config
-        .iter()
-        .filter(|(_, e)| {
-            let mut refs = Vec::new();
-            e.references(&mut refs);
-            refs.iter().any(|(r, _)| matches!(r, Reference::Secret(_)))
-        })
-        .map(|(k, _)| k.name.clone())
-        .collect();
-    resolve::mask(&config, &sensitive, secrets)
 }
 
 fn summarize(changes: &[Change]) -> Summary {

@@ -10,6 +10,7 @@
 //! The engine sees none of that: it talks to a [`StateStore`], which the file backend
 //! implements here and the PostgreSQL backend ([`postgres`]) for teams that share a stack.
 
+pub mod backend;
 pub mod file;
 pub mod journal;
 pub mod lock;

@@ -1,0 +1,177 @@
+//! A stack as a run takes it up: its spec read and checked ([`load`]), its secrets resolved
+//! ([`Loaded::resolve_secrets`]), its state opened under the lock with what a killed run left
+//! pending settled ([`open`]), and where the run happens ([`context`]). Every subcommand starts
+//! here, so that all of them check a spec and open a state alike.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use fabrik_provider::Context;
+
+use crate::check;
+use crate::error::Error;
+use crate::graph::Graph;
+use crate::recover::Notes;
+use crate::registry::Registry;
+use crate::resolve;
+use crate::secrets::Secrets;
+use crate::spec::Spec;
+use crate::state::backend::{Choice, spec_dir};
+use crate::state::{State, StateStore};
+
+/// A spec that passed every check, with its graph and, once [`Loaded::resolve_secrets`] ran,
+/// its secrets.
+pub struct Loaded {
+    pub spec: Spec,
+    pub graph: Graph,
+    pub secrets: Secrets,
+    /// For each resource (file order), its input fields that hold secrets.
+    pub sensitive: Vec<BTreeSet<String>>,
+}
+
+impl Loaded {
+    /// Resolves the spec's secrets (environment, `.env`, generated and saved) and loads the
+    /// stack's masking key when anything is sensitive. Commands that change or show a stack
+    /// need this; `validate` and `graph` do not.
+    pub fn resolve_secrets(&mut self, state_dir: &Path) -> Result<(), Error> {
+        let secrets = crate::secrets::resolve(&self.spec)?;
+        let anything_sensitive =
+            !self.spec.secrets.is_empty() || self.sensitive.iter().any(|s| !s.is_empty());
+        self.secrets = if anything_sensitive {
+            secrets.with_key(crate::secrets::stack_key(state_dir, &self.spec.stack)?)
+        } else {
+            secrets
+        };
+        Ok(())
+    }
+
+    /// The spec with its secrets: what providers are configured from.
+    pub fn configuration(&self) -> (&Spec, &Secrets) {
+        (&self.spec, &self.secrets)
+    }
+}
+
+/// Makes the secrets use the masking key the store shares between the machines using the
+/// stack, when it keeps one, so that sensitive inputs hash alike on every one of them.
+pub fn share_key(loaded: &mut Loaded, store: &dyn StateStore) -> Result<(), Error> {
+    if let Some(local) = loaded.secrets.key().copied()
+        && let Some(shared) = store.shared_key(&local)?
+    {
+        loaded.secrets.use_shared_key(shared);
+    }
+    Ok(())
+}
+
+/// A stack opened for a run that changes it: its store, the lock held on it, its state with
+/// what a dead run left pending resolved, and the resources that resolution adopted.
+pub struct Opened {
+    pub state: State,
+    pub adopted: BTreeSet<String>,
+    /// Held until dropped: bind it for the whole run (`lock: _lock`), since a field left out
+    /// of a destructuring pattern is dropped at once.
+    pub lock: crate::state::Lock,
+    pub store: Box<dyn StateStore>,
+}
+
+/// Opens the stack of `loaded` (the spec at `spec_path`) in the backend `backend` chooses, for
+/// a run that changes it; the lock names `command_line`.
+pub fn open(
+    backend: &Choice,
+    command_line: &str,
+    registry: &Registry,
+    loaded: &mut Loaded,
+    spec_path: &Path,
+) -> Result<Opened, Error> {
+    let store = backend.store(spec_path, Some(&loaded.spec), &loaded.spec.stack)?;
+    share_key(loaded, &*store)?;
+    let lock = store.lock(command_line)?;
+    let mut state = store.load()?;
+    let adopted = crate::recover::settle(
+        registry,
+        Some(loaded.configuration()),
+        &mut state,
+        &context(spec_path, backend.state_dir(spec_path)),
+        Some(&*store),
+        Notes::Stdout,
+    )?;
+    Ok(Opened {
+        state,
+        adopted,
+        lock,
+        store,
+    })
+}
+
+/// Loads and checks a spec: shape, types, references, the graph, environment variables and
+/// what providers find wrong with the values known before any state or secret is read (so a
+/// bad value stops a command before it opens the state).
+///
+/// # Errors
+/// [`Error::Spec`] with every problem found, at once.
+pub fn load(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
+    read(path, registry, true)
+}
+
+/// Loads and checks a spec without requiring its environment variables: destroy only needs
+/// its `protect` flags and provider blocks, and must work when the variables of the last
+/// release are gone.
+///
+/// # Errors
+/// [`Error::Spec`] with every problem found, at once.
+pub fn load_structure(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
+    read(path, registry, false)
+}
+
+/// Every check runs on what could be read, so that one run reports every problem; values are
+/// judged once nothing else is wrong, since a value is judged by the type and fields around
+/// it.
+fn read(path: &Path, registry: &Registry, values: bool) -> Result<Loaded, Error> {
+    let (spec, mut problems) = Spec::read(path)?;
+    problems.extend(check::problems(&spec, registry));
+    let (graph, in_graph) = Graph::with_problems(&spec);
+    problems.extend(in_graph);
+    let sensitive = resolve::sensitive_fields(&spec, registry, &graph.order);
+    problems.extend(check::secret_identities(&spec, registry, &sensitive));
+    if values {
+        problems.extend(resolve::env_problems(&spec));
+        if problems.is_empty() {
+            problems.extend(crate::plan::precheck::problems(&spec, &graph, registry));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Spec(crate::source::Diagnostics::sorted(
+            spec.source.clone(),
+            problems,
+        )));
+    }
+    Ok(Loaded {
+        spec,
+        graph,
+        secrets: Secrets::default(),
+        sensitive,
+    })
+}
+
+/// Where a run on the spec at `spec` happens, with its state in `state_dir`: the directories
+/// providers resolve paths against, and fabrik's own files, which no resource may write.
+pub fn context(spec: &Path, state_dir: PathBuf) -> Context {
+    // Absolute, so that identities derived from them (file ids, process markers) do not
+    // depend on the directory fabrik was started from.
+    let absolute = |p: PathBuf| {
+        std::fs::canonicalize(&p)
+            .or_else(|_| std::path::absolute(&p))
+            .unwrap_or(p)
+    };
+    let base_dir = absolute(spec_dir(spec));
+    let state_dir = absolute(state_dir);
+    let reserved = vec![
+        absolute(spec.to_path_buf()),
+        state_dir.clone(),
+        base_dir.join(".env"),
+    ];
+    Context {
+        base_dir,
+        state_dir,
+        reserved,
+    }
+}
