@@ -16,7 +16,7 @@ use crate::registry::Registry;
 use crate::resolve;
 use crate::secrets::Secrets;
 use crate::spec::Spec;
-use crate::state::backend::{Choice, spec_dir};
+use crate::state::backend::{Choice, only_stack, spec_dir};
 use crate::state::{State, StateStore};
 
 /// A spec that passed every check, with its graph and, once [`Loaded::resolve_secrets`] ran,
@@ -85,12 +85,54 @@ pub fn open(
     let store = backend.store(spec_path, Some(&loaded.spec), &loaded.spec.stack)?;
     share_key(loaded, &*store)?;
     let lock = store.lock(command_line)?;
-    let mut state = store.load()?;
+    let state = store.load()?;
+    let context = context(spec_path, backend.state_dir(spec_path));
+    settled(registry, Some(loaded), store, lock, state, &context)
+}
+
+/// Opens the stack a destroy is about, for which a spec is not needed: `stack` (`--stack`),
+/// else the spec's, else the only one in the backend. `loaded` is the spec at `spec_path` when
+/// there is one, given back only if it is of that stack.
+pub fn open_for_destroy(
+    backend: &Choice,
+    command_line: &str,
+    registry: &Registry,
+    loaded: Option<Loaded>,
+    spec_path: &Path,
+    stack: Option<&str>,
+) -> Result<(Opened, Option<Loaded>), Error> {
+    let chosen = backend.backend(spec_path, loaded.as_ref().map(|l| &l.spec))?;
+    let stack = match (stack, &loaded) {
+        (Some(stack), _) => stack.to_string(),
+        (None, Some(l)) => l.spec.stack.clone(),
+        (None, None) => only_stack(&chosen, spec_path)?,
+    };
+    let store = chosen.store(&stack)?;
+    let lock = store.lock(command_line)?;
+    let state = store.load()?;
+    let mut loaded = loaded.filter(|l| l.spec.stack == stack);
+    if let Some(loaded) = &mut loaded {
+        share_key(loaded, &*store)?;
+    }
+    let context = context(spec_path, backend.state_dir(spec_path));
+    let opened = settled(registry, loaded.as_ref(), store, lock, state, &context)?;
+    Ok((opened, loaded))
+}
+
+/// The stack opened, once what a dead run left pending is settled and recorded.
+fn settled(
+    registry: &Registry,
+    loaded: Option<&Loaded>,
+    store: Box<dyn StateStore>,
+    lock: crate::state::Lock,
+    mut state: State,
+    context: &Context,
+) -> Result<Opened, Error> {
     let adopted = crate::recover::settle(
         registry,
-        Some(loaded.configuration()),
+        loaded.map(Loaded::configuration),
         &mut state,
-        &context(spec_path, backend.state_dir(spec_path)),
+        context,
         Some(&*store),
         Notes::Stdout,
     )?;

@@ -8,16 +8,14 @@ use crate::cli::DestroyArgs;
 use crate::error::Error;
 use crate::executor::Executor;
 use crate::plan;
-use crate::recover::Notes;
 use crate::registry::Registry;
 use crate::render::Lines;
-use crate::stack::{Loaded, load_structure, share_key};
-use crate::state::backend::only_stack;
+use crate::stack::{self, Loaded, Opened};
 
 pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
     let loaded = if args.spec.exists() {
-        let mut loaded = load_structure(&args.spec, &registry)?;
+        let mut loaded = stack::load_structure(&args.spec, &registry)?;
         // Secrets configure providers; a destroy must still work when a required one is gone,
         // with the configurations recorded at the last apply.
         if loaded
@@ -30,34 +28,25 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     } else {
         None
     };
-    let backend = globals
-        .backend
-        .backend(&args.spec, loaded.as_ref().map(|l| &l.spec))?;
-    let stack = match (&args.stack, &loaded) {
-        (Some(stack), _) => stack.clone(),
-        (None, Some(l)) => l.spec.stack.clone(),
-        (None, None) => only_stack(&backend, &args.spec)?,
-    };
-    let store = backend.store(&stack)?;
-    let _lock = store.lock(&globals.command_line)?;
-    let mut state = store.load()?;
-    let mut loaded = loaded.filter(|l| l.spec.stack == stack);
-    if let Some(loaded) = &mut loaded {
-        share_key(loaded, &*store)?;
-    }
-    let spec = loaded.as_ref().map(|l| &l.spec);
-    let context = globals.context(&args.spec);
-    crate::recover::settle(
+    let (
+        Opened {
+            mut state,
+            lock: _lock,
+            store,
+            ..
+        },
+        loaded,
+    ) = stack::open_for_destroy(
+        &globals.backend,
+        &globals.command_line,
         &registry,
-        loaded.as_ref().map(Loaded::configuration),
-        &mut state,
-        &context,
-        Some(&*store),
-        Notes::Stdout,
+        loaded,
+        &args.spec,
+        args.stack.as_deref(),
     )?;
+    let context = globals.context(&args.spec);
     let mut plan = plan::destroy_plan(&state, &args.target)?;
-
-    plan::refuse_protected(&plan, &state, spec)?;
+    plan::refuse_protected(&plan, &state, loaded.as_ref().map(|l| &l.spec))?;
     out!("{}", globals.painter.plan(&plan));
     if !plan.has_changes() {
         return Ok(0);
