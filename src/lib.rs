@@ -19,7 +19,7 @@ macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let text = format!($($arg)*);
-        let _ = writeln!(std::io::stdout().lock(), "{}", $crate::secrets::redact(&text));
+        let _ = writeln!(std::io::stdout().lock(), "{}", $crate::redact::redact(&text));
     }};
 }
 
@@ -29,11 +29,13 @@ macro_rules! out {
         use std::io::Write as _;
         let text = format!($($arg)*);
         let mut stdout = std::io::stdout().lock();
-        let _ = write!(stdout, "{}", $crate::secrets::redact(&text));
+        let _ = write!(stdout, "{}", $crate::redact::redact(&text));
         let _ = stdout.flush();
     }};
 }
 
+pub mod atomic_file;
+pub mod backend_url;
 pub mod check;
 pub mod cli;
 pub mod commands;
@@ -42,10 +44,12 @@ pub mod executor;
 pub mod graph;
 pub mod hash;
 pub mod interrupt;
+pub mod lock_holder;
 pub mod parallel;
 pub mod place;
 pub mod plan;
 pub mod recover;
+pub mod redact;
 pub mod registry;
 pub mod render;
 pub mod resolve;
@@ -54,6 +58,7 @@ pub mod source;
 pub mod spec;
 pub mod state;
 pub mod template;
+pub mod tls_trust;
 pub mod verify;
 pub mod yaml;
 
@@ -76,8 +81,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Err(e) => {
             // Errors may quote what a provider answered; no secret leaves through them.
             match &e {
-                error::Error::Spec(d) => eprint!("{}", secrets::redact(&d.to_string())),
-                other => eprintln!("{}", secrets::redact(&format!("error: {other}"))),
+                error::Error::Spec(d) => eprint!("{}", redact::redact(&d.to_string())),
+                other => eprintln!("{}", redact::redact(&format!("error: {other}"))),
             }
             e.exit_code()
         }

@@ -522,7 +522,7 @@ impl Loader {
                         url = self.backend_url(value);
                     }
                     "schema" => match value.value {
-                        Value::Str(name) if crate::state::postgres::valid_schema(&name) => {
+                        Value::Str(name) if crate::backend_url::valid_schema(&name) => {
                             schema = Some(name)
                         }
                         Value::Str(name) => self.problem(
@@ -602,18 +602,13 @@ impl Loader {
                     Part::Ref(_) => "",
                 })
                 .collect();
-            if !crate::state::postgres::is_url(&text) {
+            if !crate::backend_url::is_url(&text) {
                 self.problem(
                     Diagnostic::new(expr.loc, "`url` must start with postgres:// or postgresql://")
                         .help("for example `url: \"${secret.STATE_DB_URL}\"` with STATE_DB_URL=postgres://fabrik:…@db.example/fabrik?sslmode=verify-full"),
                 );
                 ok = false;
-            } else if text.split_once("://").is_some_and(|(_, rest)| {
-                rest.split(['/', '?']).next().is_some_and(|auth| {
-                    auth.split_once('@')
-                        .is_some_and(|(user, _)| user.contains(':'))
-                })
-            }) {
+            } else if crate::backend_url::has_password(&text) {
                 self.problem(
                     Diagnostic::new(expr.loc, "`url` holds a password in the spec")
                         .help("put the connection string in a secret and write `url: \"${secret.STATE_DB_URL}\"`"),
