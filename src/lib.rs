@@ -9,6 +9,24 @@
 //! 4. [`executor`] applies the plan in topological order, journaling every call, running the
 //!    [`verify`] gates, and rolling back on a failure or an [`interrupt`].
 //! 5. [`render`] shows plans and progress; [`commands`] ties the steps to each subcommand.
+//!
+//! # Layers
+//!
+//! Bottom up: a module uses modules of its own layer or lower ones only, and never in a circle
+//! (`tests/it/layers.rs` holds the code to this list).
+//!
+//! 1. Leaves, which use nothing of the crate: [`source`] (files and diagnostics), [`template`],
+//!    [`hash`], [`parallel`], [`interrupt`], [`cli`], [`registry`] (the provider crates),
+//!    [`redact`], [`atomic_file`], [`tls_trust`], [`backend_url`], [`lock_holder`].
+//! 2. [`yaml`] and [`error`].
+//! 3. [`spec`] (what the user wrote) and [`state`] (what fabrik recorded): neither knows the
+//!    other.
+//! 4. [`secrets`], [`verify`] and [`graph`], each reading the spec.
+//! 5. [`check`] and [`resolve`].
+//! 6. [`plan`] and [`place`].
+//! 7. [`executor`].
+//! 8. [`recover`] and [`render`].
+//! 9. [`commands`], which only `run` calls.
 
 /// `println!` that never panics: a closed pipe (`fabrik plan --json | head`) is not an error of
 /// fabrik's, and a run must go on (and record its work) whoever stopped reading.
