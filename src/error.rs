@@ -2,8 +2,8 @@
 
 use std::fmt;
 
+use crate::lock_holder::Holder;
 use crate::source::Diagnostics;
-use crate::state::lock::Holder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -9,6 +9,25 @@
 //! 4. [`executor`] applies the plan in topological order, journaling every call, running the
 //!    [`verify`] gates, and rolling back on a failure or an [`interrupt`].
 //! 5. [`render`] shows plans and progress; [`commands`] ties the steps to each subcommand.
+//!
+//! # Layers
+//!
+//! Bottom up: a module uses modules of its own layer or lower ones only, and never in a circle
+//! (`tests/it/layers.rs` holds the code to this list).
+//!
+//! 1. Leaves, which use nothing of the crate: [`source`] (files and diagnostics), [`template`],
+//!    [`hash`], [`parallel`], [`interrupt`], [`cli`], [`registry`] (the provider crates),
+//!    [`redact`], [`atomic_file`], [`tls_trust`], [`backend_url`], [`lock_holder`].
+//! 2. [`yaml`] and [`error`].
+//! 3. [`spec`] (what the user wrote).
+//! 4. [`secrets`], [`verify`] and [`graph`], each reading the spec.
+//! 5. [`check`], [`resolve`] and [`state`] (what fabrik recorded; it reads the spec's `backend:`
+//!    block and its secrets only to choose and open where the state is kept).
+//! 6. [`plan`], [`place`] and [`clients`] (provider configuration and clients).
+//! 7. [`executor`].
+//! 8. [`recover`] and [`render`].
+//! 9. [`stack`] (loading and opening a stack), [`refresh`] (drift and obstacles) and [`import`].
+//! 10. [`commands`], which only `run` calls.
 
 /// `println!` that never panics: a closed pipe (`fabrik plan --json | head`) is not an error of
 /// fabrik's, and a run must go on (and record its work) whoever stopped reading.
@@ -19,7 +38,7 @@ macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let text = format!($($arg)*);
-        let _ = writeln!(std::io::stdout().lock(), "{}", $crate::secrets::redact(&text));
+        let _ = writeln!(std::io::stdout().lock(), "{}", $crate::redact::redact(&text));
     }};
 }
 
@@ -29,11 +48,13 @@ macro_rules! out {
         use std::io::Write as _;
         let text = format!($($arg)*);
         let mut stdout = std::io::stdout().lock();
-        let _ = write!(stdout, "{}", $crate::secrets::redact(&text));
+        let _ = write!(stdout, "{}", $crate::redact::redact(&text));
         let _ = stdout.flush();
     }};
 }
 
+pub mod atomic_file;
+pub mod backend_url;
 pub mod check;
 pub mod cli;
 pub mod clients;
@@ -44,11 +65,13 @@ pub mod graph;
 pub mod hash;
 pub mod import;
 pub mod interrupt;
+pub mod lock_holder;
 pub mod parallel;
 pub mod place;
 pub mod plan;
 pub mod recover;
 pub mod refresh;
+pub mod redact;
 pub mod registry;
 pub mod render;
 pub mod resolve;
@@ -58,6 +81,7 @@ pub mod spec;
 pub mod stack;
 pub mod state;
 pub mod template;
+pub mod tls_trust;
 pub mod verify;
 pub mod yaml;
 
@@ -80,8 +104,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Err(e) => {
             // Errors may quote what a provider answered; no secret leaves through them.
             match &e {
-                error::Error::Spec(d) => eprint!("{}", secrets::redact(&d.to_string())),
-                other => eprintln!("{}", secrets::redact(&format!("error: {other}"))),
+                error::Error::Spec(d) => eprint!("{}", redact::redact(&d.to_string())),
+                other => eprintln!("{}", redact::redact(&format!("error: {other}"))),
             }
             e.exit_code()
         }

@@ -339,7 +339,7 @@ fn stored_outputs(intent: &Intent, outputs: Attributes, secrets: Option<&Secrets
             .into_iter()
             .filter(|(k, _)| !sensitive.contains(k))
             .map(|(k, mut v)| {
-                crate::secrets::redact_value(&mut v);
+                crate::redact::redact_value(&mut v);
                 (k, v)
             })
             .collect(),

@@ -178,7 +178,7 @@ pub fn sensitive_fields(
 
 /// Outputs as fabrik stores and shows them: those that hold a secret (see [`sensitive_fields`])
 /// replaced by their keyed hash, and any secret a provider echoed in another masked by
-/// [`crate::secrets::redact_value`].
+/// [`crate::redact::redact_value`].
 pub fn mask_outputs(
     outputs: Attributes,
     sensitive: Option<&BTreeSet<String>>,
@@ -192,7 +192,7 @@ pub fn mask_outputs(
                     v = Value::String(secrets.mask(&v));
                 }
             } else {
-                crate::secrets::redact_value(&mut v);
+                crate::redact::redact_value(&mut v);
             }
             (k, v)
         })

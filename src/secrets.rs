@@ -5,19 +5,17 @@
 //! A value lives in [`Secret`], whose Debug, Display and Serialize print `(sensitive)`; only
 //! [`Secret::expose`] gives it out, for the provider call that needs it. Whatever fabrik stores
 //! (state, journal, saved plans) holds a keyed BLAKE3 hash in its place, and everything fabrik
-//! prints passes through [`redact`] as a last line of defence.
+//! prints passes through [`crate::redact`] as a last line of defence.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
 
-use base64::Engine as _;
 use serde::{Serialize, Serializer};
 
 use crate::error::Error;
+use crate::redact::{MIN_LENGTH, register, too_short};
 use crate::source::{Diagnostic, Diagnostics};
 use crate::spec::{Alphabet, SecretDecl, Spec};
 
@@ -117,7 +115,8 @@ impl Secrets {
                 .create(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
-        crate::state::file::write_atomically(path, &key)
+        crate::atomic_file::write(path, &key)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))
     }
 
     /// The stored stand-in for a sensitive value.
@@ -146,7 +145,7 @@ pub fn dotenv_path(spec_path: &Path) -> PathBuf {
 }
 
 /// Resolves every declared secret, generating (and saving) those that may be generated. Every
-/// value found is registered with [`redact`].
+/// value found is registered with [`crate::redact`].
 ///
 /// # Errors
 /// A malformed or unwritable `.env`, or required secrets found nowhere: nothing has changed.
@@ -233,18 +232,8 @@ pub fn lookup(name: &str, dotenv: &Path) -> Result<Option<Secret>, Error> {
     Ok(value.map(Secret))
 }
 
-/// The shortest secret value fabrik accepts. Whatever fabrik prints passes through [`redact`],
-/// which replaces each secret by `(sensitive)`: for a short value that is also ordinary text
-/// (`test`, in `example.test.`), where the replacements land would tell the value. From eight
-/// characters on, a value that is really secret does not turn up in unrelated text by chance.
-pub const MIN_LENGTH: usize = 8;
-
 /// What to do about a secret shorter than [`MIN_LENGTH`].
 const SHORT_HELP: &str = "where fabrik's output hides a value this short would tell it (`test` in `example.test.`); use a longer value, or pass a value that is not secret as `${env.NAME}`";
-
-fn too_short(value: &str) -> bool {
-    value.chars().count() < MIN_LENGTH
-}
 
 /// Where a value was found, for messages: never the value itself, nor its length.
 fn found_in(origin: Origin, dotenv: &Path, name: &str) -> String {
@@ -393,26 +382,8 @@ fn append_to_dotenv(path: &Path, values: &[(String, String)]) -> Result<(), Erro
     for (name, value) in values {
         bytes.extend_from_slice(format!("{name}={value}\n").as_bytes());
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let temp = dir.join(".env.fabrik-tmp");
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
+    let temp = crate::atomic_file::dir_of(path).join(".env.fabrik-tmp");
+    crate::atomic_file::write_through(path, &temp, &bytes).map_err(|e| {
         Error::io(
             format!(
                 "cannot save generated secrets to {}; nothing was changed",
@@ -494,69 +465,6 @@ pub fn stack_key(state_dir: &Path, stack: &str) -> Result<StackKey, Error> {
     }
 }
 
-use std::os::unix::fs::DirBuilderExt;
-
-/// Every form in which a registered secret could appear in text fabrik writes.
-static FORMS: RwLock<Vec<String>> = RwLock::new(Vec::new());
-
-/// Registers values to be masked by [`redact`]: as written, JSON-escaped and base64-encoded.
-/// A value shorter than [`MIN_LENGTH`] is not: masking it in unrelated text would tell it.
-/// Declared secrets that short are refused before they get here; what is left is a password
-/// inside a state database URL, and the URL is masked whole.
-pub fn register<'a>(values: impl IntoIterator<Item = &'a str>) {
-    let mut forms = FORMS.write().expect("redaction table");
-    for value in values {
-        if too_short(value) {
-            continue;
-        }
-        let json = serde_json::to_string(value).expect("strings serialize");
-        let candidates = [
-            value.to_string(),
-            json[1..json.len() - 1].to_string(),
-            base64::engine::general_purpose::STANDARD.encode(value),
-            base64::engine::general_purpose::STANDARD_NO_PAD.encode(value),
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value),
-        ];
-        for form in candidates {
-            if !forms.contains(&form) {
-                forms.push(form);
-            }
-        }
-    }
-    // Longest first, so a form that contains another is masked whole.
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-}
-
-/// `text` with every registered secret form replaced by `(sensitive)`.
-pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
-    let forms = FORMS.read().expect("redaction table");
-    if forms.is_empty() || !forms.iter().any(|f| text.contains(f.as_str())) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = text.to_string();
-    for form in forms.iter() {
-        if out.contains(form.as_str()) {
-            out = out.replace(form.as_str(), "(sensitive)");
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-/// Masks secrets inside every string of a value (an object's outputs), leaving its structure,
-/// keys and other text alone.
-pub fn redact_value(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::String(s) => {
-            if let std::borrow::Cow::Owned(clean) = redact(s) {
-                *s = clean;
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_value),
-        serde_json::Value::Object(map) => map.values_mut().for_each(redact_value),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,27 +498,6 @@ mod tests {
             generate_value(32, Alphabet::Alnum),
             generate_value(32, Alphabet::Alnum)
         );
-    }
-
-    #[test]
-    fn redaction_covers_plain_json_and_base64_forms() {
-        let value = "p\"ss/wörd+secret";
-        register([value]);
-        let json = serde_json::to_string(value).unwrap();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(value);
-        let text = format!("a {value} b {json} c {b64} d");
-        let redacted = redact(&text);
-        assert!(
-            !redacted.contains(value) && !redacted.contains(&b64),
-            "{redacted}"
-        );
-        assert!(!redacted.contains(&json[1..json.len() - 1]), "{redacted}");
-    }
-
-    #[test]
-    fn a_short_value_never_rewrites_unrelated_text() {
-        register(["test"]);
-        assert_eq!(redact("zone example.test."), "zone example.test.");
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! The local state backend: files under `.fabrik/` beside the spec.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::journal::{self, Journal, Record};
@@ -178,35 +177,9 @@ impl StateStore for FileStore {
     }
 }
 
-/// Temp file, fsync, rename, fsync of the directory: a crash leaves the old file or the new one.
+/// [`crate::atomic_file::write`], with the path in the error: a crash leaves the old file or
+/// the new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    // A bare file name has the empty path as its parent: that is the current directory.
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    // One name per file: a write killed halfway is overwritten by the next (the lock means one
-    // writer at a time).
-    let temp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&temp);
-        Error::io(format!("writing {}", path.display()), e)
-    })
+    crate::atomic_file::write(path, bytes)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }

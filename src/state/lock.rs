@@ -7,46 +7,9 @@ use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use crate::lock_holder::Holder;
 
 use crate::error::Error;
-
-/// Who holds a lock.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Holder {
-    pub user: String,
-    pub host: String,
-    pub pid: u32,
-    pub command: String,
-    /// RFC 3339, UTC.
-    pub since: String,
-}
-
-impl Holder {
-    pub fn current(command: &str) -> Self {
-        Holder {
-            user: std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| "unknown".into()),
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "unknown".into()),
-            pid: std::process::id(),
-            command: command.to_string(),
-            since: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        }
-    }
-}
-
-impl fmt::Display for Holder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "  held by {}@{}, pid {}, since {}\n  command: {}",
-            self.user, self.host, self.pid, self.since, self.command
-        )
-    }
-}
 
 /// A held lock, whatever the backend keeps it with (an open file, a database connection);
 /// dropping it releases the lock.
@@ -102,13 +65,7 @@ pub fn acquire(path: &Path, stack: &str, command: &str) -> Result<Lock, Error> {
         }
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
             stack: stack.to_string(),
-            holder: Box::new(read_holder(&mut file).unwrap_or(Holder {
-                user: "unknown".into(),
-                host: "unknown".into(),
-                pid: 0,
-                command: "unknown".into(),
-                since: "unknown".into(),
-            })),
+            holder: Box::new(read_holder(&mut file).unwrap_or_else(Holder::unknown)),
         }),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(Error::io(format!("locking {}", path.display()), e))

@@ -8,8 +8,9 @@ use std::time::Instant;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 use super::tcp::explain_io;
-use super::trust::{self, Roots};
+use super::trust;
 use super::{Probe, remaining};
+use crate::tls_trust::{self, Roots};
 
 /// How much of a body is read to look for `body_contains`; health pages are small.
 const BODY_LIMIT: u64 = 1024 * 1024;
@@ -38,7 +39,7 @@ impl HttpCheck {
             .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
         // A plain-http URL may still redirect to https; only a URL that needs TLS from the
         // start fails here when no roots can be had.
-        let roots = match trust::load(self.ca_file.as_deref()) {
+        let roots = match tls_trust::load(self.ca_file.as_deref()) {
             Ok(roots) => Some(roots),
             Err(e) if https || self.ca_file.is_some() => return Err(e),
             Err(_) => None,

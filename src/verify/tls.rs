@@ -14,8 +14,9 @@ use rustls::{
 };
 
 use super::tcp::{connect, explain_io, host_port};
-use super::trust::{self, Roots};
+use super::trust;
 use super::{Probe, remaining};
+use crate::tls_trust::{self, Roots};
 
 #[derive(Debug, Clone)]
 pub(crate) struct TlsCheck {
@@ -35,7 +36,7 @@ impl TlsCheck {
     }
 
     pub fn prepare(&self) -> Result<Probe, String> {
-        let roots = trust::load(self.ca_file.as_deref())?;
+        let roots = tls_trust::load(self.ca_file.as_deref())?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut store = RootCertStore::empty();
         let (added, _ignored) = store.add_parsable_certificates(roots.certs.iter().cloned());

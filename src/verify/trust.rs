@@ -1,75 +1,14 @@
-//! Which certificates the `http` and `tls` gates trust, and how a certificate problem is told:
-//! a user whose gate fails on a certificate needs to know whether it expired, names another host
-//! or comes from an issuer nobody trusts, because each has a different fix.
+//! How a certificate problem is told: a user whose gate fails on a certificate needs to know
+//! whether it expired, names another host or comes from an issuer nobody trusts, because each
+//! has a different fix. Which roots are trusted is [`crate::tls_trust`]'s.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use rustls::{CertificateError, Error as TlsError};
 
-/// Root certificates, with where they came from for messages.
-#[derive(Debug)]
-pub(crate) struct Roots {
-    pub certs: Vec<CertificateDer<'static>>,
-    /// "the system roots" or "the CA in certs/ca.pem".
-    pub source: String,
-}
-
-/// The CA certificates in `ca_file`, or the system's roots when there is none.
-pub(crate) fn load(ca_file: Option<&Path>) -> Result<Arc<Roots>, String> {
-    match ca_file {
-        Some(path) => load_ca_file(path).map(Arc::new),
-        None => system_roots(),
-    }
-}
-
-fn load_ca_file(path: &Path) -> Result<Roots, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("ca_file {} is not valid PEM: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "ca_file {} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
-            path.display()
-        ));
-    }
-    Ok(Roots {
-        certs,
-        source: format!("the CA in ca_file {}", path.display()),
-    })
-}
-
-/// The system's roots, loaded once per process: reading /etc/ssl/certs for every attempt would
-/// cost more than the attempt.
-fn system_roots() -> Result<Arc<Roots>, String> {
-    static ROOTS: OnceLock<Result<Arc<Roots>, String>> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| {
-            let found = rustls_native_certs::load_native_certs();
-            if found.certs.is_empty() {
-                let why = found
-                    .errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return Err(format!(
-                    "no system root certificates found{}; install ca-certificates, set SSL_CERT_FILE, or give the gate a ca_file",
-                    if why.is_empty() { String::new() } else { format!(" ({why})") }
-                ));
-            }
-            Ok(Arc::new(Roots {
-                certs: found.certs,
-                source: "the system roots".to_string(),
-            }))
-        })
-        .clone()
-}
+use crate::tls_trust::Roots;
 
 /// What a message needs from a leaf certificate.
 #[derive(Debug)]

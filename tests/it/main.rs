@@ -17,6 +17,7 @@ mod fixtures;
 mod gates;
 mod graph;
 mod import;
+mod layers;
 mod lifecycle;
 mod live;
 mod lock;

@@ -1,0 +1,56 @@
+//! Who holds a stack's lock: written by whoever takes the lock (a lock file, a database row)
+//! and shown to whoever is refused. A leaf, so that the error a refused run gets
+//! (`Error::Locked`) can name the holder without depending on the state backends that store it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Who holds a lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Holder {
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+    pub command: String,
+    /// RFC 3339, UTC.
+    pub since: String,
+}
+
+impl Holder {
+    /// This process, running `command`.
+    pub fn current(command: &str) -> Self {
+        Holder {
+            user: std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| "unknown".into()),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into()),
+            pid: std::process::id(),
+            command: command.to_string(),
+            since: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        }
+    }
+
+    /// A holder whose record could not be read.
+    pub fn unknown() -> Self {
+        Holder {
+            user: "unknown".into(),
+            host: "unknown".into(),
+            pid: 0,
+            command: "unknown".into(),
+            since: "unknown".into(),
+        }
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "  held by {}@{}, pid {}, since {}\n  command: {}",
+            self.user, self.host, self.pid, self.since, self.command
+        )
+    }
+}
