@@ -1,8 +1,9 @@
 //! The `cloudflare` provider: DNS records in Cloudflare zones, through the API v4.
 //!
 //! - [`record`]: `cloudflare.record`, one record, owned through a `fabrik:<stack>/<resource>`
-//!   marker at the end of its comment; a record without it is never written or deleted.
-//! - `batch`: many records at once (the batch endpoint, zone-wide reads).
+//!   marker at the end of its comment; a record without it is never written or deleted. Its
+//!   fields and normal form are in `record/schema.rs`, many records at once (the batch
+//!   endpoint, zone-wide reads) in `record/batch.rs`.
 //! - `api`: the HTTP client (bearer token, timeouts, retries with backoff and jitter,
 //!   `Retry-After`, a client-side request budget, Cloudflare's envelope mapped to error kinds;
 //!   never `Expect: 100-continue`).
@@ -12,7 +13,6 @@
 //! minutes would otherwise end a large apply.
 
 mod api;
-mod batch;
 pub mod record;
 
 use fabrik_provider::{

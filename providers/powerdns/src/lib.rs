@@ -6,13 +6,14 @@
 //! - [`record`]: `powerdns.record`, one RRset, owned through a `fabrik:<stack>/<resource>`
 //!   comment; an RRset without it is never written or deleted until `adopt: true` or
 //!   `fabrik import` stamps it.
-//! - [`normal`]: the normal forms names and contents are compared in, so that two spellings of
-//!   one thing never show as a change.
+//! - Each type's `schema.rs` holds its fields and the normal form its inputs are compared in,
+//!   so that two spellings of one thing never show as a change; `dns_name` the normal form of
+//!   DNS names both types share.
 //! - `api`: the HTTP client (timeouts, retries with backoff and jitter, `Retry-After`, error
 //!   kinds from statuses; never `Expect: 100-continue`).
 
 mod api;
-pub mod normal;
+mod dns_name;
 pub mod record;
 pub mod zone;
 

@@ -10,8 +10,8 @@ use fabrik_provider::{
 };
 use serde_json::json;
 
+use super::{Record, Records, Seen, conflict, not_ours};
 use crate::api::{Api, Method};
-use crate::record::{Record, Records, Seen, conflict, not_ours};
 
 impl Records {
     /// Reads many records, listing each zone once.

@@ -8,306 +8,30 @@
 //! PowerDNS 4.7 answers a filtered read (`?rrset_name=&rrset_type=`) with the RRset asked for
 //! plus a comment-only entry (`records: []`) for every commented RRset of the zone; entries
 //! without records are not RRsets and are ignored.
+//!
+//! The fields and their normal form are in `schema.rs`; many changes of one zone as one PATCH
+//! in `batch.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use fabrik_provider::{
-    Applied, Attributes, Error, ErrorKind, Field, FieldKind, Found, Observed, OutputField,
-    ReplaceStrategy, ResourceType, Result, Target, Value,
+    Applied, Attributes, Error, ErrorKind, Found, Observed, Result, Target, Value,
 };
 
 use crate::api::{
     Api, ChangeType, CommentInfo, RRsetInfo, RRsetWrite, RecordInfo, ZoneInfo, zone_path,
 };
-use crate::normal;
+use crate::dns_name::absolute;
 
 mod batch;
+mod schema;
 
-pub const RECORD_TYPE: &str = "powerdns.record";
-
-const DEFAULT_TTL: u64 = 300;
-const MAX_TTL: u64 = 2_147_483_647;
-
-pub fn resource_type() -> ResourceType {
-    ResourceType {
-        name: RECORD_TYPE,
-        description: "One RRset in a PowerDNS zone: every record of one name and type.",
-        fields: vec![
-            Field::required(
-                "zone",
-                FieldKind::String,
-                "The zone's name, such as \"example.com\".",
-            )
-            .force_new(),
-            Field::required(
-                "name",
-                FieldKind::String,
-                "The owner name: relative to the zone (\"www\"), absolute (\"www.example.com\", \
-                 with or without the trailing dot), or \"@\" for the zone's apex.",
-            )
-            .force_new(),
-            Field::required(
-                "type",
-                FieldKind::String,
-                "The record type: A, AAAA, CNAME, MX, TXT, …",
-            )
-            .force_new(),
-            Field::required(
-                "records",
-                FieldKind::List,
-                "The contents, one string per record (\"192.0.2.1\", \"10 mail.example.com\", \
-                 \"v=spf1 -all\"; TXT is quoted for you unless it starts with a quote).",
-            ),
-            Field::optional(
-                "ttl",
-                FieldKind::Integer,
-                "Time to live in seconds (default 300).",
-            ),
-        ],
-        outputs: vec![
-            OutputField::new("fqdn", "The absolute owner name, with its trailing dot.")
-                .derived_from(&["zone", "name"]),
-        ],
-        // Deleting first keeps a replace right when the old and new spelling name the same
-        // RRset (`www` and `www.example.com`), and lets an A RRset give way to a CNAME.
-        replace: ReplaceStrategy::DestroyBeforeCreate,
-    }
-}
-
-/// An RRset in normal form (see [`crate::normal`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct RRset {
-    zone: String,
-    name: String,
-    rtype: String,
-    /// Normal contents, sorted: the order of records in an RRset means nothing.
-    records: Vec<String>,
-    ttl: u64,
-}
-
-impl RRset {
-    fn from_inputs(inputs: &Attributes) -> Result<RRset> {
-        let zone = zone_of(inputs)?;
-        let rtype = type_of(inputs)?;
-        let name = name_of(inputs, &zone)?;
-        let Some(raw) = inputs.get("records") else {
-            return Err(invalid("`records` is missing"));
-        };
-        let records = contents(raw, &rtype)?;
-        let ttl = ttl_of(inputs)?.unwrap_or(DEFAULT_TTL);
-        let rrset = RRset {
-            zone,
-            name,
-            rtype,
-            records,
-            ttl,
-        };
-        check_shape(
-            Some(&rrset.zone),
-            Some(&rrset.name),
-            &rrset.rtype,
-            &rrset.records,
-        )?;
-        Ok(rrset)
-    }
-
-    fn id(&self) -> String {
-        identity_id(&self.zone, &self.name, &self.rtype)
-    }
-
-    fn attributes(&self) -> Attributes {
-        let mut out = Attributes::new();
-        out.insert("zone".into(), Value::String(self.zone.clone()));
-        out.insert("name".into(), Value::String(self.name.clone()));
-        out.insert("type".into(), Value::String(self.rtype.clone()));
-        out.insert(
-            "records".into(),
-            Value::Array(self.records.iter().cloned().map(Value::String).collect()),
-        );
-        out.insert("ttl".into(), Value::from(self.ttl));
-        out
-    }
-
-    fn outputs(&self) -> Attributes {
-        let mut out = Attributes::new();
-        out.insert("fqdn".into(), Value::String(self.name.clone()));
-        out
-    }
-}
-
-/// A record's inputs in normal form: `zone` and `name` absolute and lower case with the
-/// trailing dot, `type` upper case, `records` in each type's normal form and sorted, `ttl`
-/// filled in (300). Create and update send this form; read compares in it.
-///
-/// # Errors
-/// [`ErrorKind::InvalidInput`] for a missing or malformed field.
-pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
-    RRset::from_inputs(inputs).map(|r| r.attributes())
-}
-
-/// Checks the fields that are known (at plan time some may not be).
-pub fn validate(inputs: &Attributes) -> Result<()> {
-    let zone = match inputs.get("zone") {
-        Some(_) => Some(zone_of(inputs)?),
-        None => None,
-    };
-    let rtype = match inputs.get("type") {
-        Some(_) => Some(type_of(inputs)?),
-        None => None,
-    };
-    let name = match (inputs.get("name"), &zone) {
-        (Some(_), Some(zone)) => Some(name_of(inputs, zone)?),
-        (Some(Value::String(n)), None) if n.trim() == "@" => None,
-        (Some(Value::String(n)), None) => {
-            normal::check_name(n.trim()).map_err(|e| invalid(format!("`name` {e}")))?;
-            None
-        }
-        (Some(_), None) => return Err(invalid("`name` must be a string")),
-        (None, _) => None,
-    };
-    ttl_of(inputs)?;
-    if let Some(raw) = inputs.get("records") {
-        let records = contents(raw, rtype.as_deref().unwrap_or("TYPE0"))?;
-        if let Some(rtype) = &rtype {
-            check_shape(zone.as_deref(), name.as_deref(), rtype, &records)?;
-        }
-    }
-    Ok(())
-}
-
-/// The rules that involve more than one field (those whose fields are known).
-fn check_shape(
-    zone: Option<&str>,
-    name: Option<&str>,
-    rtype: &str,
-    records: &[String],
-) -> Result<()> {
-    if rtype == "CNAME" {
-        if records.len() != 1 {
-            return Err(invalid(format!(
-                "a CNAME RRset has exactly one record, not {}",
-                records.len()
-            )));
-        }
-        if let (Some(zone), Some(name)) = (zone, name)
-            && zone == name
-        {
-            return Err(invalid(format!(
-                "a CNAME cannot be at the zone's apex ({zone}): the apex has SOA and NS records"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn invalid(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::InvalidInput, message)
-}
-
-/// The zone a record's inputs name, in normal form (its batch key), without normalising the
-/// rest of them.
-pub fn zone(inputs: &Attributes) -> Option<String> {
-    zone_of(inputs).ok()
-}
-
-fn zone_of(inputs: &Attributes) -> Result<String> {
-    match inputs.get("zone") {
-        Some(Value::String(zone)) => {
-            normal::check_name(zone.trim()).map_err(|e| invalid(format!("`zone` {e}")))?;
-            Ok(normal::absolute(zone))
-        }
-        _ => Err(invalid("`zone` must be a string")),
-    }
-}
-
-fn type_of(inputs: &Attributes) -> Result<String> {
-    match inputs.get("type") {
-        Some(Value::String(t)) => {
-            normal::record_type(t).map_err(|e| invalid(format!("`type`: {e}")))
-        }
-        _ => Err(invalid("`type` must be a string")),
-    }
-}
-
-fn name_of(inputs: &Attributes, zone: &str) -> Result<String> {
-    let Some(Value::String(name)) = inputs.get("name") else {
-        return Err(invalid("`name` must be a string"));
-    };
-    let owner = normal::owner(name, zone).map_err(|e| invalid(format!("`name` {e}")))?;
-    if !normal::in_zone(&owner, zone) {
-        return Err(invalid(format!(
-            "`name` {name:?} is not in zone {zone}: write it relative to the zone (\"www\") or \
-             as a name below it"
-        )));
-    }
-    Ok(owner)
-}
-
-fn ttl_of(inputs: &Attributes) -> Result<Option<u64>> {
-    match inputs.get("ttl") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(ttl) if (1..=MAX_TTL).contains(&ttl) => Ok(Some(ttl)),
-            _ => Err(invalid(format!(
-                "`ttl` must be a number of seconds from 1 to {MAX_TTL}, not {v}"
-            ))),
-        },
-    }
-}
-
-/// The normal contents of a `records` list for `rtype`, sorted; duplicates are an error.
-/// The type `TYPE0` (type not known yet) only checks that there are strings.
-fn contents(raw: &Value, rtype: &str) -> Result<Vec<String>> {
-    let Value::Array(items) = raw else {
-        return Err(invalid("`records` must be a list of strings"));
-    };
-    if items.is_empty() {
-        return Err(invalid(
-            "`records` is empty; an RRset needs at least one record (remove the resource to \
-             delete it)",
-        ));
-    }
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let Value::String(text) = item else {
-            return Err(invalid(format!(
-                "`records` must be a list of strings; {item} is not a string (quote it)"
-            )));
-        };
-        if rtype == "TYPE0" {
-            continue;
-        }
-        let content =
-            normal::content(rtype, text).map_err(|e| invalid(format!("{rtype} record {e}")))?;
-        out.push(content);
-    }
-    out.sort();
-    if let Some(twice) = out.windows(2).find(|w| w[0] == w[1]) {
-        return Err(invalid(format!(
-            "`records` lists {:?} twice (after normalisation)",
-            twice[0]
-        )));
-    }
-    Ok(out)
-}
-
-fn identity_id(zone: &str, name: &str, rtype: &str) -> String {
-    format!("{zone}/{name}/{rtype}")
-}
-
-/// Splits an id `<zone>/<name>/<type>`. Names may hold `/` (RFC 2317 reverse zones), so the
-/// split is the one where the name lies in the zone.
-fn parse_id(id: &str) -> Option<(String, String, String)> {
-    let (rest, rtype) = id.rsplit_once('/')?;
-    for (i, _) in rest.match_indices('/') {
-        let (zone, name) = (&rest[..i], &rest[i + 1..]);
-        if !zone.is_empty() && !name.is_empty() && normal::in_zone(name, zone) {
-            return Some((zone.to_string(), name.to_string(), rtype.to_string()));
-        }
-    }
-    None
-}
+use schema::{
+    DEFAULT_TTL, RRset, contents, identity_id, import_id, invalid, name_of, parse_id, ttl_of,
+    type_of, zone_of,
+};
+pub use schema::{RECORD_TYPE, normalise, resource_type, validate, zone};
 
 /// What a lookup of one RRset found.
 enum Lookup {
@@ -352,12 +76,12 @@ fn lookup_before_write(api: &Api, zone: &str, name: &str, rtype: &str) -> Result
 fn server_rrset(zone: &str, info: &RRsetInfo) -> RRset {
     let rtype = info.rtype.to_ascii_uppercase();
     let mut records: Vec<String> = enabled(info)
-        .map(|c| normal::content(&rtype, c).unwrap_or_else(|_| c.trim().to_string()))
+        .map(|c| schema::content(&rtype, c).unwrap_or_else(|_| c.trim().to_string()))
         .collect();
     records.sort();
     RRset {
         zone: zone.to_string(),
-        name: normal::absolute(&info.name),
+        name: absolute(&info.name),
         rtype,
         records,
         ttl: info.ttl,
@@ -743,34 +467,6 @@ fn refuse_unless_ours(
     Err(Error::new(ErrorKind::Conflict, message))
 }
 
-/// The RRset an import id names: `<zone>/<name>/<type>` as [`identity_id`] writes it, in any
-/// case and with or without trailing dots; the name may also be relative to the zone or `@`.
-fn import_id(id: &str) -> Result<(String, String, String)> {
-    let bad = || {
-        invalid(format!(
-            "{id:?} is not a powerdns.record id: write it as <zone>/<name>/<type>, such as \
-             `example.com./www.example.com./A`"
-        ))
-    };
-    let (rest, rtype) = id.trim().rsplit_once('/').ok_or_else(bad)?;
-    let rtype = normal::record_type(rtype).map_err(|_| bad())?;
-    // Names may hold `/` (RFC 2317 reverse zones): the split is the one where the name lies
-    // in the zone.
-    for (i, _) in rest.match_indices('/') {
-        let (zone, name) = (rest[..i].trim(), &rest[i + 1..]);
-        if zone.is_empty() || normal::check_name(zone).is_err() {
-            continue;
-        }
-        let zone = normal::absolute(zone);
-        if let Ok(name) = normal::owner(name, &zone)
-            && normal::in_zone(&name, &zone)
-        {
-            return Ok((zone, name, rtype));
-        }
-    }
-    Err(bad())
-}
-
 /// Refuses an import of another RRset than the one the spec describes (where its `zone`,
 /// `name` and `type` are known): every one of them forces a new RRset, so the next apply would
 /// delete what was just imported.
@@ -864,160 +560,4 @@ fn no_zone(zone: &str) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn attrs(value: Value) -> Attributes {
-        value.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn normal_form() {
-        let got = normalise(&attrs(json!({
-            "zone": "Example.Test",
-            "name": "WWW",
-            "type": "cname",
-            "records": ["Target.Example.Com"],
-        })))
-        .unwrap();
-        assert_eq!(
-            Value::Object(got),
-            json!({
-                "zone": "example.test.",
-                "name": "www.example.test.",
-                "type": "CNAME",
-                "records": ["target.example.com."],
-                "ttl": 300,
-            })
-        );
-        let apex = normalise(&attrs(json!({
-            "zone": "example.test.",
-            "name": "@",
-            "type": "TXT",
-            "records": ["b text", "\"a\"  \"quoted\""],
-            "ttl": 60,
-        })))
-        .unwrap();
-        assert_eq!(apex["name"], "example.test.");
-        assert_eq!(apex["records"], json!(["\"a\" \"quoted\"", "\"b text\""]));
-    }
-
-    #[test]
-    fn ids_round_trip() {
-        for (zone, name, rtype) in [
-            ("example.test.", "www.example.test.", "A"),
-            ("example.test.", "example.test.", "MX"),
-            (
-                "0/26.2.0.192.in-addr.arpa.",
-                "1.0/26.2.0.192.in-addr.arpa.",
-                "PTR",
-            ),
-        ] {
-            let id = identity_id(zone, name, rtype);
-            assert_eq!(
-                parse_id(&id),
-                Some((zone.to_string(), name.to_string(), rtype.to_string()))
-            );
-        }
-        assert_eq!(parse_id("nonsense"), None);
-    }
-
-    #[test]
-    fn import_ids_are_read_in_any_spelling_of_the_printed_one() {
-        let www = Some((
-            "example.test.".to_string(),
-            "www.example.test.".to_string(),
-            "A".to_string(),
-        ));
-        for id in [
-            "example.test./www.example.test./A",
-            "Example.Test/WWW.example.test/a",
-            "example.test./www/A",
-            " example.test./www.example.test./A ",
-        ] {
-            assert_eq!(import_id(id).ok(), www, "{id}");
-        }
-        assert_eq!(
-            import_id("example.test./@/MX").unwrap().1,
-            "example.test.",
-            "the apex"
-        );
-        assert_eq!(
-            import_id("0/26.2.0.192.in-addr.arpa./1.0/26.2.0.192.in-addr.arpa./PTR").unwrap(),
-            (
-                "0/26.2.0.192.in-addr.arpa.".to_string(),
-                "1.0/26.2.0.192.in-addr.arpa.".to_string(),
-                "PTR".to_string()
-            )
-        );
-        for bad in [
-            "",
-            "www",
-            "example.test./A",
-            "/www.example.test./A",
-            "example.test./www.other.test./A",
-            "example.test./www/A B",
-        ] {
-            let err = import_id(bad).unwrap_err();
-            assert_eq!(err.kind, ErrorKind::InvalidInput, "{bad}");
-        }
-    }
-
-    #[test]
-    fn validation() {
-        let bad = [
-            json!({"type": "A", "records": ["192.0.2.300"]}),
-            json!({"type": "A", "records": ["2001:db8::1"]}),
-            json!({"type": "AAAA", "records": ["192.0.2.1"]}),
-            json!({"type": "CNAME", "records": ["a.example.", "b.example."]}),
-            json!({"zone": "example.test", "name": "@", "type": "CNAME", "records": ["a.example."]}),
-            json!({"type": "MX", "records": ["mail.example.test"]}),
-            json!({"type": "TXT", "records": ["\"unterminated"]}),
-            json!({"records": []}),
-            json!({"records": [1]}),
-            json!({"type": "A", "records": ["192.0.2.1", " 192.0.2.1"]}),
-            json!({"ttl": 0}),
-            json!({"ttl": 2_147_483_648u64}),
-            json!({"ttl": -5}),
-            json!({"type": "A B"}),
-            json!({"zone": "example.test", "name": "www.other.test."}),
-            json!({"name": "a..b"}),
-            json!({"zone": "bad zone"}),
-        ];
-        for inputs in bad {
-            match validate(&attrs(inputs.clone())) {
-                Err(e) => assert_eq!(e.kind, ErrorKind::InvalidInput, "{inputs}"),
-                Ok(()) => panic!("{inputs} passed validation"),
-            }
-        }
-        validate(&attrs(json!({"name": "www", "ttl": 2_147_483_647u64}))).unwrap();
-        validate(&attrs(json!({"records": ["anything"]}))).unwrap();
-    }
-
-    #[test]
-    fn read_keeps_the_users_spelling_and_reports_drift() {
-        let info: RRsetInfo = serde_json::from_value(json!({
-            "name": "www.example.test.", "type": "TXT", "ttl": 300,
-            "records": [{"content": "\"hello world\"", "disabled": false}],
-            "comments": [],
-        }))
-        .unwrap();
-        let server = server_rrset("example.test.", &info);
-        let recorded = attrs(json!({
-            "zone": "example.test", "name": "WWW", "type": "txt", "records": ["hello world"],
-        }));
-        assert_eq!(observed_inputs(&server, &info, &recorded), recorded);
-
-        let drifted = attrs(json!({
-            "zone": "example.test", "name": "www", "type": "TXT", "records": ["bye"], "ttl": 60,
-        }));
-        assert_eq!(
-            Value::Object(observed_inputs(&server, &info, &drifted)),
-            json!({
-                "zone": "example.test", "name": "www", "type": "TXT",
-                "records": ["\"hello world\""], "ttl": 300,
-            })
-        );
-    }
-}
+mod tests;

@@ -5,7 +5,7 @@
 //! the kernel recycled for another process is never mistaken for ours and never signalled.
 //! Ownership is two variables in the process's environment, readable in `/proc/<pid>/environ`
 //! after a crash: `FABRIK_OWNER=fabrik:<stack>/<resource>` and `FABRIK_STATE_DIR=<dir>` (the
-//! latter keeps two checkouts of one stack apart).
+//! latter keeps two checkouts of one stack apart). The fields are in `schema.rs`.
 
 use std::fs;
 use std::io::Read;
@@ -15,12 +15,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fabrik_provider::{
-    Applied, Attributes, Error, ErrorKind, Field, FieldKind, Found, Observed, OutputField,
-    ReplaceStrategy, ResourceType, Result, Target, Value,
+    Applied, Attributes, Error, ErrorKind, Found, Observed, Result, Target, Value,
 };
 use rustix::process::{Pid, Signal};
 
-pub const PROCESS_TYPE: &str = "local.process";
+mod schema;
+
+use schema::invalid;
+pub use schema::{PROCESS_TYPE, resource_type, validate};
 
 const OWNER_VAR: &str = "FABRIK_OWNER";
 const STATE_VAR: &str = "FABRIK_STATE_DIR";
@@ -30,70 +32,6 @@ const ENV_KEYS_VAR: &str = "FABRIK_ENV_KEYS";
 /// How long a new process must stay up before its start counts as a success.
 const SETTLE: Duration = Duration::from_millis(150);
 const DEFAULT_STOP_TIMEOUT: u64 = 10;
-
-pub fn resource_type() -> ResourceType {
-    ResourceType {
-        name: PROCESS_TYPE,
-        description: "A long-running local process, started detached and stopped with SIGTERM.",
-        fields: vec![
-            Field::required(
-                "command",
-                FieldKind::String,
-                "The program to run (looked up in PATH).",
-            ),
-            Field::optional("args", FieldKind::List, "Its arguments."),
-            Field::optional("env", FieldKind::Map, "Extra environment variables."),
-            Field::optional(
-                "dir",
-                FieldKind::String,
-                "Working directory; relative to the spec's directory (default: the spec's directory).",
-            ),
-            Field::optional(
-                "stop_timeout",
-                FieldKind::Integer,
-                "Seconds between SIGTERM and SIGKILL when stopping (default 10).",
-            ),
-        ],
-        outputs: vec![
-            OutputField::new("pid", "The process id."),
-            OutputField::new("log", "The file that receives its stdout and stderr."),
-        ],
-        // A restart with the new configuration is the update; nothing forces a replacement.
-        replace: ReplaceStrategy::DestroyBeforeCreate,
-    }
-}
-
-pub fn validate(inputs: &Attributes) -> Result<()> {
-    if let Some(Value::Array(args)) = inputs.get("args")
-        && args
-            .iter()
-            .any(|a| !a.is_string() && !a.is_number() && !a.is_boolean())
-    {
-        return Err(invalid("`args` must be a list of strings"));
-    }
-    if let Some(Value::Object(env)) = inputs.get("env")
-        && env
-            .values()
-            .any(|v| v.is_object() || v.is_array() || v.is_null())
-    {
-        return Err(invalid("`env` values must be strings"));
-    }
-    if let Some(Value::String(command)) = inputs.get("command")
-        && command.trim().is_empty()
-    {
-        return Err(invalid("`command` must not be empty"));
-    }
-    if let Some(timeout) = inputs.get("stop_timeout")
-        && timeout.as_u64().is_none()
-    {
-        return Err(invalid("`stop_timeout` must be a whole number of seconds"));
-    }
-    Ok(())
-}
-
-fn invalid(message: &str) -> Error {
-    Error::new(ErrorKind::InvalidInput, message)
-}
 
 pub struct Processes {
     base_dir: PathBuf,

@@ -3,162 +3,20 @@
 //! Its id is its absolute path, or `dirs=N:<path>` when writing it made N directories (counted
 //! from the file's own upward) that did not exist: deleting the file removes those again while
 //! they are empty, so a destroy leaves the tree as it found it. Directories that were there
-//! before are never removed.
+//! before are never removed. The fields and their normal form are in `schema.rs`.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-use std::path::Component;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use fabrik_provider::{
-    Applied, Attributes, Context, Error, ErrorKind, Field, FieldKind, Found, Observed, OutputField,
-    ReplaceStrategy, ResourceType, Result, Value,
-};
+use fabrik_provider::{Applied, Attributes, Error, ErrorKind, Found, Observed, Result, Value};
 
-pub const FILE_TYPE: &str = "local.file";
+mod schema;
 
-pub fn resource_type() -> ResourceType {
-    ResourceType {
-        name: FILE_TYPE,
-        description: "A file on this machine, written atomically.",
-        fields: vec![
-            Field::required(
-                "path",
-                FieldKind::String,
-                "Where the file goes; relative paths are relative to the spec's directory.",
-            )
-            .force_new(),
-            Field::required("content", FieldKind::String, "The file's content."),
-            Field::optional(
-                "mode",
-                FieldKind::String,
-                "Permission bits in octal, such as \"0644\" (quoted: YAML reads 0644 as a number).",
-            ),
-        ],
-        outputs: vec![
-            OutputField::new("abs_path", "The absolute path of the file.").derived_from(&["path"]),
-            OutputField::new(
-                "content_hash",
-                "`blake3:` and the BLAKE3 hash of the content, in hex.",
-            )
-            .derived_from(&["content"]),
-            OutputField::new("size", "The content's length in bytes.").derived_from(&["content"]),
-        ],
-        // A new path can be written before the old file is removed.
-        replace: ReplaceStrategy::CreateBeforeDestroy,
-    }
-}
-
-pub fn validate(inputs: &Attributes) -> Result<()> {
-    if let Some(Value::String(mode)) = inputs.get("mode") {
-        parse_mode(mode)?;
-    }
-    if let Some(Value::String(path)) = inputs.get("path")
-        && path.is_empty()
-    {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "`path` must not be empty",
-        ));
-    }
-    Ok(())
-}
-
-fn parse_mode(mode: &str) -> Result<u32> {
-    let digits = mode.strip_prefix("0o").unwrap_or(mode);
-    match u32::from_str_radix(digits, 8) {
-        Ok(bits) if !digits.is_empty() && digits.len() <= 4 && bits <= 0o7777 => Ok(bits),
-        _ => Err(Error::new(
-            ErrorKind::InvalidInput,
-            format!("`mode` must be octal permission bits such as \"0644\", not {mode:?}"),
-        )),
-    }
-}
-
-fn format_mode(bits: u32) -> String {
-    format!("{:04o}", bits & 0o7777)
-}
-
-/// Where a file resource's path points: absolute, with `.` and `..` folded away, so that
-/// `x.txt`, `./x.txt` and `d/../x.txt` are one file (and one place).
-pub fn resolve(base_dir: &Path, path: &str) -> PathBuf {
-    let joined = base_dir.join(path);
-    let mut out = PathBuf::new();
-    for part in joined.components() {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// A file's inputs in normal form: the path with `.` and `..` folded away as far as it goes
-/// (`./x.txt` and `d/../x.txt` are `x.txt`), so that respelling a path changes nothing.
-pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
-    let mut out = inputs.clone();
-    if let Some(Value::String(path)) = inputs.get("path") {
-        out.insert("path".into(), Value::String(clean(path)));
-    }
-    Ok(out)
-}
-
-/// `path` without `.` components and with each `..` folded into the component before it; a
-/// leading `..` of a relative path stays (it points outside the spec's directory).
-fn clean(path: &str) -> String {
-    let mut parts: Vec<Component<'_>> = Vec::new();
-    for part in Path::new(path).components() {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => match parts.last() {
-                Some(Component::Normal(_)) => {
-                    parts.pop();
-                }
-                Some(Component::RootDir) => {}
-                _ => parts.push(part),
-            },
-            other => parts.push(other),
-        }
-    }
-    let cleaned: PathBuf = parts.iter().collect();
-    let text = cleaned.display().to_string();
-    // An empty path stays empty, for `validate` to refuse; one that folds away is the
-    // directory itself.
-    if text.is_empty() && !path.is_empty() {
-        ".".into()
-    } else {
-        text
-    }
-}
-
-/// The place of a file resource: its resolved path, unless that is one of fabrik's own files.
-pub fn place(inputs: &Attributes, context: &Context) -> Result<Option<String>> {
-    let Some(Value::String(path)) = inputs.get("path") else {
-        return Ok(None);
-    };
-    let resolved = resolve(&context.base_dir, path);
-    if let Some(own) = context
-        .reserved
-        .iter()
-        .find(|own| resolved.starts_with(own))
-    {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "`path` {} points into {}, one of fabrik's own files (the spec, the state directory, `.env`): a resource may not write it",
-                resolved.display(),
-                own.display()
-            ),
-        ));
-    }
-    Ok(Some(resolved.display().to_string()))
-}
+pub use schema::{FILE_TYPE, normalise, place, resource_type, validate};
+use schema::{format_mode, parse_mode, resolve};
 
 pub struct Files {
     base_dir: PathBuf,
@@ -604,7 +462,6 @@ fn write_atomically(path: &Path, content: &[u8], mode: Option<u32>) -> Result<us
     }
     Ok(made)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,33 +542,5 @@ mod tests {
         assert_eq!(files.find(&want).unwrap(), None);
         let id = dir.path().join("blocker/x.txt").display().to_string();
         files.delete(&id).unwrap();
-    }
-
-    #[test]
-    fn bad_modes_are_rejected() {
-        for bad in ["", "9", "0o8", "77777", "rw"] {
-            assert!(validate(&inputs(&[("mode", bad)])).is_err(), "{bad}");
-        }
-        assert_eq!(parse_mode("0o640").unwrap(), 0o640);
-    }
-}
-
-#[cfg(test)]
-mod normal_form {
-    use super::clean;
-
-    #[test]
-    fn respelled_paths_have_one_normal_form() {
-        for (written, normal) in [
-            ("x.txt", "x.txt"),
-            ("./x.txt", "x.txt"),
-            ("d/../x.txt", "x.txt"),
-            ("d/./e//x.txt", "d/e/x.txt"),
-            ("../up.txt", "../up.txt"),
-            ("/abs/./d/../x", "/abs/x"),
-            ("/../x", "/x"),
-        ] {
-            assert_eq!(clean(written), normal, "{written}");
-        }
     }
 }
