@@ -196,6 +196,18 @@ impl Case {
             .push((regex.to_string(), replacement.to_string()));
     }
 
+    /// A gate's last attempt can start so close to the gate's timeout on a loaded machine that it
+    /// is cut short, and the gate then reports that attempt's `timed out` instead of what the
+    /// attempts before it saw. Shows both as `SEEN [or timed out at the deadline]` where a gate
+    /// gives up, so the snapshot still pins `seen` word for word.
+    pub fn redact_deadline_cut(&self, seen: &str) {
+        let timed_out = r"no answer from \S+ in time \(timed out\)|timed out";
+        self.redactions.borrow_mut().push((
+            format!(r"(?:{}|{timed_out}) \(gave up after ", regex_escape(seen)),
+            format!("{seen} [or timed out at the deadline] (gave up after "),
+        ));
+    }
+
     /// Regex filters that make output independent of this run: the case's own redactions, then
     /// temp paths, durations, lineages and hashes.
     pub fn filters(&self) -> Vec<(String, String)> {

@@ -765,11 +765,28 @@ fn a_killed_holder_frees_the_lock_at_once_and_the_next_apply_recovers_its_intent
         Duration::from_secs(2),
     );
 
-    let next = case.expect(["apply", "--yes"], 0);
-    assert!(
-        next.stdout.contains("Recovered from an interrupted run"),
-        "the open intent is resolved first:\n{next}"
-    );
+    let next = case.run(["apply", "--yes"]);
+    // The open intent is resolved first.
+    redact_server(&case, &server);
+    case.redact(pid, "STUBBORN-PID");
+    fabrik_snapshot!(case, next, @"
+    exit code: 0
+    ----- stdout -----
+    Recovered from an interrupted run:
+      stubborn: still there after an interrupted delete
+
+    fabrik will make these changes to stack `shop`:
+
+      - stubborn (local.process)
+
+    Plan: 0 to add, 0 to change, 1 to destroy.
+
+      - stubborn (local.process): destroyed [TIME]
+
+    Apply complete: 0 added, 0 changed, 1 destroyed in [TIME].
+
+    ----- stderr -----
+    ");
     assert_no_password(&next);
     let deadline = Instant::now() + Duration::from_secs(10);
     while crate::live::alive(pid) {
