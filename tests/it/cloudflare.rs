@@ -41,6 +41,13 @@ fn case(spec: &str) -> Case {
     Case::new().spec(spec).env("CF_API_TOKEN", TOKEN)
 }
 
+/// A case on `fake` whose snapshots show the fake's address as `[CLOUDFLARE]`.
+fn case_on(fake: &FakeCloudflare, spec: &str) -> Case {
+    let case = case(spec);
+    case.redact(fake.url(), "CLOUDFLARE");
+    case
+}
+
 fn two_records(stack: &str, fake: &FakeCloudflare, ip: &str) -> String {
     stack_spec(
         stack,
@@ -268,20 +275,27 @@ fn an_unowned_record_in_the_way_stops_the_apply_with_the_way_to_adopt_it() {
             ),
         )
     };
-    let case = case(&spec(false));
-    // Asked to look (apply always does), the plan stops at the resource before any change.
-    for args in [&["plan", "--refresh"][..], &["apply", "--yes"][..]] {
-        let out = case.run(args);
-        assert_eq!(out.code, 1, "{args:?}: {out}");
-        assert!(out.stderr.contains("error: `www`: cannot create"), "{out}");
-        assert!(out.stderr.contains("fabrik.yaml:7:3"), "{out}");
-        assert!(out.stderr.contains("not managed by fabrik"), "{out}");
-        assert!(
-            out.stderr.contains(&format!("fabrik import www {theirs}")),
-            "{out}"
-        );
-        assert!(out.stderr.contains("adopt: true"), "{out}");
-    }
+    let case = case_on(&fake, &spec(false));
+    case.redact(&theirs, "THEIR-ID");
+    // Asked to look (apply always does), the plan stops at the resource before any change,
+    // and says how to take the record over.
+    let plan = case.run(["plan", "--refresh"]);
+    fabrik_snapshot!(case, plan, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `www`: cannot create www.example.com A 192.0.2.10 for `fabrik:cf-way/www`: an identical record already exists; in the way: [THEIR-ID] (www.example.com A 192.0.2.10, not managed by fabrik). To manage it with fabrik, import it (`fabrik import www [THEIR-ID]`) or set `adopt: true` on the resource; otherwise remove it or choose another name.
+      --> fabrik.yaml:7:3
+      |
+    7 |   www:
+      |   ^^^
+    ");
+    assert_eq!(
+        case.run(["apply", "--yes"]),
+        plan,
+        "the same refusal from an apply"
+    );
     assert_eq!(fake.record(&theirs).unwrap(), before, "untouched");
     assert!(!case.state_file("cf-way").exists(), "nothing was recorded");
     assert!(
@@ -355,14 +369,19 @@ fn a_create_whose_answer_was_lost_is_recorded_once() {
 #[test]
 fn a_refused_connection_fails_cleanly_and_the_next_apply_converges() {
     let mut fake = fake();
-    let case = case(&two_records("cf-down", &fake, "192.0.2.10"));
+    let case = case_on(&fake, &two_records("cf-down", &fake, "192.0.2.10"));
     case.expect(["apply", "--yes"], 0);
     case.set_spec(&two_records("cf-down", &fake, "192.0.2.30"));
     let state_before = case.state("cf-down");
     fake.http_mut().stop();
     let out = case.run(["apply", "--yes"]);
-    assert!(out.code == 3 || out.code == 1, "{out}");
-    assert!(out.stderr.contains("no answer"), "{out}");
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: refreshing `mail`: GET [CLOUDFLARE]/zones: no answer: Connection refused (os error 111) (after 5 attempts)
+    ");
     assert_eq!(
         case.state("cf-down")["resources"],
         state_before["resources"],
@@ -451,23 +470,19 @@ fn a_rate_limit_outlasting_rate_limit_wait_fails_saying_how_to_raise_it() {
             type: cloudflare.record
             with: { zone: example.com, name: www, type: A, content: "192.0.2.10" }
         "#;
-    let case = case(&stack_spec_with(
-        "cf-patience",
+    let case = case_on(
         &fake,
-        ", rate_limit_wait: 1s",
-        body,
-    ));
+        &stack_spec_with("cf-patience", &fake, ", rate_limit_wait: 1s", body),
+    );
     fake.http().throttle_next(10, 1);
     let out = case.run(["apply", "--yes"]);
-    assert!(out.code == 1 || out.code == 3, "{out}");
-    assert!(
-        out.stderr.contains(
-            "(Cloudflare still limits the rate after 1s of waiting and asks to wait 1 s more, \
-             past `rate_limit_wait` (1s): raise `rate_limit_wait` in `providers.cloudflare` to \
-             wait longer)"
-        ),
-        "{out}"
-    );
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: checking what is in the way of `www`: GET [CLOUDFLARE]/zones: HTTP 429: injected fault: HTTP 429 (code 10429) (Cloudflare still limits the rate after 1s of waiting and asks to wait 1 s more, past `rate_limit_wait` (1s): raise `rate_limit_wait` in `providers.cloudflare` to wait longer)
+    ");
     assert_eq!(
         fake.requests().iter().filter(|l| l.status == 429).count(),
         2,
@@ -482,10 +497,12 @@ fn a_rate_limit_outlasting_rate_limit_wait_fails_saying_how_to_raise_it() {
 #[test]
 fn ctrl_c_ends_a_rate_limit_wait_and_rolls_back() {
     let fake = fake();
-    let case = case(&stack_spec(
-        "cf-ctrl-c",
+    let case = case_on(
         &fake,
-        r#"
+        &stack_spec(
+            "cf-ctrl-c",
+            &fake,
+            r#"
         resources:
           conf:
             type: local.file
@@ -495,7 +512,8 @@ fn ctrl_c_ends_a_rate_limit_wait_and_rolls_back() {
             depends_on: [conf]
             with: { zone: example.com, name: www, type: A, content: "192.0.2.10" }
         "#,
-    ));
+        ),
+    );
     // The plan's reads go through; the apply's write is told to come back in a minute.
     fake.http().throttle_next_of("POST", 1, 60);
     let child = case
@@ -518,14 +536,44 @@ fn ctrl_c_ends_a_rate_limit_wait_and_rolls_back() {
     let signalled = std::time::Instant::now();
     let out = child.wait_with_output().expect("fabrik ends");
     let took = signalled.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        took < Duration::from_secs(10),
-        "took {took:?}\n{stdout}\n{stderr}"
-    );
-    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
-    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    let out = crate::harness::Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    };
+    assert!(took < Duration::from_secs(10), "took {took:?}\n{out}");
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `cf-ctrl-c`:
+
+      + conf (local.file)
+          + path    = "conf.txt"
+          + content = <<EOT
+              conf
+            EOT
+
+      + www (cloudflare.record)
+          + zone    = "example.com"
+          + name    = "www.example.com"
+          + type    = "A"
+          + content = "192.0.2.10"
+          + ttl     = 1
+          + proxied = false
+
+    Plan: 2 to add, 0 to change, 0 to destroy.
+
+      + conf (local.file): created [TIME]
+      ✗ www (cloudflare.record): failed: POST [CLOUDFLARE]/zones/[LINEAGE]/dns_records: HTTP 429: injected fault: HTTP 429 (code 10429) (interrupted while waiting to try again; Cloudflare was not asked again)
+    Rolling back the changes this run made…
+      ↩ conf (local.file): rolled back [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      interrupted by SIGINT (Ctrl-C)
+      www: POST [CLOUDFLARE]/zones/[LINEAGE]/dns_records: HTTP 429: injected fault: HTTP 429 (code 10429) (interrupted while waiting to try again; Cloudflare was not asked again)
+    every change was rolled back; the stack is as it was before this run
+    "#);
     assert_eq!(
         fake.requests()
             .iter()
@@ -543,19 +591,39 @@ fn ctrl_c_ends_a_rate_limit_wait_and_rolls_back() {
 #[test]
 fn bad_inputs_stop_the_plan_before_any_request() {
     let fake = fake();
-    let case = case(&stack_spec(
-        "cf-bad",
+    let case = case_on(
         &fake,
-        r#"
+        &stack_spec(
+            "cf-bad",
+            &fake,
+            r#"
         resources:
           www:
             type: cloudflare.record
             with: { zone: example.com, name: www, type: A, content: "192.0.2.300", ttl: 30 }
         "#,
-    ));
+        ),
+    );
     let out = case.run(["plan"]);
-    assert_eq!(out.code, 1, "{out}");
-    assert!(out.stderr.contains("IPv4"), "{out}");
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `www` (cloudflare.record): `content` "192.0.2.300" is not an IPv4 address
+      --> fabrik.yaml:9:61
+      |
+    9 |     with: { zone: example.com, name: www, type: A, content: "192.0.2.300", ttl: 30 }
+      |                                                             ^^^^^^^^^^^^^
+
+    error: `www` (cloudflare.record): `ttl` must be 1 (automatic) or 60 to 86400 seconds, not 30
+      --> fabrik.yaml:9:81
+      |
+    9 |     with: { zone: example.com, name: www, type: A, content: "192.0.2.300", ttl: 30 }
+      |                                                                                 ^^
+
+    2 errors in fabrik.yaml
+    "#);
     assert_eq!(fake.requests().len(), 0);
     fake.assert_no_violations();
 }
@@ -621,21 +689,31 @@ fn killed_applies_converge_without_duplicates() {
 #[test]
 fn an_mx_without_priority_stops_the_plan() {
     let fake = fake();
-    let case = case(&stack_spec(
-        "cf-mx",
+    let case = case_on(
         &fake,
-        r#"
+        &stack_spec(
+            "cf-mx",
+            &fake,
+            r#"
         resources:
           mail:
             type: cloudflare.record
             with: { zone: example.com, name: "@", type: MX, content: mail.example.com }
         "#,
-    ));
+        ),
+    );
     let out = case.run(["plan"]);
-    assert_eq!(out.code, 1, "{out}");
-    assert!(out.stderr.contains("`mail` (cloudflare.record)"), "{out}");
-    assert!(out.stderr.contains("priority"), "{out}");
-    assert!(out.stderr.contains("fabrik.yaml:"), "{out}");
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `mail` (cloudflare.record): an MX record needs `priority` (such as 10)
+      --> fabrik.yaml:8:11
+      |
+    8 |     type: cloudflare.record
+      |           ^^^^^^^^^^^^^^^^^
+    ");
     assert!(
         fake.requests().is_empty(),
         "a plan without --refresh asks nothing"
@@ -661,19 +739,24 @@ fn a_comment_without_room_for_the_marker_stops_the_plan() {
             "#
         ),
     ));
-    for args in [&["plan"][..], &["apply", "--yes"]] {
-        let out = case.run(args);
-        assert_eq!(out.code, 1, "{out}");
-        assert!(
-            out.stderr.contains(
-                "error: `frontend-www` (cloudflare.record): `comment` is 80 characters; with a \
-                 space and fabrik's ownership marker `fabrik:shop/frontend-www` (24) it would be \
-                 105, more than the 100 Cloudflare keeps: shorten it to at most 75\n  --> \
-                 fabrik.yaml:9:84"
-            ),
-            "{out}"
-        );
-    }
+    case.redact(fake.url(), "CLOUDFLARE");
+    let plan = case.run(["plan"]);
+    fabrik_snapshot!(case, plan, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `frontend-www` (cloudflare.record): `comment` is 80 characters; with a space and fabrik's ownership marker `fabrik:shop/frontend-www` (24) it would be 105, more than the 100 Cloudflare keeps: shorten it to at most 75
+      --> fabrik.yaml:9:84
+      |
+    9 |     with: { zone: example.com, name: www, type: A, content: "192.0.2.10", comment: "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc…
+      |                                                                                    ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+    "#);
+    assert_eq!(
+        case.run(["apply", "--yes"]),
+        plan,
+        "the same refusal from an apply"
+    );
     assert!(
         fake.requests().is_empty(),
         "nothing was asked of Cloudflare"
@@ -786,13 +869,19 @@ fn a_record_in_the_way_is_imported_then_converged() {
         "#,
     ));
     let refused = case.run(["apply", "--yes"]);
-    assert_eq!(refused.code, 1, "{refused}");
-    assert!(
-        refused
-            .stderr
-            .contains(&format!("fabrik import www {theirs}")),
-        "{refused}"
-    );
+    case.redact(fake.url(), "CLOUDFLARE");
+    case.redact(&theirs, "THEIR-ID");
+    fabrik_snapshot!(case, refused, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `www`: cannot create www.example.com A 192.0.2.10 for `fabrik:cf-import/www`: an identical record already exists; in the way: [THEIR-ID] (www.example.com A 192.0.2.10, not managed by fabrik). To manage it with fabrik, import it (`fabrik import www [THEIR-ID]`) or set `adopt: true` on the resource; otherwise remove it or choose another name.
+      --> fabrik.yaml:7:3
+      |
+    7 |   www:
+      |   ^^^
+    ");
     let imported = case.expect(["import", "www", &theirs], 0);
     assert!(
         imported

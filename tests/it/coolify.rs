@@ -58,12 +58,17 @@ fn spec(stack: &str, fake: &FakeCoolify) -> String {
     )
 }
 
+/// A case of [`spec`] on `fake`, whose snapshots show the fake's addresses as `[COOLIFY]` and
+/// `[HEALTH]`.
 fn case(stack: &str, fake: &FakeCoolify, tag: &str) -> Case {
-    Case::new()
+    let case = Case::new()
         .spec(&spec(stack, fake))
         .env("COOLIFY_TOKEN", TOKEN)
         .env("IMAGE_TAG", tag)
-        .env("DB_PASSWORD", DB_PASSWORD)
+        .env("DB_PASSWORD", DB_PASSWORD);
+    case.redact(fake.url(), "COOLIFY");
+    case.redact(fake.health_base(), "HEALTH");
+    case
 }
 
 /// The one application of the fake.
@@ -197,11 +202,30 @@ fn a_bad_release_fails_its_gate_and_the_previous_one_is_deployed_again() {
         .args(["apply", "--yes"])
         .env("IMAGE_TAG", "bad-2")
         .run();
-    assert_eq!(bad.code, 3, "{bad}");
-    assert!(
-        bad.stderr.contains("expected status 200, got 500") || bad.stdout.contains("got 500"),
-        "the gate's failure is reported:\n{bad}"
+    // The gate's failure is reported, and the previous release deployed again.
+    case.redact_deadline_cut(
+        r#"expected status 200, got 500 Internal Server Error (body: "unhealthy: ghcr.io/acme/shop-api:bad-2")"#,
     );
+    fabrik_snapshot!(case, bad, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `shop-bad`:
+
+      ~ api (coolify.application)
+          ~ image = "ghcr.io/acme/shop-api:1.0" → "ghcr.io/acme/shop-api:bad-2"
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ~ api (coolify.application): updated [TIME]
+      ✗ api (coolify.application): failed: gate http [HEALTH]/api/health failed: expected status 200, got 500 Internal Server Error (body: "unhealthy: ghcr.io/acme/shop-api:bad-2") [or timed out at the deadline] (gave up after 2s, [N] attempts)
+    Rolling back the changes this run made…
+      ↩ api (coolify.application): rolled back [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      api: gate http [HEALTH]/api/health failed: expected status 200, got 500 Internal Server Error (body: "unhealthy: ghcr.io/acme/shop-api:bad-2") [or timed out at the deadline] (gave up after 2s, [N] attempts)
+    every change was rolled back; the stack is as it was before this run
+    "#);
     let app = the_app(&fake);
     assert_eq!(app["uuid"], uuid.as_str(), "the same application");
     assert_eq!(app["docker_registry_image_tag"], "1.0", "rolled back");
@@ -223,13 +247,40 @@ fn a_release_whose_deployment_fails_leaves_nothing_behind() {
     let fake = fake();
     let case = case("shop-fail", &fake, "fail-1");
     let out = case.run(["apply", "--yes"]);
-    assert_eq!(out.code, 3, "{out}");
-    assert!(out.stderr.contains("ended failed"), "{out}");
-    assert!(
-        out.stderr
-            .contains("manifest for ghcr.io/acme/shop-api:fail-1 not found"),
-        "the deployment log's tail is shown:\n{out}"
-    );
+    // The deployment log's tail is shown.
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `shop-fail`:
+
+      + api (coolify.application)
+          + project        = "shop"
+          + environment    = "production"
+          + server         = "main"
+          + image          = "ghcr.io/acme/shop-api:fail-1"
+          + ports          = [8000]
+          + domains        = ["[HEALTH]/api"]
+          + env            = (sensitive)
+          + deploy_timeout = "30s"
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+      ✗ api (coolify.application): failed: deployment w3x6s5dg47mw7z7alarrye16 of application f2qiafxy69zjg07alarrye16 ended failed; its log ends:
+      Deployment queued.
+      Pulling ghcr.io/acme/shop-api:fail-1.
+      Error response from daemon: manifest for ghcr.io/acme/shop-api:fail-1 not found
+      Deployment failed. Removing the new version.
+    Rolling back the changes this run made…
+
+    ----- stderr -----
+    error: apply failed:
+      api: deployment w3x6s5dg47mw7z7alarrye16 of application f2qiafxy69zjg07alarrye16 ended failed; its log ends:
+      Deployment queued.
+      Pulling ghcr.io/acme/shop-api:fail-1.
+      Error response from daemon: manifest for ghcr.io/acme/shop-api:fail-1 not found
+      Deployment failed. Removing the new version.
+    every change was rolled back; the stack is as it was before this run
+    "#);
     assert!(fake.applications().is_empty());
     assert!(case.tracked("shop-fail").is_empty());
     fake.assert_no_violations();
@@ -274,11 +325,27 @@ fn a_run_killed_while_it_waits_for_a_deployment_is_followed_by_one_that_converge
     let _ = child.wait();
     let uuid = the_app(&fake)["uuid"].as_str().unwrap().to_string();
 
-    let out = case.expect(["apply", "--yes"], 0);
-    assert!(
-        out.stdout.contains("adopted") || out.stderr.contains("adopted"),
-        "{out}"
-    );
+    let out = case.run(["apply", "--yes"]);
+    // The application the killed run made is found by its marker and adopted.
+    case.redact(&uuid, "UUID");
+    fabrik_snapshot!(case, out, @"
+    exit code: 0
+    ----- stdout -----
+    Recovered from an interrupted run:
+      api: adopted [UUID] (its create was interrupted)
+
+    fabrik will make these changes to stack `shop-crash`:
+
+      ~ api (coolify.application)  # its gates have not passed since its last change
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ✓ api: verified http [HEALTH]/api/health [TIME]
+
+    Apply complete: 0 added, 0 changed, 0 destroyed in [TIME].
+
+    ----- stderr -----
+    ");
     assert_eq!(
         the_app(&fake)["uuid"],
         uuid.as_str(),
@@ -321,9 +388,30 @@ fn a_run_killed_before_its_deploy_is_followed_by_one_that_deploys() {
     let uuid = the_app(&fake)["uuid"].as_str().unwrap().to_string();
     assert!(fake.deployment_statuses(&uuid).is_empty());
 
-    let out = case.expect(["apply", "--yes"], 0);
-    assert!(out.stdout.contains("adopted"), "{out}");
-    assert!(out.stdout.contains("never deployed"), "{out}");
+    let out = case.run(["apply", "--yes"]);
+    // Adopted, and seen as never deployed.
+    case.redact(&uuid, "UUID");
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 0
+    ----- stdout -----
+    Recovered from an interrupted run:
+      api: adopted [UUID] (its create was interrupted)
+
+    fabrik will make these changes to stack `shop-crash-early`:
+
+      ~ api (coolify.application)  # changed outside fabrik
+          ~ image = "ghcr.io/acme/shop-api:1.0 (never deployed)" → "ghcr.io/acme/shop-api:1.0"
+          ~ env  : (sensitive value changed)
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ~ api (coolify.application): updated [TIME]
+      ✓ api: verified http [HEALTH]/api/health [TIME]
+
+    Apply complete: 0 added, 1 changed, 0 destroyed in [TIME].
+
+    ----- stderr -----
+    "#);
     assert_eq!(
         the_app(&fake)["uuid"],
         uuid.as_str(),
@@ -349,9 +437,37 @@ fn a_new_application_whose_gate_fails_is_deleted_again() {
     let fake = fake();
     fake.set_delete_delay(Duration::from_millis(400));
     let case = case("shop-bad-first", &fake, "bad-1");
+    case.redact_deadline_cut(
+        r#"expected status 200, got 500 Internal Server Error (body: "unhealthy: ghcr.io/acme/shop-api:bad-1")"#,
+    );
     let out = case.run(["apply", "--yes"]);
-    assert_eq!(out.code, 3, "{out}");
-    assert!(out.stdout.contains("rolled back"), "{out}");
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `shop-bad-first`:
+
+      + api (coolify.application)
+          + project        = "shop"
+          + environment    = "production"
+          + server         = "main"
+          + image          = "ghcr.io/acme/shop-api:bad-1"
+          + ports          = [8000]
+          + domains        = ["[HEALTH]/api"]
+          + env            = (sensitive)
+          + deploy_timeout = "30s"
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+      + api (coolify.application): created [TIME]
+      ✗ api (coolify.application): failed: gate http [HEALTH]/api/health failed: expected status 200, got 500 Internal Server Error (body: "unhealthy: ghcr.io/acme/shop-api:bad-1") [or timed out at the deadline] (gave up after 2s, [N] attempts)
+    Rolling back the changes this run made…
+      ↩ api (coolify.application): rolled back [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      api: gate http [HEALTH]/api/health failed: expected status 200, got 500 Internal Server Error (body: "unhealthy: ghcr.io/acme/shop-api:bad-1") [or timed out at the deadline] (gave up after 2s, [N] attempts)
+    every change was rolled back; the stack is as it was before this run
+    "#);
     assert!(
         fake.applications().is_empty(),
         "gone by the time the run ends"
@@ -377,12 +493,32 @@ fn a_domain_held_elsewhere_is_reported_with_its_holder() {
     );
     let case = case("shop-conflict", &fake, "1.0");
     let out = case.run(["apply", "--yes"]);
-    assert_eq!(out.code, 3, "{out}");
-    assert!(
-        out.stderr
-            .contains(&format!("by application old-shop-api ({theirs})")),
-        "{out}"
-    );
+    case.redact(&theirs, "THEIR-UUID");
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `shop-conflict`:
+
+      + api (coolify.application)
+          + project        = "shop"
+          + environment    = "production"
+          + server         = "main"
+          + image          = "ghcr.io/acme/shop-api:1.0"
+          + ports          = [8000]
+          + domains        = ["[HEALTH]/api"]
+          + env            = (sensitive)
+          + deploy_timeout = "30s"
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+      ✗ api (coolify.application): failed: POST [COOLIFY]/api/v1/applications/dockerimage: HTTP 409: Domain conflicts detected. Use force_domain_override=true to proceed. already used by [HEALTH]/api by application old-shop-api ([THEIR-UUID])
+    Rolling back the changes this run made…
+
+    ----- stderr -----
+    error: apply failed:
+      api: POST [COOLIFY]/api/v1/applications/dockerimage: HTTP 409: Domain conflicts detected. Use force_domain_override=true to proceed. already used by [HEALTH]/api by application old-shop-api ([THEIR-UUID])
+    every change was rolled back; the stack is as it was before this run
+    "#);
     assert_eq!(fake.applications().len(), 1, "only theirs");
     fake.assert_no_violations();
 }

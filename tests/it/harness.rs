@@ -5,6 +5,7 @@
 //! machine running the tests leaks in), stdin closed (so it is never a terminal), and only
 //! `PATH`, `HOME` (the case's directory), `USER=tester`, `NO_COLOR=1` and what the test sets.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -19,6 +20,9 @@ pub const SPEC: &str = "fabrik.yaml";
 pub struct Case {
     dir: TempDir,
     env: Vec<(OsString, OsString)>,
+    /// Filters for values only this case knows (see [`Case::redact`]), applied before the
+    /// general ones.
+    redactions: RefCell<Vec<(String, String)>>,
 }
 
 impl Case {
@@ -30,6 +34,7 @@ impl Case {
         Case {
             dir,
             env: Vec::new(),
+            redactions: RefCell::new(Vec::new()),
         }
     }
 
@@ -164,18 +169,67 @@ impl Case {
         out
     }
 
-    /// Regex filters that make output independent of this run: temp paths, durations,
-    /// lineages and hashes.
+    /// Shows `value` as `[NAME]` in this case's snapshots: for what a run cannot know in advance
+    /// (a free port, a pid, an id a server chose). The snapshot then still checks that the output
+    /// names that very value where it names it, which a general filter would not.
+    pub fn redact(&self, value: impl fmt::Display, name: &str) {
+        let value = value.to_string();
+        assert!(!value.is_empty(), "nothing to redact as [{name}]");
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        let edge = |c| if word(c) { r"\b" } else { "" };
+        let regex = format!(
+            "{}{}{}",
+            edge(value.chars().next()),
+            regex_escape(&value),
+            edge(value.chars().last())
+        );
+        self.redactions
+            .borrow_mut()
+            .push((regex, format!("[{name}]")));
+    }
+
+    /// Replaces every match of `regex` with `replacement` in this case's snapshots: for values
+    /// of a known shape the test cannot learn (the time a lock was taken).
+    pub fn redact_matches(&self, regex: &str, replacement: &str) {
+        self.redactions
+            .borrow_mut()
+            .push((regex.to_string(), replacement.to_string()));
+    }
+
+    /// A gate's last attempt can start so close to the gate's timeout on a loaded machine that it
+    /// is cut short, and the gate then reports that attempt's `timed out` instead of what the
+    /// attempts before it saw. Shows both as `SEEN [or timed out at the deadline]` where a gate
+    /// gives up, so the snapshot still pins `seen` word for word.
+    pub fn redact_deadline_cut(&self, seen: &str) {
+        let timed_out = r"no answer from \S+ in time \(timed out\)|timed out";
+        self.redactions.borrow_mut().push((
+            format!(r"(?:{}|{timed_out}) \(gave up after ", regex_escape(seen)),
+            format!("{seen} [or timed out at the deadline] (gave up after "),
+        ));
+    }
+
+    /// Regex filters that make output independent of this run: the case's own redactions, then
+    /// temp paths, durations, lineages and hashes.
     pub fn filters(&self) -> Vec<(String, String)> {
-        let mut filters = Vec::new();
+        let mut filters = self.redactions.borrow().clone();
         let raw = self.dir.path().to_path_buf();
         let canonical = std::fs::canonicalize(&raw).unwrap_or_else(|_| raw.clone());
         for path in [canonical, raw] {
             filters.push((regex_escape(&path.display().to_string()), "[TEMP]".into()));
         }
+        // The binary's own path, which a lock holder's recorded command starts with.
+        filters.push((
+            regex_escape(env!("CARGO_BIN_EXE_fabrik")),
+            "[FABRIK]".into(),
+        ));
         filters.extend([
             (r"\[\d+(\.\d+)?m?s\]".into(), "[TIME]".into()),
             (r"\bin \d+(\.\d+)?m?s\b".into(), "in [TIME]".into()),
+            // A gate's timeout is the spec's; how many attempts fit in it depends on the load.
+            (
+                r"\(gave up after ([^,()]+), \d+ attempts?\)".into(),
+                "(gave up after $1, [N] attempts)".into(),
+            ),
             (r"\b[0-9a-f]{64}\b".into(), "[HASH]".into()),
             (r"\b[0-9a-f]{32}\b".into(), "[LINEAGE]".into()),
         ]);
@@ -241,6 +295,38 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl Output {
+    /// The same output with the lines whose order a parallel run does not fix sorted: on
+    /// stdout each block of progress lines (the indented lines after the plan's `Plan: ` line,
+    /// up to the next line that is not indented, such as `Rolling back…`), on stderr the list of
+    /// changes left in place (the indented lines after `… (recorded in the state):`).
+    ///
+    /// Independent resources run in parallel, so the order in which their lines arrive varies
+    /// from run to run; what each line says, and in which phase it comes, does not. Tests that
+    /// snapshot a parallel run this way check the order that matters (a dependency before its
+    /// dependent, undo newest first) with separate assertions on the unsorted output.
+    pub fn with_parallel_lines_sorted(&self) -> Output {
+        Output {
+            stdout: sort_blocks(&self.stdout, |l| l.starts_with("Plan: "), true),
+            stderr: sort_blocks(
+                &self.stderr,
+                |l| l.trim_end().ends_with("(recorded in the state):"),
+                false,
+            ),
+            ..self.clone()
+        }
+    }
+
+    /// The snapshot format without stdout, for runs whose progress cannot be the same twice (an
+    /// interrupt lands at a different resource each time); the test says why where it uses it.
+    pub fn code_and_stderr(&self) -> String {
+        format!(
+            "exit code: {}\n----- stderr -----\n{}",
+            self.code, self.stderr
+        )
+    }
+}
+
 impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -249,6 +335,27 @@ impl fmt::Display for Output {
             self.code, self.stdout, self.stderr
         )
     }
+}
+
+/// Sorts each block of indented lines that follows a line `starts` accepts; with `from_then_on`,
+/// also every later block (up to the end), else only the one right after it.
+fn sort_blocks(text: &str, starts: impl Fn(&str) -> bool, from_then_on: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut block: Vec<&str> = Vec::new();
+    let mut sorting = false;
+    for line in text.split_inclusive('\n') {
+        if sorting && line.starts_with("  ") {
+            block.push(line);
+            continue;
+        }
+        block.sort_unstable();
+        out.extend(block.drain(..));
+        out.push_str(line);
+        sorting = starts(line) || (from_then_on && sorting);
+    }
+    block.sort_unstable();
+    out.extend(block.drain(..));
+    out
 }
 
 /// Lets specs be written indented inside a test: drops a leading newline and a last line of
@@ -274,7 +381,7 @@ pub fn dedent(text: &str) -> String {
     out
 }
 
-fn regex_escape(text: &str) -> String {
+pub fn regex_escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         if "\\.+*?()|[]{}^$".contains(c) {

@@ -325,6 +325,18 @@ const STACK: &str = r#"
         with: { path: api.txt, content: "api after ${web.content_hash}\n" }
 "#;
 
+/// Shows `server`'s port as `[PG-PORT]` in `case`'s snapshots, and what a lock holder is known
+/// by that a test cannot fix in advance: this machine's name and the time the lock was taken.
+fn redact_server(case: &Case, server: &Server) {
+    case.redact(server.port, "PG-PORT");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    if !host.trim().is_empty() {
+        let host = crate::harness::regex_escape(host.trim());
+        case.redact_matches(&format!(r"@{host}\b"), "@[HOST]");
+    }
+    case.redact_matches(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b", "[TIMESTAMP]");
+}
+
 /// Every output must be free of the password and of the URL.
 fn assert_no_password(out: &crate::harness::Output) {
     assert!(
@@ -377,8 +389,15 @@ fn apply_plan_and_destroy_keep_the_state_in_postgres() {
     assert_eq!(case.read("web.txt"), "hello again\n");
     // The saved plan was bound to the serial it was made against: applied once, it is stale.
     let stale = case.run(["apply", "change.plan"]);
-    assert_eq!(stale.code, 1, "{stale}");
-    assert!(stale.stderr.contains("the saved plan is stale"), "{stale}");
+    redact_server(&case, &server);
+    fabrik_snapshot!(case, stale, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the saved plan is stale: the state changed since the plan was made (serial 1 then, 2 now)
+    run `fabrik plan --out PLAN` again and review the new plan
+    ");
 
     let out = case.expect(["destroy", "--yes"], 0);
     assert_no_password(&out);
@@ -387,11 +406,13 @@ fn apply_plan_and_destroy_keep_the_state_in_postgres() {
     // A schema written by a newer fabrik is left alone.
     server.sql("INSERT INTO fabrik_state.migrations (version) VALUES (99)");
     let newer = case.run(["plan"]);
-    assert_eq!(newer.code, 1, "{newer}");
-    assert!(
-        newer.stderr.contains("is at version 99") && newer.stderr.contains("upgrade fabrik"),
-        "{newer}"
-    );
+    fabrik_snapshot!(case, newer, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the state schema in postgres://fabrik@127.0.0.1:[PG-PORT]/postgres (schema fabrik_state) is at version 99; this fabrik knows versions up to 3: upgrade fabrik
+    ");
     server.sql("DELETE FROM fabrik_state.migrations WHERE version = 99");
     assert_eq!(
         server.sql(
@@ -442,8 +463,17 @@ fn backend_flag_and_environment_choose_postgres_for_one_run() {
     let local = case.run(["plan", "--refresh=false", "--detailed-exitcode"]);
     assert_eq!(local.code, 2, "{local}");
     let local = case.run(["plan"]);
-    assert_eq!(local.code, 1, "{local}");
-    assert!(local.stderr.contains("already exists"), "{local}");
+    fabrik_snapshot!(case, local, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `web`: [TEMP]/web.txt already exists (a file) and this stack did not create it; set `adopt: true` to take it over (its content is kept and put back if the apply is rolled back), or import it with `fabrik import web [TEMP]/web.txt`
+      --> fabrik.yaml:3:3
+      |
+    3 |   web:
+      |   ^^^
+    ");
 }
 
 #[test]
@@ -452,12 +482,16 @@ fn the_password_never_shows_even_when_the_connection_fails() {
     let wrong = server.url().replace(PASSWORD, "wrong-Kd9x2Pq");
     let case = Case::new().spec(STACK).env("STATE_DB_URL", &wrong);
     let out = case.run(["apply", "--yes"]);
-    assert_eq!(out.code, 1, "{out}");
     assert!(!out.stderr.contains("wrong-Kd9x2Pq"), "{out}");
-    assert!(
-        out.stderr.contains("postgres://fabrik@127.0.0.1:") && out.stderr.contains("password"),
-        "the error says where and why, without the password:\n{out}"
-    );
+    // The error says where and why, without the password.
+    redact_server(&case, &server);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: state backend postgres://fabrik@127.0.0.1:[PG-PORT]/postgres (schema fabrik_state): connecting: FATAL: password authentication failed for user "fabrik"
+    "#);
     let good = case
         .args(["apply", "--yes"])
         .env("STATE_DB_URL", server.url())
@@ -478,10 +512,18 @@ fn a_bad_backend_block_is_reported_where_it_is_written() {
         "#,
     );
     let out = case.run(["validate"]);
-    assert_eq!(out.code, 1, "{out}");
-    assert!(out.stderr.contains("fabrik.yaml:3:3"), "{out}");
-    assert!(out.stderr.contains("unknown backend `postgress`"), "{out}");
-    assert!(out.stderr.contains("postgres"), "{out}");
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unknown backend `postgress`
+      --> fabrik.yaml:3:3
+      |
+    3 |   postgress:
+      |   ^^^^^^^^^
+      = help: did you mean `postgres`?
+    ");
 
     case.set_spec(
         r#"
@@ -494,15 +536,27 @@ fn a_bad_backend_block_is_reported_where_it_is_written() {
         "#,
     );
     let out = case.run(["validate"]);
-    assert_eq!(out.code, 1, "{out}");
-    assert!(
-        out.stderr.contains("fabrik.yaml:4:10") && out.stderr.contains("holds a password"),
-        "{out}"
-    );
-    assert!(
-        out.stderr.contains("fabrik.yaml:5:13") && out.stderr.contains("invalid schema name"),
-        "{out}"
-    );
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `url` holds a password in the spec
+      --> fabrik.yaml:4:10
+      |
+    4 |     url: "postgres://fabrik:hunter2@db/fabrik"
+      |          ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+      = help: put the connection string in a secret and write `url: "${secret.STATE_DB_URL}"`
+
+    error: invalid schema name `Bad-Name`
+      --> fabrik.yaml:5:13
+      |
+    5 |     schema: Bad-Name
+      |             ^^^^^^^^
+      = help: a schema is a lower-case identifier: letters, digits and `_`, at most 63
+
+    2 errors in fabrik.yaml
+    "#);
 
     case.set_spec(
         r#"
@@ -516,22 +570,41 @@ fn a_bad_backend_block_is_reported_where_it_is_written() {
         "#,
     );
     let out = case.run(["validate"]);
-    assert_eq!(out.code, 1, "{out}");
-    assert!(out.stderr.contains("`url` cannot use ${web.path}"), "{out}");
-    assert!(
-        out.stderr
-            .contains("unknown key `port` in backend `postgres`"),
-        "{out}"
-    );
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `url` cannot use ${web.path}
+      --> fabrik.yaml:3:36
+      |
+    3 |   postgres: { schema: fabrik, url: "postgres://u@${web.path}/x", port: 5432 }
+      |                                    ^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+      = help: the state's URL may use `${secret.NAME}` and `${env.NAME}` only
+
+    error: unknown key `port` in backend `postgres`
+      --> fabrik.yaml:3:66
+      |
+    3 |   postgres: { schema: fabrik, url: "postgres://u@${web.path}/x", port: 5432 }
+      |                                                                  ^^^^
+
+    2 errors in fabrik.yaml
+    "#);
 
     case.set_spec("stack: shop\nbackend:\n  postgres: {}\nresources: {}\n");
     let out = case.run(["validate"]);
-    assert_eq!(out.code, 1, "{out}");
-    assert!(
-        out.stderr.contains("fabrik.yaml:3:3")
-            && out.stderr.contains("backend `postgres` has no `url`"),
-        "{out}"
-    );
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: backend `postgres` has no `url`
+      --> fabrik.yaml:3:3
+      |
+    3 |   postgres: {}
+      |   ^^^^^^^^
+      = help: add `url: "${secret.STATE_DB_URL}"` and put the connection string in that secret
+    "#);
 }
 
 /// A spec whose apply holds the lock until the test lets it go: its gate waits for a port the
@@ -565,31 +638,23 @@ fn two_concurrent_applies_one_runs_the_other_is_refused_with_the_holder() {
     // The first run holds the lock once its file exists (it waits on its gate after that).
     let first = crate::live::spawn_until_exists(&case, &["apply", "--yes"], "web.txt");
     let second = case.run(["apply", "--yes"]);
-    assert_eq!(second.code, 1, "{second}");
     assert_no_password(&second);
-    assert!(
-        second
-            .stderr
-            .contains("stack `shop` is locked by another fabrik run"),
-        "{second}"
-    );
-    assert!(second.stderr.contains("held by tester@"), "{second}");
-    assert!(
-        second.stderr.contains(&format!("pid {}", first.id())),
-        "the holder's pid is the first run's:\n{second}"
-    );
-    assert!(
-        second.stderr.contains("command: ") && second.stderr.contains("apply --yes"),
-        "{second}"
-    );
-    for args in [&["destroy", "--yes"][..], &["state", "rm", "web"]] {
-        let refused = case.run(args);
-        assert_eq!(refused.code, 1, "{args:?}:\n{refused}");
-        assert!(
-            refused.stderr.contains(&format!("pid {}", first.id())),
-            "{args:?}:\n{refused}"
-        );
-    }
+    // The holder is named: user, machine, the first run's pid, when, and its command.
+    redact_server(&case, &server);
+    case.redact(first.id(), "FIRST-PID");
+    fabrik_snapshot!(case, second, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: stack `shop` is locked by another fabrik run
+      held by tester@[HOST], pid [FIRST-PID], since [TIMESTAMP]
+      command: [FABRIK] apply --yes
+    wait for it to finish, or, if that process is gone, run `fabrik unlock --force`
+    ");
+    // Every command that writes the state is refused the same way.
+    assert_eq!(case.run(["destroy", "--yes"]), second);
+    assert_eq!(case.run(["state", "rm", "web"]), second);
     // Let the first run's gate pass: it finishes alone and records its work.
     let _listener = std::net::TcpListener::bind(("127.0.0.1", gate)).expect("the gate's port");
     let first = first.wait_with_output().unwrap();
@@ -700,11 +765,28 @@ fn a_killed_holder_frees_the_lock_at_once_and_the_next_apply_recovers_its_intent
         Duration::from_secs(2),
     );
 
-    let next = case.expect(["apply", "--yes"], 0);
-    assert!(
-        next.stdout.contains("Recovered from an interrupted run"),
-        "the open intent is resolved first:\n{next}"
-    );
+    let next = case.run(["apply", "--yes"]);
+    // The open intent is resolved first.
+    redact_server(&case, &server);
+    case.redact(pid, "STUBBORN-PID");
+    fabrik_snapshot!(case, next, @"
+    exit code: 0
+    ----- stdout -----
+    Recovered from an interrupted run:
+      stubborn: still there after an interrupted delete
+
+    fabrik will make these changes to stack `shop`:
+
+      - stubborn (local.process)
+
+    Plan: 0 to add, 0 to change, 1 to destroy.
+
+      - stubborn (local.process): destroyed [TIME]
+
+    Apply complete: 0 added, 0 changed, 1 destroyed in [TIME].
+
+    ----- stderr -----
+    ");
     assert_no_password(&next);
     let deadline = Instant::now() + Duration::from_secs(10);
     while crate::live::alive(pid) {
@@ -730,16 +812,29 @@ fn unlock_force_ends_the_holders_session_names_it_and_frees_the_stack() {
         .spec(&slow_spec(gate))
         .env("STATE_DB_URL", server.url());
     let first = crate::live::spawn_until_exists(&case, &["apply", "--yes"], "web.txt");
+    redact_server(&case, &server);
+    case.redact(first.id(), "FIRST-PID");
     let idle_refusal = case.run(["unlock"]);
-    assert_eq!(idle_refusal.code, 1, "{idle_refusal}");
+    fabrik_snapshot!(case, idle_refusal, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: breaking a lock can let two runs write one state; pass --force if the holder is really gone
+    ");
     let out = case.expect(["unlock", "--force"], 0);
     assert_no_password(&out);
-    assert!(out.stdout.contains("Broke the lock of the stack."), "{out}");
-    assert!(
-        out.stdout.contains("held by tester@")
-            && out.stdout.contains(&format!("pid {}", first.id())),
-        "the holder is named:\n{out}"
-    );
+    // The holder is named.
+    fabrik_snapshot!(case, out, @"
+    exit code: 0
+    ----- stdout -----
+    Broke the lock of the stack.
+    It was held by:
+      held by tester@[HOST], pid [FIRST-PID], since [TIMESTAMP]
+      command: [FABRIK] apply --yes
+
+    ----- stderr -----
+    ");
     // The holder's sessions were ended: it can write nothing more and stops with an error.
     let _listener = std::net::TcpListener::bind(("127.0.0.1", gate)).expect("the gate's port");
     let first = first.wait_with_output().unwrap();
@@ -769,23 +864,36 @@ fn the_server_stopping_mid_apply_stops_the_run_and_the_next_one_converges() {
     server.stop();
     let listener = std::net::TcpListener::bind(("127.0.0.1", gate)).expect("the gate's port");
     let first = first.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&first.stderr);
-    assert_ne!(
-        first.status.code(),
-        Some(0),
-        "the run cannot finish:\n{stderr}"
-    );
-    assert!(
-        stderr.contains("state backend postgres://fabrik@127.0.0.1:"),
-        "the error names the backend:\n{stderr}"
-    );
-    assert!(
-        stderr.contains("the database went away mid-run")
-            && stderr.contains("the stack is at serial 1 with 1 resource")
-            && stderr.contains("shop.emergency.json"),
-        "the error says where the stack stands and where its state is kept:\n{stderr}"
-    );
-    assert!(!stderr.contains(PASSWORD), "{stderr}");
+    let first = crate::harness::Output {
+        code: first.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(first.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(first.stderr).expect("stderr is UTF-8"),
+    };
+    assert_no_password(&first);
+    // The run cannot finish; the error names the backend, says where the stack stands and
+    // where its state is kept.
+    redact_server(&case, &server);
+    case.redact(gate, "GATE-PORT");
+    fabrik_snapshot!(case, first, @r#"
+    exit code: 4
+    ----- stdout -----
+    fabrik will make these changes to stack `shop`:
+
+      + web (local.file)
+          + path    = "web.txt"
+          + content = <<EOT
+              hello
+            EOT
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+      + web (local.file): created [TIME]
+      ✓ web: verified tcp 127.0.0.1:[GATE-PORT] [TIME]
+
+    ----- stderr -----
+    error: state backend postgres://fabrik@127.0.0.1:[PG-PORT]/postgres (schema fabrik): starting a transaction: connection closed
+    the database went away mid-run: nothing new was started, and the stack is at serial 1 with 1 resource; that state is saved in ./.fabrik/shop.emergency.json and the next run on this machine pushes it to the database before anything else (until then the database lacks this run's last changes)
+    "#);
     assert!(case.exists(".fabrik/shop.emergency.json"));
 
     server.restart();
@@ -799,11 +907,16 @@ fn the_server_stopping_mid_apply_stops_the_run_and_the_next_one_converges() {
         .args(["apply", "--yes"])
         .env("STATE_DB_URL", server.url())
         .run();
-    assert_eq!(next.code, 0, "{next}");
-    assert!(
-        next.stderr.contains("Pushed the state saved in"),
-        "the next run pushes the saved state first:\n{next}"
-    );
+    // The next run pushes the saved state first.
+    redact_server(&case, &server);
+    fabrik_snapshot!(case, next, @"
+    exit code: 0
+    ----- stdout -----
+    No changes. Stack `shop` matches the spec.
+
+    ----- stderr -----
+    Pushed the state saved in ./.fabrik/shop.emergency.json while the database was away (serial 1) to postgres://fabrik@127.0.0.1:[PG-PORT]/postgres (schema fabrik).
+    ");
     assert!(!case.exists(".fabrik/shop.emergency.json"));
     assert_eq!(
         server.sql("SELECT state->'resources' ? 'web' FROM fabrik.snapshots WHERE stack = 'shop'"),
@@ -910,17 +1023,29 @@ fn tls_verifies_the_server_against_the_given_ca_and_fails_without_it() {
     );
 
     // The server's certificate is not from the system roots: without the CA it is refused.
+    redact_server(&case, &server);
     let out = case
         .args(["plan"])
         .env("STATE_DB_URL", format!("{}?sslmode=require", server.url()))
         .run();
-    assert_eq!(out.code, 1, "{out}");
-    assert!(out.stderr.contains("certificate"), "{out}");
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: state backend postgres://fabrik@127.0.0.1:[PG-PORT]/postgres (schema fabrik_state): connecting: error performing TLS handshake: invalid peer certificate: UnknownIssuer
+    ");
     assert_no_password(&out);
 
     // Without TLS the server refuses the connection (pg_hba allows TLS only).
     let out = case.args(["plan"]).env("STATE_DB_URL", server.url()).run();
-    assert_eq!(out.code, 1, "{out}");
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: state backend postgres://fabrik@127.0.0.1:[PG-PORT]/postgres (schema fabrik_state): connecting: FATAL: no pg_hba.conf entry for host "127.0.0.1", user "fabrik", database "postgres", no encryption
+    "#);
     assert_no_password(&out);
 }
 
@@ -971,13 +1096,15 @@ fn state_migrate_moves_a_stack_with_its_journal_to_postgres_and_back() {
 
     // The old place says where the state went instead of planning everything again.
     let stale = case.run(["plan"]);
-    assert_eq!(stale.code, 1, "{stale}");
-    assert!(
-        stale
-            .stderr
-            .contains("was moved to postgres://fabrik@127.0.0.1:"),
-        "{stale}"
-    );
+    redact_server(&case, &server);
+    fabrik_snapshot!(case, stale, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the state of stack `shop` was moved to postgres://fabrik@127.0.0.1:[PG-PORT]/postgres (schema team) by `fabrik state migrate`
+    point the spec at it (its `backend:` block), or pass --backend or --state-dir
+    ");
     assert_no_password(&stale);
 
     let team = crate::harness::dedent(LOCAL).replace(
@@ -1003,8 +1130,14 @@ fn state_migrate_moves_a_stack_with_its_journal_to_postgres_and_back() {
     );
     assert_eq!(server.sql("SELECT count(*) FROM team.snapshots"), "0");
     let moved = case.run(["plan"]);
-    assert_eq!(moved.code, 1, "{moved}");
-    assert!(moved.stderr.contains("was moved to .fabrik"), "{moved}");
+    fabrik_snapshot!(case, moved, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the state of stack `shop` was moved to .fabrik by `fabrik state migrate`
+    point the spec at it (its `backend:` block), or pass --backend or --state-dir
+    ");
     case.set_spec(LOCAL);
     let plan = case.run(["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "the local state is complete again:\n{plan}");
@@ -1016,8 +1149,14 @@ fn state_migrate_moves_a_stack_with_its_journal_to_postgres_and_back() {
     // The database says where the stack went, too.
     case.set_spec(&team);
     let moved = case.run(["plan"]);
-    assert_eq!(moved.code, 1, "{moved}");
-    assert!(moved.stderr.contains("was moved to .fabrik"), "{moved}");
+    fabrik_snapshot!(case, moved, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the state of stack `shop` was moved to .fabrik by `fabrik state migrate`
+    point the spec at it (its `backend:` block), or pass --backend or --state-dir
+    ");
 
     // A target that already holds the stack is refused, and nothing moves.
     let other = format!("{}?schema=other", server.url());
@@ -1025,11 +1164,13 @@ fn state_migrate_moves_a_stack_with_its_journal_to_postgres_and_back() {
     elsewhere.expect(["--backend", &other, "apply", "--yes"], 0);
     case.set_spec(LOCAL);
     let refused = case.run(["state", "migrate", "--to", &other]);
-    assert_eq!(refused.code, 1, "{refused}");
-    assert!(
-        refused.stderr.contains("already holds a state"),
-        "{refused}"
-    );
+    fabrik_snapshot!(case, refused, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: postgres://fabrik@127.0.0.1:[PG-PORT]/postgres (schema other) already holds a state of stack `shop` (serial 1); nothing was moved
+    ");
     assert_no_password(&refused);
     assert!(
         case.state_file("shop").exists(),

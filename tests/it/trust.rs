@@ -75,12 +75,19 @@ fn a_targeted_apply_never_takes_a_path_from_a_resource_it_leaves_alone() {
     let case = Case::new().spec(&spec(&[("a", "p1.txt", "A")]));
     case.expect(["apply", "--yes"], 0);
     case.set_spec(&spec(&[("a", "p0.txt", "A"), ("b", "p1.txt", "B")]));
-    let out = case.expect(["apply", "--yes", "--target", "b"], 1);
-    assert!(
-        out.stderr.contains("is held by `a`") && out.stderr.contains("--target a"),
-        "{out}"
-    );
-    assert!(out.stderr.contains("fabrik.yaml:4:3"), "located: {out}");
+    let out = case.run(["apply", "--yes", "--target", "b"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `b`: [TEMP]/p1.txt is held by `a`, which this plan leaves as it is
+      --> fabrik.yaml:4:3
+      |
+    4 |   b: { type: local.file, with: { path: p1.txt, content: "B" } }
+      |   ^
+      = help: add `--target a` so that its change is part of this plan, or apply without --target
+    "#);
     assert_eq!(case.read("p1.txt"), "A");
     assert_eq!(case.tracked("trust"), ["a"]);
 }
@@ -93,7 +100,33 @@ fn a_rolled_back_handover_gives_the_file_back_to_its_owner() {
         "{}  b:\n    type: local.file\n    with: {{ path: p1.txt, content: B }}\n    verify: [{{ tcp: \"127.0.0.1:1\", timeout: 200ms }}]\n",
         spec(&[("a", "p0.txt", "A")])
     ));
-    case.expect(["apply", "--yes"], 3);
+    let out = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, out.with_parallel_lines_sorted(), @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `trust`:
+
+      +/- a (local.file)  create before destroy
+          ~ path = "p1.txt" → "p0.txt"  # forces replacement
+
+      + b (local.file)  # takes over [TEMP]/p1.txt from `a`
+          + path    = "p1.txt"
+          + content = "B"
+
+    Plan: 2 to add, 0 to change, 1 to destroy.
+
+      + b (local.file): created [TIME]
+      ± a (local.file): replaced [TIME]
+      ✗ b (local.file): failed: gate tcp 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: connection refused (nothing listens there) (gave up after 200ms, [N] attempts)
+    Rolling back the changes this run made…
+      ↩ a (local.file): rolled back [TIME]
+      ↩ b (local.file): rolled back [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      b: gate tcp 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: connection refused (nothing listens there) (gave up after 200ms, [N] attempts)
+    every change was rolled back; the stack is as it was before this run
+    "#);
     assert_eq!(case.read("p1.txt"), "A");
     assert!(!case.exists("p0.txt"));
     assert_eq!(case.tracked("trust"), ["a"]);
@@ -109,15 +142,32 @@ fn two_resources_on_one_path_are_refused_naming_both() {
         ("c", "x.txt", "c"),
         ("d", "./x.txt", "d"),
     ]));
-    for command in [&["validate"][..], &["plan"], &["apply", "--yes"]] {
-        let out = case.expect(command, 1);
-        assert!(
-            out.stderr.contains("`b` and `a` are both at")
-                && out.stderr.contains("`d` and `c` are both at")
-                && out.stderr.contains("fabrik.yaml:4:3"),
-            "{command:?}: {out}"
-        );
-    }
+    let out = case.run(["validate"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `b` and `a` are both at [TEMP]/same.txt: two resources cannot share one object
+      --> fabrik.yaml:4:3
+      |
+    4 |   b: { type: local.file, with: { path: same.txt, content: "b" } }
+      |   ^
+      = help: give each resource its own (paths are compared once `.` and `..` are resolved)
+
+    error: `d` and `c` are both at [TEMP]/x.txt: two resources cannot share one object
+      --> fabrik.yaml:6:3
+      |
+    6 |   d: { type: local.file, with: { path: ./x.txt, content: "d" } }
+      |   ^
+      = help: give each resource its own (paths are compared once `.` and `..` are resolved)
+
+    2 errors in fabrik.yaml
+
+    "#);
+    // The same refusal, word for word, from a plan and from an apply.
+    assert_eq!(case.run(["plan"]), out);
+    assert_eq!(case.run(["apply", "--yes"]), out);
     assert!(!case.exists("same.txt") && !case.exists("x.txt"));
     assert!(!case.state_file("trust").exists());
 }
@@ -127,6 +177,7 @@ fn fabriks_own_files_are_refused_as_paths() {
     let case = Case::new().spec(&spec(&[("a", "ok.txt", "a")]));
     case.expect(["apply", "--yes"], 0);
     let before = case.state("trust");
+    let mut transcript = String::new();
     for path in [
         "fabrik.yaml",
         ".fabrik/trust.state.json",
@@ -135,16 +186,61 @@ fn fabriks_own_files_are_refused_as_paths() {
     ] {
         case.set_spec(&spec(&[("a", "ok.txt", "a"), ("b", path, "x")]));
         let written = case.read("fabrik.yaml");
-        for command in [&["validate"][..], &["apply", "--yes"]] {
-            let out = case.expect(command, 1);
-            assert!(
-                out.stderr.contains("one of fabrik's own files") && out.stderr.contains(":4:"),
-                "{path}: {out}"
-            );
-        }
+        let out = case.run(["validate"]);
+        assert_eq!(
+            case.run(["apply", "--yes"]),
+            out,
+            "{path}: apply refuses alike"
+        );
+        transcript += &format!("$ fabrik validate  # b at {path}\n{out}\n");
         assert_eq!(case.read("fabrik.yaml"), written);
         assert!(!case.exists(".env"));
     }
+    fabrik_snapshot!(case, transcript, @r#"
+    $ fabrik validate  # b at fabrik.yaml
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `b` (local.file): `path` [TEMP]/fabrik.yaml points into [TEMP]/fabrik.yaml, one of fabrik's own files (the spec, the state directory, `.env`): a resource may not write it
+      --> fabrik.yaml:4:14
+      |
+    4 |   b: { type: local.file, with: { path: fabrik.yaml, content: "x" } }
+      |              ^^^^^^^^^^
+
+    $ fabrik validate  # b at .fabrik/trust.state.json
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `b` (local.file): `path` [TEMP]/.fabrik/trust.state.json points into [TEMP]/.fabrik, one of fabrik's own files (the spec, the state directory, `.env`): a resource may not write it
+      --> fabrik.yaml:4:14
+      |
+    4 |   b: { type: local.file, with: { path: .fabrik/trust.state.json, content: "x" } }
+      |              ^^^^^^^^^^
+
+    $ fabrik validate  # b at .env
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `b` (local.file): `path` [TEMP]/.env points into [TEMP]/.env, one of fabrik's own files (the spec, the state directory, `.env`): a resource may not write it
+      --> fabrik.yaml:4:14
+      |
+    4 |   b: { type: local.file, with: { path: .env, content: "x" } }
+      |              ^^^^^^^^^^
+
+    $ fabrik validate  # b at ./.fabrik
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `b` (local.file): `path` [TEMP]/.fabrik points into [TEMP]/.fabrik, one of fabrik's own files (the spec, the state directory, `.env`): a resource may not write it
+      --> fabrik.yaml:4:14
+      |
+    4 |   b: { type: local.file, with: { path: ./.fabrik, content: "x" } }
+      |              ^^^^^^^^^^
+"#);
     assert_eq!(case.state("trust"), before);
 }
 
@@ -152,15 +248,24 @@ fn fabriks_own_files_are_refused_as_paths() {
 fn a_users_file_stops_the_plan_and_is_never_overwritten() {
     let case = Case::new().spec(&spec(&[("a", "pre.txt", "mine")]));
     case.write("pre.txt", "user data");
-    for command in [&["plan"][..], &["apply", "--yes"]] {
-        let out = case.expect(command, 1);
-        assert!(
-            out.stderr.contains("already exists")
-                && out.stderr.contains("adopt: true")
-                && out.stderr.contains("fabrik import a"),
-            "{out}"
-        );
-    }
+    let out = case.run(["plan"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `a`: [TEMP]/pre.txt already exists (a file) and this stack did not create it; set `adopt: true` to take it over (its content is kept and put back if the apply is rolled back), or import it with `fabrik import a [TEMP]/pre.txt`
+      --> fabrik.yaml:3:3
+      |
+    3 |   a: { type: local.file, with: { path: pre.txt, content: "mine" } }
+      |   ^
+
+    "#);
+    assert_eq!(
+        case.run(["apply", "--yes"]),
+        out,
+        "the same refusal from an apply"
+    );
     assert_eq!(case.read("pre.txt"), "user data");
     assert!(!case.state_file("trust").exists());
 }
@@ -181,7 +286,29 @@ fn a_rolled_back_adoption_restores_the_users_file_byte_for_byte() {
     let original: &[u8] = b"user data\x00\xff\n";
     case.write("pre.txt", original);
     std::fs::set_permissions(case.path("pre.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
-    case.expect(["apply", "--yes"], 3);
+    let out = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `trust`:
+
+      + a (local.file)
+          + path    = "pre.txt"
+          + content = "mine"
+          + mode    = "0644"
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+      + a (local.file): created [TIME]
+      ✗ a (local.file): failed: gate tcp 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: connection refused (nothing listens there) (gave up after 200ms, [N] attempts)
+    Rolling back the changes this run made…
+      ↩ a (local.file): rolled back [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      a: gate tcp 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: connection refused (nothing listens there) (gave up after 200ms, [N] attempts)
+    every change was rolled back; the stack is as it was before this run
+    "#);
     assert_eq!(std::fs::read(case.path("pre.txt")).unwrap(), original);
     assert_eq!(mode(&case, "pre.txt"), 0o640);
     assert!(case.tracked("trust").is_empty());
@@ -206,7 +333,27 @@ fn a_rolled_back_update_restores_the_file_byte_for_byte() {
             verify: [{ tcp: "127.0.0.1:1", timeout: 200ms }]
         "#,
     );
-    case.expect(["apply", "--yes"], 3);
+    let out = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `trust`:
+
+      ~ a (local.file)
+          ~ content = "one" → "two"
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ~ a (local.file): updated [TIME]
+      ✗ a (local.file): failed: gate tcp 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: connection refused (nothing listens there) (gave up after 200ms, [N] attempts)
+    Rolling back the changes this run made…
+      ↩ a (local.file): rolled back [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      a: gate tcp 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: connection refused (nothing listens there) (gave up after 200ms, [N] attempts)
+    every change was rolled back; the stack is as it was before this run
+    "#);
     assert_eq!(case.read("f.txt"), "one");
     assert_eq!(mode(&case, "f.txt"), 0o600);
 }
@@ -234,8 +381,15 @@ fn a_saved_plan_refuses_an_edit_to_content_known_only_after_apply() {
     let case = Case::new().spec(written);
     case.expect(["plan", "--out", "P"], 0);
     case.set_spec(&written.replace("x${b.size}", "x${b.size} stale-edit"));
-    let out = case.expect(["apply", "P"], 1);
-    assert!(out.stderr.contains("stale"), "{out}");
+    let out = case.run(["apply", "P"]);
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the saved plan is stale: the spec (or an environment variable it uses) changed since the plan was made
+    run `fabrik plan --out PLAN` again and review the new plan
+    ");
     assert!(!case.exists("p0.txt") && !case.exists("p1.txt"));
     // Put back as it was, the plan applies exactly what it showed.
     case.set_spec(written);
@@ -257,8 +411,14 @@ fn a_saved_plan_refuses_a_changed_environment_variable_inside_unknown_content() 
         .env("GREETING", "hello")
         .run();
     let out = case.args(["apply", "P"]).env("GREETING", "bye").run();
-    assert_eq!(out.code, 1, "{out}");
-    assert!(out.stderr.contains("stale"), "{out}");
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the saved plan is stale: the spec (or an environment variable it uses) changed since the plan was made
+    run `fabrik plan --out PLAN` again and review the new plan
+    ");
     assert!(!case.exists("p1.txt"));
     let out = case.args(["apply", "P"]).env("GREETING", "hello").run();
     assert_eq!(out.code, 0, "{out}");
@@ -278,8 +438,15 @@ fn a_saved_plan_refuses_an_edited_gate() {
     let case = Case::new().spec(written);
     case.expect(["plan", "--out", "P"], 0);
     case.set_spec(&written.replace("200ms", "300ms"));
-    let out = case.expect(["apply", "P"], 1);
-    assert!(out.stderr.contains("stale"), "{out}");
+    let out = case.run(["apply", "P"]);
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the saved plan is stale: the spec (or an environment variable it uses) changed since the plan was made
+    run `fabrik plan --out PLAN` again and review the new plan
+    ");
 }
 
 #[test]
@@ -320,13 +487,25 @@ fn a_protected_resource_is_never_replaced() {
             .replace("p1.txt", "p3.txt")
             .replace("protect: true", "protect: false"),
     );
-    for command in [&["plan"][..], &["apply", "--yes"]] {
-        let out = case.expect(command, 1);
-        assert!(
-            out.stderr.contains("`a` is protected") && out.stderr.contains("fabrik.yaml:3:"),
-            "{out}"
-        );
-    }
+    let out = case.run(["plan"]);
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `a` is protected: this change would replace it (delete the object and create another)
+      --> fabrik.yaml:3:14
+      |
+    3 |   a: { type: local.file, with: { path: p3.txt, content: A }, protect: false }
+      |              ^^^^^^^^^^
+      = help: the state records it as protected: apply `protect: false` alone first, then this change
+
+    ");
+    assert_eq!(
+        case.run(["apply", "--yes"]),
+        out,
+        "the same refusal from an apply"
+    );
     assert_eq!(case.read("p1.txt"), "A");
     assert!(!case.exists("p3.txt"));
 }
@@ -336,10 +515,23 @@ fn a_protected_resource_removed_from_the_spec_is_never_deleted() {
     let case = Case::new().spec(PROTECTED);
     case.expect(["apply", "--yes"], 0);
     case.set_spec(&spec(&[("b", "p2.txt", "B")]));
-    let out = case.expect(["apply", "--yes"], 1);
-    assert!(out.stderr.contains("protected"), "{out}");
-    let out = case.expect(["destroy", "--yes"], 1);
-    assert!(out.stderr.contains("protected resource `a`"), "{out}");
+    let out = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `a` is no longer in the spec, but the state records it as protected: this plan would delete it
+    put it back in the spec with `protect: false` and apply that first; then remove it
+    ");
+    let out = case.run(["destroy", "--yes"]);
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: refusing to destroy protected resource `a`: set `protect: false` in the spec and apply that first, or leave it out with --target
+    ");
     assert_eq!(case.read("p1.txt"), "A");
     // Once an apply records it unprotected, it can go.
     case.set_spec(&PROTECTED.replace("protect: true", "protect: false"));
@@ -405,8 +597,29 @@ fn gates_answered_by_another_program_do_not_count_once_the_process_is_gone() {
             verify: [{{ tcp: "127.0.0.1:{port}", timeout: 8s, interval: 100ms }}]
         "#
     ));
-    let out = case.expect(["apply", "--yes"], 3);
-    assert!(out.stdout.contains("gone now"), "{out}");
+    let out = case.run(["apply", "--yes"]);
+    case.redact(port, "PORT");
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `trust`:
+
+      + web (local.process)
+          + command = "sh"
+          + args    = ["-c","sleep 0.3; exit 1"]
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+      + web (local.process): created [TIME]
+      ✗ web (local.process): failed: its gates passed, but it is gone now: something else must have answered them (is another program using its port?)
+    Rolling back the changes this run made…
+      ↩ web (local.process): rolled back [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      web: its gates passed, but it is gone now: something else must have answered them (is another program using its port?)
+    every change was rolled back; the stack is as it was before this run
+    "#);
     assert!(case.tracked("trust").is_empty(), "rolled back: {out}");
     drop(squatter);
 }
@@ -440,16 +653,28 @@ fn two_dns_records_on_one_rrset_or_one_cloudflare_record_are_refused() {
             with: { zone: example.com, name: api, type: A, content: 192.0.2.8 }
         "#,
     );
-    let out = case.expect(["validate"], 1);
-    assert!(
-        out.stderr
-            .contains("`www-again` and `www` are both at PowerDNS RRset www.example.test. A")
-            && out
-                .stderr
-                .contains("`cf-two` and `cf-one` are both at Cloudflare record")
-            && !out.stderr.contains("cf-other"),
-        "{out}"
-    );
+    let out = case.run(["validate"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `www-again` and `www` are both at PowerDNS RRset www.example.test. A: two resources cannot share one object
+       --> fabrik.yaml:12:3
+       |
+    12 |   www-again:
+       |   ^^^^^^^^^
+       = help: give each resource its own (paths are compared once `.` and `..` are resolved)
+
+    error: `cf-two` and `cf-one` are both at Cloudflare record api.example.com A "192.0.2.7" in zone example.com: two resources cannot share one object
+       --> fabrik.yaml:18:3
+       |
+    18 |   cf-two:
+       |   ^^^^^^
+       = help: give each resource its own (paths are compared once `.` and `..` are resolved)
+
+    2 errors in fabrik.yaml
+    "#);
 }
 
 #[test]
@@ -463,11 +688,38 @@ fn two_resources_whose_paths_meet_only_at_apply_time_are_refused_and_rolled_back
           b: { type: local.file, with: { path: "p${s.size}.txt", content: same } }
         "#,
     );
-    let out = case.expect(["apply", "--yes"], 3);
-    assert!(
-        out.stdout.contains("two resources cannot share one object"),
-        "{out}"
-    );
+    let out = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, out.with_parallel_lines_sorted(), @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `trust`:
+
+      + s (local.file)
+          + path    = "s.txt"
+          + content = "x"
+
+      + a (local.file)
+          + path    = (known after apply)
+          + content = "same"
+
+      + b (local.file)
+          + path    = (known after apply)
+          + content = "same"
+
+    Plan: 3 to add, 0 to change, 0 to destroy.
+
+      + a (local.file): created [TIME]
+      + s (local.file): created [TIME]
+      ✗ b (local.file): failed: [TEMP]/p1.txt is `a`'s too, and this run does not remove `a`: two resources cannot share one object
+    Rolling back the changes this run made…
+      ↩ a (local.file): rolled back [TIME]
+      ↩ s (local.file): rolled back [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      b: [TEMP]/p1.txt is `a`'s too, and this run does not remove `a`: two resources cannot share one object
+    every change was rolled back; the stack is as it was before this run
+    "#);
     assert!(!case.exists("p1.txt") && !case.exists("s.txt"));
     assert!(case.tracked("trust").is_empty());
 }
@@ -488,19 +740,52 @@ fn places_are_checked_where_the_path_is_known_before_the_content() {
     let case = Case::new().spec(&spec(&[("a", "a.txt", "a")]));
     case.expect(["apply", "--yes"], 0);
     case.write("user.txt", "user data");
-    for (path, says) in [
-        (".env", "one of fabrik's own files"),
-        ("a.txt", "held by `a`"),
-        ("user.txt", "already exists"),
-    ] {
+    // `.env` is one of fabrik's own files, `a.txt` is held by `a`, `user.txt` already exists.
+    let mut transcript = String::new();
+    for path in [".env", "a.txt", "user.txt"] {
         case.set_spec(&format!(
             "{}  b: {{ type: local.file, with: {{ path: {path}, content: \"b ${{a.size}}\" }} }}\n",
             spec(&[("a", "a.txt", "a2")])
         ));
-        let out = case.expect(["plan"], 1);
-        assert!(out.stderr.contains(says), "{path}: {out}");
+        let out = case.run(["plan"]);
+        transcript += &format!("$ fabrik plan  # b at {path}\n{out}\n");
         case.expect(["apply", "--yes"], 1);
     }
+    fabrik_snapshot!(case, transcript, @r#"
+    $ fabrik plan  # b at .env
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `b` (local.file): `path` [TEMP]/.env points into [TEMP]/.env, one of fabrik's own files (the spec, the state directory, `.env`): a resource may not write it
+      --> fabrik.yaml:4:14
+      |
+    4 |   b: { type: local.file, with: { path: .env, content: "b ${a.size}" } }
+      |              ^^^^^^^^^^
+
+    $ fabrik plan  # b at a.txt
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `b`: [TEMP]/a.txt is held by `a`, which this plan leaves as it is
+      --> fabrik.yaml:4:3
+      |
+    4 |   b: { type: local.file, with: { path: a.txt, content: "b ${a.size}" } }
+      |   ^
+      = help: two resources cannot share one object
+
+    $ fabrik plan  # b at user.txt
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `b`: [TEMP]/user.txt already exists (a file) and this stack did not create it; set `adopt: true` to take it over (its content is kept and put back if the apply is rolled back), or import it with `fabrik import b [TEMP]/user.txt`
+      --> fabrik.yaml:4:3
+      |
+    4 |   b: { type: local.file, with: { path: user.txt, content: "b ${a.size}" } }
+      |   ^
+    "#);
     assert_eq!(case.read("a.txt"), "a");
     assert_eq!(case.read("user.txt"), "user data");
     assert!(!case.exists(".env"));
@@ -509,8 +794,18 @@ fn places_are_checked_where_the_path_is_known_before_the_content() {
         "{}  b: {{ type: local.file, with: {{ path: .env, content: \"b ${{a.size}}\" }} }}\n",
         spec(&[("a", "a.txt", "a")])
     ));
-    let out = case.expect(["validate"], 1);
-    assert!(out.stderr.contains("one of fabrik's own files"), "{out}");
+    let out = case.run(["validate"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `b` (local.file): `path` [TEMP]/.env points into [TEMP]/.env, one of fabrik's own files (the spec, the state directory, `.env`): a resource may not write it
+      --> fabrik.yaml:4:14
+      |
+    4 |   b: { type: local.file, with: { path: .env, content: "b ${a.size}" } }
+      |              ^^^^^^^^^^
+    "#);
 }
 
 #[test]
@@ -520,8 +815,19 @@ fn a_targeted_plan_refuses_a_spec_with_two_resources_on_one_path() {
         ("b", "x.txt", "b"),
         ("c", "c.txt", "c"),
     ]));
-    let out = case.expect(["apply", "--yes", "--target", "c"], 1);
-    assert!(out.stderr.contains("`b` and `a` are both at"), "{out}");
+    let out = case.run(["apply", "--yes", "--target", "c"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `b` and `a` are both at [TEMP]/x.txt: two resources cannot share one object
+      --> fabrik.yaml:4:3
+      |
+    4 |   b: { type: local.file, with: { path: x.txt, content: "b" } }
+      |   ^
+      = help: give each resource its own (paths are compared once `.` and `..` are resolved)
+    "#);
     assert!(!case.exists("c.txt"));
 }
 
@@ -537,14 +843,44 @@ fn a_rolled_back_run_leaves_fabriks_records_as_they_were() {
             .replace("protect: true", "protect: false")
             .replace("content: B", "content: B2")
     ));
-    case.expect(["apply", "--yes"], 3);
+    let out = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, out.with_parallel_lines_sorted(), @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `trust`:
+
+      ~ a (local.file)
+          ~ protect = true → false
+
+      ~ b (local.file)
+          ~ content = "B" → "B2"
+
+    Plan: 0 to add, 2 to change, 0 to destroy.
+
+      ~ b (local.file): updated [TIME]
+      ✗ stack (verify): failed: gate tcp 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: connection refused (nothing listens there) (gave up after 200ms, [N] attempts)
+    Rolling back the changes this run made…
+      ↩ b (local.file): rolled back [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      stack: gate tcp 127.0.0.1:1 failed: cannot connect to 127.0.0.1:1: connection refused (nothing listens there) (gave up after 200ms, [N] attempts)
+    every change was rolled back; the stack is as it was before this run
+    "#);
     assert_eq!(
         case.state("trust")["resources"]["a"]["protect"],
         serde_json::json!(true)
     );
     assert_eq!(case.read("p2.txt"), "B");
     case.remove("fabrik.yaml");
-    case.expect(["destroy", "--yes", "--stack", "trust"], 1);
+    let out = case.run(["destroy", "--yes", "--stack", "trust"]);
+    fabrik_snapshot!(case, out, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: refusing to destroy protected resource `a`: set `protect: false` in the spec and apply that first, or leave it out with --target
+    ");
     assert_eq!(case.read("p1.txt"), "A");
 }
 
