@@ -105,12 +105,18 @@ impl Case {
     }
 
     /// The names of the resources the stack's state tracks.
+    ///
+    /// Asked of the binary (`fabrik state list`), which reads the snapshot and replays the
+    /// journal after it: a run that found nothing to change does not rewrite the snapshot, so
+    /// records a killed run left in the journal are the state's too.
     pub fn tracked(&self, stack: &str) -> Vec<String> {
-        self.state(stack)["resources"]
-            .as_object()
-            .expect("the state has a `resources` map")
-            .keys()
-            .cloned()
+        let listed = self.run(["state", "list", "--stack", stack]);
+        assert_eq!(listed.code, 0, "fabrik state list failed:\n{listed}");
+        listed
+            .stdout
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .map(str::to_string)
             .collect()
     }
 
