@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::net::{TcpListener, UdpSocket};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,22 +73,19 @@ impl Pdns {
             )
             .unwrap();
             let log = fs::File::create(dir.path().join("pdns.log")).unwrap();
-            let mut command = Command::new(&binary);
+            // Started through setpriv (util-linux, beside pdns on every Debian) so that the
+            // kernel kills the server if this test thread dies without dropping the handle (a
+            // test process killed hard): no server outlives the tests, and no unsafe pre-exec
+            // hook is needed. setpriv execs, so the child is the server itself.
+            let mut command = Command::new("setpriv");
             command
+                .args(["--pdeathsig", "KILL"])
+                .arg(&binary)
                 .arg(format!("--config-dir={}", dir.path().display()))
                 .args(["--daemon=no", "--guardian=no"])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log);
-            // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the server
-            // if this test thread dies without dropping the handle (a test process killed
-            // hard), so no server outlives the tests.
-            unsafe {
-                command.pre_exec(|| {
-                    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
-                        .map_err(Into::into)
-                });
-            }
             let child = command.spawn().unwrap();
             let mut server = Pdns {
                 child,
