@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::{Globals, Notes, configure, confirm, load_structure, only_stack, recover};
 use crate::cli::DestroyArgs;
 use crate::error::Error;
-use crate::executor::Executor;
+use crate::executor::{Executor, Operation};
 use crate::plan::{self, Action};
 use crate::registry::Registry;
 use crate::render::Lines;
@@ -92,7 +92,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let interrupt = crate::interrupt::install();
     let started = Instant::now();
     let outcome = Executor {
-        spec: None,
+        operation: Operation::Destroy,
         registry: &registry,
         clients: &clients,
         store: &*store,

@@ -12,7 +12,6 @@
 //! Batching: changes that are ready at the same moment and that their provider files under one
 //! batch key (the records of one DNS zone) go out as one unit of work, one request where the API
 //! allows, while each keeps its own intent, outcome, progress line and undo.
-
 //!
 //! The run is split by the question each file answers: `run.rs` what one run holds and how it
 //! records, `schedule.rs` what may start next, `step.rs` what a change sends and what its
@@ -25,7 +24,7 @@ use std::time::Duration;
 
 use fabrik_provider::{Attributes, Client, Value};
 
-use crate::error::{ApplyFailure, Error};
+use crate::error::{ApplyFailure, Command, Error};
 use crate::plan::{Action, Plan};
 use crate::registry::Registry;
 use crate::resolve;
@@ -37,6 +36,7 @@ use crate::template::Reference;
 
 use run::Run;
 use worker::with_client;
+
 /// Configured provider clients, by provider name.
 pub type Clients = BTreeMap<String, Box<dyn Client>>;
 
@@ -98,8 +98,36 @@ pub struct Outcome {
     pub destroyed: usize,
 }
 
+/// What a run is for. Apply and destroy differ in more than whether a spec is at hand: a
+/// destroy creates nothing, runs no gates and reads nothing from a spec lying beside the state.
+#[derive(Debug, Clone, Copy)]
+pub enum Operation<'a> {
+    /// Make the stack what the spec declares: creates, updates and replacements with their
+    /// gates, the stack's gates, then the deletes.
+    Apply(&'a Spec),
+    /// Delete what the state records, working from the state alone.
+    Destroy,
+}
+
+impl<'a> Operation<'a> {
+    /// The spec's declaration of a resource, when applying.
+    fn resource(self, name: &str) -> Option<&'a crate::spec::Resource> {
+        match self {
+            Operation::Apply(spec) => spec.resource(name),
+            Operation::Destroy => None,
+        }
+    }
+
+    fn command(self) -> Command {
+        match self {
+            Operation::Apply(_) => Command::Apply,
+            Operation::Destroy => Command::Destroy,
+        }
+    }
+}
+
 pub struct Executor<'a> {
-    pub spec: Option<&'a Spec>,
+    pub operation: Operation<'a>,
     pub registry: &'a Registry,
     pub clients: &'a Clients,
     pub store: &'a dyn StateStore,
@@ -148,10 +176,10 @@ impl Executor<'_> {
             failures: Vec::new(),
             remaining: Vec::new(),
             kept: Vec::new(),
-            sensitive: self
-                .spec
-                .map(|spec| self.sensitive(spec))
-                .unwrap_or_default(),
+            sensitive: match self.operation {
+                Operation::Apply(spec) => self.sensitive(spec),
+                Operation::Destroy => Vec::new(),
+            },
             real: Default::default(),
             prior_real: Default::default(),
             real_outputs: std::mem::take(&mut plan.real_outputs),
@@ -165,7 +193,8 @@ impl Executor<'_> {
                 .collect(),
             holders: None,
         };
-        if let Some(spec) = self.spec {
+        // A destroy keeps the configurations it was given by the last apply.
+        if let Operation::Apply(spec) = self.operation {
             let providers = provider_configs(spec, self.registry, self.secrets);
             if providers != run.state.providers {
                 run.record(vec![journal::Change::Providers { providers }])?;
@@ -199,11 +228,7 @@ impl Executor<'_> {
                 failures,
                 remaining,
                 kept,
-                operation: if self.spec.is_some() {
-                    "apply"
-                } else {
-                    "destroy"
-                },
+                command: self.operation.command(),
                 rolled_back: self.rollback,
             }))
         }
@@ -293,7 +318,7 @@ fn apply_spec(
     let clients = crate::commands::configure(registry, Some(&loaded), &state, &context).unwrap();
     let store = crate::state::FileStore::new(dir.join(".fabrik"), &loaded.spec.stack);
     let outcome = Executor {
-        spec: Some(&loaded.spec),
+        operation: Operation::Apply(&loaded.spec),
         registry,
         clients: &clients,
         store: &store,

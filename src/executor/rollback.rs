@@ -80,8 +80,8 @@ impl Run<'_, '_> {
             self.exec.progress.flush();
             let keep = self
                 .exec
-                .spec
-                .and_then(|s| s.resource(undo.name()))
+                .operation
+                .resource(undo.name())
                 .is_some_and(|r| r.keep_on_failure);
             if keep {
                 self.kept
@@ -110,11 +110,7 @@ impl Run<'_, '_> {
             }
             let (intent, restore) = match undo {
                 Undo::Created { name, .. }
-                    if self
-                        .exec
-                        .spec
-                        .and_then(|s| s.resource(&name))
-                        .is_some_and(|r| r.adopt) =>
+                    if self.exec.operation.resource(&name).is_some_and(|r| r.adopt) =>
                 {
                     // It existed before this stack took it over: deleting it is no undo.
                     self.remaining.push(format!(
@@ -206,11 +202,7 @@ impl Run<'_, '_> {
             match result {
                 Ok(applied) => {
                     // An update back gives the object's outputs as they are now.
-                    let sensitive = self
-                        .exec
-                        .spec
-                        .and_then(|s| s.index_of(&name))
-                        .map(|i| &self.sensitive[i]);
+                    let sensitive = self.sensitive_of(&name);
                     let restore = match (restore, applied) {
                         (journal::Change::Put { name, resource }, Some(applied)) => {
                             journal::Change::Put {

@@ -2,15 +2,16 @@
 //! every record is applied in memory and made durable in one append and fsync with the others
 //! of its round.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use fabrik_provider::Attributes;
 
 use super::rollback::Undo;
 use super::schedule::{apply_slots, delete_slots, old_half};
-use super::{Executor, Outcome, Verb};
-use crate::error::Error;
+use super::{Executor, Operation, Outcome, Verb};
+use crate::error::{Cause, Error, Failure};
+use crate::interrupt::Signal;
 use crate::plan::{Action, Change, Plan};
 use crate::resolve;
 use crate::state::journal::{self, Record};
@@ -24,13 +25,14 @@ pub(super) struct Run<'e, 's> {
     pub(super) next_intent: u64,
     pub(super) outcome: Outcome,
     pub(super) undo: Vec<Undo>,
-    pub(super) failures: Vec<String>,
+    /// What failed, in the order it was met; rollback follows from any.
+    pub(super) failures: Vec<Failure>,
     /// Changes that stay although the run failed, and why.
     pub(super) remaining: Vec<String>,
     /// Changes left in place on purpose (`on_failure: keep`).
     pub(super) kept: Vec<String>,
     /// Which input fields of each spec resource (file order) hold secrets.
-    pub(super) sensitive: Vec<std::collections::BTreeSet<String>>,
+    pub(super) sensitive: Vec<BTreeSet<String>>,
     /// The real inputs of each resource changed in this run, kept in memory only: the state
     /// holds sensitive ones by their hash, and a rollback needs the values.
     pub(super) real: std::collections::HashMap<String, Attributes>,
@@ -69,10 +71,8 @@ impl Run<'_, '_> {
         if self.failures.is_empty() {
             self.stack_gates();
         }
-        // A signal that cut a gate short shows as that gate's failure; say what caused it.
-        if self.exec.interrupted() && !self.failures.iter().any(|f| f.starts_with("interrupted")) {
-            let by = crate::interrupt::received().unwrap_or("a signal");
-            self.failures.insert(0, format!("interrupted by {by}"));
+        if self.exec.interrupted() {
+            blame_signal(&mut self.failures, crate::interrupt::received());
         }
         if !self.failures.is_empty() {
             if self.exec.rollback {
@@ -125,8 +125,11 @@ impl Run<'_, '_> {
     fn record_only(&mut self, plan: &Plan) -> Result<(), Error> {
         let mut records = Vec::new();
         for change in plan.changes.iter().filter(|c| c.state_only) {
-            let (Some(spec), Some(now)) = (self.exec.spec, self.state.resources.get(&change.name))
-            else {
+            let Some(now) = self.state.resources.get(&change.name) else {
+                continue;
+            };
+            // Only an apply plans state-only changes; a destroy's plan has none.
+            let Operation::Apply(spec) = self.exec.operation else {
                 continue;
             };
             let protect = spec.resource(&change.name).is_some_and(|r| r.protect);
@@ -195,6 +198,23 @@ impl Run<'_, '_> {
         self.journal.append(&records)
     }
 
+    /// Shows a change's failure beside its resource and keeps it for the report.
+    pub(super) fn failed(&mut self, change: &Change, failure: Failure) {
+        self.exec
+            .progress
+            .failed(&change.name, &change.type_name, &failure.message);
+        self.failures.push(failure);
+    }
+
+    /// Which input fields of a resource hold secrets. A destroy sends what the state recorded,
+    /// so it knows none.
+    pub(super) fn sensitive_of(&self, name: &str) -> Option<&BTreeSet<String>> {
+        match self.exec.operation {
+            Operation::Apply(spec) => spec.index_of(name).map(|i| &self.sensitive[i]),
+            Operation::Destroy => None,
+        }
+    }
+
     pub(super) fn intent_id(&mut self) -> u64 {
         let id = self.next_intent;
         self.next_intent += 1;
@@ -203,7 +223,9 @@ impl Run<'_, '_> {
 
     /// The stack's own gates, after every change is in; a failure stops the run like any other.
     fn stack_gates(&mut self) {
-        let Some(spec) = self.exec.spec else { return };
+        let Operation::Apply(spec) = self.exec.operation else {
+            return;
+        };
         if spec.verify.is_empty() || self.undo.is_empty() {
             return;
         }
@@ -211,7 +233,7 @@ impl Run<'_, '_> {
             Ok(gates) => gates,
             Err(message) => {
                 self.exec.progress.failed("stack", "verify", &message);
-                self.failures.push(format!("stack gate: {message}"));
+                self.failures.push(Failure::stack(Cause::Prepare, message));
                 return;
             }
         };
@@ -226,10 +248,77 @@ impl Run<'_, '_> {
                 Err(why) => {
                     let message = format!("gate {} failed: {why}", gate.describe());
                     self.exec.progress.failed("stack", "verify", &message);
-                    self.failures.push(format!("stack: {message}"));
+                    self.failures.push(Failure::stack(Cause::Gate, message));
                     return;
                 }
             }
         }
+    }
+}
+
+/// A signal that cut a gate short shows as that gate's failure: the report opens with the
+/// signal, once, whatever else it stopped.
+fn blame_signal(failures: &mut Vec<Failure>, by: Option<Signal>) {
+    if !failures.iter().any(Failure::is_interruption) {
+        failures.insert(0, Failure::interrupted(by, ""));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blame_signal;
+    use crate::error::{Cause, Failure};
+    use crate::interrupt::Signal;
+
+    #[test]
+    fn a_signal_that_cut_a_gate_short_is_named_first() {
+        let mut failures = vec![Failure::of(
+            "web",
+            Cause::Gate,
+            "gate http failed: interrupted",
+        )];
+        blame_signal(&mut failures, Some(Signal::Sigint));
+        let lines: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "interrupted by SIGINT (Ctrl-C)",
+                "web: gate http failed: interrupted"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_interruption_already_recorded_is_not_recorded_again() {
+        let stopped = Failure::interrupted(Some(Signal::Sigterm), "no new change was started");
+        let mut failures = vec![
+            Failure::of(
+                "a",
+                Cause::Provider(fabrik_provider::ErrorKind::Fatal),
+                "boom",
+            ),
+            stopped.clone(),
+        ];
+        blame_signal(&mut failures, Some(Signal::Sigterm));
+        assert_eq!(failures.len(), 2);
+        assert_eq!(failures[1], stopped);
+        assert_eq!(
+            stopped.to_string(),
+            "interrupted by SIGTERM: no new change was started"
+        );
+    }
+
+    #[test]
+    fn a_failure_that_reads_like_an_interruption_is_not_one() {
+        // Its line starts with "interrupted", as a resource's name may make it: only the cause
+        // counts.
+        let mut failures = vec![Failure::of(
+            "interrupted-jobs",
+            Cause::Gate,
+            "gate tcp 127.0.0.1:9 failed: interrupted",
+        )];
+        blame_signal(&mut failures, None);
+        assert_eq!(failures.len(), 2);
+        assert_eq!(failures[0].to_string(), "interrupted by a signal");
     }
 }

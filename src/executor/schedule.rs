@@ -12,7 +12,7 @@ use fabrik_provider::{Attributes, Target};
 use super::run::Run;
 use super::step::Kind;
 use super::worker::{Job, Report, Work, run_unit};
-use crate::error::Error;
+use crate::error::{Error, Failure};
 use crate::plan::Change;
 use crate::state::ResourceState;
 use crate::state::journal;
@@ -186,11 +186,7 @@ impl Run<'_, '_> {
                             job_tx.send(vec![job]).expect("workers outlive the phase");
                             in_flight += 1;
                         }
-                        Err(message) => {
-                            let c = slots[i].change;
-                            self.exec.progress.failed(&c.name, &c.type_name, &message);
-                            self.failures.push(format!("{}: {message}", c.name));
-                        }
+                        Err(failure) => self.failed(slots[i].change, failure),
                     }
                 }
                 // Announce every call of this round with one fsync before any of them starts.
@@ -199,9 +195,10 @@ impl Run<'_, '_> {
                 let mut intents = Vec::new();
                 while self.failures.is_empty() && outcome.is_ok() {
                     if self.exec.interrupted() {
-                        let by = crate::interrupt::received().unwrap_or("a signal");
-                        self.failures
-                            .push(format!("interrupted by {by}: no new change was started"));
+                        self.failures.push(Failure::interrupted(
+                            crate::interrupt::received(),
+                            "no new change was started",
+                        ));
                         break;
                     }
                     let full = in_flight + units.len() >= workers;
@@ -218,10 +215,8 @@ impl Run<'_, '_> {
                                     release(i, &mut ready);
                                     continue;
                                 }
-                                Err(message) => {
-                                    let c = slots[i].change;
-                                    self.exec.progress.failed(&c.name, &c.type_name, &message);
-                                    self.failures.push(format!("{}: {message}", c.name));
+                                Err(failure) => {
+                                    self.failed(slots[i].change, failure);
                                     continue;
                                 }
                             }

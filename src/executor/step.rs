@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use fabrik_provider::{Attributes, ErrorKind, ResourceType, Value};
 
-use super::Verb;
 use super::rollback::Undo;
 use super::run::Run;
 use super::schedule::{Next, Slot};
 use super::worker::{Job, RETRIES, Report, Work};
+use super::{Operation, Verb};
+use crate::error::{Cause, Failure};
 use crate::hash;
 use crate::plan::{Action, Change, ReplaceOrder};
 use crate::registry::Registry;
@@ -39,8 +40,9 @@ impl Run<'_, '_> {
         &mut self,
         slot: &mut Slot<'_>,
         index: usize,
-    ) -> Result<Option<Job>, String> {
+    ) -> Result<Option<Job>, Failure> {
         let change = slot.change;
+        let fail = |cause, message: &str| Failure::of(&change.name, cause, message);
         let job = |work| Job {
             slot: index,
             name: change.name.clone(),
@@ -49,7 +51,7 @@ impl Run<'_, '_> {
         };
         let prior = self.state.resources.get(&change.name).cloned();
         if change.action == Action::Delete {
-            let prior = prior.ok_or("not in the state any more")?;
+            let prior = prior.ok_or_else(|| fail(Cause::State, "not in the state any more"))?;
             if let Some(id) = &change.deposed {
                 let Some(old) = prior.deposed.iter().find(|d| &d.id == id) else {
                     return Ok(None);
@@ -101,13 +103,17 @@ impl Run<'_, '_> {
             }
             return Ok(Some(job));
         }
-        let spec = self.exec.spec.ok_or("no spec to apply")?;
-        let resource = spec.resource(&change.name).ok_or("not in the spec")?;
+        let Operation::Apply(spec) = self.exec.operation else {
+            return Err(fail(Cause::Prepare, "no spec to apply"));
+        };
+        let resource = spec
+            .resource(&change.name)
+            .ok_or_else(|| fail(Cause::Prepare, "not in the spec"))?;
         let ty = self
             .exec
             .registry
             .resource_type(&resource.type_name)
-            .ok_or("unknown resource type")?;
+            .ok_or_else(|| fail(Cause::Prepare, "unknown resource type"))?;
         let sensitive = spec
             .index_of(&change.name)
             .map(|i| &self.sensitive[i])
@@ -165,7 +171,7 @@ impl Run<'_, '_> {
             (None, Kind::Create | Kind::ReplaceBefore) if resolved_now => {
                 // A place no resource may take (fabrik's own files), known only now.
                 crate::place::place_of(self.exec.registry, self.exec.context, ty.name, recorded)
-                    .map_err(|e| e.message)?;
+                    .map_err(|e| fail(Cause::Place, &e.message))?;
                 let holder = self.held_by_other(ty.name, recorded, Some(&change.name));
                 let place = self.place_of(ty.name, recorded).unwrap_or_default();
                 // Claimed at once: another change of this round may resolve to the same place.
@@ -184,8 +190,11 @@ impl Run<'_, '_> {
                         true
                     }
                     Some(holder) => {
-                        return Err(format!(
-                            "{place} is `{holder}`'s too, and this run does not remove `{holder}`: two resources cannot share one object"
+                        return Err(fail(
+                            Cause::Place,
+                            &format!(
+                                "{place} is `{holder}`'s too, and this run does not remove `{holder}`: two resources cannot share one object"
+                            ),
                         ));
                     }
                 }
@@ -199,7 +208,7 @@ impl Run<'_, '_> {
             }
             Kind::Create => Work::Create { inputs },
             Kind::Update => {
-                let prior = prior.ok_or("not in the state any more")?;
+                let prior = prior.ok_or_else(|| fail(Cause::State, "not in the state any more"))?;
                 Work::Update {
                     id: prior.id,
                     prior: prior.inputs,
@@ -208,7 +217,7 @@ impl Run<'_, '_> {
             }
             Kind::ReplaceBefore => Work::ReplaceBefore { inputs },
             Kind::ReplaceAfter => Work::ReplaceAfter {
-                old: prior.ok_or("not in the state any more")?,
+                old: prior.ok_or_else(|| fail(Cause::State, "not in the state any more"))?,
                 inputs,
             },
             Kind::Delete | Kind::DeleteDeposed => unreachable!("deletes are prepared above"),
@@ -283,7 +292,8 @@ impl Run<'_, '_> {
         spec: &Spec,
         resource: &crate::spec::Resource,
         ty: &ResourceType,
-    ) -> Result<Attributes, String> {
+    ) -> Result<Attributes, Failure> {
+        let fail = |cause, message: &str| Failure::of(&resource.name, cause, message);
         let values = self.values(spec);
         let mut inputs = resolve::eval_fields(&resource.with, &|r| values.get(r));
         resolve::coerce(ty, &mut inputs);
@@ -296,17 +306,19 @@ impl Run<'_, '_> {
                     self.exec
                         .registry
                         .provider_of(ty.name)
-                        .ok_or("unknown resource type")?,
+                        .ok_or_else(|| fail(Cause::Prepare, "unknown resource type"))?,
                 )
-                .ok_or("unknown provider")?;
+                .ok_or_else(|| fail(Cause::Prepare, "unknown provider"))?;
             let normal = provider
                 .normalize(ty.name, &known)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| fail(Cause::Provider(e.kind), &e.to_string()))?;
             inputs = normal.into_iter().map(|(k, v)| (k, Some(v))).collect();
         }
         resolve::known(&inputs).ok_or_else(|| {
-            "an input refers to a resource that has not been applied (was it left out by --target?)"
-                .to_string()
+            fail(
+                Cause::Prepare,
+                "an input refers to a resource that has not been applied (was it left out by --target?)",
+            )
         })
     }
 
@@ -316,10 +328,8 @@ impl Run<'_, '_> {
         // What is journaled: the inputs as the state will hold them, secrets by their hash.
         let masked = slot.dispatched.as_ref().and_then(|(m, _, _)| m.as_ref());
         let sensitive: Vec<String> = self
-            .exec
-            .spec
-            .and_then(|s| s.index_of(&change.name))
-            .map(|i| self.sensitive[i].iter().cloned().collect())
+            .sensitive_of(&change.name)
+            .map(|fields| fields.iter().cloned().collect())
             .unwrap_or_default();
         let call = |action, object: Option<&str>, inputs: &Attributes| Intent {
             sensitive: sensitive.clone(),
@@ -401,11 +411,7 @@ impl Run<'_, '_> {
                     Next::Release(report.slot)
                 }
                 Err(e) => {
-                    self.exec
-                        .progress
-                        .failed(&change.name, &change.type_name, &e.message);
-                    self.failures
-                        .push(format!("{}: {}", change.name, e.message));
+                    self.failed(change, Failure::of(&change.name, Cause::Gate, e.message));
                     Next::Stop
                 }
             };
@@ -435,10 +441,7 @@ impl Run<'_, '_> {
                 } else {
                     e.to_string()
                 };
-                self.exec
-                    .progress
-                    .failed(&name, &change.type_name, &message);
-                self.failures.push(format!("{name}: {message}"));
+                self.failed(change, Failure::of(&name, Cause::Provider(e.kind), message));
                 if report.old_deleted {
                     records.push(journal::Change::Remove { name: name.clone() });
                     self.remaining.push(format!(
@@ -471,8 +474,8 @@ impl Run<'_, '_> {
                 let found = applied.found;
                 let protect = self
                     .exec
-                    .spec
-                    .and_then(|s| s.resource(&name))
+                    .operation
+                    .resource(&name)
                     .is_some_and(|r| r.protect);
                 let mut deposed = prior
                     .as_ref()
@@ -489,24 +492,20 @@ impl Run<'_, '_> {
                 }
                 let gated = self
                     .exec
-                    .spec
-                    .and_then(|s| s.resource(&name))
+                    .operation
+                    .resource(&name)
                     .is_some_and(|r| !r.verify.is_empty());
                 // Outputs derived from secrets are recorded by their hash, and what refers to
                 // them in this run gets the real values; a secret a provider echoes in another
                 // output is masked.
-                let sensitive = self
-                    .exec
-                    .spec
-                    .and_then(|s| s.index_of(&name))
-                    .map(|i| &self.sensitive[i]);
-                if let Some(fields) = sensitive
-                    && applied.outputs.keys().any(|k| fields.contains(k))
-                {
-                    self.real_outputs
-                        .insert(name.clone(), applied.outputs.clone());
-                }
+                let sensitive = self.sensitive_of(&name);
+                let real_outputs = sensitive
+                    .filter(|fields| applied.outputs.keys().any(|k| fields.contains(k)))
+                    .map(|_| applied.outputs.clone());
                 let outputs = resolve::mask_outputs(applied.outputs, sensitive, self.exec.secrets);
+                if let Some(real) = real_outputs {
+                    self.real_outputs.insert(name.clone(), real);
+                }
                 let inputs = masked.or(report.inputs).expect("an apply sends its inputs");
                 let now = ResourceState {
                     // Until its gates pass; a rollback removes it, `--no-rollback` keeps it so.
@@ -588,8 +587,8 @@ impl Run<'_, '_> {
             Kind::Create | Kind::Update | Kind::ReplaceBefore | Kind::ReplaceAfter
         ) && self
             .exec
-            .spec
-            .and_then(|s| s.resource(&name))
+            .operation
+            .resource(&name)
             .is_some_and(|r| !r.verify.is_empty());
         if gated {
             Next::Verify(report.slot)
@@ -599,10 +598,17 @@ impl Run<'_, '_> {
     }
 
     /// The gates of a resource whose change is recorded, with every reference resolved.
-    pub(super) fn gate_job(&self, slot: &Slot<'_>, index: usize) -> Result<Job, String> {
-        let spec = self.exec.spec.ok_or("no spec")?;
-        let resource = spec.resource(&slot.change.name).ok_or("not in the spec")?;
-        let gates = self.gates(spec, &resource.verify)?;
+    pub(super) fn gate_job(&self, slot: &Slot<'_>, index: usize) -> Result<Job, Failure> {
+        let fail = |message: &str| Failure::of(&slot.change.name, Cause::Prepare, message);
+        let Operation::Apply(spec) = self.exec.operation else {
+            return Err(fail("no spec"));
+        };
+        let resource = spec
+            .resource(&slot.change.name)
+            .ok_or_else(|| fail("not in the spec"))?;
+        let gates = self
+            .gates(spec, &resource.verify)
+            .map_err(|message| fail(&message))?;
         let object = self.state.resources.get(&slot.change.name).map(|r| {
             let inputs = self.real.get(&slot.change.name).unwrap_or(&r.inputs);
             (r.id.clone(), inputs.clone())
