@@ -1,6 +1,7 @@
 //! Ctrl-C and SIGTERM: the first one asks the run to stop starting work and roll back; a second
 //! SIGINT ends the process at once (the journal keeps what was done, the next run recovers it).
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -8,6 +9,33 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 /// The number of the last signal received, for messages.
 static LAST: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+
+/// A signal that stops a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Sigint,
+    Sigterm,
+}
+
+impl Signal {
+    fn from_number(number: i32) -> Option<Self> {
+        match number {
+            SIGINT => Some(Signal::Sigint),
+            SIGTERM => Some(Signal::Sigterm),
+            _ => None,
+        }
+    }
+}
+
+/// The name reports give it.
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Signal::Sigint => "SIGINT (Ctrl-C)",
+            Signal::Sigterm => "SIGTERM",
+        })
+    }
+}
 
 /// Installs the handlers and returns the flag they set.
 pub fn install() -> Arc<AtomicBool> {
@@ -28,11 +56,25 @@ pub fn install() -> Arc<AtomicBool> {
     flag
 }
 
-/// The name of the signal that interrupted the run, if one did.
-pub fn received() -> Option<&'static str> {
-    match LAST.get()?.load(Ordering::SeqCst) as i32 {
-        SIGINT => Some("SIGINT (Ctrl-C)"),
-        SIGTERM => Some("SIGTERM"),
-        _ => None,
+/// The signal that interrupted the run, if one did (the flag can be seen set a moment before
+/// the signal's number is stored).
+pub fn received() -> Option<Signal> {
+    Signal::from_number(LAST.get()?.load(Ordering::SeqCst) as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Signal;
+
+    #[test]
+    fn signals_are_named_as_reports_always_named_them() {
+        assert_eq!(Signal::Sigint.to_string(), "SIGINT (Ctrl-C)");
+        assert_eq!(Signal::Sigterm.to_string(), "SIGTERM");
+        assert_eq!(
+            Signal::from_number(signal_hook::consts::SIGTERM),
+            Some(Signal::Sigterm)
+        );
+        // Nothing stored yet.
+        assert_eq!(Signal::from_number(0), None);
     }
 }

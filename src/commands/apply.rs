@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::{Globals, confirm};
 use crate::cli::ApplyArgs;
 use crate::error::Error;
-use crate::executor::Executor;
+use crate::executor::{Executor, Operation};
 use crate::plan::saved::{self as saved_plan, staleness};
 use crate::refresh::Request;
 use crate::registry::Registry;
@@ -90,7 +90,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     let interrupt = crate::interrupt::install();
     let started = Instant::now();
     let outcome = Executor {
-        spec: Some(&loaded.spec),
+        operation: Operation::Apply(&loaded.spec),
         registry: &registry,
         clients: &clients,
         store: &*store,

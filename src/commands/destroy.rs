@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::{Globals, confirm};
 use crate::cli::DestroyArgs;
 use crate::error::Error;
-use crate::executor::Executor;
+use crate::executor::{Executor, Operation};
 use crate::plan;
 use crate::registry::Registry;
 use crate::render::Lines;
@@ -66,7 +66,7 @@ pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let interrupt = crate::interrupt::install();
     let started = Instant::now();
     let outcome = Executor {
-        spec: None,
+        operation: Operation::Destroy,
         registry: &registry,
         clients: &clients,
         store: &*store,

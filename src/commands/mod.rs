@@ -105,18 +105,3 @@ pub fn confirm(question: &str) -> Result<(), Error> {
         Err(Error::Usage("cancelled; nothing was changed".into()))
     }
 }
-
-/// The paths the scheduler tests' helper `apply_spec` in `src/executor.rs` calls the loader and
-/// the client set-up by.
-#[cfg(test)]
-pub(crate) use crate::stack::load;
-
-#[cfg(test)]
-pub(crate) fn configure(
-    registry: &Registry,
-    loaded: Option<&Loaded>,
-    state: &crate::state::State,
-    context: &Context,
-) -> Result<crate::clients::Clients, Error> {
-    crate::clients::configure(registry, loaded.map(Loaded::configuration), state, context)
-}

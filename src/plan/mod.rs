@@ -35,10 +35,6 @@ pub use destroy::{destroy_plan, refuse_protected};
 pub use hidden::{hidden_outputs_referred_to, unreadable_hidden_outputs};
 pub use resource::desired_inputs;
 
-/// The provider block as hashed into a plan, under the name `src/executor.rs` still calls it
-/// by; it lives in `src/clients.rs` with the other forms of a provider configuration.
-pub(crate) use crate::clients::hashed as provider_config;
-
 use destroy::deletes;
 use hidden::real_outputs;
 use resource::{Planned, plan_one, written_gates};
