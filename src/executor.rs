@@ -550,7 +550,7 @@ impl Run<'_, '_> {
                 self.exec.progress.rolling_back();
                 // A signal cut the providers' waits short to stop the run; the undo calls must
                 // wait out a rate limit like any other (a second signal ends the process).
-                fabrik_provider::wait::resume();
+                self.exec.context.cancel.resume();
                 self.roll_back()?;
             } else {
                 self.remaining.extend(self.undo.iter().map(Undo::describe));
@@ -2169,6 +2169,7 @@ fn apply_spec(
         base_dir: dir.into(),
         state_dir: dir.join(".fabrik"),
         reserved: vec![path.clone(), dir.join(".fabrik")],
+        cancel: fabrik_provider::Cancel::new(),
     };
     let mut plan = crate::plan::plan(&crate::plan::Input {
         spec: &loaded.spec,

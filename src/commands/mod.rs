@@ -308,6 +308,7 @@ impl Globals {
             base_dir,
             state_dir,
             reserved,
+            cancel: crate::interrupt::cancel(),
         }
     }
 }

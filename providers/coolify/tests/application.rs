@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use fabrik_coolify::{APPLICATION_TYPE, CoolifyClient, Retry, spec};
+use fabrik_coolify::{APPLICATION_TYPE, CoolifyClient, Retry, schema};
 use fabrik_provider::{Attributes, Client, ErrorKind, Target};
 use fabrik_testkit::coolify::{FakeCoolify, TOKEN};
 use serde_json::{Value, json};
@@ -51,7 +51,7 @@ fn fake() -> FakeCoolify {
 
 /// The normalised inputs of an application on `main` serving `<health base>/<name>`.
 fn inputs(fake: &FakeCoolify, name: &str, tag: &str, env: Value) -> Attributes {
-    spec::normalise(&attrs(json!({
+    schema::normalise(&attrs(json!({
         "project": "shop",
         "server": "main",
         "image": format!("ghcr.io/acme/api:{tag}"),
@@ -435,7 +435,7 @@ fn a_wrong_token_is_unauthorized() {
 fn a_git_source_is_created_through_the_public_repository_endpoint() {
     let fake = fake();
     let c = client(&fake);
-    let wanted = spec::normalise(&attrs(json!({
+    let wanted = schema::normalise(&attrs(json!({
         "project": "shop",
         "server": "main",
         "git": {"repository": "https://github.com/acme/site", "build_pack": "static"},
@@ -493,7 +493,7 @@ fn applications_of_one_new_project_created_in_parallel_share_it() {
 fn a_compose_application_never_sends_domains() {
     let fake = fake();
     let c = client(&fake);
-    let wanted = spec::normalise(&attrs(json!({
+    let wanted = schema::normalise(&attrs(json!({
         "project": "shop",
         "server": "main",
         "git": {"repository": "https://github.com/acme/stack", "build_pack": "dockercompose"},
@@ -598,7 +598,7 @@ fn a_git_application_never_deployed_reads_as_such() {
     let fake = fake();
     fake.add_project("shop");
     let c = client(&fake);
-    let wanted = spec::normalise(&attrs(json!({
+    let wanted = schema::normalise(&attrs(json!({
         "project": "shop", "server": "main", "ports": [80],
         "git": {"repository": "https://github.com/acme/site", "build_pack": "static"},
     })))
