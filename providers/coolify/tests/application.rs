@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use fabrik_coolify::{APPLICATION_TYPE, CoolifyClient, Retry, schema};
-use fabrik_provider::{Attributes, Client, ErrorKind, Target};
+use fabrik_provider::{Attributes, Cancel, Client, ErrorKind, Target};
 use fabrik_testkit::coolify::{FakeCoolify, TOKEN};
 use serde_json::{Value, json};
 
@@ -271,6 +271,59 @@ fn a_failed_update_deployment_puts_the_previous_release_back() {
         ["finished", "failed", "finished"]
     );
     assert_eq!(health(&fake, "api"), 200);
+    fake.assert_no_violations();
+}
+
+/// An interrupt while an update's deployment runs ends the wait at once: the previous settings
+/// are put back and their deployment queued, and the call says it was not done (interrupted,
+/// so the engine does not make it again in this run).
+#[test]
+fn an_update_interrupted_while_it_deploys_puts_the_previous_settings_back() {
+    let fake = fake();
+    let cancel = Cancel::new();
+    let c = CoolifyClient::with_cancel(
+        &attrs(json!({"url": fake.url(), "token": TOKEN, "poll_interval": "2s"})),
+        quick(),
+        cancel.clone(),
+    )
+    .expect("a client");
+    let v1 = inputs(&fake, "api", "1.0", json!({"A": "1"}));
+    let made = c.create(target("api"), &v1).unwrap();
+    fake.hold_deployments(true);
+    let v2 = inputs(&fake, "api", "2.0", json!({"A": "2"}));
+    let interrupter = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            cancel.cancel();
+        })
+    };
+    let started = Instant::now();
+    let err = c.update(target("api"), &made.id, &v1, &v2).unwrap_err();
+    interrupter.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "not a poll interval more: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind, ErrorKind::Transient);
+    assert!(err.interrupted && err.retried, "{err:?}");
+    assert!(
+        err.message
+            .contains("the previous settings were put back and their deployment queued"),
+        "{}",
+        err.message
+    );
+    let app = fake.application(&made.id).unwrap();
+    assert_eq!(app["docker_registry_image_tag"], "1.0");
+    assert_eq!(fake.envs(&made.id)[0]["value"], "1");
+    // The update's deployment goes on; the previous settings' one is queued behind it.
+    let statuses = fake.deployment_statuses(&made.id);
+    assert_eq!(statuses[..2], ["finished", "in_progress"], "{statuses:?}");
+    assert!(
+        statuses.len() == 3 && ["queued", "in_progress"].contains(&statuses[2].as_str()),
+        "{statuses:?}"
+    );
     fake.assert_no_violations();
 }
 

@@ -317,8 +317,9 @@ pub struct Creation<'a> {
 ///   operation polled) goes through [`Cancel::sleep`] of the [`Context::cancel`] the client was
 ///   configured with, and ends as soon as the run is interrupted; the call then reports
 ///   [`Error::interrupted`]. A request already sent is allowed to finish, and its outcome is
-///   what the call reports. No call sleeps any other way, except sub-second settles that wait
-///   on nothing remote.
+///   what the call reports. No call sleeps any other way, except short local waits that
+///   depend on nothing remote (`local.process`: a started process settling, a stopped one
+///   exiting within its grace period).
 ///
 /// # Assumptions
 /// - Inputs have been validated against the resource type's fields: required fields are present,
