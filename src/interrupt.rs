@@ -1,9 +1,12 @@
-//! Ctrl-C and SIGTERM: the first one asks the run to stop starting work and roll back; a second
-//! SIGINT ends the process at once (the journal keeps what was done, the next run recovers it).
+//! Ctrl-C and SIGTERM: the first one asks the run to stop starting work and roll back, and ends
+//! the providers' waits ([`cancel`]); a second SIGINT ends the process at once (the journal
+//! keeps what was done, the next run recovers it).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
+
+use fabrik_provider::Cancel;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -37,6 +40,17 @@ impl fmt::Display for Signal {
     }
 }
 
+/// The providers' cancel signal. Signals are the process's, so there is one for the process:
+/// every provider context the engine builds carries it ([`cancel`]).
+static CANCEL: LazyLock<Cancel> = LazyLock::new(Cancel::new);
+
+/// The signal that ends every provider wait once the run is interrupted, for
+/// `fabrik_provider::Context::cancel`. The executor clears it (`Cancel::resume`) when its
+/// rollback starts, so that the undo calls wait as usual.
+pub fn cancel() -> Cancel {
+    CANCEL.clone()
+}
+
 /// Installs the handlers and returns the flag they set.
 pub fn install() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
@@ -49,8 +63,8 @@ pub fn install() -> Arc<AtomicBool> {
             Arc::clone(&flag),
         );
         let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
-        // Providers waiting out a rate limit or a backoff give up at once.
-        let _ = signal_hook::flag::register(signal, fabrik_provider::wait::flag());
+        // Providers waiting out a rate limit, a backoff or a deployment give up at once.
+        let _ = signal_hook::flag::register(signal, CANCEL.flag());
         let _ = signal_hook::flag::register_usize(signal, Arc::clone(last), signal as usize);
     }
     flag

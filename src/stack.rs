@@ -215,5 +215,6 @@ pub fn context(spec: &Path, state_dir: PathBuf) -> Context {
         base_dir,
         state_dir,
         reserved,
+        cancel: crate::interrupt::cancel(),
     }
 }

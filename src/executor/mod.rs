@@ -249,6 +249,7 @@ fn apply_spec(
         base_dir: dir.into(),
         state_dir: dir.join(".fabrik"),
         reserved: vec![path.clone(), dir.join(".fabrik")],
+        cancel: fabrik_provider::Cancel::new(),
     };
     let mut plan = crate::plan::plan(&crate::plan::Input {
         spec: &loaded.spec,

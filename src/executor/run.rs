@@ -79,7 +79,7 @@ impl Run<'_, '_> {
                 self.exec.progress.rolling_back();
                 // A signal cut the providers' waits short to stop the run; the undo calls must
                 // wait out a rate limit like any other (a second signal ends the process).
-                fabrik_provider::wait::resume();
+                self.exec.context.cancel.resume();
                 self.roll_back()?;
             } else {
                 self.remaining.extend(self.undo.iter().map(Undo::describe));

@@ -32,6 +32,8 @@ pub fn problems(spec: &Spec, graph: &Graph, registry: &Registry) -> Vec<Diagnost
         base_dir: Default::default(),
         state_dir: Default::default(),
         reserved: Vec::new(),
+        // Nothing waits here: no provider is asked to make a call.
+        cancel: Default::default(),
     };
     let input = Input {
         spec,

@@ -9,6 +9,7 @@
 mod harness;
 
 mod bad_inputs;
+mod cancel;
 mod cloudflare;
 mod coolify;
 mod crash;

@@ -1,31 +1,34 @@
-//! The Cloudflare API v4 as this provider uses it: bearer-token requests with timeouts, a
-//! client-side request budget, retries of what is worth retrying (honouring `Retry-After`), and
-//! the `{success, errors, messages, result}` envelope mapped to error kinds.
+//! The Cloudflare API v4 as this provider uses it: its requests through the SDK's
+//! [`Endpoint`] (bearer token, timeouts, a client-side request budget, retries of what is worth
+//! retrying honouring `Retry-After`, waits the run's interrupt ends), and the
+//! `{success, errors, messages, result}` envelope mapped to error kinds.
 //!
 //! Cloudflare allows 1,200 requests per 5 minutes per user and, past that, refuses every call
 //! for the next 5 minutes. A token bucket of that size spends the budget no faster than it
 //! refills, so a large apply slows down instead of locking the account out. Requests never
 //! carry `Expect: 100-continue` (ureq adds it only when asked to, and nothing here asks).
 
-use std::fmt;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fabrik_provider::http::{self, Noted, Request, Retry, Slots};
-use fabrik_provider::{Error, ErrorKind, wait};
+use fabrik_provider::http::{
+    self, Answer, Budget, Credential, Dialect, Endpoint, Noted, Retry, Settings,
+};
+use fabrik_provider::{Cancel, Error, ErrorKind};
 use serde_json::Value;
 
 pub use fabrik_provider::http::Method;
 
-/// A connection that takes longer than this to open is not going to open.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// One request, from connecting to the last byte of the answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Lists of many thousands of records are a few MB.
-const BODY_LIMIT: u64 = 256 * 1024 * 1024;
-/// Requests in flight at once per configured provider; Cloudflare also limits each IP to 200
-/// requests per second.
-const MAX_IN_FLIGHT: usize = 4;
+/// Cloudflare as an endpoint: lists of many thousands of records are a few MB; Cloudflare also
+/// limits each IP to 200 requests per second, so a few in flight are enough.
+const SETTINGS: Settings = Settings {
+    provider: "cloudflare",
+    server: "Cloudflare",
+    user_agent: concat!("fabrik-cloudflare/", env!("CARGO_PKG_VERSION")),
+    connect_timeout: Duration::from_secs(5),
+    request_timeout: Duration::from_secs(60),
+    body_limit: 256 * 1024 * 1024,
+    max_in_flight: 4,
+};
 const EXCERPT: usize = 300;
 
 /// Error codes Cloudflare answers for a record that already exists: 81057 "The record already
@@ -108,6 +111,24 @@ impl Noted for Failure {
             ..self
         }
     }
+
+    fn interrupted(self, note: &str) -> Self {
+        Failure {
+            error: self.error.interrupted(note),
+            ..self
+        }
+    }
+}
+
+/// A failure without an answer (none came, or the call never went out).
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure {
+            error,
+            status: None,
+            codes: Vec::new(),
+        }
+    }
 }
 
 impl From<Failure> for Error {
@@ -118,30 +139,39 @@ impl From<Failure> for Error {
 
 pub type Outcome<T> = std::result::Result<T, Failure>;
 
-/// A client for one Cloudflare account (one token).
-pub struct Api {
-    agent: http::ureq::Agent,
-    /// `https://api.cloudflare.com/client/v4`, without a trailing `/`.
-    base: String,
-    token: Token,
-    tuning: Tuning,
-    slots: Slots,
-    budget: Budget,
+/// How Cloudflare words its answers: the envelope, its codes kept for the provider's decisions.
+struct Envelope;
+
+impl Dialect for Envelope {
+    type Output = Value;
+    type Failure = Failure;
+
+    fn accepted(&self, what: &str, answer: Answer) -> Outcome<Value> {
+        parse_success(what, &answer.body)
+    }
+
+    fn refused(&self, what: &str, answer: &Answer) -> Failure {
+        status_failure(what, answer.status, &answer.body)
+    }
 }
 
-impl fmt::Debug for Api {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Api")
-            .field("base", &self.base)
-            .field("token", &self.token)
-            .finish_non_exhaustive()
-    }
+/// A client for one Cloudflare account (one token).
+#[derive(Debug)]
+pub struct Api {
+    /// At `https://api.cloudflare.com/client/v4`, without a trailing `/`.
+    endpoint: Endpoint<Envelope>,
 }
 
 impl Api {
     /// `url` is the API's base, such as `https://api.cloudflare.com/client/v4`; `budget` the
-    /// requests allowed per [`Tuning::budget_window`].
-    pub fn new(url: &str, token: Token, budget: u32, tuning: Tuning) -> Result<Api, Error> {
+    /// requests allowed per [`Tuning::budget_window`]. Waits end when `cancel` is set.
+    pub fn new(
+        url: &str,
+        token: Token,
+        budget: u32,
+        tuning: Tuning,
+        cancel: Cancel,
+    ) -> Result<Api, Error> {
         let base = http::base_url(url, "", "api_url", "https://api.cloudflare.com/client/v4")?;
         if budget == 0 {
             return Err(Error::new(
@@ -149,17 +179,11 @@ impl Api {
                 "`request_budget` must be at least 1",
             ));
         }
+        let bearer = Credential::new(format!("Bearer {}", token.expose()));
         Ok(Api {
-            agent: http::agent(
-                concat!("fabrik-cloudflare/", env!("CARGO_PKG_VERSION")),
-                CONNECT_TIMEOUT,
-                REQUEST_TIMEOUT,
-            ),
-            base,
-            token,
-            tuning,
-            slots: Slots::new(MAX_IN_FLIGHT),
-            budget: Budget::new(budget, tuning.budget_window),
+            endpoint: Endpoint::new(SETTINGS, base, Envelope, tuning.retry(), cancel)
+                .header("Authorization", bearer)
+                .budget(Budget::new(budget, tuning.budget_window)),
         })
     }
 
@@ -183,53 +207,7 @@ impl Api {
             (_, body) => body,
         };
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
-        let url = format!("{}{path}", self.base);
-        let what = format!("{} {url}", method.as_str());
-        let bearer = format!("Bearer {}", self.token.expose());
-        let request = Request {
-            method,
-            url: &url,
-            headers: &[("Authorization", &bearer)],
-            query,
-            body: body.as_deref(),
-        };
-        http::retrying(&self.tuning.retry(), "Cloudflare", "cloudflare", || {
-            if self.budget.take().is_err() {
-                return http::Attempt::Done(Err(Failure {
-                    error: Error::new(
-                        ErrorKind::Transient,
-                        format!(
-                            "{what}: interrupted while waiting for the request budget; not sent"
-                        ),
-                    )
-                    .retried(),
-                    status: None,
-                    codes: Vec::new(),
-                }));
-            }
-            let outcome = {
-                let _slot = self.slots.acquire();
-                http::send(&self.agent, request, BODY_LIMIT)
-            };
-            http::judge(
-                method,
-                outcome,
-                |answer| parse_success(&what, &answer.body),
-                |answer| {
-                    if answer.status == 429 {
-                        // Every request of this client waits, not only this one.
-                        self.budget
-                            .pause(answer.retry_after.unwrap_or(Duration::from_secs(1)));
-                    }
-                    status_failure(&what, answer.status, &answer.body)
-                },
-                |unanswered| Failure {
-                    error: Error::new(unanswered.kind, format!("{what}: {}", unanswered.message)),
-                    status: None,
-                    codes: Vec::new(),
-                },
-            )
-        })
+        self.endpoint.call(method, path, query, body.as_deref())
     }
 }
 
@@ -312,98 +290,9 @@ pub fn encode(segment: &str) -> String {
     http::encode(segment, b"")
 }
 
-/// A token bucket: `capacity` requests at once, refilled at `capacity` per `window`, and
-/// paused for everyone when the server says to wait.
-struct Budget {
-    capacity: f64,
-    per_second: f64,
-    state: Mutex<Bucket>,
-}
-
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-    paused_until: Option<Instant>,
-}
-
-impl Budget {
-    fn new(capacity: u32, window: Duration) -> Self {
-        let capacity = f64::from(capacity);
-        Budget {
-            capacity,
-            per_second: capacity / window.as_secs_f64().max(0.001),
-            state: Mutex::new(Bucket {
-                tokens: capacity,
-                last: Instant::now(),
-                paused_until: None,
-            }),
-        }
-    }
-
-    /// Waits until one request may be sent, and counts it.
-    ///
-    /// # Errors
-    /// [`wait::Interrupted`] when the run is interrupted first: nothing is counted.
-    fn take(&self) -> Result<(), wait::Interrupted> {
-        loop {
-            let wait = {
-                let mut bucket = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
-                let refill = now.duration_since(bucket.last).as_secs_f64() * self.per_second;
-                bucket.tokens = (bucket.tokens + refill).min(self.capacity);
-                bucket.last = now;
-                match bucket.paused_until {
-                    Some(until) if until > now => until - now,
-                    _ if bucket.tokens >= 1.0 => {
-                        bucket.tokens -= 1.0;
-                        return Ok(());
-                    }
-                    _ => Duration::from_secs_f64((1.0 - bucket.tokens) / self.per_second),
-                }
-            };
-            wait::sleep(wait.min(Duration::from_secs(1)))?;
-        }
-    }
-
-    fn pause(&self, wait: Duration) {
-        let mut bucket = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let until = Instant::now() + wait;
-        if bucket.paused_until.is_none_or(|u| u < until) {
-            bucket.paused_until = Some(until);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_budget_paces_requests_once_the_bucket_is_empty() {
-        let budget = Budget::new(5, Duration::from_millis(500));
-        let started = Instant::now();
-        for _ in 0..5 {
-            budget.take().unwrap();
-        }
-        assert!(
-            started.elapsed() < Duration::from_millis(50),
-            "a full bucket"
-        );
-        for _ in 0..5 {
-            budget.take().unwrap();
-        }
-        // Five more refill at 10 per second.
-        assert!(started.elapsed() >= Duration::from_millis(400));
-    }
-
-    #[test]
-    fn a_pause_holds_every_request() {
-        let budget = Budget::new(100, Duration::from_secs(1));
-        budget.pause(Duration::from_millis(300));
-        let started = Instant::now();
-        budget.take().unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(290));
-    }
 
     #[test]
     fn envelope_codes_decide_the_kind() {
@@ -459,6 +348,7 @@ mod tests {
             Token::new("s3cret".into()),
             10,
             Tuning::default(),
+            Cancel::new(),
         )
         .unwrap();
         assert!(!format!("{api:?}").contains("s3cret"));
@@ -467,7 +357,14 @@ mod tests {
     #[test]
     fn bad_urls_and_budgets_are_invalid_input() {
         for url in ["api.cloudflare.com", "ftp://x", ""] {
-            let err = Api::new(url, Token::new("t".into()), 10, Tuning::default()).unwrap_err();
+            let err = Api::new(
+                url,
+                Token::new("t".into()),
+                10,
+                Tuning::default(),
+                Cancel::new(),
+            )
+            .unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidInput, "{url}");
         }
         let err = Api::new(
@@ -475,6 +372,7 @@ mod tests {
             Token::new("t".into()),
             0,
             Tuning::default(),
+            Cancel::new(),
         )
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidInput);

@@ -73,8 +73,12 @@ impl Provider for Cloudflare {
         vec![record::resource_type()]
     }
 
-    fn configure(&self, config: &Attributes, _context: &Context) -> Result<Box<dyn Client>> {
-        Ok(Box::new(CloudflareClient::new(config, Tuning::default())?))
+    fn configure(&self, config: &Attributes, context: &Context) -> Result<Box<dyn Client>> {
+        Ok(Box::new(CloudflareClient::with_cancel(
+            config,
+            Tuning::default(),
+            context.cancel.clone(),
+        )?))
     }
 
     fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
@@ -134,11 +138,25 @@ impl std::fmt::Debug for CloudflareClient {
 impl CloudflareClient {
     /// A client for what a `providers.cloudflare` block says, with `tuning` for retries and
     /// the budget's window (tests shorten the waits); the block's `rate_limit_wait`, when
-    /// given, replaces the tuning's.
+    /// given, replaces the tuning's. Nothing cuts its waits short
+    /// ([`CloudflareClient::with_cancel`] for a run's).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a missing token or a malformed knob.
     pub fn new(config: &Attributes, tuning: Tuning) -> Result<Self> {
+        Self::with_cancel(config, tuning, fabrik_provider::Cancel::new())
+    }
+
+    /// Like [`CloudflareClient::new`], its waits ended by `cancel` (the run's, from
+    /// [`Context::cancel`]).
+    ///
+    /// # Errors
+    /// As [`CloudflareClient::new`].
+    pub fn with_cancel(
+        config: &Attributes,
+        tuning: Tuning,
+        cancel: fabrik_provider::Cancel,
+    ) -> Result<Self> {
         let text = |field: &str| fabrik_provider::config_text(config, "cloudflare", field);
         let number = |field: &str, default: u64, max: u64| match config.get(field) {
             None | Some(Value::Null) => Ok(default),
@@ -165,7 +183,7 @@ impl CloudflareClient {
             ..tuning
         };
         Ok(CloudflareClient {
-            api: api::Api::new(&url, api::Token::new(token), budget as u32, tuning)?,
+            api: api::Api::new(&url, api::Token::new(token), budget as u32, tuning, cancel)?,
             records: record::Records::new(batch_size as usize),
         })
     }

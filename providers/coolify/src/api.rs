@@ -1,32 +1,35 @@
-//! The Coolify REST API (`/api/v1`) as this provider uses it: bearer-token requests with
-//! timeouts, retries of what is worth retrying (429 with `Retry-After`, 5xx on idempotent
-//! calls, connections that never reached the server) and answers mapped to error kinds.
+//! The Coolify REST API (`/api/v1`) as this provider uses it: its requests through the SDK's
+//! [`Endpoint`] (bearer token, timeouts, retries of what is worth retrying: 429 with
+//! `Retry-After`, 5xx on idempotent calls, connections that never reached the server; waits the
+//! run's interrupt ends) and its answers mapped to error kinds.
 //!
 //! Coolify answers errors as `{"message": …, "errors": …}` where `errors` comes in three shapes
 //! (a map of lists, a map of strings, a bare list), so it is kept as a JSON value and flattened
-//! for the message. A 409 on an application write carries `conflicts[]`: the resources already
-//! using a domain, which the message names.
+//! for the message; the field a map names is kept in [`Error::field`]. A 409 on an application
+//! write carries `conflicts[]`: the resources already using a domain, which the message names.
 
-use std::fmt;
 use std::time::Duration;
 
-use fabrik_provider::http::{self, Request, Slots};
-use fabrik_provider::{Error, ErrorKind, Result};
+use fabrik_provider::http::{self, Answer, Credential, Dialect, Endpoint, Settings};
+use fabrik_provider::{Cancel, Error, ErrorKind, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
 pub use fabrik_provider::http::{Method, Retry};
 
-/// A connection that takes longer than this to open is not going to open.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// One request, from connecting to the last byte of the answer. Coolify answers a create only
-/// once it has written the application and its proxy labels, which can take seconds.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// A deployment's log comes back inside its JSON; long builds log a lot.
-const BODY_LIMIT: u64 = 64 * 1024 * 1024;
-/// Requests in flight at once per configured provider: Coolify rate-limits per user (200 a
-/// minute by default), so a burst of parallel calls only buys 429s.
-const MAX_IN_FLIGHT: usize = 4;
+/// A Coolify instance as an endpoint. Coolify answers a create only once it has written the
+/// application and its proxy labels, which can take seconds; a deployment's log comes back
+/// inside its JSON, and long builds log a lot; Coolify rate-limits per user (200 a minute by
+/// default), so a burst of parallel calls only buys 429s.
+const SETTINGS: Settings = Settings {
+    provider: "coolify",
+    server: "the server",
+    user_agent: concat!("fabrik-coolify/", env!("CARGO_PKG_VERSION")),
+    connect_timeout: Duration::from_secs(10),
+    request_timeout: Duration::from_secs(60),
+    body_limit: 64 * 1024 * 1024,
+    max_in_flight: 4,
+};
 /// How much of an error body goes into a message.
 const EXCERPT: usize = 400;
 
@@ -65,29 +68,34 @@ impl Reply {
     }
 }
 
-/// A client for one Coolify instance.
-pub struct Api {
-    agent: http::ureq::Agent,
-    /// `<url>/api/v1`
-    base: String,
-    token: Token,
-    retry: Retry,
-    slots: Slots,
+/// How Coolify words its answers.
+struct Words;
+
+impl Dialect for Words {
+    type Output = Reply;
+    type Failure = Error;
+
+    fn accepted(&self, _what: &str, answer: Answer) -> Result<Reply> {
+        Ok(Reply { body: answer.body })
+    }
+
+    fn refused(&self, what: &str, answer: &Answer) -> Error {
+        status_error(what, answer.status, &answer.body)
+    }
 }
 
-impl fmt::Debug for Api {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Api")
-            .field("base", &self.base)
-            .field("token", &self.token)
-            .finish_non_exhaustive()
-    }
+/// A client for one Coolify instance.
+#[derive(Debug)]
+pub struct Api {
+    /// At `<url>/api/v1`. The API does not redirect; an answer that does (a login page in
+    /// front of it) is shown as it is, not followed.
+    endpoint: Endpoint<Words>,
 }
 
 impl Api {
     /// `url` is the instance's address (`https://coolify.example.com`); a trailing `/` or
-    /// `/api/v1` is tolerated.
-    pub fn new(url: &str, token: Token, retry: Retry) -> Result<Api> {
+    /// `/api/v1` is tolerated. Waits end when `cancel` is set.
+    pub fn new(url: &str, token: Token, retry: Retry, cancel: Cancel) -> Result<Api> {
         let base = http::base_url(url, "/api/v1", "url", "https://coolify.example.com")?;
         if token.expose().trim().is_empty() {
             return Err(Error::new(
@@ -95,19 +103,16 @@ impl Api {
                 "`token` of provider coolify must not be empty",
             ));
         }
+        let bearer = Credential::new(format!("Bearer {}", token.expose()));
         Ok(Api {
-            // The API does not redirect; an answer that does (a login page in front of it) is
-            // shown as it is, not followed.
-            agent: http::agent(
-                concat!("fabrik-coolify/", env!("CARGO_PKG_VERSION")),
-                CONNECT_TIMEOUT,
-                REQUEST_TIMEOUT,
-            ),
-            base: format!("{base}/api/v1"),
-            token,
-            retry,
-            slots: Slots::new(MAX_IN_FLIGHT),
+            endpoint: Endpoint::new(SETTINGS, format!("{base}/api/v1"), Words, retry, cancel)
+                .header("Authorization", bearer),
         })
+    }
+
+    /// The run's cancel signal, for the waits of a call (a deployment, a deletion).
+    pub fn cancel(&self) -> &Cancel {
+        self.endpoint.cancel()
     }
 
     pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Reply> {
@@ -136,34 +141,13 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<Reply> {
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
-        let url = format!("{}{path}", self.base);
-        let what = format!("{} {url}", method.as_str());
-        let bearer = format!("Bearer {}", self.token.expose());
-        let request = Request {
-            method,
-            url: &url,
-            headers: &[("Authorization", &bearer)],
-            query,
-            body: body.as_deref(),
-        };
-        http::retrying(&self.retry, "the server", "coolify", || {
-            let outcome = {
-                let _slot = self.slots.acquire();
-                http::send(&self.agent, request, BODY_LIMIT)
-            };
-            http::judge(
-                method,
-                outcome,
-                |answer| Ok(Reply { body: answer.body }),
-                |answer| status_error(&what, answer.status, &answer.body),
-                |failure| Error::new(failure.kind, format!("{what}: {}", failure.message)),
-            )
-        })
+        self.endpoint.call(method, path, query, body.as_deref())
     }
 }
 
 /// The error for an answer outside 2xx, with the server's message, its field errors and, for a
-/// domain conflict, the resources that hold the domain.
+/// domain conflict, the resources that hold the domain; the field it refused, where it names
+/// one.
 pub fn status_error(what: &str, status: u16, body: &str) -> Error {
     let kind = match status {
         // Coolify answers 405 to a method a route does not take (GET /deploy).
@@ -176,7 +160,32 @@ pub fn status_error(what: &str, status: u16, body: &str) -> Error {
         }
         _ => "",
     };
-    http::status_error(what, status, &server_message(body), kind, hint)
+    let error = http::status_error(what, status, &server_message(body), kind, hint);
+    match refused_field(body) {
+        Some(field) => error.with_field(field),
+        None => error,
+    }
+}
+
+/// The request field an error body is about: the first field of its `errors` map (a 422's
+/// validation), or the field its `message` names where Coolify refuses without a map. Coolify
+/// answers a create on a server with several destinations and no `destination_uuid` with a
+/// 400 whose only words are "Server has multiple destinations and you do not set
+/// destination_uuid.": the field is in that sentence and nowhere else.
+fn refused_field(body: &str) -> Option<String> {
+    /// Fields Coolify names in the `message` of a refusal without an `errors` map.
+    const NAMED_IN_MESSAGES: [&str; 1] = ["destination_uuid"];
+    let Ok(Value::Object(problem)) = serde_json::from_str::<Value>(body) else {
+        return None;
+    };
+    if let Some(Value::Object(fields)) = problem.get("errors") {
+        return fields.keys().next().cloned();
+    }
+    let message = problem.get("message").and_then(Value::as_str)?;
+    NAMED_IN_MESSAGES
+        .iter()
+        .find(|field| message.contains(*field))
+        .map(|field| field.to_string())
 }
 
 /// `message`, then the field errors and conflicts of a Coolify error body; the body's excerpt
@@ -273,13 +282,35 @@ mod tests {
             "{}",
             e.message
         );
+        assert_eq!(e.field.as_deref(), Some("fqdn"));
         let e = status_error("x", 422, r#"{"message":"m","errors":{"a":"b"}}"#);
         assert!(e.message.ends_with("m a: b"), "{}", e.message);
         let e = status_error("x", 422, r#"{"message":"m","errors":["one","two"]}"#);
         assert!(e.message.ends_with("m one, two"), "{}", e.message);
+        assert_eq!(e.field, None, "a bare list names no field");
         let e = status_error("x", 401, "Unauthenticated.");
         assert_eq!(e.kind, ErrorKind::Unauthorized);
         assert!(e.message.contains("`token`"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_field_a_refusal_is_about_is_kept_apart_from_the_words() {
+        let e = status_error(
+            "POST x",
+            400,
+            r#"{"message":"Server has multiple destinations and you do not set destination_uuid."}"#,
+        );
+        assert_eq!(e.kind, ErrorKind::InvalidInput);
+        assert_eq!(e.field.as_deref(), Some("destination_uuid"));
+        assert!(
+            e.message.ends_with(
+                "HTTP 400: Server has multiple destinations and you do not set destination_uuid."
+            ),
+            "{}",
+            e.message
+        );
+        let e = status_error("POST x", 404, r#"{"message":"Destination not found."}"#);
+        assert_eq!(e.field, None, "a message that names no field");
     }
 
     #[test]
@@ -301,13 +332,15 @@ mod tests {
     #[test]
     fn bad_urls_and_empty_tokens_are_invalid_input() {
         for url in ["coolify.example.com", "ftp://host", "http://", ""] {
-            let err = Api::new(url, Token::new("t".into()), Retry::default()).unwrap_err();
+            let err =
+                Api::new(url, Token::new("t".into()), Retry::default(), Cancel::new()).unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidInput, "{url}");
         }
         let err = Api::new(
             "http://127.0.0.1:1",
             Token::new(" ".into()),
             Retry::default(),
+            Cancel::new(),
         )
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidInput);
@@ -315,9 +348,10 @@ mod tests {
             "http://127.0.0.1:1/api/v1/",
             Token::new("s3cret".into()),
             Retry::default(),
+            Cancel::new(),
         )
         .unwrap();
-        assert_eq!(api.base, "http://127.0.0.1:1/api/v1");
+        assert_eq!(api.endpoint.base(), "http://127.0.0.1:1/api/v1");
         assert!(!format!("{api:?}").contains("s3cret"));
     }
 }

@@ -6,6 +6,9 @@
 //! deployment is the one to wait for. `GET /deployments/{uuid}` has answered 404 for a live
 //! deployment (coollabsio/coolify#8925), so a 404 is asked again, then the latest deployment is
 //! asked for, before anything fails.
+//!
+//! The wait between two polls goes through the run's cancel signal: an interrupted run stops
+//! waiting at once, and the deployment goes on without it.
 
 use std::time::{Duration, Instant};
 
@@ -116,6 +119,10 @@ pub fn deploy_and_wait(
 }
 
 /// Polls deployment `uuid` of `app` until it ends.
+///
+/// # Errors
+/// [`ErrorKind::Fatal`] as [`deploy_and_wait`]; [`Error::interrupted`] when the run is
+/// interrupted before it ends (the deployment goes on in Coolify).
 pub fn wait(
     api: &Api,
     app: &str,
@@ -184,7 +191,14 @@ pub fn wait(
                 ),
             ));
         }
-        std::thread::sleep(poll.min(deadline.saturating_duration_since(Instant::now())));
+        let pause = poll.min(deadline.saturating_duration_since(Instant::now()));
+        if api.cancel().sleep(pause).is_err() {
+            return Err(Error::interrupted(format!(
+                "deployment {uuid} of application {app} was not waited for: the run was \
+                 interrupted while it was {}",
+                last.status
+            )));
+        }
     }
 }
 

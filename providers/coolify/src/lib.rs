@@ -1,31 +1,31 @@
 //! The `coolify` provider: applications on a Coolify instance (v4), through its REST API.
 //!
-//! - [`spec`]: `coolify.application`'s fields, checks and normal form, and how they map to
-//!   Coolify's application fields (writes use `domains`, reads answer `fqdn`; ports are sent as
-//!   a string; no field the server refuses on PATCH is ever sent).
-//! - `app`: find by ownership marker, create, read, update, delete (waiting until the
-//!   asynchronous delete is done), names of projects, environments and servers resolved to
+//! - `application`: `coolify.application`: find by ownership marker, create, read, update,
+//!   delete (waiting until the asynchronous delete is done); [`schema`] its
+//!   fields, checks and normal form, and how they map to Coolify's application fields (writes
+//!   use `domains`, reads answer `fqdn`; ports are sent as a string; no field the server
+//!   refuses on PATCH is ever sent); names of projects, environments and servers resolved to
 //!   uuids.
 //! - `env`: environment variables keyed on `(key, is_preview)`.
 //! - `deploy`: deploy and wait, with the server's known quirks.
-//! - `api`: the HTTP client (timeouts, retries with backoff and jitter, `Retry-After`, error
-//!   kinds from statuses, domain conflicts named).
+//! - `api`: the requests, through the SDK's endpoint (timeouts, retries with backoff and
+//!   jitter, `Retry-After`, waits the run's interrupt ends), error kinds from statuses, the
+//!   field a refusal names, domain conflicts named.
 
 mod api;
-mod app;
+mod application;
 mod deploy;
 mod env;
-pub mod spec;
 
 use std::time::Duration;
 
 use fabrik_provider::{
-    Applied, Attributes, Client, Context, Error, ErrorKind, Field, FieldKind, Found, Observed,
-    Provider, ResourceType, Result, Target, Value,
+    Applied, Attributes, Cancel, Client, Context, Error, ErrorKind, Field, FieldKind, Found,
+    Observed, Provider, ResourceType, Result, Target, Value,
 };
 
 pub use api::Retry;
-pub use spec::APPLICATION_TYPE;
+pub use application::schema::{self, APPLICATION_TYPE};
 
 /// How often a deployment's status is asked for unless the configuration says otherwise.
 const DEFAULT_POLL: Duration = Duration::from_secs(2);
@@ -62,23 +62,27 @@ impl Provider for Coolify {
     }
 
     fn resource_types(&self) -> Vec<ResourceType> {
-        vec![spec::resource_type()]
+        vec![schema::resource_type()]
     }
 
-    fn configure(&self, config: &Attributes, _context: &Context) -> Result<Box<dyn Client>> {
-        Ok(Box::new(CoolifyClient::new(config, api::default_retry())?))
+    fn configure(&self, config: &Attributes, context: &Context) -> Result<Box<dyn Client>> {
+        Ok(Box::new(CoolifyClient::with_cancel(
+            config,
+            api::default_retry(),
+            context.cancel.clone(),
+        )?))
     }
 
     fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
         match target.type_name {
-            APPLICATION_TYPE => spec::validate(inputs),
+            APPLICATION_TYPE => schema::validate(inputs),
             _ => Ok(()),
         }
     }
 
     fn normalize(&self, type_name: &str, inputs: &Attributes) -> Result<Attributes> {
         match type_name {
-            APPLICATION_TYPE => spec::normalise(inputs),
+            APPLICATION_TYPE => schema::normalise(inputs),
             _ => Ok(inputs.clone()),
         }
     }
@@ -87,23 +91,32 @@ impl Provider for Coolify {
 /// A configured `coolify` provider: one instance, one token.
 #[derive(Debug)]
 pub struct CoolifyClient {
-    apps: app::Applications,
+    apps: application::Applications,
 }
 
 impl CoolifyClient {
     /// A client for the instance a `providers.coolify` block names, retrying as `retry` says
     /// (tests shorten the waits); the block's `rate_limit_wait`, when given, replaces the
-    /// retry's.
+    /// retry's. Nothing cuts its waits short ([`CoolifyClient::with_cancel`] for a run's).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a missing or malformed `url`, `token`,
     /// `poll_interval` or `rate_limit_wait`.
     pub fn new(config: &Attributes, retry: Retry) -> Result<Self> {
+        Self::with_cancel(config, retry, Cancel::new())
+    }
+
+    /// Like [`CoolifyClient::new`], its waits (deployments, deletions, retries) ended by
+    /// `cancel` (the run's, from [`Context::cancel`]).
+    ///
+    /// # Errors
+    /// As [`CoolifyClient::new`].
+    pub fn with_cancel(config: &Attributes, retry: Retry, cancel: Cancel) -> Result<Self> {
         let url = fabrik_provider::config_required(config, "coolify", "url")?;
         let token = fabrik_provider::config_required(config, "coolify", "token")?;
         let poll = match config.get("poll_interval") {
             None | Some(Value::Null) => DEFAULT_POLL,
-            Some(v) => spec::parse_duration("poll_interval", v)?,
+            Some(v) => schema::parse_duration("poll_interval", v)?,
         };
         let retry = Retry {
             rate_limit_wait: fabrik_provider::http::rate_limit_wait(
@@ -114,8 +127,8 @@ impl CoolifyClient {
             ..retry
         };
         Ok(CoolifyClient {
-            apps: app::Applications {
-                api: api::Api::new(&url, api::Token::new(token), retry)?,
+            apps: application::Applications {
+                api: api::Api::new(&url, api::Token::new(token), retry, cancel)?,
                 poll,
                 naming: std::sync::Mutex::new(()),
             },

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use fabrik_coolify::{APPLICATION_TYPE, CoolifyClient, Retry, spec};
-use fabrik_provider::{Attributes, Client, ErrorKind, Target};
+use fabrik_coolify::{APPLICATION_TYPE, CoolifyClient, Retry, schema};
+use fabrik_provider::{Attributes, Cancel, Client, ErrorKind, Target};
 use fabrik_testkit::coolify::{FakeCoolify, TOKEN};
 use serde_json::{Value, json};
 
@@ -51,7 +51,7 @@ fn fake() -> FakeCoolify {
 
 /// The normalised inputs of an application on `main` serving `<health base>/<name>`.
 fn inputs(fake: &FakeCoolify, name: &str, tag: &str, env: Value) -> Attributes {
-    spec::normalise(&attrs(json!({
+    schema::normalise(&attrs(json!({
         "project": "shop",
         "server": "main",
         "image": format!("ghcr.io/acme/api:{tag}"),
@@ -274,6 +274,59 @@ fn a_failed_update_deployment_puts_the_previous_release_back() {
     fake.assert_no_violations();
 }
 
+/// An interrupt while an update's deployment runs ends the wait at once: the previous settings
+/// are put back and their deployment queued, and the call says it was not done (interrupted,
+/// so the engine does not make it again in this run).
+#[test]
+fn an_update_interrupted_while_it_deploys_puts_the_previous_settings_back() {
+    let fake = fake();
+    let cancel = Cancel::new();
+    let c = CoolifyClient::with_cancel(
+        &attrs(json!({"url": fake.url(), "token": TOKEN, "poll_interval": "2s"})),
+        quick(),
+        cancel.clone(),
+    )
+    .expect("a client");
+    let v1 = inputs(&fake, "api", "1.0", json!({"A": "1"}));
+    let made = c.create(target("api"), &v1).unwrap();
+    fake.hold_deployments(true);
+    let v2 = inputs(&fake, "api", "2.0", json!({"A": "2"}));
+    let interrupter = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            cancel.cancel();
+        })
+    };
+    let started = Instant::now();
+    let err = c.update(target("api"), &made.id, &v1, &v2).unwrap_err();
+    interrupter.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "not a poll interval more: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind, ErrorKind::Transient);
+    assert!(err.interrupted && err.retried, "{err:?}");
+    assert!(
+        err.message
+            .contains("the previous settings were put back and their deployment queued"),
+        "{}",
+        err.message
+    );
+    let app = fake.application(&made.id).unwrap();
+    assert_eq!(app["docker_registry_image_tag"], "1.0");
+    assert_eq!(fake.envs(&made.id)[0]["value"], "1");
+    // The update's deployment goes on; the previous settings' one is queued behind it.
+    let statuses = fake.deployment_statuses(&made.id);
+    assert_eq!(statuses[..2], ["finished", "in_progress"], "{statuses:?}");
+    assert!(
+        statuses.len() == 3 && ["queued", "in_progress"].contains(&statuses[2].as_str()),
+        "{statuses:?}"
+    );
+    fake.assert_no_violations();
+}
+
 #[test]
 fn an_already_queued_deploy_is_followed_through_the_latest_deployment() {
     let fake = fake();
@@ -435,7 +488,7 @@ fn a_wrong_token_is_unauthorized() {
 fn a_git_source_is_created_through_the_public_repository_endpoint() {
     let fake = fake();
     let c = client(&fake);
-    let wanted = spec::normalise(&attrs(json!({
+    let wanted = schema::normalise(&attrs(json!({
         "project": "shop",
         "server": "main",
         "git": {"repository": "https://github.com/acme/site", "build_pack": "static"},
@@ -493,7 +546,7 @@ fn applications_of_one_new_project_created_in_parallel_share_it() {
 fn a_compose_application_never_sends_domains() {
     let fake = fake();
     let c = client(&fake);
-    let wanted = spec::normalise(&attrs(json!({
+    let wanted = schema::normalise(&attrs(json!({
         "project": "shop",
         "server": "main",
         "git": {"repository": "https://github.com/acme/stack", "build_pack": "dockercompose"},
@@ -598,7 +651,7 @@ fn a_git_application_never_deployed_reads_as_such() {
     let fake = fake();
     fake.add_project("shop");
     let c = client(&fake);
-    let wanted = spec::normalise(&attrs(json!({
+    let wanted = schema::normalise(&attrs(json!({
         "project": "shop", "server": "main", "ports": [80],
         "git": {"repository": "https://github.com/acme/site", "build_pack": "static"},
     })))

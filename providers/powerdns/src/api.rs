@@ -1,28 +1,31 @@
-//! The PowerDNS HTTP API as this provider uses it: authenticated requests with timeouts,
-//! retries of what is worth retrying, and answers mapped to error kinds.
+//! The PowerDNS HTTP API as this provider uses it: its requests through the SDK's
+//! [`Endpoint`] (timeouts, retries of what is worth retrying, waits the run's interrupt ends),
+//! and its answers mapped to error kinds.
 //!
 //! Requests never carry `Expect: 100-continue`: the PowerDNS 4.7 webserver never answers it,
 //! so a client that sends it waits out its 100-continue timeout on every large PATCH. ureq adds
 //! the header only when asked to, and nothing here asks.
 
-use std::fmt;
 use std::time::Duration;
 
-use fabrik_provider::http::{self, Method, Request, Slots};
-use fabrik_provider::{Error, ErrorKind, Result};
+use fabrik_provider::http::{self, Answer, Dialect, Endpoint, Method, Settings};
+use fabrik_provider::{Cancel, Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
 pub use fabrik_provider::http::Retry;
 
-/// A connection that takes longer than this to open is not going to open.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// One request, from connecting to the last byte of the answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Whole zones come back in one answer; 10,000 RRsets are a few MB.
-const BODY_LIMIT: u64 = 512 * 1024 * 1024;
-/// Requests in flight at once per configured provider: the PowerDNS webserver answers one
-/// connection per thread, and a SQL backend serialises writes anyway.
-const MAX_IN_FLIGHT: usize = 8;
+/// The PowerDNS webserver as an endpoint: the webserver answers one connection per thread,
+/// and a SQL backend serialises writes anyway, so a few requests in flight are enough; whole
+/// zones come back in one answer (10,000 RRsets are a few MB).
+const SETTINGS: Settings = Settings {
+    provider: "powerdns",
+    server: "the server",
+    user_agent: concat!("fabrik-powerdns/", env!("CARGO_PKG_VERSION")),
+    connect_timeout: Duration::from_secs(5),
+    request_timeout: Duration::from_secs(30),
+    body_limit: 512 * 1024 * 1024,
+    max_in_flight: 8,
+};
 /// How much of an error body goes into a message.
 const EXCERPT: usize = 300;
 
@@ -50,29 +53,42 @@ impl Reply {
     }
 }
 
-/// A client for one PowerDNS server.
-pub struct Api {
-    agent: http::ureq::Agent,
-    /// `<url>/api/v1/servers/<server_id>`
-    base: String,
-    key: ApiKey,
-    retry: Retry,
-    slots: Slots,
+/// How PowerDNS words its answers.
+struct Words;
+
+impl Dialect for Words {
+    type Output = Reply;
+    type Failure = Error;
+
+    fn accepted(&self, _what: &str, answer: Answer) -> Result<Reply> {
+        Ok(Reply {
+            status: answer.status,
+            body: answer.body,
+        })
+    }
+
+    fn refused(&self, what: &str, answer: &Answer) -> Error {
+        status_error(what, answer.status, &answer.body)
+    }
 }
 
-impl fmt::Debug for Api {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Api")
-            .field("base", &self.base)
-            .field("key", &self.key)
-            .finish_non_exhaustive()
-    }
+/// A client for one PowerDNS server.
+#[derive(Debug)]
+pub struct Api {
+    /// At `<url>/api/v1/servers/<server_id>`.
+    endpoint: Endpoint<Words>,
 }
 
 impl Api {
     /// `url` is the webserver's address (`http://127.0.0.1:8081`); a trailing `/` or
-    /// `/api/v1` is tolerated.
-    pub fn new(url: &str, key: ApiKey, server_id: &str, retry: Retry) -> Result<Api> {
+    /// `/api/v1` is tolerated. Waits end when `cancel` is set.
+    pub fn new(
+        url: &str,
+        key: ApiKey,
+        server_id: &str,
+        retry: Retry,
+        cancel: Cancel,
+    ) -> Result<Api> {
         let base = http::base_url(url, "/api/v1", "url", "http://127.0.0.1:8081")?;
         if server_id.is_empty() {
             return Err(Error::new(
@@ -80,16 +96,9 @@ impl Api {
                 "`server_id` must not be empty",
             ));
         }
+        let base = format!("{base}/api/v1/servers/{}", encode_segment(server_id));
         Ok(Api {
-            agent: http::agent(
-                concat!("fabrik-powerdns/", env!("CARGO_PKG_VERSION")),
-                CONNECT_TIMEOUT,
-                REQUEST_TIMEOUT,
-            ),
-            base: format!("{base}/api/v1/servers/{}", encode_segment(server_id)),
-            key,
-            retry,
-            slots: Slots::new(MAX_IN_FLIGHT),
+            endpoint: Endpoint::new(SETTINGS, base, Words, retry, cancel).header("X-API-Key", key),
         })
     }
 
@@ -127,33 +136,7 @@ impl Api {
         query: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Result<Reply> {
-        let url = format!("{}{path}", self.base);
-        let what = format!("{} {url}", method.as_str());
-        let request = Request {
-            method,
-            url: &url,
-            headers: &[("X-API-Key", self.key.expose())],
-            query,
-            body,
-        };
-        http::retrying(&self.retry, "the server", "powerdns", || {
-            let outcome = {
-                let _slot = self.slots.acquire();
-                http::send(&self.agent, request, BODY_LIMIT)
-            };
-            http::judge(
-                method,
-                outcome,
-                |answer| {
-                    Ok(Reply {
-                        status: answer.status,
-                        body: answer.body,
-                    })
-                },
-                |answer| status_error(&what, answer.status, &answer.body),
-                |failure| Error::new(failure.kind, format!("{what}: {}", failure.message)),
-            )
-        })
+        self.endpoint.call(method, path, query, body)
     }
 }
 
@@ -376,7 +359,14 @@ mod tests {
     }
 
     fn api(url: &str) -> Api {
-        Api::new(url, ApiKey::new("k3y".into()), "localhost", quick()).unwrap()
+        Api::new(
+            url,
+            ApiKey::new("k3y".into()),
+            "localhost",
+            quick(),
+            Cancel::new(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -519,7 +509,14 @@ mod tests {
     #[test]
     fn bad_urls_are_invalid_input() {
         for url in ["localhost:8081", "ftp://host", "http://", ""] {
-            let err = Api::new(url, ApiKey::new("k".into()), "localhost", quick()).unwrap_err();
+            let err = Api::new(
+                url,
+                ApiKey::new("k".into()),
+                "localhost",
+                quick(),
+                Cancel::new(),
+            )
+            .unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidInput, "{url}");
         }
     }

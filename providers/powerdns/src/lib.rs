@@ -64,8 +64,12 @@ impl Provider for PowerDns {
         vec![zone::resource_type(), record::resource_type()]
     }
 
-    fn configure(&self, config: &Attributes, _context: &Context) -> Result<Box<dyn Client>> {
-        Ok(Box::new(PowerDnsClient::new(config, Retry::default())?))
+    fn configure(&self, config: &Attributes, context: &Context) -> Result<Box<dyn Client>> {
+        Ok(Box::new(PowerDnsClient::with_cancel(
+            config,
+            Retry::default(),
+            context.cancel.clone(),
+        )?))
     }
 
     fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
@@ -120,12 +124,25 @@ impl std::fmt::Debug for PowerDnsClient {
 impl PowerDnsClient {
     /// A client for the server a `providers.powerdns` block names, retrying as `retry` says
     /// (tests shorten the waits); the block's `rate_limit_wait`, when given, replaces the
-    /// retry's.
+    /// retry's. Nothing cuts its waits short ([`PowerDnsClient::with_cancel`] for a run's).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a missing or malformed `url`, `api_key`, `server_id`
     /// or `rate_limit_wait`.
     pub fn new(config: &Attributes, retry: Retry) -> Result<Self> {
+        Self::with_cancel(config, retry, fabrik_provider::Cancel::new())
+    }
+
+    /// Like [`PowerDnsClient::new`], its waits ended by `cancel` (the run's, from
+    /// [`Context::cancel`]).
+    ///
+    /// # Errors
+    /// As [`PowerDnsClient::new`].
+    pub fn with_cancel(
+        config: &Attributes,
+        retry: Retry,
+        cancel: fabrik_provider::Cancel,
+    ) -> Result<Self> {
         let text = |field: &str| fabrik_provider::config_text(config, "powerdns", field);
         let url = fabrik_provider::config_required(config, "powerdns", "url")?;
         let key = fabrik_provider::config_required(config, "powerdns", "api_key")?;
@@ -139,7 +156,7 @@ impl PowerDnsClient {
             ..retry
         };
         Ok(PowerDnsClient {
-            api: api::Api::new(&url, api::ApiKey::new(key), &server_id, retry)?,
+            api: api::Api::new(&url, api::ApiKey::new(key), &server_id, retry, cancel)?,
             records: record::Records::default(),
         })
     }

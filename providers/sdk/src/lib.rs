@@ -15,18 +15,20 @@
 //! ```
 //!
 //! Providers never depend on the engine or on each other, and the engine names a provider only in
-//! its registry. What every HTTP provider needs (timeouts, retries with backoff, `Retry-After`
-//! and the `rate_limit_wait` it is waited out for, classifying what did not answer) is written
-//! once, in [`http`]; waits that an interrupt ends, in [`wait`].
+//! its registry. What every HTTP provider needs (one [`http::Endpoint`] per API: timeouts,
+//! retries with backoff, `Retry-After` and the `rate_limit_wait` it is waited out for, requests
+//! in flight and per window, classifying what did not answer) is written once, in [`http`]; the
+//! run's cancel signal and the one sleep every wait goes through, in [`Cancel`].
 
+mod cancel;
 mod error;
 pub mod http;
 mod schema;
-pub mod wait;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use cancel::{Cancel, Interrupted};
 pub use error::{Error, ErrorKind, Result};
 pub use schema::{Field, FieldKind, OutputField, ReplaceStrategy, ResourceType};
 pub use serde_json::Value;
@@ -177,7 +179,8 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     })
 }
 
-/// Where a run happens: relative paths in a spec are relative to the spec's directory.
+/// Where a run happens (relative paths in a spec are relative to the spec's directory), and
+/// the signal that ends its waits.
 #[derive(Debug, Clone)]
 pub struct Context {
     /// The directory that holds the spec file.
@@ -187,14 +190,21 @@ pub struct Context {
     /// fabrik's own files (the spec, the state directory, the `.env` beside the spec): no
     /// resource may write them or anything under them.
     pub reserved: Vec<PathBuf>,
+    /// Set when the run is interrupted: every wait a client makes goes through
+    /// [`Cancel::sleep`] of this signal, so that it ends at once (see [`Client`],
+    /// "Cancellation").
+    pub cancel: Cancel,
 }
 
 /// Which resource a call is about: the provider stamps [`Target::marker`] on every object it
 /// creates where the remote API has a place for it.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
+    /// The spec's `stack`.
     pub stack: &'a str,
+    /// The resource's name in the spec.
     pub name: &'a str,
+    /// Its type, such as `local.file`.
     pub type_name: &'a str,
 }
 
@@ -221,7 +231,9 @@ pub struct Applied {
 /// An object found by its identity, without knowing its id beforehand.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Found {
+    /// The object's identity in the provider.
     pub id: String,
+    /// What it is now.
     pub observed: Observed,
 }
 
@@ -231,22 +243,32 @@ pub struct Observed {
     /// The inputs as they are now on the remote side, in the same normal form the provider
     /// expects them in: the engine diffs them against the desired inputs to detect drift.
     pub inputs: Attributes,
+    /// The attributes only the provider knows (ids, addresses, hashes).
     pub outputs: Attributes,
 }
 
 /// One change in a batch handed to [`Client::apply_batch`].
 #[derive(Debug, Clone, Copy)]
 pub enum Change<'a> {
+    /// [`Client::create`].
     Create {
+        /// The inputs to create with.
         inputs: &'a Attributes,
     },
+    /// [`Client::update`].
     Update {
+        /// The object.
         id: &'a str,
+        /// Its inputs as recorded.
         prior: &'a Attributes,
+        /// The inputs it is to have.
         inputs: &'a Attributes,
     },
+    /// [`Client::delete`].
     Delete {
+        /// The object.
         id: &'a str,
+        /// The inputs it was created with.
         inputs: &'a Attributes,
     },
 }
@@ -254,42 +276,64 @@ pub enum Change<'a> {
 /// A change and the resource it is for.
 #[derive(Debug, Clone, Copy)]
 pub struct Call<'a> {
+    /// The resource.
     pub target: Target<'a>,
+    /// What to do to its object.
     pub change: Change<'a>,
 }
 
 /// One object to read in [`Client::read_many`].
 #[derive(Debug, Clone, Copy)]
 pub struct Read<'a> {
+    /// The resource.
     pub target: Target<'a>,
+    /// Its object's identity.
     pub id: &'a str,
+    /// Its inputs as recorded.
     pub inputs: &'a Attributes,
 }
 
 /// A resource about to be created, for [`Client::obstacles`].
 #[derive(Debug, Clone, Copy)]
 pub struct Creation<'a> {
+    /// The resource.
     pub target: Target<'a>,
+    /// The inputs it is to be created with.
     pub inputs: &'a Attributes,
 }
 
 /// A configured provider.
 ///
-/// # Guarantees (every implementation)
-/// - Every call is idempotent: repeating a create whose object already exists under the same
-///   identity converges on that object instead of making a second one.
-/// - `delete` of an object that is already gone returns `Ok`.
-/// - `create` stamps the ownership marker where the API allows, and no call modifies or deletes
-///   an object that does not carry this stack's marker.
+/// # Guarantees
+/// Every implementation gives these, for every call:
+/// - **Idempotence**: repeating a call converges on the same result; a create whose object
+///   already exists under the same identity takes that object over instead of making a second
+///   one ([`Client::find`] locates it after a crash).
+/// - **Delete of a missing object is `Ok`**: `delete` of an object that is already gone
+///   succeeds.
+/// - **Create stamps the marker**: `create` stamps [`Target::marker`] where the API allows, and
+///   no call modifies or deletes an object that does not carry this stack's marker.
+/// - **Cancellation**: every wait (backoff, `Retry-After`, a request budget, an asynchronous
+///   operation polled) goes through [`Cancel::sleep`] of the [`Context::cancel`] the client was
+///   configured with, and ends as soon as the run is interrupted; the call then reports
+///   [`Error::interrupted`]. A request already sent is allowed to finish, and its outcome is
+///   what the call reports. No call sleeps any other way, except short local waits that
+///   depend on nothing remote (`local.process`: a started process settling, a stopped one
+///   exiting within its grace period).
 ///
 /// # Assumptions
 /// - Inputs have been validated against the resource type's fields: required fields are present,
 ///   kinds match, no unknown field is passed.
 /// - Calls for different resources may run concurrently from several threads.
+/// - The engine starts no new call once the run is interrupted, and clears the signal
+///   ([`Cancel::resume`]) before its rollback calls, which then wait as usual.
 ///
 /// # Errors
-/// The [`ErrorKind`] says what the engine may do: retry a transient error, report a conflict,
-/// stop on anything fatal. The message is for people only.
+/// The [`ErrorKind`] says what the engine may do: retry a transient error that was not
+/// [`Error::retried`] already, report a conflict, stop on anything fatal. An interrupted wait is
+/// transient and retried: the change is not done, and not tried again in this run. The message
+/// is for people only; [`Error::field`] names the request field the server refused where it
+/// says so.
 pub trait Client: Send + Sync {
     /// Looks the object up. `Ok(None)` means it does not exist.
     fn read(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Option<Observed>>;
@@ -299,6 +343,7 @@ pub trait Client: Send + Sync {
     /// adopt the object instead of creating it twice. `Ok(None)`: no such object.
     fn find(&self, target: Target<'_>, inputs: &Attributes) -> Result<Option<Found>>;
 
+    /// Makes the object `inputs` describe, stamped with `target`'s marker.
     fn create(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied>;
 
     /// Takes over an object that already exists under this resource's identity without any

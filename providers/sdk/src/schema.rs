@@ -3,8 +3,11 @@
 /// The kind of value a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldKind {
+    /// Text.
     String,
+    /// A whole number.
     Integer,
+    /// `true` or `false`.
     Boolean,
     /// A list of any values.
     List,
@@ -17,6 +20,7 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
+    /// The kind in words, for messages ("must be a string").
     pub fn describe(self) -> &'static str {
         match self {
             FieldKind::String => "a string",
@@ -33,17 +37,22 @@ impl FieldKind {
 /// One input field of a resource type or of a provider's configuration.
 #[derive(Debug, Clone)]
 pub struct Field {
+    /// Its key in the spec's `with:` (or the provider's block).
     pub name: &'static str,
+    /// The kind of value it holds.
     pub kind: FieldKind,
+    /// A spec must give it.
     pub required: bool,
     /// Never shown or stored in plain text.
     pub sensitive: bool,
     /// A change to this field cannot be made in place: the object is replaced.
     pub force_new: bool,
+    /// One sentence for people (the JSON Schema, `fabrik types`).
     pub description: &'static str,
 }
 
 impl Field {
+    /// A field a spec must give.
     pub const fn required(name: &'static str, kind: FieldKind, description: &'static str) -> Self {
         Field {
             name,
@@ -55,6 +64,7 @@ impl Field {
         }
     }
 
+    /// A field a spec may leave out.
     pub const fn optional(name: &'static str, kind: FieldKind, description: &'static str) -> Self {
         Field {
             name,
@@ -66,11 +76,13 @@ impl Field {
         }
     }
 
+    /// Marks a change to the field as one that replaces the object.
     pub const fn force_new(mut self) -> Self {
         self.force_new = true;
         self
     }
 
+    /// Marks the field as a secret: never shown, stored only as a keyed hash.
     pub const fn sensitive(mut self) -> Self {
         self.sensitive = true;
         self
@@ -80,7 +92,9 @@ impl Field {
 /// An attribute a resource reports after it is created.
 #[derive(Debug, Clone)]
 pub struct OutputField {
+    /// Its name, as references write it (`${resources.web.outputs.NAME}`).
     pub name: &'static str,
+    /// One sentence for people.
     pub description: &'static str,
     /// The input fields whose values this output is computed from (a hash or the length of a
     /// file's content). When one of them holds a secret, the output could tell it, so the engine
@@ -89,6 +103,7 @@ pub struct OutputField {
 }
 
 impl OutputField {
+    /// An output computed from no input field.
     pub const fn new(name: &'static str, description: &'static str) -> Self {
         OutputField {
             name,
@@ -97,6 +112,7 @@ impl OutputField {
         }
     }
 
+    /// Says which input fields the output is computed from.
     pub const fn derived_from(mut self, fields: &'static [&'static str]) -> Self {
         self.derived_from = fields;
         self
@@ -116,18 +132,25 @@ pub enum ReplaceStrategy {
 /// A resource type: `local.file`, `powerdns.record`, …
 #[derive(Debug, Clone)]
 pub struct ResourceType {
+    /// `<provider>.<type>`, as a spec's `type:` writes it.
     pub name: &'static str,
+    /// One sentence for people.
     pub description: &'static str,
+    /// Its input fields.
     pub fields: Vec<Field>,
+    /// What it reports after a create or an update.
     pub outputs: Vec<OutputField>,
+    /// How a change to a force-new field is made.
     pub replace: ReplaceStrategy,
 }
 
 impl ResourceType {
+    /// The input field `name`, if it has one.
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// The output `name`, if it has one.
     pub fn output(&self, name: &str) -> Option<&OutputField> {
         self.outputs.iter().find(|o| o.name == name)
     }

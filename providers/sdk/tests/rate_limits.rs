@@ -5,37 +5,40 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use fabrik_provider::http::{self, Method, Request, Retry};
-use fabrik_provider::{Error, ErrorKind};
+use fabrik_provider::http::{self, Answer, Dialect, Endpoint, Method, Retry, Settings};
+use fabrik_provider::{Cancel, Error, ErrorKind};
 use fabrik_testkit::http::{Response, Server};
 
-/// GETs `url` through the SDK's loop, as a provider does.
+/// An API that answers plain text, its errors worded by status only.
+struct Plain;
+
+impl Dialect for Plain {
+    type Output = String;
+    type Failure = Error;
+
+    fn accepted(&self, _what: &str, answer: Answer) -> Result<String, Error> {
+        Ok(answer.body)
+    }
+
+    fn refused(&self, _what: &str, answer: &Answer) -> Error {
+        let kind = http::kind_of_status(answer.status);
+        // The body is the fake's own wording; the note is what is looked at.
+        http::status_error("GET /", answer.status, "", kind, "")
+    }
+}
+
+/// GETs `url` through the SDK's endpoint, as a provider does.
 fn get(retry: &Retry, url: &str) -> Result<String, Error> {
-    let agent = http::agent(
-        "fabrik-test",
-        Duration::from_secs(2),
-        Duration::from_secs(10),
-    );
-    let request = Request {
-        method: Method::Get,
-        url,
-        headers: &[],
-        query: &[],
-        body: None,
+    let settings = Settings {
+        provider: "test",
+        server: "the server",
+        user_agent: "fabrik-test",
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+        body_limit: 1 << 20,
+        max_in_flight: 4,
     };
-    http::retrying(retry, "the server", "test", || {
-        http::judge(
-            Method::Get,
-            http::send(&agent, request, 1 << 20),
-            |answer| Ok(answer.body),
-            |answer| {
-                let kind = http::kind_of_status(answer.status);
-                // The body is the fake's own wording; the note is what is looked at.
-                http::status_error("GET /", answer.status, "", kind, "")
-            },
-            |unanswered| Error::new(unanswered.kind, unanswered.message.clone()),
-        )
-    })
+    Endpoint::new(settings, url, Plain, *retry, Cancel::new()).call(Method::Get, "", &[], None)
 }
 
 fn ok_server() -> Server {

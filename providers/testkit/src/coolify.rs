@@ -19,7 +19,8 @@
 //! - on request, a live deployment read by its uuid answers 404 (coollabsio/coolify#8925).
 //!
 //! Deployments run on a clock: queued, in progress, then finished after
-//! [`FakeCoolify::set_deploy_duration`]. What they do depends on the image tag: a tag
+//! [`FakeCoolify::set_deploy_duration`] (or, while [`FakeCoolify::hold_deployments`], held in
+//! progress). What they do depends on the image tag: a tag
 //! containing `fail` fails (with a log saying why), one containing `slow` takes ten times as
 //! long, any other finishes. A finished deployment's release is served by a real HTTP server
 //! ([`FakeCoolify::health_base`]) at each of the application's domains below that base: its
@@ -78,6 +79,8 @@ struct Settings {
     lost_creates: Vec<u16>,
     /// Reads of a deployment answered 404 although it exists (coollabsio/coolify#8925).
     hidden_deployment_reads: usize,
+    /// Deployments that started stay in progress (a build that takes its time).
+    hold_deployments: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +239,7 @@ impl FakeCoolify {
                 window: Duration::from_secs(60),
                 lost_creates: Vec::new(),
                 hidden_deployment_reads: 0,
+                hold_deployments: false,
             },
             servers: Vec::new(),
             destinations: Vec::new(),
@@ -336,6 +340,12 @@ impl FakeCoolify {
     /// How long a deployment runs (queued a third of it, then in progress).
     pub fn set_deploy_duration(&self, duration: Duration) {
         self.state().settings.deploy_duration = duration;
+    }
+
+    /// While `hold` is true, a deployment that started stays `in_progress` however long it
+    /// was to take; once released, those past their end finish (or fail) at once.
+    pub fn hold_deployments(&self, hold: bool) {
+        self.state().settings.hold_deployments = hold;
     }
 
     /// How long a queued deletion takes.
@@ -767,7 +777,7 @@ impl State {
                 }
                 d.release = Some((name, tag));
             }
-            if now < d.end_at {
+            if now < d.end_at || self.settings.hold_deployments {
                 continue;
             }
             let (name, tag) = d.release.clone().unwrap_or_default();

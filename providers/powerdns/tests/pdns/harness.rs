@@ -129,6 +129,7 @@ impl Pdns {
             base_dir: self.dir.path().to_path_buf(),
             state_dir: self.dir.path().join("state"),
             reserved: Vec::new(),
+            cancel: Default::default(),
         };
         PowerDns.configure(&self.config(), &context).unwrap()
     }

@@ -8,7 +8,17 @@
 //! A call that fails leaves things as they were, so the engine's view ("a call reported with
 //! an error was not made") holds: a create whose deployment fails deletes the application
 //! again, and an update whose deployment fails puts the previous settings back and redeploys
-//! them before reporting the failure.
+//! them before reporting the failure. An interrupted run does not wait for those deployments
+//! (see `Cancel` in the SDK): the previous settings are still put back and their deployment
+//! queued, and the call reports that it was not done.
+//!
+//! - `schema`: the fields, their checks and their normal form; `translation`: that form to and
+//!   from Coolify's application fields; `location`: projects, environments, servers and
+//!   destinations by name.
+
+mod location;
+pub mod schema;
+mod translation;
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +28,8 @@ use serde_json::{Map, Value, json};
 use crate::api::{Api, encode_segment};
 use crate::deploy::{self, Deployment};
 use crate::env;
-use crate::spec::{Desired, Source, observed_inputs};
+use schema::{Desired, Source};
+use translation::observed_inputs;
 
 /// How often a deletion is checked for having happened.
 const DELETE_POLL: Duration = Duration::from_millis(500);
@@ -198,8 +209,8 @@ impl Applications {
                 if (made || self.carries_marker(&uuid, target)?)
                     && let Err(cleanup) = self.remove(&uuid, desired.deploy_timeout)
                 {
-                    return Err(Error::new(
-                        error.kind,
+                    return Err(reworded(
+                        &error,
                         format!(
                             "{}; removing the application {uuid} again also failed: {}",
                             error.message, cleanup.message
@@ -283,8 +294,8 @@ impl Applications {
         self.patch(uuid, &desired, target.name)?;
         env::sync(&self.api, uuid, &env)?;
         let deployment = self.deploy_and_wait(uuid, &desired).map_err(|e| {
-            Error::new(
-                e.kind,
+            reworded(
+                &e,
                 format!(
                     "{} (application {uuid} now carries {} and the spec's settings)",
                     e.message,
@@ -399,21 +410,28 @@ impl Applications {
             None => notes.push("its environment was left as the failed change set it"),
         }
         let result = result.and_then(|()| self.deploy_and_wait(id, &before).map(|_| ()));
+        let extra = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", notes.join("; "))
+        };
         match result {
-            Ok(()) => {
-                let extra = if notes.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", notes.join("; "))
-                };
-                Error::new(
-                    error.kind,
-                    format!(
-                        "{} (the previous settings were put back and deployed{extra})",
-                        error.message
-                    ),
-                )
-            }
+            Ok(()) => reworded(
+                &error,
+                format!(
+                    "{} (the previous settings were put back and deployed{extra})",
+                    error.message
+                ),
+            ),
+            // Their deployment is queued; the run does not wait for it.
+            Err(again) if again.interrupted => reworded(
+                &error,
+                format!(
+                    "{} (the previous settings were put back and their deployment queued{extra})",
+                    error.message
+                ),
+            )
+            .cut_short(),
             Err(again) => Error::new(
                 ErrorKind::Fatal,
                 format!(
@@ -432,7 +450,7 @@ impl Applications {
         }
         let timeout = Desired::from_inputs(inputs)
             .map(|d| d.deploy_timeout)
-            .unwrap_or(crate::spec::DEFAULT_DEPLOY_TIMEOUT);
+            .unwrap_or(schema::DEFAULT_DEPLOY_TIMEOUT);
         self.remove(id, timeout)
     }
 
@@ -486,7 +504,13 @@ impl Applications {
                     ),
                 ));
             }
-            std::thread::sleep(DELETE_POLL.min(self.poll.max(Duration::from_millis(50))));
+            let poll = DELETE_POLL.min(self.poll.max(Duration::from_millis(50)));
+            if self.api.cancel().sleep(poll).is_err() {
+                return Err(Error::interrupted(format!(
+                    "application {uuid} is queued for deletion, but the run was interrupted \
+                     before Coolify deleted it"
+                )));
+            }
         }
     }
 
@@ -528,7 +552,7 @@ impl Applications {
             // A server with several destinations needs one named: say which there are.
             Err(e)
                 if e.kind == ErrorKind::InvalidInput
-                    && e.message.contains("destination")
+                    && e.field.as_deref() == Some("destination_uuid")
                     && desired.destination.is_none() =>
             {
                 let names = self.destination_names(&server).unwrap_or_default();
@@ -580,7 +604,7 @@ impl Applications {
             .unwrap_or("")
             .split(',')
             .filter(|d| !d.trim().is_empty())
-            .map(|d| crate::spec::normal_url(d).unwrap_or_else(|_| d.trim().to_string()))
+            .map(|d| schema::normal_url(d).unwrap_or_else(|_| d.trim().to_string()))
             .collect();
         // A compose application's domains are its services' (never written here).
         if now != desired.domains && !desired.is_compose() {
@@ -619,179 +643,17 @@ impl Applications {
             found: false,
         })
     }
+}
 
-    /// The uuids of the project and the environment, each created when missing.
-    fn project_and_environment(&self, desired: &Desired) -> Result<(String, String)> {
-        let _one_at_a_time = self.naming.lock().unwrap_or_else(|p| p.into_inner());
-        let project = match self.project_uuid(&desired.project)? {
-            Some(uuid) => uuid,
-            None => {
-                let reply =
-                    self.api
-                        .post("/projects", &[], Some(&json!({"name": desired.project})));
-                match reply {
-                    Ok(reply) => {
-                        let made: Value = reply.json("the create of a project")?;
-                        made.get("uuid")
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                            .ok_or_else(|| {
-                                Error::new(
-                                    ErrorKind::Fatal,
-                                    "Coolify created a project without answering its uuid",
-                                )
-                            })?
-                    }
-                    // Made by a lost attempt or a parallel resource: it is there now.
-                    Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Conflict) => {
-                        self.project_uuid(&desired.project)?.ok_or(e)?
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        };
-        let environments = format!("/projects/{}/environments", encode_segment(&project));
-        let find = || -> Result<Option<String>> {
-            let list: Vec<Value> = self.api.get(&environments, &[])?.json("environments")?;
-            Ok(list
-                .iter()
-                .find(|e| e.get("name").and_then(Value::as_str) == Some(&desired.environment))
-                .and_then(|e| e.get("uuid").and_then(Value::as_str))
-                .map(str::to_string))
-        };
-        let environment = match find()? {
-            Some(uuid) => uuid,
-            None => match self.api.post(
-                &environments,
-                &[],
-                Some(&json!({"name": desired.environment})),
-            ) {
-                Ok(reply) => {
-                    let made: Value = reply.json("the create of an environment")?;
-                    match made.get("uuid").and_then(Value::as_str) {
-                        Some(uuid) => uuid.to_string(),
-                        None => find()?.ok_or_else(|| {
-                            Error::new(
-                                ErrorKind::Fatal,
-                                "Coolify created an environment without answering its uuid",
-                            )
-                        })?,
-                    }
-                }
-                // 409: it exists (made in between); a lost answer: it may.
-                Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Conflict) => {
-                    find()?.ok_or(e)?
-                }
-                Err(e) => return Err(e),
-            },
-        };
-        Ok((project, environment))
-    }
-
-    /// The uuid of the project named `name`; Coolify does not keep project names unique, so
-    /// two of that name are an error rather than a guess.
-    fn project_uuid(&self, name: &str) -> Result<Option<String>> {
-        let projects: Vec<Value> = self.api.get("/projects", &[])?.json("the projects")?;
-        let named: Vec<&str> = projects
-            .iter()
-            .filter(|p| p.get("name").and_then(Value::as_str) == Some(name))
-            .filter_map(|p| p.get("uuid").and_then(Value::as_str))
-            .collect();
-        match named.as_slice() {
-            [] => Ok(None),
-            [one] => Ok(Some(one.to_string())),
-            many => Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "{} Coolify projects are named {name:?} ({}); rename all but one",
-                    many.len(),
-                    many.join(", ")
-                ),
-            )),
-        }
-    }
-
-    /// The destinations of server `server` (a uuid), by name: `(name, network, uuid)`.
-    fn destinations(&self, server: &str) -> Result<Vec<(String, String, String)>> {
-        let list: Vec<Value> = self
-            .api
-            .get(
-                &format!("/servers/{}/destinations", encode_segment(server)),
-                &[],
-            )?
-            .json("the destinations of a server")?;
-        Ok(list
-            .iter()
-            .map(|d| {
-                let text = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                (text("name"), text("network"), text("uuid"))
-            })
-            .collect())
-    }
-
-    fn destination_names(&self, server: &str) -> Result<Vec<String>> {
-        let mut names: Vec<String> = self
-            .destinations(server)?
-            .into_iter()
-            .map(|(name, _, _)| name)
-            .collect();
-        names.sort();
-        Ok(names)
-    }
-
-    /// The uuid of the destination named `name` (or whose network is `name`) on a server.
-    fn destination_uuid(&self, server: &str, server_name: &str, name: &str) -> Result<String> {
-        let all = self.destinations(server)?;
-        match all.iter().find(|(n, net, _)| n == name || net == name) {
-            Some((_, _, uuid)) => Ok(uuid.clone()),
-            None => {
-                let mut names: Vec<&str> = all.iter().map(|(n, _, _)| n.as_str()).collect();
-                names.sort_unstable();
-                Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    format!(
-                        "`destination`: server {server_name} has no destination named {name:?};                          its destinations are: {}",
-                        names.join(", ")
-                    ),
-                ))
-            }
-        }
-    }
-
-    fn server_uuid(&self, name: &str) -> Result<String> {
-        let servers: Vec<Value> = self.api.get("/servers", &[])?.json("the servers")?;
-        let named: Vec<&str> = servers
-            .iter()
-            .filter(|s| s.get("name").and_then(Value::as_str) == Some(name))
-            .filter_map(|s| s.get("uuid").and_then(Value::as_str))
-            .collect();
-        match named.as_slice() {
-            [one] => Ok(one.to_string()),
-            [] => {
-                let mut names: Vec<&str> = servers
-                    .iter()
-                    .filter_map(|s| s.get("name").and_then(Value::as_str))
-                    .collect();
-                names.sort_unstable();
-                let known = if names.is_empty() {
-                    "Coolify has no servers".to_string()
-                } else {
-                    format!("the servers are: {}", names.join(", "))
-                };
-                Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    format!("`server`: Coolify has no server named {name:?}; {known}"),
-                ))
-            }
-            many => Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "{} Coolify servers are named {name:?} ({}); rename all but one",
-                    many.len(),
-                    many.join(", ")
-                ),
-            )),
-        }
+/// `error` in other words, of the same kind. An error that ended a wait the run's interrupt cut
+/// short stays marked so ([`Error::interrupted`]), so that the engine does not make the call
+/// again in this run.
+fn reworded(error: &Error, message: String) -> Error {
+    let again = Error::new(error.kind, message);
+    if error.interrupted {
+        again.cut_short()
+    } else {
+        again
     }
 }
 

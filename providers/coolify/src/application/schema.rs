@@ -1,5 +1,5 @@
-//! `coolify.application` as a spec writes it: the fields, their checks, their normal form, and
-//! the translation both ways between that form and Coolify's application fields.
+//! `coolify.application` as a spec writes it: the fields, their checks and their normal form
+//! (the translation to and from Coolify's application fields is in `translation`).
 //!
 //! The normal form is what the engine records and diffs, and what a read reports, so that the
 //! plan never shows a change that is not one: image references carry their tag (`:latest` when
@@ -14,7 +14,7 @@ use fabrik_provider::{
     Attributes, Error, ErrorKind, Field, FieldKind, OutputField, ReplaceStrategy, ResourceType,
     Result, Value,
 };
-use serde_json::{Map, json};
+use serde_json::json;
 
 pub const APPLICATION_TYPE: &str = "coolify.application";
 
@@ -32,9 +32,9 @@ pub const BUILD_PACKS: [&str; 5] = [
 ];
 
 /// Coolify's health check defaults (seconds), filled in so that writing them is no change.
-const HEALTH_INTERVAL: u64 = 5;
-const HEALTH_TIMEOUT: u64 = 5;
-const HEALTH_RETRIES: u64 = 10;
+pub(super) const HEALTH_INTERVAL: u64 = 5;
+pub(super) const HEALTH_TIMEOUT: u64 = 5;
+pub(super) const HEALTH_RETRIES: u64 = 10;
 
 pub fn resource_type() -> ResourceType {
     ResourceType {
@@ -364,160 +364,6 @@ impl Desired {
     pub fn is_compose(&self) -> bool {
         matches!(&self.source, Source::Git(g) if g.build_pack == "dockercompose")
     }
-
-    /// The settings an application PATCH may carry, for this application: what a create sends
-    /// beside its identity, and what an update sends. Never the fields the server rejects on
-    /// PATCH (`project_uuid`, `server_uuid`, `environment_name`, `destination_uuid`, `fqdn`).
-    pub fn settings(&self, fallback_name: &str) -> Map<String, Value> {
-        let mut body = Map::new();
-        body.insert(
-            "name".into(),
-            json!(self.name.as_deref().unwrap_or(fallback_name)),
-        );
-        match &self.source {
-            Source::Image { name, tag } => {
-                body.insert("docker_registry_image_name".into(), json!(name));
-                body.insert("docker_registry_image_tag".into(), json!(tag));
-            }
-            Source::Git(git) => {
-                body.insert("git_repository".into(), json!(git.repository));
-                body.insert("git_branch".into(), json!(git.branch));
-                body.insert("build_pack".into(), json!(git.build_pack));
-            }
-        }
-        // A string, not a number: the server's validation says `string`.
-        let ports: Vec<String> = self.ports.iter().map(u64::to_string).collect();
-        body.insert("ports_exposes".into(), json!(ports.join(",")));
-        // Written as `domains`; reads answer `fqdn` (coollabsio/coolify#9502). An empty value
-        // changes nothing on update (#11116), so none is sent; a compose application takes
-        // its domains per service and refuses `domains` with a 422.
-        if !self.domains.is_empty() && !self.is_compose() {
-            body.insert("domains".into(), json!(self.domains.join(",")));
-        }
-        match &self.health_check {
-            Some(hc) => {
-                body.insert("health_check_enabled".into(), json!(true));
-                body.insert("health_check_path".into(), json!(hc.path));
-                body.insert(
-                    "health_check_port".into(),
-                    hc.port.map_or(Value::Null, |p| json!(p.to_string())),
-                );
-                body.insert("health_check_interval".into(), json!(hc.interval));
-                body.insert("health_check_timeout".into(), json!(hc.timeout));
-                body.insert("health_check_retries".into(), json!(hc.retries));
-            }
-            None => {
-                body.insert("health_check_enabled".into(), json!(false));
-            }
-        }
-        // "0" is Coolify's "no limit".
-        body.insert(
-            "limits_memory".into(),
-            json!(self.limits.memory.as_deref().unwrap_or("0")),
-        );
-        body.insert(
-            "limits_cpus".into(),
-            json!(self.limits.cpus.as_deref().unwrap_or("0")),
-        );
-        body
-    }
-}
-
-/// The inputs an application as Coolify shows it corresponds to, for the fields that a read
-/// can tell (`project`, `environment`, `server`, `destination` and `deploy_timeout` are taken
-/// from `inputs`: the application names them by internal ids only, and they force a new
-/// application anyway).
-pub fn observed_inputs(
-    app: &Value,
-    env: Option<BTreeMap<String, String>>,
-    inputs: &Attributes,
-) -> Attributes {
-    let text = |k: &str| app.get(k).and_then(Value::as_str).unwrap_or("").trim();
-    let mut out = Attributes::new();
-    for field in [
-        "project",
-        "environment",
-        "server",
-        "destination",
-        "deploy_timeout",
-    ] {
-        if let Some(v) = inputs.get(field) {
-            out.insert(field.into(), v.clone());
-        }
-    }
-    if inputs.contains_key("name") {
-        out.insert("name".into(), json!(text("name")));
-    }
-    if text("build_pack") == "dockerimage" || !text("docker_registry_image_name").is_empty() {
-        let tag = match text("docker_registry_image_tag") {
-            "" => "latest",
-            t => t,
-        };
-        out.insert(
-            "image".into(),
-            json!(format!("{}:{tag}", text("docker_registry_image_name"))),
-        );
-    } else {
-        out.insert(
-            "git".into(),
-            git_value(&Git {
-                repository: text("git_repository").to_string(),
-                branch: text("git_branch").to_string(),
-                build_pack: text("build_pack").to_string(),
-            }),
-        );
-    }
-    let ports: Vec<u64> = text("ports_exposes")
-        .split(',')
-        .filter_map(|p| p.trim().parse().ok())
-        .collect();
-    out.insert("ports".into(), json!(ports));
-    let domains: Vec<String> = text("fqdn")
-        .split(',')
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| normal_url(d.trim()).unwrap_or_else(|_| d.trim().to_string()))
-        .collect();
-    out.insert("domains".into(), json!(domains));
-    if let Some(env) = env {
-        out.insert("env".into(), json!(env));
-    }
-    if app.get("health_check_enabled").and_then(Value::as_bool) == Some(true) {
-        let number = |k: &str, default: u64| {
-            app.get(k)
-                .and_then(|v| {
-                    v.as_u64()
-                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                })
-                .unwrap_or(default)
-        };
-        let port = app.get("health_check_port").and_then(|v| {
-            v.as_u64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        });
-        let path = match text("health_check_path") {
-            "" => "/",
-            p => p,
-        };
-        out.insert(
-            "health_check".into(),
-            health_value(&HealthCheck {
-                path: path.to_string(),
-                port,
-                interval: number("health_check_interval", HEALTH_INTERVAL),
-                timeout: number("health_check_timeout", HEALTH_TIMEOUT),
-                retries: number("health_check_retries", HEALTH_RETRIES),
-            }),
-        );
-    }
-    let limit = |k: &str| Some(text(k).to_string()).filter(|v| !v.is_empty() && v != "0");
-    let limits = Limits {
-        memory: limit("limits_memory"),
-        cpus: limit("limits_cpus"),
-    };
-    if limits != Limits::default() || inputs.contains_key("limits") {
-        out.insert("limits".into(), limits_value(&limits));
-    }
-    out
 }
 
 /// `registry/name:tag` split at the tag; no tag is `latest`. A `:` before the last `/` is a
@@ -580,7 +426,7 @@ fn parse_git(value: &Value) -> Result<Git> {
     })
 }
 
-fn git_value(git: &Git) -> Value {
+pub(super) fn git_value(git: &Git) -> Value {
     json!({"repository": git.repository, "branch": git.branch, "build_pack": git.build_pack})
 }
 
@@ -733,7 +579,7 @@ fn parse_health_check(value: &Value) -> Result<HealthCheck> {
     })
 }
 
-fn health_value(hc: &HealthCheck) -> Value {
+pub(super) fn health_value(hc: &HealthCheck) -> Value {
     let mut v = json!({
         "path": hc.path, "interval": hc.interval, "timeout": hc.timeout, "retries": hc.retries,
     });
@@ -781,7 +627,7 @@ fn parse_limits(value: &Value) -> Result<Limits> {
     Ok(limits)
 }
 
-fn limits_value(limits: &Limits) -> Value {
+pub(super) fn limits_value(limits: &Limits) -> Value {
     let mut v = json!({});
     if let Some(m) = &limits.memory {
         v["memory"] = json!(m);
@@ -911,50 +757,6 @@ mod tests {
             assert_eq!(err.kind, ErrorKind::InvalidInput);
             assert!(err.message.contains(needle), "{inputs}: {}", err.message);
         }
-    }
-
-    #[test]
-    fn settings_never_carry_fields_a_patch_rejects() {
-        let d = Desired::from_inputs(
-            &normalise(&attrs(json!({
-                "project": "p", "server": "s", "image": "nginx:1", "ports": [80, 443],
-                "domains": ["https://a.example", "https://b.example"],
-            })))
-            .unwrap(),
-        )
-        .unwrap();
-        let body = d.settings("web");
-        for rejected in [
-            "project_uuid",
-            "server_uuid",
-            "environment_name",
-            "destination_uuid",
-            "fqdn",
-        ] {
-            assert!(!body.contains_key(rejected), "{rejected}");
-        }
-        assert_eq!(body["ports_exposes"], "80,443");
-        assert_eq!(body["domains"], "https://a.example,https://b.example");
-        assert_eq!(body["name"], "web");
-    }
-
-    #[test]
-    fn an_application_read_back_is_its_normal_form() {
-        let inputs = normalise(&attrs(json!({
-            "project": "p", "server": "s", "image": "nginx:1", "ports": [80],
-            "domains": ["https://A.example"], "health_check": {"path": "/h", "port": 80},
-        })))
-        .unwrap();
-        let app = json!({
-            "uuid": "u", "name": "web", "build_pack": "dockerimage",
-            "docker_registry_image_name": "nginx", "docker_registry_image_tag": "1",
-            "ports_exposes": "80", "fqdn": "https://a.example",
-            "health_check_enabled": true, "health_check_path": "/h", "health_check_port": "80",
-            "health_check_interval": 5, "health_check_timeout": 5, "health_check_retries": 10,
-            "limits_memory": "0", "limits_cpus": "0",
-        });
-        let seen = observed_inputs(&app, Some(BTreeMap::new()), &inputs);
-        assert_eq!(seen, inputs);
     }
 
     #[test]

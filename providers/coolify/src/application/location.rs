@@ -1,0 +1,191 @@
+//! Where an application lives in Coolify: its project and environment (made when missing),
+//! its server and its destination. The spec names them; the API knows them by uuid, and does
+//! not keep project names unique, so a name that is not unique is an error rather than a guess.
+
+use fabrik_provider::{Error, ErrorKind, Result};
+use serde_json::{Value, json};
+
+use super::Applications;
+use super::schema::Desired;
+use crate::api::encode_segment;
+
+impl Applications {
+    /// The uuids of the project and the environment, each created when missing.
+    pub(super) fn project_and_environment(&self, desired: &Desired) -> Result<(String, String)> {
+        let _one_at_a_time = self.naming.lock().unwrap_or_else(|p| p.into_inner());
+        let project = match self.project_uuid(&desired.project)? {
+            Some(uuid) => uuid,
+            None => {
+                let reply =
+                    self.api
+                        .post("/projects", &[], Some(&json!({"name": desired.project})));
+                match reply {
+                    Ok(reply) => {
+                        let made: Value = reply.json("the create of a project")?;
+                        made.get("uuid")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                            .ok_or_else(|| {
+                                Error::new(
+                                    ErrorKind::Fatal,
+                                    "Coolify created a project without answering its uuid",
+                                )
+                            })?
+                    }
+                    // Made by a lost attempt or a parallel resource: it is there now.
+                    Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Conflict) => {
+                        self.project_uuid(&desired.project)?.ok_or(e)?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let environments = format!("/projects/{}/environments", encode_segment(&project));
+        let find = || -> Result<Option<String>> {
+            let list: Vec<Value> = self.api.get(&environments, &[])?.json("environments")?;
+            Ok(list
+                .iter()
+                .find(|e| e.get("name").and_then(Value::as_str) == Some(&desired.environment))
+                .and_then(|e| e.get("uuid").and_then(Value::as_str))
+                .map(str::to_string))
+        };
+        let environment = match find()? {
+            Some(uuid) => uuid,
+            None => match self.api.post(
+                &environments,
+                &[],
+                Some(&json!({"name": desired.environment})),
+            ) {
+                Ok(reply) => {
+                    let made: Value = reply.json("the create of an environment")?;
+                    match made.get("uuid").and_then(Value::as_str) {
+                        Some(uuid) => uuid.to_string(),
+                        None => find()?.ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::Fatal,
+                                "Coolify created an environment without answering its uuid",
+                            )
+                        })?,
+                    }
+                }
+                // 409: it exists (made in between); a lost answer: it may.
+                Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Conflict) => {
+                    find()?.ok_or(e)?
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        Ok((project, environment))
+    }
+
+    /// The uuid of the project named `name`; Coolify does not keep project names unique, so
+    /// two of that name are an error rather than a guess.
+    pub(super) fn project_uuid(&self, name: &str) -> Result<Option<String>> {
+        let projects: Vec<Value> = self.api.get("/projects", &[])?.json("the projects")?;
+        let named: Vec<&str> = projects
+            .iter()
+            .filter(|p| p.get("name").and_then(Value::as_str) == Some(name))
+            .filter_map(|p| p.get("uuid").and_then(Value::as_str))
+            .collect();
+        match named.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one.to_string())),
+            many => Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{} Coolify projects are named {name:?} ({}); rename all but one",
+                    many.len(),
+                    many.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// The destinations of server `server` (a uuid), by name: `(name, network, uuid)`.
+    pub(super) fn destinations(&self, server: &str) -> Result<Vec<(String, String, String)>> {
+        let list: Vec<Value> = self
+            .api
+            .get(
+                &format!("/servers/{}/destinations", encode_segment(server)),
+                &[],
+            )?
+            .json("the destinations of a server")?;
+        Ok(list
+            .iter()
+            .map(|d| {
+                let text = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                (text("name"), text("network"), text("uuid"))
+            })
+            .collect())
+    }
+
+    pub(super) fn destination_names(&self, server: &str) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .destinations(server)?
+            .into_iter()
+            .map(|(name, _, _)| name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The uuid of the destination named `name` (or whose network is `name`) on a server.
+    pub(super) fn destination_uuid(
+        &self,
+        server: &str,
+        server_name: &str,
+        name: &str,
+    ) -> Result<String> {
+        let all = self.destinations(server)?;
+        match all.iter().find(|(n, net, _)| n == name || net == name) {
+            Some((_, _, uuid)) => Ok(uuid.clone()),
+            None => {
+                let mut names: Vec<&str> = all.iter().map(|(n, _, _)| n.as_str()).collect();
+                names.sort_unstable();
+                Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "`destination`: server {server_name} has no destination named {name:?};                          its destinations are: {}",
+                        names.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+
+    pub(super) fn server_uuid(&self, name: &str) -> Result<String> {
+        let servers: Vec<Value> = self.api.get("/servers", &[])?.json("the servers")?;
+        let named: Vec<&str> = servers
+            .iter()
+            .filter(|s| s.get("name").and_then(Value::as_str) == Some(name))
+            .filter_map(|s| s.get("uuid").and_then(Value::as_str))
+            .collect();
+        match named.as_slice() {
+            [one] => Ok(one.to_string()),
+            [] => {
+                let mut names: Vec<&str> = servers
+                    .iter()
+                    .filter_map(|s| s.get("name").and_then(Value::as_str))
+                    .collect();
+                names.sort_unstable();
+                let known = if names.is_empty() {
+                    "Coolify has no servers".to_string()
+                } else {
+                    format!("the servers are: {}", names.join(", "))
+                };
+                Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("`server`: Coolify has no server named {name:?}; {known}"),
+                ))
+            }
+            many => Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{} Coolify servers are named {name:?} ({}); rename all but one",
+                    many.len(),
+                    many.join(", ")
+                ),
+            )),
+        }
+    }
+}
