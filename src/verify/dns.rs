@@ -10,7 +10,7 @@ use std::time::Instant;
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::entry::normalize_tokens;
+use super::parse::normalize_tokens;
 use super::tcp::{connect, explain_io, host_port};
 use super::{Probe, remaining};
 
@@ -21,7 +21,7 @@ const UDP_PAYLOAD: u16 = 1232;
 pub(crate) struct DnsCheck {
     pub name: String,
     pub rtype: RecordType,
-    /// Normalized (see [`super::entry::normalize_expected`]); `None`: any non-empty answer.
+    /// Normalized (see [`super::parse::normalize_expected`]); `None`: any non-empty answer.
     pub expect: Option<Vec<String>>,
     pub nameserver: (String, u16),
 }
@@ -198,7 +198,7 @@ fn ask_tcp(
     Ok(message)
 }
 
-/// One answer as the gate compares it (see [`super::entry::normalize_expected`]).
+/// One answer as the gate compares it (see [`super::parse::normalize_expected`]).
 fn answer_text(data: &RData) -> String {
     match data {
         RData::A(a) => a.0.to_string(),

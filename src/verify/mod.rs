@@ -35,6 +35,7 @@
 mod dns;
 mod entry;
 mod http;
+mod parse;
 mod tcp;
 mod tls;
 pub(crate) mod trust;
