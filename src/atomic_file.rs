@@ -60,10 +60,10 @@ mod tests {
     fn a_write_replaces_the_file_with_mode_0600_and_leaves_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.json");
-        std::fs::write(&path, b"old").unwrap();
+        fs::write(&path, b"old").unwrap();
         write(&path, b"new").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"new");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(!dir.path().join(".x.json.tmp").exists());
     }

@@ -265,8 +265,8 @@ mod tests {
     fn failure(failures: Vec<Failure>, remaining: &[&str], kept: &[&str]) -> Error {
         Error::Apply(ApplyFailure {
             failures,
-            remaining: remaining.iter().map(|s| s.to_string()).collect(),
-            kept: kept.iter().map(|s| s.to_string()).collect(),
+            remaining: remaining.iter().map(ToString::to_string).collect(),
+            kept: kept.iter().map(ToString::to_string).collect(),
             command: Command::Apply,
             rolled_back: true,
         })

@@ -144,7 +144,7 @@ impl Graph {
         let mut deps: Vec<usize> = self
             .graph
             .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
-            .map(|n| n.index())
+            .map(NodeIndex::index)
             .collect();
         deps.sort_unstable();
         deps
@@ -247,7 +247,7 @@ fn cycles(graph: &DiGraph<(), ()>) -> Vec<Vec<usize>> {
         'search: while let Some(node) = queue.pop_front() {
             let mut next: Vec<usize> = graph
                 .neighbors_directed(NodeIndex::new(node), petgraph::Direction::Incoming)
-                .map(|n| n.index())
+                .map(NodeIndex::index)
                 .filter(|n| members.contains(n))
                 .collect();
             next.sort_unstable();

@@ -40,7 +40,7 @@ mod tests {
         assert_eq!(spec_hash("t", &a), spec_hash("t", &b));
         assert_ne!(spec_hash("t", &a), spec_hash("u", &a));
         // Known inputs hash as the attributes they are.
-        let known: std::collections::BTreeMap<String, Option<serde_json::Value>> = a
+        let known: std::collections::BTreeMap<String, Option<Value>> = a
             .iter()
             .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect();

@@ -25,8 +25,7 @@ impl Holder {
                 .or_else(|_| std::env::var("LOGNAME"))
                 .unwrap_or_else(|_| "unknown".into()),
             host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "unknown".into()),
+                .map_or_else(|_| "unknown".into(), |h| h.trim().to_string()),
             pid: std::process::id(),
             command: command.to_string(),
             since: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),

@@ -93,7 +93,7 @@ mod tests {
         for per_thread in [1, 7, 256, 5_000, 20_000] {
             let doubled = map(&items, per_thread, |i| i * 2);
             assert_eq!(doubled, items.iter().map(|i| i * 2).collect::<Vec<_>>());
-            let sums = map_runs(&items, per_thread, |run| run.len());
+            let sums = map_runs(&items, per_thread, <[usize]>::len);
             assert_eq!(sums.iter().sum::<usize>(), items.len());
             let owned: Vec<usize> = map_owned_runs(items.clone(), per_thread, |run| run)
                 .into_iter()

@@ -279,9 +279,10 @@ pub fn plan(
     };
     // Outputs derived from secrets are recorded by their hash: what refers to them needs the
     // objects read, even without a refresh.
-    let hidden = match request.refresh {
-        true => Default::default(),
-        false => plan::hidden_outputs_referred_to(&loaded.spec, state),
+    let hidden = if request.refresh {
+        Default::default()
+    } else {
+        plan::hidden_outputs_referred_to(&loaded.spec, state)
     };
     let (clients, observed) = if request.refresh || request.obstacles || !hidden.is_empty() {
         let configs = clients::resolved(registry, Some(loaded.configuration()), state, context)?;

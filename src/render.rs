@@ -88,7 +88,7 @@ impl Painter {
             plan.stack
         );
         // A large plan is rendered on every core, in order.
-        let shown: Vec<&crate::plan::Change> = plan
+        let shown: Vec<&Change> = plan
             .changes
             .iter()
             .filter(|c| c.action != Action::NoOp)
@@ -302,7 +302,10 @@ impl Lines {
 
     fn line(&self, text: std::fmt::Arguments<'_>) {
         use std::fmt::Write as _;
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let _ = writeln!(held, "{text}");
     }
 }
@@ -315,7 +318,12 @@ impl Drop for Lines {
 
 impl Progress for Lines {
     fn flush(&self) {
-        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
+        let held = std::mem::take(
+            &mut *self
+                .held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         if !held.is_empty() {
             out!("{held}");
         }

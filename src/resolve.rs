@@ -222,9 +222,12 @@ pub fn mask_known(
 ) -> Attributes {
     inputs
         .iter()
-        .map(|(k, v)| match sensitive.contains(k) {
-            true => (k.clone(), Value::String(secrets.mask(v))),
-            false => (k.clone(), v.clone()),
+        .map(|(k, v)| {
+            if sensitive.contains(k) {
+                (k.clone(), Value::String(secrets.mask(v)))
+            } else {
+                (k.clone(), v.clone())
+            }
         })
         .collect()
 }

@@ -190,9 +190,7 @@ fn render(f: &mut fmt::Formatter<'_>, source: &SourceFile, d: &Diagnostic) -> fm
     let path = source.path.display();
     let number = d.loc.line.to_string();
     let pad = " ".repeat(number.len());
-    if !d.loc.is_known() {
-        writeln!(f, "{pad} --> {path}")?;
-    } else {
+    if d.loc.is_known() {
         writeln!(f, "{pad} --> {path}:{}:{}", d.loc.line, d.loc.column)?;
         if let Some(line) = source.line(d.loc.line) {
             // Tabs would misalign the caret; show them as one space each.
@@ -207,6 +205,8 @@ fn render(f: &mut fmt::Formatter<'_>, source: &SourceFile, d: &Diagnostic) -> fm
             let carets = d.loc.len.max(1) as usize;
             writeln!(f, "{pad} | {}{}", " ".repeat(caret_at), "^".repeat(carets))?;
         }
+    } else {
+        writeln!(f, "{pad} --> {path}")?;
     }
     if let Some(help) = &d.help {
         writeln!(f, "{pad} = help: {help}")?;

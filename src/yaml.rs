@@ -333,9 +333,8 @@ mod tests {
             "plain: some text, with a comma\nurl: http://x.y/z\n",
         ];
         for doc in docs {
-            let fast = match fast::parse(doc, alias_budget(doc.len())) {
-                fast::Outcome::Done(node) => node,
-                _ => panic!("the fast path deferred on {doc:?}"),
+            let fast::Outcome::Done(fast) = fast::parse(doc, alias_budget(doc.len())) else {
+                panic!("the fast path deferred on {doc:?}")
             };
             let reference = parse_with_serde(doc).unwrap();
             assert_eq!(fast, reference, "for {doc:?}");

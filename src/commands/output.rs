@@ -45,9 +45,10 @@ pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
     } else {
         for (name, attrs) in outputs {
             for (attr, value) in attrs {
-                match crate::secrets::is_masked(value) {
-                    true => outln!("{name}.{attr} = (sensitive)"),
-                    false => outln!("{name}.{attr} = {}", render::value(value)),
+                if crate::secrets::is_masked(value) {
+                    outln!("{name}.{attr} = (sensitive)")
+                } else {
+                    outln!("{name}.{attr} = {}", render::value(value))
                 }
             }
         }
@@ -60,9 +61,12 @@ pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
 fn shown(outputs: &Attributes) -> Attributes {
     outputs
         .iter()
-        .map(|(k, v)| match crate::secrets::is_masked(v) {
-            true => (k.clone(), Value::String("(sensitive)".into())),
-            false => (k.clone(), v.clone()),
+        .map(|(k, v)| {
+            if crate::secrets::is_masked(v) {
+                (k.clone(), Value::String("(sensitive)".into()))
+            } else {
+                (k.clone(), v.clone())
+            }
         })
         .collect()
 }

@@ -143,8 +143,7 @@ impl Executor<'_> {
     /// Which input fields of each spec resource hold secrets.
     fn sensitive(&self, spec: &Spec) -> Vec<std::collections::BTreeSet<String>> {
         let order = crate::graph::Graph::build(spec)
-            .map(|g| g.order)
-            .unwrap_or_else(|_| (0..spec.resources.len()).collect());
+            .map_or_else(|_| (0..spec.resources.len()).collect(), |g| g.order);
         resolve::sensitive_fields(spec, self.registry, &order)
     }
 

@@ -35,12 +35,12 @@ pub(super) struct Run<'e, 's> {
     pub(super) sensitive: Vec<BTreeSet<String>>,
     /// The real inputs of each resource changed in this run, kept in memory only: the state
     /// holds sensitive ones by their hash, and a rollback needs the values.
-    pub(super) real: std::collections::HashMap<String, Attributes>,
+    pub(super) real: HashMap<String, Attributes>,
     /// The real prior inputs of each updated resource, read back before the update.
-    pub(super) prior_real: std::collections::HashMap<String, Attributes>,
+    pub(super) prior_real: HashMap<String, Attributes>,
     /// The real outputs the state holds by their keyed hash only (derived from secrets): as
     /// the plan read them, then as this run's calls report them.
-    pub(super) real_outputs: std::collections::HashMap<String, Attributes>,
+    pub(super) real_outputs: HashMap<String, Attributes>,
     /// Records applied in memory, encoded and waiting for the next fsync.
     pub(super) staged: Vec<String>,
     /// Copies providers kept of what this run overwrote (type, copy), dropped when it is over.
@@ -110,12 +110,11 @@ impl Run<'_, '_> {
         if !self.failures.is_empty() {
             // Deletes run after every gate passed: what was applied stays.
             self.remaining.extend(self.undo.iter().map(Undo::describe));
-            self.remaining.extend(self.failures.iter().map(|f| {
-                format!(
-                    "{} (still recorded in the state; the next apply retries it)",
-                    f
-                )
-            }));
+            self.remaining.extend(
+                self.failures.iter().map(|f| {
+                    format!("{f} (still recorded in the state; the next apply retries it)")
+                }),
+            );
         }
         Ok(())
     }

@@ -180,7 +180,7 @@ impl Run<'_, '_> {
                         Ok(job) => {
                             if let Work::Verify { gates, .. } = &job.work {
                                 let names: Vec<String> =
-                                    gates.iter().map(|g| g.describe()).collect();
+                                    gates.iter().map(crate::verify::Gate::describe).collect();
                                 slots[i].verifying = Some(names.join(", "));
                             }
                             job_tx.send(vec![job]).expect("workers outlive the phase");

@@ -98,7 +98,7 @@ impl Run<'_, '_> {
         if change.reverify {
             let job = self.gate_job(slot, index)?;
             if let Work::Verify { gates, .. } = &job.work {
-                let names: Vec<String> = gates.iter().map(|g| g.describe()).collect();
+                let names: Vec<String> = gates.iter().map(crate::verify::Gate::describe).collect();
                 slot.verifying = Some(names.join(", "));
             }
             return Ok(Some(job));
@@ -662,9 +662,9 @@ struct Values<'v> {
     secrets: &'v Secrets,
     /// Real inputs of the resources this run already changed: a chain of references then costs
     /// one lookup per link instead of evaluating the chain again.
-    real: &'v std::collections::HashMap<String, Attributes>,
+    real: &'v HashMap<String, Attributes>,
     /// The real values of outputs the state holds by their hash only.
-    real_outputs: &'v std::collections::HashMap<String, Attributes>,
+    real_outputs: &'v HashMap<String, Attributes>,
 }
 
 impl Values<'_> {

@@ -132,7 +132,7 @@ fn independent_resources_overlap_and_dependents_wait() {
 #[test]
 fn transient_failures_are_retried_unless_the_provider_already_did() {
     let mut calls = 0;
-    let result: fabrik_provider::Result<()> = super::worker::retry(|| {
+    let result: Result<()> = super::worker::retry(|| {
         calls += 1;
         Err(fabrik_provider::Error::new(
             fabrik_provider::ErrorKind::Transient,
@@ -142,7 +142,7 @@ fn transient_failures_are_retried_unless_the_provider_already_did() {
     assert!(result.is_err());
     assert_eq!(calls, super::worker::RETRIES);
     let mut calls = 0;
-    let result: fabrik_provider::Result<()> = super::worker::retry(|| {
+    let result: Result<()> = super::worker::retry(|| {
         calls += 1;
         Err(fabrik_provider::Error::new(fabrik_provider::ErrorKind::Transient, "busy").retried())
     });

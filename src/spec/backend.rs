@@ -45,7 +45,7 @@ impl Loader {
                     }
                     "schema" => match value.value {
                         Value::Str(name) if valid_schema(&name) => {
-                            schema = Some(name)
+                            schema = Some(name);
                         }
                         Value::Str(name) => self.problem(
                             Diagnostic::new(value.loc, format!("invalid schema name `{name}`"))
@@ -71,13 +71,13 @@ impl Loader {
                         loc: kind.loc,
                         url,
                         schema,
-                    })
+                    });
                 }
                 None if !url_written => {
                     self.problem(
                         Diagnostic::new(kind.loc, "backend `postgres` has no `url`")
                             .help("add `url: \"${secret.STATE_DB_URL}\"` and put the connection string in that secret"),
-                    )
+                    );
                 }
                 None => {}
             }

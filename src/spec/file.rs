@@ -58,9 +58,7 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, Error> {
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(format!("cannot read spec {}", path.display()), e))?;
     if bytes.len() > yaml::MAX_SPEC_BYTES {
-        let size = std::fs::metadata(path)
-            .map(|m| m.len() as usize)
-            .unwrap_or(bytes.len());
+        let size = std::fs::metadata(path).map_or(bytes.len(), |m| m.len() as usize);
         let source = Arc::new(SourceFile::new(path.to_path_buf(), String::new()));
         return Err(Error::Spec(Diagnostics {
             source,

@@ -165,7 +165,7 @@ impl Loader {
         for (i, (key, _)) in entries.iter().enumerate() {
             match first.entry(key.name.as_str()) {
                 std::collections::hash_map::Entry::Occupied(line) => {
-                    repeated.push((i, *line.get()))
+                    repeated.push((i, *line.get()));
                 }
                 std::collections::hash_map::Entry::Vacant(slot) => {
                     slot.insert(key.loc.line);
@@ -303,7 +303,7 @@ impl Loader {
             match k.name.as_str() {
                 "type" => match v.value {
                     Value::Str(s) => {
-                        type_name = Some((s, Loc::new(v.loc.line, v.loc.column, v.loc.len.max(1))))
+                        type_name = Some((s, Loc::new(v.loc.line, v.loc.column, v.loc.len.max(1))));
                     }
                     other => {
                         self.problem(Diagnostic::new(

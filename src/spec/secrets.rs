@@ -91,7 +91,7 @@ impl Loader {
                         bad = true;
                     }
                 },
-                ("length", other) | ("alphabet", other) => {
+                ("length" | "alphabet", other) => {
                     self.problem(Diagnostic::new(
                         v.loc,
                         format!(

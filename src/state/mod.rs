@@ -193,7 +193,7 @@ impl State {
         self.pending.keys().next_back().map_or(1, |last| last + 1)
     }
 
-    pub fn apply(&mut self, record: journal::Record) {
+    pub fn apply(&mut self, record: Record) {
         match record.change {
             journal::Change::Put { name, resource } => {
                 self.resources.insert(name, *resource);

@@ -162,9 +162,10 @@ fn ask_udp(
         let _ = socket.set_read_timeout(Some(left));
         let n = socket.recv(&mut buf).map_err(|e| explain_io(&e))?;
         // A stray or late datagram (an earlier attempt's answer) is not this answer.
-        match Message::from_vec(&buf[..n]) {
-            Ok(m) if m.metadata.id == id => return Ok(m),
-            _ => continue,
+        if let Ok(m) = Message::from_vec(&buf[..n])
+            && m.metadata.id == id
+        {
+            return Ok(m);
         }
     }
 }

@@ -417,15 +417,15 @@ impl Reader {
             "status" => {
                 entry.status = self
                     .int(name, value, 100, 599, "an HTTP status")
-                    .and_then(|n| u16::try_from(n).ok())
+                    .and_then(|n| u16::try_from(n).ok());
             }
             "port" => {
                 entry.port = self
                     .int(name, value, 1, 65535, "a port number")
-                    .and_then(|n| u16::try_from(n).ok())
+                    .and_then(|n| u16::try_from(n).ok());
             }
             "min_valid_days" => {
-                entry.min_valid_days = self.int(name, value, 0, 36500, "a number of days")
+                entry.min_valid_days = self.int(name, value, 0, 36500, "a number of days");
             }
             "timeout" => entry.timeout = self.duration(name, value, MAX_TIMEOUT),
             "interval" => entry.interval = self.duration(name, value, MAX_INTERVAL),

@@ -228,7 +228,7 @@ impl Gate {
                             "the last attempt did not finish in time; the one before failed: {why}"
                         ),
                         None => "the attempt did not finish in time (timed out)".to_string(),
-                    })
+                    });
                 }
             }
             let next = (Instant::now() + self.interval).min(deadline);

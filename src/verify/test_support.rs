@@ -217,7 +217,7 @@ impl Pki {
     pub fn server(&self, names: &[&str], validity: Validity) -> Arc<rustls::ServerConfig> {
         let key = KeyPair::generate().unwrap();
         let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            CertificateParams::new(names.iter().map(ToString::to_string).collect::<Vec<_>>())
                 .unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
         params

@@ -311,9 +311,12 @@ mod tests {
             (Value::Map(x), Value::Map(y)) if x.len() == y.len() => x
                 .iter()
                 .zip(y)
-                .find_map(|((ka, va), (kb, vb))| match ka == kb {
-                    true => first_difference(va, vb),
-                    false => Some(format!("key {ka:?} / {kb:?}")),
+                .find_map(|((ka, va), (kb, vb))| {
+                    if ka == kb {
+                        first_difference(va, vb)
+                    } else {
+                        Some(format!("key {ka:?} / {kb:?}"))
+                    }
                 })
                 .or_else(|| (a.loc != b.loc).then(|| format!("{} / {}", brief(a), brief(b)))),
             (Value::Seq(x), Value::Seq(y)) if x.len() == y.len() => x

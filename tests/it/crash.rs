@@ -42,9 +42,7 @@ fn spec(stack: &str, failing: bool) -> String {
 }
 
 fn files_in(case: &Case, dir: &str) -> usize {
-    std::fs::read_dir(case.path(dir))
-        .map(|d| d.flatten().count())
-        .unwrap_or(0)
+    std::fs::read_dir(case.path(dir)).map_or(0, |d| d.flatten().count())
 }
 
 /// Starts `fabrik ARGS`, kills it with SIGKILL after `delay`, and waits for it.

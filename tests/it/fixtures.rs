@@ -81,7 +81,7 @@ fn every_fixture_spec_has_a_test() {
         names.sort();
         names
     };
-    let mut expected: Vec<String> = FIXTURES.iter().map(|s| s.to_string()).collect();
+    let mut expected: Vec<String> = FIXTURES.iter().map(ToString::to_string).collect();
     expected.sort();
     assert_eq!(names(specs_dir()), expected);
     for before in names(specs_dir().join("before")) {

@@ -1543,16 +1543,7 @@ impl<'c> Runner<'c> {
         let out = self.fabrik(&["destroy", "--yes", "--stack", STACK]);
         let result = if !recorded_protected.is_empty() || (spec_protected && out.code == 1) {
             // A spec that asks for protection may be heeded too (exit 1), or not (exit 0).
-            if out.code != 1 {
-                mismatch(
-                    Invariant::Protect,
-                    format!(
-                        "destroy exited {} with {} recorded as protected, expected 1",
-                        out.code,
-                        recorded_protected.join(", ")
-                    ),
-                )
-            } else {
+            if out.code == 1 {
                 self.unchanged(
                     &before,
                     Invariant::Protect,
@@ -1562,6 +1553,15 @@ impl<'c> Runner<'c> {
                     let all = self.proc_names();
                     self.check_world(&all)
                 })
+            } else {
+                mismatch(
+                    Invariant::Protect,
+                    format!(
+                        "destroy exited {} with {} recorded as protected, expected 1",
+                        out.code,
+                        recorded_protected.join(", ")
+                    ),
+                )
             }
         } else if out.code != 0 {
             mismatch(
@@ -2154,7 +2154,7 @@ impl<'c> Runner<'c> {
                 None => diff.push(format!("{path} appeared")),
                 Some(old) if old.0 != value.0 => diff.push(format!("{path} changed content")),
                 Some(old) if old.1 != value.1 => {
-                    diff.push(format!("{path} changed mode {:o} → {:o}", old.1, value.1))
+                    diff.push(format!("{path} changed mode {:o} → {:o}", old.1, value.1));
                 }
                 _ => {}
             }
@@ -2268,7 +2268,7 @@ impl<'c> Runner<'c> {
             }
             match want.get(path) {
                 None if path.ends_with(".fabrik-tmp") => {
-                    problems.push((Invariant::TempFiles, format!("temporary file {path} is left")))
+                    problems.push((Invariant::TempFiles, format!("temporary file {path} is left")));
                 }
                 None => problems.push((
                     Invariant::PathHandoff,
@@ -2457,7 +2457,7 @@ impl<'c> Runner<'c> {
     fn mutate(&mut self, base: &Spec) -> Spec {
         let mut spec = base.clone();
         spec.clear_gates();
-        for _ in 0..1 + self.rng.below(3) {
+        for _ in 0..=self.rng.below(3) {
             self.random_op(&mut spec);
         }
         spec
@@ -2844,7 +2844,7 @@ impl<'c> Runner<'c> {
             f.path = match f.path {
                 FilePath::Plain(i) => FilePath::Dotted(i),
                 FilePath::Dotted(i) => FilePath::Plain(i),
-                other => other,
+                other @ FilePath::Reserved(_) => other,
             };
             let text = f.path.text();
             self.op(format!("`{name}` spells its path {text}"));

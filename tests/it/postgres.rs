@@ -240,7 +240,7 @@ impl Server {
     fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
                 return false;
             }
             let ready = Command::new(self.bin.join("pg_isready"))
@@ -1371,7 +1371,7 @@ fn applies_killed_at_any_moment_converge_on_postgres() {
     case.expect(["destroy", "--yes"], 0);
     // The files are gone, and `out/` with them unless a kill landed between making it and
     // noting that it was made.
-    let left = std::fs::read_dir(case.path("out")).map_or(0, |d| d.count());
+    let left = std::fs::read_dir(case.path("out")).map_or(0, Iterator::count);
     assert_eq!(left, 0);
     assert_eq!(
         server.sql(

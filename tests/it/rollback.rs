@@ -53,9 +53,7 @@ fn redact_closed_port(case: &Case, port: u16) {
 }
 
 fn files_in(case: &Case, dir: &str) -> usize {
-    std::fs::read_dir(case.path(dir))
-        .map(|d| d.flatten().count())
-        .unwrap_or(0)
+    std::fs::read_dir(case.path(dir)).map_or(0, |d| d.flatten().count())
 }
 
 /// Ends a test: `destroy --yes` succeeds and leaves no process of this case running.

@@ -137,7 +137,7 @@ impl From<Failure> for Error {
     }
 }
 
-pub type Outcome<T> = std::result::Result<T, Failure>;
+pub type Outcome<T> = Result<T, Failure>;
 
 /// How Cloudflare words its answers: the envelope, its codes kept for the provider's decisions.
 struct Envelope;

@@ -185,7 +185,7 @@ fn refused_field(body: &str) -> Option<String> {
     NAMED_IN_MESSAGES
         .iter()
         .find(|field| message.contains(*field))
-        .map(|field| field.to_string())
+        .map(ToString::to_string)
 }
 
 /// `message`, then the field errors and conflicts of a Coolify error body; the body's excerpt

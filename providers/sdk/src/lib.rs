@@ -20,6 +20,10 @@
 //! in flight and per window, classifying what did not answer) is written once, in [`http`]; the
 //! run's cancel signal and the one sleep every wait goes through, in [`Cancel`].
 
+// The contract providers are written against: every public item says what it promises. The
+// other lints come from the workspace's table (Cargo.toml), which cannot add one for one crate.
+#![warn(missing_docs)]
+
 mod cancel;
 mod error;
 pub mod http;

@@ -141,7 +141,9 @@ impl FakeCloudflare {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Adds a zone; returns its id.
@@ -287,7 +289,9 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
     {
         return violation(v);
     }
-    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let expected = format!("Bearer {}", state.settings.token);
     if request.header("authorization") != Some(expected.as_str()) {
         return envelope(Err(ApiError(401, 10_000, "Authentication error".into())));
@@ -522,7 +526,7 @@ impl State {
             }
         }
         let want_type = request.query("type");
-        let want_name = request.query("name").map(|n| n.to_ascii_lowercase());
+        let want_name = request.query("name").map(str::to_ascii_lowercase);
         let matching: Vec<&Value> = self
             .records
             .iter()

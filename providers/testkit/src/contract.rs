@@ -239,7 +239,7 @@ impl Contract {
         );
         self.validators
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
     }
 
@@ -641,7 +641,10 @@ impl Contract {
     }
 
     fn validator(&self, pointer: &str) -> Result<Arc<Validator>, String> {
-        let mut cache = self.validators.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .validators
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(v) = cache.get(pointer) {
             return Ok(v.clone());
         }

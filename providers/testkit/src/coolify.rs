@@ -254,7 +254,10 @@ impl FakeCoolify {
         }));
         let health_state = state.clone();
         let health = Server::start(move |request| serve_health(&health_state, request));
-        state.lock().unwrap_or_else(|p| p.into_inner()).health_base = health.url();
+        state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .health_base = health.url();
         let contract = shared_contract();
         let handler_state = state.clone();
         let server = Server::start(move |request| handle(&contract, &handler_state, request));
@@ -287,7 +290,10 @@ impl FakeCoolify {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.advance();
         state
     }
@@ -315,8 +321,7 @@ impl FakeCoolify {
             .servers
             .iter()
             .find(|(_, n)| n == server)
-            .map(|(u, _)| u.clone())
-            .unwrap_or_else(|| panic!("no server {server}"));
+            .map_or_else(|| panic!("no server {server}"), |(u, _)| u.clone());
         let uuid = state.new_uuid();
         state
             .destinations
@@ -408,8 +413,10 @@ impl FakeCoolify {
             .iter()
             .find(|p| p.name == project)
             .and_then(|p| p.environments.iter().find(|e| e.name == environment))
-            .map(|e| e.id)
-            .unwrap_or_else(|| panic!("no environment {project}/{environment}"));
+            .map_or_else(
+                || panic!("no environment {project}/{environment}"),
+                |e| e.id,
+            );
         let uuid = state.new_uuid();
         let mut app = defaults(&uuid, env_id);
         for (k, v) in fields.as_object().expect("an object") {
@@ -563,7 +570,9 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
             }
         }
     };
-    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let expected = format!("Bearer {}", state.settings.token);
     if request.header("authorization") != Some(expected.as_str()) {
         return Response::json(401, &json!({"message": "Unauthenticated."}));
@@ -655,7 +664,9 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
 }
 
 fn serve_health(state: &Mutex<State>, request: &Request) -> Response {
-    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     state.advance();
     let base = state.health_base.clone();
     // The longest matching domain wins, as a proxy routes by host and path prefix.
@@ -1007,7 +1018,7 @@ impl State {
                     "Server has multiple destinations and you do not set destination_uuid.",
                 );
             }
-            "" => on_server.first().map(|u| u.to_string()).unwrap_or_default(),
+            "" => on_server.first().map(|u| (*u).clone()).unwrap_or_default(),
             chosen if on_server.iter().any(|u| *u == chosen) => chosen.to_string(),
             _ => return error(404, "Destination not found."),
         };

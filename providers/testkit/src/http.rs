@@ -181,7 +181,11 @@ impl Server {
     }
 
     fn push_of(&self, method: &str, n: usize, fault: Fault) {
-        let mut faults = self.shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let mut faults = self
+            .shared
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         faults.extend(std::iter::repeat_n(
             (Some(method.to_ascii_uppercase()), fault),
             n,
@@ -200,13 +204,21 @@ impl Server {
     }
 
     fn push(&self, n: usize, fault: Fault) {
-        let mut faults = self.shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let mut faults = self
+            .shared
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         faults.extend(std::iter::repeat_n((None, fault), n));
     }
 
     /// Delays every answer by `delay` (zero: no delay).
     pub fn set_delay(&self, delay: Duration) {
-        *self.shared.delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
+        *self
+            .shared
+            .delay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = delay;
     }
 
     /// Stops listening: connections to the port are refused until [`Server::restart`].
@@ -243,7 +255,7 @@ impl Server {
         self.shared
             .log
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -252,7 +264,7 @@ impl Server {
         self.shared
             .log
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
     }
 
@@ -261,7 +273,7 @@ impl Server {
         self.shared
             .violations
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -356,12 +368,18 @@ fn serve(mut raw: tiny_http::Request, handler: &Handler, shared: &Shared) {
             .collect(),
         body,
     };
-    let delay = *shared.delay.lock().unwrap_or_else(|p| p.into_inner());
+    let delay = *shared
+        .delay
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
     let fault = {
-        let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let mut faults = shared
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         faults
             .iter()
             .position(|(method, _)| method.as_ref().is_none_or(|m| *m == request.method))
@@ -392,7 +410,7 @@ fn serve(mut raw: tiny_http::Request, handler: &Handler, shared: &Shared) {
     shared
         .log
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(Logged {
             method: request.method.clone(),
             path: request.path.clone(),
@@ -416,7 +434,7 @@ fn record_violation(shared: &Shared, request: &Request, violation: &str) {
     shared
         .violations
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(format!("{} {}: {violation}", request.method, request.path));
 }
 

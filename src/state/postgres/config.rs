@@ -141,15 +141,13 @@ impl Config {
 
     /// `postgres://user@host:port/db (schema s)`: where the state is, without the password.
     pub fn describe(&self) -> String {
-        let host = self
-            .pg
-            .get_hosts()
-            .first()
-            .map(|h| match h {
+        let host = self.pg.get_hosts().first().map_or_else(
+            || "localhost".into(),
+            |h| match h {
                 postgres::config::Host::Tcp(name) => name.clone(),
                 postgres::config::Host::Unix(path) => path.display().to_string(),
-            })
-            .unwrap_or_else(|| "localhost".into());
+            },
+        );
         let port = self.pg.get_ports().first().copied().unwrap_or(5432);
         let user = self.pg.get_user().unwrap_or("");
         let at = if user.is_empty() { "" } else { "@" };

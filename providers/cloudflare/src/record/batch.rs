@@ -279,14 +279,17 @@ impl Records {
                     for (i, op) in chunk {
                         let target = calls[*i].target;
                         let made = now.as_deref().and_then(|now| settled(now, target, op));
-                        results[*i] = Some(made.map(Ok).unwrap_or_else(|| {
-                            let mut error = failure.error.duplicate();
-                            error.message.push_str(&format!(
+                        results[*i] = Some(made.map_or_else(
+                            || {
+                                let mut error = failure.error.duplicate();
+                                error.message.push_str(&format!(
                                 " (the batch of {} changes it was part of was refused as a whole)",
                                 chunk.len()
                             ));
-                            Err(error)
-                        }));
+                                Err(error)
+                            },
+                            Ok,
+                        ));
                     }
                 }
             }

@@ -126,14 +126,17 @@ impl Records {
         let cached = || {
             self.zones
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get(zone)
                 .cloned()
         };
         if let Some(id) = cached() {
             return Ok(id);
         }
-        let _looking = self.lookup.lock().unwrap_or_else(|p| p.into_inner());
+        let _looking = self
+            .lookup
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(id) = cached() {
             return Ok(id);
         }
@@ -157,7 +160,7 @@ impl Records {
             .to_string();
         self.zones
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(zone.to_string(), id.clone());
         Ok(id)
     }

@@ -12,7 +12,10 @@ use crate::api::encode_segment;
 impl Applications {
     /// The uuids of the project and the environment, each created when missing.
     pub(super) fn project_and_environment(&self, desired: &Desired) -> Result<(String, String)> {
-        let _one_at_a_time = self.naming.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = self
+            .naming
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let project = match self.project_uuid(&desired.project)? {
             Some(uuid) => uuid,
             None => {

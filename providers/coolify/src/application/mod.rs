@@ -449,8 +449,7 @@ impl Applications {
             return Ok(());
         }
         let timeout = Desired::from_inputs(inputs)
-            .map(|d| d.deploy_timeout)
-            .unwrap_or(schema::DEFAULT_DEPLOY_TIMEOUT);
+            .map_or(schema::DEFAULT_DEPLOY_TIMEOUT, |d| d.deploy_timeout);
         self.remove(id, timeout)
     }
 

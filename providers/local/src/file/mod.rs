@@ -497,7 +497,7 @@ mod tests {
     #[test]
     fn delete_removes_only_the_empty_directories_its_create_made() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("there")).unwrap();
+        fs::create_dir(dir.path().join("there")).unwrap();
         let files = Files::new(dir.path().to_path_buf(), &dir.path().join(".fabrik"));
         let deep = inputs(&[("path", "there/new/deeper/x.txt"), ("content", "x")]);
         let applied = files.create(&deep).unwrap();
@@ -507,12 +507,12 @@ mod tests {
         let updated = files.update(&applied.id, &changed).unwrap();
         assert_eq!(updated.id, applied.id);
         // Someone else's file in one of them keeps it, and what is above it.
-        std::fs::write(dir.path().join("there/new/theirs.txt"), "theirs").unwrap();
+        fs::write(dir.path().join("there/new/theirs.txt"), "theirs").unwrap();
         files.delete(&updated.id).unwrap();
         assert!(!dir.path().join("there/new/deeper").exists());
         assert!(dir.path().join("there/new/theirs.txt").exists());
         // Once it is empty, a second delete (a retry) removes it, but never `there`.
-        std::fs::remove_file(dir.path().join("there/new/theirs.txt")).unwrap();
+        fs::remove_file(dir.path().join("there/new/theirs.txt")).unwrap();
         files.delete(&updated.id).unwrap();
         assert!(!dir.path().join("there/new").exists());
         assert!(dir.path().join("there").is_dir());
@@ -536,7 +536,7 @@ mod tests {
     #[test]
     fn a_path_through_a_regular_file_does_not_exist() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("blocker"), "a file").unwrap();
+        fs::write(dir.path().join("blocker"), "a file").unwrap();
         let files = Files::new(dir.path().to_path_buf(), &dir.path().join(".fabrik"));
         let want = inputs(&[("path", "blocker/x.txt"), ("content", "x")]);
         assert_eq!(files.find(&want).unwrap(), None);

@@ -343,7 +343,7 @@ fn observe(pid: i32, recorded: &Attributes) -> Attributes {
     // A program found through a wrapper (a version manager's shim re-executing the real
     // binary) runs as its full path: the same program by name is the recorded command.
     if let Some(command) = argv.first() {
-        let name = |c: &str| Path::new(c).file_name().map(|n| n.to_os_string());
+        let name = |c: &str| Path::new(c).file_name().map(std::ffi::OsStr::to_os_string);
         let same = match recorded.get("command") {
             Some(Value::String(wanted)) => wanted == command || name(wanted) == name(command),
             _ => false,

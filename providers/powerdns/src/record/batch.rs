@@ -177,7 +177,9 @@ impl Records {
         members: Vec<(usize, (Place, Option<RRset>))>,
     ) -> Vec<(usize, Outcome)> {
         let lock = self.zone_lock(zone);
-        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _held = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let rrsets = match zone_rrsets(api, zone) {
             Ok(Some(rrsets)) => rrsets,
             Ok(None) => {
@@ -301,8 +303,8 @@ fn obstacles_in_zone(
     items: &[Creation<'_>],
     members: &[(usize, ())],
 ) -> Vec<(usize, Result<Option<String>>)> {
-    let nothing = || members.iter().map(|(i, _)| (*i, Ok(None))).collect();
-    let fail = |e: &Error| members.iter().map(|(i, _)| (*i, Err(copy(e)))).collect();
+    let nothing = || members.iter().map(|(i, ())| (*i, Ok(None))).collect();
+    let fail = |e: &Error| members.iter().map(|(i, ())| (*i, Err(copy(e)))).collect();
     let taken = match zone_export(api, zone) {
         // A zone that does not exist yet (made in the same run) holds nothing.
         Ok(None) => return nothing(),
@@ -311,7 +313,7 @@ fn obstacles_in_zone(
     };
     let wanted: Vec<(usize, Result<RRset>)> = members
         .iter()
-        .map(|(i, _)| (*i, RRset::from_inputs(items[*i].inputs)))
+        .map(|(i, ())| (*i, RRset::from_inputs(items[*i].inputs)))
         .collect();
     let place = |want: &RRset| (want.name.clone(), want.rtype.clone());
     if !wanted

@@ -159,7 +159,10 @@ pub struct Records {
 
 impl Records {
     fn zone_lock(&self, zone: &str) -> Arc<Mutex<()>> {
-        let mut zones = self.zones.lock().unwrap_or_else(|p| p.into_inner());
+        let mut zones = self
+            .zones
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         zones.entry(zone.to_string()).or_default().clone()
     }
 
@@ -236,7 +239,9 @@ impl Records {
     ) -> Result<Applied> {
         let want = RRset::from_inputs(inputs)?;
         let lock = self.zone_lock(&want.zone);
-        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _held = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let found = match lookup_before_write(api, &want.zone, &want.name, &want.rtype)? {
             Lookup::NoZone => return Err(no_zone(&want.zone)),
             Lookup::Present(info) => {
@@ -275,7 +280,9 @@ impl Records {
         let (zone, name, rtype) = import_id(id)?;
         same_rrset_as_spec(inputs, &zone, &name, &rtype, target)?;
         let lock = self.zone_lock(&zone);
-        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _held = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let missing = || {
             Error::new(
                 ErrorKind::NotFound,
@@ -365,7 +372,9 @@ impl Records {
             }
         };
         let lock = self.zone_lock(&zone);
-        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _held = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Lookup::Present(info) = lookup(api, &zone, &name, &rtype)? else {
             return Ok(());
         };

@@ -33,9 +33,15 @@ impl Slots {
     /// Waits for a free place. Not cancellable: what holds the places are requests in flight,
     /// which end within their timeout.
     pub fn acquire(&self) -> Slot<'_> {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         while *used >= self.max {
-            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+            used = self
+                .freed
+                .wait(used)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         *used += 1;
         Slot(self)
@@ -44,7 +50,11 @@ impl Slots {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = self
+            .0
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *used -= 1;
         self.0.freed.notify_one();
     }
@@ -86,7 +96,10 @@ impl Budget {
     pub fn take(&self, cancel: &Cancel) -> Result<(), Interrupted> {
         loop {
             let wait = {
-                let mut bucket = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut bucket = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let now = Instant::now();
                 let refill = now.duration_since(bucket.last).as_secs_f64() * self.per_second;
                 bucket.tokens = (bucket.tokens + refill).min(self.capacity);
@@ -106,7 +119,10 @@ impl Budget {
 
     /// Holds every request for `wait` (a 429 answered one of them).
     pub fn pause(&self, wait: Duration) {
-        let mut bucket = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut bucket = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let until = Instant::now() + wait;
         if bucket.paused_until.is_none_or(|u| u < until) {
             bucket.paused_until = Some(until);
