@@ -46,9 +46,9 @@ pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
         for (name, attrs) in outputs {
             for (attr, value) in attrs {
                 if crate::secrets::is_masked(value) {
-                    outln!("{name}.{attr} = (sensitive)")
+                    outln!("{name}.{attr} = (sensitive)");
                 } else {
-                    outln!("{name}.{attr} = {}", render::value(value))
+                    outln!("{name}.{attr} = {}", render::value(value));
                 }
             }
         }
