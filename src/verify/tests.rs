@@ -66,7 +66,10 @@ fn http_body_without_the_expected_text_fails() {
     let g = gate(json!({
         "http": format!("http://127.0.0.1:{}/", server.port),
         "body_contains": "ready",
-        "timeout": "200ms",
+        // One attempt with time to spare, so that a loaded machine still sees the answer (an
+        // interval as long as the timeout leaves no room for a second attempt).
+        "timeout": "2s",
+        "interval": "2s",
     }));
     let err = run(&g).unwrap_err();
     assert!(
@@ -81,7 +84,7 @@ fn http_header_mismatch_and_missing_header_fail() {
         HttpServer::start(|_| Reply::new(200, "<html>").header("Content-Type", "text/html"));
     let url = format!("http://127.0.0.1:{}/", server.port);
     let err = run(&gate(json!({
-        "http": url, "headers": { "content-type": "application/json" }, "timeout": "200ms",
+        "http": url, "headers": { "content-type": "application/json" }, "timeout": "2s", "interval": "2s",
     })))
     .unwrap_err();
     assert!(
@@ -91,7 +94,7 @@ fn http_header_mismatch_and_missing_header_fail() {
         "{err}"
     );
     let err = run(&gate(json!({
-        "http": url, "headers": { "x-release": "v42" }, "timeout": "200ms",
+        "http": url, "headers": { "x-release": "v42" }, "timeout": "2s", "interval": "2s",
     })))
     .unwrap_err();
     assert!(
