@@ -5,7 +5,7 @@ use crate::cli::StateCommand;
 use crate::error::Error;
 use crate::state::Backend;
 use crate::state::backend;
-use crate::state::journal::{Change, Record};
+use crate::state::not_tracked;
 
 pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
     match command {
@@ -45,20 +45,7 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
             let store = globals
                 .backend
                 .store_for(&stack.spec, stack.stack.as_deref())?;
-            let _lock = store.lock(&globals.command_line)?;
-            let mut state = store.load()?;
-            let resource = state
-                .resources
-                .get(&name)
-                .ok_or_else(|| not_tracked(&name, &state.stack))?;
-            let id = resource.id.clone();
-            let record = Record {
-                serial: state.serial + 1,
-                change: Change::Remove { name: name.clone() },
-            };
-            store.record(std::slice::from_ref(&record))?;
-            state.apply(record);
-            store.commit(&state)?;
+            let id = crate::state::forget(store.as_ref(), &name, &globals.command_line)?;
             outln!("Forgot `{name}` ({id}); the object itself was left as it is.");
             Ok(0)
         }
@@ -96,10 +83,4 @@ fn migrate(globals: &Globals, to: &str, stack: &crate::cli::StackArgs) -> Result
         }
     );
     Ok(0)
-}
-
-fn not_tracked(name: &str, stack: &str) -> Error {
-    Error::Usage(format!(
-        "`{name}` is not tracked in the state of stack `{stack}`"
-    ))
 }

@@ -257,3 +257,36 @@ impl Backend {
         }
     }
 }
+
+/// `fabrik state rm`: forgets the resource `name` (journaled, under the lock) and leaves its
+/// object as it is. Returns the object's id, for the message.
+///
+/// # Errors
+/// [`Error::Usage`] when the state does not track `name`; the backend's errors otherwise.
+pub fn forget(store: &dyn StateStore, name: &str, command_line: &str) -> Result<String, Error> {
+    let _lock = store.lock(command_line)?;
+    let mut state = store.load()?;
+    let id = state
+        .resources
+        .get(name)
+        .ok_or_else(|| not_tracked(name, &state.stack))?
+        .id
+        .clone();
+    let record = Record {
+        serial: state.serial + 1,
+        change: journal::Change::Remove {
+            name: name.to_string(),
+        },
+    };
+    store.record(std::slice::from_ref(&record))?;
+    state.apply(record);
+    store.commit(&state)?;
+    Ok(id)
+}
+
+/// The error for a resource the state does not track.
+pub fn not_tracked(name: &str, stack: &str) -> Error {
+    Error::Usage(format!(
+        "`{name}` is not tracked in the state of stack `{stack}`"
+    ))
+}
