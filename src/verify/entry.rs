@@ -24,9 +24,10 @@ pub(crate) enum Kind {
     Tls,
     Dns,
     Tcp,
+    Command,
 }
 
-const KINDS: [Kind; 4] = [Kind::Http, Kind::Tls, Kind::Dns, Kind::Tcp];
+const KINDS: [Kind; 5] = [Kind::Http, Kind::Tls, Kind::Dns, Kind::Tcp, Kind::Command];
 
 impl Kind {
     pub(crate) fn name(self) -> &'static str {
@@ -35,6 +36,7 @@ impl Kind {
             Kind::Tls => "tls",
             Kind::Dns => "dns",
             Kind::Tcp => "tcp",
+            Kind::Command => "command",
         }
     }
 
@@ -64,6 +66,7 @@ impl Kind {
             Kind::Tls => &["port", "ca_file", "min_valid_days", "timeout", "interval"],
             Kind::Dns => &["type", "expect", "nameserver", "timeout", "interval"],
             Kind::Tcp => &["timeout", "interval"],
+            Kind::Command => &["env", "dir", "timeout", "interval"],
         }
     }
 
@@ -74,6 +77,7 @@ impl Kind {
             Kind::Tls => "a host such as \"api.example.com\" or \"api.example.com:8443\"",
             Kind::Dns => "a name such as \"api.example.com\"",
             Kind::Tcp => "HOST:PORT such as \"127.0.0.1:8080\"",
+            Kind::Command => "a list of strings such as [\"./smoke-test.sh\", \"--quick\"]",
         }
     }
 }
@@ -202,6 +206,10 @@ pub(crate) struct Entry {
     pub dns_type: Option<RecordType>,
     pub expect: Option<Vec<String>>,
     pub nameserver: Option<(String, u16)>,
+    /// A `command` gate's program and arguments.
+    pub argv: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub dir: Option<String>,
 }
 
 /// Reads a spec entry at plan time.
@@ -258,7 +266,8 @@ impl Reader {
             [] if misspelt_kind() => {}
             [] => self.problems.push(
                 Diagnostic::new(node.loc, "this verify entry does not say what to check").help(
-                    "give it one of `http: URL`, `tls: HOST`, `dns: NAME` or `tcp: HOST:PORT`",
+                    "give it one of `http: URL`, `tls: HOST`, `dns: NAME`, `tcp: HOST:PORT` or \
+                     `command: [PROGRAM, ARG, ...]`",
                 ),
             ),
             [(kind, _)] => entry.kind = Some(*kind),
@@ -378,6 +387,10 @@ impl Reader {
 
     /// The kind key's value.
     fn target(&mut self, kind: Kind, value: &Node<'_>, entry: &mut Entry) {
+        if kind == Kind::Command {
+            entry.argv = self.argv(value);
+            return;
+        }
         let text = match &value.val {
             Val::Unknown => return,
             Val::Text(t) => t.as_ref(),
@@ -402,6 +415,7 @@ impl Reader {
                 Some(p) => Ok((h, Some(p))),
                 None => Err(format!("`{text}` has no port: write HOST:PORT")),
             }),
+            Kind::Command => unreachable!("read as a list above"),
         };
         match parsed {
             Ok((target, port)) => {
@@ -448,6 +462,14 @@ impl Reader {
             }
             "expect" => entry.expect = self.expect(value, entry.dns_type),
             "headers" => entry.headers = self.headers(value),
+            "env" => entry.env = self.env(value),
+            "dir" => {
+                entry.dir = self.text(name, value);
+                if entry.dir.as_deref() == Some("") {
+                    self.problem(value.loc, "`dir` is empty");
+                    entry.dir = None;
+                }
+            }
             _ => unreachable!("option `{name}` is listed but not read"),
         }
     }
@@ -603,6 +625,127 @@ impl Reader {
             }
         }
         complete.then_some(out)
+    }
+
+    /// A `command` gate's list: the program, then its arguments, each a string (a reference
+    /// that resolved to a number counts as its digits). `None` until every item is known.
+    fn argv(&mut self, value: &Node<'_>) -> Option<Vec<String>> {
+        let items = match &value.val {
+            Val::List(items) => items,
+            Val::Unknown => return None,
+            Val::Text(t) => {
+                let words: Vec<String> = t
+                    .split_whitespace()
+                    .map(|w| serde_json::to_string(w).expect("strings serialize"))
+                    .collect();
+                self.problems.push(
+                    Diagnostic::new(
+                        value.loc,
+                        "`command` must be a list of strings, not a string",
+                    )
+                    .help(format!(
+                        "write `command: [{}]`: the program runs without a shell, each argument \
+                         its own item",
+                        words.join(", ")
+                    )),
+                );
+                return None;
+            }
+            _ => {
+                self.problem(
+                    value.loc,
+                    format!(
+                        "`command` must be {}, not {}",
+                        Kind::Command.target_shape(),
+                        value.kind_name()
+                    ),
+                );
+                return None;
+            }
+        };
+        if items.is_empty() {
+            self.problems.push(
+                Diagnostic::new(value.loc, "`command` is empty")
+                    .help("give the program to run, then its arguments"),
+            );
+            return None;
+        }
+        let mut argv = Vec::with_capacity(items.len());
+        let mut complete = true;
+        for item in items {
+            match &item.val {
+                Val::Text(t) => argv.push(t.to_string()),
+                Val::Int(i) if self.resolved => argv.push(i.to_string()),
+                Val::Unknown => complete = false,
+                Val::Int(i) => {
+                    self.problems.push(
+                        Diagnostic::new(item.loc, "`command` lists strings, not an integer")
+                            .help(format!("write \"{i}\" in quotes")),
+                    );
+                    complete = false;
+                }
+                _ => {
+                    self.problem(
+                        item.loc,
+                        format!("`command` lists strings, not {}", item.kind_name()),
+                    );
+                    complete = false;
+                }
+            }
+        }
+        if argv.first().is_some_and(String::is_empty) {
+            self.problem(
+                items[0].loc,
+                "the program (the first item of `command`) is empty",
+            );
+            complete = false;
+        }
+        complete.then_some(argv)
+    }
+
+    /// A `command` gate's `env`: variables added to the environment fabrik runs in.
+    fn env(&mut self, value: &Node<'_>) -> Vec<(String, String)> {
+        let entries = match &value.val {
+            Val::Map(entries) => entries,
+            Val::Unknown => return Vec::new(),
+            _ => {
+                self.problems.push(
+                    Diagnostic::new(
+                        value.loc,
+                        format!("`env` must be a map, not {}", value.kind_name()),
+                    )
+                    .help("write e.g. `env: { MODE: smoke }`"),
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for (name, key_loc, v) in entries {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                self.problem(
+                    *key_loc,
+                    format!("`{name}` cannot name an environment variable"),
+                );
+                continue;
+            }
+            let text = match &v.val {
+                Val::Text(t) => t.to_string(),
+                Val::Int(i) => i.to_string(),
+                Val::Unknown => continue,
+                _ => {
+                    self.problem(
+                        v.loc,
+                        format!(
+                            "the value of `env.{name}` must be a string, not {}",
+                            v.kind_name()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            out.push((name.to_string(), text));
+        }
+        out
     }
 
     fn headers(&mut self, value: &Node<'_>) -> Vec<(String, String)> {

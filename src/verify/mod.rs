@@ -19,6 +19,9 @@
 //!     expect: ["203.0.113.10"]    # the answer set, order-insensitive
 //!     nameserver: "127.0.0.1:53"  # required; asked directly
 //!   - tcp: "127.0.0.1:8080"
+//!   - command: ["./smoke-test.sh", "--url", "${api.fqdn}"]   # no shell; passes on exit 0
+//!     env: { MODE: smoke }        # added to fabrik's environment
+//!     dir: checks                 # relative to the spec's directory (default: that directory)
 //! # every kind: timeout (default 30s), interval between attempts (default 1s)
 //! ```
 //!
@@ -28,10 +31,15 @@
 //! without the trailing dot, TXT records as their joined text without quotes, MX as
 //! "PREFERENCE NAME".
 //!
-//! Every attempt runs on its own thread with connect and read timeouts bounded by the time the
+//! A `command` gate's program runs in its own process group, killed with it when the gate's
+//! time runs out or the run is cancelled; its failure shows how it ended and the end of its
+//! output, secrets masked.
+//!
+//! Every other attempt runs on its own thread with connect and read timeouts bounded by the time the
 //! gate has left, so neither a hung server nor a slow resolver keeps a gate past its timeout, and
 //! cancellation is seen within 20 ms even mid-attempt.
 
+mod command;
 mod dns;
 mod entry;
 mod http;
@@ -40,6 +48,8 @@ mod tcp;
 mod tls;
 pub(crate) mod trust;
 
+#[cfg(test)]
+mod command_tests;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
@@ -104,6 +114,14 @@ enum Check {
     Tls(tls::TlsCheck),
     Dns(dns::DnsCheck),
     Tcp(tcp::TcpCheck),
+    Command(command::CommandCheck),
+}
+
+/// How attempts are made: a probe on a thread of its own, or a program run and watched from
+/// the gate's thread (it is already a process of its own, killed when its time is up).
+enum Runner<'a> {
+    Thread(Probe),
+    Program(&'a command::CommandCheck, std::path::PathBuf),
 }
 
 /// How one attempt ended.
@@ -134,6 +152,19 @@ impl Gate {
                 })
                 .collect();
             return Err(messages.join("; "));
+        }
+        if e.kind == Some(Kind::Command) {
+            let argv = e.argv.ok_or("the verify entry has no command")?;
+            let dir = trust::resolve_path(base_dir, e.dir.as_deref().unwrap_or("."));
+            return Ok(Gate {
+                check: Check::Command(command::CommandCheck {
+                    argv,
+                    env: e.env,
+                    dir,
+                }),
+                timeout: e.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                interval: e.interval.unwrap_or(DEFAULT_INTERVAL),
+            });
         }
         let (Some(kind), Some(target)) = (e.kind, e.target.clone()) else {
             return Err("the verify entry has no target".to_string());
@@ -166,6 +197,7 @@ impl Gate {
                 host: target,
                 port: e.target_port.ok_or("a `tcp` gate needs HOST:PORT")?,
             }),
+            Kind::Command => unreachable!("built above"),
         };
         Ok(Gate {
             check,
@@ -182,6 +214,7 @@ impl Gate {
             Check::Tls(c) => c.describe(),
             Check::Dns(c) => c.describe(),
             Check::Tcp(c) => c.describe(),
+            Check::Command(c) => c.describe(),
         }
     }
 
@@ -192,18 +225,23 @@ impl Gate {
     /// # Errors
     /// Why the last attempt failed, followed by how long and how often the gate tried, e.g.
     /// `expected status 200, got 500 Internal Server Error (body: "...") (gave up after 30s,
-    /// 28 attempts)`. A missing or unreadable `ca_file` fails at once.
+    /// 28 attempts)`; lines after the first line of why (a program's output) follow that note.
+    /// A missing or unreadable `ca_file`, or a `command` gate's missing program or `dir`, fails
+    /// at once.
     pub fn run(&self, cancel: &AtomicBool) -> Result<(), String> {
         let start = Instant::now();
         let deadline = start + self.timeout;
-        let probe = match &self.check {
-            Check::Http(c) => c.prepare(),
-            Check::Tls(c) => c.prepare(),
-            Check::Dns(c) => c.prepare(),
-            Check::Tcp(c) => c.prepare(),
-        }?;
+        let runner = match &self.check {
+            Check::Http(c) => Runner::Thread(c.prepare()?),
+            Check::Tls(c) => Runner::Thread(c.prepare()?),
+            Check::Dns(c) => Runner::Thread(c.prepare()?),
+            Check::Tcp(c) => Runner::Thread(c.prepare()?),
+            Check::Command(c) => Runner::Program(c, c.prepare()?),
+        };
         let attempt_max = match self.check {
             Check::Dns(_) => DNS_ATTEMPT_MAX,
+            // The user's program may take as long as the gate allows.
+            Check::Command(_) => self.timeout,
             _ => ATTEMPT_MAX,
         };
         let mut attempts = 0u32;
@@ -218,7 +256,11 @@ impl Gate {
             }
             attempts += 1;
             let attempt_deadline = deadline.min(Instant::now() + attempt_max);
-            match attempt(&probe, attempt_deadline, cancel) {
+            let outcome = match &runner {
+                Runner::Thread(probe) => attempt(probe, attempt_deadline, cancel),
+                Runner::Program(c, program) => c.attempt(program, attempt_deadline, cancel),
+            };
+            match outcome {
                 Outcome::Passed => return Ok(()),
                 Outcome::Failed(why) => last = Some(why),
                 Outcome::Cancelled => return Err(cancelled(&last)),
@@ -240,9 +282,17 @@ impl Gate {
             }
         }
         let why = last.unwrap_or_else(|| "no attempt finished".to_string());
+        let (first, more) = why
+            .split_once('\n')
+            .map_or((why.as_str(), ""), |(f, m)| (f, m));
         let plural = if attempts == 1 { "" } else { "s" };
+        let more = if more.is_empty() {
+            String::new()
+        } else {
+            format!("\n{more}")
+        };
         Err(format!(
-            "{why} (gave up after {}, {attempts} attempt{plural})",
+            "{first} (gave up after {}, {attempts} attempt{plural}){more}",
             humantime::format_duration(self.timeout)
         ))
     }
