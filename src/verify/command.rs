@@ -293,7 +293,7 @@ pub(crate) fn tail_text(text: &str) -> String {
         }
         shown = format!("…{}", &shown[at..]);
     }
-    shown.lines().map(|l| format!("\n  | {l}")).collect()
+    shown.lines().map(|l| format!("\n    | {l}")).collect()
 }
 
 fn masked(text: &str) -> String {

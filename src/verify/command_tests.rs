@@ -71,6 +71,22 @@ fn command_exiting_zero_passes_with_env_and_dir() {
 }
 
 #[test]
+fn command_is_run_again_until_it_passes() {
+    // Fails twice, then passes: the attempts leave a mark each.
+    let dir = script(
+        "flaky.sh",
+        "echo x >> tries; test \"$(wc -l < tries)\" -ge 3\n",
+    );
+    let g = gate_in(
+        dir.path(),
+        json!({ "command": ["./flaky.sh"], "timeout": "10s", "interval": "50ms" }),
+    );
+    run(&g).unwrap();
+    let tries = std::fs::read_to_string(dir.path().join("tries")).unwrap();
+    assert_eq!(tries.lines().count(), 3);
+}
+
+#[test]
 fn command_failure_shows_the_exit_code_and_the_last_lines() {
     let dir = script(
         "check.sh",
@@ -78,18 +94,18 @@ fn command_failure_shows_the_exit_code_and_the_last_lines() {
     );
     let g = gate_in(
         dir.path(),
-        json!({ "command": ["./check.sh"], "timeout": "300ms", "interval": "100ms" }),
+        json!({ "command": ["./check.sh"], "timeout": "1s", "interval": "5s" }),
     );
     let err = run(&g).unwrap_err();
     let (first, tail) = err.split_once('\n').unwrap();
     assert!(
-        first.starts_with("exited with code 3 (gave up after 300ms, "),
+        first == "exited with code 3 (gave up after 1s, 1 attempt)",
         "{err}"
     );
     let lines: Vec<&str> = tail.lines().collect();
     let expected: Vec<String> = (7..=15)
-        .map(|i| format!("  | line {i}"))
-        .chain(["  | oops".to_string()])
+        .map(|i| format!("    | line {i}"))
+        .chain(["    | oops".to_string()])
         .collect();
     assert_eq!(lines, expected, "{err}");
 }
@@ -99,17 +115,17 @@ fn command_without_output_says_so_and_a_signal_is_named() {
     let dir = script("quiet.sh", "exit 1\n");
     let err = run(&gate_in(
         dir.path(),
-        json!({ "command": ["./quiet.sh"], "timeout": "200ms", "interval": "100ms" }),
+        json!({ "command": ["./quiet.sh"], "timeout": "1s", "interval": "5s" }),
     ))
     .unwrap_err();
     assert!(
-        err.starts_with("exited with code 1, no output (gave up after 200ms, "),
+        err == "exited with code 1, no output (gave up after 1s, 1 attempt)",
         "{err}"
     );
     let dir = script("killed.sh", "kill -TERM $$\n");
     let err = run(&gate_in(
         dir.path(),
-        json!({ "command": ["./killed.sh"], "timeout": "200ms", "interval": "100ms" }),
+        json!({ "command": ["./killed.sh"], "timeout": "1s", "interval": "5s" }),
     ))
     .unwrap_err();
     assert!(
@@ -133,7 +149,7 @@ fn command_outliving_the_timeout_is_killed_with_its_process_group() {
     assert!(started.elapsed() < Duration::from_secs(5), "{err}");
     assert_eq!(
         err,
-        "still running when the gate's time ran out: killed (gave up after 1s, 1 attempt)\n  | \
+        "still running when the gate's time ran out: killed (gave up after 1s, 1 attempt)\n    | \
          started"
     );
     let background = pid_in(dir.path(), "bg.pid");
@@ -173,13 +189,13 @@ fn command_output_and_arguments_are_masked() {
     let g = gate_in(
         dir.path(),
         json!({ "command": ["./leak.sh", secret], "env": { "TOKEN": secret },
-                "timeout": "200ms", "interval": "100ms" }),
+                "timeout": "1s", "interval": "5s" }),
     );
     assert_eq!(g.describe(), "command ./leak.sh (sensitive)");
     let err = run(&g).unwrap_err();
     assert!(!err.contains(secret), "{err}");
     assert!(
-        err.ends_with("\n  | token=(sensitive) env=(sensitive)"),
+        err.ends_with("\n    | token=(sensitive) env=(sensitive)"),
         "{err}"
     );
 }
@@ -224,10 +240,13 @@ fn command_missing_program_or_dir_fails_at_once() {
 fn tail_is_the_last_ten_lines_and_two_kib_at_most() {
     assert_eq!(tail_text(""), ", no output");
     assert_eq!(tail_text("\n  \n"), ", no output");
-    assert_eq!(tail_text("a\r\nb\x1b[0m\n\n"), "\n  | a\n  | b\u{fffd}[0m");
+    assert_eq!(
+        tail_text("a\r\nb\x1b[0m\n\n"),
+        "\n    | a\n    | b\u{fffd}[0m"
+    );
     let long = "x".repeat(5000);
     let tail = tail_text(&format!("first\n{long}\n"));
-    assert!(tail.starts_with("\n  | …xxx"), "{tail}");
+    assert!(tail.starts_with("\n    | …xxx"), "{tail}");
     assert!(tail.len() <= 2048 + 10, "{}", tail.len());
     assert!(!tail.contains("first"));
 }

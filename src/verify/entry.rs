@@ -9,9 +9,9 @@ use std::time::Duration;
 use hickory_proto::rr::RecordType;
 
 use crate::source::{Diagnostic, Loc, closest};
-use crate::spec::{Expr, ExprKind};
-use crate::template::Part;
+use crate::spec::Expr;
 
+use super::node::{Node, Val, from_expr, from_json};
 use super::parse::{
     DNS_TYPES, normalize_expected, parse_dns_name, parse_dns_type, parse_duration, parse_host_port,
     parse_nameserver, parse_url,
@@ -98,95 +98,6 @@ fn all_names() -> Vec<&'static str> {
 /// The longest `timeout` a gate may have; also keeps deadline arithmetic far from overflow.
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const MAX_INTERVAL: Duration = Duration::from_secs(3600);
-
-/// A value from either source, reduced to what the reader needs. `Unknown` is a string whose
-/// references are not resolved yet: at plan time nothing more can be said about it.
-enum Val<'a> {
-    Unknown,
-    Null,
-    Bool,
-    Int(i64),
-    Float,
-    Text(Cow<'a, str>),
-    List(Vec<Node<'a>>),
-    Map(Vec<(Cow<'a, str>, Loc, Node<'a>)>),
-}
-
-struct Node<'a> {
-    val: Val<'a>,
-    loc: Loc,
-}
-
-impl Node<'_> {
-    fn kind_name(&self) -> &'static str {
-        match &self.val {
-            Val::Unknown => "a reference",
-            Val::Null => "null",
-            Val::Bool => "a boolean",
-            Val::Int(_) => "an integer",
-            Val::Float => "a number",
-            Val::Text(_) => "a string",
-            Val::List(_) => "a list",
-            Val::Map(_) => "a map",
-        }
-    }
-}
-
-fn from_expr(expr: &Expr) -> Node<'_> {
-    let val = match &expr.kind {
-        ExprKind::Null => Val::Null,
-        ExprKind::Bool(_) => Val::Bool,
-        ExprKind::Int(i) => Val::Int(*i),
-        ExprKind::Float(_) => Val::Float,
-        ExprKind::Str(parts) => {
-            let mut text = String::new();
-            let mut known = true;
-            for part in parts {
-                match part {
-                    Part::Text(t) => text.push_str(t),
-                    Part::Ref(_) => known = false,
-                }
-            }
-            if known {
-                Val::Text(Cow::Owned(text))
-            } else {
-                Val::Unknown
-            }
-        }
-        ExprKind::List(items) => Val::List(items.iter().map(from_expr).collect()),
-        ExprKind::Map(entries) => Val::Map(
-            entries
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.name.as_str()), k.loc, from_expr(v)))
-                .collect(),
-        ),
-    };
-    Node { val, loc: expr.loc }
-}
-
-fn from_json(value: &serde_json::Value) -> Node<'_> {
-    use serde_json::Value as J;
-    let val = match value {
-        J::Null => Val::Null,
-        J::Bool(_) => Val::Bool,
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Val::Int(i),
-            None => Val::Float,
-        },
-        J::String(s) => Val::Text(Cow::Borrowed(s.as_str())),
-        J::Array(items) => Val::List(items.iter().map(from_json).collect()),
-        J::Object(entries) => Val::Map(
-            entries
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_str()), Loc::default(), from_json(v)))
-                .collect(),
-        ),
-    };
-    Node {
-        val,
-        loc: Loc::default(),
-    }
-}
 
 /// One entry as read: fields stay `None` when absent, invalid or not known until apply.
 #[derive(Debug, Default)]
@@ -632,6 +543,19 @@ impl Reader {
     fn argv(&mut self, value: &Node<'_>) -> Option<Vec<String>> {
         let items = match &value.val {
             Val::List(items) => items,
+            Val::Unknown if value.spliced => {
+                self.problems.push(
+                    Diagnostic::new(
+                        value.loc,
+                        "`command` must be a list of strings, not a string",
+                    )
+                    .help(
+                        "write `command: [PROGRAM, ARG, ...]`: the program runs without a shell, \
+                         each argument its own item",
+                    ),
+                );
+                return None;
+            }
             Val::Unknown => return None,
             Val::Text(t) => {
                 let words: Vec<String> = t

@@ -43,6 +43,7 @@ mod command;
 mod dns;
 mod entry;
 mod http;
+mod node;
 mod parse;
 mod tcp;
 mod tls;
