@@ -1050,3 +1050,61 @@ fn a_rate_limit_wait_that_is_not_a_duration_is_a_located_error() {
     2 errors in fabrik.yaml
     "#);
 }
+
+/// A `command` gate runs without a shell: a command line written as one string is refused where
+/// it is written, with the list it means; an empty list, a number among the arguments and a
+/// misspelt option are located too.
+#[test]
+fn a_command_gate_that_is_not_a_list_of_strings_is_a_located_error() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          page:
+            type: local.file
+            with: { path: page.txt, content: hello }
+            verify:
+              - command: "./smoke-test.sh --url ${page.path}"
+        verify:
+          - command: []
+          - command: ["sleep", 5]
+            dri: checks
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `command` must be a list of strings, not a string
+      --> fabrik.yaml:7:18
+      |
+    7 |       - command: "./smoke-test.sh --url ${page.path}"
+      |                  ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+      = help: write `command: [PROGRAM, ARG, ...]`: the program runs without a shell, each argument its own item
+
+    error: `command` is empty
+      --> fabrik.yaml:9:14
+      |
+    9 |   - command: []
+      |              ^
+      = help: give the program to run, then its arguments
+
+    error: `command` lists strings, not an integer
+       --> fabrik.yaml:10:24
+       |
+    10 |   - command: ["sleep", 5]
+       |                        ^
+       = help: write "5" in quotes
+
+    error: unknown option `dri` in a `command` gate
+       --> fabrik.yaml:11:5
+       |
+    11 |     dri: checks
+       |     ^^^
+       = help: did you mean `dir`?
+
+    4 errors in fabrik.yaml
+    "#);
+    assert!(!case.exists("page.txt"));
+}
