@@ -23,7 +23,7 @@ const TAIL_BYTES: usize = 2048;
 /// with the same pipe) is waited for.
 const DRAIN: Duration = Duration::from_millis(200);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct CommandCheck {
     /// The program as written, then its arguments.
     pub argv: Vec<String>,
@@ -31,6 +31,18 @@ pub(crate) struct CommandCheck {
     pub env: Vec<(String, String)>,
     /// Where the program runs, and what a program path with a `/` is relative to.
     pub dir: PathBuf,
+}
+
+/// Arguments and `env` values may hold secrets: shown masked, the values of `env` not at all.
+impl std::fmt::Debug for CommandCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("CommandCheck")
+            .field("command", &self.describe())
+            .field("env", &env)
+            .field("dir", &self.dir)
+            .finish()
+    }
 }
 
 impl CommandCheck {

@@ -192,6 +192,7 @@ fn command_output_and_arguments_are_masked() {
                 "timeout": "1s", "interval": "5s" }),
     );
     assert_eq!(g.describe(), "command ./leak.sh (sensitive)");
+    assert!(!format!("{g:?}").contains(secret), "{g:?}");
     let err = run(&g).unwrap_err();
     assert!(!err.contains(secret), "{err}");
     assert!(
