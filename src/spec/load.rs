@@ -33,9 +33,18 @@ pub(super) struct Loader {
     pub(super) problems: Vec<Diagnostic>,
     /// Resources whose entry could not be read into a [`Resource`].
     unreadable: HashSet<String>,
+    /// The file read, for pointing inside a string at what is wrong there.
+    source: Option<Arc<SourceFile>>,
 }
 
 impl Loader {
+    pub(super) fn of(source: &Arc<SourceFile>) -> Self {
+        Self {
+            source: Some(source.clone()),
+            ..Self::default()
+        }
+    }
+
     pub(super) fn problem(&mut self, d: Diagnostic) {
         self.problems.push(d);
     }
@@ -252,7 +261,10 @@ impl Loader {
         // Each resource is read on its own: a large map is read on every core, each run with
         // a loader of its own whose problems join this one's.
         let runs = crate::parallel::map_owned_runs(entries, 512, |run| {
-            let mut loader = Loader::default();
+            let mut loader = Loader {
+                source: self.source.clone(),
+                ..Loader::default()
+            };
             let resources: Vec<Resource> = run
                 .into_iter()
                 .filter_map(|(key, node)| loader.resource(key, node))
@@ -457,8 +469,12 @@ impl Loader {
             Value::Float(f) => ExprKind::Float(f),
             Value::Str(s) => match template::parse_owned(s) {
                 Ok(parts) => ExprKind::Str(parts),
-                Err((message, s)) => {
-                    self.problem(Diagnostic::new(node.loc, message));
+                Err((malformed, s)) => {
+                    let loc = match (&self.source, &malformed.spot) {
+                        (Some(source), Some(spot)) => source.refine(node.loc, spot),
+                        _ => node.loc,
+                    };
+                    self.problem(Diagnostic::new(loc, malformed.message));
                     ExprKind::Str(vec![Part::Text(s)])
                 }
             },

@@ -1050,3 +1050,37 @@ fn a_rate_limit_wait_that_is_not_a_duration_is_a_located_error() {
     2 errors in fabrik.yaml
     "#);
 }
+
+/// A malformed `${env.NAME:-default}` is pointed at inside its string.
+#[test]
+fn malformed_env_defaults_are_located_in_the_string() {
+    let mut seen = String::new();
+    for written in ["${env.:-x}", "${secret.X:-a}", "${web.size:-1}", "${:-x}"] {
+        let case = Case::new().spec(&format!(
+            "stack: shop\nresources:\n  web:\n    type: local.file\n    with: {{ path: web.txt, content: \"a {written} b\" }}\n"
+        ));
+        seen.push_str(&refused(&case).stderr);
+    }
+    insta::assert_snapshot!(seen, @r#"
+    error: `${env.:-x}` is not a reference: names hold letters, digits, `_` and `-`, and one `.` separates the name from the attribute
+      --> fabrik.yaml:5:40
+      |
+    5 |     with: { path: web.txt, content: "a ${env.:-x} b" }
+      |                                        ^^^^^^^^^^
+    error: `${secret.X:-a}` cannot have a default: only `${env.NAME:-default}` can
+      --> fabrik.yaml:5:40
+      |
+    5 |     with: { path: web.txt, content: "a ${secret.X:-a} b" }
+      |                                        ^^^^^^^^^^^^^^
+    error: `${web.size:-1}` cannot have a default: only `${env.NAME:-default}` can
+      --> fabrik.yaml:5:40
+      |
+    5 |     with: { path: web.txt, content: "a ${web.size:-1} b" }
+      |                                        ^^^^^^^^^^^^^^
+    error: `${:-x}` names no variable: write `${env.NAME:-default}`
+      --> fabrik.yaml:5:40
+      |
+    5 |     with: { path: web.txt, content: "a ${:-x} b" }
+      |                                        ^^^^^^
+    "#);
+}

@@ -13,6 +13,7 @@ mod cancel;
 mod cloudflare;
 mod coolify;
 mod crash;
+mod env_defaults;
 mod exit_codes;
 mod fixtures;
 mod gates;
