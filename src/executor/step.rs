@@ -14,7 +14,7 @@ use super::worker::{Job, RETRIES, Report, Work};
 use super::{Operation, Verb};
 use crate::error::{Cause, Failure};
 use crate::hash;
-use crate::plan::{Action, Change, ReplaceOrder};
+use crate::plan::{Action, Change, ReplaceOrder, ignored};
 use crate::registry::Registry;
 use crate::resolve;
 use crate::secrets::Secrets;
@@ -127,9 +127,19 @@ impl Run<'_, '_> {
                 (inputs, masked, Some(spec_hash))
             }
             None => {
-                let inputs = self.resolve_now(spec, resource, ty)?;
-                let masked =
-                    sensitive.map(|fields| resolve::mask_known(&inputs, fields, self.exec.secrets));
+                let mut inputs = self.resolve_now(spec, resource, ty)?;
+                // As the plan does (src/plan/ignored.rs): ignored fields as recorded.
+                let kept = ignored::prior(resource, prior.as_ref());
+                if let Some(prior) = kept {
+                    ignored::keep_recorded_known(resource, prior, &mut inputs, sensitive);
+                }
+                let masked = sensitive.map(|fields| {
+                    let mut masked = resolve::mask_known(&inputs, fields, self.exec.secrets);
+                    if let Some(prior) = kept {
+                        ignored::keep_recorded_known(resource, prior, &mut masked, None);
+                    }
+                    masked
+                });
                 (inputs, masked, None)
             }
         };

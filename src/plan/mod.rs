@@ -25,6 +25,7 @@ use crate::state::State;
 mod destroy;
 mod diff;
 mod hidden;
+pub mod ignored;
 mod places;
 pub mod precheck;
 mod resource;

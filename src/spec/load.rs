@@ -18,7 +18,7 @@ const TOP_LEVEL_KEYS: [&str; 6] = [
     "resources",
     "verify",
 ];
-const RESOURCE_KEYS: [&str; 7] = [
+const RESOURCE_KEYS: [&str; 8] = [
     "type",
     "with",
     "depends_on",
@@ -26,6 +26,7 @@ const RESOURCE_KEYS: [&str; 7] = [
     "on_failure",
     "verify",
     "adopt",
+    "ignore_changes",
 ];
 
 #[derive(Default)]
@@ -311,6 +312,7 @@ impl Loader {
         let mut keep_on_failure = false;
         let mut adopt = false;
         let mut verify = Vec::new();
+        let mut ignore_changes = Vec::new();
         for (k, v) in entries {
             match k.name.as_str() {
                 "type" => match v.value {
@@ -332,7 +334,9 @@ impl Loader {
                     let fields = self.map(v, "`with`");
                     with = self.exprs(fields, "field");
                 }
-                "depends_on" => depends_on = self.depends_on(v),
+                "depends_on" => depends_on = self.names(v, "depends_on", "resource names"),
+                // Checked against the type's fields with the rest of the spec (`check`).
+                "ignore_changes" => ignore_changes = self.names(v, "ignore_changes", "field names"),
                 "protect" => match v.value {
                     Value::Bool(b) => protect = b,
                     other => self.problem(Diagnostic::new(
@@ -399,6 +403,7 @@ impl Loader {
             keep_on_failure,
             verify,
             adopt,
+            ignore_changes,
         })
     }
 
@@ -420,17 +425,16 @@ impl Loader {
         }
     }
 
-    fn depends_on(&mut self, node: Node) -> Vec<(String, Loc)> {
+    /// A list of names under `key` (`depends_on`, `ignore_changes`); one name alone is a list
+    /// of one.
+    fn names(&mut self, node: Node, key: &str, what: &str) -> Vec<(String, Loc)> {
         let items = match node.value {
             Value::Seq(items) => items,
             Value::Str(s) => return vec![(s, node.loc)],
             other => {
                 self.problem(Diagnostic::new(
                     node.loc,
-                    format!(
-                        "`depends_on` must be a list of resource names, not {}",
-                        other.kind()
-                    ),
+                    format!("`{key}` must be a list of {what}, not {}", other.kind()),
                 ));
                 return Vec::new();
             }
@@ -442,7 +446,7 @@ impl Loader {
                 other => {
                     self.problem(Diagnostic::new(
                         item.loc,
-                        format!("`depends_on` lists resource names, not {}", other.kind()),
+                        format!("`{key}` lists {what}, not {}", other.kind()),
                     ));
                     None
                 }

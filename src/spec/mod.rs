@@ -100,6 +100,9 @@ pub struct Resource {
     /// `adopt: true`: an object already there without a fabrik marker is taken over instead of
     /// stopping the apply.
     pub adopt: bool,
+    /// `ignore_changes`: fields whose differences (spec against state, state against the
+    /// object) are not planned once the object exists (see `plan::ignored`).
+    pub ignore_changes: Vec<(String, Loc)>,
 }
 
 /// A value in a spec, with the references inside its strings parsed.

@@ -1084,3 +1084,38 @@ fn malformed_env_defaults_are_located_in_the_string() {
       |                                        ^^^^^^
     "#);
 }
+
+#[test]
+fn ignore_changes_names_fields_of_the_type() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            with: { path: web.txt, content: hi }
+            ignore_changes: [mdoe, colour]
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `ignore_changes` names unknown field `mdoe` of `web` (local.file)
+      --> fabrik.yaml:6:22
+      |
+    6 |     ignore_changes: [mdoe, colour]
+      |                      ^^^^
+      = help: did you mean `mode`?
+
+    error: `ignore_changes` names unknown field `colour` of `web` (local.file)
+      --> fabrik.yaml:6:28
+      |
+    6 |     ignore_changes: [mdoe, colour]
+      |                            ^^^^^^
+      = help: its fields are `path`, `content`, `mode`
+
+    2 errors in fabrik.yaml
+    ");
+}

@@ -18,6 +18,7 @@ mod exit_codes;
 mod fixtures;
 mod gates;
 mod graph;
+mod ignore_changes;
 mod import;
 mod layers;
 mod lifecycle;
