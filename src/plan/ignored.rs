@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fabrik_provider::{Attributes, Value};
 
+use super::Observations;
 use crate::spec::Resource;
 use crate::state::ResourceState;
 
@@ -54,6 +55,30 @@ pub fn keep_recorded_known(
             None => inputs.remove(field),
         };
     }
+}
+
+/// The inputs an update of `resource` sends, where they differ from `inputs`: each ignored
+/// field as the refresh read it from the object (which so keeps its value), secrets aside (the
+/// state holds only their hash, the refresh's reading is not trusted with them).
+pub fn as_read(
+    resource: &Resource,
+    observed: Option<&Observations>,
+    inputs: &Attributes,
+    skip: &BTreeSet<String>,
+) -> Option<Attributes> {
+    let now = observed?.get(&resource.name)?.as_ref()?;
+    let mut sent = None;
+    for (field, _) in &resource.ignore_changes {
+        let Some(read) = now.inputs.get(field) else {
+            continue;
+        };
+        if skip.contains(field) || Some(read) == inputs.get(field) {
+            continue;
+        }
+        sent.get_or_insert_with(|| inputs.clone())
+            .insert(field.clone(), read.clone());
+    }
+    sent
 }
 
 /// Whether `resource` ignores `field`.

@@ -119,6 +119,42 @@ fn a_change_in_the_spec_to_an_ignored_field_is_not_planned() {
     assert_eq!(out.code, 2, "{out}");
 }
 
+/// An update of another field sends the ignored one as it was read: the object keeps its value,
+/// the state its record.
+#[test]
+fn an_update_leaves_an_ignored_field_as_the_object_has_it() {
+    let case = Case::new().spec(&spec("v1", "0644", "ignore_changes: [mode]"));
+    case.expect(["apply", "--yes"], 0);
+    chmod(&case, "web.conf", 0o600);
+    case.set_spec(&spec("v2", "0644", "ignore_changes: [mode]"));
+    let out = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, out, @"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `shop`:
+
+      ~ web (local.file)
+          ~ content:
+              - v1
+              + v2
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ~ web (local.file): updated [TIME]
+
+    Apply complete: 0 added, 1 changed, 0 destroyed in [TIME].
+
+    ----- stderr -----
+    ");
+    assert_eq!(case.read("web.conf"), "v2\n");
+    assert_eq!(mode_of(&case, "web.conf"), 0o600);
+    assert_eq!(
+        case.state("shop")["resources"]["web"]["inputs"]["mode"],
+        "0644"
+    );
+    case.expect(["plan", "--detailed-exitcode"], 0);
+}
+
 #[test]
 fn an_ignored_force_new_field_does_not_replace() {
     let case = Case::new().spec(&spec("v1", "0644", "ignore_changes: [path]"));
