@@ -1119,3 +1119,29 @@ fn ignore_changes_names_fields_of_the_type() {
     2 errors in fabrik.yaml
     ");
 }
+
+/// A default is written in the spec: a password there is refused as a literal one is.
+#[test]
+fn a_backend_url_default_holding_a_password_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        backend:
+          postgres:
+            url: "${env.STATE_DB_URL:-postgres://fabrik:hunter2@db/fabrik}"
+        resources: {}
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `url` holds a password in the spec (in a default)
+      --> fabrik.yaml:4:10
+      |
+    4 |     url: "${env.STATE_DB_URL:-postgres://fabrik:hunter2@db/fabrik}"
+      |          ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+      = help: put the connection string in a secret and write `url: "${secret.STATE_DB_URL}"`
+    "#);
+}

@@ -169,3 +169,35 @@ fn env_default_in_a_provider_configuration_round_trips_through_the_state() {
     case.expect(["destroy", "--yes", "--stack", "dns-defaults"], 0);
     assert!(case.tracked("dns-defaults").is_empty());
 }
+
+/// The backend's `url` takes a default too (the password stays in a secret).
+#[test]
+fn env_default_in_the_backend_url() {
+    let server = crate::postgres::Server::start();
+    let url = server.url();
+    let (head, tail) = url.split_once('@').unwrap();
+    let password = head.rsplit(':').next().unwrap();
+    let case = Case::new()
+        .spec(&format!(
+            r#"
+            stack: shop
+            backend:
+              postgres:
+                url: "postgres://fabrik:${{secret.PG_PASSWORD}}@${{env.PG_HOST_PORT:-{host}}}"
+            secrets:
+              PG_PASSWORD: {{}}
+            resources:
+              web:
+                type: local.file
+                with: {{ path: web.txt, content: "hello\n" }}
+            "#,
+            host = tail,
+        ))
+        .env("PG_PASSWORD", password);
+    case.expect(["apply", "--yes"], 0);
+    assert!(
+        !case.state_file("shop").exists(),
+        "the state is in PostgreSQL"
+    );
+    case.expect(["plan", "--detailed-exitcode"], 0);
+}
