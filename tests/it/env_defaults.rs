@@ -183,15 +183,14 @@ fn env_default_in_the_backend_url() {
             stack: shop
             backend:
               postgres:
-                url: "postgres://fabrik:${{secret.PG_PASSWORD}}@${{env.PG_HOST_PORT:-{host}}}"
+                url: "postgres://fabrik:${{secret.PG_PASSWORD}}@${{env.PG_HOST_PORT:-{tail}}}"
             secrets:
               PG_PASSWORD: {{}}
             resources:
               web:
                 type: local.file
                 with: {{ path: web.txt, content: "hello\n" }}
-            "#,
-            host = tail,
+            "#
         ))
         .env("PG_PASSWORD", password);
     case.expect(["apply", "--yes"], 0);
