@@ -58,6 +58,25 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
                     &ty.fields,
                     &resource.with,
                 );
+                for (name, loc) in &resource.ignore_changes {
+                    if ty.field(name).is_none() {
+                        let names = ty.fields.iter().map(|f| f.name);
+                        found.problems.push(
+                            Diagnostic::new(
+                                *loc,
+                                format!(
+                                    "`ignore_changes` names unknown field `{name}` of {}",
+                                    what()
+                                ),
+                            )
+                            .suggest(name, names.clone())
+                            .help_if_none(format!(
+                                "its fields are {}",
+                                list(&names.collect::<Vec<_>>())
+                            )),
+                        );
+                    }
+                }
             }
             None => found.problems.push(
                 Diagnostic::new(

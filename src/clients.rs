@@ -176,10 +176,12 @@ fn recorded(provider: &str, config: &Attributes, base_dir: &Path) -> Result<Attr
                             })?;
                             text.push_str(found.expose());
                         }
-                        Part::Ref(Reference::Env(name)) => {
-                            let found = std::env::var(&name).map_err(|_| {
+                        Part::Ref(Reference::Env(env)) => {
+                            let found = env.value().map_err(|_| {
                                 Error::Usage(format!(
-                                    "provider `{provider}` needs the environment variable `{name}` (its configuration says `${{env.{name}}}`)"
+                                    "provider `{provider}` needs the environment variable `{}` (its configuration says `{}`)",
+                                    env.name,
+                                    env.written()
                                 ))
                             })?;
                             text.push_str(&found);

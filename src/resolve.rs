@@ -120,7 +120,7 @@ pub fn known(inputs: &Inputs) -> Option<Attributes> {
 /// `${stack}`.
 pub fn context_value(spec: &Spec, secrets: &Secrets, reference: &Reference) -> Option<Value> {
     match reference {
-        Reference::Env(var) => std::env::var(var).ok().map(Value::String),
+        Reference::Env(var) => var.value().ok().map(Value::String),
         Reference::Stack => Some(Value::String(spec.stack.clone())),
         Reference::Secret(name) => secrets
             .get(name)
@@ -233,14 +233,15 @@ pub fn mask_known(
 }
 
 /// Every `${env.X}` whose variable is not set (or not UTF-8), at the place it is used, before
-/// anything is planned.
+/// anything is planned. `${env.X:-default}` is not set only when its variable is not UTF-8.
 pub fn env_problems(spec: &Spec) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     let mut look = |r: &Reference, loc| {
-        let Reference::Env(var) = r else {
+        let Reference::Env(env) = r else {
             return;
         };
-        let problem = match std::env::var(var) {
+        let var = &env.name;
+        let problem = match env.value() {
             Ok(_) => return,
             Err(std::env::VarError::NotPresent) => Diagnostic::new(
                 spec.source.refine(loc, &r.written()),

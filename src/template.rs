@@ -1,5 +1,5 @@
-//! Interpolation inside spec strings: `${NAME.ATTR}`, `${env.X}`, `${secret.X}`, `${stack}`.
-//! `$${` writes a literal `${`.
+//! Interpolation inside spec strings: `${NAME.ATTR}`, `${env.X}`, `${env.X:-default}`,
+//! `${secret.X}`, `${stack}`. `$${` writes a literal `${`.
 
 /// One piece of a string: literal text or a reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -16,9 +16,47 @@ pub enum Reference {
         name: String,
         attr: String,
     },
-    Env(String),
+    Env(EnvVar),
     Secret(String),
     Stack,
+}
+
+/// An environment variable a spec uses, with the text that stands for it when it is unset or
+/// empty (`${env.X:-default}`, as in a shell).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EnvVar {
+    pub name: String,
+    pub default: Option<String>,
+}
+
+impl EnvVar {
+    /// The variable without a default (`${env.X}`).
+    pub fn plain(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            default: None,
+        }
+    }
+
+    /// As written: `${env.X}` or `${env.X:-default}`.
+    pub fn written(&self) -> String {
+        match &self.default {
+            None => format!("${{env.{}}}", self.name),
+            Some(default) => format!("${{env.{}:-{default}}}", self.name),
+        }
+    }
+
+    /// Its value now: the variable's, or the default when it is unset or empty.
+    ///
+    /// # Errors
+    /// The variable is unset (and there is no default) or not UTF-8.
+    pub fn value(&self) -> Result<String, std::env::VarError> {
+        match (std::env::var(&self.name), &self.default) {
+            (Ok(v), Some(default)) if v.is_empty() => Ok(default.clone()),
+            (Err(std::env::VarError::NotPresent), Some(default)) => Ok(default.clone()),
+            (found, _) => found,
+        }
+    }
 }
 
 impl Reference {
@@ -26,7 +64,7 @@ impl Reference {
     pub fn written(&self) -> String {
         match self {
             Reference::Resource { name, attr } => format!("${{{name}.{attr}}}"),
-            Reference::Env(v) => format!("${{env.{v}}}"),
+            Reference::Env(var) => var.written(),
             Reference::Secret(s) => format!("${{secret.{s}}}"),
             Reference::Stack => "${stack}".to_string(),
         }
@@ -36,11 +74,29 @@ impl Reference {
 /// Namespaces a resource may not be named after, because references would be ambiguous.
 pub const RESERVED_NAMES: [&str; 5] = ["env", "secret", "stack", "self", "var"];
 
+/// Why a string does not split into text and references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    pub message: String,
+    /// The `${…}` at fault as written, for pointing at it inside the string: given for a
+    /// reference with a default (`${env.:-x}`), whose message may not quote it whole.
+    pub spot: Option<String>,
+}
+
+impl From<String> for Malformed {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            spot: None,
+        }
+    }
+}
+
 /// Splits a string into text and references.
 ///
 /// # Errors
 /// A message for an unclosed `${`, an empty `${}` or a reference of the wrong shape.
-pub fn parse(s: &str) -> Result<Vec<Part>, String> {
+pub fn parse(s: &str) -> Result<Vec<Part>, Malformed> {
     let mut parts = Vec::new();
     let mut text = String::new();
     let mut rest = s;
@@ -55,7 +111,11 @@ pub fn parse(s: &str) -> Result<Vec<Part>, String> {
             let end = body.find('}').ok_or_else(|| {
                 format!("unclosed `${{` in {s:?} (write `$${{` for a literal `${{`)")
             })?;
-            let reference = parse_reference(body[..end].trim())?;
+            let inner = &body[..end];
+            let reference = parse_reference(inner).map_err(|message| Malformed {
+                message,
+                spot: inner.contains(":-").then(|| format!("${{{inner}}}")),
+            })?;
             if !text.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut text)));
             }
@@ -79,24 +139,49 @@ pub fn parse(s: &str) -> Result<Vec<Part>, String> {
 /// is, uncopied (most strings of a large spec).
 ///
 /// # Errors
-/// As [`parse`]: the message, and the string given back.
-pub fn parse_owned(s: String) -> Result<Vec<Part>, (String, String)> {
+/// As [`parse`], and the string given back.
+pub fn parse_owned(s: String) -> Result<Vec<Part>, (Malformed, String)> {
     if !s.contains('$') {
         return Ok(vec![Part::Text(s)]);
     }
-    parse(&s).map_err(|message| (message, s))
+    parse(&s).map_err(|malformed| (malformed, s))
 }
 
 fn parse_reference(body: &str) -> Result<Reference, String> {
-    if body.is_empty() {
-        return Err("empty reference `${}`".to_string());
+    // The default is literal text up to the closing `}`, spaces and all.
+    let (head, default) = match body.split_once(":-") {
+        Some((head, default)) => (head.trim(), Some(default)),
+        None => (body.trim(), None),
+    };
+    let shown = body.trim();
+    let reference = parse_name(shown, head)?;
+    match (reference, default) {
+        (reference, None) => Ok(reference),
+        (Reference::Env(var), Some(default)) => Ok(Reference::Env(EnvVar {
+            default: Some(default.to_string()),
+            ..var
+        })),
+        (_, Some(_)) => Err(format!(
+            "`${{{shown}}}` cannot have a default: only `${{env.NAME:-default}}` can"
+        )),
     }
-    if body == "stack" {
+}
+
+/// The reference `head` names; `shown` is the whole `${…}` body, for messages.
+fn parse_name(shown: &str, head: &str) -> Result<Reference, String> {
+    if head.is_empty() {
+        return Err(if shown == head {
+            "empty reference `${}`".to_string()
+        } else {
+            format!("`${{{shown}}}` names no variable: write `${{env.NAME:-default}}`")
+        });
+    }
+    if head == "stack" {
         return Ok(Reference::Stack);
     }
-    let Some((head, tail)) = body.split_once('.') else {
+    let Some((first, rest)) = head.split_once('.') else {
         return Err(format!(
-            "`${{{body}}}` is not a reference: write `${{RESOURCE.ATTRIBUTE}}`, `${{env.NAME}}`, `${{secret.NAME}}` or `${{stack}}`"
+            "`${{{shown}}}` is not a reference: write `${{RESOURCE.ATTRIBUTE}}`, `${{env.NAME}}`, `${{secret.NAME}}` or `${{stack}}`"
         ));
     };
     let valid = |s: &str| {
@@ -104,17 +189,17 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     };
-    if !valid(head) || !valid(tail) {
+    if !valid(first) || !valid(rest) {
         return Err(format!(
-            "`${{{body}}}` is not a reference: names hold letters, digits, `_` and `-`, and one `.` separates the name from the attribute"
+            "`${{{shown}}}` is not a reference: names hold letters, digits, `_` and `-`, and one `.` separates the name from the attribute"
         ));
     }
-    Ok(match head {
-        "env" => Reference::Env(tail.to_string()),
-        "secret" => Reference::Secret(tail.to_string()),
+    Ok(match first {
+        "env" => Reference::Env(EnvVar::plain(rest)),
+        "secret" => Reference::Secret(rest.to_string()),
         _ => Reference::Resource {
-            name: head.to_string(),
-            attr: tail.to_string(),
+            name: first.to_string(),
+            attr: rest.to_string(),
         },
     })
 }
@@ -139,7 +224,7 @@ mod tests {
                     attr: "port".into()
                 }),
                 text(" b "),
-                Part::Ref(Reference::Env("HOME".into())),
+                Part::Ref(Reference::Env(EnvVar::plain("HOME"))),
                 Part::Ref(Reference::Stack),
             ]
         );
@@ -159,5 +244,59 @@ mod tests {
         for bad in ["${", "${}", "${web}", "${a.b.c}", "${ .x}"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn env_defaults_are_literal_text_and_round_trip() {
+        for (written, default) in [
+            ("${env.PORT:-8080}", "8080"),
+            ("${env.PORT:-}", ""),
+            ("${env.PORT:- a b }", " a b "),
+            ("${env.PORT:-x:-y$}", "x:-y$"),
+        ] {
+            let parts = parse(written).unwrap();
+            let expected = Reference::Env(EnvVar {
+                name: "PORT".into(),
+                default: Some(default.into()),
+            });
+            assert_eq!(parts, vec![Part::Ref(expected.clone())], "{written}");
+            assert_eq!(expected.written(), written);
+        }
+        // As in a shell, the first `}` closes the reference.
+        assert_eq!(
+            parse("${env.X:-a}b}").unwrap(),
+            vec![
+                Part::Ref(Reference::Env(EnvVar {
+                    name: "X".into(),
+                    default: Some("a".into())
+                })),
+                text("b}")
+            ]
+        );
+        for bad in [
+            "${env.:-x}",
+            "${env.X:-a",
+            "${secret.X:-a}",
+            "${web.port:-1}",
+            "${stack:-s}",
+            "${:-x}",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn env_defaults_stand_for_unset_and_empty_variables() {
+        let var = |name: &str, default: Option<&str>| EnvVar {
+            name: name.into(),
+            default: default.map(str::to_string),
+        };
+        // PATH is set and not empty wherever the tests run.
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(var("PATH", Some("d")).value().unwrap(), path);
+        let unset = "FABRIK_TEST_SURELY_UNSET_VARIABLE";
+        assert_eq!(var(unset, Some("d")).value().unwrap(), "d");
+        assert_eq!(var(unset, Some("")).value().unwrap(), "");
+        assert!(var(unset, None).value().is_err());
     }
 }

@@ -14,7 +14,7 @@ use super::worker::{Job, RETRIES, Report, Work};
 use super::{Operation, Verb};
 use crate::error::{Cause, Failure};
 use crate::hash;
-use crate::plan::{Action, Change, ReplaceOrder};
+use crate::plan::{Action, Change, ReplaceOrder, ignored};
 use crate::registry::Registry;
 use crate::resolve;
 use crate::secrets::Secrets;
@@ -118,21 +118,43 @@ impl Run<'_, '_> {
             .index_of(&change.name)
             .map(|i| &self.sensitive[i])
             .filter(|fields| !fields.is_empty());
+        // As the plan does (src/plan/ignored.rs): ignored fields as recorded.
+        let kept = ignored::prior(resource, prior.as_ref());
         // `masked`: the inputs as the state records them, where they differ (secrets).
         let (inputs, masked, planned_hash) = match slot.resolved.take() {
             // Resolved by the plan, with nothing unknown: they stand.
-            Some(crate::plan::Resolved { inputs, spec_hash }) => {
-                let masked =
-                    sensitive.map(|fields| resolve::mask_known(&inputs, fields, self.exec.secrets));
+            Some(crate::plan::Resolved {
+                inputs,
+                spec_hash,
+                recorded,
+            }) => {
+                let masked = match sensitive {
+                    Some(fields) => Some(resolve::mask_known(
+                        recorded.as_ref().unwrap_or(&inputs),
+                        fields,
+                        self.exec.secrets,
+                    )),
+                    None => recorded,
+                };
                 (inputs, masked, Some(spec_hash))
             }
             None => {
-                let inputs = self.resolve_now(spec, resource, ty)?;
+                let mut inputs = self.resolve_now(spec, resource, ty)?;
+                if let Some(prior) = kept {
+                    ignored::keep_recorded_known(resource, prior, &mut inputs, sensitive);
+                }
                 let masked =
                     sensitive.map(|fields| resolve::mask_known(&inputs, fields, self.exec.secrets));
                 (inputs, masked, None)
             }
         };
+        // An ignored secret stays recorded by its hash.
+        let masked = masked.map(|mut masked| {
+            if let Some(prior) = kept {
+                ignored::keep_recorded_known(resource, prior, &mut masked, None);
+            }
+            masked
+        });
         let recorded = masked.as_ref().unwrap_or(&inputs);
         let resolved_now = planned_hash.is_none();
         let spec_hash = planned_hash.unwrap_or_else(|| hash::spec_hash(ty.name, recorded));

@@ -76,7 +76,8 @@ pub(super) fn diff_resource(
         }
         Some(Some(now)) => {
             for (k, v) in &now.inputs {
-                if before.get(k) != Some(v) {
+                // What is ignored may differ on the object: that is not drift.
+                if before.get(k) != Some(v) && !super::ignored::ignores(resource, k) {
                     before.to_mut().insert(k.clone(), v.clone());
                 }
             }

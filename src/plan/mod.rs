@@ -25,6 +25,7 @@ use crate::state::State;
 mod destroy;
 mod diff;
 mod hidden;
+pub mod ignored;
 mod places;
 pub mod precheck;
 mod resource;
@@ -196,10 +197,14 @@ pub struct Plan {
 /// A resource's inputs as the plan resolved them, all known.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
-    /// In the provider's normal form, secrets in.
+    /// In the provider's normal form, secrets in: what is sent.
     pub inputs: fabrik_provider::Attributes,
     /// Their spec hash, as the state records it (secrets by their keyed hash).
     pub spec_hash: String,
+    /// What the state records instead of `inputs` (secrets in), where they differ: an update
+    /// sends ignored fields as the refresh read them, and the state keeps their record
+    /// ([`ignored::as_read`]).
+    pub recorded: Option<fabrik_provider::Attributes>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -334,9 +339,22 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
                 .into_iter()
                 .map(|(k, v)| Some((k, v?)))
                 .collect::<Option<fabrik_provider::Attributes>>()?;
-            let resolved = Resolved {
-                inputs: known,
-                spec_hash: std::mem::take(&mut hashes[i]),
+            let sent = (c.action == Action::Update)
+                .then(|| {
+                    ignored::as_read(&spec.resources[i], observed, &known, &input.sensitive[i])
+                })
+                .flatten();
+            let resolved = match sent {
+                Some(sent) => Resolved {
+                    inputs: sent,
+                    spec_hash: std::mem::take(&mut hashes[i]),
+                    recorded: Some(known),
+                },
+                None => Resolved {
+                    inputs: known,
+                    spec_hash: std::mem::take(&mut hashes[i]),
+                    recorded: None,
+                },
             };
             Some((c.name.clone(), resolved))
         })

@@ -2,14 +2,14 @@
 //! planned and put in the provider's normal form; their hash and the digest a saved plan binds;
 //! and, through [`super::diff`], its change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use fabrik_provider::Value;
 use serde::Serialize;
 
 use super::diff::{Wanted, diff_resource, mask_observed};
 use super::hidden::real_output;
-use super::{Action, Change, Input, precheck};
+use super::{Action, Change, Input, ignored, precheck};
 use crate::hash;
 use crate::resolve::{self, Inputs};
 use crate::source::Diagnostic;
@@ -49,15 +49,24 @@ pub(super) fn plan_one(
     let ty = registry
         .resource_type(&resource.type_name)
         .expect("checked specs only name known types");
-    let (inputs, problem) = desired(input, planned, i, selected[i]);
+    let (mut inputs, problem) = desired(input, planned, i, selected[i]);
     let mut problems = problem.map_or_else(Vec::new, |e| {
         precheck::located(spec, registry, i, &inputs, &e)
     });
+    // Ignored fields as recorded; a secret's record is its keyed hash, put in once masked.
+    let prior = ignored::prior(resource, state.resources.get(&resource.name));
+    if let Some(prior) = prior {
+        ignored::keep_recorded(resource, prior, &mut inputs, &sensitive[i]);
+    }
     // What is hashed, diffed, shown and saved: sensitive values by their keyed hash.
     let masked = if sensitive[i].is_empty() {
         std::borrow::Cow::Borrowed(&inputs)
     } else {
-        std::borrow::Cow::Owned(resolve::mask(&inputs, &sensitive[i], secrets))
+        let mut masked = resolve::mask(&inputs, &sensitive[i], secrets);
+        if let Some(prior) = prior {
+            ignored::keep_recorded(resource, prior, &mut masked, &BTreeSet::new());
+        }
+        std::borrow::Cow::Owned(masked)
     };
     let inputs_hash = hash::spec_hash(ty.name, &*masked);
     let digest = hash::hash_of(&CanonicalResource {
@@ -69,6 +78,11 @@ pub(super) fn plan_one(
         protect: resource.protect,
         adopt: resource.adopt,
         keep_on_failure: resource.keep_on_failure,
+        ignore_changes: resource
+            .ignore_changes
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect(),
         depends_on: resource
             .depends_on
             .iter()
@@ -267,6 +281,8 @@ struct CanonicalResource<'a> {
     protect: bool,
     adopt: bool,
     keep_on_failure: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ignore_changes: Vec<&'a str>,
     depends_on: Vec<&'a str>,
 }
 

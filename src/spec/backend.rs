@@ -138,6 +138,29 @@ impl Loader {
                 ok = false;
             }
         }
+        // A default of `${env.X:-…}` is written in the spec too: no password there either.
+        let with_defaults: Option<String> = parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => Some(t.as_str()),
+                Part::Ref(template::Reference::Env(template::EnvVar {
+                    default: Some(d), ..
+                })) => Some(d.as_str()),
+                Part::Ref(_) => None,
+            })
+            .collect();
+        if ok
+            && !literal
+            && let Some(text) = with_defaults
+            && is_url(&text)
+            && has_password(&text)
+        {
+            self.problem(
+                Diagnostic::new(expr.loc, "`url` holds a password in the spec (in a default)")
+                    .help("put the connection string in a secret and write `url: \"${secret.STATE_DB_URL}\"`"),
+            );
+            ok = false;
+        }
         ok.then_some(expr)
     }
 }

@@ -18,7 +18,7 @@ const TOP_LEVEL_KEYS: [&str; 6] = [
     "resources",
     "verify",
 ];
-const RESOURCE_KEYS: [&str; 7] = [
+const RESOURCE_KEYS: [&str; 8] = [
     "type",
     "with",
     "depends_on",
@@ -26,6 +26,7 @@ const RESOURCE_KEYS: [&str; 7] = [
     "on_failure",
     "verify",
     "adopt",
+    "ignore_changes",
 ];
 
 #[derive(Default)]
@@ -33,9 +34,18 @@ pub(super) struct Loader {
     pub(super) problems: Vec<Diagnostic>,
     /// Resources whose entry could not be read into a [`Resource`].
     unreadable: HashSet<String>,
+    /// The file read, for pointing inside a string at what is wrong there.
+    source: Option<Arc<SourceFile>>,
 }
 
 impl Loader {
+    pub(super) fn of(source: &Arc<SourceFile>) -> Self {
+        Self {
+            source: Some(source.clone()),
+            ..Self::default()
+        }
+    }
+
     pub(super) fn problem(&mut self, d: Diagnostic) {
         self.problems.push(d);
     }
@@ -252,7 +262,10 @@ impl Loader {
         // Each resource is read on its own: a large map is read on every core, each run with
         // a loader of its own whose problems join this one's.
         let runs = crate::parallel::map_owned_runs(entries, 512, |run| {
-            let mut loader = Loader::default();
+            let mut loader = Loader {
+                source: self.source.clone(),
+                ..Loader::default()
+            };
             let resources: Vec<Resource> = run
                 .into_iter()
                 .filter_map(|(key, node)| loader.resource(key, node))
@@ -299,6 +312,7 @@ impl Loader {
         let mut keep_on_failure = false;
         let mut adopt = false;
         let mut verify = Vec::new();
+        let mut ignore_changes = Vec::new();
         for (k, v) in entries {
             match k.name.as_str() {
                 "type" => match v.value {
@@ -320,7 +334,9 @@ impl Loader {
                     let fields = self.map(v, "`with`");
                     with = self.exprs(fields, "field");
                 }
-                "depends_on" => depends_on = self.depends_on(v),
+                "depends_on" => depends_on = self.names(v, "depends_on", "resource names"),
+                // Checked against the type's fields with the rest of the spec (`check`).
+                "ignore_changes" => ignore_changes = self.names(v, "ignore_changes", "field names"),
                 "protect" => match v.value {
                     Value::Bool(b) => protect = b,
                     other => self.problem(Diagnostic::new(
@@ -387,6 +403,7 @@ impl Loader {
             keep_on_failure,
             verify,
             adopt,
+            ignore_changes,
         })
     }
 
@@ -408,17 +425,16 @@ impl Loader {
         }
     }
 
-    fn depends_on(&mut self, node: Node) -> Vec<(String, Loc)> {
+    /// A list of names under `key` (`depends_on`, `ignore_changes`); one name alone is a list
+    /// of one.
+    fn names(&mut self, node: Node, key: &str, what: &str) -> Vec<(String, Loc)> {
         let items = match node.value {
             Value::Seq(items) => items,
             Value::Str(s) => return vec![(s, node.loc)],
             other => {
                 self.problem(Diagnostic::new(
                     node.loc,
-                    format!(
-                        "`depends_on` must be a list of resource names, not {}",
-                        other.kind()
-                    ),
+                    format!("`{key}` must be a list of {what}, not {}", other.kind()),
                 ));
                 return Vec::new();
             }
@@ -430,7 +446,7 @@ impl Loader {
                 other => {
                     self.problem(Diagnostic::new(
                         item.loc,
-                        format!("`depends_on` lists resource names, not {}", other.kind()),
+                        format!("`{key}` lists {what}, not {}", other.kind()),
                     ));
                     None
                 }
@@ -457,8 +473,12 @@ impl Loader {
             Value::Float(f) => ExprKind::Float(f),
             Value::Str(s) => match template::parse_owned(s) {
                 Ok(parts) => ExprKind::Str(parts),
-                Err((message, s)) => {
-                    self.problem(Diagnostic::new(node.loc, message));
+                Err((malformed, s)) => {
+                    let loc = match (&self.source, &malformed.spot) {
+                        (Some(source), Some(spot)) => source.refine(node.loc, spot),
+                        _ => node.loc,
+                    };
+                    self.problem(Diagnostic::new(loc, malformed.message));
                     ExprKind::Str(vec![Part::Text(s)])
                 }
             },

@@ -100,6 +100,9 @@ pub struct Resource {
     /// `adopt: true`: an object already there without a fabrik marker is taken over instead of
     /// stopping the apply.
     pub adopt: bool,
+    /// `ignore_changes`: fields whose differences (spec against state, state against the
+    /// object) are not planned once the object exists (see `plan::ignored`).
+    pub ignore_changes: Vec<(String, Loc)>,
 }
 
 /// A value in a spec, with the references inside its strings parsed.
@@ -228,7 +231,7 @@ impl Spec {
     /// or not a map.
     pub fn read(path: &Path) -> Result<(Spec, Vec<Diagnostic>), Error> {
         let (source, root) = read_yaml(path)?;
-        let mut loader = Loader::default();
+        let mut loader = Loader::of(&source);
         match loader.spec(root, source.clone()) {
             Some(spec) => Ok((spec, loader.problems)),
             None => Err(Error::Spec(Diagnostics {
@@ -257,7 +260,7 @@ impl Header {
     /// [`Error::Spec`] for a file that is not YAML, or problems in the keys read.
     pub fn load(path: &Path, stack: Option<&str>) -> Result<Header, Error> {
         let (source, root) = read_yaml(path)?;
-        let mut loader = Loader::default();
+        let mut loader = Loader::of(&source);
         let header = loader.header(root, stack);
         match header {
             Some((stack, backend)) if loader.problems.is_empty() => Ok(Header {

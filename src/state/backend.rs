@@ -161,10 +161,11 @@ fn backend_url(
                 })?;
                 text.push_str(value.expose());
             }
-            crate::template::Part::Ref(crate::template::Reference::Env(name)) => {
-                let value = std::env::var(name).map_err(|_| {
+            crate::template::Part::Ref(crate::template::Reference::Env(env)) => {
+                let value = env.value().map_err(|_| {
                     missing(format!(
-                        "the state backend needs the environment variable `{name}`"
+                        "the state backend needs the environment variable `{}`",
+                        env.name
                     ))
                 })?;
                 text.push_str(&value);

@@ -1051,6 +1051,101 @@ fn a_rate_limit_wait_that_is_not_a_duration_is_a_located_error() {
     "#);
 }
 
+/// A malformed `${env.NAME:-default}` is pointed at inside its string.
+#[test]
+fn malformed_env_defaults_are_located_in_the_string() {
+    let mut seen = String::new();
+    for written in ["${env.:-x}", "${secret.X:-a}", "${web.size:-1}", "${:-x}"] {
+        let case = Case::new().spec(&format!(
+            "stack: shop\nresources:\n  web:\n    type: local.file\n    with: {{ path: web.txt, content: \"a {written} b\" }}\n"
+        ));
+        seen.push_str(&refused(&case).stderr);
+    }
+    insta::assert_snapshot!(seen, @r#"
+    error: `${env.:-x}` is not a reference: names hold letters, digits, `_` and `-`, and one `.` separates the name from the attribute
+      --> fabrik.yaml:5:40
+      |
+    5 |     with: { path: web.txt, content: "a ${env.:-x} b" }
+      |                                        ^^^^^^^^^^
+    error: `${secret.X:-a}` cannot have a default: only `${env.NAME:-default}` can
+      --> fabrik.yaml:5:40
+      |
+    5 |     with: { path: web.txt, content: "a ${secret.X:-a} b" }
+      |                                        ^^^^^^^^^^^^^^
+    error: `${web.size:-1}` cannot have a default: only `${env.NAME:-default}` can
+      --> fabrik.yaml:5:40
+      |
+    5 |     with: { path: web.txt, content: "a ${web.size:-1} b" }
+      |                                        ^^^^^^^^^^^^^^
+    error: `${:-x}` names no variable: write `${env.NAME:-default}`
+      --> fabrik.yaml:5:40
+      |
+    5 |     with: { path: web.txt, content: "a ${:-x} b" }
+      |                                        ^^^^^^
+    "#);
+}
+
+#[test]
+fn ignore_changes_names_fields_of_the_type() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            with: { path: web.txt, content: hi }
+            ignore_changes: [mdoe, colour]
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `ignore_changes` names unknown field `mdoe` of `web` (local.file)
+      --> fabrik.yaml:6:22
+      |
+    6 |     ignore_changes: [mdoe, colour]
+      |                      ^^^^
+      = help: did you mean `mode`?
+
+    error: `ignore_changes` names unknown field `colour` of `web` (local.file)
+      --> fabrik.yaml:6:28
+      |
+    6 |     ignore_changes: [mdoe, colour]
+      |                            ^^^^^^
+      = help: its fields are `path`, `content`, `mode`
+
+    2 errors in fabrik.yaml
+    ");
+}
+
+/// A default is written in the spec: a password there is refused as a literal one is.
+#[test]
+fn a_backend_url_default_holding_a_password_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        backend:
+          postgres:
+            url: "${env.STATE_DB_URL:-postgres://fabrik:hunter2@db/fabrik}"
+        resources: {}
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `url` holds a password in the spec (in a default)
+      --> fabrik.yaml:4:10
+      |
+    4 |     url: "${env.STATE_DB_URL:-postgres://fabrik:hunter2@db/fabrik}"
+      |          ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+      = help: put the connection string in a secret and write `url: "${secret.STATE_DB_URL}"`
+    "#);
+}
+
 /// A `command` gate runs without a shell: a command line written as one string is refused where
 /// it is written, with the list it means; an empty list, a number among the arguments and a
 /// misspelt option are located too.
