@@ -1,4 +1,5 @@
-//! Interpolation inside spec strings: `${NAME.ATTR}`, `${env.X}`, `${secret.X}`, `${stack}`.
+//! Interpolation inside spec strings: `${NAME.ATTR}`, `${env.X}`, `${secret.X}`, `${var.X}`,
+//! `${stack}`.
 //! `$${` writes a literal `${`.
 
 /// One piece of a string: literal text or a reference.
@@ -18,6 +19,8 @@ pub enum Reference {
     },
     Env(String),
     Secret(String),
+    /// A variable declared under `vars:`.
+    Var(String),
     Stack,
 }
 
@@ -28,6 +31,7 @@ impl Reference {
             Reference::Resource { name, attr } => format!("${{{name}.{attr}}}"),
             Reference::Env(v) => format!("${{env.{v}}}"),
             Reference::Secret(s) => format!("${{secret.{s}}}"),
+            Reference::Var(v) => format!("${{var.{v}}}"),
             Reference::Stack => "${stack}".to_string(),
         }
     }
@@ -112,6 +116,7 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
     Ok(match head {
         "env" => Reference::Env(tail.to_string()),
         "secret" => Reference::Secret(tail.to_string()),
+        "var" => Reference::Var(tail.to_string()),
         _ => Reference::Resource {
             name: head.to_string(),
             attr: tail.to_string(),
