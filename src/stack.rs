@@ -86,7 +86,9 @@ pub fn open(
 ) -> Result<Opened, Error> {
     let store = backend.store(spec_path, Some(&loaded.spec), &loaded.spec.stack)?;
     share_key(loaded, &*store)?;
-    let lock = store.lock(command_line)?;
+    // A sensitive variable's value given with `--var` is on the command line the lock
+    // records and shows to other runs.
+    let lock = store.lock(&crate::redact::redact(command_line))?;
     let state = store.load()?;
     let context = context(spec_path, backend.state_dir(spec_path));
     settled(registry, Some(loaded), store, lock, state, &context)
@@ -110,7 +112,9 @@ pub fn open_for_destroy(
         (None, None) => only_stack(&chosen, spec_path)?,
     };
     let store = chosen.store(&stack)?;
-    let lock = store.lock(command_line)?;
+    // A sensitive variable's value given with `--var` is on the command line the lock
+    // records and shows to other runs.
+    let lock = store.lock(&crate::redact::redact(command_line))?;
     let state = store.load()?;
     let mut loaded = loaded.filter(|l| l.spec.stack == stack);
     if let Some(loaded) = &mut loaded {

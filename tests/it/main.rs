@@ -33,3 +33,4 @@ mod secrets;
 mod state;
 mod target;
 mod trust;
+mod vars;
