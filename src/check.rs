@@ -34,7 +34,9 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
         );
         for (_, expr) in &block.config {
             expr.each_reference(&mut |reference, loc| match reference {
-                Reference::Secret(_) => found.reference(spec, registry, reference, loc),
+                Reference::Secret(_) | Reference::Var(_) => {
+                    found.reference(spec, registry, reference, loc);
+                }
                 Reference::Resource { .. } => found.problems.push(
                     Diagnostic::new(
                         spec.source.refine(loc, &reference.written()),
@@ -112,7 +114,53 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
         gate.each_reference(&mut |reference, loc| found.reference(spec, registry, reference, loc));
     }
     suggest_resources(spec, &mut found.problems, &found.unknown);
+    found.problems.extend(collections_in_text(spec));
     found.problems
+}
+
+/// A list or map variable written inside a longer string: it has no text to put there.
+fn collections_in_text(spec: &Spec) -> Vec<Diagnostic> {
+    fn walk(spec: &Spec, expr: &Expr, problems: &mut Vec<Diagnostic>) {
+        match &expr.kind {
+            ExprKind::Str(parts) if parts.len() > 1 => {
+                for part in parts {
+                    if let Part::Ref(reference @ Reference::Var(name)) = part
+                        && let Some(decl) = spec.var(name).filter(|d| d.ty.is_collection())
+                    {
+                        problems.push(
+                            Diagnostic::new(
+                                spec.source.refine(expr.loc, &reference.written()),
+                                format!(
+                                    "variable `{name}` is a {}, which cannot be written inside a string",
+                                    decl.ty.name()
+                                ),
+                            )
+                            .help(format!("write `\"{}\"` alone to pass the {} as it is", reference.written(), decl.ty.name())),
+                        );
+                    }
+                }
+            }
+            ExprKind::List(items) => items.iter().for_each(|e| walk(spec, e, problems)),
+            ExprKind::Map(entries) => entries.iter().for_each(|(_, e)| walk(spec, e, problems)),
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    if spec.vars.iter().all(|d| !d.ty.is_collection()) {
+        return problems;
+    }
+    let providers = spec
+        .providers
+        .iter()
+        .flat_map(|p| p.config.iter().map(|(_, e)| e));
+    let resources = spec
+        .resources
+        .iter()
+        .flat_map(|r| r.with.iter().map(|(_, e)| e).chain(&r.verify));
+    for expr in providers.chain(resources).chain(&spec.verify) {
+        walk(spec, expr, &mut problems);
+    }
+    problems
 }
 
 /// The problems found so far, and which of them name a resource the spec does not declare
@@ -254,6 +302,20 @@ fn reference_problem(
             } else {
                 d.suggest(secret, spec.secrets.iter().map(|s| s.name.as_str()))
                     .help_if_none("declare it under `secrets:`")
+            })
+        }
+        Reference::Var(var) => {
+            if spec.var(var).is_some() {
+                return None;
+            }
+            let d = Diagnostic::new(loc, format!("unknown variable `{var}`"));
+            Some(if spec.vars.is_empty() {
+                d.help(format!(
+                    "declare it under `vars:`, e.g. `vars: {{ {var}: {{ type: string }} }}`"
+                ))
+            } else {
+                d.suggest(var, spec.vars.iter().map(|v| v.name.as_str()))
+                    .help_if_none("declare it under `vars:`")
             })
         }
         Reference::Env(_) | Reference::Stack => None,

@@ -69,6 +69,18 @@ pub struct SpecArg {
     pub spec: PathBuf,
 }
 
+/// Values for the variables a spec declares under `vars:`.
+#[derive(Debug, Args, Default)]
+pub struct VarArgs {
+    /// Give a variable a value (repeatable): wins over FABRIK_VAR_NAME, the vars file and the
+    /// default. Numbers and booleans as written, lists and maps as YAML or JSON.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub var: Vec<String>,
+    /// Read variables from this YAML map instead of fabrik.vars.yaml beside the spec.
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[arg(default_value = "fabrik.yaml")]
@@ -97,6 +109,8 @@ pub struct PlanArgs {
     /// Plan only these resources (and what they need).
     #[arg(long, value_name = "NAME")]
     pub target: Vec<String>,
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +142,8 @@ pub struct ApplyArgs {
     /// Apply only these resources (and what they need).
     #[arg(long, value_name = "NAME")]
     pub target: Vec<String>,
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +161,8 @@ pub struct DestroyArgs {
     pub stack: Option<String>,
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub parallelism: u16,
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 /// `[SPEC] NAME ID`: clap cannot have an optional positional before two required ones, so the

@@ -108,11 +108,20 @@ pub fn hashed(spec: &Spec, secrets: &Secrets, block: &ProviderBlock) -> Inputs {
         .filter(|(_, e)| {
             let mut refs = Vec::new();
             e.references(&mut refs);
-            refs.iter().any(|(r, _)| matches!(r, Reference::Secret(_)))
+            refs.iter().any(|(r, _)| secret_like(spec, r))
         })
         .map(|(k, _)| k.name.clone())
         .collect();
     resolve::mask(&config, &sensitive, secrets)
+}
+
+/// Whether a reference holds a secret: `${secret.X}` or a sensitive variable.
+fn secret_like(spec: &Spec, reference: &Reference) -> bool {
+    match reference {
+        Reference::Secret(_) => true,
+        Reference::Var(var) => spec.var(var).is_some_and(|d| d.sensitive),
+        _ => false,
+    }
 }
 
 /// The provider configurations as the state keeps them, so that `destroy` works with the spec
@@ -141,6 +150,12 @@ pub fn kept(spec: &Spec, registry: &Registry, secrets: &Secrets) -> BTreeMap<Str
                 expr.references(&mut refs);
                 let secret = refs.iter().any(|(r, _)| matches!(r, Reference::Secret(_)));
                 let marked = sensitive.contains(&key.name.as_str());
+                // A sensitive variable's value is never kept, and cannot be looked up again
+                // without the run's `--var`: the field is left out.
+                if refs.iter().any(|(r, _)| secret_like(spec, r)) && !secret {
+                    config.remove(&key.name);
+                    continue;
+                }
                 match expr.written() {
                     Some(template) if secret || (marked && !refs.is_empty()) => {
                         config.insert(key.name.clone(), Value::String(template));

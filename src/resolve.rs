@@ -116,8 +116,8 @@ pub fn known(inputs: &Inputs) -> Option<Attributes> {
         .collect()
 }
 
-/// Answers the references that do not name resources: `${env.X}`, `${secret.X}` and
-/// `${stack}`.
+/// Answers the references that do not name resources: `${env.X}`, `${secret.X}`, `${var.X}`
+/// (unknown while the variable has no value) and `${stack}`.
 pub fn context_value(spec: &Spec, secrets: &Secrets, reference: &Reference) -> Option<Value> {
     match reference {
         Reference::Env(var) => var.value().ok().map(Value::String),
@@ -125,12 +125,13 @@ pub fn context_value(spec: &Spec, secrets: &Secrets, reference: &Reference) -> O
         Reference::Secret(name) => secrets
             .get(name)
             .map(|s| Value::String(s.expose().to_string())),
+        Reference::Var(name) => spec.var_values.get(name).cloned(),
         Reference::Resource { .. } => None,
     }
 }
 
 /// For each resource (in file order), the attributes that hold a secret: the input fields its
-/// type marks sensitive, those whose value uses `${secret.X}`, those that refer to a sensitive
+/// type marks sensitive, those whose value uses `${secret.X}` or a sensitive `${var.X}`, those that refer to a sensitive
 /// attribute of another resource, and the outputs its type derives from any of these (a file's
 /// `content_hash` and `size` when its `content` is secret). Their values are never stored or
 /// shown.
@@ -152,6 +153,7 @@ pub fn sensitive_fields(
             expr.each_reference(&mut |r, _| {
                 tainted |= match r {
                     Reference::Secret(_) => true,
+                    Reference::Var(var) => spec.var(var).is_some_and(|d| d.sensitive),
                     Reference::Resource { name, attr } => spec
                         .index_of(name)
                         .is_some_and(|j| sensitive[j].contains(attr)),

@@ -1,4 +1,5 @@
-//! A stack as a run takes it up: its spec read and checked ([`load`]), its secrets resolved
+//! A stack as a run takes it up: its spec read and checked and its variables given their
+//! values ([`load`]), its secrets resolved
 //! ([`Loaded::resolve_secrets`]), its state opened under the lock with what a killed run left
 //! pending settled ([`open`]), and where the run happens ([`context`]). Every subcommand starts
 //! here, so that all of them check a spec and open a state alike.
@@ -15,7 +16,7 @@ use crate::recover::Notes;
 use crate::registry::Registry;
 use crate::resolve;
 use crate::secrets::Secrets;
-use crate::spec::Spec;
+use crate::spec::{Spec, VarSources};
 use crate::state::backend::{Choice, only_stack, spec_dir};
 use crate::state::{State, StateStore};
 
@@ -35,8 +36,9 @@ impl Loaded {
     /// need this; `validate` and `graph` do not.
     pub fn resolve_secrets(&mut self, state_dir: &Path) -> Result<(), Error> {
         let secrets = crate::secrets::resolve(&self.spec)?;
-        let anything_sensitive =
-            !self.spec.secrets.is_empty() || self.sensitive.iter().any(|s| !s.is_empty());
+        let anything_sensitive = !self.spec.secrets.is_empty()
+            || self.spec.vars.iter().any(|d| d.sensitive)
+            || self.sensitive.iter().any(|s| !s.is_empty());
         self.secrets = if anything_sensitive {
             secrets.with_key(crate::secrets::stack_key(state_dir, &self.spec.stack)?)
         } else {
@@ -84,7 +86,9 @@ pub fn open(
 ) -> Result<Opened, Error> {
     let store = backend.store(spec_path, Some(&loaded.spec), &loaded.spec.stack)?;
     share_key(loaded, &*store)?;
-    let lock = store.lock(command_line)?;
+    // A sensitive variable's value given with `--var` is on the command line the lock
+    // records and shows to other runs.
+    let lock = store.lock(&crate::redact::redact(command_line))?;
     let state = store.load()?;
     let context = context(spec_path, backend.state_dir(spec_path));
     settled(registry, Some(loaded), store, lock, state, &context)
@@ -108,7 +112,9 @@ pub fn open_for_destroy(
         (None, None) => only_stack(&chosen, spec_path)?,
     };
     let store = chosen.store(&stack)?;
-    let lock = store.lock(command_line)?;
+    // A sensitive variable's value given with `--var` is on the command line the lock
+    // records and shows to other runs.
+    let lock = store.lock(&crate::redact::redact(command_line))?;
     let state = store.load()?;
     let mut loaded = loaded.filter(|l| l.spec.stack == stack);
     if let Some(loaded) = &mut loaded {
@@ -144,31 +150,63 @@ fn settled(
     })
 }
 
-/// Loads and checks a spec: shape, types, references, the graph, environment variables and
-/// what providers find wrong with the values known before any state or secret is read (so a
-/// bad value stops a command before it opens the state).
+/// Loads and checks a spec: shape, types, references, the graph, environment variables,
+/// the variables' values (defaults, the vars file, `FABRIK_VAR_<NAME>`; see
+/// [`Spec::resolve_vars`]) and what providers find wrong with the values known before any
+/// state or secret is read (so a bad value stops a command before it opens the state).
 ///
 /// # Errors
-/// [`Error::Spec`] with every problem found, at once.
+/// [`Error::Spec`] with every problem found, at once; a variable's value that is wrong or
+/// missing.
 pub fn load(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
-    read(path, registry, true)
+    read(path, registry, true, Vars::Required(VarSources::default()))
 }
 
-/// Loads and checks a spec without requiring its environment variables: destroy only needs
-/// its `protect` flags and provider blocks, and must work when the variables of the last
-/// release are gone.
+/// [`load`] with the values the command line gives variables (`--var`, `--vars-file`).
+///
+/// # Errors
+/// As [`load`].
+pub fn load_given(path: &Path, registry: &Registry, vars: VarSources<'_>) -> Result<Loaded, Error> {
+    read(path, registry, true, Vars::Required(vars))
+}
+
+/// Loads and checks a spec without giving its variables values: `validate`, `graph` and
+/// `secrets` look at what is written, and a variable without a value is not a problem there.
 ///
 /// # Errors
 /// [`Error::Spec`] with every problem found, at once.
-pub fn load_structure(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
-    read(path, registry, false)
+pub fn load_without_values(path: &Path, registry: &Registry) -> Result<Loaded, Error> {
+    read(path, registry, true, Vars::NotRead)
+}
+
+/// Loads and checks a spec without requiring its environment variables or a value for every
+/// variable: destroy only needs its `protect` flags and provider blocks, and must work when
+/// the variables of the last release are gone.
+///
+/// # Errors
+/// [`Error::Spec`] with every problem found, at once; a variable's value that is wrong.
+pub fn load_structure(
+    path: &Path,
+    registry: &Registry,
+    vars: VarSources<'_>,
+) -> Result<Loaded, Error> {
+    read(path, registry, false, Vars::Optional(vars))
+}
+
+/// Whether and how a load gives the spec's variables their values.
+enum Vars<'a> {
+    /// Every variable must end up with a value.
+    Required(VarSources<'a>),
+    /// A variable without one stays unknown.
+    Optional(VarSources<'a>),
+    NotRead,
 }
 
 /// Every check runs on what could be read, so that one run reports every problem; values are
 /// judged once nothing else is wrong, since a value is judged by the type and fields around
 /// it.
-fn read(path: &Path, registry: &Registry, values: bool) -> Result<Loaded, Error> {
-    let (spec, mut problems) = Spec::read(path)?;
+fn read(path: &Path, registry: &Registry, values: bool, vars: Vars<'_>) -> Result<Loaded, Error> {
+    let (mut spec, mut problems) = Spec::read(path)?;
     problems.extend(check::problems(&spec, registry));
     let (graph, in_graph) = Graph::with_problems(&spec);
     problems.extend(in_graph);
@@ -176,7 +214,20 @@ fn read(path: &Path, registry: &Registry, values: bool) -> Result<Loaded, Error>
     problems.extend(check::secret_identities(&spec, registry, &sensitive));
     if values {
         problems.extend(resolve::env_problems(&spec));
-        if problems.is_empty() {
+    }
+    if problems.is_empty() {
+        let (sources, required) = match vars {
+            Vars::Required(sources) => (Some(sources), true),
+            Vars::Optional(sources) => (Some(sources), false),
+            Vars::NotRead => (None, false),
+        };
+        if let Some(sources) = sources {
+            let missing = spec.resolve_vars(sources)?;
+            if required && !missing.is_empty() {
+                return Err(spec.missing_vars(&missing));
+            }
+        }
+        if values {
             problems.extend(crate::plan::precheck::problems(&spec, &graph, registry));
         }
     }

@@ -1,5 +1,5 @@
 //! Interpolation inside spec strings: `${NAME.ATTR}`, `${env.X}`, `${env.X:-default}`,
-//! `${secret.X}`, `${stack}`. `$${` writes a literal `${`.
+//! `${secret.X}`, `${var.X}`, `${stack}`. `$${` writes a literal `${`.
 
 /// One piece of a string: literal text or a reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -18,6 +18,8 @@ pub enum Reference {
     },
     Env(EnvVar),
     Secret(String),
+    /// A variable declared under `vars:`.
+    Var(String),
     Stack,
 }
 
@@ -66,6 +68,7 @@ impl Reference {
             Reference::Resource { name, attr } => format!("${{{name}.{attr}}}"),
             Reference::Env(var) => var.written(),
             Reference::Secret(s) => format!("${{secret.{s}}}"),
+            Reference::Var(v) => format!("${{var.{v}}}"),
             Reference::Stack => "${stack}".to_string(),
         }
     }
@@ -197,6 +200,7 @@ fn parse_name(shown: &str, head: &str) -> Result<Reference, String> {
     Ok(match first {
         "env" => Reference::Env(EnvVar::plain(rest)),
         "secret" => Reference::Secret(rest.to_string()),
+        "var" => Reference::Var(rest.to_string()),
         _ => Reference::Resource {
             name: first.to_string(),
             attr: rest.to_string(),

@@ -49,7 +49,7 @@ pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
     };
 
     let registry = Registry::builtin();
-    let mut loaded = stack::load(&spec_path, &registry)?;
+    let mut loaded = stack::load_given(&spec_path, &registry, super::var_sources(&args.vars))?;
     loaded.resolve_secrets(&globals.backend.state_dir(&spec_path))?;
     let Opened {
         mut state,

@@ -15,7 +15,8 @@ use crate::stack::{self, Loaded, Opened};
 pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
     let registry = Registry::builtin();
     let loaded = if args.spec.exists() {
-        let mut loaded = stack::load_structure(&args.spec, &registry)?;
+        let mut loaded =
+            stack::load_structure(&args.spec, &registry, super::var_sources(&args.vars))?;
         // Secrets configure providers; a destroy must still work when a required one is gone,
         // with the configurations recorded at the last apply.
         if loaded

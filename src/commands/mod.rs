@@ -105,3 +105,11 @@ pub fn confirm(question: &str) -> Result<(), Error> {
         Err(Error::Usage("cancelled; nothing was changed".into()))
     }
 }
+
+/// Where `--var` and `--vars-file` say the spec's variables take their values from.
+fn var_sources(args: &crate::cli::VarArgs) -> crate::spec::VarSources<'_> {
+    crate::spec::VarSources {
+        given: &args.var,
+        file: args.vars_file.as_deref(),
+    }
+}

@@ -21,7 +21,7 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
         let context = globals.context(&args.spec);
         Some(refresh::read_ahead(stack, store, context, args.refresh))
     });
-    let mut loaded = stack::load(&args.spec, &registry)?;
+    let mut loaded = stack::load_given(&args.spec, &registry, super::var_sources(&args.vars))?;
     loaded.resolve_secrets(&globals.backend.state_dir(&args.spec))?;
     let (early_state, early_seen) = match early {
         Some((state_rx, seen)) => (state_rx.recv().ok(), Some(seen)),

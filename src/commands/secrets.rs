@@ -8,7 +8,7 @@ use crate::registry::Registry;
 use crate::stack;
 
 pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
-    let mut loaded = stack::load(&args.spec, &Registry::builtin())?;
+    let mut loaded = stack::load_without_values(&args.spec, &Registry::builtin())?;
     if loaded.spec.secrets.is_empty() {
         outln!("{} declares no secrets.", args.spec.display());
         return Ok(0);

@@ -9,7 +9,7 @@ use crate::stack;
 
 pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
     let registry = Registry::builtin();
-    let loaded = stack::load(&args.spec, &registry)?;
+    let loaded = stack::load_without_values(&args.spec, &registry)?;
     // Two resources on one object, or one on fabrik's own files, where the spec spells it out.
     let context = globals.context(&args.spec);
     let problems = crate::place::problems_without_values(&loaded.spec, &registry, &context);
@@ -26,5 +26,21 @@ pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
         loaded.spec.stack,
         if n == 1 { "" } else { "s" }
     );
+    // Values are not read here: a run must give these (see README "Variables").
+    let required: Vec<String> = loaded
+        .spec
+        .vars
+        .iter()
+        .filter(|d| d.default.is_none())
+        .map(|d| format!("`{}`", d.name))
+        .collect();
+    if !required.is_empty() {
+        outln!(
+            "Variables a run must give a value (--var, {}NAME or {}): {}",
+            crate::spec::ENV_PREFIX,
+            crate::spec::VARS_FILE,
+            required.join(", ")
+        );
+    }
     Ok(0)
 }

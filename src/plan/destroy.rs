@@ -52,6 +52,7 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
         refresh: false,
         targets: targets.to_vec(),
         summary: summarize(&changes),
+        vars: BTreeMap::new(),
         changes,
         resolved: Default::default(),
         partial: Default::default(),

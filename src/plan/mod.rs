@@ -173,6 +173,10 @@ pub struct Plan {
     pub refresh: bool,
     #[serde(default)]
     pub targets: Vec<String>,
+    /// The values the spec's variables had (sensitive ones by their keyed hash): a saved plan
+    /// applies only with the same ones.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, Value>,
     /// Creates, updates and replacements in apply order, then deletes in delete order; no-ops
     /// are listed too, so the plan accounts for every resource.
     pub changes: Vec<Change>,
@@ -382,6 +386,19 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         destroy: false,
         refresh: observed.is_some(),
         targets: targets.to_vec(),
+        vars: spec
+            .vars
+            .iter()
+            .filter_map(|d| {
+                let value = spec.var_values.get(&d.name)?;
+                let kept = if d.sensitive {
+                    Value::String(secrets.mask(value))
+                } else {
+                    value.clone()
+                };
+                Some((d.name.clone(), kept))
+            })
+            .collect(),
         changes,
         summary,
         resolved,

@@ -180,6 +180,7 @@ fn written(
     expr.references(&mut refs);
     let secret = refs.iter().any(|(r, _)| match r {
         Reference::Secret(_) => true,
+        Reference::Var(var) => spec.var(var).is_some_and(|d| d.sensitive),
         Reference::Resource { name, attr } => spec.index_of(name).is_some_and(|j| {
             input
                 .sensitive

@@ -56,6 +56,22 @@ pub fn staleness(saved: &Plan, now: &Plan) -> Option<String> {
             saved.serial, now.serial
         ));
     }
+    if saved.vars != now.vars {
+        let names: Vec<String> = saved
+            .vars
+            .keys()
+            .chain(now.vars.keys())
+            .filter(|name| saved.vars.get(*name) != now.vars.get(*name))
+            .map(|name| format!("`{name}`"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        return Some(format!(
+            "the value of variable{} {} changed since the plan was made (give the same `--var`, `FABRIK_VAR_…` and vars file as then)",
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        ));
+    }
     if saved.spec_hash != now.spec_hash {
         return Some(
             "the spec (or an environment variable it uses) changed since the plan was made".into(),

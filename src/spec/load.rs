@@ -10,11 +10,12 @@ use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile, closest};
 use crate::template::{self, Part, RESERVED_NAMES};
 use crate::yaml::{Key, Node, Value};
 
-const TOP_LEVEL_KEYS: [&str; 6] = [
+const TOP_LEVEL_KEYS: [&str; 7] = [
     "stack",
     "backend",
     "providers",
     "secrets",
+    "vars",
     "resources",
     "verify",
 ];
@@ -123,10 +124,12 @@ impl Loader {
         let mut resources = Vec::new();
         let mut verify = Vec::new();
         let mut secrets = Vec::new();
+        let mut vars = Vec::new();
         let mut backend = None;
         for (key, node) in entries {
             match key.name.as_str() {
                 "secrets" => secrets = self.secrets(node),
+                "vars" => vars = self.vars(node),
                 "backend" => backend = self.backend(key.loc, node),
                 "stack" => {
                     stack_written = true;
@@ -162,6 +165,8 @@ impl Loader {
             verify,
             secrets,
             backend,
+            vars,
+            var_values: std::collections::BTreeMap::new(),
             index,
             unreadable: std::mem::take(&mut self.unreadable),
         })

@@ -2,13 +2,17 @@
 //! location so later checks (types, references, cycles) can point at it.
 //!
 //! This file holds what the rest of the engine sees (the types, [`Spec::load`], [`Header`]);
-//! `file.rs` reads the file within its limits, `load.rs` walks the YAML tree, and `backend.rs`
-//! and `secrets.rs` read the `backend:` and `secrets:` blocks.
+//! `file.rs` reads the file within its limits, `load.rs` walks the YAML tree, and `backend.rs`,
+//! `secrets.rs` and `vars.rs` read the `backend:`, `secrets:` and `vars:` blocks (`vars.rs`
+//! also gives the variables their values for a run).
 
 mod backend;
 mod file;
 mod load;
 mod secrets;
+mod vars;
+
+pub use vars::{ENV_PREFIX, VARS_FILE, VarSources, VarType};
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -34,6 +38,11 @@ pub struct Spec {
     pub secrets: Vec<SecretDecl>,
     /// Where the stack's state is kept, when not in the local directory.
     pub backend: Option<BackendBlock>,
+    /// Declared variables, in file order.
+    pub vars: Vec<VarDecl>,
+    /// The variables' values for this run, once [`Spec::resolve_vars`] gave them; a variable
+    /// without one is unknown, like an output not produced yet.
+    pub var_values: std::collections::BTreeMap<String, serde_json::Value>,
     index: HashMap<String, usize>,
     /// Resources written in the spec but left out of `resources` because their entry could
     /// not be read (it has no usable `type`): what refers to them is not wrong as well.
@@ -59,6 +68,19 @@ pub struct SecretDecl {
     pub loc: Loc,
     /// How to make a value when none is found; `None`: the secret is required.
     pub generate: Option<Generate>,
+}
+
+/// One entry of `vars:`.
+#[derive(Debug, Clone)]
+pub struct VarDecl {
+    pub name: String,
+    pub loc: Loc,
+    pub ty: VarType,
+    /// Already of the type: a default that does not fit is a problem of the spec.
+    pub default: Option<serde_json::Value>,
+    pub description: Option<String>,
+    /// Treated as a secret: shown and stored by its keyed hash only.
+    pub sensitive: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -195,6 +217,10 @@ impl Resource {
 impl Spec {
     pub fn resource(&self, name: &str) -> Option<&Resource> {
         self.index.get(name).map(|&i| &self.resources[i])
+    }
+
+    pub fn var(&self, name: &str) -> Option<&VarDecl> {
+        self.vars.iter().find(|d| d.name == name)
     }
 
     /// The position of a resource in file order.

@@ -1203,3 +1203,165 @@ fn a_command_gate_that_is_not_a_list_of_strings_is_a_located_error() {
     "#);
     assert!(!case.exists("page.txt"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Variables: what `validate` sees in the spec is refused as above; a value given for a run
+// only when the run reads it.
+// ---------------------------------------------------------------------------------------------
+
+const VARS: &str = r#"
+    stack: shop
+    vars:
+      port: { type: number, default: 8080 }
+      region: { description: Where the shop runs. }
+    resources:
+      web:
+        type: local.file
+        with: { path: web.conf, content: "${var.region}:${var.port}" }
+"#;
+
+/// Runs `apply --yes` and `plan` with `args` on a spec whose variables' values are bad: both
+/// exit 1 with one and the same message, and nothing is planned or written.
+fn refused_value(case: &Case, args: &[&str]) -> Output {
+    let out = case.run(["apply", "--yes"].iter().chain(args));
+    assert_eq!(out.code, 1, "a bad value must exit 1:\n{out}");
+    assert!(out.stdout.is_empty(), "nothing may be planned:\n{out}");
+    assert!(!case.state_dir().exists(), "{out}");
+    let plan = case.run(["plan"].iter().chain(args));
+    assert_eq!(plan, out, "`plan` and `apply` must say the same");
+    assert!(!case.state_dir().exists());
+    out
+}
+
+#[test]
+fn a_default_that_does_not_fit_its_type_is_a_located_error() {
+    let case = Case::new().spec(&VARS.replace("default: 8080", "default: eighty"));
+    fabrik_snapshot!(case, refused(&case), @r"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the default of variable `port` must be a number, not a string
+      --> fabrik.yaml:3:34
+      |
+    3 |   port: { type: number, default: eighty }
+      |                                  ^^^^^^
+    ");
+}
+
+#[test]
+fn an_undeclared_variable_is_a_located_error_with_a_suggestion() {
+    let case = Case::new().spec(&VARS.replace("${var.port}", "${var.prot}"));
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unknown variable `prot`
+      --> fabrik.yaml:8:53
+      |
+    8 |     with: { path: web.conf, content: "${var.region}:${var.prot}" }
+      |                                                     ^^^^^^^^^^^
+      = help: did you mean `port`?
+    "#);
+}
+
+#[test]
+fn a_list_variable_inside_a_longer_string_is_a_located_error() {
+    let case = Case::new().spec(&VARS.replace(
+        "port: { type: number, default: 8080 }",
+        "port: { type: list, default: [80, 443] }",
+    ));
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: variable `port` is a list, which cannot be written inside a string
+      --> fabrik.yaml:8:53
+      |
+    8 |     with: { path: web.conf, content: "${var.region}:${var.port}" }
+      |                                                     ^^^^^^^^^^^
+      = help: write `"${var.port}"` alone to pass the list as it is
+    "#);
+}
+
+#[test]
+fn a_variable_without_a_value_names_the_three_ways_to_give_one() {
+    let case = Case::new().spec(VARS);
+    fabrik_snapshot!(case, refused_value(&case, &[]), @r"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: variable `region` has no value and no default
+    give one with `--var region=VALUE`, the environment variable `FABRIK_VAR_region`, or a line `region: VALUE` in fabrik.vars.yaml (or the file --vars-file names)
+    ");
+}
+
+#[test]
+fn a_value_that_does_not_fit_its_type_names_the_variable_and_where_it_came_from() {
+    let case = Case::new().spec(VARS);
+    let out = refused_value(&case, &["--var", "region=eu", "--var", "port=http"]);
+    fabrik_snapshot!(case, out, @r"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: variable `port` from --var must be a number, not `http`
+    ");
+
+    let case = Case::new().spec(VARS).env("FABRIK_VAR_port", "eighty");
+    let out = refused_value(&case, &["--var", "region=eu"]);
+    fabrik_snapshot!(case, out, @r"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: variable `port` from FABRIK_VAR_port must be a number, not `eighty`
+    ");
+
+    let case = Case::new().spec(VARS);
+    case.write("fabrik.vars.yaml", "region: eu\nport: [80]\n");
+    fabrik_snapshot!(case, refused_value(&case, &[]), @r"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: variable `port` must be a number, not a list
+      --> fabrik.vars.yaml:2:7
+      |
+    2 | port: [80]
+      |       ^
+    ");
+}
+
+#[test]
+fn an_unknown_variable_given_a_value_is_refused_with_a_suggestion() {
+    let case = Case::new().spec(VARS);
+    let out = refused_value(&case, &["--var", "regoin=eu"]);
+    fabrik_snapshot!(case, out, @r"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: --var names unknown variable `regoin`
+    did you mean `region`?
+    ");
+
+    let case = Case::new().spec(VARS);
+    case.write("staging.yaml", "region: eu\nprot: 80\n");
+    let out = refused_value(&case, &["--vars-file", "staging.yaml"]);
+    fabrik_snapshot!(case, out, @r"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unknown variable `prot`
+      --> staging.yaml:2:1
+      |
+    2 | prot: 80
+      | ^^^^
+      = help: did you mean `port`?
+    ");
+}

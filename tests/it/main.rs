@@ -35,3 +35,4 @@ mod secrets;
 mod state;
 mod target;
 mod trust;
+mod vars;
