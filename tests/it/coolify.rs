@@ -24,7 +24,7 @@ fn fake() -> FakeCoolify {
     fake
 }
 
-/// The shop stack of DESIGN.md on `fake`: one application whose `/health` is gated.
+/// The shop stack of `examples/coolify/` on `fake`: one application whose `/health` is gated.
 fn spec(stack: &str, fake: &FakeCoolify) -> String {
     let base = fake.health_base();
     format!(
@@ -563,7 +563,7 @@ fn adopt_takes_over_an_application_made_by_hand() {
     fake.assert_no_violations();
 }
 
-/// The shape of DESIGN.md's stack end to end: a DNS record on a real PowerDNS, then the
+/// The shape of `examples/coolify/`'s stack end to end: a DNS record on a real PowerDNS, then the
 /// application that uses it on Coolify, deployed and waited for, its health endpoint gated, and
 /// a stack gate asking the nameserver for the record. A bad release is rolled back to the
 /// previous image while the record (`on_failure: keep`) stays; destroy removes both.
