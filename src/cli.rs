@@ -234,10 +234,15 @@ pub enum StateCommand {
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// One resource's outputs.
+    /// One resource's outputs (`NAME`), or one of them (`NAME.ATTR`).
     pub name: Option<String>,
-    #[arg(long)]
+    /// Print as JSON.
+    #[arg(long, conflicts_with = "raw")]
     pub json: bool,
+    /// Print one value (`NAME.ATTR`) alone: a string without quotes, anything else as JSON; for
+    /// scripts.
+    #[arg(long)]
+    pub raw: bool,
     #[command(flatten)]
     pub stack: StackArgs,
 }

@@ -1,4 +1,4 @@
-//! `fabrik output`: the outputs of applied resources. An output derived from a secret is kept
+//! `fabrik output [NAME[.ATTR]] [--json | --raw]`: the outputs of applied resources. An output derived from a secret is kept
 //! by its keyed hash only, and shows as `(sensitive)`.
 
 use std::collections::BTreeMap;
@@ -15,15 +15,28 @@ pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
         .backend
         .store_for(&args.stack.spec, args.stack.stack.as_deref())?
         .load()?;
-    let outputs: BTreeMap<&str, &Attributes> = match &args.name {
+    // Resource names hold no `.` (see `spec::valid_name`), so `NAME.ATTR` splits at the first.
+    let (name, attr) = match args
+        .name
+        .as_deref()
+        .map(|n| n.split_once('.').unwrap_or((n, "")))
+    {
+        Some((name, "")) => (Some(name), None),
+        Some((name, attr)) => (Some(name), Some(attr)),
+        None => (None, None),
+    };
+    if args.raw && attr.is_none() {
+        return Err(Error::Usage(
+            "--raw prints one value: name it as `fabrik output NAME.ATTR --raw`".into(),
+        ));
+    }
+    let outputs: BTreeMap<&str, &Attributes> = match name {
         Some(name) => {
-            let r = state.resources.get(name).ok_or_else(|| {
-                Error::Usage(format!(
-                    "`{name}` is not tracked in the state of stack `{}`",
-                    state.stack
-                ))
-            })?;
-            BTreeMap::from([(name.as_str(), &r.outputs)])
+            let r = state
+                .resources
+                .get(name)
+                .ok_or_else(|| crate::state::not_tracked(name, &state.stack))?;
+            BTreeMap::from([(name, &r.outputs)])
         }
         None => state
             .resources
@@ -31,9 +44,49 @@ pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
             .map(|(n, r)| (n.as_str(), &r.outputs))
             .collect(),
     };
+    if let (Some(name), Some(attr)) = (name, attr) {
+        let value = outputs[name].get(attr).ok_or_else(|| {
+            let known: Vec<String> = outputs[name].keys().map(|k| format!("`{k}`")).collect();
+            Error::Usage(format!(
+                "`{name}` has no output `{attr}`; its outputs are {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })?;
+        let sensitive = crate::secrets::is_masked(value);
+        if args.raw {
+            if sensitive {
+                return Err(Error::Usage(format!(
+                    "`{name}.{attr}` is derived from a secret: the state keeps only its keyed hash, so there is no value to print"
+                )));
+            }
+            match value {
+                Value::String(text) => outln!("{text}"),
+                other => outln!("{}", render::value(other)),
+            }
+        } else if args.json {
+            let shown = if sensitive {
+                Value::String("(sensitive)".into())
+            } else {
+                value.clone()
+            };
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(&shown).expect("outputs serialize")
+            );
+        } else if sensitive {
+            outln!("{name}.{attr} = (sensitive)");
+        } else {
+            outln!("{name}.{attr} = {}", render::value(value));
+        }
+        return Ok(0);
+    }
     if args.json {
-        let json = match &args.name {
-            Some(name) => serde_json::to_string_pretty(&shown(outputs[name.as_str()])),
+        let json = match name {
+            Some(name) => serde_json::to_string_pretty(&shown(outputs[name])),
             None => serde_json::to_string_pretty(
                 &outputs
                     .iter()

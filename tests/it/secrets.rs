@@ -1559,6 +1559,17 @@ fn content_hash_of_secret_content_is_not_a_plain_hash() {
     let json = case.run(["output", "config", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
     assert_eq!(json["content_hash"], "(sensitive)");
+    // One sensitive attribute: shown as such, and `--raw` has no value to give a script.
+    let one = case.run(["output", "config.content_hash"]);
+    assert_eq!(one.stdout, "config.content_hash = (sensitive)\n", "{one}");
+    let raw = case.run(["output", "config.content_hash", "--raw"]);
+    fabrik_snapshot!(case, raw, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `config.content_hash` is derived from a secret: the state keeps only its keyed hash, so there is no value to print
+    ");
 
     for args in [
         &["plan", "--detailed-exitcode"][..],

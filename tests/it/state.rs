@@ -313,3 +313,35 @@ fn spec_in_another_directory_keeps_state_and_files_beside_it() {
     case.expect(["destroy", "--yes", "project/fabrik.yaml"], 0);
     assert!(!case.exists("project/app.conf"));
 }
+
+/// `fabrik output NAME.ATTR` names one value; `--raw` prints it alone for a script (a string
+/// without quotes); a missing attribute lists the real ones; `--raw` without an attribute says
+/// how to name one.
+#[test]
+fn output_names_one_attribute_and_prints_it_raw_for_scripts() {
+    let case = applied();
+    let raw = case.expect(["output", "config.abs_path", "--raw"], 0);
+    assert_eq!(raw.stdout, format!("{}\n", case.path("app.conf").display()));
+    let size = case.expect(["output", "config.size", "--raw"], 0);
+    assert_eq!(size.stdout, "12\n");
+    let json = case.expect(["output", "config.size", "--json"], 0);
+    assert_eq!(json.stdout, "12\n");
+    let line = case.expect(["output", "config.size"], 0);
+    assert_eq!(line.stdout, "config.size = 12\n");
+    let missing = case.run(["output", "config.port"]);
+    fabrik_snapshot!(case, missing, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `config` has no output `port`; its outputs are `abs_path`, `content_hash`, `size`
+    ");
+    let whole = case.run(["output", "config", "--raw"]);
+    fabrik_snapshot!(case, whole, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: --raw prints one value: name it as `fabrik output NAME.ATTR --raw`
+    ");
+}
