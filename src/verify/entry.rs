@@ -652,22 +652,9 @@ impl Reader {
                 );
                 continue;
             }
-            let text = match &v.val {
-                Val::Text(t) => t.to_string(),
-                Val::Int(i) => i.to_string(),
-                Val::Unknown => continue,
-                _ => {
-                    self.problem(
-                        v.loc,
-                        format!(
-                            "the value of `env.{name}` must be a string, not {}",
-                            v.kind_name()
-                        ),
-                    );
-                    continue;
-                }
-            };
-            out.push((name.to_string(), text));
+            if let Some(text) = self.text_of(v, || format!("the value of `env.{name}`")) {
+                out.push((name.to_string(), text));
+            }
         }
         out
     }
@@ -693,24 +680,29 @@ impl Reader {
                 self.problem(*key_loc, format!("`{name}` is not a valid header name"));
                 continue;
             }
-            let text = match &v.val {
-                Val::Text(t) => t.to_string(),
-                Val::Int(i) => i.to_string(),
-                Val::Unknown => continue,
-                _ => {
-                    self.problem(
-                        v.loc,
-                        format!(
-                            "the expected value of header `{name}` must be a string, not {}",
-                            v.kind_name()
-                        ),
-                    );
-                    continue;
-                }
-            };
-            out.push((name.to_ascii_lowercase(), text));
+            if let Some(text) = self.text_of(v, || format!("the expected value of header `{name}`"))
+            {
+                out.push((name.to_ascii_lowercase(), text));
+            }
         }
         out
+    }
+
+    /// A map value that must be text (an integer is taken as written); `None`, with a problem
+    /// naming `what`, for anything else, and `None` alone for a value known only at apply time.
+    fn text_of(&mut self, v: &Node<'_>, what: impl FnOnce() -> String) -> Option<String> {
+        match &v.val {
+            Val::Text(t) => Some(t.to_string()),
+            Val::Int(i) => Some(i.to_string()),
+            Val::Unknown => None,
+            _ => {
+                self.problem(
+                    v.loc,
+                    format!("{} must be a string, not {}", what(), v.kind_name()),
+                );
+                None
+            }
+        }
     }
 }
 
