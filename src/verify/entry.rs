@@ -629,19 +629,8 @@ impl Reader {
 
     /// A `command` gate's `env`: variables added to the environment fabrik runs in.
     fn env(&mut self, value: &Node<'_>) -> Vec<(String, String)> {
-        let entries = match &value.val {
-            Val::Map(entries) => entries,
-            Val::Unknown => return Vec::new(),
-            _ => {
-                self.problems.push(
-                    Diagnostic::new(
-                        value.loc,
-                        format!("`env` must be a map, not {}", value.kind_name()),
-                    )
-                    .help("write e.g. `env: { MODE: smoke }`"),
-                );
-                return Vec::new();
-            }
+        let Some(entries) = self.map_entries(value, "env", "env: { MODE: smoke }") else {
+            return Vec::new();
         };
         let mut out = Vec::with_capacity(entries.len());
         for (name, key_loc, v) in entries {
@@ -660,19 +649,12 @@ impl Reader {
     }
 
     fn headers(&mut self, value: &Node<'_>) -> Vec<(String, String)> {
-        let entries = match &value.val {
-            Val::Map(entries) => entries,
-            Val::Unknown => return Vec::new(),
-            _ => {
-                self.problems.push(
-                    Diagnostic::new(
-                        value.loc,
-                        format!("`headers` must be a map, not {}", value.kind_name()),
-                    )
-                    .help("write e.g. `headers: { content-type: \"application/json\" }`"),
-                );
-                return Vec::new();
-            }
+        let Some(entries) = self.map_entries(
+            value,
+            "headers",
+            r#"headers: { content-type: "application/json" }"#,
+        ) else {
+            return Vec::new();
         };
         let mut out = Vec::with_capacity(entries.len());
         for (name, key_loc, v) in entries {
@@ -686,6 +668,30 @@ impl Reader {
             }
         }
         out
+    }
+
+    /// The entries of a map-valued option (`env`, `headers`); `None`, with a problem showing
+    /// `example`, for anything else, and `None` alone for a value known only at apply time.
+    fn map_entries<'n, 'a>(
+        &mut self,
+        value: &'n Node<'a>,
+        option: &str,
+        example: &str,
+    ) -> Option<&'n [(Cow<'a, str>, Loc, Node<'a>)]> {
+        match &value.val {
+            Val::Map(entries) => Some(entries),
+            Val::Unknown => None,
+            _ => {
+                self.problems.push(
+                    Diagnostic::new(
+                        value.loc,
+                        format!("`{option}` must be a map, not {}", value.kind_name()),
+                    )
+                    .help(format!("write e.g. `{example}`")),
+                );
+                None
+            }
+        }
     }
 
     /// A map value that must be text (an integer is taken as written); `None`, with a problem
