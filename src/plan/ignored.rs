@@ -39,7 +39,7 @@ pub fn keep_recorded<V: From<Value>>(
     }
 }
 
-/// [`keep_recorded`] for inputs all known.
+/// [`keep_recorded`] for inputs all known (`Attributes` is a JSON map, not a `BTreeMap`).
 pub fn keep_recorded_known(
     resource: &Resource,
     prior: &ResourceState,
