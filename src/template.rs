@@ -94,7 +94,7 @@ impl Reference {
 }
 
 /// Namespaces a resource may not be named after, because references would be ambiguous.
-pub const RESERVED_NAMES: [&str; 6] = ["each", "env", "secret", "stack", "self", "var"];
+pub const RESERVED_NAMES: [&str; 6] = ["env", "secret", "stack", "self", "var", "each"];
 
 /// Whether `key` may name a `for_each` instance: 1 to 128 ASCII letters, digits, `_`, `-` and
 /// `.` (a domain name is a key). Brackets, spaces and quotes would make `NAME[KEY]` ambiguous

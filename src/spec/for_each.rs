@@ -188,7 +188,7 @@ impl Spec {
         let mut keys = Vec::new();
         match &expr.kind {
             ExprKind::List(items) => {
-                let mut seen: HashMap<&str, u32> = HashMap::new();
+                let mut seen: HashMap<&str, Loc> = HashMap::new();
                 for item in items {
                     let ExprKind::Str(parts) = &item.kind else {
                         return Err(Diagnostic::new(
@@ -203,13 +203,14 @@ impl Spec {
                     let [Part::Text(key)] = parts.as_slice() else {
                         return Err(unknown());
                     };
-                    if let Some(line) = seen.insert(key, item.loc.line) {
+                    if let Some(first) = seen.insert(key, item.loc) {
                         return Err(Diagnostic::new(
                             item.loc,
                             format!("duplicate key `{key}` in `for_each`"),
                         )
                         .help(format!(
-                            "`{key}` is first listed on line {line}; each key names one instance"
+                            "`{key}` is first listed at {}:{}; each key names one instance",
+                            first.line, first.column
                         )));
                     }
                     keys.push((key.clone(), item.clone()));
