@@ -394,7 +394,10 @@ impl Spec {
     fn missing_instances(&self) -> Vec<Diagnostic> {
         let mut problems = Vec::new();
         let mut check = |name: &str, loc: Loc, written: Option<String>| {
-            let Some((base, key)) = template::split_address(name) else {
+            // `NAME[each.key]` in a resource whose own keys are not known yet is judged when
+            // they are.
+            let Some((base, key)) = template::split_address(name).filter(|(_, k)| *k != EACH_KEY)
+            else {
                 return;
             };
             let Some(keys) = self.expanded.get(base) else {
@@ -403,7 +406,16 @@ impl Spec {
             if self.index.contains_key(name) {
                 return;
             }
-            let loc = written.map_or(loc, |w| self.source.refine(loc, &w));
+            // An instance's reference may be written with `each.key` in the key's place.
+            let loc = written.map_or(loc, |w| {
+                let found = self.source.refine(loc, &w);
+                let each = w.replace(&format!("[{key}]"), &format!("[{EACH_KEY}]"));
+                if found == loc {
+                    self.source.refine(loc, &each)
+                } else {
+                    found
+                }
+            });
             let listed: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
             problems.push(
                 Diagnostic::new(loc, format!("`{base}` has no key `{key}`"))

@@ -1677,3 +1677,80 @@ fn a_sensitive_or_scalar_variable_cannot_give_keys() {
     3 errors in fabrik.yaml
     "#);
 }
+
+/// What `${each.value}` stands for is judged per instance, pointed at where it is written.
+#[test]
+fn an_instance_whose_value_does_not_fit_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        vars:
+          sites: { type: list, default: [shop] }
+        resources:
+          vhosts:
+            type: local.file
+            for_each:
+              shop: { port: 8080 }
+              blog: { prot: 8081 }
+            with: { path: "${each.key}.conf", content: "listen ${each.value.port}" }
+          whole:
+            type: local.file
+            for_each: { a: { port: 1 } }
+            with: { path: "${each.key}.whole", content: "value ${each.value}" }
+          logs:
+            type: local.file
+            for_each: "${var.sites}"
+            with: { path: "${each.key}.log", content: "${vhosts[each.key].path}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `${each.value.port}`: the value of key `blog` has no `port`
+       --> fabrik.yaml:10:56
+       |
+    10 |     with: { path: "${each.key}.conf", content: "listen ${each.value.port}" }
+       |                                                        ^^^^^^^^^^^^^^^^^^
+       = help: did you mean `prot`?
+
+    error: `${each.value}` of `a` is a map, which cannot be written inside a string
+       --> fabrik.yaml:14:56
+       |
+    14 |     with: { path: "${each.key}.whole", content: "value ${each.value}" }
+       |                                                        ^^^^^^^^^^^^^
+       = help: write `"${each.value}"` alone to pass it as it is, or name one of its entries: `${each.value.NAME}`
+
+    2 errors in fabrik.yaml
+    "#);
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        vars:
+          sites: { type: list }
+        resources:
+          vhosts:
+            type: local.file
+            for_each: [shop, blog]
+            with: { path: "${each.key}.conf", content: x }
+          logs:
+            type: local.file
+            for_each: "${var.sites}"
+            with: { path: "${each.key}.log", content: "${vhosts[each.key].path}" }
+        "#,
+    );
+    case.expect(["validate"], 0);
+    fabrik_snapshot!(case, case.run(["plan", "--var", "sites=[shop, wiki]"]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `vhosts` has no key `wiki`
+       --> fabrik.yaml:12:48
+       |
+    12 |     with: { path: "${each.key}.log", content: "${vhosts[each.key].path}" }
+       |                                                ^^^^^^^^^^^^^^^^^^^^^^^^
+       = help: its keys are `blog`, `shop`
+    "#);
+}
