@@ -232,7 +232,7 @@ const LINKED: &str = r#"
       sizes:
         type: local.file
         for_each: [a, b]
-        with: { path: "sizes/${each.key}", content: "${web[each.key].size}" }
+        with: { path: "size-${each.key}", content: "${web[each.key].size}" }
       index:
         type: local.file
         depends_on: [sizes]
@@ -270,7 +270,7 @@ fn instances_are_referred_to_targeted_listed_and_destroyed() {
             EOT
 
       + sizes[b] (local.file)
-          + path    = "sizes/b"
+          + path    = "size-b"
           + content = (known after apply)
 
     Plan: 2 to add, 0 to change, 0 to destroy.
@@ -280,7 +280,7 @@ fn instances_are_referred_to_targeted_listed_and_destroyed() {
     case.expect(["apply", "--yes", "--target", "web[example.com]"], 0);
     assert!(case.exists("web/example.com.txt") && !case.exists("web/a.txt"));
     case.expect(["apply", "--yes"], 0);
-    assert_eq!(case.read("sizes/a"), "7");
+    assert_eq!(case.read("size-a"), "7");
     assert_eq!(
         case.read("index.txt"),
         case.path("web/example.com.txt").display().to_string()
@@ -289,8 +289,8 @@ fn instances_are_referred_to_targeted_listed_and_destroyed() {
     exit code: 0
     ----- stdout -----
     index             local.file  [TEMP]/index.txt
-    sizes[a]          local.file  dirs=1:[TEMP]/sizes/a
-    sizes[b]          local.file  [TEMP]/sizes/b
+    sizes[a]          local.file  [TEMP]/size-a
+    sizes[b]          local.file  [TEMP]/size-b
     web[a]            local.file  [TEMP]/web/a.txt
     web[b]            local.file  [TEMP]/web/b.txt
     web[example.com]  local.file  dirs=1:[TEMP]/web/example.com.txt
@@ -337,7 +337,7 @@ fn instances_are_referred_to_targeted_listed_and_destroyed() {
 
     ----- stderr -----
     ");
-    assert!(!case.exists("web/a.txt") && !case.exists("sizes/a") && !case.exists("index.txt"));
+    assert!(!case.exists("web/a.txt") && !case.exists("size-a") && !case.exists("index.txt"));
     case.expect(["apply", "--yes"], 0);
     case.expect(["destroy", "--yes"], 0);
     assert!(case.tracked("shop").is_empty());
@@ -345,8 +345,8 @@ fn instances_are_referred_to_targeted_listed_and_destroyed() {
         "web/a.txt",
         "web/b.txt",
         "web/example.com.txt",
-        "sizes/a",
-        "sizes/b",
+        "size-a",
+        "size-b",
     ] {
         assert!(!case.exists(gone), "{gone}");
     }
