@@ -69,6 +69,13 @@ impl Graph {
                         return;
                     };
                     match spec.index_of_ref(name) {
+                        Some(j) if j == i && name != &resource.name => problems.push(
+                            Diagnostic::new(
+                                spec.source.refine(loc, &reference.written()),
+                                format!("`{}` refers to its own instance `{name}`", resource.name),
+                            )
+                            .help("the instances of a `for_each` are made from the same fields, so they cannot use each other's attributes"),
+                        ),
                         Some(j) if j == i => problems.push(
                             Diagnostic::new(
                                 spec.source.refine(loc, &reference.written()),

@@ -1754,3 +1754,29 @@ fn an_instance_whose_value_does_not_fit_is_refused() {
        = help: its keys are `blog`, `shop`
     "#);
 }
+
+#[test]
+fn an_instance_referring_to_another_of_its_resource_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            for_each: [a, b]
+            with: { path: "${each.key}.txt", content: "${web[b].size}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `web` refers to its own instance `web[b]`
+      --> fabrik.yaml:6:48
+      |
+    6 |     with: { path: "${each.key}.txt", content: "${web[b].size}" }
+      |                                                ^^^^^^^^^^^^^^
+      = help: the instances of a `for_each` are made from the same fields, so they cannot use each other's attributes
+    "#);
+}
