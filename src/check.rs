@@ -44,7 +44,8 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
                     )
                     .help("providers are configured before any resource exists; use `${env.X}` or `${secret.X}`"),
                 ),
-                Reference::Env(_) | Reference::Stack => {}
+                // `${each.…}` there is for `for_each` to report (`Spec::for_each_problems`).
+                Reference::Env(_) | Reference::Stack | Reference::Each(_) => {}
             });
         }
     }
@@ -114,6 +115,7 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
         gate.each_reference(&mut |reference, loc| found.reference(spec, registry, reference, loc));
     }
     suggest_resources(spec, &mut found.problems, &found.unknown);
+    found.problems.extend(spec.for_each_problems());
     found.problems.extend(collections_in_text(spec));
     found.problems
 }
@@ -269,7 +271,8 @@ fn reference_problem(
         Reference::Resource { name, attr } => {
             // An undeclared name is reported by `Found::reference`; a resource whose entry
             // could not be read, where it is written.
-            let target = spec.resource(name)?;
+            // An instance whose keys are not known yet has its resource's attributes.
+            let target = &spec.resources[spec.index_of_ref(name)?];
             // An unknown type is reported on its own resource.
             let ty = registry.resource_type(&target.type_name)?;
             if ty.field(attr).is_some() || ty.output(attr).is_some() {
@@ -318,7 +321,7 @@ fn reference_problem(
                     .help_if_none("declare it under `vars:`")
             })
         }
-        Reference::Env(_) | Reference::Stack => None,
+        Reference::Env(_) | Reference::Stack | Reference::Each(_) => None,
     }
 }
 

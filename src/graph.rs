@@ -54,7 +54,7 @@ impl Graph {
             // A resource is created from its inputs, so they cannot wait for it: an edge to
             // itself would be a cycle no order satisfies.
             for (name, loc) in &resource.depends_on {
-                match spec.index_of(name) {
+                match spec.index_of_ref(name) {
                     Some(j) if j == i => problems.push(
                         Diagnostic::new(*loc, format!("`{name}` refers to itself"))
                             .help("a resource cannot depend on itself; remove it from its own `depends_on`"),
@@ -68,7 +68,14 @@ impl Graph {
                     let Reference::Resource { name, .. } = reference else {
                         return;
                     };
-                    match spec.index_of(name) {
+                    match spec.index_of_ref(name) {
+                        Some(j) if j == i && name != &resource.name => problems.push(
+                            Diagnostic::new(
+                                spec.source.refine(loc, &reference.written()),
+                                format!("`{}` refers to its own instance `{name}`", resource.name),
+                            )
+                            .help("the instances of a `for_each` are made from the same fields, so they cannot use each other's attributes"),
+                        ),
                         Some(j) if j == i => problems.push(
                             Diagnostic::new(
                                 spec.source.refine(loc, &reference.written()),
@@ -85,7 +92,7 @@ impl Graph {
             for gate in &resource.verify {
                 gate.each_reference(&mut |reference, _| {
                     if let Reference::Resource { name, .. } = reference
-                        && let Some(j) = spec.index_of(name)
+                        && let Some(j) = spec.index_of_ref(name)
                         && j != i
                     {
                         deps.push(j);

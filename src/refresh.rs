@@ -274,7 +274,7 @@ pub fn plan(
     let targets = request.targets;
     let wanted = |name: &str| {
         targets.is_empty()
-            || targets.iter().any(|t| t == name)
+            || targets.iter().any(|t| crate::template::covers(t, name))
             || loaded.spec.resource(name).is_some()
     };
     // Outputs derived from secrets are recorded by their hash: what refers to them needs the

@@ -126,7 +126,9 @@ pub fn context_value(spec: &Spec, secrets: &Secrets, reference: &Reference) -> O
             .get(name)
             .map(|s| Value::String(s.expose().to_string())),
         Reference::Var(name) => spec.var_values.get(name).cloned(),
-        Reference::Resource { .. } => None,
+        // Put in when the instances are made (`Spec::expand`); in a resource whose keys are
+        // not known yet (`validate` without values), as unknown as its outputs.
+        Reference::Resource { .. } | Reference::Each(_) => None,
     }
 }
 

@@ -204,17 +204,11 @@ enum Vars<'a> {
 
 /// Every check runs on what could be read, so that one run reports every problem; values are
 /// judged once nothing else is wrong, since a value is judged by the type and fields around
-/// it.
+/// it. A resource with `for_each` is checked as written, then once more as its instances, once
+/// the variables that may give its keys have values (see `src/spec/for_each.rs`).
 fn read(path: &Path, registry: &Registry, values: bool, vars: Vars<'_>) -> Result<Loaded, Error> {
     let (mut spec, mut problems) = Spec::read(path)?;
-    problems.extend(check::problems(&spec, registry));
-    let (graph, in_graph) = Graph::with_problems(&spec);
-    problems.extend(in_graph);
-    let sensitive = resolve::sensitive_fields(&spec, registry, &graph.order);
-    problems.extend(check::secret_identities(&spec, registry, &sensitive));
-    if values {
-        problems.extend(resolve::env_problems(&spec));
-    }
+    let (mut graph, mut sensitive) = checked(&spec, registry, values, &mut problems);
     if problems.is_empty() {
         let (sources, required) = match vars {
             Vars::Required(sources) => (Some(sources), true),
@@ -227,7 +221,19 @@ fn read(path: &Path, registry: &Registry, values: bool, vars: Vars<'_>) -> Resul
                 return Err(spec.missing_vars(&missing));
             }
         }
-        if values {
+        if spec.resources.iter().any(|r| r.for_each.is_some()) {
+            let text_field = |type_name: &str, field: &str| {
+                registry
+                    .resource_type(type_name)
+                    .and_then(|ty| ty.field(field))
+                    .is_some_and(|f| f.kind == fabrik_provider::FieldKind::String)
+            };
+            problems.extend(spec.expand(&text_field));
+            if problems.is_empty() {
+                (graph, sensitive) = checked(&spec, registry, values, &mut problems);
+            }
+        }
+        if values && problems.is_empty() {
             problems.extend(crate::plan::precheck::problems(&spec, &graph, registry));
         }
     }
@@ -243,6 +249,25 @@ fn read(path: &Path, registry: &Registry, values: bool, vars: Vars<'_>) -> Resul
         secrets: Secrets::default(),
         sensitive,
     })
+}
+
+/// The checks of a spec's shape, types, references and graph (and with `values`, of its
+/// environment variables), adding to `problems`; the graph and sensitive fields they found.
+fn checked(
+    spec: &Spec,
+    registry: &Registry,
+    values: bool,
+    problems: &mut Vec<crate::source::Diagnostic>,
+) -> (Graph, Vec<BTreeSet<String>>) {
+    problems.extend(check::problems(spec, registry));
+    let (graph, in_graph) = Graph::with_problems(spec);
+    problems.extend(in_graph);
+    let sensitive = resolve::sensitive_fields(spec, registry, &graph.order);
+    problems.extend(check::secret_identities(spec, registry, &sensitive));
+    if values {
+        problems.extend(resolve::env_problems(spec));
+    }
+    (graph, sensitive)
 }
 
 /// Where a run on the spec at `spec` happens, with its state in `state_dir`: the directories

@@ -1,5 +1,7 @@
-//! Interpolation inside spec strings: `${NAME.ATTR}`, `${env.X}`, `${env.X:-default}`,
-//! `${secret.X}`, `${var.X}`, `${stack}`. `$${` writes a literal `${`.
+//! Interpolation inside spec strings: `${NAME.ATTR}`, `${NAME[KEY].ATTR}`, `${env.X}`,
+//! `${env.X:-default}`, `${secret.X}`, `${var.X}`, `${each.key}`, `${each.value}`,
+//! `${each.value.ATTR}`, `${stack}`. `$${` writes a literal `${`. Also the syntax of a
+//! `for_each` instance's address, `NAME[KEY]`, which references, `--target` and the state share.
 
 /// One piece of a string: literal text or a reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -20,8 +22,22 @@ pub enum Reference {
     Secret(String),
     /// A variable declared under `vars:`.
     Var(String),
+    /// The key or value of the `for_each` instance being made.
+    Each(Each),
     Stack,
 }
+
+/// What `${each.…}` names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Each {
+    Key,
+    Value,
+    /// One entry of a map value (`${each.value.port}`).
+    ValueOf(String),
+}
+
+/// `${NAME[each.key].ATTR}`'s key as written: the instance of the same key.
+pub const EACH_KEY: &str = "each.key";
 
 /// An environment variable a spec uses, with the text that stands for it when it is unset or
 /// empty (`${env.X:-default}`, as in a shell).
@@ -69,13 +85,45 @@ impl Reference {
             Reference::Env(var) => var.written(),
             Reference::Secret(s) => format!("${{secret.{s}}}"),
             Reference::Var(v) => format!("${{var.{v}}}"),
+            Reference::Each(Each::Key) => "${each.key}".to_string(),
+            Reference::Each(Each::Value) => "${each.value}".to_string(),
+            Reference::Each(Each::ValueOf(attr)) => format!("${{each.value.{attr}}}"),
             Reference::Stack => "${stack}".to_string(),
         }
     }
 }
 
 /// Namespaces a resource may not be named after, because references would be ambiguous.
-pub const RESERVED_NAMES: [&str; 5] = ["env", "secret", "stack", "self", "var"];
+pub const RESERVED_NAMES: [&str; 6] = ["env", "secret", "stack", "self", "var", "each"];
+
+/// Whether `key` may name a `for_each` instance: 1 to 128 ASCII letters, digits, `_`, `-` and
+/// `.` (a domain name is a key). Brackets, spaces and quotes would make `NAME[KEY]` ambiguous
+/// where it is written (a reference, `--target`, the shell).
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 128
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The address of instance `key` of `name`: `name[key]`.
+pub fn address(name: &str, key: &str) -> String {
+    format!("{name}[{key}]")
+}
+
+/// `NAME[KEY]` split into its name and key; `None` for a plain name.
+pub fn split_address(address: &str) -> Option<(&str, &str)> {
+    let (name, rest) = address.split_once('[')?;
+    let key = rest.strip_suffix(']')?;
+    Some((name, key))
+}
+
+/// Whether `target` (a `--target`) covers the resource `name`: the name itself, or any
+/// instance of it when `target` names a resource with `for_each`.
+pub fn covers(target: &str, name: &str) -> bool {
+    target == name || split_address(name).is_some_and(|(base, _)| base == target)
+}
 
 /// Why a string does not split into text and references.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,15 +230,49 @@ fn parse_name(shown: &str, head: &str) -> Result<Reference, String> {
     if head == "stack" {
         return Ok(Reference::Stack);
     }
-    let Some((first, rest)) = head.split_once('.') else {
-        return Err(format!(
-            "`${{{shown}}}` is not a reference: write `${{RESOURCE.ATTRIBUTE}}`, `${{env.NAME}}`, `${{secret.NAME}}` or `${{stack}}`"
-        ));
-    };
     let valid = |s: &str| {
         !s.is_empty()
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    match head {
+        "each.key" => return Ok(Reference::Each(Each::Key)),
+        "each.value" => return Ok(Reference::Each(Each::Value)),
+        _ => {}
+    }
+    if let Some(attr) = head.strip_prefix("each.value.") {
+        if !valid(attr) {
+            return Err(format!(
+                "`${{{shown}}}` is not a reference: write `${{each.key}}`, `${{each.value}}` or `${{each.value.NAME}}`"
+            ));
+        }
+        return Ok(Reference::Each(Each::ValueOf(attr.to_string())));
+    }
+    if head.starts_with("each.") || head == "each" {
+        return Err(format!(
+            "`${{{shown}}}` is not a reference: write `${{each.key}}`, `${{each.value}}` or `${{each.value.NAME}}`"
+        ));
+    }
+    // An instance of a resource with `for_each`: `NAME[KEY].ATTR`, the key in brackets so
+    // that it may hold a `.` (a domain name).
+    if let Some((name, rest)) = head.split_once('[') {
+        let instance = rest.split_once("].").filter(|(key, attr)| {
+            valid(name) && (*key == EACH_KEY || valid_key(key)) && valid(attr)
+        });
+        let Some((key, attr)) = instance else {
+            return Err(format!(
+                "`${{{shown}}}` is not a reference: write `${{NAME[KEY].ATTRIBUTE}}`, the key of letters, digits, `_`, `-` and `.`, or `each.key`"
+            ));
+        };
+        return Ok(Reference::Resource {
+            name: address(name, key),
+            attr: attr.to_string(),
+        });
+    }
+    let Some((first, rest)) = head.split_once('.') else {
+        return Err(format!(
+            "`${{{shown}}}` is not a reference: write `${{RESOURCE.ATTRIBUTE}}`, `${{env.NAME}}`, `${{secret.NAME}}` or `${{stack}}`"
+        ));
     };
     if !valid(first) || !valid(rest) {
         return Err(format!(
@@ -248,6 +330,57 @@ mod tests {
         for bad in ["${", "${}", "${web}", "${a.b.c}", "${ .x}"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn instances_and_each_parse_and_round_trip() {
+        for (written, expected) in [
+            (
+                "${web[a].port}",
+                Reference::Resource {
+                    name: "web[a]".into(),
+                    attr: "port".into(),
+                },
+            ),
+            (
+                "${dns[example.com].fqdn}",
+                Reference::Resource {
+                    name: "dns[example.com]".into(),
+                    attr: "fqdn".into(),
+                },
+            ),
+            (
+                "${web[each.key].port}",
+                Reference::Resource {
+                    name: "web[each.key]".into(),
+                    attr: "port".into(),
+                },
+            ),
+            ("${each.key}", Reference::Each(Each::Key)),
+            ("${each.value}", Reference::Each(Each::Value)),
+            (
+                "${each.value.port}",
+                Reference::Each(Each::ValueOf("port".into())),
+            ),
+        ] {
+            assert_eq!(parse(written).unwrap(), vec![Part::Ref(expected.clone())]);
+            assert_eq!(expected.written(), written);
+        }
+        for bad in [
+            "${web[].port}",
+            "${web[a b].port}",
+            "${web[a]}",
+            "${web[a].}",
+            "${each}",
+            "${each.other}",
+            "${each.value.a.b}",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(split_address("web[a.b]"), Some(("web", "a.b")));
+        assert_eq!(split_address("web"), None);
+        assert!(covers("web", "web[a]") && covers("web[a]", "web[a]"));
+        assert!(!covers("we", "web[a]") && !covers("web", "webs[a]"));
     }
 
     #[test]

@@ -15,12 +15,18 @@ pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
         .backend
         .store_for(&args.stack.spec, args.stack.stack.as_deref())?
         .load()?;
-    // Resource names hold no `.` (see `spec::valid_name`), so `NAME.ATTR` splits at the first.
-    let (name, attr) = match args
-        .name
-        .as_deref()
-        .map(|n| n.split_once('.').unwrap_or((n, "")))
-    {
+    // Resource names hold no `.` (see `spec::valid_name`), so `NAME.ATTR` splits at the first;
+    // an instance's key may (`NAME[example.com].ATTR`), so after its `]`.
+    let split = |n: &str| -> (usize, usize) {
+        let from = n.find(']').unwrap_or(0);
+        n[from..]
+            .find('.')
+            .map_or((n.len(), n.len()), |i| (from + i, from + i + 1))
+    };
+    let (name, attr) = match args.name.as_deref().map(|n| {
+        let (end, start) = split(n);
+        (&n[..end], &n[start..])
+    }) {
         Some((name, "")) => (Some(name), None),
         Some((name, attr)) => (Some(name), Some(attr)),
         None => (None, None),

@@ -42,5 +42,23 @@ pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
             required.join(", ")
         );
     }
+    // Their instances are made once the variable has a value (see README "for_each").
+    let waiting: Vec<String> = loaded
+        .spec
+        .unexpanded()
+        .filter_map(|r| {
+            Some(format!(
+                "`{}` ({})",
+                r.name,
+                r.for_each.as_ref()?.written()?
+            ))
+        })
+        .collect();
+    if !waiting.is_empty() {
+        outln!(
+            "Checked as written, made once per key when the variable has a value: {}",
+            waiting.join(", ")
+        );
+    }
     Ok(0)
 }

@@ -13,13 +13,18 @@ use crate::state::State;
 pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
     let mut selected: BTreeSet<String> = BTreeSet::new();
     for target in targets {
-        if !state.resources.contains_key(target) {
+        let covered: Vec<&String> = state
+            .resources
+            .keys()
+            .filter(|n| crate::template::covers(target, n))
+            .collect();
+        if covered.is_empty() {
             return Err(unknown_target(
                 target,
                 state.resources.keys().map(String::as_str),
             ));
         }
-        selected.insert(target.clone());
+        selected.extend(covered.into_iter().cloned());
     }
     if !targets.is_empty() {
         // What depends on a destroyed resource cannot stay.
@@ -68,7 +73,8 @@ pub(super) fn deletes(
     targets: &[String],
     gone: impl Fn(&str) -> bool,
 ) -> Vec<Change> {
-    let wanted = |name: &str| targets.is_empty() || targets.iter().any(|t| t == name);
+    let wanted =
+        |name: &str| targets.is_empty() || targets.iter().any(|t| crate::template::covers(t, name));
     let doomed: BTreeSet<&str> = state
         .resources
         .keys()

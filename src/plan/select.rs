@@ -1,5 +1,6 @@
 //! `--target`: which resources a plan covers, the targets and what they need, and the message
-//! for a target that names nothing.
+//! for a target that names nothing. A target naming a resource with `for_each` covers all its
+//! instances (`crate::template::covers`); `NAME[KEY]` one of them.
 
 use super::Error;
 use crate::graph::Graph;
@@ -30,9 +31,17 @@ pub(super) fn select(
     }
     let mut roots = Vec::new();
     for target in targets {
+        // A resource with `for_each` stands for all its instances.
+        let instances = spec.expanded.get(target).into_iter().flatten();
+        let instances =
+            instances.filter_map(|key| spec.index_of(&crate::template::address(target, key)));
         match spec.index_of(target) {
             Some(i) => roots.push(i),
-            None if state.resources.contains_key(target) => {}
+            None if spec.expanded.contains_key(target) => roots.extend(instances),
+            None if state
+                .resources
+                .keys()
+                .any(|n| crate::template::covers(target, n)) => {}
             None => {
                 return Err(unknown_target(
                     target,

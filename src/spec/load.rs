@@ -19,8 +19,9 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
     "resources",
     "verify",
 ];
-const RESOURCE_KEYS: [&str; 8] = [
+const RESOURCE_KEYS: [&str; 9] = [
     "type",
+    "for_each",
     "with",
     "depends_on",
     "protect",
@@ -167,6 +168,7 @@ impl Loader {
             backend,
             vars,
             var_values: std::collections::BTreeMap::new(),
+            expanded: std::collections::BTreeMap::new(),
             index,
             unreadable: std::mem::take(&mut self.unreadable),
         })
@@ -318,6 +320,7 @@ impl Loader {
         let mut adopt = false;
         let mut verify = Vec::new();
         let mut ignore_changes = Vec::new();
+        let mut for_each = None;
         for (k, v) in entries {
             match k.name.as_str() {
                 "type" => match v.value {
@@ -368,6 +371,8 @@ impl Loader {
                     }
                 },
                 "verify" => verify = self.gates(v),
+                // Its shape is checked with the rest of the spec (`Spec::for_each_problems`).
+                "for_each" => for_each = Some(self.expr(v)),
                 "adopt" => match v.value {
                     Value::Bool(b) => adopt = b,
                     other => self.problem(Diagnostic::new(
@@ -409,6 +414,7 @@ impl Loader {
             verify,
             adopt,
             ignore_changes,
+            for_each,
         })
     }
 

@@ -4,10 +4,12 @@
 //! This file holds what the rest of the engine sees (the types, [`Spec::load`], [`Header`]);
 //! `file.rs` reads the file within its limits, `load.rs` walks the YAML tree, and `backend.rs`,
 //! `secrets.rs` and `vars.rs` read the `backend:`, `secrets:` and `vars:` blocks (`vars.rs`
-//! also gives the variables their values for a run).
+//! also gives the variables their values for a run), and `for_each.rs` makes the instances of
+//! a resource with `for_each` once its keys are known.
 
 mod backend;
 mod file;
+mod for_each;
 mod load;
 mod secrets;
 mod vars;
@@ -43,6 +45,10 @@ pub struct Spec {
     /// The variables' values for this run, once [`Spec::resolve_vars`] gave them; a variable
     /// without one is unknown, like an output not produced yet.
     pub var_values: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The resources with `for_each` that [`Spec::expand`] replaced by their instances, with
+    /// their keys (sorted); a resource with `for_each` whose keys are not known yet (a
+    /// variable without a value, in `validate`) stays in `resources` as written.
+    pub expanded: std::collections::BTreeMap<String, Vec<String>>,
     index: HashMap<String, usize>,
     /// Resources written in the spec but left out of `resources` because their entry could
     /// not be read (it has no usable `type`): what refers to them is not wrong as well.
@@ -125,6 +131,9 @@ pub struct Resource {
     /// `ignore_changes`: fields whose differences (spec against state, state against the
     /// object) are not planned once the object exists (see `plan::ignored`).
     pub ignore_changes: Vec<(String, Loc)>,
+    /// `for_each`: the keys (a list of strings, a map, or `${var.X}` of either) whose
+    /// instances this resource stands for until [`Spec::expand`] makes them.
+    pub for_each: Option<Expr>,
 }
 
 /// A value in a spec, with the references inside its strings parsed.
@@ -229,9 +238,24 @@ impl Spec {
     }
 
     /// Whether the spec declares a resource of that name, even one whose entry could not be
-    /// read (see [`Spec::read`]).
+    /// read (see [`Spec::read`]), or one with `for_each` (all its instances), or an instance
+    /// of a resource it declares (`NAME[KEY]`).
     pub fn declares(&self, name: &str) -> bool {
-        self.index.contains_key(name) || self.unreadable.contains(name)
+        self.index.contains_key(name)
+            || self.unreadable.contains(name)
+            || self.expanded.contains_key(name)
+            // Whether the key is one of its keys is for `for_each` to say (`Spec::expand`).
+            || template::split_address(name).is_some_and(|(base, _)| self.declares(base))
+    }
+
+    /// The resource `name` is about in the graph: itself, or for an instance of a resource
+    /// with `for_each` whose keys are not known yet, that resource.
+    pub fn index_of_ref(&self, name: &str) -> Option<usize> {
+        self.index_of(name).or_else(|| {
+            let (base, _) = template::split_address(name)?;
+            self.index_of(base)
+                .filter(|&i| self.resources[i].for_each.is_some())
+        })
     }
 
     /// Reads and checks the shape of a spec file.

@@ -430,21 +430,21 @@ fn reserved_resource_names_are_refused() {
       |
     3 |   env:
       |   ^^^
-      = help: `env`, `secret`, `stack`, `self`, `var` are reserved for references; rename the resource
+      = help: `env`, `secret`, `stack`, `self`, `var`, `each` are reserved for references; rename the resource
 
     error: `secret` is a reserved name
       --> fabrik.yaml:6:3
       |
     6 |   secret:
       |   ^^^^^^
-      = help: `env`, `secret`, `stack`, `self`, `var` are reserved for references; rename the resource
+      = help: `env`, `secret`, `stack`, `self`, `var`, `each` are reserved for references; rename the resource
 
     error: `stack` is a reserved name
       --> fabrik.yaml:9:3
       |
     9 |   stack:
       |   ^^^^^
-      = help: `env`, `secret`, `stack`, `self`, `var` are reserved for references; rename the resource
+      = help: `env`, `secret`, `stack`, `self`, `var`, `each` are reserved for references; rename the resource
 
     3 errors in fabrik.yaml
     ");
@@ -1364,4 +1364,419 @@ fn an_unknown_variable_given_a_value_is_refused_with_a_suggestion() {
       | ^^^^
       = help: did you mean `port`?
     ");
+}
+
+/// `for_each` as written: its shape, its keys, and `${each.…}` and `NAME[KEY]` where they
+/// mean nothing, all reported at once and located.
+#[test]
+fn for_each_problems_are_located() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        vars:
+          port: { type: number, default: 80 }
+        resources:
+          web:
+            type: local.file
+            for_each: [a, b, a]
+            with: { path: "${each.key}.txt", content: x, mdoe: "0644" }
+          keys:
+            type: local.file
+            for_each: ["a b", c]
+            with: { path: "${each.value.port}.txt", content: x }
+          count:
+            type: local.file
+            for_each: 3
+            with: { path: n.txt, content: x }
+          typed:
+            type: local.file
+            for_each: "${var.port}"
+            with: { path: "${each.key}.port", content: x }
+          plain:
+            type: local.file
+            with: { path: "${each.key}.txt", content: "${web.path}" }
+          other:
+            type: local.file
+            depends_on: ["plain[a]"]
+            with: { path: other.txt, content: "${plain[a].path}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: duplicate key `a` in `for_each`
+      --> fabrik.yaml:7:22
+      |
+    7 |     for_each: [a, b, a]
+      |                      ^
+      = help: `a` is first listed at 7:16; each key names one instance
+
+    error: unknown field `mdoe` in `web` (local.file)
+      --> fabrik.yaml:8:50
+      |
+    8 |     with: { path: "${each.key}.txt", content: x, mdoe: "0644" }
+      |                                                  ^^^^
+      = help: did you mean `mode`?
+
+    error: `for_each` key `a b` cannot name an instance
+       --> fabrik.yaml:11:16
+       |
+    11 |     for_each: ["a b", c]
+       |                ^^^^^
+       = help: a key names an instance, `NAME[KEY]`: 1 to 128 letters, digits, `_`, `-` and `.`
+
+    error: `${each.value.port}`: the values of a list are its strings
+       --> fabrik.yaml:12:20
+       |
+    12 |     with: { path: "${each.value.port}.txt", content: x }
+       |                    ^^^^^^^^^^^^^^^^^^
+       = help: write `${each.value}`, or give `for_each` a map of maps: `{ KEY: { ATTR: … } }`
+
+    error: `for_each` must be a list of strings or a map, not an integer
+       --> fabrik.yaml:15:15
+       |
+    15 |     for_each: 3
+       |               ^
+       = help: write a list of strings (`for_each: [a, b]`), a map (`for_each: { a: { port: 8080 } }`), or `${var.NAME}` of a list or map variable
+
+    error: variable `port` is a number, and `for_each` takes a list or a map
+       --> fabrik.yaml:19:16
+       |
+    19 |     for_each: "${var.port}"
+       |                ^^^^^^^^^^^
+       = help: declare it with `type: list` or `type: map`
+
+    error: `${each.key}` is only known in a resource with `for_each`
+       --> fabrik.yaml:23:20
+       |
+    23 |     with: { path: "${each.key}.txt", content: "${web.path}" }
+       |                    ^^^^^^^^^^^
+       = help: `plain` has no `for_each`: add one, or write the value itself
+
+    error: `web` has `for_each`: a reference names one of its instances
+       --> fabrik.yaml:23:48
+       |
+    23 |     with: { path: "${each.key}.txt", content: "${web.path}" }
+       |                                                ^^^^^^^^^^^
+       = help: write `${web[KEY].path}`
+
+    error: `plain` has no `for_each`, so it has no instances
+       --> fabrik.yaml:26:18
+       |
+    26 |     depends_on: ["plain[a]"]
+       |                  ^^^^^^^^^^
+       = help: write `plain`
+
+    error: `plain` has no `for_each`, so it has no instances
+       --> fabrik.yaml:27:40
+       |
+    27 |     with: { path: other.txt, content: "${plain[a].path}" }
+       |                                        ^^^^^^^^^^^^^^^^
+       = help: write `${plain.path}`
+
+    10 errors in fabrik.yaml
+    "#);
+}
+
+#[test]
+fn a_cycle_through_for_each_references_is_reported() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          a:
+            type: local.file
+            for_each: [one, two]
+            with: { path: "${each.key}.txt", content: "${b.content}" }
+          b:
+            type: local.file
+            with: { path: b.txt, content: "${a[one].content}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: dependency cycle: a → b → a
+      --> fabrik.yaml:3:3
+      |
+    3 |   a:
+      |   ^
+      = help: each resource in the cycle needs the next one first; remove one reference or `depends_on`
+    ");
+}
+
+#[test]
+fn a_reference_to_a_key_for_each_does_not_have_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            for_each: [alpha, beta]
+            with: { path: "${each.key}.txt", content: x }
+          index:
+            type: local.file
+            depends_on: ["web[gamma]"]
+            with: { path: index.txt, content: "${web[alhpa].path}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `web` has no key `gamma`
+      --> fabrik.yaml:9:18
+      |
+    9 |     depends_on: ["web[gamma]"]
+      |                  ^^^^^^^^^^^^
+      = help: its keys are `alpha`, `beta`
+
+    error: `web` has no key `alhpa`
+       --> fabrik.yaml:10:40
+       |
+    10 |     with: { path: index.txt, content: "${web[alhpa].path}" }
+       |                                        ^^^^^^^^^^^^^^^^^^
+       = help: did you mean `alpha`?
+
+    2 errors in fabrik.yaml
+    "#);
+}
+
+/// Keys a variable gives are judged once it has a value: `validate`, which reads no value,
+/// passes and names the variable; `plan` and `apply` refuse, pointing at the `for_each`.
+#[test]
+fn keys_from_a_variable_are_judged_with_its_value() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        vars:
+          sites: { type: list }
+        resources:
+          web:
+            type: local.file
+            for_each: "${var.sites}"
+            with: { path: "${each.key}.txt", content: x }
+          index:
+            type: local.file
+            with: { path: index.txt, content: "${web[a].path}" }
+        "#,
+    );
+    fabrik_snapshot!(case, case.run(["validate"]), @r"
+    exit code: 0
+    ----- stdout -----
+    fabrik.yaml is valid: stack `shop`, 2 resources.
+    Variables a run must give a value (--var, FABRIK_VAR_NAME or fabrik.vars.yaml): `sites`
+    Checked as written, made once per key when the variable has a value: `web` (${var.sites})
+
+    ----- stderr -----
+    ");
+    for (value, name) in [
+        ("[a, b, a]", "duplicate"),
+        ("[a, 'x y']", "invalid"),
+        ("[a, 1]", "not a string"),
+        ("[b]", "missing key"),
+    ] {
+        let out = case.run(["apply", "--yes", "--var", &format!("sites={value}")]);
+        assert_eq!(out.code, 1, "{name}: {out}");
+        assert!(out.stdout.is_empty(), "{name}: {out}");
+        assert!(!case.state_dir().exists(), "{name}: {out}");
+        assert!(out.stderr.contains("--> fabrik.yaml:"), "{name}: {out}");
+    }
+    fabrik_snapshot!(case, case.run(["plan", "--var", "sites=[a, b, a]"]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: variable `sites` lists `a` twice: each key of `for_each` names one instance
+      --> fabrik.yaml:7:16
+      |
+    7 |     for_each: "${var.sites}"
+      |                ^^^^^^^^^^^^
+    "#);
+    fabrik_snapshot!(case, case.run(["plan", "--var", "sites=[b, 'x y']"]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: variable `sites` gives `for_each` key `x y`, which cannot name an instance
+      --> fabrik.yaml:7:16
+      |
+    7 |     for_each: "${var.sites}"
+      |                ^^^^^^^^^^^^
+      = help: a key names an instance, `NAME[KEY]`: 1 to 128 letters, digits, `_`, `-` and `.`
+    "#);
+    fabrik_snapshot!(case, case.run(["plan", "--var", "sites=[b]"]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `web` has no key `a`
+       --> fabrik.yaml:11:40
+       |
+    11 |     with: { path: index.txt, content: "${web[a].path}" }
+       |                                        ^^^^^^^^^^^^^^
+       = help: its keys are `b`
+    "#);
+}
+
+#[test]
+fn a_sensitive_or_scalar_variable_cannot_give_keys() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        vars:
+          token: { type: list, sensitive: true, default: [abcdefghij] }
+          name: { type: string, default: a }
+        resources:
+          web:
+            type: local.file
+            for_each: "${var.token}"
+            with: { path: "${each.key}.txt", content: x }
+          one:
+            type: local.file
+            for_each: "${var.name}"
+            with: { path: "${each.key}.one", content: x }
+          two:
+            type: local.file
+            for_each: ["${var.name}"]
+            with: { path: "${each.key}.two", content: x }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: variable `token` is sensitive, and the keys of `for_each` name resources in plans and the state
+      --> fabrik.yaml:8:16
+      |
+    8 |     for_each: "${var.token}"
+      |                ^^^^^^^^^^^^
+      = help: give `for_each` a variable that is not sensitive; a secret belongs in a value
+
+    error: variable `name` is a string, and `for_each` takes a list or a map
+       --> fabrik.yaml:12:16
+       |
+    12 |     for_each: "${var.name}"
+       |                ^^^^^^^^^^^
+       = help: declare it with `type: list` or `type: map`
+
+    error: the keys of `for_each` must be known before planning: they name its instances
+       --> fabrik.yaml:16:15
+       |
+    16 |     for_each: ["${var.name}"]
+       |               ^
+       = help: write them out, or give the whole list or map as `${var.NAME}`
+
+    3 errors in fabrik.yaml
+    "#);
+}
+
+/// What `${each.value}` stands for is judged per instance, pointed at where it is written.
+#[test]
+fn an_instance_whose_value_does_not_fit_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        vars:
+          sites: { type: list, default: [shop] }
+        resources:
+          vhosts:
+            type: local.file
+            for_each:
+              shop: { port: 8080 }
+              blog: { prot: 8081 }
+            with: { path: "${each.key}.conf", content: "listen ${each.value.port}" }
+          whole:
+            type: local.file
+            for_each: { a: { port: 1 } }
+            with: { path: "${each.key}.whole", content: "value ${each.value}" }
+          logs:
+            type: local.file
+            for_each: "${var.sites}"
+            with: { path: "${each.key}.log", content: "${vhosts[each.key].path}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `${each.value.port}`: the value of key `blog` has no `port`
+       --> fabrik.yaml:10:56
+       |
+    10 |     with: { path: "${each.key}.conf", content: "listen ${each.value.port}" }
+       |                                                        ^^^^^^^^^^^^^^^^^^
+       = help: did you mean `prot`?
+
+    error: `${each.value}` of `a` is a map, which cannot be written inside a string
+       --> fabrik.yaml:14:56
+       |
+    14 |     with: { path: "${each.key}.whole", content: "value ${each.value}" }
+       |                                                        ^^^^^^^^^^^^^
+       = help: write `"${each.value}"` alone to pass it as it is, or name one of its entries: `${each.value.NAME}`
+
+    2 errors in fabrik.yaml
+    "#);
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        vars:
+          sites: { type: list }
+        resources:
+          vhosts:
+            type: local.file
+            for_each: [shop, blog]
+            with: { path: "${each.key}.conf", content: x }
+          logs:
+            type: local.file
+            for_each: "${var.sites}"
+            with: { path: "${each.key}.log", content: "${vhosts[each.key].path}" }
+        "#,
+    );
+    case.expect(["validate"], 0);
+    fabrik_snapshot!(case, case.run(["plan", "--var", "sites=[shop, wiki]"]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `vhosts` has no key `wiki`
+       --> fabrik.yaml:12:48
+       |
+    12 |     with: { path: "${each.key}.log", content: "${vhosts[each.key].path}" }
+       |                                                ^^^^^^^^^^^^^^^^^^^^^^^^
+       = help: its keys are `blog`, `shop`
+    "#);
+}
+
+#[test]
+fn an_instance_referring_to_another_of_its_resource_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            for_each: [a, b]
+            with: { path: "${each.key}.txt", content: "${web[b].size}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `web` refers to its own instance `web[b]`
+      --> fabrik.yaml:6:48
+      |
+    6 |     with: { path: "${each.key}.txt", content: "${web[b].size}" }
+      |                                                ^^^^^^^^^^^^^^
+      = help: the instances of a `for_each` are made from the same fields, so they cannot use each other's attributes
+    "#);
 }

@@ -16,6 +16,7 @@ mod crash;
 mod env_defaults;
 mod exit_codes;
 mod fixtures;
+mod for_each;
 mod gates;
 mod graph;
 mod ignore_changes;
