@@ -119,6 +119,30 @@ impl Run<'_, '_> {
         Ok(())
     }
 
+    /// Renames resources in the state (`moved:`), before any change that names them by their
+    /// new names: one record each, all made durable together. They call no provider, so they
+    /// stay even if the run is rolled back; the next plan finds them made.
+    pub(super) fn moves(&mut self, moves: &[crate::plan::moved::Moved]) -> Result<(), Error> {
+        let records = moves
+            .iter()
+            .map(|m| journal::Change::Move {
+                from: m.from.clone(),
+                to: m.to.clone(),
+            })
+            .collect();
+        self.record(records)?;
+        for m in moves {
+            self.outcome.moved += 1;
+            self.exec.progress.done(
+                &format!("{} → {}", m.from, m.to),
+                &m.type_name,
+                Verb::Moved,
+                Duration::ZERO,
+            );
+        }
+        Ok(())
+    }
+
     /// Changes to fabrik's own record of a resource (`protect`, dependencies), which call no
     /// provider.
     fn record_only(&mut self, plan: &Plan) -> Result<(), Error> {

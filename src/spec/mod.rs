@@ -4,11 +4,14 @@
 //! This file holds what the rest of the engine sees (the types, [`Spec::load`], [`Header`]);
 //! `file.rs` reads the file within its limits, `load.rs` walks the YAML tree, and `backend.rs`,
 //! `secrets.rs` and `vars.rs` read the `backend:`, `secrets:` and `vars:` blocks (`vars.rs`
-//! also gives the variables their values for a run).
+//! also gives the variables their values for a run), `moved.rs` the `moved:` list, whose
+//! addresses (`NAME`, `NAME[key]`) `address.rs` reads.
 
+pub mod address;
 mod backend;
 mod file;
 mod load;
+mod moved;
 mod secrets;
 mod vars;
 
@@ -43,6 +46,8 @@ pub struct Spec {
     /// The variables' values for this run, once [`Spec::resolve_vars`] gave them; a variable
     /// without one is unknown, like an output not produced yet.
     pub var_values: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Resources renamed in the spec whose objects stay (`moved:`), in file order.
+    pub moved: Vec<Move>,
     index: HashMap<String, usize>,
     /// Resources written in the spec but left out of `resources` because their entry could
     /// not be read (it has no usable `type`): what refers to them is not wrong as well.
@@ -59,6 +64,16 @@ pub struct BackendBlock {
     /// `${env.…}` references, resolved only when the backend is opened.
     pub url: Expr,
     pub schema: Option<String>,
+}
+
+/// One entry of `moved:`: the resource the state knows as `from` is `to` in the spec now.
+/// Both are addresses in their normal form ([`address::Address`]).
+#[derive(Debug, Clone)]
+pub struct Move {
+    pub from: String,
+    pub from_loc: Loc,
+    pub to: String,
+    pub to_loc: Loc,
 }
 
 /// One entry of `secrets:`.
