@@ -192,6 +192,7 @@ impl Executor<'_> {
                 .map(|c| c.name.clone())
                 .collect(),
             holders: None,
+            unchanged: Default::default(),
         };
         // A destroy keeps the configurations it was given by the last apply.
         if let Operation::Apply(spec) = self.operation {

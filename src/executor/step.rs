@@ -181,6 +181,7 @@ impl Run<'_, '_> {
             && prior.type_name == ty.name
         {
             if prior.spec_hash == spec_hash {
+                self.unchanged.insert(change.name.clone());
                 self.exec
                     .progress
                     .done(&change.name, ty.name, Verb::Unchanged, Duration::ZERO);
