@@ -97,10 +97,10 @@ pub fn view<'s>(state: &'s State, moves: &[Moved]) -> Cow<'s, State> {
     Cow::Owned(moved)
 }
 
-/// Refuses a plan that makes a new object under a name whose marker an object of another
-/// resource carries since it was moved from that name: the two would be told apart by
-/// nothing. Types whose objects carry no marker (a file, which is handed over by its path
-/// instead) are not concerned.
+/// Refuses a plan that makes a new object under a name whose marker an object of the same
+/// type, of another resource, carries since it was moved from that name: the provider would
+/// tell the two apart by nothing (a process finds its own by its marker). Types whose objects
+/// carry no marker (a file, which is handed over by its path instead) are not concerned.
 ///
 /// # Errors
 /// [`Error::Spec`] at each new resource in that position.
@@ -110,12 +110,16 @@ pub fn refuse_marker_clashes(
     registry: &Registry,
     plan: &Plan,
 ) -> Result<(), Error> {
-    // (the name a marker carries, the resource whose object carries it)
-    let mut carriers: Vec<(&str, &str)> = Vec::new();
+    // (the name a marker carries, the resource whose object carries it, the object's type)
+    let mut carriers: Vec<(&str, &str, &str)> = Vec::new();
     for (name, r) in &state.resources {
-        let deposed = r.deposed.iter().filter_map(|d| d.marked_as.as_ref());
-        for marker in r.marked_as.iter().chain(deposed) {
-            carriers.push((marker, name));
+        if let Some(marker) = &r.marked_as {
+            carriers.push((marker, name, &r.type_name));
+        }
+        for d in &r.deposed {
+            if let Some(marker) = &d.marked_as {
+                carriers.push((marker, name, &d.type_name));
+            }
         }
     }
     if carriers.is_empty() {
@@ -128,10 +132,9 @@ pub fn refuse_marker_clashes(
         .filter(|c| matches!(c.action, Action::Create | Action::Replace) && !c.state_only)
         .filter(|c| !crate::place::hands_over(registry, &c.type_name))
     {
-        let Some(&(_, holder)) = carriers
-            .iter()
-            .find(|(marker, holder)| *marker == change.name && *holder != change.name)
-        else {
+        let Some(&(_, holder, _)) = carriers.iter().find(|(marker, holder, type_name)| {
+            *marker == change.name && *holder != change.name && *type_name == change.type_name
+        }) else {
             continue;
         };
         let Some(resource) = spec.resource(&change.name) else {
