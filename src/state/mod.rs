@@ -389,3 +389,44 @@ pub fn not_tracked(name: &str, stack: &str) -> Error {
         "`{name}` is not tracked in the state of stack `{stack}`"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ResourceState, State};
+
+    fn resource(dependencies: &[&str]) -> ResourceState {
+        ResourceState {
+            type_name: "local.process".into(),
+            id: "1:1".into(),
+            spec_hash: String::new(),
+            inputs: Default::default(),
+            outputs: Default::default(),
+            dependencies: dependencies.iter().map(|d| (*d).to_string()).collect(),
+            protect: false,
+            unverified: false,
+            deposed: Vec::new(),
+            marked_as: None,
+        }
+    }
+
+    #[test]
+    fn a_rename_carries_dependencies_along_and_remembers_the_marker() {
+        let mut state = State::empty("shop");
+        state.resources.insert("web".into(), resource(&[]));
+        state.resources.insert("proxy".into(), resource(&["web"]));
+        state.rename("web", "api");
+        assert!(!state.resources.contains_key("web"));
+        assert_eq!(state.resources["api"].marked_as.as_deref(), Some("web"));
+        assert_eq!(state.resources["proxy"].dependencies, ["api"]);
+        // A second rename keeps the name the object was made under; moving back clears it.
+        state.rename("api", "backend");
+        assert_eq!(state.resources["backend"].marker("backend"), "web");
+        state.rename("backend", "web");
+        assert_eq!(state.resources["web"].marked_as, None);
+        assert_eq!(state.resources["proxy"].dependencies, ["web"]);
+        // Nothing to rename: nothing happens.
+        let before = state.clone();
+        state.rename("nowhere", "web2");
+        assert_eq!(state, before);
+    }
+}
