@@ -1,7 +1,8 @@
 //! Renaming resources without touching their objects: the spec's `moved:` entries and
 //! `fabrik state mv`. A renamed process keeps its pid, a renamed file its inode, a renamed
 //! PowerDNS record its RRset; the plan shows the rename alone; what the state refuses changes
-//! nothing; a run killed right after the rename was journaled converges.
+//! nothing; a run killed right after the rename was journaled converges. Cloudflare records
+//! (on the fake) are not sent again either.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -190,6 +191,17 @@ fn a_saved_plan_with_moves_applies_them() {
     let pid = recorded_pid(&case, "shop", "worker");
     case.set_spec(AFTER);
     case.expect(["plan", "--out", "moves.plan"], 0);
+    // The saved plan names the moves it makes.
+    let shown = case.expect(["show", "moves.plan", "--json"], 0);
+    let plan: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(
+        plan["moves"],
+        serde_json::json!([
+            { "from": "config", "to": "settings", "type": "local.file" },
+            { "from": "worker", "to": "jobs", "type": "local.process" },
+        ])
+    );
+    assert_eq!(plan["summary"]["moved"], 2);
     let apply = case.run(["apply", "moves.plan"]);
     fabrik_snapshot!(case, apply, @"
     exit code: 0
@@ -533,4 +545,56 @@ fn a_run_killed_after_journaling_its_moves_converges() {
     assert_eq!(processes_of(&case.state_dir()), [pid]);
     assert_eq!(inode(&case, "app.conf"), ino);
     case.expect(["destroy", "--yes"], 0);
+}
+
+#[test]
+fn a_moved_cloudflare_record_is_not_sent_again_and_stays_ours() {
+    use fabrik_testkit::cloudflare::{FakeCloudflare, TOKEN};
+    let fake = FakeCloudflare::start();
+    fake.add_zone("example.com");
+    let spec = |name: &str, moved: &str, ip: &str| {
+        format!(
+            "stack: cf-moved\nproviders:\n  cloudflare: {{ api_url: \"{}\", token: \"${{secret.CF_API_TOKEN}}\" }}\nsecrets:\n  CF_API_TOKEN: {{}}\n{moved}resources:\n  {name}:\n    type: cloudflare.record\n    with: {{ zone: example.com, name: www, type: A, content: \"{ip}\", ttl: 300 }}\n",
+            fake.url()
+        )
+    };
+    let case = Case::new()
+        .spec(&spec("www", "", "192.0.2.10"))
+        .env("CF_API_TOKEN", TOKEN);
+    case.expect(["apply", "--yes"], 0);
+    let writes = || {
+        ["POST", "PUT", "PATCH", "DELETE"]
+            .map(|method| fake.count(method, ""))
+            .iter()
+            .sum::<usize>()
+    };
+    let (before, records) = (writes(), fake.records("example.com"));
+    assert_eq!(records.len(), 1);
+    assert!(
+        records[0]["comment"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("fabrik:cf-moved/www")),
+        "{records:?}"
+    );
+
+    let moved = "moved:\n  - { from: www, to: front }\n";
+    case.set_spec(&spec("front", moved, "192.0.2.10"));
+    let out = case.expect(["apply", "--yes"], 0);
+    assert!(
+        out.stdout.contains("~> www → front (cloudflare.record)"),
+        "{out}"
+    );
+    assert_eq!(writes(), before, "a move sends nothing to Cloudflare");
+    assert_eq!(fake.records("example.com"), records);
+    case.expect(["plan", "--refresh", "--detailed-exitcode"], 0);
+
+    // Still this stack's record under its new name: updated, then deleted.
+    case.set_spec(&spec("front", moved, "192.0.2.20"));
+    case.expect(["apply", "--yes"], 0);
+    let records = fake.records("example.com");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["content"], "192.0.2.20");
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.records("example.com").is_empty());
+    fake.assert_no_violations();
 }
