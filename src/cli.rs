@@ -221,6 +221,16 @@ pub enum StateCommand {
         #[command(flatten)]
         stack: StackArgs,
     },
+    /// Rename a resource in the state, leaving its object as it is (what a `moved:` entry
+    /// does, by hand).
+    Mv {
+        /// The address the state tracks it by (`NAME` or `NAME[key]`).
+        from: String,
+        /// The address to track it by from now on.
+        to: String,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
     /// Move the stack's state (journal included) to another backend, verifying the copy
     /// before the old one is retired.
     Migrate {

@@ -127,9 +127,26 @@ pub fn recover(
                 "an interrupted call on `{}` needs resource type `{}`, which this fabrik does not know",
                 intent.name, intent.type_name
             )))?;
+        // An object made before its resource was moved still carries the old name.
+        let marker = match intent.action {
+            IntentAction::Update | IntentAction::Delete => now
+                .resources
+                .get(&intent.name)
+                .and_then(|r| {
+                    let object = intent.object.as_deref()?;
+                    if r.id == object {
+                        return Some(r.marker(&intent.name));
+                    }
+                    let deposed = r.deposed.iter().find(|d| d.id == object)?;
+                    Some(deposed.marker(&intent.name))
+                })
+                .unwrap_or(&intent.name)
+                .to_string(),
+            IntentAction::Create | IntentAction::Import => intent.name.clone(),
+        };
         let target = Target {
             stack: &state.stack,
-            name: &intent.name,
+            name: &marker,
             type_name: &intent.type_name,
         };
         let failed = |source| Error::Provider {
@@ -190,6 +207,7 @@ pub fn recover(
                             let resource = ResourceState {
                                 dependencies: prior.dependencies.clone(),
                                 protect: prior.protect,
+                                marked_as: prior.marked_as.clone(),
                                 ..resource
                             };
                             recovery.adopted.insert(intent.name.clone());
@@ -325,6 +343,7 @@ fn adopted(
         // Its gates, if any, never ran.
         unverified: true,
         deposed,
+        marked_as: None,
     }
 }
 
@@ -417,5 +436,6 @@ pub fn imported(
         // fabrik changed nothing of it, so there is no change of its for gates to check.
         unverified: false,
         deposed: Vec::new(),
+        marked_as: None,
     }
 }

@@ -41,7 +41,7 @@ pub fn refresh(
             .map(|(name, r)| Read {
                 target: Target {
                     stack: &state.stack,
-                    name,
+                    name: r.marker(name),
                     type_name: &r.type_name,
                 },
                 id: &r.id,
@@ -271,6 +271,9 @@ pub fn plan(
     context: &Context,
     request: Request<'_>,
 ) -> Result<(Plan, Option<Clients>), Error> {
+    // Planned against the state as the spec's moves leave it; the apply makes them first.
+    let moves = plan::moved::pending(&loaded.spec, state)?;
+    let state = &*plan::moved::view(state, &moves);
     let targets = request.targets;
     let wanted = |name: &str| {
         targets.is_empty()
@@ -295,6 +298,11 @@ pub fn plan(
             _ if !request.refresh => None,
             // Read with the same configuration of every provider it read from: as good as new.
             Some(mut observations) => {
+                for m in &moves {
+                    if let Some(seen) = observations.remove(&m.from) {
+                        observations.insert(m.to.clone(), seen);
+                    }
+                }
                 observations.retain(|name, _| wanted(name));
                 Some(observations)
             }
@@ -323,7 +331,7 @@ pub fn plan(
         }
         _ => None,
     };
-    let plan = plan::plan(&plan::Input {
+    let mut plan = plan::plan(&plan::Input {
         spec: &loaded.spec,
         graph: &loaded.graph,
         registry,
@@ -336,6 +344,9 @@ pub fn plan(
         adopted: request.adopted,
         context,
     })?;
+    plan::moved::refuse_marker_clashes(&loaded.spec, state, registry, &plan)?;
+    plan.summary.moved = moves.len();
+    plan.moves = moves;
     if let Some(clients) = clients.as_ref().filter(|_| request.obstacles) {
         obstacles(registry, clients, &loaded.spec, state, &plan)?;
     }

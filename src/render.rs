@@ -93,6 +93,16 @@ impl Painter {
             .iter()
             .filter(|c| c.action != Action::NoOp)
             .collect();
+        for m in &plan.moves {
+            let _ = writeln!(
+                out,
+                "  {} {} → {} {}\n",
+                self.yellow("~>"),
+                self.bold(&m.from),
+                self.bold(&m.to),
+                self.dim(&format!("({})", m.type_name))
+            );
+        }
         for part in crate::parallel::map_runs(&shown, 512, |run| {
             let mut part = String::new();
             for change in run {
@@ -107,6 +117,10 @@ impl Painter {
             format!("{} to adopt, ", s.adopt)
         } else {
             String::new()
+        };
+        let adopt = match s.moved {
+            0 => adopt,
+            n => format!("{n} to move, {adopt}"),
         };
         let _ = writeln!(
             out,
@@ -258,8 +272,12 @@ impl Painter {
             0 => String::new(),
             n => format!("{n} adopted, "),
         };
+        let moved = match outcome.moved {
+            0 => String::new(),
+            n => format!("{n} moved, "),
+        };
         self.bold(&format!(
-            "Apply complete: {adopted}{} added, {} changed, {} destroyed in {}.",
+            "Apply complete: {moved}{adopted}{} added, {} changed, {} destroyed in {}.",
             outcome.added,
             outcome.changed,
             outcome.destroyed,
@@ -337,6 +355,7 @@ impl Progress for Lines {
             Verb::Updated => p.yellow("~"),
             Verb::Replaced => p.magenta("±"),
             Verb::Destroyed => p.red("-"),
+            Verb::Moved => p.yellow("~>"),
             Verb::Unchanged => " ".to_string(),
             Verb::RolledBack | Verb::Forgotten => p.yellow("↩"),
             Verb::Released => p.red("-"),

@@ -229,6 +229,7 @@ fn read(path: &Path, registry: &Registry, values: bool, vars: Vars<'_>) -> Resul
                     .is_some_and(|f| f.kind == fabrik_provider::FieldKind::String)
             };
             problems.extend(spec.expand(&text_field));
+            problems.extend(spec.moved_problems());
             if problems.is_empty() {
                 (graph, sensitive) = checked(&spec, registry, values, &mut problems);
             }

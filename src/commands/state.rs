@@ -1,8 +1,10 @@
-//! `fabrik state list | show | rm`: look at what is tracked, or forget a resource.
+//! `fabrik state list | show | rm | mv`: look at what is tracked, forget a resource, or rename
+//! one.
 
 use super::Globals;
 use crate::cli::StateCommand;
 use crate::error::Error;
+use crate::spec::address::Address;
 use crate::state::Backend;
 use crate::state::backend;
 use crate::state::not_tracked;
@@ -47,6 +49,21 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
                 .store_for(&stack.spec, stack.stack.as_deref())?;
             let id = crate::state::forget(store.as_ref(), &name, &globals.command_line)?;
             outln!("Forgot `{name}` ({id}); the object itself was left as it is.");
+            Ok(0)
+        }
+        StateCommand::Mv { from, to, stack } => {
+            let [from, to] = [&from, &to].map(|text| {
+                Address::parse(text)
+                    .map(|a| a.to_string())
+                    .map_err(Error::Usage)
+            });
+            let (from, to) = (from?, to?);
+            let store = globals
+                .backend
+                .store_for(&stack.spec, stack.stack.as_deref())?;
+            let type_name =
+                crate::state::rename(store.as_ref(), &from, &to, &globals.command_line)?;
+            outln!("Moved `{from}` ({type_name}) to `{to}`; the object itself was left as it is.");
             Ok(0)
         }
         StateCommand::Migrate { to, stack } => migrate(globals, &to, &stack),

@@ -58,6 +58,8 @@ pub enum Verb {
     Updated,
     Replaced,
     Destroyed,
+    /// Renamed in the state (`moved:`); its object left as it is.
+    Moved,
     /// An update whose unknown inputs turned out equal to the recorded ones.
     Unchanged,
     /// Undone during rollback.
@@ -76,6 +78,7 @@ impl Verb {
             Verb::Updated => "updated",
             Verb::Replaced => "replaced",
             Verb::Destroyed => "destroyed",
+            Verb::Moved => "moved, the object left as it is",
             Verb::Unchanged => "unchanged",
             Verb::RolledBack => "rolled back",
             Verb::Released => "released (its object now belongs to another resource)",
@@ -87,6 +90,8 @@ impl Verb {
 /// Counts for the closing summary.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Outcome {
+    /// Resources renamed in the state ([`Verb::Moved`]).
+    pub moved: usize,
     /// Creates that found their object already there ([`Verb::Found`]).
     pub adopted: usize,
     pub added: usize,
@@ -187,6 +192,7 @@ impl Executor<'_> {
                 .map(|c| c.name.clone())
                 .collect(),
             holders: None,
+            unchanged: Default::default(),
         };
         // A destroy keeps the configurations it was given by the last apply.
         if let Operation::Apply(spec) = self.operation {
@@ -195,6 +201,7 @@ impl Executor<'_> {
                 run.record(vec![journal::Change::Providers { providers }])?;
             }
         }
+        run.moves(&plan.moves)?;
         let resolved = std::mem::take(&mut plan.resolved);
         let result = run.execute(plan, resolved);
         self.progress.flush();

@@ -183,7 +183,7 @@ impl Run<'_, '_> {
             let started = Instant::now();
             let target = Target {
                 stack: &self.state.stack,
-                name: &name,
+                name: now.marker(&name),
                 type_name: &now.type_name,
             };
             let result =
@@ -272,7 +272,7 @@ impl Run<'_, '_> {
         let started = Instant::now();
         let target = Target {
             stack: &self.state.stack,
-            name: &name,
+            name: now.marker(&name),
             type_name: &now.type_name,
         };
         let result = with_client(self.exec.clients, self.exec.registry, &now.type_name, |c| {

@@ -49,6 +49,9 @@ pub(super) struct Run<'e, 's> {
     pub(super) leaving: HashSet<String>,
     /// Which resource of the state holds each place, worked out when first needed.
     pub(super) holders: Option<HashMap<String, Vec<String>>>,
+    /// Updates that turned out at apply time to change nothing ([`Verb::Unchanged`]): their
+    /// record still follows the spec (dependencies, `protect`), as a state-only change's does.
+    pub(super) unchanged: HashSet<String>,
 }
 
 impl Run<'_, '_> {
@@ -119,11 +122,39 @@ impl Run<'_, '_> {
         Ok(())
     }
 
+    /// Renames resources in the state (`moved:`), before any change that names them by their
+    /// new names: one record each, all made durable together. They call no provider, so they
+    /// stay even if the run is rolled back; the next plan finds them made.
+    pub(super) fn moves(&mut self, moves: &[crate::plan::moved::Moved]) -> Result<(), Error> {
+        let records = moves
+            .iter()
+            .map(|m| journal::Change::Move {
+                from: m.from.clone(),
+                to: m.to.clone(),
+            })
+            .collect();
+        self.record(records)?;
+        for m in moves {
+            self.outcome.moved += 1;
+            self.exec.progress.done(
+                &format!("{} → {}", m.from, m.to),
+                &m.type_name,
+                Verb::Moved,
+                Duration::ZERO,
+            );
+        }
+        Ok(())
+    }
+
     /// Changes to fabrik's own record of a resource (`protect`, dependencies), which call no
-    /// provider.
+    /// provider: the state-only changes, and the updates that turned out to change nothing.
     fn record_only(&mut self, plan: &Plan) -> Result<(), Error> {
         let mut records = Vec::new();
-        for change in plan.changes.iter().filter(|c| c.state_only) {
+        for change in plan
+            .changes
+            .iter()
+            .filter(|c| c.state_only || self.unchanged.contains(&c.name))
+        {
             let Some(now) = self.state.resources.get(&change.name) else {
                 continue;
             };
@@ -132,6 +163,10 @@ impl Run<'_, '_> {
                 continue;
             };
             let protect = spec.resource(&change.name).is_some_and(|r| r.protect);
+            if !change.state_only && now.dependencies == change.depends_on && now.protect == protect
+            {
+                continue;
+            }
             // Outputs derived from secrets that an earlier fabrik recorded in plain are kept by
             // their hash from now on; what refers to them in this run gets the real values.
             let sensitive = spec.index_of(&change.name).map(|i| &self.sensitive[i]);
@@ -155,13 +190,16 @@ impl Run<'_, '_> {
                     ..now.clone()
                 }),
             });
-            self.outcome.changed += 1;
-            self.exec.progress.done(
-                &change.name,
-                &change.type_name,
-                Verb::Updated,
-                Duration::ZERO,
-            );
+            // An unchanged update was reported as such already.
+            if change.state_only {
+                self.outcome.changed += 1;
+                self.exec.progress.done(
+                    &change.name,
+                    &change.type_name,
+                    Verb::Updated,
+                    Duration::ZERO,
+                );
+            }
         }
         self.record(records)
     }

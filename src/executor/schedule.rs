@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use fabrik_provider::{Attributes, Target};
+use fabrik_provider::Attributes;
 
 use super::run::Run;
 use super::step::Kind;
@@ -304,11 +304,8 @@ impl Run<'_, '_> {
         };
         let provider = self.exec.registry.provider_of(&job.type_name)?;
         let client = self.exec.clients.get(provider)?;
-        let target = Target {
-            stack: &self.state.stack,
-            name: &job.name,
-            type_name: &job.type_name,
-        };
-        client.batch_key(target, inputs).map(|key| (provider, key))
+        client
+            .batch_key(job.target(&self.state.stack), inputs)
+            .map(|key| (provider, key))
     }
 }

@@ -43,13 +43,15 @@ impl Run<'_, '_> {
     ) -> Result<Option<Job>, Failure> {
         let change = slot.change;
         let fail = |cause, message: &str| Failure::of(&change.name, cause, message);
-        let job = |work| Job {
+        let prior = self.state.resources.get(&change.name).cloned();
+        let marked_as = prior.as_ref().and_then(|p| p.marked_as.clone());
+        let job = |work, marker: Option<String>| Job {
             slot: index,
             name: change.name.clone(),
             type_name: change.type_name.clone(),
             work,
+            marker,
         };
-        let prior = self.state.resources.get(&change.name).cloned();
         if change.action == Action::Delete {
             let prior = prior.ok_or_else(|| fail(Cause::State, "not in the state any more"))?;
             if let Some(id) = &change.deposed {
@@ -72,10 +74,13 @@ impl Run<'_, '_> {
                     return Ok(None);
                 }
                 slot.dispatched = Some((None, String::new(), Kind::DeleteDeposed));
-                return Ok(Some(job(Work::Delete {
-                    id: old.id.clone(),
-                    inputs: old.inputs.clone(),
-                })));
+                return Ok(Some(job(
+                    Work::Delete {
+                        id: old.id.clone(),
+                        inputs: old.inputs.clone(),
+                    },
+                    old.marked_as.clone(),
+                )));
             }
             if self
                 .held_by_other(&prior.type_name, &prior.inputs, Some(&change.name))
@@ -90,10 +95,13 @@ impl Run<'_, '_> {
                 return Ok(None);
             }
             slot.dispatched = Some((None, String::new(), Kind::Delete));
-            return Ok(Some(job(Work::Delete {
-                id: prior.id,
-                inputs: prior.inputs,
-            })));
+            return Ok(Some(job(
+                Work::Delete {
+                    id: prior.id,
+                    inputs: prior.inputs,
+                },
+                marked_as,
+            )));
         }
         if change.reverify {
             let job = self.gate_job(slot, index)?;
@@ -173,6 +181,7 @@ impl Run<'_, '_> {
             && prior.type_name == ty.name
         {
             if prior.spec_hash == spec_hash {
+                self.unchanged.insert(change.name.clone());
                 self.exec
                     .progress
                     .done(&change.name, ty.name, Verb::Unchanged, Duration::ZERO);
@@ -244,7 +253,7 @@ impl Run<'_, '_> {
             },
             Kind::Delete | Kind::DeleteDeposed => unreachable!("deletes are prepared above"),
         };
-        Ok(Some(job(work)))
+        Ok(Some(job(work, marked_as)))
     }
 
     /// The place of an object of `type_name` with `inputs`, as its provider names it.
@@ -379,6 +388,7 @@ impl Run<'_, '_> {
                         id: old.id.clone(),
                         type_name: old.type_name.clone(),
                         inputs: old.inputs.clone(),
+                        marked_as: old.marked_as.clone(),
                     }),
                     ..call(IntentAction::Create, None, masked.unwrap_or(inputs))
                 }]
@@ -510,6 +520,7 @@ impl Run<'_, '_> {
                         id: p.id.clone(),
                         type_name: p.type_name.clone(),
                         inputs: p.inputs.clone(),
+                        marked_as: p.marked_as.clone(),
                     });
                 }
                 let gated = self
@@ -540,6 +551,12 @@ impl Run<'_, '_> {
                     dependencies: change.depends_on.clone(),
                     protect,
                     deposed,
+                    // An update changes the object in place: it keeps its marker. A new
+                    // object carries the resource's own name.
+                    marked_as: prior
+                        .as_ref()
+                        .filter(|_| kind == Kind::Update)
+                        .and_then(|p| p.marked_as.clone()),
                 };
                 // A place taken in this run is held from now on, for the places that are
                 // known only as the run goes.
@@ -640,6 +657,11 @@ impl Run<'_, '_> {
             name: slot.change.name.clone(),
             type_name: slot.change.type_name.clone(),
             work: Work::Verify { gates, object },
+            marker: self
+                .state
+                .resources
+                .get(&slot.change.name)
+                .and_then(|r| r.marked_as.clone()),
         })
     }
 

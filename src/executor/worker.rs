@@ -65,6 +65,30 @@ pub(super) struct Job {
     pub(super) name: String,
     pub(super) type_name: String,
     pub(super) work: Work,
+    /// The name the marker of the object worked on carries, when not `name`: the resource
+    /// was moved ([`crate::state::ResourceState::marked_as`]).
+    pub(super) marker: Option<String>,
+}
+
+impl Job {
+    /// How the provider is told which resource a call is for: a new object by the resource's
+    /// own name, one that exists by the name its marker carries.
+    pub(super) fn target<'a>(&'a self, stack: &'a str) -> Target<'a> {
+        let name = match &self.work {
+            Work::Create { .. }
+            | Work::Adopt { .. }
+            | Work::ReplaceBefore { .. }
+            | Work::ReplaceAfter { .. } => &self.name,
+            Work::Update { .. } | Work::Delete { .. } | Work::Verify { .. } => {
+                self.marker.as_deref().unwrap_or(&self.name)
+            }
+        };
+        Target {
+            stack,
+            name,
+            type_name: &self.type_name,
+        }
+    }
 }
 
 /// What a worker reports back.
@@ -180,13 +204,14 @@ pub(super) fn run_unit(
     }
     let started = Instant::now();
     let type_name = unit[0].type_name.clone();
-    let target = |job| target_of(stack, job);
     let outcome = with_client(clients, registry, &type_name, |client| {
         // The state knows sensitive values by hash only: read them back, as a lone update does.
         let prior_real: Vec<Option<Attributes>> = unit
             .iter()
             .map(|job| match &job.work {
-                Work::Update { id, prior, .. } => unmask(client, target(job), id, prior, secrets),
+                Work::Update { id, prior, .. } => {
+                    unmask(client, job.target(stack), id, prior, secrets)
+                }
                 _ => None,
             })
             .collect();
@@ -194,7 +219,7 @@ pub(super) fn run_unit(
             .iter()
             .zip(&prior_real)
             .map(|(job, real)| Call {
-                target: target(job),
+                target: job.target(stack),
                 change: batched_change(&job.work, real.as_ref()),
             })
             .collect();
@@ -221,14 +246,6 @@ pub(super) fn run_unit(
             copy: None,
         })
         .collect()
-}
-
-fn target_of<'a>(stack: &'a str, job: &'a Job) -> Target<'a> {
-    Target {
-        stack,
-        name: &job.name,
-        type_name: &job.type_name,
-    }
 }
 
 /// The provider call a batched job makes.
@@ -311,11 +328,7 @@ fn work(
     job: Job,
 ) -> Report {
     let started = Instant::now();
-    let target = Target {
-        stack,
-        name: &job.name,
-        type_name: &job.type_name,
-    };
+    let target = job.target(stack);
     let mut old_deleted = false;
     let mut prior_real = None;
     let mut copy = None;
@@ -363,7 +376,9 @@ fn work(
         })
         .map(Some),
         Work::ReplaceAfter { old, inputs } => {
+            // The old object carries the name it was made under.
             let old_target = Target {
+                name: job.marker.as_deref().unwrap_or(&job.name),
                 type_name: &old.type_name,
                 ..target
             };

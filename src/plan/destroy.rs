@@ -58,6 +58,7 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
         targets: targets.to_vec(),
         summary: summarize(&changes),
         vars: BTreeMap::new(),
+        moves: Vec::new(),
         changes,
         resolved: Default::default(),
         partial: Default::default(),

@@ -5,7 +5,7 @@
 //! A plan is plain data: it renders as text, serializes as JSON (`--json`, saved plans) and is
 //! what the executor carries out. This file holds its types and [`plan`], which plans the
 //! resources level by level ([`resource`], [`diff`]), adds the deletes ([`destroy`]) and checks
-//! the places ([`places`]).
+//! the places ([`places`]). The spec's moves ([`moved`]) are made on the state it plans against.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,6 +26,7 @@ mod destroy;
 mod diff;
 mod hidden;
 pub mod ignored;
+pub mod moved;
 mod places;
 pub mod precheck;
 mod resource;
@@ -147,6 +148,9 @@ impl Change {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Resources renamed in the state ([`Plan::moves`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub moved: usize,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub adopt: usize,
     pub add: usize,
@@ -177,6 +181,10 @@ pub struct Plan {
     /// applies only with the same ones.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub vars: BTreeMap<String, Value>,
+    /// Resources renamed in the state before anything else (`moved:`); their objects stay as
+    /// they are, and `changes` name them by their new names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<moved::Moved>,
     /// Creates, updates and replacements in apply order, then deletes in delete order; no-ops
     /// are listed too, so the plan accounts for every resource.
     pub changes: Vec<Change>,
@@ -218,9 +226,11 @@ fn is_zero(n: &usize) -> bool {
 impl Plan {
     /// Whether applying it would call any provider (adoptions are recorded before planning).
     pub fn has_changes(&self) -> bool {
-        self.changes
-            .iter()
-            .any(|c| !matches!(c.action, Action::NoOp | Action::Adopt))
+        !self.moves.is_empty()
+            || self
+                .changes
+                .iter()
+                .any(|c| !matches!(c.action, Action::NoOp | Action::Adopt))
     }
 }
 
@@ -372,6 +382,11 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
             .collect(),
         gates: stack_gates,
         resources: resource_digests.finalize().to_hex().to_string(),
+        moved: spec
+            .moved
+            .iter()
+            .map(|m| (m.from.as_str(), m.to.as_str()))
+            .collect(),
     });
     Ok(Plan {
         format: PLAN_FORMAT.to_string(),
@@ -399,6 +414,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
                 Some((d.name.clone(), kept))
             })
             .collect(),
+        moves: Vec::new(),
         changes,
         summary,
         resolved,
@@ -416,6 +432,9 @@ struct CanonicalSpec<'a> {
     gates: Vec<Value>,
     /// BLAKE3 over the digests of every resource's [`CanonicalResource`].
     resources: String,
+    /// The `moved:` entries, `(from, to)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    moved: Vec<(&'a str, &'a str)>,
 }
 
 fn summarize(changes: &[Change]) -> Summary {

@@ -10,7 +10,7 @@ use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile, closest};
 use crate::template::{self, Part, RESERVED_NAMES};
 use crate::yaml::{Key, Node, Value};
 
-const TOP_LEVEL_KEYS: [&str; 7] = [
+const TOP_LEVEL_KEYS: [&str; 8] = [
     "stack",
     "backend",
     "providers",
@@ -18,6 +18,7 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
     "vars",
     "resources",
     "verify",
+    "moved",
 ];
 const RESOURCE_KEYS: [&str; 9] = [
     "type",
@@ -127,9 +128,11 @@ impl Loader {
         let mut secrets = Vec::new();
         let mut vars = Vec::new();
         let mut backend = None;
+        let mut moved = Vec::new();
         for (key, node) in entries {
             match key.name.as_str() {
                 "secrets" => secrets = self.secrets(node),
+                "moved" => moved = self.moved(node),
                 "vars" => vars = self.vars(node),
                 "backend" => backend = self.backend(key.loc, node),
                 "stack" => {
@@ -158,7 +161,7 @@ impl Loader {
             .enumerate()
             .map(|(i, r): (usize, &Resource)| (r.name.clone(), i))
             .collect();
-        Some(Spec {
+        let spec = Spec {
             source,
             stack,
             providers,
@@ -169,9 +172,12 @@ impl Loader {
             vars,
             var_values: std::collections::BTreeMap::new(),
             expanded: std::collections::BTreeMap::new(),
+            moved,
             index,
             unreadable: std::mem::take(&mut self.unreadable),
-        })
+        };
+        self.problems.extend(super::moved::problems(&spec));
+        Some(spec)
     }
 
     /// Drops repeated keys, reporting each with where it was first written.

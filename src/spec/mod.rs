@@ -4,13 +4,16 @@
 //! This file holds what the rest of the engine sees (the types, [`Spec::load`], [`Header`]);
 //! `file.rs` reads the file within its limits, `load.rs` walks the YAML tree, and `backend.rs`,
 //! `secrets.rs` and `vars.rs` read the `backend:`, `secrets:` and `vars:` blocks (`vars.rs`
-//! also gives the variables their values for a run), and `for_each.rs` makes the instances of
-//! a resource with `for_each` once its keys are known.
+//! also gives the variables their values for a run), `for_each.rs` makes the instances of a
+//! resource with `for_each` once its keys are known, and `moved.rs` reads the `moved:` list,
+//! whose addresses (`NAME`, `NAME[key]`) `address.rs` reads.
 
+pub mod address;
 mod backend;
 mod file;
 mod for_each;
 mod load;
+mod moved;
 mod secrets;
 mod vars;
 
@@ -49,6 +52,8 @@ pub struct Spec {
     /// their keys (sorted); a resource with `for_each` whose keys are not known yet (a
     /// variable without a value, in `validate`) stays in `resources` as written.
     pub expanded: std::collections::BTreeMap<String, Vec<String>>,
+    /// Resources renamed in the spec whose objects stay (`moved:`), in file order.
+    pub moved: Vec<Move>,
     index: HashMap<String, usize>,
     /// Resources written in the spec but left out of `resources` because their entry could
     /// not be read (it has no usable `type`): what refers to them is not wrong as well.
@@ -65,6 +70,16 @@ pub struct BackendBlock {
     /// `${env.…}` references, resolved only when the backend is opened.
     pub url: Expr,
     pub schema: Option<String>,
+}
+
+/// One entry of `moved:`: the resource the state knows as `from` is `to` in the spec now.
+/// Both are addresses in their normal form ([`address::Address`]).
+#[derive(Debug, Clone)]
+pub struct Move {
+    pub from: String,
+    pub from_loc: Loc,
+    pub to: String,
+    pub to_loc: Loc,
 }
 
 /// One entry of `secrets:`.
@@ -246,6 +261,11 @@ impl Spec {
             || self.expanded.contains_key(name)
             // Whether the key is one of its keys is for `for_each` to say (`Spec::expand`).
             || template::split_address(name).is_some_and(|(base, _)| self.declares(base))
+    }
+
+    /// Whether `name` is a resource whose entry could not be read (see [`Spec::read`]).
+    pub(crate) fn declares_unreadable(&self, name: &str) -> bool {
+        self.unreadable.contains(name)
     }
 
     /// The resource `name` is about in the graph: itself, or for an instance of a resource

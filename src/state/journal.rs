@@ -30,6 +30,12 @@ pub enum Change {
     Remove {
         name: String,
     },
+    /// The resource `from` is called `to` from now on (`moved:`, `fabrik state mv`): one
+    /// record, so a crash leaves it either moved or not, never both or neither.
+    Move {
+        from: String,
+        to: String,
+    },
     Providers {
         providers: std::collections::BTreeMap<String, Attributes>,
     },

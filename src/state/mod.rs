@@ -163,6 +163,12 @@ pub struct ResourceState {
     /// Objects replaced by this one whose delete has not run yet (create-before-destroy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deposed: Vec<Deposed>,
+    /// The resource name the object's ownership marker carries (`fabrik:<stack>/<name>`),
+    /// when it is not this resource's own: the resource was moved (`moved:`, `state mv`)
+    /// without touching the object, so every call on the object names it as it was made.
+    /// A new object (a create, a replacement) carries the resource's own name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_as: Option<String>,
 }
 
 /// A replaced object waiting for its delete.
@@ -173,6 +179,24 @@ pub struct Deposed {
     #[serde(rename = "type")]
     pub type_name: String,
     pub inputs: Attributes,
+    /// The resource name its marker carries, when not its resource's (see
+    /// [`ResourceState::marked_as`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_as: Option<String>,
+}
+
+impl ResourceState {
+    /// The name this resource's object is marked with, for the provider calls on it.
+    pub fn marker<'a>(&'a self, name: &'a str) -> &'a str {
+        self.marked_as.as_deref().unwrap_or(name)
+    }
+}
+
+impl Deposed {
+    /// The name this replaced object is marked with, for its delete.
+    pub fn marker<'a>(&'a self, name: &'a str) -> &'a str {
+        self.marked_as.as_deref().unwrap_or(name)
+    }
 }
 
 impl State {
@@ -185,6 +209,29 @@ impl State {
             providers: BTreeMap::new(),
             resources: BTreeMap::new(),
             pending: BTreeMap::new(),
+        }
+    }
+
+    /// Renames a resource: its entry, and the dependencies of others on it. Its object keeps
+    /// the marker it carries, now recorded in `marked_as` (cleared when it moves back to the
+    /// name on its marker). Nothing happens when `from` is not recorded.
+    pub fn rename(&mut self, from: &str, to: &str) {
+        let Some(mut resource) = self.resources.remove(from) else {
+            return;
+        };
+        let marker = resource.marker(from).to_string();
+        resource.marked_as = (marker != to).then_some(marker);
+        for deposed in &mut resource.deposed {
+            let marker = deposed.marker(from).to_string();
+            deposed.marked_as = (marker != to).then_some(marker);
+        }
+        self.resources.insert(to.to_string(), resource);
+        for other in self.resources.values_mut() {
+            for dependency in &mut other.dependencies {
+                if dependency == from {
+                    *dependency = to.to_string();
+                }
+            }
         }
     }
 
@@ -201,6 +248,7 @@ impl State {
             journal::Change::Remove { name } => {
                 self.resources.remove(&name);
             }
+            journal::Change::Move { from, to } => self.rename(&from, &to),
             journal::Change::Providers { providers } => {
                 self.providers = providers;
             }
@@ -284,9 +332,101 @@ pub fn forget(store: &dyn StateStore, name: &str, command_line: &str) -> Result<
     Ok(id)
 }
 
+/// `fabrik state mv`: renames the resource `from` to `to` (journaled, under the lock), as a
+/// `moved:` entry would, and leaves its object as it is. Returns its type, for the message.
+///
+/// # Errors
+/// [`Error::Usage`] when the state does not track `from`, already tracks `to`, or holds calls
+/// on either that an interrupted run left unsettled; the backend's errors otherwise.
+pub fn rename(
+    store: &dyn StateStore,
+    from: &str,
+    to: &str,
+    command_line: &str,
+) -> Result<String, Error> {
+    let _lock = store.lock(command_line)?;
+    let mut state = store.load()?;
+    let type_name = state
+        .resources
+        .get(from)
+        .ok_or_else(|| not_tracked(from, &state.stack))?
+        .type_name
+        .clone();
+    if from == to {
+        return Err(Error::Usage(format!("`{from}` is already called `{to}`")));
+    }
+    if let Some(there) = state.resources.get(to) {
+        return Err(Error::Usage(format!(
+            "the state of stack `{}` already tracks `{to}` ({}, {}): a move cannot put two objects at one address\nremove it first (`fabrik state rm {to}`) if it is not wanted",
+            state.stack, there.type_name, there.id
+        )));
+    }
+    if state
+        .pending
+        .values()
+        .any(|i| i.name == from || i.name == to)
+    {
+        return Err(Error::Usage(format!(
+            "an interrupted run left calls on `{from}` or `{to}` unsettled; run `fabrik apply` (or `fabrik plan`) to settle them first"
+        )));
+    }
+    let record = Record {
+        serial: state.serial + 1,
+        change: journal::Change::Move {
+            from: from.to_string(),
+            to: to.to_string(),
+        },
+    };
+    store.record(std::slice::from_ref(&record))?;
+    state.apply(record);
+    store.commit(&state)?;
+    Ok(type_name)
+}
+
 /// The error for a resource the state does not track.
 pub fn not_tracked(name: &str, stack: &str) -> Error {
     Error::Usage(format!(
         "`{name}` is not tracked in the state of stack `{stack}`"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ResourceState, State};
+
+    fn resource(dependencies: &[&str]) -> ResourceState {
+        ResourceState {
+            type_name: "local.process".into(),
+            id: "1:1".into(),
+            spec_hash: String::new(),
+            inputs: Default::default(),
+            outputs: Default::default(),
+            dependencies: dependencies.iter().map(|d| (*d).to_string()).collect(),
+            protect: false,
+            unverified: false,
+            deposed: Vec::new(),
+            marked_as: None,
+        }
+    }
+
+    #[test]
+    fn a_rename_carries_dependencies_along_and_remembers_the_marker() {
+        let mut state = State::empty("shop");
+        state.resources.insert("web".into(), resource(&[]));
+        state.resources.insert("proxy".into(), resource(&["web"]));
+        state.rename("web", "api");
+        assert!(!state.resources.contains_key("web"));
+        assert_eq!(state.resources["api"].marked_as.as_deref(), Some("web"));
+        assert_eq!(state.resources["proxy"].dependencies, ["api"]);
+        // A second rename keeps the name the object was made under; moving back clears it.
+        state.rename("api", "backend");
+        assert_eq!(state.resources["backend"].marker("backend"), "web");
+        state.rename("backend", "web");
+        assert_eq!(state.resources["web"].marked_as, None);
+        assert_eq!(state.resources["proxy"].dependencies, ["web"]);
+        // Nothing to rename: nothing happens.
+        let before = state.clone();
+        state.rename("nowhere", "web2");
+        assert_eq!(state, before);
+    }
 }

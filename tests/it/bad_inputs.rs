@@ -1523,6 +1523,30 @@ fn a_reference_to_a_key_for_each_does_not_have_is_refused() {
             type: local.file
             depends_on: ["web[gamma]"]
             with: { path: index.txt, content: "${web[alhpa].path}" }
+
+#[test]
+fn moves_pointing_nowhere_chained_repeated_or_malformed_are_located_errors() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        moved:
+          - { from: old, to: nowhere }
+          - { from: web, to: api }
+          - { from: a, to: b }
+          - { from: b, to: a }
+          - { from: x, to: api }
+          - { from: gone, to: "api[" }
+          - { from: gone }
+        resources:
+          web:
+            type: local.file
+            with: { path: web.txt, content: "" }
+          api:
+            type: local.file
+            with: { path: api.txt, content: "" }
+          a:
+            type: local.file
+            with: { path: a.txt, content: "" }
         "#,
     );
     fabrik_snapshot!(case, refused(&case), @r#"
@@ -1778,5 +1802,55 @@ fn an_instance_referring_to_another_of_its_resource_is_refused() {
     6 |     with: { path: "${each.key}.txt", content: "${web[b].size}" }
       |                                                ^^^^^^^^^^^^^^
       = help: the instances of a `for_each` are made from the same fields, so they cannot use each other's attributes
+
+    error: `nowhere` is not a resource of the spec
+      --> fabrik.yaml:3:22
+      |
+    3 |   - { from: old, to: nowhere }
+      |                      ^^^^^^^
+      = help: `to` names the resource as the spec calls it now
+
+    error: `web` is still a resource of the spec: it cannot be moved away
+      --> fabrik.yaml:4:13
+      |
+    4 |   - { from: web, to: api }
+      |             ^^^
+      = help: rename the resource to `api` in `resources:`, or remove this entry
+
+    error: `a` is moved from here and moved to on line 6: chains and cycles of moves are not followed
+      --> fabrik.yaml:5:13
+      |
+    5 |   - { from: a, to: b }
+      |             ^
+      = help: move each resource in one entry, from the address the state knows to the one the spec uses now
+
+    error: `b` is moved from here and moved to on line 5: chains and cycles of moves are not followed
+      --> fabrik.yaml:6:13
+      |
+    6 |   - { from: b, to: a }
+      |             ^
+      = help: move each resource in one entry, from the address the state knows to the one the spec uses now
+
+    error: two entries move to `api`
+      --> fabrik.yaml:7:20
+      |
+    7 |   - { from: x, to: api }
+      |                    ^^^
+      = help: the first is on line 4; one address holds one object
+
+    error: `api[` is not an address: `[` without a closing `]` at the end
+      --> fabrik.yaml:8:23
+      |
+    8 |   - { from: gone, to: "api[" }
+      |                       ^^^^^^
+
+    error: a `moved` entry needs `to`
+      --> fabrik.yaml:9:5
+      |
+    9 |   - { from: gone }
+      |     ^
+      = help: write it as `- { from: old, to: new }`
+
+    7 errors in fabrik.yaml
     "#);
 }

@@ -630,3 +630,35 @@ fn destroy_without_yes_and_no_terminal_refuses() {
     assert!(case.exists("etc/hosts"));
     assert_eq!(std::fs::read(case.state_file("life")).unwrap(), before);
 }
+
+#[test]
+fn an_update_that_turns_out_unchanged_still_records_its_new_dependencies() {
+    // `b`'s content is known only once `a` is replaced, and is then what it was; its
+    // `depends_on` changed all the same, and the state must say so.
+    let case = Case::new().spec(
+        r#"
+        stack: s
+        resources:
+          a: { type: local.file, with: { path: p1.txt, content: "x" } }
+          c: { type: local.file, with: { path: c.txt, content: "c" } }
+          b: { type: local.file, with: { path: b.txt, content: "${a.content_hash}" }, depends_on: [c] }
+        "#,
+    );
+    case.expect(["apply", "--yes"], 0);
+    case.set_spec(
+        r#"
+        stack: s
+        resources:
+          a: { type: local.file, with: { path: p2.txt, content: "x" } }
+          c: { type: local.file, with: { path: c.txt, content: "c" } }
+          b: { type: local.file, with: { path: b.txt, content: "${a.content_hash}" } }
+        "#,
+    );
+    let out = case.expect(["apply", "--yes"], 0);
+    assert!(out.stdout.contains("b (local.file): unchanged"), "{out}");
+    assert_eq!(
+        case.state("s")["resources"]["b"]["dependencies"],
+        serde_json::json!(["a"])
+    );
+    case.expect(["plan", "--detailed-exitcode"], 0);
+}

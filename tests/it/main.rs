@@ -26,6 +26,7 @@ mod lifecycle;
 mod live;
 mod lock;
 mod model;
+mod moved;
 mod plan_json;
 mod postgres;
 mod powerdns;

@@ -6,7 +6,8 @@
 //! modes, `depends_on`, `protect`, `adopt`, files a user put in the way, `sleep` processes, an
 //! HTTP server with its gate, and gates that fail to force a rollback. Each step writes a spec
 //! and runs the real binary (`apply`, `plan`, `plan --out` + `apply PLAN`, a spec edited after
-//! `plan --out`, `apply --target`, `destroy`), and then compares the world (the files on disk,
+//! `plan --out`, `apply --target`, `destroy`, a resource renamed with a `moved:` entry), and
+//! then compares the world (the files on disk,
 //! the state, the processes that run, the exit code) with what the model says it must be.
 //! The model follows what fabrik promises, not what it happens to do; see [`Invariant`].
 //!
@@ -32,7 +33,7 @@
 //! files on disk, that an unchanged instance's file was not rewritten, and the state.
 //!
 //! `FABRIK_MODEL_SKIP` (comma-separated) leaves out step kinds (`plan`, `saved`, `stale`,
-//! `target`, `destroy`, `user`, `invalid`), features (`process`, `http`, `gate`, `adopt`,
+//! `target`, `destroy`, `user`, `invalid`, `rename`), features (`process`, `http`, `gate`, `adopt`,
 //! `protect`, `alias`: paths spelled `./p0.txt`, `unknown`: references to outputs known only
 //! after apply, and the invalid specs `selfref`, `duplicate`, `reserved`, `cycle`, `validate`:
 //! the command on them) or the check `emptydir` (destroy removes the directory it created), to
@@ -421,6 +422,9 @@ enum Invariant {
     Destroy,
     /// A failed apply leaves the world exactly as it was, and exits 3.
     Rollback,
+    /// A resource renamed with a `moved:` entry keeps its object: no file is rewritten, no
+    /// process restarted, and the plan shows the rename alone.
+    Moved,
     /// Not one of the numbered promises, but what any plan/apply engine must do: a cycle is an
     /// error, a valid spec applies, the state says what is there, processes run as recorded.
     Basic,
@@ -449,6 +453,7 @@ impl std::fmt::Display for Invariant {
             Invariant::Rollback => {
                 "rollback (a failed apply exits 3 and leaves the world as it was)"
             }
+            Invariant::Moved => "moved (a renamed resource keeps its object untouched)",
             Invariant::Basic => "basic correctness",
         };
         f.write_str(text)
@@ -1104,7 +1109,8 @@ impl<'c> Runner<'c> {
     fn step(&mut self) -> Checked {
         let roll = self.rng.below(100);
         let kind = match roll {
-            0..=39 => "apply",
+            0..=33 => "apply",
+            34..=39 => "rename",
             40..=46 => "plan",
             47..=54 => "saved",
             55..=59 => "stale",
@@ -1128,6 +1134,7 @@ impl<'c> Runner<'c> {
             "target" => self.step_target(),
             "destroy" => self.step_destroy(),
             "user" => self.step_user(),
+            "rename" => self.step_rename(),
             _ => self.step_invalid(),
         }
     }
@@ -1743,6 +1750,151 @@ impl<'c> Runner<'c> {
         Ok(())
     }
 
+    /// Renames one applied resource (references and `depends_on` follow) with a `moved:`
+    /// entry, from a stack that matches its spec: the apply must only rename, leaving every
+    /// file (bytes, mode, inode) and process (pid) as it was, and the entry left in the spec
+    /// must then be a no-op.
+    fn step_rename(&mut self) -> Checked {
+        // The spec the steps evolve, else one written from what the state records (the last
+        // step may have kept a refused spec): a move must be the plan's only change.
+        let mut spec = self.spec.clone();
+        self.write_spec(&spec);
+        if self.fabrik(&["plan", "--detailed-exitcode"]).code != 0 {
+            spec = self.spec_of_world();
+            self.write_spec(&spec);
+            if self.fabrik(&["plan", "--detailed-exitcode"]).code != 0 {
+                self.kind("apply");
+                return self.step_apply();
+            }
+        }
+        let applied = spec.names();
+        let free: Vec<Name> = NAMES
+            .iter()
+            .copied()
+            .filter(|n| !spec.res.contains_key(n) && !self.world.applied.contains_key(n))
+            .collect();
+        if applied.is_empty() || free.is_empty() {
+            self.kind("apply");
+            return self.step_apply();
+        }
+        // Processes are few: one is picked half the time there is one.
+        let procs = spec.procs();
+        let from = if !procs.is_empty() && self.rng.chance(50) {
+            self.rng.pick(&procs)
+        } else {
+            self.rng.pick(&applied)
+        };
+        let to = self.rng.pick(&free);
+        self.op(format!("rename `{from}` to `{to}`"));
+        let renamed = renamed(&spec, from, to);
+        let yaml = format!(
+            "{}moved:\n  - {{ from: {from}, to: {to} }}\n",
+            render(&renamed, self.closed.port)
+        );
+        self.case.set_spec(&yaml);
+        self.note(format!("--- fabrik.yaml\n{yaml}"));
+        let objects = |runner: &Self| -> BTreeMap<String, (Vec<u8>, u32, u64)> {
+            let mut snapshot = Snapshot::new();
+            let skip = |p: &str| p == "plans" || p == ".fabrik" || p == "fabrik.yaml";
+            walk(runner.case.root(), "", &skip, &mut snapshot);
+            snapshot
+                .into_iter()
+                .map(|(path, (bytes, mode))| {
+                    let inode = std::fs::symlink_metadata(runner.case.path(&path))
+                        .map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
+                    (path, (bytes, mode, inode))
+                })
+                .collect()
+        };
+        let before = objects(self);
+        let out = self.fabrik(&["apply", "--yes"]);
+        self.saw(match spec.res[from].body {
+            Body::File(_) => "renamed: a file",
+            Body::Proc(_) => "renamed: a process",
+        });
+        if out.code != 0 || !out.stdout.contains(&format!("~> {from} → {to}")) {
+            return mismatch(
+                Invariant::Moved,
+                format!(
+                    "renaming `{from}` to `{to}` exited {}, expected 0 with the rename shown",
+                    out.code
+                ),
+            );
+        }
+        let shown = out
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("  ") && !l.trim().is_empty());
+        if let Some(other) = shown.clone().find(|l| !l.starts_with("  ~>")) {
+            return mismatch(
+                Invariant::Moved,
+                format!("renaming `{from}` to `{to}` did more than rename: {other:?}"),
+            );
+        }
+        if objects(self) != before {
+            return mismatch(
+                Invariant::Moved,
+                format!("renaming `{from}` to `{to}` rewrote, replaced or removed a file"),
+            );
+        }
+        let rename = |n: Name| if n == from { to } else { n };
+        self.world.applied = std::mem::take(&mut self.world.applied)
+            .into_iter()
+            .map(|(n, mut a)| {
+                a.deps = a.deps.into_iter().map(rename).collect();
+                (rename(n), a)
+            })
+            .collect();
+        self.world.pids = std::mem::take(&mut self.world.pids)
+            .into_iter()
+            .map(|(n, pid)| (rename(n), pid))
+            .collect();
+        let all = self.proc_names();
+        self.check_world(&all)
+            .map_err(|(_, message)| (Invariant::Moved, format!("after the rename: {message}")))?;
+        let again = self.fabrik(&["plan", "--detailed-exitcode"]);
+        if again.code != 0 {
+            return mismatch(
+                Invariant::Moved,
+                format!(
+                    "with the `moved:` entry left in the spec, plan --detailed-exitcode exited {}",
+                    again.code
+                ),
+            );
+        }
+        self.spec = renamed;
+        Ok(())
+    }
+
+    /// A spec asking for exactly what the state records: contents written out, dependencies as
+    /// `depends_on`.
+    fn spec_of_world(&self) -> Spec {
+        let mut spec = Spec::default();
+        for (n, a) in &self.world.applied {
+            let body = match &a.obj {
+                Obj::File {
+                    path,
+                    content,
+                    mode,
+                } => Body::File(File {
+                    path: *path,
+                    content: vec![Part::Raw(content.clone())],
+                    mode: *mode,
+                }),
+                Obj::Proc(p) => Body::Proc(*p),
+            };
+            let res = Res {
+                body,
+                depends_on: a.deps.clone(),
+                protect: a.protect,
+                adopt: false,
+                failing_gate: false,
+            };
+            spec.res.insert(n, res);
+        }
+        spec
+    }
+
     /// At the end of a seed: unprotect everything, apply, destroy; nothing may remain.
     fn cleanup(&mut self) -> Checked {
         let mut spec = Spec::default();
@@ -2173,6 +2325,21 @@ impl<'c> Runner<'c> {
         mismatch(invariant, format!("{what}, but: {}", diff.join(", ")))
     }
 
+    /// The names the markers of renamed processes carry (`marked_as` in the state).
+    fn carried_markers(&self) -> BTreeSet<String> {
+        let Ok(bytes) = std::fs::read(self.case.state_file(STACK)) else {
+            return BTreeSet::new();
+        };
+        let state: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        state["resources"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, r)| r["type"] == "local.process")
+            .filter_map(|(_, r)| r["marked_as"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// The state's resources, and the pid recorded for each process.
     fn recorded(&self) -> Result<(Applieds, BTreeMap<Name, i32>), (Invariant, String)> {
         let path = self.case.state_file(STACK);
@@ -2487,12 +2654,19 @@ impl<'c> Runner<'c> {
         }
     }
 
-    /// A name the spec does not use and that the state does not hold as another kind.
+    /// A name the spec does not use and that the state does not hold as another kind; for a
+    /// process, not one a renamed process's marker still carries (fabrik refuses to make a
+    /// second object with that marker).
     fn free_name(&mut self, spec: &Spec, file: bool) -> Option<Name> {
+        let carried = if file {
+            BTreeSet::new()
+        } else {
+            self.carried_markers()
+        };
         let free: Vec<Name> = NAMES
             .iter()
             .copied()
-            .filter(|n| !spec.res.contains_key(n))
+            .filter(|n| !spec.res.contains_key(n) && !carried.contains(*n))
             .filter(|n| {
                 self.world
                     .applied
@@ -3009,6 +3183,27 @@ impl<'c> Runner<'c> {
             f.content.push(Part::Ref(x, second));
         }
     }
+}
+
+/// `spec` with the resource `from` called `to`, what refers to it following.
+fn renamed(spec: &Spec, from: Name, to: Name) -> Spec {
+    let rename = |n: Name| if n == from { to } else { n };
+    let mut out = spec.clone();
+    out.res = std::mem::take(&mut out.res)
+        .into_iter()
+        .map(|(n, mut r)| {
+            r.depends_on = r.depends_on.into_iter().map(rename).collect();
+            if let Some(f) = r.file_mut() {
+                for part in &mut f.content {
+                    if let Part::Ref(target, _) = part {
+                        *target = rename(*target);
+                    }
+                }
+            }
+            (rename(n), r)
+        })
+        .collect();
+    out
 }
 
 fn contains_word(text: &str, word: &str) -> bool {

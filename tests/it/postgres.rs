@@ -1196,6 +1196,7 @@ fn put(serial: u64, name: &str) -> fabrik::state::journal::Record {
                 protect: false,
                 unverified: false,
                 deposed: Vec::new(),
+                marked_as: None,
             }),
         },
     }
