@@ -26,6 +26,7 @@ mod destroy;
 mod diff;
 mod hidden;
 pub mod ignored;
+pub mod outputs;
 mod places;
 pub mod precheck;
 mod resource;
@@ -34,6 +35,7 @@ mod select;
 
 pub use destroy::{destroy_plan, refuse_protected};
 pub use hidden::{hidden_outputs_referred_to, unreadable_hidden_outputs};
+pub use outputs::OutputChange;
 pub use resource::desired_inputs;
 
 use destroy::deletes;
@@ -180,6 +182,9 @@ pub struct Plan {
     /// Creates, updates and replacements in apply order, then deletes in delete order; no-ops
     /// are listed too, so the plan accounts for every resource.
     pub changes: Vec<Change>,
+    /// The stack outputs an apply adds, changes or removes, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputChange>,
     pub summary: Summary,
     /// The inputs each created, updated or replaced resource resolved to while planning (in
     /// the provider's normal form, secrets in), where every one was known: applying the plan
@@ -216,11 +221,14 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl Plan {
-    /// Whether applying it would call any provider (adoptions are recorded before planning).
+    /// Whether applying it would call any provider or record a changed output (adoptions are
+    /// recorded before planning).
     pub fn has_changes(&self) -> bool {
-        self.changes
-            .iter()
-            .any(|c| !matches!(c.action, Action::NoOp | Action::Adopt))
+        !self.outputs.is_empty()
+            || self
+                .changes
+                .iter()
+                .any(|c| !matches!(c.action, Action::NoOp | Action::Adopt))
     }
 }
 
@@ -318,6 +326,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
     }
     let summary = summarize(&changes);
     let stack_gates = written_gates(input, &planned, &spec.verify);
+    let (output_changes, bound_outputs) = outputs::planned(input, &planned);
     // The known part of what new objects with inputs not all known yet ask for: enough to
     // look at what is in their place (a file's path known before its content).
     let partial = changes
@@ -372,6 +381,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
             .collect(),
         gates: stack_gates,
         resources: resource_digests.finalize().to_hex().to_string(),
+        outputs: bound_outputs,
     });
     Ok(Plan {
         format: PLAN_FORMAT.to_string(),
@@ -400,6 +410,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
             })
             .collect(),
         changes,
+        outputs: output_changes,
         summary,
         resolved,
         partial,
@@ -416,6 +427,10 @@ struct CanonicalSpec<'a> {
     gates: Vec<Value>,
     /// BLAKE3 over the digests of every resource's [`CanonicalResource`].
     resources: String,
+    /// Each stack output as written with what is known put in (secrets by their keyed hash),
+    /// and whether it is sensitive.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    outputs: BTreeMap<String, (Value, bool)>,
 }
 
 fn summarize(changes: &[Change]) -> Summary {

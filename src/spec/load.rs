@@ -10,7 +10,7 @@ use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile, closest};
 use crate::template::{self, Part, RESERVED_NAMES};
 use crate::yaml::{Key, Node, Value};
 
-const TOP_LEVEL_KEYS: [&str; 7] = [
+const TOP_LEVEL_KEYS: [&str; 8] = [
     "stack",
     "backend",
     "providers",
@@ -18,6 +18,7 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
     "vars",
     "resources",
     "verify",
+    "outputs",
 ];
 const RESOURCE_KEYS: [&str; 8] = [
     "type",
@@ -125,11 +126,13 @@ impl Loader {
         let mut verify = Vec::new();
         let mut secrets = Vec::new();
         let mut vars = Vec::new();
+        let mut outputs = Vec::new();
         let mut backend = None;
         for (key, node) in entries {
             match key.name.as_str() {
                 "secrets" => secrets = self.secrets(node),
                 "vars" => vars = self.vars(node),
+                "outputs" => outputs = self.outputs(node),
                 "backend" => backend = self.backend(key.loc, node),
                 "stack" => {
                     stack_written = true;
@@ -167,6 +170,7 @@ impl Loader {
             backend,
             vars,
             var_values: std::collections::BTreeMap::new(),
+            outputs,
             index,
             unreadable: std::mem::take(&mut self.unreadable),
         })

@@ -3,12 +3,13 @@
 //!
 //! This file holds what the rest of the engine sees (the types, [`Spec::load`], [`Header`]);
 //! `file.rs` reads the file within its limits, `load.rs` walks the YAML tree, and `backend.rs`,
-//! `secrets.rs` and `vars.rs` read the `backend:`, `secrets:` and `vars:` blocks (`vars.rs`
-//! also gives the variables their values for a run).
+//! `secrets.rs`, `vars.rs` and `outputs.rs` read the `backend:`, `secrets:`, `vars:` and
+//! `outputs:` blocks (`vars.rs` also gives the variables their values for a run).
 
 mod backend;
 mod file;
 mod load;
+mod outputs;
 mod secrets;
 mod vars;
 
@@ -43,6 +44,8 @@ pub struct Spec {
     /// The variables' values for this run, once [`Spec::resolve_vars`] gave them; a variable
     /// without one is unknown, like an output not produced yet.
     pub var_values: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Declared stack outputs, in file order.
+    pub outputs: Vec<OutputDecl>,
     index: HashMap<String, usize>,
     /// Resources written in the spec but left out of `resources` because their entry could
     /// not be read (it has no usable `type`): what refers to them is not wrong as well.
@@ -80,6 +83,17 @@ pub struct VarDecl {
     pub default: Option<serde_json::Value>,
     pub description: Option<String>,
     /// Treated as a secret: shown and stored by its keyed hash only.
+    pub sensitive: bool,
+}
+
+/// One entry of `outputs:`: a value the stack hands out once applied.
+#[derive(Debug, Clone)]
+pub struct OutputDecl {
+    pub name: String,
+    pub loc: Loc,
+    pub value: Expr,
+    pub description: Option<String>,
+    /// Kept by its keyed hash and shown as `(sensitive)` unless asked for.
     pub sensitive: bool,
 }
 
@@ -217,6 +231,10 @@ impl Resource {
 impl Spec {
     pub fn resource(&self, name: &str) -> Option<&Resource> {
         self.index.get(name).map(|&i| &self.resources[i])
+    }
+
+    pub fn output(&self, name: &str) -> Option<&OutputDecl> {
+        self.outputs.iter().find(|d| d.name == name)
     }
 
     pub fn var(&self, name: &str) -> Option<&VarDecl> {
