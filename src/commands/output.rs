@@ -188,6 +188,7 @@ fn stack_outputs(
     // A value is worked out again only when it is to be printed.
     let reveal = args.raw || args.show_sensitive;
     let mut key = None;
+    let mut hidden = std::collections::BTreeSet::new();
     let mut shown: Vec<(&str, Value)> = Vec::with_capacity(chosen.len());
     for (name, output) in chosen {
         let value = if output.sensitive && reveal {
@@ -195,7 +196,16 @@ fn stack_outputs(
                 key = Some(masking_key(globals, args, store, &state.stack)?);
             }
             let dotenv = crate::secrets::dotenv_path(&args.stack.spec);
-            crate::plan::outputs::shown_again(name, output, &dotenv, key.flatten().as_ref())?
+            match crate::plan::outputs::shown_again(name, output, &dotenv, key.flatten().as_ref()) {
+                Ok(value) => value,
+                // Listing them all, one that cannot be shown does not hide the others.
+                Err(e) if args.name.is_none() => {
+                    eprintln!("{}", crate::redact::redact(&format!("note: {e}")));
+                    hidden.insert(name.as_str());
+                    Value::String("(sensitive)".into())
+                }
+                Err(e) => return Err(e),
+            }
         } else if output.sensitive {
             Value::String("(sensitive)".into())
         } else {
@@ -203,7 +213,8 @@ fn stack_outputs(
         };
         shown.push((name, value));
     }
-    let sensitive_shown = |name: &str| reveal && state.outputs[name].sensitive;
+    let sensitive_shown =
+        |name: &str| reveal && state.outputs[name].sensitive && !hidden.contains(name);
     let text = if args.raw {
         match &shown[0].1 {
             Value::String(text) => format!("{text}\n"),

@@ -4,7 +4,7 @@
 
 use super::load::Loader;
 use super::{OutputDecl, valid_name};
-use crate::source::Diagnostic;
+use crate::source::{Diagnostic, closest};
 use crate::template::RESERVED_NAMES;
 use crate::yaml::{Key, Node, Value};
 
@@ -45,6 +45,8 @@ impl Loader {
         let mut value = None;
         let mut description = None;
         let mut sensitive = false;
+        // A misspelt `value` is reported as such, not as missing as well.
+        let mut misspelt = false;
         for (k, v) in entries {
             match (k.name.as_str(), v.value) {
                 ("value", value_node) => {
@@ -69,14 +71,20 @@ impl Loader {
                         ),
                     ));
                 }
-                (other, _) => self.problem(
-                    Diagnostic::new(k.loc, format!("unknown key `{other}` in {what}"))
-                        .suggest(other, OUTPUT_KEYS)
-                        .help_if_none("an output takes `value`, `description` and `sensitive`"),
-                ),
+                (other, _) => {
+                    misspelt |= closest(other, OUTPUT_KEYS) == Some("value");
+                    self.problem(
+                        Diagnostic::new(k.loc, format!("unknown key `{other}` in {what}"))
+                            .suggest(other, OUTPUT_KEYS)
+                            .help_if_none("an output takes `value`, `description` and `sensitive`"),
+                    );
+                }
             }
         }
         let Some(value) = value else {
+            if misspelt {
+                return None;
+            }
             self.problem(
                 Diagnostic::new(key.loc, format!("{what} has no `value`"))
                     .help("add `value:`, such as `value: \"${web.url}\"`"),

@@ -25,6 +25,7 @@ mod lifecycle;
 mod live;
 mod lock;
 mod model;
+mod outputs;
 mod plan_json;
 mod postgres;
 mod powerdns;
