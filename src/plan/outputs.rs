@@ -315,3 +315,44 @@ fn resolve_written(name: &str, written: &Value, dotenv: &std::path::Path) -> Res
         other => other.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sensitive_output_is_worked_out_again_and_shown_only_if_it_is_the_one_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let dotenv = dir.path().join(".env");
+        std::fs::write(&dotenv, "FABRIK_TEST_OUTPUT_PASS=from-dotenv-123\n").unwrap();
+        let key = [7u8; 32];
+        // A literal `${` is kept escaped, and values of other kinds as they are.
+        let real = serde_json::json!(["u:from-dotenv-123@h/${x}", 8080]);
+        let mut output = OutputState {
+            value: Value::String(crate::secrets::keyed_hash(&key, &real)),
+            sensitive: true,
+            written: Some(serde_json::json!([
+                "u:${secret.FABRIK_TEST_OUTPUT_PASS}@h/$${x}",
+                8080
+            ])),
+        };
+        let shown = shown_again("dsn", &output, &dotenv, Some(&key)).unwrap();
+        assert_eq!(shown, real);
+
+        let other_key = [8u8; 32];
+        let err = shown_again("dsn", &output, &dotenv, Some(&other_key)).unwrap_err();
+        assert!(
+            err.to_string().contains("not what the last apply recorded"),
+            "{err}"
+        );
+        let err = shown_again("dsn", &output, &dir.path().join("none"), Some(&key)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs secret `FABRIK_TEST_OUTPUT_PASS`"),
+            "{err}"
+        );
+        output.written = None;
+        let err = shown_again("dsn", &output, &dotenv, Some(&key)).unwrap_err();
+        assert!(err.to_string().contains("no value to print"), "{err}");
+    }
+}
