@@ -536,3 +536,45 @@ fn validate_checks_outputs_without_variable_values() {
     let plan = case.expect(["plan", "--var", "region=eu"], 0);
     assert!(plan.stdout.contains("+ where = \"eu/app.conf\""), "{plan}");
 }
+
+/// In a PostgreSQL state the outputs are kept as in a file: a sensitive one by its keyed hash,
+/// worked out again with the key the database shares.
+#[test]
+fn outputs_are_kept_in_postgres_and_a_sensitive_one_by_its_hash() {
+    let server = crate::postgres::Server::start();
+    let case = Case::new()
+        .spec(
+            r#"
+            stack: shop
+            backend:
+              postgres:
+                url: "${secret.STATE_DB_URL}"
+                schema: fabrik_state
+            secrets:
+              DB_PASSWORD: {}
+            resources:
+              web:
+                type: local.file
+                with: { path: web.txt, content: "hello\n" }
+            outputs:
+              size: { value: "${web.size}" }
+              dsn: { value: "postgres://app:${secret.DB_PASSWORD}@db/app", sensitive: true }
+            "#,
+        )
+        .env("DB_PASSWORD", SECRET_VALUE);
+    case.write(".env", format!("STATE_DB_URL={}\n", server.url()));
+    case.expect(["apply", "--yes"], 0);
+    let kept = server.sql("SELECT state::text FROM fabrik_state.snapshots WHERE stack = 'shop'");
+    assert!(kept.contains("\"size\": {\"value\": 6}"), "{kept}");
+    assert!(!kept.contains(SECRET_VALUE), "{kept}");
+    let all = case.expect(["output"], 0);
+    assert_eq!(all.stdout, "dsn = (sensitive)\nsize = 6\n", "{all}");
+    let raw = case.expect(["output", "dsn", "--raw"], 0);
+    assert_eq!(
+        raw.stdout,
+        format!("postgres://app:{SECRET_VALUE}@db/app\n")
+    );
+    case.expect(["destroy", "--yes"], 0);
+    let kept = server.sql("SELECT state::text FROM fabrik_state.snapshots WHERE stack = 'shop'");
+    assert!(!kept.contains("\"outputs\""), "{kept}");
+}
