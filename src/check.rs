@@ -114,6 +114,21 @@ pub fn problems(spec: &Spec, registry: &Registry) -> Vec<Diagnostic> {
         found.problems.extend(crate::verify::check_entry(gate));
         gate.each_reference(&mut |reference, loc| found.reference(spec, registry, reference, loc));
     }
+    for output in &spec.outputs {
+        // `fabrik output NAME` names either; one name for two things would be a guess.
+        if spec.declares(&output.name) {
+            found.problems.push(
+                Diagnostic::new(
+                    output.loc,
+                    format!("output `{}` has the name of a resource", output.name),
+                )
+                .help("`fabrik output NAME` names an output or a resource: give the output another name"),
+            );
+        }
+        output
+            .value
+            .each_reference(&mut |reference, loc| found.reference(spec, registry, reference, loc));
+    }
     suggest_resources(spec, &mut found.problems, &found.unknown);
     found.problems.extend(spec.for_each_problems());
     found.problems.extend(collections_in_text(spec));
@@ -159,7 +174,12 @@ fn collections_in_text(spec: &Spec) -> Vec<Diagnostic> {
         .resources
         .iter()
         .flat_map(|r| r.with.iter().map(|(_, e)| e).chain(&r.verify));
-    for expr in providers.chain(resources).chain(&spec.verify) {
+    let outputs = spec.outputs.iter().map(|o| &o.value);
+    for expr in providers
+        .chain(resources)
+        .chain(&spec.verify)
+        .chain(outputs)
+    {
         walk(spec, expr, &mut problems);
     }
     problems
@@ -244,6 +264,45 @@ pub fn secret_identities(
                 );
             }
         }
+    }
+    problems
+}
+
+/// Outputs that show a secret (a `${secret.X}`, a sensitive variable, a sensitive attribute of
+/// a resource) without being marked `sensitive: true`: they would print it and keep it in the
+/// state in clear.
+pub fn output_secrets(
+    spec: &Spec,
+    sensitive: &[std::collections::BTreeSet<String>],
+) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    for output in spec.outputs.iter().filter(|o| !o.sensitive) {
+        output.value.each_reference(&mut |reference, loc| {
+            let what = match reference {
+                Reference::Secret(name) => format!("secret `{name}`"),
+                Reference::Var(name) if spec.var(name).is_some_and(|d| d.sensitive) => {
+                    format!("sensitive variable `{name}`")
+                }
+                Reference::Resource { name, attr }
+                    if spec
+                        .index_of(name)
+                        .is_some_and(|j| sensitive.get(j).is_some_and(|s| s.contains(attr))) =>
+                {
+                    format!("`{name}.{attr}`, which holds a secret")
+                }
+                _ => return,
+            };
+            problems.push(
+                Diagnostic::new(
+                    spec.source.refine(loc, &reference.written()),
+                    format!("output `{}` shows {what}, but it is not marked sensitive", output.name),
+                )
+                .help(format!(
+                    "add `sensitive: true` to output `{}`: it is then kept by its keyed hash and shown as `(sensitive)` unless asked for with --show-sensitive",
+                    output.name
+                )),
+            );
+        });
     }
     problems
 }

@@ -54,7 +54,7 @@ pub enum Command {
     /// provider has one (a PowerDNS RRset's comment), and refuses an object another resource
     /// manages. Run `fabrik plan` afterwards to see how the object differs from the spec.
     Import(ImportArgs),
-    /// Outputs of applied resources.
+    /// The stack's outputs (`outputs:`), or the outputs of applied resources.
     Output(OutputArgs),
     /// Each declared secret and where its value comes from (never the value).
     Secrets(SpecArg),
@@ -244,15 +244,19 @@ pub enum StateCommand {
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// One resource's outputs (`NAME`), or one of them (`NAME.ATTR`).
+    /// One stack output (`NAME`), one resource's outputs (`NAME`), or one of them
+    /// (`NAME.ATTR`).
     pub name: Option<String>,
     /// Print as JSON.
     #[arg(long, conflicts_with = "raw")]
     pub json: bool,
-    /// Print one value (`NAME.ATTR`) alone: a string without quotes, anything else as JSON; for
-    /// scripts.
+    /// Print one value (`NAME` of a stack output, or `NAME.ATTR`) alone: a string without
+    /// quotes, anything else as JSON; for scripts. A sensitive stack output is printed too.
     #[arg(long)]
     pub raw: bool,
+    /// Print the values of sensitive stack outputs instead of `(sensitive)`.
+    #[arg(long)]
+    pub show_sensitive: bool,
     #[command(flatten)]
     pub stack: StackArgs,
 }

@@ -10,7 +10,7 @@ use console::Style;
 use fabrik_provider::Value;
 
 use crate::executor::{Outcome, Progress, Verb};
-use crate::plan::{Action, AttributeChange, Change, Plan, ReplaceOrder};
+use crate::plan::{Action, AttributeChange, Change, OutputChange, Plan, ReplaceOrder};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Painter {
@@ -112,6 +112,9 @@ impl Painter {
         }) {
             out.push_str(&part);
         }
+        if !plan.outputs.is_empty() {
+            self.outputs(&mut out, &plan.outputs);
+        }
         let s = plan.summary;
         let adopt = if adopting {
             format!("{} to adopt, ", s.adopt)
@@ -163,6 +166,50 @@ impl Painter {
             for attr in &change.attributes {
                 self.attribute(out, attr, width);
             }
+        }
+        out.push('\n');
+    }
+
+    /// The stack outputs that change, after the resources (Terraform's "Changes to Outputs").
+    fn outputs(&self, out: &mut String, outputs: &[OutputChange]) {
+        let _ = writeln!(out, "{}", self.bold("Outputs:"));
+        let width = outputs.iter().map(|o| o.name.len()).max().unwrap_or(0);
+        for output in outputs {
+            let pad = " ".repeat(width - output.name.len());
+            let shown = |v: &Value| {
+                if output.sensitive || crate::secrets::is_masked(v) {
+                    "(sensitive)".to_string()
+                } else {
+                    value(v)
+                }
+            };
+            let after = match (&output.after, output.after_unknown) {
+                (_, true) => self.dim("(known after apply)"),
+                (Some(v), false) => shown(v),
+                (None, false) => String::new(),
+            };
+            let name = &output.name;
+            let line = match (output.action, &output.before) {
+                (Action::Delete, Some(before)) => {
+                    format!("  {} {name}{pad} = {}", self.red("-"), shown(before))
+                }
+                (Action::Update, _) if output.sensitive && !output.after_unknown => {
+                    format!(
+                        "  {} {name}{pad}: (sensitive value changed)",
+                        self.yellow("~")
+                    )
+                }
+                (Action::Update, Some(before)) if !output.sensitive => {
+                    format!(
+                        "  {} {name}{pad} = {} → {after}",
+                        self.yellow("~"),
+                        shown(before)
+                    )
+                }
+                (Action::Update, _) => format!("  {} {name}{pad} = {after}", self.yellow("~")),
+                _ => format!("  {} {name}{pad} = {after}", self.green("+")),
+            };
+            let _ = writeln!(out, "{line}");
         }
         out.push('\n');
     }

@@ -276,5 +276,8 @@ pub fn env_problems(spec: &Spec) -> Vec<Diagnostic> {
     for gate in &spec.verify {
         gate.each_reference(&mut look);
     }
+    for output in &spec.outputs {
+        output.value.each_reference(&mut look);
+    }
     problems
 }

@@ -38,6 +38,7 @@ impl Loaded {
         let secrets = crate::secrets::resolve(&self.spec)?;
         let anything_sensitive = !self.spec.secrets.is_empty()
             || self.spec.vars.iter().any(|d| d.sensitive)
+            || self.spec.outputs.iter().any(|o| o.sensitive)
             || self.sensitive.iter().any(|s| !s.is_empty());
         self.secrets = if anything_sensitive {
             secrets.with_key(crate::secrets::stack_key(state_dir, &self.spec.stack)?)
@@ -265,6 +266,7 @@ fn checked(
     problems.extend(in_graph);
     let sensitive = resolve::sensitive_fields(spec, registry, &graph.order);
     problems.extend(check::secret_identities(spec, registry, &sensitive));
+    problems.extend(check::output_secrets(spec, &sensitive));
     if values {
         problems.extend(resolve::env_problems(spec));
     }

@@ -118,8 +118,28 @@ impl Run<'_, '_> {
                     format!("{f} (still recorded in the state; the next apply retries it)")
                 }),
             );
+            return Ok(());
         }
-        Ok(())
+        self.record_outputs()
+    }
+
+    /// The stack's outputs, worked out from the resources as recorded once everything went
+    /// through; a destroy that leaves no resource leaves no output either.
+    fn record_outputs(&mut self) -> Result<(), Error> {
+        let outputs = match self.exec.operation {
+            Operation::Apply(spec) => crate::plan::outputs::recorded(
+                spec,
+                self.exec.registry,
+                self.state,
+                self.exec.secrets,
+            ),
+            Operation::Destroy if self.state.resources.is_empty() => Default::default(),
+            Operation::Destroy => return Ok(()),
+        };
+        if outputs == self.state.outputs {
+            return Ok(());
+        }
+        self.record(vec![journal::Change::Outputs { outputs }])
     }
 
     /// Renames resources in the state (`moved:`), before any change that names them by their

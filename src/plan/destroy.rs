@@ -45,6 +45,16 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
     }
     let names: Vec<String> = selected.into_iter().collect();
     let changes = deletes(state, &names, |_| true);
+    // A destroy of everything leaves nothing for an output to show.
+    let outputs = if targets.is_empty() {
+        state
+            .outputs
+            .iter()
+            .map(|(name, before)| super::outputs::removed(name, before))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Plan {
         format: PLAN_FORMAT.to_string(),
         format_version: PLAN_FORMAT_VERSION,
@@ -60,6 +70,7 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
         vars: BTreeMap::new(),
         moves: Vec::new(),
         changes,
+        outputs,
         resolved: Default::default(),
         partial: Default::default(),
         real_outputs: Default::default(),

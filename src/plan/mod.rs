@@ -27,6 +27,7 @@ mod diff;
 mod hidden;
 pub mod ignored;
 pub mod moved;
+pub mod outputs;
 mod places;
 pub mod precheck;
 mod resource;
@@ -35,6 +36,7 @@ mod select;
 
 pub use destroy::{destroy_plan, refuse_protected};
 pub use hidden::{hidden_outputs_referred_to, unreadable_hidden_outputs};
+pub use outputs::OutputChange;
 pub use resource::desired_inputs;
 
 use destroy::deletes;
@@ -188,6 +190,9 @@ pub struct Plan {
     /// Creates, updates and replacements in apply order, then deletes in delete order; no-ops
     /// are listed too, so the plan accounts for every resource.
     pub changes: Vec<Change>,
+    /// The stack outputs an apply adds, changes or removes, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputChange>,
     pub summary: Summary,
     /// The inputs each created, updated or replaced resource resolved to while planning (in
     /// the provider's normal form, secrets in), where every one was known: applying the plan
@@ -224,9 +229,11 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl Plan {
-    /// Whether applying it would call any provider (adoptions are recorded before planning).
+    /// Whether applying it would call any provider or record a changed output (adoptions are
+    /// recorded before planning).
     pub fn has_changes(&self) -> bool {
         !self.moves.is_empty()
+            || !self.outputs.is_empty()
             || self
                 .changes
                 .iter()
@@ -328,6 +335,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
     }
     let summary = summarize(&changes);
     let stack_gates = written_gates(input, &planned, &spec.verify);
+    let (output_changes, bound_outputs) = outputs::planned(input, &planned);
     // The known part of what new objects with inputs not all known yet ask for: enough to
     // look at what is in their place (a file's path known before its content).
     let partial = changes
@@ -387,6 +395,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
             .iter()
             .map(|m| (m.from.as_str(), m.to.as_str()))
             .collect(),
+        outputs: bound_outputs,
     });
     Ok(Plan {
         format: PLAN_FORMAT.to_string(),
@@ -416,6 +425,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
             .collect(),
         moves: Vec::new(),
         changes,
+        outputs: output_changes,
         summary,
         resolved,
         partial,
@@ -435,6 +445,10 @@ struct CanonicalSpec<'a> {
     /// The `moved:` entries, `(from, to)`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     moved: Vec<(&'a str, &'a str)>,
+    /// Each stack output as written with what is known put in (secrets by their keyed hash),
+    /// and whether it is sensitive.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    outputs: BTreeMap<String, (Value, bool)>,
 }
 
 fn summarize(changes: &[Change]) -> Summary {

@@ -80,5 +80,8 @@ pub fn staleness(saved: &Plan, now: &Plan) -> Option<String> {
     if saved.changes != now.changes || saved.moves != now.moves {
         return Some("the resources changed outside fabrik since the plan was made".into());
     }
+    if saved.outputs != now.outputs {
+        return Some("the stack's outputs would change otherwise than the plan shows (the resources they use changed outside fabrik)".into());
+    }
     None
 }

@@ -113,6 +113,9 @@ impl Spec {
         for gate in &self.verify {
             gate.each_reference(&mut elsewhere);
         }
+        for output in &self.outputs {
+            output.value.each_reference(&mut elsewhere);
+        }
         for block in &self.providers {
             for (_, expr) in &block.config {
                 expr.each_reference(&mut |r, loc| {
@@ -125,7 +128,8 @@ impl Spec {
         problems
     }
 
-    /// Calls `f` with every reference of the resources' fields and gates and the stack's gates.
+    /// Calls `f` with every reference of the resources' fields and gates, the stack's gates and
+    /// the stack's outputs.
     fn each_reference_anywhere<'a>(&'a self, f: &mut impl FnMut(&'a Reference, Loc)) {
         for resource in &self.resources {
             for (_, expr) in &resource.with {
@@ -137,6 +141,9 @@ impl Spec {
         }
         for gate in &self.verify {
             gate.each_reference(f);
+        }
+        for output in &self.outputs {
+            output.value.each_reference(f);
         }
     }
 

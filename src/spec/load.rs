@@ -10,7 +10,7 @@ use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile, closest};
 use crate::template::{self, Part, RESERVED_NAMES};
 use crate::yaml::{Key, Node, Value};
 
-const TOP_LEVEL_KEYS: [&str; 8] = [
+const TOP_LEVEL_KEYS: [&str; 9] = [
     "stack",
     "backend",
     "providers",
@@ -19,6 +19,7 @@ const TOP_LEVEL_KEYS: [&str; 8] = [
     "resources",
     "verify",
     "moved",
+    "outputs",
 ];
 const RESOURCE_KEYS: [&str; 9] = [
     "type",
@@ -127,6 +128,7 @@ impl Loader {
         let mut verify = Vec::new();
         let mut secrets = Vec::new();
         let mut vars = Vec::new();
+        let mut outputs = Vec::new();
         let mut backend = None;
         let mut moved = Vec::new();
         for (key, node) in entries {
@@ -134,6 +136,7 @@ impl Loader {
                 "secrets" => secrets = self.secrets(node),
                 "moved" => moved = self.moved(node),
                 "vars" => vars = self.vars(node),
+                "outputs" => outputs = self.outputs(node),
                 "backend" => backend = self.backend(key.loc, node),
                 "stack" => {
                     stack_written = true;
@@ -173,6 +176,7 @@ impl Loader {
             var_values: std::collections::BTreeMap::new(),
             expanded: std::collections::BTreeMap::new(),
             moved,
+            outputs,
             index,
             unreadable: std::mem::take(&mut self.unreadable),
         };

@@ -3,10 +3,10 @@
 //!
 //! This file holds what the rest of the engine sees (the types, [`Spec::load`], [`Header`]);
 //! `file.rs` reads the file within its limits, `load.rs` walks the YAML tree, and `backend.rs`,
-//! `secrets.rs` and `vars.rs` read the `backend:`, `secrets:` and `vars:` blocks (`vars.rs`
-//! also gives the variables their values for a run), `for_each.rs` makes the instances of a
-//! resource with `for_each` once its keys are known, and `moved.rs` reads the `moved:` list,
-//! whose addresses (`NAME`, `NAME[key]`) `address.rs` reads.
+//! `secrets.rs`, `vars.rs` and `outputs.rs` read the `backend:`, `secrets:`, `vars:` and
+//! `outputs:` blocks (`vars.rs` also gives the variables their values for a run), `for_each.rs`
+//! makes the instances of a resource with `for_each` once its keys are known, and `moved.rs`
+//! reads the `moved:` list, whose addresses (`NAME`, `NAME[key]`) `address.rs` reads.
 
 pub mod address;
 mod backend;
@@ -14,6 +14,7 @@ mod file;
 mod for_each;
 mod load;
 mod moved;
+mod outputs;
 mod secrets;
 mod vars;
 
@@ -54,6 +55,8 @@ pub struct Spec {
     pub expanded: std::collections::BTreeMap<String, Vec<String>>,
     /// Resources renamed in the spec whose objects stay (`moved:`), in file order.
     pub moved: Vec<Move>,
+    /// Declared stack outputs, in file order.
+    pub outputs: Vec<OutputDecl>,
     index: HashMap<String, usize>,
     /// Resources written in the spec but left out of `resources` because their entry could
     /// not be read (it has no usable `type`): what refers to them is not wrong as well.
@@ -101,6 +104,17 @@ pub struct VarDecl {
     pub default: Option<serde_json::Value>,
     pub description: Option<String>,
     /// Treated as a secret: shown and stored by its keyed hash only.
+    pub sensitive: bool,
+}
+
+/// One entry of `outputs:`: a value the stack hands out once applied.
+#[derive(Debug, Clone)]
+pub struct OutputDecl {
+    pub name: String,
+    pub loc: Loc,
+    pub value: Expr,
+    pub description: Option<String>,
+    /// Kept by its keyed hash and shown as `(sensitive)` unless asked for.
     pub sensitive: bool,
 }
 
@@ -241,6 +255,10 @@ impl Resource {
 impl Spec {
     pub fn resource(&self, name: &str) -> Option<&Resource> {
         self.index.get(name).map(|&i| &self.resources[i])
+    }
+
+    pub fn output(&self, name: &str) -> Option<&OutputDecl> {
+        self.outputs.iter().find(|d| d.name == name)
     }
 
     pub fn var(&self, name: &str) -> Option<&VarDecl> {

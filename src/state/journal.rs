@@ -39,6 +39,10 @@ pub enum Change {
     Providers {
         providers: std::collections::BTreeMap<String, Attributes>,
     },
+    /// The stack's outputs, all of them, as a successful apply worked them out.
+    Outputs {
+        outputs: std::collections::BTreeMap<String, super::OutputState>,
+    },
     /// A provider call is about to start.
     Intent {
         intent: u64,

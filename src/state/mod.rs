@@ -97,6 +97,10 @@ pub struct State {
     pub providers: BTreeMap<String, Attributes>,
     #[serde(default)]
     pub resources: BTreeMap<String, ResourceState>,
+    /// The stack's outputs (`outputs:` in the spec) as the last successful apply worked them
+    /// out; absent until a spec declares some.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, OutputState>,
     /// Provider calls that were announced but whose outcome was never recorded: a run died
     /// during them. The next run looks each object up before planning.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -171,6 +175,22 @@ pub struct ResourceState {
     pub marked_as: Option<String>,
 }
 
+/// One stack output as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputState {
+    /// The value; for a sensitive output, its keyed hash (`(sensitive) blake3:…`) only.
+    pub value: fabrik_provider::Value,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+    /// For a sensitive output that can be worked out again without the run that applied it:
+    /// its expression with everything but `${secret.X}` and `${env.X}` put in. `fabrik output`
+    /// looks those up again (environment, `.env`) and shows the value only where it hashes to
+    /// `value`. Absent when a sensitive variable or a sensitive attribute is in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<fabrik_provider::Value>,
+}
+
 /// A replaced object waiting for its delete.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +228,7 @@ impl State {
             stack: stack.to_string(),
             providers: BTreeMap::new(),
             resources: BTreeMap::new(),
+            outputs: BTreeMap::new(),
             pending: BTreeMap::new(),
         }
     }
@@ -251,6 +272,9 @@ impl State {
             journal::Change::Move { from, to } => self.rename(&from, &to),
             journal::Change::Providers { providers } => {
                 self.providers = providers;
+            }
+            journal::Change::Outputs { outputs } => {
+                self.outputs = outputs;
             }
             journal::Change::Intent { intent, call } => {
                 self.pending.insert(intent, *call);

@@ -1523,30 +1523,6 @@ fn a_reference_to_a_key_for_each_does_not_have_is_refused() {
             type: local.file
             depends_on: ["web[gamma]"]
             with: { path: index.txt, content: "${web[alhpa].path}" }
-
-#[test]
-fn moves_pointing_nowhere_chained_repeated_or_malformed_are_located_errors() {
-    let case = Case::new().spec(
-        r#"
-        stack: shop
-        moved:
-          - { from: old, to: nowhere }
-          - { from: web, to: api }
-          - { from: a, to: b }
-          - { from: b, to: a }
-          - { from: x, to: api }
-          - { from: gone, to: "api[" }
-          - { from: gone }
-        resources:
-          web:
-            type: local.file
-            with: { path: web.txt, content: "" }
-          api:
-            type: local.file
-            with: { path: api.txt, content: "" }
-          a:
-            type: local.file
-            with: { path: a.txt, content: "" }
         "#,
     );
     fabrik_snapshot!(case, refused(&case), @r#"
@@ -1802,7 +1778,39 @@ fn an_instance_referring_to_another_of_its_resource_is_refused() {
     6 |     with: { path: "${each.key}.txt", content: "${web[b].size}" }
       |                                                ^^^^^^^^^^^^^^
       = help: the instances of a `for_each` are made from the same fields, so they cannot use each other's attributes
+    "#);
+}
 
+#[test]
+fn moves_pointing_nowhere_chained_repeated_or_malformed_are_located_errors() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        moved:
+          - { from: old, to: nowhere }
+          - { from: web, to: api }
+          - { from: a, to: b }
+          - { from: b, to: a }
+          - { from: x, to: api }
+          - { from: gone, to: "api[" }
+          - { from: gone }
+        resources:
+          web:
+            type: local.file
+            with: { path: web.txt, content: "" }
+          api:
+            type: local.file
+            with: { path: api.txt, content: "" }
+          a:
+            type: local.file
+            with: { path: a.txt, content: "" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
     error: `nowhere` is not a resource of the spec
       --> fabrik.yaml:3:22
       |
@@ -1852,5 +1860,224 @@ fn an_instance_referring_to_another_of_its_resource_is_refused() {
       = help: write it as `- { from: old, to: new }`
 
     7 errors in fabrik.yaml
+    "#);
+}
+
+/// An output refers to a resource or attribute that does not exist: located, with the closest
+/// name.
+#[test]
+fn output_referring_to_an_unknown_resource_or_attribute_is_refused_with_a_suggestion() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          config:
+            type: local.file
+            with: { path: app.conf, content: "x\n" }
+        outputs:
+          path: { value: "${confg.abs_path}" }
+          size: { value: "size ${config.sise}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: reference to unknown resource `confg`
+      --> fabrik.yaml:7:19
+      |
+    7 |   path: { value: "${confg.abs_path}" }
+      |                   ^^^^^^^^^^^^^^^^^
+      = help: did you mean `config`?
+
+    error: `config` (local.file) has no attribute `sise`
+      --> fabrik.yaml:8:24
+      |
+    8 |   size: { value: "size ${config.sise}" }
+      |                        ^^^^^^^^^^^^^^
+      = help: did you mean `size`?
+
+    2 errors in fabrik.yaml
+    "#);
+}
+
+/// An output entry that is not what an output is: an unknown key, no `value`, a name that
+/// cannot be used, the name of a resource.
+#[test]
+fn malformed_output_entries_are_refused_where_they_are_written() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          config:
+            type: local.file
+            with: { path: app.conf, content: "x\n" }
+        outputs:
+          url: { value: "${config.path}", sensitve: true }
+          size: { description: the size }
+          "not a name": { value: 1 }
+          config: { value: 2 }
+          port: 8080
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unknown key `sensitve` in output `url`
+      --> fabrik.yaml:7:35
+      |
+    7 |   url: { value: "${config.path}", sensitve: true }
+      |                                   ^^^^^^^^
+      = help: did you mean `sensitive`?
+
+    error: output `size` has no `value`
+      --> fabrik.yaml:8:3
+      |
+    8 |   size: { description: the size }
+      |   ^^^^
+      = help: add `value:`, such as `value: "${web.url}"`
+
+    error: invalid output name `not a name`
+      --> fabrik.yaml:9:3
+      |
+    9 |   "not a name": { value: 1 }
+      |   ^^^^^^^^^^
+      = help: an output name starts with a letter or digit and holds letters, digits, `_` and `-`
+
+    error: output `config` has the name of a resource
+       --> fabrik.yaml:10:3
+       |
+    10 |   config: { value: 2 }
+       |   ^^^^^^
+       = help: `fabrik output NAME` names an output or a resource: give the output another name
+
+    error: output `port` must be a map, not an integer
+       --> fabrik.yaml:11:9
+       |
+    11 |   port: 8080
+       |         ^^^^
+       = help: write it as `NAME: { value: "${resource.attribute}" }`
+
+    5 errors in fabrik.yaml
+    "#);
+}
+
+/// A secret, a sensitive variable or an attribute derived from a secret in an output not
+/// marked sensitive would be printed and kept in clear: refused, as Terraform does, with the fix.
+#[test]
+fn a_secret_in_an_output_not_marked_sensitive_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        secrets:
+          DB_PASSWORD: {}
+        vars:
+          token: { type: string, sensitive: true }
+        resources:
+          config:
+            type: local.file
+            with: { path: app.conf, content: "${secret.DB_PASSWORD}" }
+        outputs:
+          dsn: { value: "postgres://app:${secret.DB_PASSWORD}@db/app" }
+          token: { value: "${var.token}" }
+          hash: { value: "${config.content_hash}" }
+          path: { value: "${config.path}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: output `dsn` shows secret `DB_PASSWORD`, but it is not marked sensitive
+       --> fabrik.yaml:11:33
+       |
+    11 |   dsn: { value: "postgres://app:${secret.DB_PASSWORD}@db/app" }
+       |                                 ^^^^^^^^^^^^^^^^^^^^^
+       = help: add `sensitive: true` to output `dsn`: it is then kept by its keyed hash and shown as `(sensitive)` unless asked for with --show-sensitive
+
+    error: output `token` shows sensitive variable `token`, but it is not marked sensitive
+       --> fabrik.yaml:12:20
+       |
+    12 |   token: { value: "${var.token}" }
+       |                    ^^^^^^^^^^^^
+       = help: add `sensitive: true` to output `token`: it is then kept by its keyed hash and shown as `(sensitive)` unless asked for with --show-sensitive
+
+    error: output `hash` shows `config.content_hash`, which holds a secret, but it is not marked sensitive
+       --> fabrik.yaml:13:19
+       |
+    13 |   hash: { value: "${config.content_hash}" }
+       |                   ^^^^^^^^^^^^^^^^^^^^^^
+       = help: add `sensitive: true` to output `hash`: it is then kept by its keyed hash and shown as `(sensitive)` unless asked for with --show-sensitive
+
+    3 errors in fabrik.yaml
+    "#);
+}
+
+/// A stack output names one instance of a resource with `for_each`, and has no `${each.…}`.
+#[test]
+fn an_output_naming_a_for_each_resource_whole_or_each_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          pages:
+            type: local.file
+            for_each: [home, about]
+            with: { path: "${each.key}.html", content: "${each.key}\n" }
+        outputs:
+          all: { value: "${pages.path}" }
+          key: { value: "${each.key}" }
+          one: { value: "${pages[home].path}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `pages` has `for_each`: a reference names one of its instances
+      --> fabrik.yaml:8:18
+      |
+    8 |   all: { value: "${pages.path}" }
+      |                  ^^^^^^^^^^^^^
+      = help: write `${pages[KEY].path}`
+
+    error: `${each.key}` is only known in a resource with `for_each`
+      --> fabrik.yaml:9:18
+      |
+    9 |   key: { value: "${each.key}" }
+      |                  ^^^^^^^^^^^
+      = help: each instance of a resource with `for_each` has its own key and value; name one with `NAME[KEY]`
+
+    2 errors in fabrik.yaml
+    "#);
+    // A key the resource does not have is judged once its instances are made.
+    case.set_spec(
+        r#"
+        stack: shop
+        resources:
+          pages:
+            type: local.file
+            for_each: [home, about]
+            with: { path: "${each.key}.html", content: "${each.key}\n" }
+        outputs:
+          gone: { value: "${pages[hmoe].path}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `pages` has no key `hmoe`
+      --> fabrik.yaml:8:19
+      |
+    8 |   gone: { value: "${pages[hmoe].path}" }
+      |                   ^^^^^^^^^^^^^^^^^^^
+      = help: did you mean `home`?
     "#);
 }

@@ -27,6 +27,7 @@ mod live;
 mod lock;
 mod model;
 mod moved;
+mod outputs;
 mod plan_json;
 mod postgres;
 mod powerdns;

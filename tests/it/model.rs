@@ -32,8 +32,12 @@
 //! resource referring to one instance; after each apply it checks the plan's exit code, the
 //! files on disk, that an unchanged instance's file was not rewritten, and the state.
 //!
+//! Specs also declare stack outputs (`o1`..`o3`, each a file's `path` or `size`); after every
+//! step `fabrik output --json` must give what the last successful apply worked out from the
+//! resources the state records.
+//!
 //! `FABRIK_MODEL_SKIP` (comma-separated) leaves out step kinds (`plan`, `saved`, `stale`,
-//! `target`, `destroy`, `user`, `invalid`, `rename`), features (`process`, `http`, `gate`, `adopt`,
+//! `target`, `destroy`, `user`, `invalid`, `rename`), features (`outputs`, `process`, `http`, `gate`, `adopt`,
 //! `protect`, `alias`: paths spelled `./p0.txt`, `unknown`: references to outputs known only
 //! after apply, and the invalid specs `selfref`, `duplicate`, `reserved`, `cycle`, `validate`:
 //! the command on them) or the check `emptydir` (destroy removes the directory it created), to
@@ -325,7 +329,13 @@ struct Spec {
     res: BTreeMap<Name, Res>,
     /// A failing stack-level gate.
     failing_gate: bool,
+    /// Stack outputs: each names a file resource's attribute. One whose resource is not a file
+    /// of the spec (any more) is left out of the YAML ([`Spec::outputs`]).
+    outputs: BTreeMap<&'static str, (Name, Attr)>,
 }
+
+/// The names stack outputs take.
+const OUTPUT_NAMES: [&str; 3] = ["o1", "o2", "o3"];
 
 impl Spec {
     fn files(&self) -> Vec<Name> {
@@ -346,6 +356,14 @@ impl Spec {
 
     fn names(&self) -> Vec<Name> {
         self.res.keys().copied().collect()
+    }
+
+    /// The outputs the YAML declares: those whose resource is a file of the spec.
+    fn outputs(&self) -> impl Iterator<Item = (&'static str, Name, Attr)> + '_ {
+        self.outputs
+            .iter()
+            .filter(|(_, (n, _))| self.res.get(n).is_some_and(|r| r.file().is_some()))
+            .map(|(o, (n, a))| (*o, *n, *a))
     }
 
     /// Whether `from` reaches `to` along graph edges (so an edge `to → from` closes a cycle).
@@ -428,6 +446,8 @@ enum Invariant {
     /// Not one of the numbered promises, but what any plan/apply engine must do: a cycle is an
     /// error, a valid spec applies, the state says what is there, processes run as recorded.
     Basic,
+    /// The stack outputs are what the last successful apply worked out.
+    Outputs,
 }
 
 impl std::fmt::Display for Invariant {
@@ -455,6 +475,9 @@ impl std::fmt::Display for Invariant {
             }
             Invariant::Moved => "moved (a renamed resource keeps its object untouched)",
             Invariant::Basic => "basic correctness",
+            Invariant::Outputs => {
+                "outputs (`fabrik output` shows what the last successful apply worked out)"
+            }
         };
         f.write_str(text)
     }
@@ -607,6 +630,35 @@ fn resolve(spec: &Spec) -> Applieds {
         );
     }
     out
+}
+
+/// The stack outputs the state must hold once `spec` was applied and the state records
+/// `applied`: each worked out from the resource as recorded; one whose resource is not a file
+/// of the state (a targeted apply left it out) keeps what was recorded before, if anything.
+fn expected_outputs(
+    spec: &Spec,
+    applied: &Applieds,
+    before: &BTreeMap<String, serde_json::Value>,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut outputs = BTreeMap::new();
+    for (output, name, attr) in spec.outputs() {
+        let value = match applied.get(name).map(|a| &a.obj) {
+            Some(Obj::File { path, content, .. }) => match attr {
+                Attr::Size => serde_json::json!(content.len()),
+                Attr::Path => serde_json::json!(path.key()),
+                Attr::Hash => serde_json::json!(format!(
+                    "blake3:{}",
+                    blake3::hash(content.as_bytes()).to_hex()
+                )),
+            },
+            _ => match before.get(output) {
+                Some(value) => value.clone(),
+                None => continue,
+            },
+        };
+        outputs.insert(output.to_string(), value);
+    }
+    outputs
 }
 
 /// Whether going from `old` to `new` makes fabrik create a new object (a replacement).
@@ -796,6 +848,17 @@ fn render(spec: &Spec, closed: u16) -> String {
         y.push_str("verify:\n");
         y.push_str(&failing_gate_yaml("  ", closed));
     }
+    let mut outputs = spec.outputs().peekable();
+    if outputs.peek().is_some() {
+        y.push_str("outputs:\n");
+        for (output, name, attr) in outputs {
+            let _ = writeln!(
+                y,
+                "  {output}: {{ value: \"${{{name}.{}}}\" }}",
+                attr.name()
+            );
+        }
+    }
     y
 }
 
@@ -816,6 +879,8 @@ struct World {
     user: BTreeMap<usize, UserFile>,
     /// The pid of each process resource, as last seen.
     pids: BTreeMap<Name, i32>,
+    /// The stack outputs the state must hold.
+    outputs: BTreeMap<String, serde_json::Value>,
 }
 
 /// Every file and directory under the case's directory, with bytes and mode.
@@ -959,6 +1024,11 @@ struct Runner<'c> {
     message_checked: bool,
     /// How often each kind of step and outcome came up.
     seen: BTreeMap<String, usize>,
+    /// The spec last written to `fabrik.yaml`: its outputs are the ones an apply records.
+    written: Spec,
+    /// Draws the outputs' edits, apart from `rng`: a seed makes the same resource steps with
+    /// outputs as without them (`FABRIK_MODEL_SKIP=outputs`).
+    outputs_rng: Rng,
 }
 
 impl<'c> Runner<'c> {
@@ -977,6 +1047,8 @@ impl<'c> Runner<'c> {
             plans: 0,
             message_checked: true,
             seen: BTreeMap::new(),
+            written: Spec::default(),
+            outputs_rng: Rng::new(seed ^ 0x6f75_7470_7574_7300),
         }
     }
 
@@ -1093,6 +1165,7 @@ impl<'c> Runner<'c> {
 
     fn write_spec(&mut self, spec: &Spec) {
         self.message_checked = self.only_reason(spec);
+        self.written = spec.clone();
         let yaml = render(spec, self.closed.port);
         self.case.set_spec(&yaml);
         self.note(format!("--- fabrik.yaml\n{yaml}"));
@@ -1433,6 +1506,7 @@ impl<'c> Runner<'c> {
                     })
                     .map(|(n, _)| *n)
                     .collect();
+                self.world.outputs = expected_outputs(&self.written, &derived, &self.world.outputs);
                 self.world.applied = derived;
                 self.take_user_files(&adopters(&spec))?;
                 self.check_world(&stable)?;
@@ -1587,6 +1661,7 @@ impl<'c> Runner<'c> {
                     |a| matches!(&a.obj, Obj::File { path, .. } if path.key().starts_with("d/")),
                 );
             self.world.applied.clear();
+            self.world.outputs.clear();
             self.check_world(&BTreeSet::new()).and_then(|()| {
                 if had_subdir && self.allowed("emptydir") && self.case.exists("d") {
                     mismatch(
@@ -1938,6 +2013,7 @@ impl<'c> Runner<'c> {
             .values()
             .any(|a| matches!(&a.obj, Obj::File { path, .. } if path.key().starts_with("d/")));
         self.world.applied.clear();
+        self.world.outputs.clear();
         self.check_world(&BTreeSet::new())?;
         if had_subdir && self.allowed("emptydir") && self.case.exists("d") {
             return mismatch(
@@ -2028,7 +2104,9 @@ impl<'c> Runner<'c> {
     /// Whether `new` differs from the state: (definitely, maybe — a path spelled otherwise).
     fn changes(&self, new: &Applieds) -> (bool, bool) {
         let old = &self.world.applied;
-        let mut definite = old.keys().any(|n| !new.contains_key(n));
+        // An output that changes is a change too (of the spec last written).
+        let mut definite = old.keys().any(|n| !new.contains_key(n))
+            || expected_outputs(&self.written, new, &BTreeMap::new()) != self.world.outputs;
         let mut maybe = false;
         for (n, w) in new {
             match old.get(n) {
@@ -2103,6 +2181,7 @@ impl<'c> Runner<'c> {
                 }
                 let stable = self.untouched_procs(new);
                 self.world.applied = new.clone();
+                self.world.outputs = expected_outputs(&self.written, new, &self.world.outputs);
                 self.take_user_files(adopts)?;
                 self.check_world(&stable)?;
                 let again = self.fabrik(&["plan", "--detailed-exitcode"]);
@@ -2372,7 +2451,46 @@ impl<'c> Runner<'c> {
         let (recorded, pids) = self.recorded()?;
         self.check_state(&recorded)?;
         self.check_disk()?;
-        self.check_processes(&pids, stable)
+        self.check_processes(&pids, stable)?;
+        self.check_outputs()
+    }
+
+    /// `fabrik output --json` gives the stack outputs the model expects (read from the state
+    /// alone: the spec may be invalid or moved away).
+    fn check_outputs(&mut self) -> Checked {
+        let state = std::fs::read(self.case.state_file(STACK))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+        let recorded = state.as_ref().and_then(|s| s.get("outputs"));
+        if self.world.outputs.is_empty() {
+            return match recorded {
+                None => Ok(()),
+                Some(outputs) => mismatch(
+                    Invariant::Outputs,
+                    format!("the state records outputs {outputs}, expected none"),
+                ),
+            };
+        }
+        let out = self.fabrik(&[
+            "output",
+            "--json",
+            "--stack",
+            STACK,
+            "--state-dir",
+            ".fabrik",
+        ]);
+        let shown: Option<BTreeMap<String, serde_json::Value>> =
+            serde_json::from_str(&out.stdout).ok();
+        if out.code != 0 || shown.as_ref() != Some(&self.world.outputs) {
+            return mismatch(
+                Invariant::Outputs,
+                format!(
+                    "`fabrik output --json` exited {} with {}, expected {:?}",
+                    out.code, out.stdout, self.world.outputs
+                ),
+            );
+        }
+        Ok(())
     }
 
     fn check_state(&self, recorded: &Applieds) -> Checked {
@@ -2633,7 +2751,26 @@ impl<'c> Runner<'c> {
         for _ in 0..=self.rng.below(3) {
             self.random_op(&mut spec);
         }
+        if self.allowed("outputs") && self.outputs_rng.chance(30) {
+            self.op_output(&mut spec);
+        }
         spec
+    }
+
+    /// Declares, changes or removes a stack output.
+    fn op_output(&mut self, spec: &mut Spec) {
+        let rng = &mut self.outputs_rng;
+        let output = rng.pick(&OUTPUT_NAMES);
+        let files = spec.files();
+        if files.is_empty() || rng.chance(25) {
+            spec.outputs.remove(output);
+            self.op(format!("remove output {output}"));
+            return;
+        }
+        let name = rng.pick(&files);
+        let attr = rng.pick(&[Attr::Size, Attr::Path, Attr::Hash]);
+        spec.outputs.insert(output, (name, attr));
+        self.op(format!("output {output} = {name}.{}", attr.name()));
     }
 
     fn random_op(&mut self, spec: &mut Spec) {
