@@ -168,7 +168,7 @@ pub fn sensitive_fields(
             let derived = ty
                 .outputs
                 .iter()
-                .filter(|o| o.derived_from.iter().any(|f| fields.contains(*f)))
+                .filter(|o| o.sensitive || o.derived_from.iter().any(|f| fields.contains(*f)))
                 .map(|o| o.name.to_string())
                 .collect::<Vec<_>>();
             fields.extend(derived);
