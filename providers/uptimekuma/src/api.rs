@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use fabrik_provider::{Cancel, Error, ErrorKind, Result};
@@ -126,6 +126,9 @@ pub struct Api {
     credentials: Credentials,
     cancel: Cancel,
     session: Mutex<Option<Session>>,
+    /// The JWT the first login returned: a session opened again logs in with it, as
+    /// `loginByToken` does not count against the server's login limit.
+    jwt: Mutex<Option<String>>,
     /// Set once a login was refused: the next calls say the same without trying again (each
     /// try would count against the server's login limit).
     refused: Mutex<Option<Error>>,
@@ -162,6 +165,7 @@ impl Api {
             credentials,
             cancel,
             session: Mutex::new(None),
+            jwt: Mutex::new(None),
             refused: Mutex::new(None),
         }
     }
@@ -259,7 +263,13 @@ impl Api {
 
     /// `text` without `secrets` or the provider's own credentials.
     pub fn clean(&self, text: &str, secrets: &[&str]) -> String {
+        let jwt = self
+            .jwt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let mut all: Vec<&str> = secrets.to_vec();
+        all.extend(jwt.as_deref());
         match &self.credentials {
             Credentials::Password { password, .. } => all.push(password),
             Credentials::Token(token) => all.push(token),
@@ -270,21 +280,14 @@ impl Api {
     /// The session, connected and logged in: the one there is when it is still open, else a
     /// new one (logging in by the JWT of the first login when there was one).
     fn session(&self) -> Result<MutexGuard<'_, Option<Session>>> {
-        let mut guard = self
-            .session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.session.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(session) = guard.as_mut()
             && session.drain().is_err()
         {
             *guard = None;
         }
         if guard.is_none() {
-            if let Some(refused) = &*self
-                .refused
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-            {
+            if let Some(refused) = &*self.refused.lock().unwrap_or_else(PoisonError::into_inner) {
                 return Err(refused.duplicate());
             }
             match self.connect() {
@@ -366,25 +369,36 @@ impl Api {
     }
 
     fn login(&self, session: &mut Session) -> Result<()> {
-        let (event, args, secret) = match &self.credentials {
-            Credentials::Password { username, password } => (
+        let jwt = self
+            .jwt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let (event, args, secret) = match (&self.credentials, &jwt) {
+            (Credentials::Password { .. }, Some(jwt)) => ("loginByToken", json!(jwt), jwt.clone()),
+            (Credentials::Password { username, password }, None) => (
                 "login",
                 json!({"username": username, "password": password, "token": ""}),
-                password.as_str(),
+                password.clone(),
             ),
-            Credentials::Token(token) => ("loginByToken", json!(token), token.as_str()),
+            (Credentials::Token(token), _) => ("loginByToken", json!(token), token.clone()),
         };
         let answer = session
             .exchange(event, &[args])
-            .map_err(|why| self.lost(event, &why, &[secret]))?;
+            .map_err(|why| self.lost(event, &why, &[&secret]))?;
         if answer.get("ok").and_then(Value::as_bool) == Some(true) {
+            if let Some(token) = answer.get("token").and_then(Value::as_str) {
+                *self.jwt.lock().unwrap_or_else(PoisonError::into_inner) = Some(token.to_string());
+            }
             return Ok(());
         }
+        if jwt.is_some() && matches!(self.credentials, Credentials::Password { .. }) {
+            // The password changed since (it invalidates the JWT): log in with it again.
+            *self.jwt.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            return self.login(session);
+        }
         let refused = self.login_refused(event, &answer);
-        *self
-            .refused
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(refused.duplicate());
+        *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = Some(refused.duplicate());
         Err(refused)
     }
 
