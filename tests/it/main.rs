@@ -35,4 +35,5 @@ mod secrets;
 mod state;
 mod target;
 mod trust;
+mod uptimekuma;
 mod vars;

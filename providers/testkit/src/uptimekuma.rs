@@ -252,6 +252,11 @@ impl FakeKuma {
         }
     }
 
+    /// Links monitor `monitor` to notification `notification`, as a tick in the UI would.
+    pub fn link(&self, monitor: i64, notification: i64) {
+        self.state().links.push((monitor, notification));
+    }
+
     /// Adds a notification as the UI would; returns its id.
     pub fn add_notification(&self, config: Value) -> i64 {
         let mut s = self.state();

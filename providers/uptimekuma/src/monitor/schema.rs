@@ -208,9 +208,14 @@ pub fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidInput, message)
 }
 
-/// Checks what the engine cannot: the type, the fields it takes and needs, ranges and formats.
-/// Fields whose value is not known yet are absent: they are checked at apply time.
+/// Checks what the engine cannot: the type, the fields it takes, ranges and formats. Fields
+/// whose value is not known yet are absent, so the fields a type needs are checked by
+/// [`normalise`], once every input is known.
 pub fn validate(inputs: &Attributes) -> Result<()> {
+    check(inputs, false)
+}
+
+fn check(inputs: &Attributes, complete: bool) -> Result<()> {
     let Some(kind) = inputs.get("type").and_then(Value::as_str) else {
         return Ok(());
     };
@@ -228,7 +233,7 @@ pub fn validate(inputs: &Attributes) -> Result<()> {
             .with_field(key.clone()));
         }
     }
-    for key in needed {
+    for key in needed.iter().filter(|_| complete) {
         if !inputs.contains_key(*key) {
             return Err(invalid(format!("a monitor of type {kind} needs `{key}`")));
         }
@@ -362,10 +367,10 @@ fn basic_auth(value: &Value) -> Result<(String, String)> {
     }
 }
 
-/// The inputs in normal form: the defaults of the type's fields filled in, durations as
+/// The inputs in normal form (checked, the fields their type needs included): the defaults of the type's fields filled in, durations as
 /// `"<n>s"`, statuses as text, notification ids as sorted numbers, tag values as text.
 pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
-    validate(inputs)?;
+    check(inputs, inputs.contains_key("type"))?;
     let mut out = inputs.clone();
     let kind = inputs
         .get("type")

@@ -159,7 +159,7 @@ fn observed_reads_kumas_own_shapes() {
 
 #[test]
 fn bad_inputs_name_the_field() {
-    let err = |v: Value| validate(&attrs(v)).unwrap_err().message;
+    let err = |v: Value| normalise(&attrs(v)).unwrap_err().message;
     assert!(err(json!({"type": "bogus"})).contains("not a monitor type"));
     assert!(err(json!({"type": "http"})).contains("needs `url`"));
     assert!(err(json!({"type": "keyword", "url": "http://x"})).contains("needs `keyword`"));
