@@ -204,6 +204,11 @@ impl FakeKuma {
         s.ping_timeout = timeout;
     }
 
+    /// How long after the namespace connect the server's handlers are ready (`loginRequired`).
+    pub fn set_ready_delay(&self, delay: Duration) {
+        self.state().ready_delay = delay;
+    }
+
     /// Holds back the ack of `event` (after the change is made) for `delay`.
     pub fn delay_ack(&self, event: &str, delay: Duration) {
         self.state().ack_delays.insert(event.to_string(), delay);

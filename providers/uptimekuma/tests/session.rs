@@ -238,3 +238,32 @@ fn an_unmarked_namesake_is_never_taken_and_deletes_check_the_marker() {
         .expect("a missing monitor is deleted already");
     fake.assert_no_violations();
 }
+
+#[test]
+fn waiting_for_the_server_to_be_ready_ends_at_an_interrupt() {
+    let fake = FakeKuma::start();
+    fake.set_ready_delay(Duration::from_secs(30));
+    let cancel = Cancel::new();
+    let config = attrs(json!({"url": fake.url(), "username": USERNAME, "password": PASSWORD}));
+    let client = UptimeKumaClient::new(&config, cancel.clone()).unwrap();
+    let signal = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        cancel.cancel();
+    });
+    let started = std::time::Instant::now();
+    let err = client
+        .read(target("a", MONITOR), "1", &Attributes::new())
+        .unwrap_err();
+    signal.join().unwrap();
+    assert!(err.interrupted, "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        fake.events().is_empty(),
+        "nothing was sent before `loginRequired`"
+    );
+    fake.assert_no_violations();
+}
