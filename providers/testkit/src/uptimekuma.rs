@@ -11,7 +11,8 @@
 //!   is `{tokenRequired: true}`; `loginByToken` is not limited;
 //! - before a login, management events answer `You are not logged in.`;
 //! - `add` needs `accepted_statuscodes` (strings) and `conditions`, and a key with no column
-//!   fails with the SQL error, which quotes the whole insert, values (secrets) included;
+//!   fails with the SQL error, which quotes the whole insert, values (secrets) included; a link
+//!   to a notification that does not exist fails after the monitor is stored, which stays;
 //! - `editMonitor` replaces the monitor: the fixed list of keys it reads is taken from what it
 //!   is sent, `port`, `proxyId` and `retryOnlyOnStatusCodeFailure` are reset when missing, and
 //!   the notification links become exactly `notificationIDList` (none when it is missing; an
@@ -695,7 +696,21 @@ fn handle(s: &mut State, logged_in: &mut bool, name: &str, args: &[Value]) -> Op
                     insert_statement(&m)
                 )));
             }
+            // The monitor row is stored first, its links after: a link to a notification that
+            // does not exist fails on the foreign key, and the monitor stays (not atomic).
+            let dangling = match m.get("notificationIDList") {
+                Some(Value::Object(links)) => links.keys().any(|n| {
+                    n.parse()
+                        .map_or(true, |n: i64| !s.notifications.contains_key(&n))
+                }),
+                Some(Value::Array(list)) => !list.is_empty(),
+                _ => false,
+            };
             let id = s.insert_monitor(m);
+            if dangling {
+                s.links.retain(|(m, _)| *m != id);
+                return Some(fail("SQLITE_CONSTRAINT: FOREIGN KEY constraint failed"));
+            }
             Reply {
                 before: vec![(
                     "updateMonitorIntoList".into(),

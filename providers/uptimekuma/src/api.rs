@@ -565,10 +565,12 @@ impl Session {
 
     /// Reads what arrived while the session was idle (heartbeats, pushes), without waiting.
     fn drain(&mut self) -> Result<(), String> {
-        match self.next_frame(Instant::now() + TICK, None) {
-            Ok(_) => self.drain(),
-            Err(Wait::Timeout | Wait::Interrupted(_)) => Ok(()),
-            Err(Wait::Broken(why)) => Err(why),
+        loop {
+            match self.next_frame(Instant::now() + TICK, None) {
+                Ok(_) => {}
+                Err(Wait::Timeout | Wait::Interrupted(_)) => return Ok(()),
+                Err(Wait::Broken(why)) => return Err(why),
+            }
         }
     }
 

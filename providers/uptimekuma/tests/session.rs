@@ -267,3 +267,43 @@ fn waiting_for_the_server_to_be_ready_ends_at_an_interrupt() {
     );
     fake.assert_no_violations();
 }
+
+/// A call reported as failed changed nothing, though Uptime Kuma is not atomic: an `add` whose
+/// link fails leaves the monitor stored, an `editMonitor` whose link fails has saved the monitor
+/// and dropped its links.
+#[test]
+fn failed_calls_leave_nothing_behind() {
+    let fake = FakeKuma::start();
+    let client = client(&fake);
+    let hook = client
+        .create(
+            target("hook", NOTIFICATION),
+            &attrs(json!({"name": "hook", "type": "webhook"})),
+        )
+        .unwrap();
+    let dangling = attrs(json!({"name": "api", "type": "push", "notifications": [999]}));
+    let err = client
+        .create(target("api", MONITOR), &dangling)
+        .unwrap_err();
+    assert!(err.message.contains("FOREIGN KEY"), "{}", err.message);
+    assert!(fake.monitors().is_empty(), "the stored monitor went again");
+
+    let first =
+        attrs(json!({"name": "api", "type": "push", "notifications": [hook.outputs["id"]]}));
+    let made = client.create(target("api", MONITOR), &first).unwrap();
+    let mut second = first.clone();
+    second.insert("interval".into(), json!("30s"));
+    second.insert("notifications".into(), json!([hook.outputs["id"], 999]));
+    let err = client
+        .update(target("api", MONITOR), &made.id, &first, &second)
+        .unwrap_err();
+    assert!(err.message.contains("FOREIGN KEY"), "{}", err.message);
+    let m = &fake.monitors()[0];
+    assert_eq!(m["interval"], 60, "the monitor as it was");
+    assert_eq!(
+        m["notificationIDList"],
+        json!({hook.id.clone(): true}),
+        "its link back"
+    );
+    fake.assert_no_violations();
+}

@@ -256,17 +256,36 @@ fn add(api: &Api, target: Target<'_>, inputs: &Attributes, description: &str) ->
     let monitor = new_monitor(inputs, description, token.as_deref())?;
     let secrets = secrets(inputs, token.as_deref());
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let answer = api.call("add", &[Value::Object(monitor)], &secrets)?;
+    let answer = match api.call("add", &[Value::Object(monitor)], &secrets) {
+        Ok(answer) => answer,
+        Err(refused) => {
+            // `add` stores the monitor before its links: a refused link leaves a monitor
+            // carrying this resource's marker, which goes again (the create made nothing).
+            if refused.kind == ErrorKind::InvalidInput
+                && let Ok(all) = list(api)
+                && let Ok(Some((id, _))) = marked(&all, target)
+            {
+                let _ = api.call("deleteMonitor", &[json!(id), json!(false)], &[]);
+            }
+            return Err(refused);
+        }
+    };
     let id = answer.get("monitorID").and_then(id_of).ok_or_else(|| {
         Error::new(
             ErrorKind::Fatal,
             "Uptime Kuma answered `add` without the new monitor's id",
         )
     })?;
-    if let Some(Value::Object(tags)) = inputs.get("tags") {
-        sync_tags(api, id, &[], tags)?;
-    }
-    confirm(api, target, id, inputs)
+    let finish = || {
+        if let Some(Value::Object(tags)) = inputs.get("tags") {
+            sync_tags(api, id, &[], tags)?;
+        }
+        confirm(api, target, id, inputs)
+    };
+    // A create reported as failed must have made nothing: the monitor goes again.
+    finish().inspect_err(|_| {
+        let _ = api.call("deleteMonitor", &[json!(id), json!(false)], &[]);
+    })
 }
 
 /// Reads the monitor back and checks that it is as `inputs` say.
@@ -335,33 +354,71 @@ fn change(
         .get("pushToken")
         .and_then(Value::as_str)
         .map(str::to_string);
+    let original = monitor.clone();
     write(&mut monitor, inputs, prior)?;
     if inputs.get("type").and_then(Value::as_str) == Some("push") && token.is_none() {
         monitor.insert("pushToken".into(), json!(push_token()));
     }
     let secrets = secrets(inputs, token.as_deref());
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let tags_before = monitor.get("tags").cloned();
-    let active = monitor.get("active").cloned();
-    api.call("editMonitor", &[Value::Object(monitor)], &secrets)?;
+    let rows = match original.get("tags") {
+        Some(Value::Array(rows)) => rows.clone(),
+        _ => Vec::new(),
+    };
+    let was_active = is_active(&Value::Object(original.clone()));
     let paused = inputs.get("paused").and_then(Value::as_bool) == Some(true);
-    let was_active = active.is_none_or(|a| a.as_bool() == Some(true) || a.as_i64() == Some(1));
-    if paused == was_active {
-        let event = if paused {
-            "pauseMonitor"
-        } else {
-            "resumeMonitor"
-        };
-        api.call(event, &[json!(id)], &[])?;
-    }
-    if let Some(Value::Object(tags)) = inputs.get("tags") {
-        let rows = match tags_before {
-            Some(Value::Array(rows)) => rows,
-            _ => Vec::new(),
-        };
-        sync_tags(api, id, &rows, tags)?;
-    }
-    confirm(api, target, id, inputs)
+    let finish = || {
+        api.call("editMonitor", &[Value::Object(monitor)], &secrets)?;
+        if paused == was_active {
+            set_active(api, id, !paused)?;
+        }
+        if let Some(Value::Object(tags)) = inputs.get("tags") {
+            sync_tags(api, id, &rows, tags)?;
+        }
+        confirm(api, target, id, inputs)
+    };
+    // A change reported as failed must have changed nothing. `editMonitor` saves the monitor
+    // before it remakes the links, so even a refused edit may have changed it: the monitor as
+    // it was goes back whole, its pause state and tags too (best effort: the error stands).
+    finish().inspect_err(|_| {
+        let _ = api.call("editMonitor", &[Value::Object(original.clone())], &secrets);
+        if let Ok(Some(now)) = get(api, id) {
+            let now = Value::Object(now);
+            if is_active(&now) != was_active {
+                let _ = set_active(api, id, was_active);
+            }
+            if let Some(Value::Array(current)) = now.get("tags") {
+                let _ = sync_tags(api, id, current, &tag_map(&rows));
+            }
+        }
+    })
+}
+
+fn is_active(monitor: &Value) -> bool {
+    monitor
+        .get("active")
+        .is_none_or(|a| a.as_bool() == Some(true) || a.as_i64() == Some(1))
+}
+
+fn set_active(api: &Api, id: i64, active: bool) -> Result<()> {
+    let event = if active {
+        "resumeMonitor"
+    } else {
+        "pauseMonitor"
+    };
+    api.call(event, &[json!(id)], &[]).map(|_| ())
+}
+
+/// Tag rows as the name → value map a spec writes.
+fn tag_map(rows: &[Value]) -> Map<String, Value> {
+    rows.iter()
+        .filter_map(|r| {
+            Some((
+                r.get("name")?.as_str()?.to_string(),
+                r.get("value").cloned().unwrap_or(json!("")),
+            ))
+        })
+        .collect()
 }
 
 fn not_ours(id: i64, marker: &str, doing: &str) -> Error {

@@ -179,12 +179,23 @@ fn save(
         ],
         &secrets,
     )?;
+    let made = id.is_none();
     let id = answer.get("id").and_then(id_of).or(id).ok_or_else(|| {
         Error::new(
             ErrorKind::Fatal,
             "Uptime Kuma answered `addNotification` without an id",
         )
     })?;
+    // A create reported as failed must have made nothing.
+    confirm(api, target, id, inputs).inspect_err(|_| {
+        if made {
+            let _ = api.call("deleteNotification", &[json!(id)], &[]);
+        }
+    })
+}
+
+/// Reads the notification back from the pushed list and checks it is as `inputs` say.
+fn confirm(api: &Api, target: Target<'_>, id: i64, inputs: &Attributes) -> Result<Applied> {
     let all = list(api)?;
     let Some((_, entry, config)) = all.iter().find(|(n, _, _)| *n == id) else {
         return Err(Error::new(
