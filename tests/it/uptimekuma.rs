@@ -603,3 +603,63 @@ fn drift_made_in_the_ui_is_shown_by_a_refresh_and_repaired() {
     );
     fake.assert_no_violations();
 }
+
+/// A monitor of every type fabrik manages is created, plans no change (its normal form is what
+/// Uptime Kuma gives back), is changed in place and destroyed.
+#[test]
+fn monitors_of_every_type_round_trip() {
+    let fake = FakeKuma::start();
+    let every = |interval: &str| {
+        format!(
+            r#"
+            resources:
+              web:
+                type: uptimekuma.monitor
+                with: {{ name: web, type: http, url: "https://shop.example.com/", method: head, accepted_status_codes: ["200-299", 301], headers: {{ X-Probe: fabrik }}, interval: {interval} }}
+              word:
+                type: uptimekuma.monitor
+                with: {{ name: word, type: keyword, url: "https://shop.example.com/", keyword: Welcome, invert_keyword: true, interval: {interval} }}
+              json:
+                type: uptimekuma.monitor
+                with: {{ name: json, type: json-query, url: "https://shop.example.com/api", json_path: "$.status", expected_value: ok, interval: {interval} }}
+              db:
+                type: uptimekuma.monitor
+                with: {{ name: db, type: port, hostname: db.internal, port: 5432, interval: {interval} }}
+              dns:
+                type: uptimekuma.monitor
+                with: {{ name: dns, type: dns, hostname: shop.example.com, dns_resolve_type: aaaa, interval: {interval} }}
+              ping:
+                type: uptimekuma.monitor
+                with: {{ name: ping, type: ping, hostname: 192.0.2.1, paused: true, interval: {interval} }}
+              push:
+                type: uptimekuma.monitor
+                with: {{ name: push, type: push, upside_down: true, interval: {interval} }}
+            "#
+        )
+    };
+    let case = case("kuma-types", &fake, &every("60s"));
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(fake.monitors().len(), 7);
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "every type reads back as written:\n{plan}");
+    case.set_spec(&spec("kuma-types", &fake, &every("2m")));
+    let changed = case.run(["apply", "--yes"]);
+    assert_eq!(changed.code, 0, "{changed}");
+    assert!(
+        changed
+            .stdout
+            .contains("Plan: 0 to add, 7 to change, 0 to destroy."),
+        "{changed}"
+    );
+    assert!(fake.monitors().iter().all(|m| m["interval"] == 120));
+    let db = monitor_named(&fake, "db");
+    assert_eq!(db["port"], 5432, "the port survives the whole-monitor edit");
+    assert_eq!(monitor_named(&fake, "ping")["active"], false);
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0
+    );
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.monitors().is_empty());
+    fake.assert_no_violations();
+}

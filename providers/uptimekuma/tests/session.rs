@@ -307,3 +307,44 @@ fn failed_calls_leave_nothing_behind() {
     );
     fake.assert_no_violations();
 }
+
+#[test]
+fn an_unmarked_notification_of_the_same_name_is_an_obstacle() {
+    let fake = FakeKuma::start();
+    let client = client(&fake);
+    let theirs = fake.add_notification(json!({"name": "ops", "type": "slack"}));
+    let inputs = attrs(json!({"name": "ops", "type": "webhook"}));
+    let creation = fabrik_provider::Creation {
+        target: target("ops", NOTIFICATION),
+        inputs: &inputs,
+    };
+    let found = client.obstacles(&[creation]).remove(0).unwrap().unwrap();
+    assert!(
+        found.contains(&format!("fabrik import ops {theirs}")),
+        "{found}"
+    );
+    let err = client
+        .create(target("ops", NOTIFICATION), &inputs)
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    let err = client
+        .delete(target("ops", NOTIFICATION), &theirs.to_string(), &inputs)
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::Conflict,
+        "never deleted without the marker"
+    );
+    let imported = client
+        .import(target("ops", NOTIFICATION), &theirs.to_string(), &inputs)
+        .unwrap();
+    assert_eq!(
+        imported.observed.inputs["type"], "slack",
+        "an import changes nothing else"
+    );
+    client
+        .delete(target("ops", NOTIFICATION), &theirs.to_string(), &inputs)
+        .unwrap();
+    assert!(fake.notifications().is_empty());
+    fake.assert_no_violations();
+}
