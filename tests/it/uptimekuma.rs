@@ -663,3 +663,37 @@ fn monitors_of_every_type_round_trip() {
     assert!(fake.monitors().is_empty());
     fake.assert_no_violations();
 }
+
+/// An apply that fails after updating a monitor puts the monitor back as it was.
+#[test]
+fn a_failed_apply_restores_the_monitor_it_updated() {
+    let fake = FakeKuma::start();
+    let case = case("kuma-restore", &fake, ONE_MONITOR);
+    case.expect(["apply", "--yes"], 0);
+    let before = monitor_named(&fake, "shop api");
+    let changed = ONE_MONITOR.replace("keyword: Welcome", "keyword: Hello, interval: 20s");
+    case.set_spec(&spec(
+        "kuma-restore",
+        &fake,
+        &format!(
+            "{changed}  doomed:\n        type: local.file\n        with: {{ path: blocker/doomed.txt, content: \"x\" }}\n        depends_on: [api]\n"
+        ),
+    ));
+    case.write(
+        "blocker",
+        "a regular file, so blocker/doomed.txt cannot be written",
+    );
+    let failed = case.run(["apply", "--yes"]);
+    assert_eq!(failed.code, 3, "{failed}");
+    assert!(
+        failed
+            .stdout
+            .contains("api (uptimekuma.monitor): rolled back"),
+        "{failed}"
+    );
+    let after = monitor_named(&fake, "shop api");
+    assert_eq!(after["keyword"], "Welcome");
+    assert_eq!(after["interval"], 60);
+    assert_eq!(after, before, "the monitor as it was, whole");
+    fake.assert_no_violations();
+}
