@@ -18,6 +18,7 @@ impl Registry {
             Arc::new(fabrik_powerdns::PowerDns),
             Arc::new(fabrik_cloudflare::Cloudflare),
             Arc::new(fabrik_coolify::Coolify),
+            Arc::new(fabrik_uptimekuma::UptimeKuma),
         ])
     }
 

@@ -134,9 +134,9 @@ pub fn context_value(spec: &Spec, secrets: &Secrets, reference: &Reference) -> O
 
 /// For each resource (in file order), the attributes that hold a secret: the input fields its
 /// type marks sensitive, those whose value uses `${secret.X}` or a sensitive `${var.X}`, those that refer to a sensitive
-/// attribute of another resource, and the outputs its type derives from any of these (a file's
-/// `content_hash` and `size` when its `content` is secret). Their values are never stored or
-/// shown.
+/// attribute of another resource, the outputs its type marks sensitive (a push monitor's URL),
+/// and those it derives from any of these (a file's `content_hash` and `size` when its
+/// `content` is secret). Their values are never stored or shown.
 pub fn sensitive_fields(
     spec: &Spec,
     registry: &Registry,
@@ -170,7 +170,7 @@ pub fn sensitive_fields(
             let derived = ty
                 .outputs
                 .iter()
-                .filter(|o| o.derived_from.iter().any(|f| fields.contains(*f)))
+                .filter(|o| o.sensitive || o.derived_from.iter().any(|f| fields.contains(*f)))
                 .map(|o| o.name.to_string())
                 .collect::<Vec<_>>();
             fields.extend(derived);

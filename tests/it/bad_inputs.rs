@@ -2081,3 +2081,60 @@ fn an_output_naming_a_for_each_resource_whole_or_each_is_refused() {
       = help: did you mean `home`?
     "#);
 }
+
+/// An Uptime Kuma monitor of a type fabrik does not manage, or without a field its type needs,
+/// or with one its type does not take, is refused at the resource before anything connects.
+#[test]
+fn uptimekuma_monitors_of_unknown_types_or_missing_fields_are_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: watch
+        providers:
+          uptimekuma: { url: "http://127.0.0.1:9", username: admin, password: "p" }
+        resources:
+          mqtt:
+            type: uptimekuma.monitor
+            with: { name: broker, type: mqtt, hostname: broker.lan }
+          api:
+            type: uptimekuma.monitor
+            with: { name: api, type: http }
+          db:
+            type: uptimekuma.monitor
+            with: { name: db, type: port, hostname: db.lan, port: 5432, url: "http://db.lan" }
+          hook:
+            type: uptimekuma.notification
+            with: { name: ops, type: webhook, settings: { isDefault: true } }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `mqtt` (uptimekuma.monitor): `type` "mqtt" is not a monitor type fabrik manages; use one of http, keyword, json-query, port, dns, ping, push
+      --> fabrik.yaml:7:33
+      |
+    7 |     with: { name: broker, type: mqtt, hostname: broker.lan }
+      |                                 ^^^^
+
+    error: `api` (uptimekuma.monitor): a monitor of type http needs `url`
+      --> fabrik.yaml:9:11
+      |
+    9 |     type: uptimekuma.monitor
+      |           ^^^^^^^^^^^^^^^^^^
+
+    error: `db` (uptimekuma.monitor): `url` does not apply to a monitor of type port
+       --> fabrik.yaml:13:70
+       |
+    13 |     with: { name: db, type: port, hostname: db.lan, port: 5432, url: "http://db.lan" }
+       |                                                                      ^^^^^^^^^^^^^^^
+
+    error: `hook` (uptimekuma.notification): `settings` may not set `isDefault`: it is the notification's own field (give `default` beside `settings`)
+       --> fabrik.yaml:16:49
+       |
+    16 |     with: { name: ops, type: webhook, settings: { isDefault: true } }
+       |                                                 ^
+
+    4 errors in fabrik.yaml
+    "#);
+}

@@ -38,4 +38,5 @@ mod secrets;
 mod state;
 mod target;
 mod trust;
+mod uptimekuma;
 mod vars;

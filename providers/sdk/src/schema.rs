@@ -100,6 +100,9 @@ pub struct OutputField {
     /// file's content). When one of them holds a secret, the output could tell it, so the engine
     /// treats the output as a secret too: never shown, stored only as a keyed hash.
     pub derived_from: &'static [&'static str],
+    /// The output holds a secret whatever the inputs (a token the provider made): never shown,
+    /// stored only as a keyed hash.
+    pub sensitive: bool,
 }
 
 impl OutputField {
@@ -109,7 +112,14 @@ impl OutputField {
             name,
             description,
             derived_from: &[],
+            sensitive: false,
         }
+    }
+
+    /// Marks the output as a secret whatever the inputs are.
+    pub const fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
     }
 
     /// Says which input fields the output is computed from.

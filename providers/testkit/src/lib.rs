@@ -5,6 +5,8 @@
 //! - [`http`]: a threaded HTTP/1.1 server on 127.0.0.1 with injectable faults (errors before or
 //!   after the change is made, slow answers, 429 with `Retry-After`, connection refused).
 //! - [`cloudflare`]: a stateful fake of the Cloudflare DNS API on top of both.
+//! - [`coolify`]: a stateful fake of the Coolify API v4.
+//! - [`uptimekuma`]: a stateful fake of Uptime Kuma's Socket.IO API over a real websocket.
 //!
 //! Only ever a dev-dependency: nothing here ships in the binary.
 
@@ -12,3 +14,4 @@ pub mod cloudflare;
 pub mod contract;
 pub mod coolify;
 pub mod http;
+pub mod uptimekuma;
