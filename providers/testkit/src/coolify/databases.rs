@@ -654,3 +654,141 @@ fn write_backup(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coolify::tests::{call, setup};
+
+    fn create(
+        fake: &FakeCoolify,
+        engine: &str,
+        server: &str,
+        project: &str,
+        extra: Value,
+    ) -> (u16, Value) {
+        let mut body = json!({"server_uuid": server, "project_uuid": project,
+                              "environment_name": "production", "environment_uuid": "x"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        call(
+            fake,
+            "POST",
+            &format!("/api/v1/databases/{engine}"),
+            Some(body),
+        )
+    }
+
+    #[test]
+    fn a_create_answers_201_generates_a_missing_password_and_refuses_other_engines_fields() {
+        let (fake, server, project) = setup();
+        let (status, made) = create(&fake, "postgresql", &server, &project, json!({}));
+        assert_eq!(status, 201, "{made}");
+        let url = made["internal_db_url"].as_str().unwrap();
+        let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
+        assert_eq!(password.len(), 64, "{url}");
+        let (status, refused) = create(
+            &fake,
+            "postgresql",
+            &server,
+            &project,
+            json!({"mysql_root_password": "x"}),
+        );
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(
+            refused["errors"]["mysql_root_password"][0],
+            "This field is not allowed."
+        );
+        let (status, _) = create(
+            &fake,
+            "redis",
+            &server,
+            &project,
+            json!({"public_port": 80}),
+        );
+        assert_eq!(status, 422);
+        assert_eq!(
+            fake.violations().len(),
+            1,
+            "only the refused field breaks the contract"
+        );
+    }
+
+    #[test]
+    fn a_crash_looping_database_restarts_until_stopped_and_refuses_a_start() {
+        let (fake, server, project) = setup();
+        fake.set_database_start(Duration::from_millis(40));
+        let (_, made) = create(
+            &fake,
+            "postgresql",
+            &server,
+            &project,
+            json!({"image": "postgres:crash"}),
+        );
+        let path = format!("/api/v1/databases/{}", made["uuid"].as_str().unwrap());
+        assert_eq!(call(&fake, "GET", &path, None).1["status"], "exited");
+        assert_eq!(call(&fake, "POST", &format!("{path}/start"), None).0, 200);
+        std::thread::sleep(Duration::from_millis(100));
+        let db = call(&fake, "GET", &path, None).1;
+        assert_eq!(db["status"], "restarting:unknown");
+        assert!(db["restart_count"].as_u64().unwrap() >= 2, "{db}");
+        assert_eq!(call(&fake, "POST", &format!("{path}/start"), None).0, 400);
+        let logs = call(&fake, "GET", &format!("{path}/logs"), None).1;
+        assert!(logs["logs"].as_str().unwrap().contains("FATAL"), "{logs}");
+        assert_eq!(call(&fake, "POST", &format!("{path}/stop"), None).0, 200);
+        assert_eq!(call(&fake, "GET", &path, None).1["status"], "exited");
+        fake.assert_no_violations();
+    }
+
+    #[test]
+    fn redis_keeps_its_password_in_its_env_row_and_backups_store_save_s3_true() {
+        let (fake, server, project) = setup();
+        let (_, made) = create(
+            &fake,
+            "redis",
+            &server,
+            &project,
+            json!({"redis_password": "a"}),
+        );
+        let path = format!("/api/v1/databases/{}", made["uuid"].as_str().unwrap());
+        let patched = call(&fake, "PATCH", &path, Some(json!({"redis_password": "b"})));
+        assert_eq!(patched.0, 200);
+        assert_eq!(
+            call(&fake, "GET", &path, None).1["redis_password"],
+            "a",
+            "unchanged"
+        );
+        let row = json!({"key": "REDIS_PASSWORD", "value": "b"});
+        assert_eq!(
+            call(&fake, "PATCH", &format!("{path}/envs"), Some(row)).0,
+            201
+        );
+        assert_eq!(call(&fake, "GET", &path, None).1["redis_password"], "b");
+        let backup = json!({"frequency": "daily"});
+        assert_eq!(
+            call(
+                &fake,
+                "POST",
+                &format!("{path}/backups"),
+                Some(backup.clone())
+            )
+            .0,
+            422
+        );
+
+        let (_, pg) = create(&fake, "postgresql", &server, &project, json!({}));
+        let path = format!("/api/v1/databases/{}", pg["uuid"].as_str().unwrap());
+        assert_eq!(
+            call(&fake, "POST", &format!("{path}/backups"), Some(backup)).0,
+            201
+        );
+        let list = call(&fake, "GET", &format!("{path}/backups"), None).1;
+        assert_eq!(list[0]["save_s3"], true, "left out, it is stored true");
+        // Deleted later, not at once.
+        assert_eq!(call(&fake, "DELETE", &path, None).0, 200);
+        assert_eq!(call(&fake, "GET", &path, None).0, 200);
+        assert!(fake.deleted_databases()[0].1, "volumes go by default");
+        fake.assert_no_violations();
+    }
+}

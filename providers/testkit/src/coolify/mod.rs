@@ -1438,7 +1438,7 @@ fn normal_domains(domains: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// One HTTP/1.1 request over a TCP stream (the testkit has no HTTP client): status and
@@ -1463,12 +1463,17 @@ mod tests {
     }
 
     /// A request to the API: status and JSON body.
-    fn call(fake: &FakeCoolify, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(super) fn call(
+        fake: &FakeCoolify,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let (status, text) = raw(&fake.url(), method, path, body);
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    fn setup() -> (FakeCoolify, String, String) {
+    pub(super) fn setup() -> (FakeCoolify, String, String) {
         let fake = FakeCoolify::start();
         let server = fake.add_server("main");
         let project = fake.add_project("shop");
