@@ -363,3 +363,124 @@ fn a_run_killed_during_the_create_of_a_database_is_followed_by_one_that_converge
     case.expect(["destroy", "--yes"], 0);
     fake.assert_no_violations();
 }
+
+/// A Redis database: its password is changed through its `REDIS_PASSWORD` row (Coolify ignores
+/// `redis_password` on update) and restarts it; it is published on its `public_port`.
+#[test]
+fn a_redis_password_is_rotated_through_its_env_row_and_restarts_it() {
+    let fake = fake();
+    let spec = |stack: &str| {
+        format!(
+            "stack: {stack}\n{}",
+            dedent(&format!(
+                r#"
+                providers:
+                  coolify: {{ url: "{url}", token: "${{secret.COOLIFY_TOKEN}}", poll_interval: 30ms }}
+                secrets:
+                  COOLIFY_TOKEN: {{}}
+                  REDIS_PASSWORD: {{}}
+                resources:
+                  cache:
+                    type: coolify.database
+                    with:
+                      engine: redis
+                      project: shop
+                      server: main
+                      password: "${{secret.REDIS_PASSWORD}}"
+                      public_port: 16379
+                      start_timeout: 5s
+                "#,
+                url = fake.url(),
+            ))
+        )
+    };
+    let case = Case::new()
+        .spec(&spec("shop-cache"))
+        .env("COOLIFY_TOKEN", TOKEN)
+        .env("REDIS_PASSWORD", "first-redis-secret");
+    let created = case.expect(["apply", "--yes"], 0);
+    let db = the_db(&fake);
+    assert_eq!(db["redis_password"], "first-redis-secret");
+    assert_eq!(db["is_public"], true);
+    assert_eq!(db["public_port"], 16379);
+    let refreshed = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(refreshed.code, 0, "{refreshed}");
+
+    let case = case.env("REDIS_PASSWORD", "second-redis-secret");
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan}");
+    assert!(plan.stdout.contains("(sensitive value changed)"), "{plan}");
+    let rotated = case.expect(["apply", "--yes"], 0);
+    assert_eq!(the_db(&fake)["redis_password"], "second-redis-secret");
+    assert_eq!(fake.count("POST", "/restart"), 1, "restarted to take it");
+    let refreshed_again = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(refreshed_again.code, 0, "{refreshed_again}");
+    for secret in ["first-redis-secret", "second-redis-secret"] {
+        for out in [&created, &refreshed, &plan, &rotated, &refreshed_again] {
+            assert!(
+                !out.stdout.contains(secret) && !out.stderr.contains(secret),
+                "{out}"
+            );
+        }
+        for (path, bytes) in case.state_files() {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(secret),
+                "{}",
+                path.display()
+            );
+        }
+    }
+    case.expect(["destroy", "--yes"], 0);
+    fake.assert_no_violations();
+}
+
+/// `adopt: true` takes over the database of the resource's name made by hand (its marker is
+/// stamped, its description kept, it is started); `fabrik import` claims one by its uuid.
+#[test]
+fn a_database_made_by_hand_is_adopted_or_imported_never_duplicated() {
+    let fake = fake();
+    fake.add_project("shop");
+    let theirs = fake.insert_database(
+        "postgresql",
+        "shop",
+        "main",
+        serde_json::json!({"name": "db", "description": "made by hand", "image": "postgres:16",
+                           "postgres_user": "shop", "postgres_db": "shop",
+                           "postgres_password": DB_PASSWORD}),
+    );
+    let case = case("shop-db-adopt", &fake, "16", "");
+    case.set_spec(&spec("shop-db-adopt", &fake, "").replace(
+        "    type: coolify.database\n",
+        "    type: coolify.database\n    adopt: true\n",
+    ));
+    let out = case.expect(["apply", "--yes"], 0);
+    let db = the_db(&fake);
+    assert_eq!(
+        db["uuid"],
+        theirs.as_str(),
+        "taken over, not duplicated:\n{out}"
+    );
+    assert_eq!(db["description"], "fabrik:shop-db-adopt/db\nmade by hand");
+    assert_eq!(db["status"], "running:healthy");
+    assert_eq!(fake.backups(&theirs).len(), 1);
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    case.expect(["destroy", "--yes"], 0);
+    assert_eq!(fake.deleted_databases(), vec![(theirs, false)]);
+
+    // Imported: claimed by its marker, changed by the next apply.
+    let other = fake.insert_database(
+        "postgresql",
+        "shop",
+        "main",
+        serde_json::json!({"name": "db", "image": "postgres:16", "postgres_user": "shop",
+                           "postgres_db": "shop", "postgres_password": DB_PASSWORD}),
+    );
+    let case = self::case("shop-db-import", &fake, "16", "");
+    case.expect(["import", "db", &other], 0);
+    assert_eq!(the_db(&fake)["description"], "fabrik:shop-db-import/db");
+    case.expect(["apply", "--yes"], 0);
+    assert_eq!(the_db(&fake)["uuid"], other.as_str());
+    assert_eq!(the_db(&fake)["status"], "running:healthy");
+    fake.assert_no_violations();
+}

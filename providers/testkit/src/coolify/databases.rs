@@ -234,6 +234,42 @@ impl FakeCoolify {
         uuid
     }
 
+    /// Creates a database behind the provider's back (made by hand in the dashboard), in the
+    /// `production` environment of `project` on `server`, as a create with `fields` would;
+    /// returns its uuid.
+    ///
+    /// # Panics
+    /// If the project or server does not exist, or the create is refused.
+    pub fn insert_database(
+        &self,
+        engine: &str,
+        project: &str,
+        server: &str,
+        fields: Value,
+    ) -> String {
+        let mut state = self.state();
+        let project = state
+            .projects
+            .iter()
+            .find(|p| p.name == project)
+            .map(|p| p.uuid.clone())
+            .unwrap_or_else(|| panic!("no project {project}"));
+        let server = state
+            .servers
+            .iter()
+            .find(|(_, n)| n == server)
+            .map(|(u, _)| u.clone())
+            .unwrap_or_else(|| panic!("no server {server}"));
+        let mut body = json!({"project_uuid": project, "server_uuid": server,
+                              "environment_name": "production"});
+        for (k, v) in fields.as_object().expect("an object") {
+            body[k] = v.clone();
+        }
+        let (status, made) = state.database_create(engine, &body);
+        assert_eq!(status, 201, "{made}");
+        made["uuid"].as_str().unwrap_or_default().to_string()
+    }
+
     /// Changes fields of a database behind the provider's back.
     ///
     /// # Panics
