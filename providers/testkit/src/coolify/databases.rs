@@ -252,14 +252,12 @@ impl FakeCoolify {
             .projects
             .iter()
             .find(|p| p.name == project)
-            .map(|p| p.uuid.clone())
-            .unwrap_or_else(|| panic!("no project {project}"));
+            .map_or_else(|| panic!("no project {project}"), |p| p.uuid.clone());
         let server = state
             .servers
             .iter()
             .find(|(_, n)| n == server)
-            .map(|(u, _)| u.clone())
-            .unwrap_or_else(|| panic!("no server {server}"));
+            .map_or_else(|| panic!("no server {server}"), |(u, _)| u.clone());
         let mut body = json!({"project_uuid": project, "server_uuid": server,
                               "environment_name": "production"});
         for (k, v) in fields.as_object().expect("an object") {
