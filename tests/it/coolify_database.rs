@@ -484,3 +484,41 @@ fn a_database_made_by_hand_is_adopted_or_imported_never_duplicated() {
     assert_eq!(the_db(&fake)["status"], "running:healthy");
     fake.assert_no_violations();
 }
+
+/// A database changed in the dashboard shows as drift on `plan --refresh`; a change Coolify
+/// answers 200 for but does not make (its PATCH drops fields silently) is caught by the read
+/// back and fails without touching the state.
+#[test]
+fn drift_is_seen_and_a_patch_coolify_drops_fails_the_change() {
+    let fake = fake();
+    let case = case("shop-db-drift", &fake, "16", "");
+    case.expect(["apply", "--yes"], 0);
+    let uuid = the_db(&fake)["uuid"].as_str().unwrap().to_string();
+    fake.edit_database(&uuid, serde_json::json!({"image": "postgres:15"}));
+    let drift = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(drift.code, 2, "{drift}");
+    assert!(
+        drift
+            .stdout
+            .contains(r#"~ image = "postgres:15" → "postgres:16""#),
+        "{drift}"
+    );
+    case.expect(["apply", "--yes", "--refresh"], 0);
+    assert_eq!(the_db(&fake)["image"], "postgres:16");
+
+    fake.drop_database_patch_field("image");
+    let out = case.args(["apply", "--yes"]).env("PG_TAG", "17").run();
+    case.redact(&uuid, "UUID");
+    fabrik_snapshot!(case, out.code_and_stderr(), @r#"
+    exit code: 3
+    ----- stderr -----
+    error: apply failed:
+      db: database [UUID] still has image "postgres:16", not "postgres:17" after the update
+    every change was rolled back; the stack is as it was before this run
+    "#);
+    assert_eq!(the_db(&fake)["image"], "postgres:16");
+    let plan = case.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "the state still says 16:\n{plan}");
+    case.expect(["destroy", "--yes"], 0);
+    fake.assert_no_violations();
+}

@@ -541,18 +541,14 @@ impl Databases<'_> {
         let dropped: Vec<String> = wanted
             .iter()
             .filter(|(k, v)| !same(after.get(*k), v))
-            .map(|(k, v)| {
-                format!(
-                    "{k} = {v} (it has {})",
-                    after.get(k).unwrap_or(&Value::Null)
-                )
-            })
+            .map(|(k, v)| format!("{k} {}, not {v}", after.get(k).unwrap_or(&Value::Null)))
             .collect();
         if !dropped.is_empty() {
+            // Coolify answers 200 for a field it does not take and leaves it as it was.
             return Err(Error::new(
                 ErrorKind::Fatal,
                 format!(
-                    "database {uuid} did not take {} from the update",
+                    "database {uuid} still has {} after the update",
                     dropped.join(", ")
                 ),
             ));

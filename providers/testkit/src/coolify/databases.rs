@@ -5,7 +5,8 @@
 //!   refused by the contract check (422 `This field is not allowed.`); a missing password is
 //!   generated (64 letters and digits); an unknown environment is a 422; a public port outside
 //!   1024–65535 is a 422 and one another public database uses is a 400;
-//! - `PATCH /databases/{uuid}` keeps what it does not take: `redis_password` is answered 200
+//! - `PATCH /databases/{uuid}` keeps what it does not take (and, on request, a field it
+//!   would take: [`FakeCoolify::drop_database_patch_field`]): `redis_password` is answered 200
 //!   and changes nothing (Redis reads its `REDIS_PASSWORD` env row); `is_public` without a
 //!   port is stored false;
 //! - a start goes `exited` → `running:starting` → `running:healthy` after the start duration
@@ -42,6 +43,9 @@ pub(super) struct Databases {
     /// Deleted databases and whether their volumes went with them, in order.
     deleted: Vec<(String, bool)>,
     start: Option<Duration>,
+    /// Fields a PATCH answers 200 for and leaves as they were (as the server does with those
+    /// it does not take).
+    dropped: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,6 +228,12 @@ impl FakeCoolify {
     /// How long a started database takes to become healthy.
     pub fn set_database_start(&self, duration: Duration) {
         self.state().databases.start = Some(duration);
+    }
+
+    /// Makes `PATCH /databases/{uuid}` answer 200 and leave `field` as it was, as the server
+    /// does with the fields it does not take.
+    pub fn drop_database_patch_field(&self, field: &str) {
+        self.state().databases.dropped.push(field.to_string());
     }
 
     /// Adds an S3 storage; returns its uuid.
@@ -641,10 +651,11 @@ impl State {
         {
             return error(400, "Public port already used by another database.");
         }
+        let dropped = self.databases.dropped.clone();
         self.with_db_mut(uuid, |db, _, _| {
             for (k, v) in &fields {
                 // Redis reads its password from the env row: this field changes nothing.
-                if k == "redis_password" {
+                if k == "redis_password" || dropped.contains(k) {
                     continue;
                 }
                 db.fields.insert(k.clone(), v.clone());
