@@ -563,6 +563,10 @@ impl Databases<'_> {
         let status = text(&db, "status").to_string();
         let verb = match (verb, is_up(&status)) {
             ("start", true) => return Ok(db),
+            // Already on its way up (`running:starting`): a start would be refused.
+            ("start", false) if status.starts_with("running") => {
+                return self.wait_healthy(uuid, desired.start_timeout);
+            }
             // A restart of a database that is not running is a start; one that crash-loops
             // takes neither (Coolify answers 400): it is stopped first.
             ("restart", false) if !status.starts_with("restarting") => "start",
