@@ -12,6 +12,7 @@ mod bad_inputs;
 mod cancel;
 mod cloudflare;
 mod coolify;
+mod coolify_database;
 mod crash;
 mod env_defaults;
 mod exit_codes;
