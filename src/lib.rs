@@ -21,7 +21,8 @@
 //! 2. [`yaml`] and [`error`].
 //! 3. [`spec`] (what the user wrote).
 //! 4. [`secrets`], [`verify`] and [`graph`], each reading the spec.
-//! 5. [`check`], [`resolve`] and [`state`] (what fabrik recorded; it reads the spec's `backend:`
+//! 5. [`check`], [`resolve`], [`schema`] (the spec as a JSON Schema, for editors) and [`state`]
+//!    (what fabrik recorded; it reads the spec's `backend:`
 //!    block and its secrets only to choose and open where the state is kept).
 //! 6. [`plan`], [`place`] and [`clients`] (provider configuration and clients).
 //! 7. [`executor`].
@@ -75,6 +76,7 @@ pub mod refresh;
 pub mod registry;
 pub mod render;
 pub mod resolve;
+pub mod schema;
 pub mod secrets;
 pub mod source;
 pub mod spec;

@@ -34,6 +34,7 @@ mod powerdns;
 mod refresh;
 mod rollback;
 mod saved_plans;
+mod schema;
 mod secrets;
 mod state;
 mod target;
