@@ -10,6 +10,7 @@ mod harness;
 
 mod bad_inputs;
 mod cancel;
+mod cli;
 mod cloudflare;
 mod coolify;
 mod crash;
@@ -21,6 +22,7 @@ mod gates;
 mod graph;
 mod ignore_changes;
 mod import;
+mod init;
 mod layers;
 mod lifecycle;
 mod live;
