@@ -64,13 +64,16 @@ pub enum Command {
     Init(InitArgs),
     /// Print the spec's JSON Schema, for editors (`schema/fabrik.schema.json` holds a copy).
     Schema,
-    /// Print a shell completion script (subcommands and flags; resource names are not
-    /// completed).
+    /// Print a shell completion script for subcommands and flags.
     ///
     /// bash: `source <(fabrik completions bash)`; zsh: `fabrik completions zsh >
     /// "${fpath[1]}/_fabrik"`; fish: `fabrik completions fish >
     /// ~/.config/fish/completions/fabrik.fish`; PowerShell: `fabrik completions powershell |
     /// Out-String | Invoke-Expression`.
+    ///
+    /// To complete resource names for `--target` too (from fabrik.yaml in the current
+    /// directory), load the script that calls fabrik back instead: `source
+    /// <(FABRIK_COMPLETE=bash fabrik)` (likewise zsh, fish, powershell, elvish).
     Completions(CompletionsArgs),
     /// Print the manual page (roff), every subcommand in one page: `fabrik man > fabrik.1`.
     Man,

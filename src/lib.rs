@@ -93,6 +93,11 @@ use clap::Parser;
 
 /// Runs the command line and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let args: Vec<OsString> = args.into_iter().collect();
+    // A shell asking for completions (`FABRIK_COMPLETE`) is answered before anything else.
+    if let Some(code) = commands::complete(&args) {
+        return code;
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

@@ -23,6 +23,8 @@ use std::path::Path;
 
 use fabrik_provider::Context;
 
+pub use completions::complete;
+
 use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::registry::Registry;

@@ -96,3 +96,49 @@ fn the_manual_page_opens_with_its_title_and_names_every_subcommand() {
         assert!(page.contains(&heading), "no section {heading}");
     }
 }
+
+/// A shell that calls fabrik back (`FABRIK_COMPLETE`) is offered the spec's resources for
+/// `--target`, with their types; without a spec, nothing, and no error.
+#[test]
+fn target_completes_the_resources_of_the_spec_in_the_current_directory() {
+    let case = Case::new().spec(
+        r#"
+        stack: s
+        resources:
+          page: { type: local.file, with: { path: a, content: b } }
+          web: { type: local.process, with: { command: "true" } }
+        "#,
+    );
+    for subcommand in ["plan", "apply", "destroy"] {
+        let out = case
+            .args(["--", "fabrik", subcommand, "--target", ""])
+            .env("FABRIK_COMPLETE", "fish")
+            .run();
+        assert_eq!(out.code, 0, "{out}");
+        assert_eq!(
+            out.stdout, "page\tlocal.file\nweb\tlocal.process\n",
+            "{subcommand}"
+        );
+    }
+    let empty = Case::new();
+    let out = empty
+        .args(["--", "fabrik", "plan", "--target", ""])
+        .env("FABRIK_COMPLETE", "fish")
+        .run();
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out}");
+    // The script that calls back is valid bash.
+    let script = case
+        .args(Vec::<&str>::new())
+        .env("FABRIK_COMPLETE", "bash")
+        .run();
+    case.write("dynamic.bash", &script.stdout);
+    let syntax = std::process::Command::new("bash")
+        .args(["-n", "dynamic.bash"])
+        .current_dir(case.root())
+        .output()
+        .expect("bash runs");
+    assert!(
+        syntax.status.success() && script.stdout.contains("FABRIK_COMPLETE"),
+        "{syntax:?}"
+    );
+}
