@@ -98,6 +98,11 @@ fn field_schema(field: &Field) -> Value {
     schema
 }
 
+fn described(mut schema: Value, description: &str) -> Value {
+    schema["description"] = json!(description);
+    schema
+}
+
 fn or_reference(schema: Value) -> Value {
     json!({ "anyOf": [schema, { "$ref": "#/$defs/reference" }] })
 }
@@ -237,9 +242,10 @@ type GateKind = (&'static str, Value, Vec<(&'static str, Value)>);
 /// options (`verify/entry.rs`).
 fn gate() -> Value {
     let int = |min: i64, max: i64, description: &str| {
-        let mut schema = or_reference(json!({ "type": "integer", "minimum": min, "maximum": max }));
-        schema["description"] = json!(description);
-        schema
+        described(
+            or_reference(json!({ "type": "integer", "minimum": min, "maximum": max })),
+            description,
+        )
     };
     let string =
         |description: &str| json!({ "type": "string", "minLength": 1, "description": description });
@@ -299,7 +305,10 @@ fn gate() -> Value {
             vec![
                 (
                     "type",
-                    json!({ "enum": dns_types, "description": "The record type asked for (default A)." }),
+                    described(
+                        or_reference(json!({ "enum": dns_types })),
+                        "The record type asked for (default A).",
+                    ),
                 ),
                 (
                     "expect",
