@@ -22,8 +22,8 @@
 //! 3. [`spec`] (what the user wrote).
 //! 4. [`secrets`], [`verify`] and [`graph`], each reading the spec.
 //! 5. [`check`], [`resolve`], [`schema`] (the spec as a JSON Schema, for editors) and [`state`]
-//!    (what fabrik recorded; it reads the spec's `backend:`
-//!    block and its secrets only to choose and open where the state is kept).
+//!    (what fabrik recorded; it reads the spec's `backend:` block and its secrets only to
+//!    choose and open where the state is kept).
 //! 6. [`plan`], [`place`] and [`clients`] (provider configuration and clients).
 //! 7. [`executor`].
 //! 8. [`recover`] and [`render`].
