@@ -27,6 +27,12 @@ fn init_writes_a_starter_spec_and_ignores_the_state_and_secrets() {
 fn the_starter_spec_applies_and_destroys() {
     let case = Case::new();
     case.expect(["init"], 0);
+    // The starter's port, as written, for a reader; here a free one, so that a server already
+    // on 8790 does not fail the test.
+    let port = crate::live::free_port();
+    let starter = case.read("fabrik.yaml");
+    assert!(starter.contains("8790"), "{starter}");
+    case.write("fabrik.yaml", &starter.replace("8790", &port.to_string()));
     let applied = case.run(["apply", "--yes"]);
     let written = case.exists("site/index.html");
     // Whatever the apply did, the server it may have started is stopped.
@@ -35,7 +41,7 @@ fn the_starter_spec_applies_and_destroys() {
     assert!(
         applied
             .stdout
-            .contains("verified http http://127.0.0.1:8790/"),
+            .contains(&format!("verified http http://127.0.0.1:{port}/")),
         "{applied}"
     );
     assert!(written);
