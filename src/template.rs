@@ -271,7 +271,7 @@ fn parse_name(shown: &str, head: &str) -> Result<Reference, String> {
     }
     let Some((first, rest)) = head.split_once('.') else {
         return Err(format!(
-            "`${{{shown}}}` is not a reference: write `${{RESOURCE.ATTRIBUTE}}`, `${{env.NAME}}`, `${{secret.NAME}}` or `${{stack}}`"
+            "`${{{shown}}}` is not a reference: write `${{RESOURCE.ATTRIBUTE}}`, `${{RESOURCE[KEY].ATTRIBUTE}}`, `${{var.NAME}}`, `${{env.NAME}}`, `${{env.NAME:-default}}`, `${{secret.NAME}}`, `${{each.key}}`, `${{each.value}}` or `${{stack}}`"
         ));
     };
     if !valid(first) || !valid(rest) {
