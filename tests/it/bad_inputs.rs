@@ -1295,6 +1295,7 @@ fn a_variable_without_a_value_names_the_three_ways_to_give_one() {
 
     ----- stderr -----
     error: variable `region` has no value and no default
+      region: Where the shop runs.
     give one with `--var region=VALUE`, the environment variable `FABRIK_VAR_region`, or a line `region: VALUE` in fabrik.vars.yaml (or the file --vars-file names)
     ");
 }
@@ -1364,6 +1365,77 @@ fn an_unknown_variable_given_a_value_is_refused_with_a_suggestion() {
       | ^^^^
       = help: did you mean `port`?
     ");
+}
+
+/// A vars file is not the spec: what stops reading it is said of the vars file, and a name
+/// given twice (YAML would keep the last) is refused where it is repeated.
+#[test]
+fn a_broken_vars_file_is_named_as_one_and_located_in_it() {
+    let case = Case::new().spec(VARS);
+    case.write("fabrik.vars.yaml", "region: eu\nport: 80\nregion: us\n");
+    fabrik_snapshot!(case, refused_value(&case, &[]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: duplicate variable `region`
+      --> fabrik.vars.yaml:3:1
+      |
+    3 | region: us
+      | ^^^^^^
+      = help: `region` is first given on line 1
+    "#);
+
+    let case = Case::new().spec(VARS);
+    case.write("fabrik.vars.yaml", b"region: \xffu\n");
+    fabrik_snapshot!(case, refused_value(&case, &[]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the vars file is not valid UTF-8
+      --> fabrik.vars.yaml:1:9
+      |
+    1 | region: �u
+      |         ^
+      = help: save the file as UTF-8
+    "#);
+
+    let case = Case::new().spec(VARS);
+    std::fs::create_dir(case.path("staging.yaml")).unwrap();
+    fabrik_snapshot!(case, refused_value(&case, &["--vars-file", "staging.yaml"]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot read vars file staging.yaml: Is a directory (os error 21)
+    "#);
+}
+
+/// `${…}` that is no reference lists every kind there is, those of `vars:` and `for_each`
+/// included.
+#[test]
+fn a_malformed_reference_lists_every_kind_of_reference() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            with: { path: web.conf, content: "${region}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `${region}` is not a reference: write `${RESOURCE.ATTRIBUTE}`, `${RESOURCE[KEY].ATTRIBUTE}`, `${var.NAME}`, `${env.NAME}`, `${env.NAME:-default}`, `${secret.NAME}`, `${each.key}`, `${each.value}` or `${stack}`
+      --> fabrik.yaml:5:38
+      |
+    5 |     with: { path: web.conf, content: "${region}" }
+      |                                      ^^^^^^^^^^^
+    "#);
 }
 
 /// `for_each` as written: its shape, its keys, and `${each.…}` and `NAME[KEY]` where they
