@@ -1412,6 +1412,52 @@ fn a_broken_vars_file_is_named_as_one_and_located_in_it() {
     "#);
 }
 
+/// Keys someone coming from Terraform writes first are pointed at fabrik's own.
+#[test]
+fn keys_from_terraform_are_pointed_at_their_fabrik_names() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        variables:
+          region: { default: eu }
+        resources:
+          web:
+            type: local.file
+            count: 2
+            lifecycle: { ignore_changes: [mode] }
+            with: { path: web.conf, content: hello }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unknown top-level key `variables`
+      --> fabrik.yaml:2:1
+      |
+    2 | variables:
+      | ^^^^^^^^^
+      = help: variables are declared under `vars:`
+
+    error: unknown key `count` in resource `web`
+      --> fabrik.yaml:7:5
+      |
+    7 |     count: 2
+      |     ^^^^^
+      = help: repeat a resource with `for_each: [a, b]`, one instance per key
+
+    error: unknown key `lifecycle` in resource `web`
+      --> fabrik.yaml:8:5
+      |
+    8 |     lifecycle: { ignore_changes: [mode] }
+      |     ^^^^^^^^^
+      = help: write `ignore_changes:` and `protect:` on the resource itself
+
+    3 errors in fabrik.yaml
+    "#);
+}
+
 /// `${…}` that is no reference lists every kind there is, those of `vars:` and `for_each`
 /// included.
 #[test]
