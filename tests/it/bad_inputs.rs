@@ -44,6 +44,29 @@ fn malformed_yaml_points_at_the_syntax_error() {
     ");
 }
 
+/// A second document after `---` is named as such, not in the parser's own terms.
+#[test]
+fn a_second_yaml_document_is_refused_in_plain_words() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        ---
+        stack: other
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: invalid YAML: the file holds a second YAML document (after `---`); a spec is one document
+      --> fabrik.yaml:3:1
+      |
+    3 | stack: other
+      | ^
+    "#);
+}
+
 /// Billion laughs: ten levels of ten aliases would expand to 10^9 nodes.
 fn billion_laughs() -> String {
     let mut yaml = String::from("stack: bomb\n");
@@ -1399,6 +1422,20 @@ fn a_broken_vars_file_is_named_as_one_and_located_in_it() {
     1 | region: �u
       |         ^
       = help: save the file as UTF-8
+    "#);
+
+    let case = Case::new().spec(VARS);
+    case.write("fabrik.vars.yaml", "region: eu\n---\nregion: us\n");
+    fabrik_snapshot!(case, refused_value(&case, &[]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: invalid YAML: the file holds a second YAML document (after `---`); a vars file is one document
+      --> fabrik.vars.yaml:3:1
+      |
+    3 | region: us
+      | ^
     "#);
 
     let case = Case::new().spec(VARS);
