@@ -1495,8 +1495,9 @@ fn keys_from_terraform_are_pointed_at_their_fabrik_names() {
     "#);
 }
 
-/// `${…}` that is no reference lists every kind there is, those of `vars:` and `for_each`
-/// included.
+/// `${…}` that is no reference: a bare name is shown with the prefixes it may lack (`var.`
+/// forgotten, as in Terraform), a default as an environment variable's; anything else gets the
+/// list of every kind of reference, those of `vars:` and `for_each` included.
 #[test]
 fn a_malformed_reference_lists_every_kind_of_reference() {
     let case = Case::new().spec(
@@ -1505,7 +1506,7 @@ fn a_malformed_reference_lists_every_kind_of_reference() {
         resources:
           web:
             type: local.file
-            with: { path: web.conf, content: "${region}" }
+            with: { path: "${PORT:-8080}.conf", content: "${region}", mode: "${a b}" }
         "#,
     );
     fabrik_snapshot!(case, refused(&case), @r#"
@@ -1513,11 +1514,25 @@ fn a_malformed_reference_lists_every_kind_of_reference() {
     ----- stdout -----
 
     ----- stderr -----
-    error: `${region}` is not a reference: write `${RESOURCE.ATTRIBUTE}`, `${RESOURCE[KEY].ATTRIBUTE}`, `${var.NAME}`, `${env.NAME}`, `${env.NAME:-default}`, `${secret.NAME}`, `${each.key}`, `${each.value}` or `${stack}`
-      --> fabrik.yaml:5:38
+    error: `${PORT:-8080}` is not a reference: write `${env.PORT:-8080}`; only an environment variable takes a default
+      --> fabrik.yaml:5:20
       |
-    5 |     with: { path: web.conf, content: "${region}" }
-      |                                      ^^^^^^^^^^^
+    5 |     with: { path: "${PORT:-8080}.conf", content: "${region}", mode: "${a b}" }
+      |                    ^^^^^^^^^^^^^
+
+    error: `${region}` is not a reference: write `${var.region}` for a variable, `${secret.region}` for a secret, `${env.region}` for an environment variable, or `${region.ATTRIBUTE}` for an attribute of a resource
+      --> fabrik.yaml:5:50
+      |
+    5 |     with: { path: "${PORT:-8080}.conf", content: "${region}", mode: "${a b}" }
+      |                                                  ^^^^^^^^^^^
+
+    error: `${a b}` is not a reference: write `${RESOURCE.ATTRIBUTE}`, `${RESOURCE[KEY].ATTRIBUTE}`, `${var.NAME}`, `${env.NAME}`, `${env.NAME:-default}`, `${secret.NAME}`, `${each.key}`, `${each.value}` or `${stack}`
+      --> fabrik.yaml:5:69
+      |
+    5 |     with: { path: "${PORT:-8080}.conf", content: "${region}", mode: "${a b}" }
+      |                                                                     ^^^^^^^^
+
+    3 errors in fabrik.yaml
     "#);
 }
 
