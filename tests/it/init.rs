@@ -32,7 +32,7 @@ fn the_starter_spec_applies_and_destroys() {
     let port = crate::live::free_port();
     let starter = case.read("fabrik.yaml");
     assert!(starter.contains("8790"), "{starter}");
-    case.write("fabrik.yaml", &starter.replace("8790", &port.to_string()));
+    case.write("fabrik.yaml", starter.replace("8790", &port.to_string()));
     let applied = case.run(["apply", "--yes"]);
     let written = case.exists("site/index.html");
     // Whatever the apply did, the server it may have started is stopped.
