@@ -77,6 +77,20 @@ impl Provider for UptimeKuma {
         }
     }
 
+    /// A monitor is paused while what it watches changes, unless the spec keeps it paused
+    /// anyway or opts it out (`pause_during_changes: false`).
+    fn pausable(&self, type_name: &str, inputs: &Attributes) -> bool {
+        type_name == MONITOR_TYPE
+            && inputs
+                .get("paused")
+                .and_then(fabrik_provider::Value::as_bool)
+                != Some(true)
+            && inputs
+                .get(monitor::schema::PAUSE_DURING_CHANGES)
+                .and_then(fabrik_provider::Value::as_bool)
+                != Some(false)
+    }
+
     fn normalize(&self, type_name: &str, inputs: &Attributes) -> Result<Attributes> {
         match type_name {
             MONITOR_TYPE => monitor::schema::normalise(inputs),
@@ -187,6 +201,20 @@ impl Client for UptimeKumaClient {
         match target.type_name {
             MONITOR_TYPE => monitor::delete(&self.api, target, id),
             NOTIFICATION_TYPE => notification::delete(&self.api, target, id),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    fn pause(&self, target: Target<'_>, id: &str) -> Result<bool> {
+        match target.type_name {
+            MONITOR_TYPE => monitor::pause(&self.api, target, id),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    fn resume(&self, target: Target<'_>, id: &str) -> Result<()> {
+        match target.type_name {
+            MONITOR_TYPE => monitor::resume(&self.api, target, id),
             other => Err(unknown_type(other)),
         }
     }
