@@ -1,0 +1,414 @@
+//! Deploy-aware monitoring through the binary, against the Uptime Kuma fake
+//! (providers/testkit/src/uptimekuma.rs): a monitor whose dependencies change is paused before
+//! the change and resumed once its gates pass, or after the rollback; a run killed while it is
+//! paused is healed by the next apply; opted-out and paused monitors are left alone, and a run
+//! that changes nothing a monitor watches does not pause it.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fabrik_testkit::uptimekuma::{FakeKuma, PASSWORD};
+use serde_json::Value;
+
+use crate::harness::{Case, dedent};
+
+/// The HTTP endpoint a gate asks: it answers 200 (or 500 while `failing`) and notes, for each
+/// request, how many events Uptime Kuma had received and whether the monitor `api up` was
+/// active, so a test can place the gate between the pause and the resume.
+struct Gate {
+    port: u16,
+    failing: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<(usize, bool)>>>,
+}
+
+impl Gate {
+    fn start(fake: &Arc<FakeKuma>) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("bound").port();
+        let failing = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (fake, fails, log) = (Arc::clone(fake), Arc::clone(&failing), Arc::clone(&seen));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let active = fake
+                    .monitors()
+                    .iter()
+                    .find(|m| m["name"] == "api up")
+                    .is_some_and(|m| m["active"] == Value::Bool(true));
+                log.lock().unwrap().push((fake.events().len(), active));
+                let status = if fails.load(Ordering::SeqCst) {
+                    "500 Internal Server Error"
+                } else {
+                    "200 OK"
+                };
+                let _ = stream.write_all(
+                    format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        Gate {
+            port,
+            failing,
+            seen,
+        }
+    }
+
+    fn seen(&self) -> Vec<(usize, bool)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A file `web` gated by an HTTP check, and monitors that depend on it: `api` (the default),
+/// and whatever `extra` adds (resources indented by two spaces).
+fn spec(stack: &str, fake: &FakeKuma, gate: &Gate, extra: &str) -> String {
+    format!(
+        "stack: {stack}\n{}{}",
+        dedent(&format!(
+            r#"
+            providers:
+              uptimekuma: {{ url: "{url}", username: admin, password: "${{secret.KUMA_PASSWORD}}" }}
+            secrets:
+              KUMA_PASSWORD: {{}}
+            resources:
+              web:
+                type: local.file
+                with: {{ path: site/version.txt, content: "${{env.VERSION}}" }}
+                verify:
+                  - http: "http://127.0.0.1:{port}/health"
+                    timeout: 1s
+                    interval: 100ms
+              api:
+                type: uptimekuma.monitor
+                depends_on: [web]
+                with: {{ name: api up, type: http, url: "http://127.0.0.1:{port}/health" }}
+            "#,
+            url = fake.url(),
+            port = gate.port,
+        )),
+        extra
+    )
+}
+
+fn case(stack: &str, fake: &FakeKuma, gate: &Gate, extra: &str) -> Case {
+    let case = Case::new()
+        .spec(&spec(stack, fake, gate, extra))
+        .env("KUMA_PASSWORD", PASSWORD)
+        .env("VERSION", "v1");
+    case.redact(fake.url(), "KUMA");
+    case.redact(gate.port, "GATE");
+    case
+}
+
+fn started() -> (Arc<FakeKuma>, Gate) {
+    let fake = Arc::new(FakeKuma::start());
+    let gate = Gate::start(&fake);
+    (fake, gate)
+}
+
+fn active(fake: &FakeKuma, name: &str) -> bool {
+    fake.monitors()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("a monitor named {name}"))["active"]
+        == Value::Bool(true)
+}
+
+/// The pauses and resumes Uptime Kuma received from `from` on.
+fn pause_events(fake: &FakeKuma, from: usize) -> Vec<String> {
+    fake.events()[from..]
+        .iter()
+        .filter(|e| matches!(e.as_str(), "pauseMonitor" | "resumeMonitor"))
+        .cloned()
+        .collect()
+}
+
+/// Where `event` is in what Uptime Kuma received, from `from` on.
+fn position(events: &[String], event: &str, from: usize) -> Option<usize> {
+    events[from..]
+        .iter()
+        .position(|e| e == event)
+        .map(|i| i + from)
+}
+
+#[test]
+fn a_monitor_is_paused_while_its_service_changes_and_resumed_once_its_gates_pass() {
+    let (fake, gate) = started();
+    let case = case("pause-ok", &fake, &gate, "");
+    case.expect(["apply", "--yes"], 0);
+    assert!(
+        !fake.events().iter().any(|e| e == "pauseMonitor"),
+        "a monitor created in this run is not paused"
+    );
+
+    let case = case.env("VERSION", "v2");
+    let plan = case.run(["plan"]);
+    fabrik_snapshot!(case, plan, @r#"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `pause-ok`:
+
+      ~ web (local.file)
+          ~ content = "v1" → "v2"
+
+      ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+    ----- stderr -----
+    "#);
+    let json: Value = serde_json::from_str(&case.run(["plan", "--json"]).stdout).unwrap();
+    assert_eq!(
+        json["pauses"],
+        serde_json::json!([{"name": "api", "type": "uptimekuma.monitor", "watches": ["web"]}])
+    );
+
+    let before = fake.events().len();
+    let asked = gate.seen().len();
+    let applied = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, applied, @r#"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `pause-ok`:
+
+      ~ web (local.file)
+          ~ content = "v1" → "v2"
+
+      ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ‖ api (uptimekuma.monitor): paused while what it watches changes [TIME]
+      ~ web (local.file): updated [TIME]
+      ✓ web: verified http http://127.0.0.1:[GATE]/health [TIME]
+      ▸ api (uptimekuma.monitor): resumed [TIME]
+
+    Apply complete: 0 added, 1 changed, 0 destroyed in [TIME].
+
+    ----- stderr -----
+    "#);
+    let events = fake.events();
+    let paused = position(&events, "pauseMonitor", before).expect("the monitor was paused");
+    let resumed = position(&events, "resumeMonitor", paused).expect("and resumed");
+    let gates = &gate.seen()[asked..];
+    assert!(!gates.is_empty(), "the gate was asked");
+    for &(at, monitor_active) in gates {
+        assert!(
+            paused < at && at <= resumed,
+            "the gate ran while the monitor was paused: {events:?}, gate at {at}"
+        );
+        assert!(!monitor_active, "the monitor was paused during the gate");
+    }
+    assert!(active(&fake, "api up"));
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0,
+        "nothing left to do, the monitor active as recorded"
+    );
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_failed_gate_rolls_back_and_resumes_the_monitor() {
+    let (fake, gate) = started();
+    let case = case("pause-rollback", &fake, &gate, "");
+    case.expect(["apply", "--yes"], 0);
+    gate.failing.store(true, Ordering::SeqCst);
+    let case = case.env("VERSION", "v2");
+    let before = fake.events().len();
+    let failed = case.run(["apply", "--yes"]);
+    case.redact_matches(r"after \d+ attempts", "after N attempts");
+    fabrik_snapshot!(case, failed, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `pause-rollback`:
+
+      ~ web (local.file)
+          ~ content = "v1" → "v2"
+
+      ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ‖ api (uptimekuma.monitor): paused while what it watches changes [TIME]
+      ~ web (local.file): updated [TIME]
+      ✗ web (local.file): failed: gate http http://127.0.0.1:[GATE]/health failed: expected status 200, got 500 Internal Server Error (body: "ok") (gave up after 1s, [N] attempts)
+    Rolling back the changes this run made…
+      ↩ web (local.file): rolled back [TIME]
+      ▸ api (uptimekuma.monitor): resumed [TIME]
+
+    ----- stderr -----
+    error: apply failed:
+      web: gate http http://127.0.0.1:[GATE]/health failed: expected status 200, got 500 Internal Server Error (body: "ok") (gave up after 1s, [N] attempts)
+    every change was rolled back; the stack is as it was before this run
+    "#);
+    assert_eq!(failed.code, 3, "rolled back:\n{failed}");
+    let events = fake.events();
+    let paused = position(&events, "pauseMonitor", before).expect("the monitor was paused");
+    position(&events, "resumeMonitor", paused).expect("and resumed by the rollback");
+    assert!(active(&fake, "api up"));
+    assert_eq!(
+        case.read("site/version.txt"),
+        "v1",
+        "the change was rolled back"
+    );
+    fake.assert_no_violations();
+}
+
+#[test]
+fn a_run_killed_while_a_monitor_is_paused_is_healed_by_the_next_apply() {
+    let (fake, gate) = started();
+    // A gate that keeps failing for long enough to kill the run while it waits.
+    let case = case("pause-killed", &fake, &gate, "")
+        .spec(&spec("pause-killed", &fake, &gate, "").replace("timeout: 1s", "timeout: 60s"));
+    case.expect(["apply", "--yes"], 0);
+    gate.failing.store(true, Ordering::SeqCst);
+    let mut child = case
+        .args(["apply", "--yes"])
+        .env("VERSION", "v2")
+        .command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("fabrik starts");
+    // Killed while its gate is being asked: the change is in, the monitor paused.
+    let asked = gate.seen().len();
+    let started = Instant::now();
+    while active(&fake, "api up") || gate.seen().len() == asked {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the monitor was never paused"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    gate.failing.store(false, Ordering::SeqCst);
+
+    // A plan changes nothing: it says what the next apply will do.
+    let planned = case.run(["plan"]);
+    fabrik_snapshot!(case, planned.code_and_stderr(), @r"
+    exit code: 0
+    ----- stderr -----
+    Recovered from an interrupted run:
+      api: may have been left paused by the interrupted run; the next apply resumes it
+    ");
+    assert!(!active(&fake, "api up"), "a plan resumes nothing");
+
+    let healed = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, healed, @r#"
+    exit code: 0
+    ----- stdout -----
+    Recovered from an interrupted run:
+      api: resumed (the interrupted run had paused it while what it watches changed)
+
+    fabrik will make these changes to stack `pause-killed`:
+
+      ~ web (local.file)
+          ~ content = "v2" → "v1"
+
+      ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ‖ api (uptimekuma.monitor): paused while what it watches changes [TIME]
+      ~ web (local.file): updated [TIME]
+      ✓ web: verified http http://127.0.0.1:[GATE]/health [TIME]
+      ▸ api (uptimekuma.monitor): resumed [TIME]
+
+    Apply complete: 0 added, 1 changed, 0 destroyed in [TIME].
+
+    ----- stderr -----
+    "#);
+    assert!(active(&fake, "api up"));
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0,
+        "nothing else is left to do"
+    );
+    fake.assert_no_violations();
+}
+
+#[test]
+fn opted_out_paused_and_unrelated_monitors_are_left_alone() {
+    let (fake, gate) = started();
+    let extra = "  quiet:
+    type: uptimekuma.monitor
+    depends_on: [web]
+    with: { name: quiet, type: http, url: \"https://quiet.example.com\", pause_during_changes: false }
+  stopped:
+    type: uptimekuma.monitor
+    depends_on: [web]
+    with: { name: stopped, type: http, url: \"https://stopped.example.com\", paused: true }
+  other:
+    type: local.file
+    with: { path: site/other.txt, content: \"${env.OTHER:-one}\" }
+  elsewhere:
+    type: uptimekuma.monitor
+    depends_on: [other]
+    with: { name: elsewhere, type: http, url: \"https://elsewhere.example.com\" }
+";
+    let case = case("pause-alone", &fake, &gate, extra);
+    case.expect(["apply", "--yes"], 0);
+
+    // Only `other` changes: `elsewhere` watches it, the monitors of `web` are not touched.
+    let before = fake.events().len();
+    let other = case.env("OTHER", "two");
+    let applied = other.run(["apply", "--yes"]);
+    assert_eq!(applied.code, 0, "{applied}");
+    let pauses = pause_events(&fake, before);
+    assert_eq!(
+        pauses,
+        ["pauseMonitor", "resumeMonitor"],
+        "only `elsewhere`"
+    );
+    assert!(
+        applied
+            .stdout
+            .contains("elsewhere (uptimekuma.monitor): paused"),
+        "{applied}"
+    );
+
+    // `web` changes: only `api` is paused; the opted-out and the paused ones are not.
+    let before = fake.events().len();
+    let web = other.env("VERSION", "v2");
+    let plan = web.run(["plan"]);
+    assert!(plan.stdout.contains("‖ api (uptimekuma.monitor)"), "{plan}");
+    for name in ["quiet", "stopped", "elsewhere"] {
+        assert!(
+            !plan.stdout.contains(&format!("‖ {name} ")),
+            "{name} is not paused:\n{plan}"
+        );
+    }
+    web.expect(["apply", "--yes"], 0);
+    let pauses = pause_events(&fake, before);
+    assert_eq!(pauses, ["pauseMonitor", "resumeMonitor"], "only `api`");
+    assert!(active(&fake, "quiet") && active(&fake, "api up"));
+    assert!(!active(&fake, "stopped"), "a paused monitor stays paused");
+
+    // Nothing a monitor watches changes: nothing is paused.
+    let before = fake.events().len();
+    let note = "  note:\n    type: local.file\n    with: { path: site/note.txt, content: hi }\n";
+    web.set_spec(&spec(
+        "pause-alone",
+        &fake,
+        &gate,
+        &format!("{extra}{note}"),
+    ));
+    let plan = web.run(["plan"]);
+    assert!(!plan.stdout.contains('‖'), "{plan}");
+    web.expect(["apply", "--yes"], 0);
+    assert!(
+        !fake.events()[before..].iter().any(|e| e == "pauseMonitor"),
+        "nothing was paused"
+    );
+    fake.assert_no_violations();
+}
