@@ -412,3 +412,86 @@ fn opted_out_paused_and_unrelated_monitors_are_left_alone() {
     );
     fake.assert_no_violations();
 }
+
+/// The monitor's own update in the same run comes after its resume: it starts from an active
+/// monitor and leaves it as the spec says.
+#[test]
+fn a_monitor_updated_in_the_same_run_is_resumed_before_its_update() {
+    let (fake, gate) = started();
+    let case = case("pause-update", &fake, &gate, "");
+    case.expect(["apply", "--yes"], 0);
+    let changed = spec("pause-update", &fake, &gate, "").replace(
+        "name: api up, type: http,",
+        "name: api up, type: http, interval: 30s,",
+    );
+    let case = case.env("VERSION", "v2").spec(&changed);
+    let before = fake.events().len();
+    let applied = case.run(["apply", "--yes"]);
+    assert_eq!(applied.code, 0, "{applied}");
+    let order: Vec<String> = fake.events()[before..]
+        .iter()
+        .filter(|e| matches!(e.as_str(), "pauseMonitor" | "resumeMonitor" | "editMonitor"))
+        .cloned()
+        .collect();
+    assert_eq!(order, ["pauseMonitor", "resumeMonitor", "editMonitor"]);
+    let progress = &applied.stdout[applied.stdout.find("Plan:").unwrap()..];
+    let resumed = progress.find("▸ api").expect("resumed");
+    let updated = progress.find("~ api").expect("updated");
+    assert!(resumed < updated, "{applied}");
+    assert!(active(&fake, "api up"));
+    assert_eq!(
+        fake.monitors()
+            .iter()
+            .find(|m| m["name"] == "api up")
+            .unwrap()["interval"],
+        30
+    );
+}
+
+/// A stack gate that fails after the monitor was resumed: the rollback pauses it again while
+/// it undoes the change, then resumes it.
+#[test]
+fn a_rollback_after_the_resume_pauses_the_monitor_again() {
+    let (fake, gate) = started();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let stack_gate = format!("verify:\n  - tcp: \"127.0.0.1:{port}\"\n    timeout: 500ms\n");
+    let case = case("pause-again", &fake, &gate, "");
+    case.expect(["apply", "--yes"], 0);
+    let case = case
+        .env("VERSION", "v2")
+        .spec(&spec("pause-again", &fake, &gate, &stack_gate));
+    let before = fake.events().len();
+    let failed = case.run(["apply", "--yes"]);
+    assert_eq!(failed.code, 3, "{failed}");
+    assert_eq!(
+        pause_events(&fake, before),
+        [
+            "pauseMonitor",
+            "resumeMonitor",
+            "pauseMonitor",
+            "resumeMonitor"
+        ]
+    );
+    assert!(active(&fake, "api up"));
+    assert_eq!(case.read("site/version.txt"), "v1");
+}
+
+/// A saved plan binds its pauses with the rest, and applying it pauses as it shows.
+#[test]
+fn a_saved_plan_shows_and_makes_its_pauses() {
+    let (fake, gate) = started();
+    let case = case("pause-saved", &fake, &gate, "");
+    case.expect(["apply", "--yes"], 0);
+    let case = case.env("VERSION", "v2");
+    case.expect(["plan", "--out", "release.plan"], 0);
+    let saved: Value = serde_json::from_str(&case.read("release.plan")).unwrap();
+    assert_eq!(saved["pauses"][0]["watches"], serde_json::json!(["web"]));
+    let before = fake.events().len();
+    case.expect(["apply", "release.plan"], 0);
+    assert_eq!(
+        pause_events(&fake, before),
+        ["pauseMonitor", "resumeMonitor"]
+    );
+}

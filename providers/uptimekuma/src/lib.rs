@@ -258,3 +258,27 @@ impl Client for UptimeKumaClient {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fabrik_provider::Provider;
+    use serde_json::json;
+
+    use super::{MONITOR_TYPE, NOTIFICATION_TYPE, UptimeKuma};
+
+    #[test]
+    fn an_active_monitor_is_pausable_unless_paused_or_opted_out() {
+        let pausable = |inputs: serde_json::Value| {
+            UptimeKuma.pausable(MONITOR_TYPE, inputs.as_object().expect("an object"))
+        };
+        assert!(pausable(json!({"name": "api", "paused": false})));
+        assert!(pausable(
+            json!({"name": "api", "pause_during_changes": true})
+        ));
+        assert!(!pausable(json!({"name": "api", "paused": true})));
+        assert!(!pausable(
+            json!({"name": "api", "pause_during_changes": false})
+        ));
+        assert!(!UptimeKuma.pausable(NOTIFICATION_TYPE, &serde_json::Map::new()));
+    }
+}
