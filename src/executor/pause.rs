@@ -52,18 +52,24 @@ impl Watch {
 }
 
 impl Run<'_, '_> {
-    /// Pauses what watches `change` before it starts.
-    ///
-    /// # Errors
-    /// The failure of a pause that did not go through: the change must not start.
-    pub(super) fn pause_before(&mut self, change: &str) -> Result<(), Failure> {
+    /// Pauses what watches `change` before it starts. `false` when a pause did not go
+    /// through: its failure is recorded, and the change must not start.
+    pub(super) fn pause_before(&mut self, change: &str) -> bool {
         for i in 0..self.watches.len() {
             let watch = &self.watches[i];
-            if watch.phase == Phase::Waiting && watch.left.contains(change) {
-                self.pause(i)?;
+            if watch.phase == Phase::Waiting
+                && watch.left.contains(change)
+                && let Err(failure) = self.pause(i)
+            {
+                let watch = &self.watches[i].pause;
+                self.exec
+                    .progress
+                    .failed(&watch.name, &watch.type_name, &failure.message);
+                self.failures.push(failure);
+                return false;
             }
         }
-        Ok(())
+        true
     }
 
     /// Resumes what watched `change` once every change it watches is released.
@@ -180,10 +186,17 @@ impl Run<'_, '_> {
                 self.record(vec![journal::Change::Settled { intent: id }])
                     .map_err(|e| failed(e.to_string()))
             }
-            // The call may have paused it before it failed: the intent stays, and the
-            // rollback (or the next run) resumes it.
             Err(e) => {
-                self.watches[i].phase = Phase::Paused(id);
+                if e.kind == fabrik_provider::ErrorKind::Transient {
+                    // It may have paused it before the answer was lost: the intent stays, and
+                    // the rollback (or the next run) resumes it.
+                    self.watches[i].phase = Phase::Paused(id);
+                } else {
+                    // Refused (not ours, gone): nothing was paused.
+                    self.watches[i].phase = Phase::Untouched;
+                    self.record(vec![journal::Change::Settled { intent: id }])
+                        .map_err(|e| failed(e.to_string()))?;
+                }
                 Err(Failure::of(
                     &name,
                     Cause::Provider(e.kind),

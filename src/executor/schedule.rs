@@ -208,8 +208,8 @@ impl Run<'_, '_> {
                         None if full && open.is_empty() => break,
                         None => {
                             let Some(Reverse(i)) = ready.pop() else { break };
-                            if let Err(failure) = self.pause_before(&slots[i].change.name) {
-                                self.failed(slots[i].change, failure);
+                            // A monitor that could not be paused holds the change back.
+                            if !self.pause_before(&slots[i].change.name) {
                                 continue;
                             }
                             match self.prepare(&mut slots[i], i) {

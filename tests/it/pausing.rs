@@ -453,7 +453,7 @@ fn a_monitor_updated_in_the_same_run_is_resumed_before_its_update() {
 #[test]
 fn a_rollback_after_the_resume_pauses_the_monitor_again() {
     let (fake, gate) = started();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let stack_gate = format!("verify:\n  - tcp: \"127.0.0.1:{port}\"\n    timeout: 500ms\n");
@@ -493,5 +493,69 @@ fn a_saved_plan_shows_and_makes_its_pauses() {
     assert_eq!(
         pause_events(&fake, before),
         ["pauseMonitor", "resumeMonitor"]
+    );
+}
+
+/// A failed run that keeps its changes (`--no-rollback`) still resumes the monitor.
+#[test]
+fn a_failed_run_without_rollback_resumes_the_monitor() {
+    let (fake, gate) = started();
+    let case = case("pause-kept", &fake, &gate, "");
+    case.expect(["apply", "--yes"], 0);
+    gate.failing.store(true, Ordering::SeqCst);
+    let case = case.env("VERSION", "v2");
+    let before = fake.events().len();
+    let failed = case.run(["apply", "--yes", "--no-rollback"]);
+    assert_eq!(failed.code, 4, "{failed}");
+    assert_eq!(
+        pause_events(&fake, before),
+        ["pauseMonitor", "resumeMonitor"]
+    );
+    assert!(active(&fake, "api up"));
+    assert_eq!(case.read("site/version.txt"), "v2", "the change stays");
+}
+
+/// A monitor that cannot be paused (its marker was removed in the UI since the last apply, so
+/// it is no longer fabrik's to touch) holds back the change it watches: the run fails before
+/// that change starts, and changes nothing.
+#[test]
+fn a_monitor_that_cannot_be_paused_holds_the_change_back() {
+    let (fake, gate) = started();
+    let case = case("pause-gone", &fake, &gate, "");
+    case.expect(["apply", "--yes"], 0);
+    let id = fake
+        .monitors()
+        .iter()
+        .find(|m| m["name"] == "api up")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    fake.edit_monitor(id, serde_json::json!({"description": ""}));
+    let case = case.env("VERSION", "v2");
+    let failed = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, failed, @r#"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `pause-gone`:
+
+      ~ web (local.file)
+          ~ content = "v1" → "v2"
+
+      ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ✗ api (uptimekuma.monitor): failed: could not pause it while what it watches changes: cannot pause monitor 1: its description no longer carries `fabrik:pause-gone/api`, so fabrik leaves it alone. Put the line back to manage it again, or remove the resource from the state (`fabrik state rm`)
+    Rolling back the changes this run made…
+
+    ----- stderr -----
+    error: apply failed:
+      api: could not pause it while what it watches changes: cannot pause monitor 1: its description no longer carries `fabrik:pause-gone/api`, so fabrik leaves it alone. Put the line back to manage it again, or remove the resource from the state (`fabrik state rm`)
+    every change was rolled back; the stack is as it was before this run
+    "#);
+    assert_eq!(
+        case.read("site/version.txt"),
+        "v1",
+        "the change never started"
     );
 }
