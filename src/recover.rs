@@ -147,12 +147,23 @@ fn resume(
         name: now.marker(&intent.name),
         type_name: &intent.type_name,
     };
-    client
-        .resume(target, object)
-        .map_err(|source| Error::Provider {
-            resource: format!("resuming `{}` after an interrupted run", intent.name),
-            source,
-        })?;
+    match client.resume(target, object) {
+        Ok(()) => {}
+        // It is no longer this resource's to resume (its marker was removed, its type cannot
+        // be paused): saying so beats stopping every later run on it.
+        Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::InvalidInput) => {
+            return Ok(format!(
+                "{}: paused by the interrupted run, and could not be resumed: {e}",
+                intent.name
+            ));
+        }
+        Err(source) => {
+            return Err(Error::Provider {
+                resource: format!("resuming `{}` after an interrupted run", intent.name),
+                source,
+            });
+        }
+    }
     Ok(format!(
         "{}: resumed (the interrupted run had paused it while what it watches changed)",
         intent.name

@@ -263,17 +263,18 @@ fn a_failed_gate_rolls_back_and_resumes_the_monitor() {
     fake.assert_no_violations();
 }
 
-#[test]
-fn a_run_killed_while_a_monitor_is_paused_is_healed_by_the_next_apply() {
+/// A stack applied once, then an apply of `VERSION=v2` killed with SIGKILL while the monitor
+/// is paused and the gate of the change is being asked; the gate passes from then on.
+fn killed_while_paused(stack: &str) -> (Arc<FakeKuma>, Gate, Case) {
     let (fake, gate) = started();
     // A gate that keeps failing for long enough to kill the run while it waits.
-    let case = case("pause-killed", &fake, &gate, "")
-        .spec(&spec("pause-killed", &fake, &gate, "").replace("timeout: 1s", "timeout: 60s"));
+    let case = case(stack, &fake, &gate, "")
+        .spec(&spec(stack, &fake, &gate, "").replace("timeout: 1s", "timeout: 60s"));
     case.expect(["apply", "--yes"], 0);
     gate.failing.store(true, Ordering::SeqCst);
+    let case = case.env("VERSION", "v2");
     let mut child = case
         .args(["apply", "--yes"])
-        .env("VERSION", "v2")
         .command()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -292,6 +293,12 @@ fn a_run_killed_while_a_monitor_is_paused_is_healed_by_the_next_apply() {
     let _ = child.kill();
     let _ = child.wait();
     gate.failing.store(false, Ordering::SeqCst);
+    (fake, gate, case)
+}
+
+#[test]
+fn a_run_killed_while_a_monitor_is_paused_is_healed_by_the_next_apply() {
+    let (fake, _gate, case) = killed_while_paused("pause-killed");
 
     // A plan changes nothing: it says what the next apply will do.
     let planned = case.run(["plan"]);
@@ -304,7 +311,7 @@ fn a_run_killed_while_a_monitor_is_paused_is_healed_by_the_next_apply() {
     assert!(!active(&fake, "api up"), "a plan resumes nothing");
 
     let healed = case.run(["apply", "--yes"]);
-    fabrik_snapshot!(case, healed, @r#"
+    fabrik_snapshot!(case, healed, @r"
     exit code: 0
     ----- stdout -----
     Recovered from an interrupted run:
@@ -312,22 +319,16 @@ fn a_run_killed_while_a_monitor_is_paused_is_healed_by_the_next_apply() {
 
     fabrik will make these changes to stack `pause-killed`:
 
-      ~ web (local.file)
-          ~ content = "v2" → "v1"
-
-      ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
+      ~ web (local.file)  # its gates have not passed since its last change
 
     Plan: 0 to add, 1 to change, 0 to destroy.
 
-      ‖ api (uptimekuma.monitor): paused while what it watches changes [TIME]
-      ~ web (local.file): updated [TIME]
       ✓ web: verified http http://127.0.0.1:[GATE]/health [TIME]
-      ▸ api (uptimekuma.monitor): resumed [TIME]
 
-    Apply complete: 0 added, 1 changed, 0 destroyed in [TIME].
+    Apply complete: 0 added, 0 changed, 0 destroyed in [TIME].
 
     ----- stderr -----
-    "#);
+    ");
     assert!(active(&fake, "api up"));
     assert_eq!(
         case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
@@ -557,5 +558,39 @@ fn a_monitor_that_cannot_be_paused_holds_the_change_back() {
         case.read("site/version.txt"),
         "v1",
         "the change never started"
+    );
+}
+
+/// After a kill while the monitor was paused, a spec that now says `paused: true` keeps it
+/// paused: recovery does not resume it, and the apply records it so.
+#[test]
+fn a_monitor_the_spec_now_pauses_stays_paused_after_a_kill() {
+    let (fake, gate, case) = killed_while_paused("pause-kept-paused");
+    let paused = spec("pause-kept-paused", &fake, &gate, "")
+        .replace("timeout: 1s", "timeout: 60s")
+        .replace(
+            "name: api up, type: http,",
+            "name: api up, type: http, paused: true,",
+        );
+    case.set_spec(&paused);
+    let before = fake.events().len();
+    let applied = case.run(["apply", "--yes"]);
+    assert_eq!(applied.code, 0, "{applied}");
+    assert!(
+        applied
+            .stdout
+            .contains("api: left paused, as the spec now says"),
+        "{applied}"
+    );
+    assert!(
+        pause_events(&fake, before).is_empty(),
+        "{:?}",
+        fake.events()
+    );
+    assert!(!active(&fake, "api up"));
+    assert_eq!(
+        case.run(["plan", "--refresh", "--detailed-exitcode"]).code,
+        0,
+        "recorded as paused"
     );
 }
