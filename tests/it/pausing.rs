@@ -594,3 +594,120 @@ fn a_monitor_the_spec_now_pauses_stays_paused_after_a_kill() {
         "recorded as paused"
     );
 }
+
+/// A small model: random steps over two files (one gated) and two monitors that watch random
+/// ones, one maybe kept paused, opted out at random, some runs failing their gate. After each apply: the exit code
+/// is what the gate decides, exactly the monitors whose watched files changed were paused and
+/// every one of them was resumed, and every monitor is active unless its applied spec says
+/// `paused: true`.
+#[test]
+fn model_pauses_are_balanced_and_leave_every_monitor_as_its_spec_says() {
+    #[derive(Clone, Copy, Default)]
+    struct Monitor {
+        watches: [bool; 2],
+        paused: bool,
+        opted_out: bool,
+    }
+    let (fake, gate) = started();
+    let stack = "pause-model";
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (rng >> 33) % n
+    };
+    // What the last successful apply left: file versions, monitors (as applied).
+    let mut files: [Option<u64>; 2] = [None, None];
+    let mut monitors: [Option<Monitor>; 2] = [None, None];
+    // A monitor's own `paused` stays as first written: flipping it is an update that pauses
+    // or resumes through the same events, which this model does not count.
+    let kept_paused = [false, next(2) == 0];
+    // (monitors paused, runs rolled back): the seed must exercise both.
+    let mut exercised = (0, 0);
+    let case = Case::new().env("KUMA_PASSWORD", PASSWORD);
+    case.redact(fake.url(), "KUMA");
+    for step in 0..14 {
+        let versions = [next(3), next(3)];
+        let wanted: [Monitor; 2] = std::array::from_fn(|m| Monitor {
+            watches: [next(2) == 0, next(2) == 0],
+            paused: kept_paused[m],
+            opted_out: next(5) == 0,
+        });
+        let failing = next(4) == 0;
+        gate.failing.store(failing, Ordering::SeqCst);
+        let mut yaml = format!(
+            "stack: {stack}\nproviders:\n  uptimekuma: {{ url: \"{}\", username: admin, password: \"${{secret.KUMA_PASSWORD}}\" }}\nsecrets:\n  KUMA_PASSWORD: {{}}\nresources:\n",
+            fake.url()
+        );
+        for (i, v) in versions.iter().enumerate() {
+            let _ = std::fmt::Write::write_fmt(
+                &mut yaml,
+                format_args!(
+                    "  f{i}:\n    type: local.file\n    with: {{ path: site/f{i}.txt, content: \"v{v}\" }}\n"
+                ),
+            );
+            // Only `f0` has a gate.
+            if i == 0 {
+                yaml.push_str(&format!(
+                    "    verify:\n      - http: \"http://127.0.0.1:{}/health\"\n        timeout: 300ms\n        interval: 100ms\n",
+                    gate.port
+                ));
+            }
+        }
+        for (m, w) in wanted.iter().enumerate() {
+            let deps: Vec<String> = (0..2)
+                .filter(|&f| w.watches[f])
+                .map(|f| format!("f{f}"))
+                .collect();
+            let _ = std::fmt::Write::write_fmt(
+                &mut yaml,
+                format_args!(
+                    "  m{m}:\n    type: uptimekuma.monitor\n    depends_on: [{}]\n    with: {{ name: m{m}, type: http, url: \"https://m{m}.example.com\", paused: {}, pause_during_changes: {} }}\n",
+                    deps.join(", "),
+                    w.paused,
+                    !w.opted_out
+                ),
+            );
+        }
+        case.set_spec(&yaml);
+        let changed: [bool; 2] = std::array::from_fn(|f| files[f] != Some(versions[f]));
+        let expected_pauses = (0..2)
+            .filter(|&m| {
+                monitors[m].is_some_and(|old| {
+                    !old.paused
+                        && !old.opted_out
+                        && !wanted[m].paused
+                        && !wanted[m].opted_out
+                        && (0..2).any(|f| wanted[m].watches[f] && changed[f])
+                })
+            })
+            .count();
+        let expected_code = if failing && changed[0] { 3 } else { 0 };
+        let before = fake.events().len();
+        let out = case.run(["apply", "--yes"]);
+        let context = format!("step {step}:\n{yaml}\n{out}");
+        assert_eq!(out.code, expected_code, "{context}");
+        let events = pause_events(&fake, before);
+        let count = |e: &str| events.iter().filter(|x| *x == e).count();
+        assert_eq!(count("pauseMonitor"), expected_pauses, "{context}");
+        assert_eq!(count("resumeMonitor"), expected_pauses, "{context}");
+        exercised.0 += expected_pauses;
+        exercised.1 += usize::from(expected_code == 3);
+        if expected_code == 0 {
+            files = versions.map(Some);
+            monitors = wanted.map(Some);
+        }
+        for (m, applied) in monitors.iter().enumerate() {
+            if let Some(applied) = applied {
+                assert_eq!(
+                    active(&fake, &format!("m{m}")),
+                    !applied.paused,
+                    "m{m} after {context}"
+                );
+            }
+        }
+    }
+    assert!(exercised.0 > 0 && exercised.1 > 0, "{exercised:?}");
+    fake.assert_no_violations();
+}
