@@ -107,12 +107,15 @@ impl Run<'_, '_> {
                         .any(|w| undone.contains(w.as_str()))
             })
             .collect();
+        // Best effort: the rollback goes ahead either way, and nothing stays because of it.
         for i in again {
             if let Err(failure) = self.pause(i) {
-                self.remaining.push(format!(
-                    "{}: not paused for the rollback: {}",
-                    self.watches[i].pause.name, failure.message
-                ));
+                let watch = &self.watches[i].pause;
+                self.exec.progress.failed(
+                    &watch.name,
+                    &watch.type_name,
+                    &format!("not paused for the rollback: {}", failure.message),
+                );
             }
         }
     }
