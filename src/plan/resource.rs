@@ -242,10 +242,17 @@ pub(super) fn desired(
         }
         // The known values in normal form where the provider can give one without the others
         // (a file's path): a path respelled is then no change, even beside unknown content.
+        // A default the normal form fills in for a field the spec leaves out is filled in too,
+        // so that it does not show as removed (nor, where the field is force-new, as a
+        // replacement) while another field waits for a value.
         if let Ok(normal) = provider.normalize(ty.name, &known) {
             for (k, v) in normal {
-                if let Some(slot @ Some(_)) = inputs.get_mut(&k) {
-                    *slot = Some(v);
+                match inputs.get_mut(&k) {
+                    Some(slot @ Some(_)) => *slot = Some(v),
+                    Some(None) => {}
+                    None => {
+                        inputs.insert(k, Some(v));
+                    }
                 }
             }
         }

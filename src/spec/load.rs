@@ -10,7 +10,7 @@ use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile, closest};
 use crate::template::{self, Part, RESERVED_NAMES};
 use crate::yaml::{Key, Node, Value};
 
-const TOP_LEVEL_KEYS: [&str; 9] = [
+pub(crate) const TOP_LEVEL_KEYS: [&str; 9] = [
     "stack",
     "backend",
     "providers",
@@ -21,7 +21,7 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "moved",
     "outputs",
 ];
-const RESOURCE_KEYS: [&str; 9] = [
+pub(crate) const RESOURCE_KEYS: [&str; 9] = [
     "type",
     "for_each",
     "with",

@@ -18,6 +18,8 @@ mod outputs;
 mod secrets;
 mod vars;
 
+#[cfg(test)]
+pub(crate) use load::{RESOURCE_KEYS, TOP_LEVEL_KEYS};
 pub use vars::{ENV_PREFIX, VARS_FILE, VarSources, VarType};
 
 use std::collections::{HashMap, HashSet};

@@ -2139,6 +2139,64 @@ fn uptimekuma_monitors_of_unknown_types_or_missing_fields_are_refused() {
     "#);
 }
 
+/// A `coolify.database` is checked before any request: an engine Coolify does not have,
+/// backups of an engine Coolify does not back up, a credential the engine does not take (a
+/// 422 halfway through an apply otherwise) and a public port below 1024.
+#[test]
+fn bad_coolify_databases_are_located_errors() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        providers:
+          coolify: { url: "https://coolify.example", token: "t" }
+        resources:
+          a:
+            type: coolify.database
+            with: { engine: oracle, project: p, server: s, password: x }
+          b:
+            type: coolify.database
+            with: { engine: redis, project: p, server: s, password: x, backups: { frequency: daily } }
+          c:
+            type: coolify.database
+            with: { engine: postgresql, project: p, server: s, password: x, root_password: rootpw }
+          d:
+            type: coolify.database
+            with: { engine: mysql, project: p, server: s, password: x, public_port: 80 }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `a` (coolify.database): `engine` must be one of postgresql, mysql, mariadb, redis, keydb, dragonfly, mongodb, clickhouse, not "oracle"
+      --> fabrik.yaml:7:21
+      |
+    7 |     with: { engine: oracle, project: p, server: s, password: x }
+      |                     ^^^^^^
+
+    error: `b` (coolify.database): `backups`: Coolify makes scheduled backups of postgresql, mysql, mariadb, mongodb, clickhouse databases only, not redis
+       --> fabrik.yaml:10:73
+       |
+    10 |     with: { engine: redis, project: p, server: s, password: x, backups: { frequency: daily } }
+       |                                                                         ^
+
+    error: `c` (coolify.database): `root_password`: a postgresql database takes only `user`, `password`, `database` as credentials
+       --> fabrik.yaml:13:84
+       |
+    13 |     with: { engine: postgresql, project: p, server: s, password: x, root_password: rootpw }
+       |                                                                                    ^^^^^^
+
+    error: `d` (coolify.database): `public_port` must be a port from 1024 to 65535, not 80
+       --> fabrik.yaml:16:77
+       |
+    16 |     with: { engine: mysql, project: p, server: s, password: x, public_port: 80 }
+       |                                                                             ^^
+
+    4 errors in fabrik.yaml
+    "#);
+}
+
 /// `pause_during_changes` is a boolean, checked before anything connects.
 #[test]
 fn uptimekuma_pause_during_changes_that_is_no_boolean_is_refused() {

@@ -32,6 +32,13 @@
 //! resource referring to one instance; after each apply it checks the plan's exit code, the
 //! files on disk, that an unchanged instance's file was not rewritten, and the state.
 //!
+//! A third model (`model_coolify_databases_match_their_specs`, a fifth of the steps) edits up to
+//! three `coolify.database` resources against the Coolify fake: added, removed, a new image, a
+//! new engine (a replacement), backups on and off, `delete_volumes` on and off, and images that
+//! crash-loop; after each apply it checks the exit code, the databases Coolify holds (engine,
+//! image, backups, healthy; after a failure, as they were), that a refresh then plans nothing,
+//! and that every delete took the volumes only where the state said `delete_volumes: true`.
+//!
 //! Specs also declare stack outputs (`o1`..`o3`, each a file's `path` or `size`); after every
 //! step `fabrik output --json` must give what the last successful apply worked out from the
 //! resources the state records.
@@ -3597,4 +3604,242 @@ fn with_vars(first: &[&str], vars: &[String]) -> Vec<String> {
         .map(ToString::to_string)
         .chain(vars.iter().cloned())
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Coolify databases model.
+
+/// One database as the model writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ModelDb {
+    engine: &'static str,
+    tag: &'static str,
+    backups: Option<&'static str>,
+    delete_volumes: bool,
+}
+
+impl ModelDb {
+    fn image(&self) -> String {
+        let name = match self.engine {
+            "postgresql" => "postgres",
+            other => other,
+        };
+        format!("{name}:{}", self.tag)
+    }
+
+    fn yaml(&self, name: &str) -> String {
+        let mut out = format!(
+            "  {name}:\n    type: coolify.database\n    with:\n      engine: {}\n      project: shop\n      \
+             server: main\n      image: \"{}\"\n      password: \"${{secret.PW}}\"\n      start_timeout: 5s\n",
+            self.engine,
+            self.image()
+        );
+        if let Some(frequency) = self.backups {
+            let _ = writeln!(out, "      backups: {{ frequency: \"{frequency}\" }}");
+        }
+        if self.delete_volumes {
+            out.push_str("      delete_volumes: true\n");
+        }
+        out
+    }
+}
+
+const DB_NAMES: [&str; 3] = ["db0", "db1", "db2"];
+const DB_ENGINES: [&str; 3] = ["postgresql", "mysql", "redis"];
+const DB_TAGS: [&str; 3] = ["1", "2", "3"];
+const DB_FREQUENCIES: [&str; 3] = ["daily", "hourly", "0 3 * * *"];
+
+fn db_spec(url: &str, dbs: &BTreeMap<&'static str, ModelDb>) -> String {
+    let mut out = format!(
+        "stack: model-db\nproviders:\n  coolify: {{ url: \"{url}\", token: \"${{secret.COOLIFY_TOKEN}}\", poll_interval: 20ms }}\n\
+         secrets:\n  COOLIFY_TOKEN: {{}}\n  PW: {{}}\nresources:\n"
+    );
+    if dbs.is_empty() {
+        out.push_str("  {}\n");
+    }
+    for (name, db) in dbs {
+        out.push_str(&db.yaml(name));
+    }
+    out.replace("resources:\n  {}\n", "resources: {}\n")
+}
+
+/// One random edit of `dbs`; whether it makes a database crash-loop. A replacement (a new
+/// engine) never comes with a crash, so that a failed step can be undone whole.
+fn db_edit(rng: &mut Rng, dbs: &mut BTreeMap<&'static str, ModelDb>) -> (String, bool) {
+    let name = rng.pick(&DB_NAMES);
+    let fresh = |rng: &mut Rng| {
+        let engine = rng.pick(&DB_ENGINES);
+        ModelDb {
+            engine,
+            tag: rng.pick(&DB_TAGS),
+            backups: (engine != "redis" && rng.chance(50)).then(|| rng.pick(&DB_FREQUENCIES)),
+            delete_volumes: rng.chance(50),
+        }
+    };
+    let Some(db) = dbs.get_mut(name) else {
+        let mut db = fresh(rng);
+        let crash = rng.chance(15);
+        if crash {
+            db.tag = "crash";
+        }
+        let text = format!("add {name} {db:?}");
+        dbs.insert(name, db);
+        return (text, crash);
+    };
+    match rng.below(6) {
+        0 => {
+            dbs.remove(name);
+            (format!("remove {name}"), false)
+        }
+        1 => {
+            db.tag = rng.pick(&DB_TAGS);
+            (format!("{name} image {}", db.image()), false)
+        }
+        2 => {
+            db.tag = "crash";
+            (format!("{name} image {} (crash-loops)", db.image()), true)
+        }
+        3 if db.engine != "redis" => {
+            db.backups = match db.backups {
+                Some(_) => None,
+                None => Some(rng.pick(&DB_FREQUENCIES)),
+            };
+            (format!("{name} backups {:?}", db.backups), false)
+        }
+        4 => {
+            db.delete_volumes = !db.delete_volumes;
+            (
+                format!("{name} delete_volumes {}", db.delete_volumes),
+                false,
+            )
+        }
+        _ => {
+            let keep = db.delete_volumes;
+            let mut new = fresh(rng);
+            new.delete_volumes = keep;
+            if new.engine == db.engine {
+                new.engine = DB_ENGINES
+                    [(DB_ENGINES.iter().position(|e| *e == db.engine).unwrap_or(0) + 1) % 3];
+                if new.engine == "redis" {
+                    new.backups = None;
+                }
+            }
+            *db = new;
+            (format!("{name} replaced by {db:?}"), false)
+        }
+    }
+}
+
+/// The databases of the model's stack in the fake: name → (engine, image, backups' frequency,
+/// status, uuid).
+fn db_world(
+    fake: &fabrik_testkit::coolify::FakeCoolify,
+) -> BTreeMap<String, (String, String, Option<String>, String, String)> {
+    fake.databases()
+        .iter()
+        .filter_map(|d| {
+            let name = d["description"]
+                .as_str()?
+                .strip_prefix("fabrik:model-db/")?;
+            let uuid = d["uuid"].as_str()?.to_string();
+            let engine = d["database_type"]
+                .as_str()?
+                .trim_start_matches("standalone-")
+                .to_string();
+            let backups = fake
+                .backups(&uuid)
+                .first()
+                .and_then(|b| b["frequency"].as_str().map(str::to_string));
+            Some((
+                name.to_string(),
+                (
+                    engine,
+                    d["image"].as_str()?.to_string(),
+                    backups,
+                    d["status"].as_str()?.to_string(),
+                    uuid,
+                ),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn model_coolify_databases_match_their_specs() {
+    let config = Config::from_env();
+    let steps = config.steps.div_ceil(5);
+    for &seed in &config.seeds {
+        let mut rng = Rng::new(seed ^ 0xDA7A);
+        let fake = fabrik_testkit::coolify::FakeCoolify::start();
+        fake.set_database_start(std::time::Duration::from_millis(60));
+        fake.set_delete_delay(std::time::Duration::from_millis(40));
+        fake.add_server("main");
+        let case = Case::new()
+            .env("COOLIFY_TOKEN", fabrik_testkit::coolify::TOKEN)
+            .env("PW", "model-db-password");
+        let mut applied: BTreeMap<&'static str, ModelDb> = BTreeMap::new();
+        // The recorded `delete_volumes` of each database the state holds, by uuid.
+        let mut volumes: BTreeMap<String, bool> = BTreeMap::new();
+        let mut log = Vec::new();
+        for step in 0..steps {
+            let mut wanted = applied.clone();
+            let (edit, crash) = db_edit(&mut rng, &mut wanted);
+            log.push(edit);
+            let spec = db_spec(&fake.url(), &wanted);
+            let replay = || format!("seed {seed}, step {step}: {}\n{spec}", log.join("; "));
+            case.set_spec(&spec);
+            let plan = case.run(["plan", "--detailed-exitcode"]);
+            let expected = if wanted == applied { 0 } else { 2 };
+            assert_eq!(plan.code, expected, "{}\n{plan}", replay());
+            let deleted_before = fake.deleted_databases().len();
+            let apply = case.run(["apply", "--yes"]);
+            assert_eq!(
+                apply.code,
+                if crash { 3 } else { 0 },
+                "{}\n{apply}",
+                replay()
+            );
+            if !crash {
+                applied = wanted;
+            }
+            let world = db_world(&fake);
+            let seen: BTreeMap<&str, (&str, String, Option<&str>)> = world
+                .iter()
+                .map(|(n, (e, i, b, _, _))| (n.as_str(), (e.as_str(), i.clone(), b.as_deref())))
+                .collect();
+            let model: BTreeMap<&str, (&str, String, Option<&str>)> = applied
+                .iter()
+                .map(|(n, d)| (*n, (d.engine, d.image(), d.backups)))
+                .collect();
+            assert_eq!(seen, model, "{}\n{apply}", replay());
+            for (name, (_, _, _, status, _)) in &world {
+                assert_eq!(status, "running:healthy", "{name}: {}", replay());
+            }
+            for (uuid, took_volumes) in &fake.deleted_databases()[deleted_before..] {
+                if let Some(recorded) = volumes.get(uuid) {
+                    assert_eq!(took_volumes, recorded, "the delete of {uuid}: {}", replay());
+                }
+            }
+            volumes = world
+                .values()
+                .map(|(_, _, _, _, uuid)| uuid.clone())
+                .filter_map(|uuid| {
+                    let name = world.iter().find(|(_, w)| w.4 == uuid)?.0.as_str();
+                    let db = applied.iter().find(|(n, _)| **n == name)?.1;
+                    Some((uuid, db.delete_volumes))
+                })
+                .collect();
+            // After a failure the spec goes back to what is applied: nothing is left to do.
+            case.set_spec(&db_spec(&fake.url(), &applied));
+            let refreshed = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+            assert_eq!(refreshed.code, 0, "{}\n{refreshed}", replay());
+        }
+        let destroy = case.run(["destroy", "--yes"]);
+        assert_eq!(destroy.code, 0, "seed {seed}: {destroy}");
+        assert!(
+            db_world(&fake).is_empty(),
+            "seed {seed}: destroy leaves nothing"
+        );
+        fake.assert_no_violations();
+    }
 }

@@ -124,13 +124,22 @@ fn monitors_and_a_notification_are_created_kept_updated_and_destroyed() {
           + default  = false
 
       + api (uptimekuma.monitor)
-          + name          = "shop api"
-          + type          = "http"
-          + url           = "https://shop.example.com/health"
-          + interval      = "60s"
-          + basic_auth    = (sensitive)
-          + notifications = (known after apply)
-          + tags          = {"env":"prod"}
+          + name                  = "shop api"
+          + type                  = "http"
+          + url                   = "https://shop.example.com/health"
+          + method                = "GET"
+          + interval              = "60s"
+          + retry_interval        = "60s"
+          + max_retries           = 0
+          + timeout               = "48s"
+          + accepted_status_codes = ["200-299"]
+          + upside_down           = false
+          + ignore_tls            = false
+          + expiry_notification   = false
+          + basic_auth            = (sensitive)
+          + notifications         = (known after apply)
+          + tags                  = {"env":"prod"}
+          + paused                = false
 
       + beacon (uptimekuma.monitor)
           + name           = "nightly job"

@@ -1,4 +1,4 @@
-//! The `coolify` provider: applications on a Coolify instance (v4), through its REST API.
+//! The `coolify` provider: applications and databases on a Coolify instance (v4), through its REST API.
 //!
 //! - `application`: `coolify.application`: find by ownership marker, create, read, update,
 //!   delete (waiting until the asynchronous delete is done); [`schema`] its
@@ -6,6 +6,9 @@
 //!   use `domains`, reads answer `fqdn`; ports are sent as a string; no field the server
 //!   refuses on PATCH is ever sent); names of projects, environments and servers resolved to
 //!   uuids.
+//! - `database`: `coolify.database`: find by ownership marker, create, start and wait until
+//!   healthy, update (restarting when the change needs it), delete (its volumes only when the
+//!   resource says so); its scheduled backups; credentials sent as each engine's fields.
 //! - `env`: environment variables keyed on `(key, is_preview)`.
 //! - `deploy`: deploy and wait, with the server's known quirks.
 //! - `api`: the requests, through the SDK's endpoint (timeouts, retries with backoff and
@@ -14,6 +17,7 @@
 
 mod api;
 mod application;
+mod database;
 mod deploy;
 mod env;
 
@@ -26,6 +30,7 @@ use fabrik_provider::{
 
 pub use api::Retry;
 pub use application::schema::{self, APPLICATION_TYPE};
+pub use database::schema::DATABASE_TYPE;
 
 /// How often a deployment's status is asked for unless the configuration says otherwise.
 const DEFAULT_POLL: Duration = Duration::from_secs(2);
@@ -62,7 +67,7 @@ impl Provider for Coolify {
     }
 
     fn resource_types(&self) -> Vec<ResourceType> {
-        vec![schema::resource_type()]
+        vec![schema::resource_type(), database::schema::resource_type()]
     }
 
     fn configure(&self, config: &Attributes, context: &Context) -> Result<Box<dyn Client>> {
@@ -76,6 +81,7 @@ impl Provider for Coolify {
     fn validate(&self, target: Target<'_>, inputs: &Attributes) -> Result<()> {
         match target.type_name {
             APPLICATION_TYPE => schema::validate(inputs),
+            DATABASE_TYPE => database::schema::validate(inputs),
             _ => Ok(()),
         }
     }
@@ -83,6 +89,7 @@ impl Provider for Coolify {
     fn normalize(&self, type_name: &str, inputs: &Attributes) -> Result<Attributes> {
         match type_name {
             APPLICATION_TYPE => schema::normalise(inputs),
+            DATABASE_TYPE => database::schema::normalise(inputs),
             _ => Ok(inputs.clone()),
         }
     }
@@ -136,39 +143,56 @@ impl CoolifyClient {
     }
 }
 
-fn check_type(target: Target<'_>) -> Result<()> {
-    if target.type_name == APPLICATION_TYPE {
-        Ok(())
-    } else {
-        Err(Error::new(
+/// Which of the provider's types a call is for.
+enum Kind {
+    Application,
+    Database,
+}
+
+fn kind_of(target: Target<'_>) -> Result<Kind> {
+    match target.type_name {
+        APPLICATION_TYPE => Ok(Kind::Application),
+        DATABASE_TYPE => Ok(Kind::Database),
+        other => Err(Error::new(
             ErrorKind::InvalidInput,
-            format!(
-                "the coolify provider has no resource type `{}`",
-                target.type_name
-            ),
-        ))
+            format!("the coolify provider has no resource type `{other}`"),
+        )),
+    }
+}
+
+impl CoolifyClient {
+    fn databases(&self) -> database::Databases<'_> {
+        database::Databases { apps: &self.apps }
     }
 }
 
 impl Client for CoolifyClient {
     fn read(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Option<Observed>> {
-        check_type(target)?;
-        self.apps.read(id, inputs)
+        match kind_of(target)? {
+            Kind::Application => self.apps.read(id, inputs),
+            Kind::Database => self.databases().read(id, inputs),
+        }
     }
 
     fn find(&self, target: Target<'_>, inputs: &Attributes) -> Result<Option<Found>> {
-        check_type(target)?;
-        self.apps.find(target, inputs)
+        match kind_of(target)? {
+            Kind::Application => self.apps.find(target, inputs),
+            Kind::Database => self.databases().find(target, inputs),
+        }
     }
 
     fn create(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
-        check_type(target)?;
-        self.apps.create(target, inputs)
+        match kind_of(target)? {
+            Kind::Application => self.apps.create(target, inputs),
+            Kind::Database => self.databases().create(target, inputs),
+        }
     }
 
     fn adopt(&self, target: Target<'_>, inputs: &Attributes) -> Result<Applied> {
-        check_type(target)?;
-        self.apps.adopt(target, inputs)
+        match kind_of(target)? {
+            Kind::Application => self.apps.adopt(target, inputs),
+            Kind::Database => self.databases().adopt(target, inputs),
+        }
     }
 
     fn update(
@@ -178,17 +202,23 @@ impl Client for CoolifyClient {
         prior: &Attributes,
         inputs: &Attributes,
     ) -> Result<Applied> {
-        check_type(target)?;
-        self.apps.update(target, id, prior, inputs)
+        match kind_of(target)? {
+            Kind::Application => self.apps.update(target, id, prior, inputs),
+            Kind::Database => self.databases().update(target, id, prior, inputs),
+        }
     }
 
     fn delete(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<()> {
-        check_type(target)?;
-        self.apps.delete(target, id, inputs)
+        match kind_of(target)? {
+            Kind::Application => self.apps.delete(target, id, inputs),
+            Kind::Database => self.databases().delete(target, id, inputs),
+        }
     }
 
     fn import(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Found> {
-        check_type(target)?;
-        self.apps.import(target, id, inputs)
+        match kind_of(target)? {
+            Kind::Application => self.apps.import(target, id, inputs),
+            Kind::Database => self.databases().import(target, id, inputs),
+        }
     }
 }

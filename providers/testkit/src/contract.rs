@@ -243,6 +243,37 @@ impl Contract {
             .clear();
     }
 
+    /// Stops checking the `format` of path parameter `param` of `method template`, for a
+    /// known mistake of the document (an identifier declared a `uuid` that the real API never
+    /// gives in that form); `why` is kept as for [`Contract::waive_required`].
+    ///
+    /// # Panics
+    /// If there is no such operation or parameter, or its schema has no `format`.
+    pub fn waive_format(&mut self, method: &str, template: &str, param: &str, why: &str) {
+        self.waivers
+            .push(format!("{method} {template} `{param}` format: {why}"));
+        let pointer = self
+            .operations
+            .iter()
+            .find(|op| op.method == method && op.template == template)
+            .and_then(|op| op.params.iter().find(|p| p.name == param))
+            .and_then(|p| p.schema.clone())
+            .unwrap_or_else(|| panic!("no parameter `{param}` of {method} {template}"));
+        let schema = pointer
+            .strip_prefix('#')
+            .and_then(|p| self.doc.pointer_mut(p))
+            .and_then(Value::as_object_mut)
+            .unwrap_or_else(|| panic!("the contract has no schema {pointer}"));
+        assert!(
+            schema.remove("format").is_some(),
+            "{method} {template} `{param}` has no format"
+        );
+        self.validators
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     /// The waivers in force, each with its reason.
     pub fn waivers(&self) -> &[String] {
         &self.waivers

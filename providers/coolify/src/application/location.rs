@@ -1,4 +1,4 @@
-//! Where an application lives in Coolify: its project and environment (made when missing),
+//! Where an application or a database lives in Coolify: its project and environment (made when missing),
 //! its server and its destination. The spec names them; the API knows them by uuid, and does
 //! not keep project names unique, so a name that is not unique is an error rather than a guess.
 
@@ -6,22 +6,25 @@ use fabrik_provider::{Error, ErrorKind, Result};
 use serde_json::{Value, json};
 
 use super::Applications;
-use super::schema::Desired;
 use crate::api::encode_segment;
 
 impl Applications {
     /// The uuids of the project and the environment, each created when missing.
-    pub(super) fn project_and_environment(&self, desired: &Desired) -> Result<(String, String)> {
+    pub(crate) fn project_and_environment(
+        &self,
+        project_name: &str,
+        environment_name: &str,
+    ) -> Result<(String, String)> {
         let _one_at_a_time = self
             .naming
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let project = match self.project_uuid(&desired.project)? {
+        let project = match self.project_uuid(project_name)? {
             Some(uuid) => uuid,
             None => {
-                let reply =
-                    self.api
-                        .post("/projects", &[], Some(&json!({"name": desired.project})));
+                let reply = self
+                    .api
+                    .post("/projects", &[], Some(&json!({"name": project_name})));
                 match reply {
                     Ok(reply) => {
                         let made: Value = reply.json("the create of a project")?;
@@ -37,7 +40,7 @@ impl Applications {
                     }
                     // Made by a lost attempt or a parallel resource: it is there now.
                     Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Conflict) => {
-                        self.project_uuid(&desired.project)?.ok_or(e)?
+                        self.project_uuid(project_name)?.ok_or(e)?
                     }
                     Err(e) => return Err(e),
                 }
@@ -48,42 +51,43 @@ impl Applications {
             let list: Vec<Value> = self.api.get(&environments, &[])?.json("environments")?;
             Ok(list
                 .iter()
-                .find(|e| e.get("name").and_then(Value::as_str) == Some(&desired.environment))
+                .find(|e| e.get("name").and_then(Value::as_str) == Some(environment_name))
                 .and_then(|e| e.get("uuid").and_then(Value::as_str))
                 .map(str::to_string))
         };
         let environment = match find()? {
             Some(uuid) => uuid,
-            None => match self.api.post(
-                &environments,
-                &[],
-                Some(&json!({"name": desired.environment})),
-            ) {
-                Ok(reply) => {
-                    let made: Value = reply.json("the create of an environment")?;
-                    match made.get("uuid").and_then(Value::as_str) {
-                        Some(uuid) => uuid.to_string(),
-                        None => find()?.ok_or_else(|| {
-                            Error::new(
-                                ErrorKind::Fatal,
-                                "Coolify created an environment without answering its uuid",
-                            )
-                        })?,
+            None => {
+                match self
+                    .api
+                    .post(&environments, &[], Some(&json!({"name": environment_name})))
+                {
+                    Ok(reply) => {
+                        let made: Value = reply.json("the create of an environment")?;
+                        match made.get("uuid").and_then(Value::as_str) {
+                            Some(uuid) => uuid.to_string(),
+                            None => find()?.ok_or_else(|| {
+                                Error::new(
+                                    ErrorKind::Fatal,
+                                    "Coolify created an environment without answering its uuid",
+                                )
+                            })?,
+                        }
                     }
+                    // 409: it exists (made in between); a lost answer: it may.
+                    Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Conflict) => {
+                        find()?.ok_or(e)?
+                    }
+                    Err(e) => return Err(e),
                 }
-                // 409: it exists (made in between); a lost answer: it may.
-                Err(e) if matches!(e.kind, ErrorKind::Transient | ErrorKind::Conflict) => {
-                    find()?.ok_or(e)?
-                }
-                Err(e) => return Err(e),
-            },
+            }
         };
         Ok((project, environment))
     }
 
     /// The uuid of the project named `name`; Coolify does not keep project names unique, so
     /// two of that name are an error rather than a guess.
-    pub(super) fn project_uuid(&self, name: &str) -> Result<Option<String>> {
+    pub(crate) fn project_uuid(&self, name: &str) -> Result<Option<String>> {
         let projects: Vec<Value> = self.api.get("/projects", &[])?.json("the projects")?;
         let named: Vec<&str> = projects
             .iter()
@@ -105,7 +109,7 @@ impl Applications {
     }
 
     /// The destinations of server `server` (a uuid), by name: `(name, network, uuid)`.
-    pub(super) fn destinations(&self, server: &str) -> Result<Vec<(String, String, String)>> {
+    pub(crate) fn destinations(&self, server: &str) -> Result<Vec<(String, String, String)>> {
         let list: Vec<Value> = self
             .api
             .get(
@@ -122,7 +126,7 @@ impl Applications {
             .collect())
     }
 
-    pub(super) fn destination_names(&self, server: &str) -> Result<Vec<String>> {
+    pub(crate) fn destination_names(&self, server: &str) -> Result<Vec<String>> {
         let mut names: Vec<String> = self
             .destinations(server)?
             .into_iter()
@@ -133,7 +137,7 @@ impl Applications {
     }
 
     /// The uuid of the destination named `name` (or whose network is `name`) on a server.
-    pub(super) fn destination_uuid(
+    pub(crate) fn destination_uuid(
         &self,
         server: &str,
         server_name: &str,
@@ -156,7 +160,7 @@ impl Applications {
         }
     }
 
-    pub(super) fn server_uuid(&self, name: &str) -> Result<String> {
+    pub(crate) fn server_uuid(&self, name: &str) -> Result<String> {
         let servers: Vec<Value> = self.api.get("/servers", &[])?.json("the servers")?;
         let named: Vec<&str> = servers
             .iter()

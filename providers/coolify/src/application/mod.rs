@@ -132,7 +132,7 @@ impl Applications {
     }
 
     /// The applications of the desired project and environment; `None` when either is missing.
-    fn environment_apps(&self, desired: &Desired) -> Result<Option<Vec<Value>>> {
+    pub(crate) fn environment_apps(&self, desired: &Desired) -> Result<Option<Vec<Value>>> {
         let Some(project) = self.project_uuid(&desired.project)? else {
             return Ok(None);
         };
@@ -517,7 +517,8 @@ impl Applications {
     /// marker, no automatic domain and no instant deployment (the deployment is triggered and
     /// waited for once the environment is set).
     fn post(&self, target: Target<'_>, desired: &Desired) -> Result<String> {
-        let (project, environment) = self.project_and_environment(desired)?;
+        let (project, environment) =
+            self.project_and_environment(&desired.project, &desired.environment)?;
         let server = self.server_uuid(&desired.server)?;
         let mut body = desired.settings(target.name);
         if let Some(name) = &desired.destination {
@@ -647,7 +648,7 @@ impl Applications {
 /// `error` in other words, of the same kind. An error that ended a wait the run's interrupt cut
 /// short stays marked so ([`Error::interrupted`]), so that the engine does not make the call
 /// again in this run.
-fn reworded(error: &Error, message: String) -> Error {
+pub(crate) fn reworded(error: &Error, message: String) -> Error {
     let again = Error::new(error.kind, message);
     if error.interrupted {
         again.cut_short()
@@ -657,7 +658,7 @@ fn reworded(error: &Error, message: String) -> Error {
 }
 
 /// The fabrik marker an application's description carries, if any.
-fn fabrik_marker(app: &Value) -> Option<String> {
+pub(crate) fn fabrik_marker(app: &Value) -> Option<String> {
     app.get("description")
         .and_then(Value::as_str)?
         .lines()
@@ -667,7 +668,7 @@ fn fabrik_marker(app: &Value) -> Option<String> {
 }
 
 /// Whether an application's description carries `marker` (alone, or on a line of its own).
-fn carries(app: &Value, marker: &str) -> bool {
+pub(crate) fn carries(app: &Value, marker: &str) -> bool {
     app.get("description")
         .and_then(Value::as_str)
         .is_some_and(|d| d.lines().any(|l| l.trim() == marker))

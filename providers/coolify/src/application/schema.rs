@@ -589,7 +589,7 @@ pub(super) fn health_value(hc: &HealthCheck) -> Value {
     v
 }
 
-fn parse_limits(value: &Value) -> Result<Limits> {
+pub(crate) fn parse_limits(value: &Value) -> Result<Limits> {
     let Some(map) = value.as_object() else {
         return Err(invalid("`limits` must be a map: { memory, cpus }"));
     };
@@ -627,7 +627,7 @@ fn parse_limits(value: &Value) -> Result<Limits> {
     Ok(limits)
 }
 
-pub(super) fn limits_value(limits: &Limits) -> Value {
+pub(crate) fn limits_value(limits: &Limits) -> Value {
     let mut v = json!({});
     if let Some(m) = &limits.memory {
         v["memory"] = json!(m);

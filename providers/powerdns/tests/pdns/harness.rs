@@ -52,6 +52,8 @@ impl Pdns {
             let dns_port = free_dns_port();
             fs::write(
                 dir.path().join("pdns.conf"),
+                // `webserver-loglevel=detailed` (shown at `loglevel=6`) logs every API request's
+                // headers, so a test can see what the client sent, as the server received it.
                 format!(
                     "launch=gsqlite3\n\
                      gsqlite3-database={db}\n\
@@ -66,7 +68,8 @@ impl Pdns {
                      webserver-allow-from=127.0.0.1/32\n\
                      security-poll-suffix=\n\
                      disable-syslog=yes\n\
-                     loglevel=4\n",
+                     loglevel=6\n\
+                     webserver-loglevel=detailed\n",
                     db = db.display(),
                     dir = dir.path().display(),
                 ),

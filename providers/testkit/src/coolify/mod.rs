@@ -27,6 +27,9 @@
 //! `/health` answers 200, or 500 when the tag contains `bad`. Until a release finishes, or
 //! once the application is deleted, nothing is served there (404).
 //!
+//! Databases, their environment rows and scheduled backups, and S3 storages are in
+//! `databases`.
+//!
 //! Every request is first checked against the published contract
 //! (`fixtures/contracts/coolify-openapi.json`); one that breaks it, or breaks one of the quirks
 //! above, is answered as the real server would (404, 405, 422) and recorded: tests end with
@@ -36,6 +39,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
+
+mod databases;
 
 use crate::contract::{Contract, Rule};
 use crate::http::{Logged, Request, Response, Server};
@@ -55,12 +60,21 @@ const PATCH_REJECTED: [&str; 6] = [
     "dockerfile",
 ];
 
-/// The Coolify contract, as published.
+/// The Coolify contract, as published, with the waiver its database logs need: the document
+/// declares that path's `uuid` a UUID, but Coolify's identifiers are cuid2 strings (24 letters
+/// and digits), which every other path takes as plain strings.
 pub fn contract() -> Contract {
-    Contract::load(concat!(
+    let mut contract = Contract::load(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../fixtures/contracts/coolify-openapi.json"
-    ))
+    ));
+    contract.waive_format(
+        "GET",
+        "/databases/{uuid}/logs",
+        "uuid",
+        "Coolify's identifiers are cuid2 strings, not UUIDs",
+    );
+    contract
 }
 
 fn shared_contract() -> Arc<Contract> {
@@ -200,6 +214,7 @@ struct State {
     applications: Vec<Application>,
     vars: Vec<Var>,
     deployments: Vec<Deployment>,
+    databases: databases::Databases,
     next_id: u64,
     window_start: Instant,
     window_count: usize,
@@ -247,6 +262,7 @@ impl FakeCoolify {
             applications: Vec::new(),
             vars: Vec::new(),
             deployments: Vec::new(),
+            databases: databases::Databases::default(),
             next_id: 1,
             window_start: Instant::now(),
             window_count: 0,
@@ -655,6 +671,9 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
         ("GET", "/deployments/applications/{uuid}") => {
             state.deployments_of(&param("uuid"), request)
         }
+        (method, template) if template.starts_with("/databases") || template == "/s3-storages" => {
+            state.database_route(method, template, &param, &body, request)
+        }
         (method, template) => error(
             501,
             &format!("the fake does not implement {method} {template}"),
@@ -757,6 +776,7 @@ impl State {
     /// Moves the clock's consequences forward: deployments start and end, deletions happen.
     fn advance(&mut self) {
         let now = Instant::now();
+        self.databases.advance(now);
         self.applications
             .retain(|a| a.gone_at.is_none_or(|at| now < at));
         let live: Vec<String> = self
@@ -1418,7 +1438,7 @@ fn normal_domains(domains: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// One HTTP/1.1 request over a TCP stream (the testkit has no HTTP client): status and
@@ -1443,12 +1463,17 @@ mod tests {
     }
 
     /// A request to the API: status and JSON body.
-    fn call(fake: &FakeCoolify, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(super) fn call(
+        fake: &FakeCoolify,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let (status, text) = raw(&fake.url(), method, path, body);
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    fn setup() -> (FakeCoolify, String, String) {
+    pub(super) fn setup() -> (FakeCoolify, String, String) {
         let fake = FakeCoolify::start();
         let server = fake.add_server("main");
         let project = fake.add_project("shop");
