@@ -2366,3 +2366,30 @@ fn bad_coolify_databases_are_located_errors() {
     4 errors in fabrik.yaml
     "#);
 }
+
+/// `pause_during_changes` is a boolean, checked before anything connects.
+#[test]
+fn uptimekuma_pause_during_changes_that_is_no_boolean_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: watch
+        providers:
+          uptimekuma: { url: "http://127.0.0.1:9", username: admin, password: "p" }
+        resources:
+          api:
+            type: uptimekuma.monitor
+            with: { name: api, type: http, url: "http://a.lan", pause_during_changes: "no" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `pause_during_changes` in `api` (uptimekuma.monitor) must be a boolean, not a string
+      --> fabrik.yaml:7:79
+      |
+    7 |     with: { name: api, type: http, url: "http://a.lan", pause_during_changes: "no" }
+      |                                                                               ^^^^
+    "#);
+}

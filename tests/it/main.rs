@@ -31,6 +31,7 @@ mod lock;
 mod model;
 mod moved;
 mod outputs;
+mod pausing;
 mod plan_json;
 mod postgres;
 mod powerdns;
