@@ -44,6 +44,15 @@ pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
         );
         out!("{}", loaded.spec.described(required.iter().copied()));
     }
+    // Environment variables are not needed here either; a run needs these set.
+    let unset = crate::resolve::unset_env(&loaded.spec);
+    if !unset.is_empty() {
+        let quoted: Vec<String> = unset.iter().map(|n| format!("`{n}`")).collect();
+        outln!(
+            "Environment variables a run needs, not set here: {}",
+            quoted.join(", ")
+        );
+    }
     // Their instances are made once the variable has a value (see README "for_each").
     let waiting: Vec<String> = loaded
         .spec

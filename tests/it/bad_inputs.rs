@@ -545,7 +545,7 @@ fn unset_env_variable_is_refused_where_it_is_used() {
             with: { path: web.txt, content: "image tag ${env.IMAGE_TAG}" }
         "#,
     );
-    fabrik_snapshot!(case, refused(&case), @r#"
+    fabrik_snapshot!(case, refused_value(&case, &[]), @r#"
     exit code: 1
     ----- stdout -----
 
@@ -557,6 +557,16 @@ fn unset_env_variable_is_refused_where_it_is_used() {
       |                                                ^^^^^^^^^^^^^^^^
       = help: set it, for example `IMAGE_TAG=… fabrik plan`
     "#);
+    // `validate` needs no environment variable: it names the ones a run needs.
+    let validate = case.run(["validate"]);
+    fabrik_snapshot!(case, validate, @"
+    exit code: 0
+    ----- stdout -----
+    fabrik.yaml is valid: stack `shop`, 1 resource.
+    Environment variables a run needs, not set here: `IMAGE_TAG`
+
+    ----- stderr -----
+    ");
 }
 
 #[test]
