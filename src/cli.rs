@@ -57,7 +57,7 @@ pub enum Command {
     /// The stack's outputs (`outputs:`), or the outputs of applied resources.
     Output(OutputArgs),
     /// Each declared secret and where its value comes from (never the value).
-    Secrets(SpecArg),
+    Secrets(SecretsArgs),
     /// Break a stale lock, after printing who held it.
     Unlock(UnlockArgs),
     /// Write a commented starter fabrik.yaml (or an example) in the current directory.
@@ -104,11 +104,35 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-#[derive(Debug, Args)]
+/// The spec a command works on, given the same way to every command: `[SPEC]` or `--spec SPEC`
+/// (README: "Commands").
+#[derive(Debug, Args, Default)]
 pub struct SpecArg {
-    /// The spec file.
-    #[arg(default_value = "fabrik.yaml")]
-    pub spec: PathBuf,
+    /// The spec file [default: fabrik.yaml].
+    #[arg(value_name = "SPEC")]
+    pub spec: Option<PathBuf>,
+    /// The spec file, as an option: the same as SPEC.
+    #[arg(long = "spec", value_name = "SPEC", conflicts_with = "spec")]
+    pub spec_option: Option<PathBuf>,
+}
+
+impl SpecArg {
+    /// The spec named either way, else `fabrik.yaml`.
+    pub fn path(&self) -> PathBuf {
+        self.spec
+            .clone()
+            .or_else(|| self.spec_option.clone())
+            .unwrap_or_else(|| PathBuf::from("fabrik.yaml"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    #[command(flatten)]
+    pub spec: SpecArg,
+    /// Exit 1 when a secret has no value and would not be generated.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Values for the variables a spec declares under `vars:`.
