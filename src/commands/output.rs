@@ -22,6 +22,14 @@ pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
         .backend
         .store_for(&args.stack.spec, args.stack.stack.as_deref())?;
     let state = store.load()?;
+    // A state never written (no lineage) means nothing was ever applied; a stack destroyed
+    // since keeps its state and lists no outputs, as before.
+    if state.lineage.is_empty() && state.resources.is_empty() && state.outputs.is_empty() {
+        return Err(Error::Usage(format!(
+            "nothing is applied to stack `{}` yet (it has no state), so there are no outputs; run `fabrik apply` first",
+            state.stack
+        )));
+    }
     let stack_output = match args.name.as_deref() {
         None => !state.outputs.is_empty(),
         Some(name) => state.outputs.contains_key(name),
