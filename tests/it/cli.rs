@@ -142,3 +142,25 @@ fn target_completes_the_resources_of_the_spec_in_the_current_directory() {
         "{syntax:?}"
     );
 }
+
+#[test]
+fn version_names_the_commit_and_the_providers_built_in() {
+    let case = Case::new();
+    case.redact_matches(
+        r"commit: (?:[0-9a-f]{7,40}|unknown)\n",
+        "commit: [COMMIT]\n",
+    );
+    let long = case.run(["--version"]);
+    fabrik_snapshot!(case, long, @"
+    exit code: 0
+    ----- stdout -----
+    fabrik 0.1.0
+    commit: [COMMIT]
+    providers: cloudflare, coolify, local, powerdns, uptimekuma
+
+    ----- stderr -----
+    ");
+    // `-V` stays short, for scripts that read the version alone.
+    let short = case.run(["-V"]);
+    assert_eq!(short.stdout, "fabrik 0.1.0\n", "{short}");
+}
