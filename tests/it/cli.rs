@@ -234,3 +234,35 @@ fn every_command_takes_the_spec_as_spec_or_as_the_spec_option() {
     error: the spec is given twice: as SPEC and as --spec; give one
     ");
 }
+
+#[test]
+fn a_mistyped_program_is_named_as_not_found_on_path() {
+    let case = Case::new().spec(
+        "stack: typo
+resources:
+  svc:
+    type: local.process
+    with: { command: srever, args: [--port, \"8000\"] }
+",
+    );
+    let apply = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, apply, @"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `typo`:
+
+      + svc (local.process)
+          + command = \"srever\"
+          + args    = [\"--port\",\"8000\"]
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+      ✗ svc (local.process): failed: program `srever` not found on PATH
+    Rolling back the changes this run made…
+
+    ----- stderr -----
+    error: apply failed:
+      svc: program `srever` not found on PATH
+    every change was rolled back; the stack is as it was before this run
+    ");
+}
