@@ -57,7 +57,7 @@ pub enum Command {
     /// The stack's outputs (`outputs:`), or the outputs of applied resources.
     Output(OutputArgs),
     /// Each declared secret and where its value comes from (never the value).
-    Secrets(SpecArg),
+    Secrets(SecretsArgs),
     /// Break a stale lock, after printing who held it.
     Unlock(UnlockArgs),
     /// Write a commented starter fabrik.yaml (or an example) in the current directory.
@@ -104,11 +104,35 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-#[derive(Debug, Args)]
+/// The spec a command works on, given the same way to every command: `[SPEC]` or `--spec SPEC`
+/// (README: "Commands").
+#[derive(Debug, Args, Default)]
 pub struct SpecArg {
-    /// The spec file.
-    #[arg(default_value = "fabrik.yaml")]
-    pub spec: PathBuf,
+    /// The spec file [default: fabrik.yaml].
+    #[arg(value_name = "SPEC")]
+    pub spec: Option<PathBuf>,
+    /// The spec file, as an option: the same as SPEC.
+    #[arg(long = "spec", value_name = "SPEC", conflicts_with = "spec")]
+    pub spec_option: Option<PathBuf>,
+}
+
+impl SpecArg {
+    /// The spec named either way, else `fabrik.yaml`.
+    pub fn path(&self) -> PathBuf {
+        self.spec
+            .clone()
+            .or_else(|| self.spec_option.clone())
+            .unwrap_or_else(|| PathBuf::from("fabrik.yaml"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    #[command(flatten)]
+    pub spec: SpecArg,
+    /// Exit 1 when a secret has no value and would not be generated.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Values for the variables a spec declares under `vars:`.
@@ -128,6 +152,9 @@ pub struct PlanArgs {
     /// The spec file.
     #[arg(default_value = "fabrik.yaml")]
     pub spec: PathBuf,
+    /// The same as SPEC, as an option.
+    #[arg(long = "spec", value_name = "SPEC", conflicts_with = "spec")]
+    pub spec_option: Option<PathBuf>,
     /// Save the plan to this file, for `fabrik apply PLAN`.
     #[arg(long, value_name = "PLAN")]
     pub out: Option<PathBuf>,
@@ -161,6 +188,9 @@ pub struct ApplyArgs {
     /// A spec file, or a plan saved with `plan --out`.
     #[arg(default_value = "fabrik.yaml")]
     pub spec: PathBuf,
+    /// The same as SPEC, as an option.
+    #[arg(long = "spec", value_name = "SPEC", conflicts_with = "spec")]
+    pub spec_option: Option<PathBuf>,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -194,6 +224,9 @@ pub struct DestroyArgs {
     /// The spec (optional: destroy works from the state alone).
     #[arg(default_value = "fabrik.yaml")]
     pub spec: PathBuf,
+    /// The same as SPEC, as an option.
+    #[arg(long = "spec", value_name = "SPEC", conflicts_with = "spec")]
+    pub spec_option: Option<PathBuf>,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -230,6 +263,9 @@ pub struct DestroyArgs {
 pub struct ImportArgs {
     #[arg(hide = true, value_name = "ARGS")]
     pub args: Vec<std::ffi::OsString>,
+    /// The same as SPEC, as an option.
+    #[arg(long = "spec", value_name = "SPEC")]
+    pub spec_option: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -244,39 +280,115 @@ pub struct ShowArgs {
 /// Which stack's state a command reads.
 #[derive(Debug, Args)]
 pub struct StackArgs {
-    /// The spec that names the stack.
-    #[arg(long, default_value = "fabrik.yaml")]
-    pub spec: PathBuf,
+    /// The spec that names the stack [default: fabrik.yaml]; the same as a SPEC before the
+    /// command's other values.
+    #[arg(long = "spec", value_name = "SPEC")]
+    pub spec_option: Option<PathBuf>,
     /// The stack, when there is no spec.
     #[arg(long)]
     pub stack: Option<String>,
 }
 
+impl StackArgs {
+    /// The spec named by `--spec`, else `fabrik.yaml`.
+    pub fn spec(&self) -> PathBuf {
+        self.spec_option
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("fabrik.yaml"))
+    }
+
+    /// Takes a SPEC given before the command's other values (see [`leading_spec`]); it and
+    /// `--spec` together are refused.
+    pub fn take_spec(&mut self, spec: Option<String>) -> Result<(), String> {
+        match (spec, &self.spec_option) {
+            (Some(_), Some(_)) => {
+                Err("the spec is given twice: as SPEC and as --spec; give one".into())
+            }
+            (Some(spec), None) => {
+                self.spec_option = Some(PathBuf::from(spec));
+                Ok(())
+            }
+            (None, _) => Ok(()),
+        }
+    }
+}
+
+/// Splits `[SPEC] VALUES…` where a command takes `names` values of its own after an optional
+/// SPEC: one value more than `names` means the first is the spec. A command whose own value
+/// is optional (`output [NAME]`) passes `lone_spec`: then a lone value ending in `.yaml` or
+/// `.yml` is the spec (names hold no `.yaml` ending; `output SPEC NAME` or `--spec` says it
+/// otherwise).
+pub fn leading_spec(
+    mut words: Vec<String>,
+    names: usize,
+    lone_spec: bool,
+) -> (Option<String>, Vec<String>) {
+    let looks_like_spec = |w: &str| {
+        std::path::Path::new(w)
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml")
+    };
+    if words.len() > names || (lone_spec && words.len() == 1 && looks_like_spec(&words[0])) {
+        let spec = words.remove(0);
+        (Some(spec), words)
+    } else {
+        (None, words)
+    }
+}
+
+/// `[SPEC]` alone, for the state commands that take no other value.
+#[derive(Debug, Args)]
+pub struct StackSpecArgs {
+    /// The spec that names the stack [default: fabrik.yaml].
+    #[arg(value_name = "SPEC", conflicts_with = "spec_option")]
+    pub spec: Option<PathBuf>,
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+impl StackSpecArgs {
+    /// The stack arguments with SPEC folded in.
+    pub fn into_stack(self) -> StackArgs {
+        let mut stack = self.stack;
+        if let Some(spec) = self.spec {
+            stack.spec_option = Some(spec);
+        }
+        stack
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// Every tracked resource: name, type, id.
-    List(StackArgs),
+    List(StackSpecArgs),
     /// One resource as recorded.
+    #[command(override_usage = "fabrik state show [OPTIONS] [SPEC] NAME")]
     Show {
-        /// The resource's address (`NAME` or `NAME[key]`).
-        name: String,
+        /// The resource's address (`NAME` or `NAME[key]`), after the spec if one is given
+        /// (`[SPEC] NAME`).
+        #[arg(value_name = "NAME", num_args = 1..=2, required = true)]
+        name: Vec<String>,
         #[command(flatten)]
         stack: StackArgs,
     },
     /// Forget a resource without deleting it.
+    #[command(override_usage = "fabrik state rm [OPTIONS] [SPEC] NAME")]
     Rm {
-        /// The resource's address (`NAME` or `NAME[key]`).
-        name: String,
+        /// The resource's address (`NAME` or `NAME[key]`), after the spec if one is given
+        /// (`[SPEC] NAME`).
+        #[arg(value_name = "NAME", num_args = 1..=2, required = true)]
+        name: Vec<String>,
         #[command(flatten)]
         stack: StackArgs,
     },
     /// Rename a resource in the state, leaving its object as it is (what a `moved:` entry
     /// does, by hand).
+    #[command(override_usage = "fabrik state mv [OPTIONS] [SPEC] FROM TO")]
     Mv {
-        /// The address the state tracks it by (`NAME` or `NAME[key]`).
-        from: String,
-        /// The address to track it by from now on.
-        to: String,
+        /// The address the state tracks it by (`NAME` or `NAME[key]`), then the address to
+        /// track it by from now on; after the spec if one is given (`[SPEC] FROM TO`).
+        #[arg(value_name = "FROM TO", num_args = 2..=3, required = true)]
+        names: Vec<String>,
         #[command(flatten)]
         stack: StackArgs,
     },
@@ -287,14 +399,20 @@ pub enum StateCommand {
         #[arg(long, value_name = "URL|DIR")]
         to: String,
         #[command(flatten)]
-        stack: StackArgs,
+        stack: StackSpecArgs,
     },
 }
 
 #[derive(Debug, Args)]
+#[command(override_usage = "fabrik output [OPTIONS] [SPEC] [NAME]")]
 pub struct OutputArgs {
     /// One stack output (`NAME`), one resource's outputs (`NAME`), or one of them
-    /// (`NAME.ATTR`).
+    /// (`NAME.ATTR`); after the spec if one is given (`[SPEC] NAME`). A lone value ending in
+    /// `.yaml` or `.yml` is the spec.
+    #[arg(value_name = "NAME", num_args = 0..=2)]
+    pub words: Vec<String>,
+    /// NAME, once told apart from SPEC ([`leading_spec`]).
+    #[arg(skip)]
     pub name: Option<String>,
     /// Print as JSON.
     #[arg(long, conflicts_with = "raw")]
@@ -316,5 +434,5 @@ pub struct UnlockArgs {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
-    pub stack: StackArgs,
+    pub stack: StackSpecArgs,
 }

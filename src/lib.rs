@@ -89,7 +89,7 @@ pub mod yaml;
 
 use std::ffi::OsString;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 /// Runs the command line and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
@@ -98,7 +98,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     if let Some(code) = commands::complete(&args) {
         return code;
     }
-    let cli = match cli::Cli::try_parse_from(args) {
+    let parsed = cli::Cli::command()
+        .long_version(long_version().leak() as &str)
+        .try_get_matches_from(args)
+        .and_then(|matches| cli::Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -117,4 +121,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// What `fabrik --version` prints after the name: the version, the commit it was built from
+/// (build.rs) and the providers built in (`-V` prints the version alone).
+fn long_version() -> String {
+    let providers: Vec<&str> = registry::Registry::builtin().provider_names().collect();
+    format!(
+        "{}\ncommit: {}\nproviders: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("FABRIK_COMMIT"),
+        providers.join(", ")
+    )
 }

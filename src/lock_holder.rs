@@ -6,6 +6,23 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// The name of this process's user when the environment does not say (cron, systemd units,
+/// containers often leave `$USER` unset): from /etc/passwd, else `uid N`.
+fn user_of_uid() -> String {
+    let uid = rustix::process::getuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id = fields.nth(1)?;
+                (id.parse() == Ok(uid) && !name.is_empty()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Holder {
@@ -23,7 +40,7 @@ impl Holder {
         Holder {
             user: std::env::var("USER")
                 .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| "unknown".into()),
+                .unwrap_or_else(|_| user_of_uid()),
             host: std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map_or_else(|_| "unknown".into(), |h| h.trim().to_string()),
             pid: std::process::id(),

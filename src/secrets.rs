@@ -161,17 +161,7 @@ pub fn resolve(spec: &Spec) -> Result<Secrets, Error> {
     let mut short = Vec::new();
     let mut generated = Vec::new();
     for decl in &spec.secrets {
-        let found = match std::env::var(&decl.name) {
-            Ok(value) => Some((value, Origin::Environment)),
-            Err(_) => from_file.get(&decl.name).map(|v| {
-                let origin = if generated_earlier(&dotenv, &decl.name) {
-                    Origin::Generated
-                } else {
-                    Origin::DotEnv
-                };
-                (v.clone(), origin)
-            }),
-        };
+        let found = find(decl, &from_file, &dotenv);
         match (found, &decl.generate) {
             (Some((value, origin)), _) if too_short(&value) => {
                 short.push(short_secret(decl, origin, &dotenv));
@@ -208,6 +198,79 @@ pub fn resolve(spec: &Spec) -> Result<Secrets, Error> {
     }
     register(secrets.values.values().map(|(s, _)| s.expose()));
     Ok(secrets)
+}
+
+/// Where a declared secret's value is found: the environment, else `.env`.
+fn find(
+    decl: &SecretDecl,
+    from_file: &BTreeMap<String, String>,
+    dotenv: &Path,
+) -> Option<(String, Origin)> {
+    match std::env::var(&decl.name) {
+        Ok(value) => Some((value, Origin::Environment)),
+        Err(_) => from_file.get(&decl.name).map(|v| {
+            let origin = if generated_earlier(dotenv, &decl.name) {
+                Origin::Generated
+            } else {
+                Origin::DotEnv
+            };
+            (v.clone(), origin)
+        }),
+    }
+}
+
+/// Where a declared secret would take its value from, as `fabrik secrets` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Found(Origin),
+    WillBeGenerated,
+    Missing,
+}
+
+impl Status {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Status::Found(origin) => origin.describe(),
+            Status::WillBeGenerated => "will be generated",
+            Status::Missing => "missing",
+        }
+    }
+}
+
+/// Each declared secret (in declaration order) and where its value would come from, without
+/// generating or writing anything: what a listing may do, unlike [`resolve`].
+///
+/// # Errors
+/// A malformed `.env`, or values too short to be masked (as [`resolve`] refuses them).
+pub fn survey(spec: &Spec) -> Result<Vec<(&str, Status)>, Error> {
+    let dotenv = dotenv_path(&spec.source.path);
+    warn_if_readable(&dotenv);
+    let from_file = read_dotenv(&dotenv)?;
+    let mut listed = Vec::new();
+    let mut short = Vec::new();
+    for decl in &spec.secrets {
+        let status = match (find(decl, &from_file, &dotenv), &decl.generate) {
+            (Some((value, origin)), _) if too_short(&value) => {
+                short.push(short_secret(decl, origin, &dotenv));
+                continue;
+            }
+            (Some((value, origin)), _) => {
+                register([value.as_str()]);
+                Status::Found(origin)
+            }
+            (None, Some(_)) => Status::WillBeGenerated,
+            (None, None) => Status::Missing,
+        };
+        listed.push((decl.name.as_str(), status));
+    }
+    if !short.is_empty() {
+        short.sort_by_key(|d| (d.loc.line, d.loc.column));
+        return Err(Error::Spec(Diagnostics {
+            source: spec.source.clone(),
+            items: short,
+        }));
+    }
+    Ok(listed)
 }
 
 /// One secret by name, from the environment or else the given `.env` file (for configurations

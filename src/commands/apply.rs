@@ -14,7 +14,10 @@ use crate::registry::Registry;
 use crate::render::Lines;
 use crate::stack::{self, Opened};
 
-pub fn run(globals: &Globals, args: ApplyArgs) -> Result<i32, Error> {
+pub fn run(globals: &Globals, mut args: ApplyArgs) -> Result<i32, Error> {
+    if let Some(spec) = args.spec_option.take() {
+        args.spec = spec;
+    }
     // A missing file is reported by the spec loader, in the same words as for `plan`.
     let saved = if args.spec.exists() {
         saved_plan::read(&args.spec)?

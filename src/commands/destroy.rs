@@ -12,7 +12,10 @@ use crate::registry::Registry;
 use crate::render::Lines;
 use crate::stack::{self, Loaded, Opened};
 
-pub fn run(globals: &Globals, args: DestroyArgs) -> Result<i32, Error> {
+pub fn run(globals: &Globals, mut args: DestroyArgs) -> Result<i32, Error> {
+    if let Some(spec) = args.spec_option.take() {
+        args.spec = spec;
+    }
     let registry = Registry::builtin();
     let loaded = if args.spec.exists() {
         let mut loaded =

@@ -7,7 +7,8 @@ use crate::registry::Registry;
 use crate::stack;
 
 pub fn run(_globals: &Globals, args: SpecArg) -> Result<i32, Error> {
-    let loaded = stack::load_without_values(&args.spec, &Registry::builtin())?;
+    let spec = args.path();
+    let loaded = stack::load_without_values(&spec, &Registry::builtin())?;
     out!("{}", loaded.graph.to_dot(&loaded.spec));
     Ok(0)
 }

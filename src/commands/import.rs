@@ -14,6 +14,15 @@ use crate::stack::{self, Opened};
 
 pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
     let (spec_path, name, id) = parts(args.args)?;
+    let spec_path = match (args.spec_option, spec_path) {
+        (None, spec) => spec.unwrap_or_else(|| PathBuf::from("fabrik.yaml")),
+        (Some(option), None) => option,
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(
+                "the spec is given twice: as SPEC and as --spec; give one".into(),
+            ));
+        }
+    };
     let registry = Registry::builtin();
     let mut loaded = stack::load(&spec_path, &registry)?;
     let Some(index) = loaded.spec.index_of(&name) else {
@@ -43,7 +52,7 @@ pub fn run(globals: &Globals, args: ImportArgs) -> Result<i32, Error> {
 }
 
 /// `[SPEC] NAME ID` as typed: two values are NAME and ID, three start with the spec.
-fn parts(args: Vec<OsString>) -> Result<(PathBuf, String, String), Error> {
+fn parts(args: Vec<OsString>) -> Result<(Option<PathBuf>, String, String), Error> {
     let text = |value: OsString, what: &str| {
         value
             .into_string()
@@ -52,8 +61,8 @@ fn parts(args: Vec<OsString>) -> Result<(PathBuf, String, String), Error> {
     let count = args.len();
     let mut args = args.into_iter();
     let (spec, name, id) = match (args.next(), args.next(), args.next()) {
-        (Some(name), Some(id), None) => (PathBuf::from("fabrik.yaml"), name, id),
-        (Some(spec), Some(name), Some(id)) if count == 3 => (PathBuf::from(spec), name, id),
+        (Some(name), Some(id), None) => (None, name, id),
+        (Some(spec), Some(name), Some(id)) if count == 3 => (Some(PathBuf::from(spec)), name, id),
         _ => {
             return Err(Error::Usage(format!(
                 "`fabrik import` takes [SPEC] NAME ID (the resource of the spec, then the \

@@ -17,11 +17,22 @@ use crate::error::Error;
 use crate::render;
 use crate::state::{OutputState, State, StateStore};
 
-pub fn run(globals: &Globals, args: OutputArgs) -> Result<i32, Error> {
+pub fn run(globals: &Globals, mut args: OutputArgs) -> Result<i32, Error> {
+    let (spec, mut name) = crate::cli::leading_spec(std::mem::take(&mut args.words), 1, true);
+    args.stack.take_spec(spec).map_err(Error::Usage)?;
+    args.name = name.pop();
     let store = globals
         .backend
-        .store_for(&args.stack.spec, args.stack.stack.as_deref())?;
+        .store_for(&args.stack.spec(), args.stack.stack.as_deref())?;
     let state = store.load()?;
+    // A state never written (no lineage) means nothing was ever applied; a stack destroyed
+    // since keeps its state and lists no outputs, as before.
+    if state.lineage.is_empty() && state.resources.is_empty() && state.outputs.is_empty() {
+        return Err(Error::Usage(format!(
+            "nothing is applied to stack `{}` yet (it has no state), so there are no outputs; run `fabrik apply` first",
+            state.stack
+        )));
+    }
     let stack_output = match args.name.as_deref() {
         None => !state.outputs.is_empty(),
         Some(name) => state.outputs.contains_key(name),
@@ -201,7 +212,7 @@ fn stack_outputs(
             if key.is_none() {
                 key = Some(masking_key(globals, args, store, &state.stack)?);
             }
-            let dotenv = crate::secrets::dotenv_path(&args.stack.spec);
+            let dotenv = crate::secrets::dotenv_path(&args.stack.spec());
             match crate::plan::outputs::shown_again(name, output, &dotenv, key.flatten().as_ref()) {
                 Ok(value) => value,
                 // Listing them all, one that cannot be shown does not hide the others.
@@ -264,7 +275,7 @@ fn masking_key(
     store: &dyn StateStore,
     stack: &str,
 ) -> Result<Option<[u8; 32]>, Error> {
-    let local = crate::secrets::stack_key(&globals.backend.state_dir(&args.stack.spec), stack)?;
+    let local = crate::secrets::stack_key(&globals.backend.state_dir(&args.stack.spec()), stack)?;
     if let Some(shared) = store.shared_key(&local.key)? {
         return Ok(Some(shared));
     }

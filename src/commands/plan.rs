@@ -9,7 +9,10 @@ use crate::registry::Registry;
 use crate::stack;
 use crate::state::backend::stack_line;
 
-pub fn run(globals: &Globals, args: PlanArgs) -> Result<i32, Error> {
+pub fn run(globals: &Globals, mut args: PlanArgs) -> Result<i32, Error> {
+    if let Some(spec) = args.spec_option.take() {
+        args.spec = spec;
+    }
     let registry = Registry::builtin();
     // Reading a large state takes as long as a fifth of the plan: it starts on the other core
     // while the spec is parsed, for the stack the spec's `stack:` line names. Only a state of

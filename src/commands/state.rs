@@ -12,9 +12,10 @@ use crate::state::not_tracked;
 pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
     match command {
         StateCommand::List(stack) => {
+            let stack = stack.into_stack();
             let state = globals
                 .backend
-                .store_for(&stack.spec, stack.stack.as_deref())?
+                .store_for(&stack.spec(), stack.stack.as_deref())?
                 .load()?;
             let width = state.resources.keys().map(String::len).max().unwrap_or(0);
             let type_width = state
@@ -28,10 +29,11 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
             }
             Ok(0)
         }
-        StateCommand::Show { name, stack } => {
+        StateCommand::Show { name, mut stack } => {
+            let name = own_values(name, 1, &mut stack)?.remove(0);
             let state = globals
                 .backend
-                .store_for(&stack.spec, stack.stack.as_deref())?
+                .store_for(&stack.spec(), stack.stack.as_deref())?
                 .load()?;
             let resource = state
                 .resources
@@ -43,15 +45,18 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
             );
             Ok(0)
         }
-        StateCommand::Rm { name, stack } => {
+        StateCommand::Rm { name, mut stack } => {
+            let name = own_values(name, 1, &mut stack)?.remove(0);
             let store = globals
                 .backend
-                .store_for(&stack.spec, stack.stack.as_deref())?;
+                .store_for(&stack.spec(), stack.stack.as_deref())?;
             let id = crate::state::forget(store.as_ref(), &name, &globals.command_line)?;
             outln!("Forgot `{name}` ({id}); the object itself was left as it is.");
             Ok(0)
         }
-        StateCommand::Mv { from, to, stack } => {
+        StateCommand::Mv { names, mut stack } => {
+            let mut names = own_values(names, 2, &mut stack)?;
+            let (to, from) = (names.remove(1), names.remove(0));
             let [from, to] = [&from, &to].map(|text| {
                 Address::parse(text)
                     .map(|a| a.to_string())
@@ -60,22 +65,34 @@ pub fn run(globals: &Globals, command: StateCommand) -> Result<i32, Error> {
             let (from, to) = (from?, to?);
             let store = globals
                 .backend
-                .store_for(&stack.spec, stack.stack.as_deref())?;
+                .store_for(&stack.spec(), stack.stack.as_deref())?;
             let type_name =
                 crate::state::rename(store.as_ref(), &from, &to, &globals.command_line)?;
             outln!("Moved `{from}` ({type_name}) to `{to}`; the object itself was left as it is.");
             Ok(0)
         }
-        StateCommand::Migrate { to, stack } => migrate(globals, &to, &stack),
+        StateCommand::Migrate { to, stack } => migrate(globals, &to, &stack.into_stack()),
     }
+}
+
+/// The command's own `names` values out of `[SPEC] VALUES…`, the spec, if given, moved into
+/// `stack` ([`crate::cli::leading_spec`]).
+fn own_values(
+    words: Vec<String>,
+    names: usize,
+    stack: &mut crate::cli::StackArgs,
+) -> Result<Vec<String>, Error> {
+    let (spec, values) = crate::cli::leading_spec(words, names, false);
+    stack.take_spec(spec).map_err(Error::Usage)?;
+    Ok(values)
 }
 
 /// Moves the stack's state to the backend `to` ([`backend::migrate`]) and says where it went.
 fn migrate(globals: &Globals, to: &str, stack: &crate::cli::StackArgs) -> Result<i32, Error> {
     let source = globals
         .backend
-        .store_for(&stack.spec, stack.stack.as_deref())?;
-    let local_dir = globals.backend.state_dir(&stack.spec);
+        .store_for(&stack.spec(), stack.stack.as_deref())?;
+    let local_dir = globals.backend.state_dir(&stack.spec());
     let backend::Migrated { state, to, old } =
         backend::migrate(&*source, to, &globals.command_line, &local_dir)?;
     outln!(

@@ -11,9 +11,10 @@ pub fn run(globals: &Globals, args: UnlockArgs) -> Result<i32, Error> {
             "breaking a lock can let two runs write one state; pass --force if the holder is really gone".into(),
         ));
     }
+    let stack = args.stack.into_stack();
     let store = globals
         .backend
-        .store_for(&args.stack.spec, args.stack.stack.as_deref())?;
+        .store_for(&stack.spec(), stack.stack.as_deref())?;
     match store.force_unlock()? {
         Broken::NotLocked => outln!("The stack is not locked."),
         Broken::Broken(holder) => {

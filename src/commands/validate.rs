@@ -8,10 +8,11 @@ use crate::registry::Registry;
 use crate::stack;
 
 pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
+    let spec = args.path();
     let registry = Registry::builtin();
-    let loaded = stack::load_without_values(&args.spec, &registry)?;
+    let loaded = stack::load_without_values(&spec, &registry)?;
     // Two resources on one object, or one on fabrik's own files, where the spec spells it out.
-    let context = globals.context(&args.spec);
+    let context = globals.context(&spec);
     let problems = crate::place::problems_without_values(&loaded.spec, &registry, &context);
     if !problems.is_empty() {
         return Err(Error::Spec(crate::source::Diagnostics {
@@ -22,7 +23,7 @@ pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
     let n = loaded.spec.resources.len();
     outln!(
         "{} is valid: stack `{}`, {n} resource{}.",
-        args.spec.display(),
+        spec.display(),
         loaded.spec.stack,
         if n == 1 { "" } else { "s" }
     );

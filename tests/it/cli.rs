@@ -142,3 +142,127 @@ fn target_completes_the_resources_of_the_spec_in_the_current_directory() {
         "{syntax:?}"
     );
 }
+
+#[test]
+fn version_names_the_commit_and_the_providers_built_in() {
+    let case = Case::new();
+    case.redact_matches(
+        r"commit: (?:[0-9a-f]{7,40}|unknown)\n",
+        "commit: [COMMIT]\n",
+    );
+    let long = case.run(["--version"]);
+    fabrik_snapshot!(case, long, @"
+    exit code: 0
+    ----- stdout -----
+    fabrik 0.1.0
+    commit: [COMMIT]
+    providers: cloudflare, coolify, local, powerdns, uptimekuma
+
+    ----- stderr -----
+    ");
+    // `-V` stays short, for scripts that read the version alone.
+    let short = case.run(["-V"]);
+    assert_eq!(short.stdout, "fabrik 0.1.0\n", "{short}");
+}
+
+const ELSEWHERE: &str = "stack: elsewhere
+resources:
+  note:
+    type: local.file
+    with: { path: note.txt, content: hi }
+outputs:
+  size: { value: \"${note.size}\" }
+";
+
+#[test]
+fn every_command_takes_the_spec_as_spec_or_as_the_spec_option() {
+    let case = Case::new();
+    case.write("sub/web.yml", ELSEWHERE);
+    // No fabrik.yaml here: a command that missed the spec would fail.
+    let both = |before: &[&str], after: &[&str]| {
+        let positional: Vec<&str> = before
+            .iter()
+            .chain(&["sub/web.yml"])
+            .chain(after)
+            .copied()
+            .collect();
+        let option: Vec<&str> = before
+            .iter()
+            .chain(after)
+            .chain(&["--spec", "sub/web.yml"])
+            .copied()
+            .collect();
+        let a = case.expect(&positional, 0);
+        let b = case.expect(&option, 0);
+        assert_eq!(a.stdout, b.stdout, "{positional:?} and {option:?} differ");
+        a
+    };
+    both(&["validate"], &[]);
+    both(&["graph"], &[]);
+    both(&["secrets"], &[]);
+    both(&["plan"], &[]);
+    case.expect(["apply", "--yes", "--spec", "sub/web.yml"], 0);
+    both(&["apply", "--yes"], &[]);
+    both(&["state", "list"], &[]);
+    both(&["state", "show"], &["note"]);
+    // A lone value ending in .yml/.yaml is the spec; another value after it is the NAME.
+    let all = both(&["output"], &[]);
+    assert_eq!(all.stdout, "size = 2\n", "{all}");
+    let one = both(&["output"], &["size"]);
+    assert_eq!(one.stdout, "size = 2\n", "{one}");
+    case.expect(["state", "mv", "sub/web.yml", "note", "memo"], 0);
+    case.expect(["state", "mv", "memo", "note", "--spec", "sub/web.yml"], 0);
+    case.expect(["state", "show", "sub/web.yml", "note"], 0);
+    both(&["unlock", "--force"], &[]);
+    case.expect(["destroy", "--yes", "sub/web.yml"], 0);
+    let again = case.expect(["destroy", "--yes", "--spec", "sub/web.yml"], 0);
+    assert!(again.stdout.contains("nothing to destroy"), "{again}");
+
+    let twice = case.run([
+        "state",
+        "show",
+        "sub/web.yml",
+        "note",
+        "--spec",
+        "sub/web.yml",
+    ]);
+    fabrik_snapshot!(case, twice, @"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the spec is given twice: as SPEC and as --spec; give one
+    ");
+}
+
+#[test]
+fn a_mistyped_program_is_named_as_not_found_on_path() {
+    let case = Case::new().spec(
+        "stack: typo
+resources:
+  svc:
+    type: local.process
+    with: { command: srever, args: [--port, \"8000\"] }
+",
+    );
+    let apply = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, apply, @"
+    exit code: 3
+    ----- stdout -----
+    fabrik will make these changes to stack `typo`:
+
+      + svc (local.process)
+          + command = \"srever\"
+          + args    = [\"--port\",\"8000\"]
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+      ✗ svc (local.process): failed: program `srever` not found on PATH
+    Rolling back the changes this run made…
+
+    ----- stderr -----
+    error: apply failed:
+      svc: program `srever` not found on PATH
+    every change was rolled back; the stack is as it was before this run
+    ");
+}

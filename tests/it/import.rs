@@ -252,6 +252,7 @@ fn the_help_names_the_arguments() {
               <zone>/<name>/<type>, for a zone its name
 
     Options:
+          --spec <SPEC>      The same as SPEC, as an option
           --state-dir <DIR>  Keep the state here instead of `.fabrik/` beside the spec
           --backend <URL>    Keep the state in this backend for this run: a PostgreSQL URL (`postgres://user:password@host/db?sslmode=verify-full&schema=fabrik`) or a directory. Wins over the spec's `backend:` and `--state-dir` [env: FABRIK_BACKEND]
           --no-color         Never colour the output (NO_COLOR does the same)

@@ -61,6 +61,24 @@ fn apply_records_its_holder_in_the_lock_file() {
 }
 
 #[test]
+fn the_holder_names_the_user_when_user_is_unset() {
+    let case = Case::new().spec(STACK);
+    let mut apply = case.args(["apply", "--yes"]).command();
+    apply.env_remove("USER").env_remove("LOGNAME");
+    let out = apply.output().expect("fabrik runs");
+    assert!(out.status.success(), "{out:?}");
+    let whoami = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let expected = String::from_utf8(whoami.stdout).unwrap();
+    let text = std::fs::read_to_string(case.state_dir().join("shop.lock")).unwrap();
+    let holder: serde_json::Value = serde_json::from_str(&text).expect("the holder is JSON");
+    assert_eq!(holder["user"], expected.trim(), "{holder:#}");
+    assert_ne!(holder["user"], "unknown", "{holder:#}");
+}
+
+#[test]
 fn held_lock_refuses_a_second_writer_and_names_the_holder() {
     let case = Case::new().spec(STACK);
     let _held = hold_lock(&case, "shop");

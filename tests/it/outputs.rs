@@ -643,3 +643,21 @@ fn a_targeted_plan_shows_only_the_outputs_its_apply_records() {
     ----- stderr -----
     "#);
 }
+
+#[test]
+fn output_before_any_apply_says_nothing_is_applied() {
+    let case = Case::new().spec(STACK);
+    // Before this message, `output` printed nothing and exited 0, and `output NAME` said the
+    // name was not tracked (exit 1); both now exit 1 and say why.
+    for args in [&["output"][..], &["output", "--json"], &["output", "size"]] {
+        let out = case.run(args);
+        assert_eq!(out.code, 1, "{out}");
+        assert_eq!(out.stdout, "", "{out}");
+        assert_eq!(
+            out.stderr,
+            "error: nothing is applied to stack `shop` yet (it has no state), so there are no outputs; run `fabrik apply` first\n",
+            "{out}"
+        );
+    }
+    assert!(!case.state_dir().exists(), "{:?}", case.state_files());
+}

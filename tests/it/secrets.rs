@@ -1701,3 +1701,73 @@ fn a_dotenv_readable_by_others_is_warned_about() {
         }
     }
 }
+
+const LISTED: &str = r#"
+    stack: listed
+    secrets:
+      LISTED_FROM_ENV: {}
+      LISTED_FROM_FILE: {}
+      LISTED_GENERATED: { generate: { length: 16 } }
+      LISTED_MISSING: {}
+    resources:
+      config:
+        type: local.file
+        with: { path: out/config.txt, content: "${secret.LISTED_FROM_ENV}" }
+"#;
+
+#[test]
+fn the_secrets_listing_writes_nothing_and_fails_only_with_check() {
+    let case = Case::new().spec(LISTED);
+    let listing = case
+        .args(["secrets"])
+        .env("LISTED_FROM_ENV", "from-env-5a1c9e")
+        .run();
+    fabrik_snapshot!(case, listing, @"
+    exit code: 0
+    ----- stdout -----
+    LISTED_FROM_ENV   environment
+    LISTED_FROM_FILE  missing
+    LISTED_GENERATED  will be generated
+    LISTED_MISSING    missing
+
+    ----- stderr -----
+    ");
+    assert!(!case.exists(".env"), "a listing generates nothing");
+    assert!(!case.state_dir().exists(), "a listing writes no state");
+
+    case.write(".env", "LISTED_FROM_FILE=from-file-2b7d\n");
+    std::fs::set_permissions(case.path(".env"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let check = case
+        .args(["secrets", "--check"])
+        .env("LISTED_FROM_ENV", "from-env-5a1c9e")
+        .run();
+    fabrik_snapshot!(case, check, @"
+    exit code: 1
+    ----- stdout -----
+    LISTED_FROM_ENV   environment
+    LISTED_FROM_FILE  .env
+    LISTED_GENERATED  will be generated
+    LISTED_MISSING    missing
+
+    ----- stderr -----
+    error: secret `LISTED_MISSING` has no value; set it in the environment or in .env
+    ");
+    assert_eq!(case.read(".env"), "LISTED_FROM_FILE=from-file-2b7d\n");
+
+    case.write(
+        ".env",
+        "LISTED_FROM_FILE=from-file-2b7d\nLISTED_MISSING=now-there-9f3e\n",
+    );
+    let complete = case
+        .args(["secrets", "--check", "--spec", "fabrik.yaml"])
+        .env("LISTED_FROM_ENV", "from-env-5a1c9e")
+        .run();
+    assert_eq!(complete.code, 0, "{complete}");
+    assert!(
+        complete
+            .stdout
+            .contains("LISTED_GENERATED  will be generated"),
+        "{complete}"
+    );
+    assert!(!case.state_dir().exists(), "a listing writes no state");
+}

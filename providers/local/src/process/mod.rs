@@ -240,6 +240,9 @@ impl Processes {
         }
         cmd.envs(self.owner_vars(target));
         let mut child = cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && dir.is_dir() {
+                return Error::new(ErrorKind::InvalidInput, not_found(&command, &dir));
+            }
             let kind = if e.kind() == std::io::ErrorKind::NotFound {
                 ErrorKind::InvalidInput
             } else {
@@ -401,6 +404,23 @@ fn tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+/// Why a program could not be started when it was not found: a mistyped name says so, and a
+/// command line written whole into `command` is pointed at `args`.
+fn not_found(command: &str, dir: &Path) -> String {
+    let mut message = if command.contains('/') {
+        format!(
+            "program `{command}` not found (looked for {})",
+            dir.join(command).display()
+        )
+    } else {
+        format!("program `{command}` not found on PATH")
+    };
+    if command.contains(' ') {
+        message.push_str("; `command` names the program alone, its arguments go in `args`");
+    }
+    message
 }
 
 #[cfg(test)]
