@@ -358,6 +358,55 @@ impl FakeCoolify {
         self.state().add_project(name, None)
     }
 
+    /// The names of the projects, as the dashboard lists them.
+    pub fn projects(&self) -> Vec<String> {
+        self.state()
+            .projects
+            .iter()
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    /// Renames the project named `from` in the dashboard (its environments and resources
+    /// stay in it).
+    ///
+    /// # Panics
+    /// If there is no such project.
+    pub fn rename_project(&self, from: &str, to: &str) {
+        let mut state = self.state();
+        let project = state.projects.iter_mut().find(|p| p.name == from);
+        project.unwrap_or_else(|| panic!("no project {from}")).name = to.to_string();
+    }
+
+    /// Removes the project named `name` and its environments, leaving what was in them
+    /// orphaned, as a project deleted behind fabrik's back would.
+    pub fn remove_project(&self, name: &str) {
+        self.state().projects.retain(|p| p.name != name);
+    }
+
+    /// Renames the server named `from` in the dashboard.
+    ///
+    /// # Panics
+    /// If there is no such server.
+    pub fn rename_server(&self, from: &str, to: &str) {
+        let mut state = self.state();
+        let server = state.servers.iter_mut().find(|(_, n)| n == from);
+        server.unwrap_or_else(|| panic!("no server {from}")).1 = to.to_string();
+    }
+
+    /// Removes the server named `name` and its destinations.
+    pub fn remove_server(&self, name: &str) {
+        let mut state = self.state();
+        let uuids: Vec<String> = state
+            .servers
+            .iter()
+            .filter(|(_, n)| n == name)
+            .map(|(u, _)| u.clone())
+            .collect();
+        state.servers.retain(|(_, n)| n != name);
+        state.destinations.retain(|(_, _, s)| !uuids.contains(s));
+    }
+
     /// How long a deployment runs (queued a third of it, then in progress).
     pub fn set_deploy_duration(&self, duration: Duration) {
         self.state().settings.deploy_duration = duration;
