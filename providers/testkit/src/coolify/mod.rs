@@ -28,7 +28,8 @@
 //! once the application is deleted, nothing is served there (404).
 //!
 //! Databases, their environment rows and scheduled backups, and S3 storages are in
-//! `databases`.
+//! `databases`; services (one-click and Docker Compose, the compose body checked as base64) in
+//! `services`. Projects and servers can be renamed or removed behind the provider's back.
 //!
 //! Every request is first checked against the published contract
 //! (`fixtures/contracts/coolify-openapi.json`); one that breaks it, or breaks one of the quirks
@@ -41,6 +42,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 mod databases;
+pub mod services;
 
 use crate::contract::{Contract, Rule};
 use crate::http::{Logged, Request, Response, Server};
@@ -215,6 +217,7 @@ struct State {
     vars: Vec<Var>,
     deployments: Vec<Deployment>,
     databases: databases::Databases,
+    services: services::Services,
     next_id: u64,
     window_start: Instant,
     window_count: usize,
@@ -263,6 +266,7 @@ impl FakeCoolify {
             vars: Vec::new(),
             deployments: Vec::new(),
             databases: databases::Databases::default(),
+            services: services::Services::default(),
             next_id: 1,
             window_start: Instant::now(),
             window_count: 0,
@@ -723,6 +727,9 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
         (method, template) if template.starts_with("/databases") || template == "/s3-storages" => {
             state.database_route(method, template, &param, &body, request)
         }
+        (method, template) if template.starts_with("/services") => {
+            state.service_route(method, template, &param, &body)
+        }
         (method, template) => error(
             501,
             &format!("the fake does not implement {method} {template}"),
@@ -826,6 +833,7 @@ impl State {
     fn advance(&mut self) {
         let now = Instant::now();
         self.databases.advance(now);
+        self.services.advance(now);
         self.applications
             .retain(|a| a.gone_at.is_none_or(|at| now < at));
         let live: Vec<String> = self
