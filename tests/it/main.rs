@@ -13,6 +13,7 @@ mod cancel;
 mod cloudflare;
 mod coolify;
 mod coolify_database;
+mod coolify_service;
 mod crash;
 mod env_defaults;
 mod exit_codes;
