@@ -138,3 +138,55 @@ fn a_compose_stack_and_a_one_click_service_are_created_updated_and_deleted() {
     assert!(fake.services().is_empty(), "{:?}", fake.services());
     fake.assert_no_violations();
 }
+
+/// A service that never runs fails its create with its status and is deleted again; a
+/// service made by hand is taken over by `fabrik import` and then managed as the spec says.
+#[test]
+fn a_service_that_never_runs_is_deleted_again_and_one_made_by_hand_is_imported() {
+    let fake = fake();
+    let case = case("shop-svc-bad", &fake, "nginx:crash");
+    case.set_spec(
+        &spec("shop-svc-bad", &fake, "nginx:crash")
+            .replace("start_timeout: 5s", "start_timeout: 1s"),
+    );
+    let failed = case.run(["apply", "--yes"]);
+    assert_eq!(failed.code, 3, "{failed}");
+    assert!(
+        failed
+            .stderr
+            .contains("is still restarting:unknown 1 s after its start"),
+        "{failed}"
+    );
+    assert!(
+        fake.services().iter().all(|s| s["name"] != "front"),
+        "the service that never ran is gone: {:?}",
+        fake.services()
+    );
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.services().is_empty());
+
+    // One made by hand, then imported: it carries the marker and the spec's compose.
+    let case = self::case("shop-svc-import", &fake, "nginx:1.27");
+    let both = spec("shop-svc-import", &fake, "nginx:1.27");
+    case.set_spec(both.split("  status:").next().unwrap());
+    let theirs = fake.insert_service(
+        "shop",
+        "production",
+        "main",
+        "services:\n  web:\n    image: nginx:1.26\n",
+    );
+    case.expect(["import", "front", &theirs], 0);
+    case.expect(["apply", "--yes"], 0);
+    let services = fake.services();
+    assert_eq!(services.len(), 1, "{services:?}");
+    assert_eq!(services[0]["uuid"], theirs.as_str());
+    assert_eq!(services[0]["description"], "fabrik:shop-svc-import/front");
+    assert!(
+        services[0]["docker_compose_raw"]
+            .as_str()
+            .unwrap()
+            .contains("nginx:1.27")
+    );
+    assert_eq!(services[0]["status"], "running:healthy");
+    fake.assert_no_violations();
+}

@@ -8,7 +8,8 @@
 //! - a GET answers the compose decoded and re-dumped (the fake drops comment lines, so a
 //!   client comparing text sees a difference), and one service application per container, with
 //!   a generated URL for those the compose gives `SERVICE_FQDN_*`;
-//! - a start goes `exited` → `running:starting` → `running:healthy`; a PATCH ignores what it
+//! - a start goes `exited` → `running:starting` → `running:healthy` (`restarting:unknown` for
+//!   ever when an image is tagged `crash`); a PATCH ignores what it
 //!   does not take; a delete is asynchronous.
 
 use std::time::{Duration, Instant};
@@ -51,8 +52,14 @@ impl Service {
     }
 
     fn status(&self, now: Instant, start: Duration) -> &'static str {
+        let compose = self
+            .fields
+            .get("docker_compose_raw")
+            .and_then(Value::as_str);
         match self.started_at {
             None => "exited",
+            // An image tagged `crash` never comes up: the containers restart again and again.
+            Some(_) if compose.is_some_and(|c| c.contains(":crash")) => "restarting:unknown",
             Some(at) if now.saturating_duration_since(at) < start => "running:starting",
             Some(_) => "running:healthy",
         }
@@ -160,6 +167,53 @@ impl FakeCoolify {
             .iter()
             .map(|s| s.json(now, start))
             .collect()
+    }
+
+    /// Makes a Docker Compose service as someone would in the dashboard (no marker, not
+    /// started) in `environment` of `project` on `server`; returns its uuid.
+    ///
+    /// # Panics
+    /// If the project, environment or server does not exist.
+    pub fn insert_service(
+        &self,
+        project: &str,
+        environment: &str,
+        server: &str,
+        compose: &str,
+    ) -> String {
+        let mut state = self.state();
+        let env_id = state
+            .projects
+            .iter()
+            .find(|p| p.name == project)
+            .and_then(|p| p.environments.iter().find(|e| e.name == environment))
+            .map_or_else(
+                || panic!("no environment {project}/{environment}"),
+                |e| e.id,
+            );
+        let server = state
+            .servers
+            .iter()
+            .find(|(_, n)| n == server)
+            .map_or_else(|| panic!("no server {server}"), |(u, _)| u.clone());
+        let destination = state
+            .destinations
+            .iter()
+            .find(|(_, _, s)| *s == server)
+            .map(|(u, _, _)| u.clone())
+            .unwrap_or_default();
+        let uuid = state.new_uuid();
+        let fields = json!({
+            "uuid": uuid, "name": "made-by-hand", "description": null, "service_type": null,
+            "docker_compose_raw": compose, "environment_id": env_id, "server_uuid": server,
+            "destination_uuid": destination,
+        });
+        state.services.list.push(Service {
+            fields: fields.as_object().cloned().unwrap_or_default(),
+            started_at: None,
+            gone_at: None,
+        });
+        uuid
     }
 
     /// How long a service takes from its start to `running:healthy`.
