@@ -4,6 +4,7 @@
 //! updates it in place and restarts it; a one-click service is made by `type`; destroy deletes
 //! both and waits until Coolify has.
 
+use std::process::Stdio;
 use std::time::Duration;
 
 use fabrik_testkit::coolify::{FakeCoolify, TOKEN};
@@ -187,6 +188,57 @@ fn a_service_that_never_runs_is_deleted_again_and_one_made_by_hand_is_imported()
             .unwrap()
             .contains("nginx:1.27")
     );
+    assert_eq!(services[0]["status"], "running:healthy");
+    fake.assert_no_violations();
+}
+
+/// A run killed right after Coolify made the service (before its start) is followed by one
+/// that takes that service over, starts it, and makes no second one.
+#[test]
+fn a_run_killed_during_the_create_of_a_service_is_followed_by_one_that_converges() {
+    let fake = fake();
+    let case = case("shop-svc-kill", &fake, "nginx:1.27");
+    let both = spec("shop-svc-kill", &fake, "nginx:1.27");
+    case.set_spec(both.split("  status:").next().unwrap());
+    fake.http().set_delay(Duration::from_millis(150));
+    let mut child = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fabrik starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fake.count("POST", "/services") == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    fake.http().set_delay(Duration::ZERO);
+    let services = fake.services();
+    assert_eq!(services.len(), 1, "{services:?}");
+    let uuid = services[0]["uuid"].as_str().unwrap().to_string();
+    assert_eq!(services[0]["status"], "exited", "killed before the start");
+
+    let out = case.run(["apply", "--yes"]);
+    case.redact(&uuid, "UUID");
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 0
+    ----- stdout -----
+    Recovered from an interrupted run:
+      front: adopted [UUID] (its create was interrupted)
+
+    fabrik will make these changes to stack `shop-svc-kill`:
+
+      = front (coolify.service)  # found after an interrupted run
+
+    Plan: 1 to adopt, 0 to add, 0 to change, 0 to destroy.
+
+    ----- stderr -----
+    "#);
+    let services = fake.services();
+    assert_eq!(services.len(), 1, "one service, not two: {services:?}");
+    assert_eq!(services[0]["uuid"], uuid.as_str());
     assert_eq!(services[0]["status"], "running:healthy");
     fake.assert_no_violations();
 }

@@ -68,6 +68,15 @@ impl Services<'_> {
         let Some(uuid) = self.find_uuid(target)? else {
             return Ok(None);
         };
+        // A run killed between the create and the start left it stopped: a read would not
+        // tell (a service has no field to mark as not running), so it is started here, as
+        // the create would have. A failure shows in its status.
+        if let Some(service) = self.get(&uuid)?
+            && text(&service, "status") == "exited"
+            && let Ok(desired) = Desired::from_inputs(inputs)
+        {
+            let _ = self.start_and_wait(&uuid, "start", &desired);
+        }
         let Some(service) = self.get(&uuid)? else {
             return Ok(None);
         };
