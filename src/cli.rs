@@ -60,6 +60,48 @@ pub enum Command {
     Secrets(SpecArg),
     /// Break a stale lock, after printing who held it.
     Unlock(UnlockArgs),
+    /// Write a commented starter fabrik.yaml (or an example) in the current directory.
+    Init(InitArgs),
+    /// Print the spec's JSON Schema, for editors (`schema/fabrik.schema.json` holds a copy).
+    Schema,
+    /// Print a shell completion script for subcommands and flags.
+    ///
+    /// bash: `source <(fabrik completions bash)`; zsh: `fabrik completions zsh >
+    /// "${fpath[1]}/_fabrik"`; fish: `fabrik completions fish >
+    /// ~/.config/fish/completions/fabrik.fish`; PowerShell: `fabrik completions powershell |
+    /// Out-String | Invoke-Expression`.
+    ///
+    /// To complete resource names for `--target` too (from fabrik.yaml in the current
+    /// directory), load the script that calls fabrik back instead: `source
+    /// <(FABRIK_COMPLETE=bash fabrik)` (likewise zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), every subcommand in one page: `fabrik man > fabrik.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Copy this example instead of the starter spec.
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub example: Option<Example>,
+}
+
+/// The examples `fabrik init --example` copies (`examples/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Example {
+    /// Files and a local web server, verified over HTTP.
+    Quickstart,
+    /// A PowerDNS zone and records, verified by DNS.
+    Dns,
+    /// An application on Coolify behind a DNS record.
+    Coolify,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +125,7 @@ pub struct VarArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
+    /// The spec file.
     #[arg(default_value = "fabrik.yaml")]
     pub spec: PathBuf,
     /// Save the plan to this file, for `fabrik apply PLAN`.
@@ -151,6 +194,7 @@ pub struct DestroyArgs {
     /// The spec (optional: destroy works from the state alone).
     #[arg(default_value = "fabrik.yaml")]
     pub spec: PathBuf,
+    /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// Destroy only these resources (and what depends on them).
@@ -159,6 +203,7 @@ pub struct DestroyArgs {
     /// The stack, when the spec is gone and the state directory holds several.
     #[arg(long)]
     pub stack: Option<String>,
+    /// How many resources may be deleted at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub parallelism: u16,
     #[command(flatten)]
@@ -189,7 +234,9 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
+    /// A plan saved with `plan --out`.
     pub plan: PathBuf,
+    /// Print the plan as JSON (see README: "Plan JSON").
     #[arg(long)]
     pub json: bool,
 }
@@ -211,12 +258,14 @@ pub enum StateCommand {
     List(StackArgs),
     /// One resource as recorded.
     Show {
+        /// The resource's address (`NAME` or `NAME[key]`).
         name: String,
         #[command(flatten)]
         stack: StackArgs,
     },
     /// Forget a resource without deleting it.
     Rm {
+        /// The resource's address (`NAME` or `NAME[key]`).
         name: String,
         #[command(flatten)]
         stack: StackArgs,

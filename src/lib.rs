@@ -21,8 +21,9 @@
 //! 2. [`yaml`] and [`error`].
 //! 3. [`spec`] (what the user wrote).
 //! 4. [`secrets`], [`verify`] and [`graph`], each reading the spec.
-//! 5. [`check`], [`resolve`] and [`state`] (what fabrik recorded; it reads the spec's `backend:`
-//!    block and its secrets only to choose and open where the state is kept).
+//! 5. [`check`], [`resolve`], [`schema`] (the spec as a JSON Schema, for editors) and [`state`]
+//!    (what fabrik recorded; it reads the spec's `backend:` block and its secrets only to
+//!    choose and open where the state is kept).
 //! 6. [`plan`], [`place`] and [`clients`] (provider configuration and clients).
 //! 7. [`executor`].
 //! 8. [`recover`] and [`render`].
@@ -75,6 +76,7 @@ pub mod refresh;
 pub mod registry;
 pub mod render;
 pub mod resolve;
+pub mod schema;
 pub mod secrets;
 pub mod source;
 pub mod spec;
@@ -91,6 +93,11 @@ use clap::Parser;
 
 /// Runs the command line and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let args: Vec<OsString> = args.into_iter().collect();
+    // A shell asking for completions (`FABRIK_COMPLETE`) is answered before anything else.
+    if let Some(code) = commands::complete(&args) {
+        return code;
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

@@ -62,8 +62,28 @@ pub fn settle(
             }
         }
     }
-    let records: Vec<Record> = recovery
-        .records
+    let mut lines = recovery.lines;
+    let mut records = recovery.records;
+    for id in &recovery.paused {
+        let intent = &state.pending[id];
+        match store {
+            Some(_) => {
+                lines.push(resume(
+                    registry,
+                    &clients,
+                    spec.map(|(s, _)| s),
+                    state,
+                    intent,
+                )?);
+                records.push(Change::Settled { intent: *id });
+            }
+            None => lines.push(format!(
+                "{}: may have been left paused by the interrupted run; the next apply resumes it",
+                intent.name
+            )),
+        }
+    }
+    let records: Vec<Record> = records
         .into_iter()
         .map(|change| Record {
             serial: state.serial + 1,
@@ -80,7 +100,7 @@ pub fn settle(
         store.commit(state)?;
     }
     let mut text = String::from("Recovered from an interrupted run:\n");
-    for line in &recovery.lines {
+    for line in &lines {
         text.push_str(&format!("  {line}\n"));
     }
     match notes {
@@ -90,6 +110,76 @@ pub fn settle(
     Ok(recovery.adopted)
 }
 
+/// Resumes an object a killed run paused while what it watches changed, unless the spec now
+/// writes `paused: true` for it. Returns the line that says what was done.
+fn resume(
+    registry: &Registry,
+    clients: &Clients,
+    spec: Option<&Spec>,
+    state: &State,
+    intent: &Intent,
+) -> Result<String, Error> {
+    let recorded = state.resources.get(&intent.name);
+    let object = intent.object.as_deref().unwrap_or_default();
+    let Some(now) = recorded.filter(|r| r.id == object) else {
+        return Ok(format!(
+            "{}: paused by the interrupted run, and no longer in the state",
+            intent.name
+        ));
+    };
+    let client = registry
+        .provider_of(&intent.type_name)
+        .and_then(|p| clients.get(p));
+    let Some(client) = client else {
+        return Err(Error::State(format!(
+            "an interrupted pause of `{}` needs resource type `{}`, which this fabrik does not know",
+            intent.name, intent.type_name
+        )));
+    };
+    if spec.is_some_and(|spec| keeps_paused(spec, intent)) {
+        return Ok(format!(
+            "{}: left paused, as the spec now says (it was paused while what it watches changed)",
+            intent.name
+        ));
+    }
+    let target = Target {
+        stack: &state.stack,
+        name: now.marker(&intent.name),
+        type_name: &intent.type_name,
+    };
+    match client.resume(target, object) {
+        Ok(()) => {}
+        // It is no longer this resource's to resume (its marker was removed, its type cannot
+        // be paused): saying so beats stopping every later run on it.
+        Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::InvalidInput) => {
+            return Ok(format!(
+                "{}: paused by the interrupted run, and could not be resumed: {e}",
+                intent.name
+            ));
+        }
+        Err(source) => {
+            return Err(Error::Provider {
+                resource: format!("resuming `{}` after an interrupted run", intent.name),
+                source,
+            });
+        }
+    }
+    Ok(format!(
+        "{}: resumed (the interrupted run had paused it while what it watches changed)",
+        intent.name
+    ))
+}
+
+/// Whether the spec now writes `paused: true` for the object: then it stays paused (the
+/// field every pausable type names its own pause state by).
+fn keeps_paused(spec: &Spec, intent: &Intent) -> bool {
+    spec.resource(&intent.name).is_some_and(|resource| {
+        resource.with.iter().any(|(key, expr)| {
+            key.name == "paused" && matches!(expr.kind, crate::spec::ExprKind::Bool(true))
+        })
+    })
+}
+
 /// What recovery found and the records that put it in the state.
 #[derive(Debug, Default)]
 pub struct Recovery {
@@ -97,8 +187,11 @@ pub struct Recovery {
     pub adopted: BTreeSet<String>,
     /// One line per resolved call, for people.
     pub lines: Vec<String>,
-    /// Journal records that resolve every pending call.
+    /// Journal records that resolve every pending call but the pauses.
     pub records: Vec<Change>,
+    /// Pauses never followed by their resume (intent ids): objects a killed run may have left
+    /// paused.
+    pub paused: Vec<u64>,
 }
 
 /// Resolves every pending call of `state` by looking its object up. Reads only; the caller
@@ -129,7 +222,7 @@ pub fn recover(
             )))?;
         // An object made before its resource was moved still carries the old name.
         let marker = match intent.action {
-            IntentAction::Update | IntentAction::Delete => now
+            IntentAction::Update | IntentAction::Delete | IntentAction::Pause => now
                 .resources
                 .get(&intent.name)
                 .and_then(|r| {
@@ -155,6 +248,11 @@ pub fn recover(
         };
         let mut changes = Vec::new();
         match intent.action {
+            // Resuming is a change: only [`settle`], with the lock held, makes it.
+            IntentAction::Pause => {
+                recovery.paused.push(id);
+                continue;
+            }
             IntentAction::Create => match client.find(target, &intent.inputs).map_err(failed)? {
                 Some(found) => {
                     let mut deposed = now

@@ -112,6 +112,9 @@ impl Painter {
         }) {
             out.push_str(&part);
         }
+        for pause in &plan.pauses {
+            self.pause(&mut out, pause);
+        }
         if !plan.outputs.is_empty() {
             self.outputs(&mut out, &plan.outputs);
         }
@@ -168,6 +171,22 @@ impl Painter {
             }
         }
         out.push('\n');
+    }
+
+    /// An object the apply pauses while what it watches changes, after the resources.
+    fn pause(&self, out: &mut String, pause: &crate::plan::Pause) {
+        let (what, their) = match pause.watches.as_slice() {
+            [one] => (format!("{one} changes"), "its"),
+            [rest @ .., last] => (format!("{} and {last} change", rest.join(", ")), "their"),
+            [] => return,
+        };
+        let _ = writeln!(
+            out,
+            "  {} {} {}: paused while {what}, resumed once {their} gates pass\n",
+            self.dim("‖"),
+            self.bold(&pause.name),
+            self.dim(&format!("({})", pause.type_name)),
+        );
     }
 
     /// The stack outputs that change, after the resources (Terraform's "Changes to Outputs").
@@ -406,6 +425,8 @@ impl Progress for Lines {
             Verb::Unchanged => " ".to_string(),
             Verb::RolledBack | Verb::Forgotten => p.yellow("↩"),
             Verb::Released => p.red("-"),
+            Verb::Paused => p.dim("‖"),
+            Verb::Resumed => p.dim("▸"),
         };
         self.line(format_args!(
             "  {mark} {name} {}: {} {}",

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 
 use crate::registry::Registry;
 use crate::secrets::Secrets;
-use crate::source::Diagnostic;
+use crate::source::{Diagnostic, Loc};
 use crate::spec::{Expr, ExprKind, Spec};
-use crate::template::{Part, Reference};
+use crate::template::{EnvVar, Part, Reference};
 use crate::yaml::Key;
 
 /// Evaluated inputs of one resource: `None` for a value known only after apply.
@@ -240,10 +240,7 @@ pub fn mask_known(
 /// anything is planned. `${env.X:-default}` is not set only when its variable is not UTF-8.
 pub fn env_problems(spec: &Spec) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
-    let mut look = |r: &Reference, loc| {
-        let Reference::Env(env) = r else {
-            return;
-        };
+    each_env_reference(spec, &mut |r, env, loc| {
         let var = &env.name;
         let problem = match env.value() {
             Ok(_) => return,
@@ -258,6 +255,29 @@ pub fn env_problems(spec: &Spec) -> Vec<Diagnostic> {
             ),
         };
         problems.push(problem);
+    });
+    problems
+}
+
+/// The environment variables a run of the spec needs that are not set here (`${env.X}`
+/// without a default), sorted: what `validate`, which needs none, tells a user to set.
+pub fn unset_env(spec: &Spec) -> Vec<String> {
+    let mut names = BTreeSet::new();
+    each_env_reference(spec, &mut |_, env, _| {
+        if env.default.is_none() && std::env::var_os(&env.name).is_none() {
+            names.insert(env.name.clone());
+        }
+    });
+    names.into_iter().collect()
+}
+
+/// Calls `f` with every `${env.…}` of the spec: providers, resources and their gates, the
+/// stack's gates and its outputs.
+fn each_env_reference(spec: &Spec, f: &mut impl FnMut(&Reference, &EnvVar, Loc)) {
+    let mut look = |r: &Reference, loc| {
+        if let Reference::Env(env) = r {
+            f(r, env, loc);
+        }
     };
     for block in &spec.providers {
         block
@@ -279,5 +299,4 @@ pub fn env_problems(spec: &Spec) -> Vec<Diagnostic> {
     for output in &spec.outputs {
         output.value.each_reference(&mut look);
     }
-    problems
 }

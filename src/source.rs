@@ -109,6 +109,14 @@ impl Diagnostic {
         }
     }
 
+    /// [`Diagnostic::help_if_none`] when there is a help to add.
+    pub fn help_if_absent(self, help: Option<&str>) -> Self {
+        match help {
+            Some(help) => self.help_if_none(help),
+            None => self,
+        }
+    }
+
     /// Adds "did you mean `x`?" when one of `candidates` is close to `wrong`.
     pub fn suggest<'a>(self, wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Self {
         match closest(wrong, candidates) {

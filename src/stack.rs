@@ -209,7 +209,10 @@ enum Vars<'a> {
 /// the variables that may give its keys have values (see `src/spec/for_each.rs`).
 fn read(path: &Path, registry: &Registry, values: bool, vars: Vars<'_>) -> Result<Loaded, Error> {
     let (mut spec, mut problems) = Spec::read(path)?;
-    let (mut graph, mut sensitive) = checked(&spec, registry, values, &mut problems);
+    // What reads no variable's value (`validate`, `graph`, `secrets`) needs no environment
+    // variable either: a run does (see `needed_env`).
+    let env = values && !matches!(vars, Vars::NotRead);
+    let (mut graph, mut sensitive) = checked(&spec, registry, env, &mut problems);
     if problems.is_empty() {
         let (sources, required) = match vars {
             Vars::Required(sources) => (Some(sources), true),
@@ -232,7 +235,7 @@ fn read(path: &Path, registry: &Registry, values: bool, vars: Vars<'_>) -> Resul
             problems.extend(spec.expand(&text_field));
             problems.extend(spec.moved_problems());
             if problems.is_empty() {
-                (graph, sensitive) = checked(&spec, registry, values, &mut problems);
+                (graph, sensitive) = checked(&spec, registry, env, &mut problems);
             }
         }
         if values && problems.is_empty() {

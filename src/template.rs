@@ -270,8 +270,21 @@ fn parse_name(shown: &str, head: &str) -> Result<Reference, String> {
         });
     }
     let Some((first, rest)) = head.split_once('.') else {
+        // A bare name: most often a variable, a secret or an environment variable written
+        // without its prefix (as in a shell, or Terraform's `var.` forgotten).
+        let default = shown.strip_prefix(head).and_then(|d| d.strip_prefix(":-"));
+        if let (Some(default), true) = (default, valid(head)) {
+            return Err(format!(
+                "`${{{shown}}}` is not a reference: write `${{env.{head}:-{default}}}`; only an environment variable takes a default"
+            ));
+        }
+        if valid(head) && head.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            return Err(format!(
+                "`${{{shown}}}` is not a reference: write `${{var.{head}}}` for a variable, `${{secret.{head}}}` for a secret, `${{env.{head}}}` for an environment variable, or `${{{head}.ATTRIBUTE}}` for an attribute of a resource"
+            ));
+        }
         return Err(format!(
-            "`${{{shown}}}` is not a reference: write `${{RESOURCE.ATTRIBUTE}}`, `${{env.NAME}}`, `${{secret.NAME}}` or `${{stack}}`"
+            "`${{{shown}}}` is not a reference: write `${{RESOURCE.ATTRIBUTE}}`, `${{RESOURCE[KEY].ATTRIBUTE}}`, `${{var.NAME}}`, `${{env.NAME}}`, `${{env.NAME:-default}}`, `${{secret.NAME}}`, `${{each.key}}`, `${{each.value}}` or `${{stack}}`"
         ));
     };
     if !valid(first) || !valid(rest) {

@@ -135,6 +135,11 @@ fn parse_with_serde(text: &str) -> Result<Node, ParseError> {
                 | serde_saphyr::Error::AliasReplayCounterOverflow { .. } => {
                     NODES_MESSAGE.to_string()
                 }
+                // The parser's own hint names its API functions, which mean nothing here.
+                serde_saphyr::Error::MultipleDocuments { .. } => {
+                    "the file holds a second YAML document (after `---`); a spec is one document"
+                        .to_string()
+                }
                 _ => clean_message(&e.to_string()),
             };
             Err(ParseError { message, loc })

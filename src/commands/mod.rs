@@ -3,11 +3,15 @@
 //! the confirmation prompt.
 
 mod apply;
+mod completions;
 mod destroy;
 mod graph;
 mod import;
+mod init;
+mod man;
 mod output;
 mod plan;
+mod schema;
 mod secrets;
 mod show;
 mod state;
@@ -18,6 +22,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use fabrik_provider::Context;
+
+pub use completions::complete;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
@@ -56,6 +62,10 @@ pub fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Output(args) => output::run(&globals, args),
         Command::Secrets(args) => secrets::run(&globals, args),
         Command::Unlock(args) => unlock::run(&globals, args),
+        Command::Init(args) => init::run(args),
+        Command::Schema => schema::run(),
+        Command::Completions(args) => completions::run(args),
+        Command::Man => man::run(),
     }
 }
 

@@ -27,19 +27,30 @@ pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
         if n == 1 { "" } else { "s" }
     );
     // Values are not read here: a run must give these (see README "Variables").
-    let required: Vec<String> = loaded
+    let required: Vec<&str> = loaded
         .spec
         .vars
         .iter()
         .filter(|d| d.default.is_none())
-        .map(|d| format!("`{}`", d.name))
+        .map(|d| d.name.as_str())
         .collect();
     if !required.is_empty() {
+        let quoted: Vec<String> = required.iter().map(|n| format!("`{n}`")).collect();
         outln!(
             "Variables a run must give a value (--var, {}NAME or {}): {}",
             crate::spec::ENV_PREFIX,
             crate::spec::VARS_FILE,
-            required.join(", ")
+            quoted.join(", ")
+        );
+        out!("{}", loaded.spec.described(required.iter().copied()));
+    }
+    // Environment variables are not needed here either; a run needs these set.
+    let unset = crate::resolve::unset_env(&loaded.spec);
+    if !unset.is_empty() {
+        let quoted: Vec<String> = unset.iter().map(|n| format!("`{n}`")).collect();
+        outln!(
+            "Environment variables a run needs, not set here: {}",
+            quoted.join(", ")
         );
     }
     // Their instances are made once the variable has a value (see README "for_each").

@@ -16,7 +16,7 @@
 //! The run is split by the question each file answers: `run.rs` what one run holds and how it
 //! records, `schedule.rs` what may start next, `step.rs` what a change sends and what its
 //! result means, `worker.rs` how a unit of work meets its provider, `rollback.rs` how completed
-//! changes are undone.
+//! changes are undone, `pause.rs` which monitors are paused while what they watch changes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -68,6 +68,10 @@ pub enum Verb {
     Released,
     /// A [`Verb::Found`] undone during rollback: forgotten, the object left as it was.
     Forgotten,
+    /// Paused while what it watches changes (an uptime monitor).
+    Paused,
+    /// Watching again after a [`Verb::Paused`].
+    Resumed,
 }
 
 impl Verb {
@@ -83,6 +87,8 @@ impl Verb {
             Verb::RolledBack => "rolled back",
             Verb::Released => "released (its object now belongs to another resource)",
             Verb::Forgotten => "rolled back: forgotten, left as it was found",
+            Verb::Paused => "paused while what it watches changes",
+            Verb::Resumed => "resumed",
         }
     }
 }
@@ -193,6 +199,11 @@ impl Executor<'_> {
                 .collect(),
             holders: None,
             unchanged: Default::default(),
+            // A destroy pauses nothing: what would watch is going too.
+            watches: match self.operation {
+                Operation::Apply(_) => plan.pauses.iter().cloned().map(pause::Watch::new).collect(),
+                Operation::Destroy => Vec::new(),
+            },
         };
         // A destroy keeps the configurations it was given by the last apply.
         if let Operation::Apply(spec) = self.operation {
@@ -293,6 +304,7 @@ fn apply_spec(
 
 #[cfg(test)]
 mod batch_tests;
+mod pause;
 mod rollback;
 mod run;
 mod schedule;

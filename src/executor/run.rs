@@ -52,6 +52,8 @@ pub(super) struct Run<'e, 's> {
     /// Updates that turned out at apply time to change nothing ([`Verb::Unchanged`]): their
     /// record still follows the spec (dependencies, `protect`), as a state-only change's does.
     pub(super) unchanged: HashSet<String>,
+    /// Objects paused while the changes they watch run ([`crate::plan::Pause`]).
+    pub(super) watches: Vec<super::pause::Watch>,
 }
 
 impl Run<'_, '_> {
@@ -70,6 +72,22 @@ impl Run<'_, '_> {
         for slot in &mut slots {
             slot.resolved = resolved.remove(&slot.change.name);
         }
+        // A paused object's own update waits until it is resumed: it then starts from an
+        // active object, and it is what leaves it paused or not as the spec says.
+        for watch in &self.watches {
+            let index = |name: &str| slots.iter().position(|s| s.change.name == name);
+            if let Some(own) = index(&watch.pause.name) {
+                let waits: Vec<usize> = watch
+                    .pause
+                    .watches
+                    .iter()
+                    .filter_map(|w| index(w))
+                    .collect();
+                slots[own].waits_on.extend(waits);
+                slots[own].waits_on.sort_unstable();
+                slots[own].waits_on.dedup();
+            }
+        }
         self.phase(&mut slots)?;
         if self.failures.is_empty() {
             self.stack_gates();
@@ -83,9 +101,12 @@ impl Run<'_, '_> {
                 // A signal cut the providers' waits short to stop the run; the undo calls must
                 // wait out a rate limit like any other (a second signal ends the process).
                 self.exec.context.cancel.resume();
+                self.pause_for_rollback();
                 self.roll_back()?;
+                self.resume_all();
             } else {
                 self.remaining.extend(self.undo.iter().map(Undo::describe));
+                self.resume_all();
             }
             return Ok(());
         }

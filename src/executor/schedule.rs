@@ -208,10 +208,15 @@ impl Run<'_, '_> {
                         None if full && open.is_empty() => break,
                         None => {
                             let Some(Reverse(i)) = ready.pop() else { break };
+                            // A monitor that could not be paused holds the change back.
+                            if !self.pause_before(&slots[i].change.name) {
+                                continue;
+                            }
                             match self.prepare(&mut slots[i], i) {
                                 Ok(Some(job)) => job,
                                 // Nothing to do after all: release what waits on it.
                                 Ok(None) => {
+                                    self.resume_after(&slots[i].change.name);
                                     release(i, &mut ready);
                                     continue;
                                 }
@@ -282,6 +287,7 @@ impl Run<'_, '_> {
                 // Made durable with the next round's intents, before anything starts.
                 self.stage(records);
                 for i in done {
+                    self.resume_after(&slots[i].change.name);
                     release(i, &mut ready);
                 }
                 to_verify = verify;

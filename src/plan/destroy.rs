@@ -71,6 +71,7 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
         moves: Vec::new(),
         changes,
         outputs,
+        pauses: Vec::new(),
         resolved: Default::default(),
         partial: Default::default(),
         real_outputs: Default::default(),

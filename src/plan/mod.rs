@@ -28,6 +28,7 @@ mod hidden;
 pub mod ignored;
 pub mod moved;
 pub mod outputs;
+pub mod pauses;
 mod places;
 pub mod precheck;
 mod resource;
@@ -37,6 +38,7 @@ mod select;
 pub use destroy::{destroy_plan, refuse_protected};
 pub use hidden::{hidden_outputs_referred_to, unreadable_hidden_outputs};
 pub use outputs::OutputChange;
+pub use pauses::Pause;
 pub use resource::desired_inputs;
 
 use destroy::deletes;
@@ -193,6 +195,9 @@ pub struct Plan {
     /// The stack outputs an apply adds, changes or removes, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputChange>,
+    /// Objects paused while the changes they watch run ([`pauses`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<Pause>,
     pub summary: Summary,
     /// The inputs each created, updated or replaced resource resolved to while planning (in
     /// the provider's normal form, secrets in), where every one was known: applying the plan
@@ -334,6 +339,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         }));
     }
     let summary = summarize(&changes);
+    let pauses = pauses::pauses(input, &changes);
     let stack_gates = written_gates(input, &planned, &spec.verify);
     let (output_changes, bound_outputs) = outputs::planned(input, &planned);
     // The known part of what new objects with inputs not all known yet ask for: enough to
@@ -426,6 +432,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         moves: Vec::new(),
         changes,
         outputs: output_changes,
+        pauses,
         summary,
         resolved,
         partial,

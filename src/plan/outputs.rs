@@ -69,6 +69,9 @@ pub(super) fn planned(
         sensitive,
         ..
     } = *input;
+    // Set when an output needs a resource this plan leaves as it is and the state does not
+    // hold (a `--target` left it out): the apply cannot work the output out, and keeps it.
+    let left_out = Cell::new(false);
     let lookup = |reference: &Reference| -> Option<Value> {
         let Reference::Resource { name, attr } = reference else {
             return resolve::context_value(spec, secrets, reference);
@@ -76,7 +79,11 @@ pub(super) fn planned(
         let j = spec.index_of(name)?;
         let (inputs, stable) = planned[j].as_ref()?;
         if *stable {
-            return attribute(registry, state.resources.get(name)?, attr);
+            let Some(record) = state.resources.get(name) else {
+                left_out.set(true);
+                return None;
+            };
+            return attribute(registry, record, attr);
         }
         let ty = registry.resource_type(&spec.resources[j].type_name)?;
         // An output of a resource that changes is known only once it has.
@@ -93,14 +100,21 @@ pub(super) fn planned(
     let mut declared: Vec<&OutputDecl> = spec.outputs.iter().collect();
     declared.sort_by(|a, b| a.name.cmp(&b.name));
     for output in declared {
+        left_out.set(false);
         let after = resolve::eval(&output.value, &lookup).map(|v| stored(output, v, secrets));
+        // Reads every reference, where `eval` stops at the first unknown one.
         let written = resolve::eval_written(&output.value, &lookup);
+        // As [`recorded`] does at the end of the apply.
+        let kept = after.is_none() && left_out.get();
         let written = if output.sensitive {
             Value::String(secrets.mask(&written))
         } else {
             written
         };
         bound.insert(output.name.clone(), (written, output.sensitive));
+        if kept {
+            continue;
+        }
         let before = state.outputs.get(&output.name);
         let action = match (before, &after) {
             (None, _) => Action::Create,

@@ -77,7 +77,7 @@ pub fn staleness(saved: &Plan, now: &Plan) -> Option<String> {
             "the spec (or an environment variable it uses) changed since the plan was made".into(),
         );
     }
-    if saved.changes != now.changes || saved.moves != now.moves {
+    if saved.changes != now.changes || saved.moves != now.moves || saved.pauses != now.pauses {
         return Some("the resources changed outside fabrik since the plan was made".into());
     }
     if saved.outputs != now.outputs {

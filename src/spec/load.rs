@@ -10,7 +10,7 @@ use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile, closest};
 use crate::template::{self, Part, RESERVED_NAMES};
 use crate::yaml::{Key, Node, Value};
 
-const TOP_LEVEL_KEYS: [&str; 9] = [
+pub(crate) const TOP_LEVEL_KEYS: [&str; 9] = [
     "stack",
     "backend",
     "providers",
@@ -21,7 +21,18 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "moved",
     "outputs",
 ];
-const RESOURCE_KEYS: [&str; 9] = [
+/// What fabrik calls a key that Terraform or OpenTofu spell otherwise, too far from it for
+/// "did you mean" to find: someone coming from there writes these first.
+fn from_other_tools(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "variables" | "variable" => "variables are declared under `vars:`",
+        "count" => "repeat a resource with `for_each: [a, b]`, one instance per key",
+        "lifecycle" => "write `ignore_changes:` and `protect:` on the resource itself",
+        _ => return None,
+    })
+}
+
+pub(crate) const RESOURCE_KEYS: [&str; 9] = [
     "type",
     "for_each",
     "with",
@@ -147,7 +158,8 @@ impl Loader {
                 "verify" => verify = self.gates(node),
                 other => self.problem(
                     Diagnostic::new(key.loc, format!("unknown top-level key `{other}`"))
-                        .suggest(other, TOP_LEVEL_KEYS),
+                        .suggest(other, TOP_LEVEL_KEYS)
+                        .help_if_absent(from_other_tools(other)),
                 ),
             }
         }
@@ -397,7 +409,8 @@ impl Loader {
                             k.loc,
                             format!("unknown key `{other}` in resource `{}`", key.name),
                         )
-                        .suggest(other, RESOURCE_KEYS),
+                        .suggest(other, RESOURCE_KEYS)
+                        .help_if_absent(from_other_tools(other)),
                     );
                 }
             }

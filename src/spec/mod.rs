@@ -18,6 +18,8 @@ mod outputs;
 mod secrets;
 mod vars;
 
+#[cfg(test)]
+pub(crate) use load::{RESOURCE_KEYS, TOP_LEVEL_KEYS};
 pub use vars::{ENV_PREFIX, VARS_FILE, VarSources, VarType};
 
 use std::collections::{HashMap, HashSet};
@@ -28,7 +30,7 @@ use crate::error::Error;
 use crate::source::{Diagnostic, Diagnostics, Loc, SourceFile};
 use crate::template::{self, Part};
 use crate::yaml::Key;
-use file::read_yaml;
+use file::{Document, read_yaml};
 use load::Loader;
 
 #[derive(Debug)]
@@ -318,7 +320,7 @@ impl Spec {
     /// [`Error::Spec`] when nothing can be read: the file is too large, not UTF-8, not YAML,
     /// or not a map.
     pub fn read(path: &Path) -> Result<(Spec, Vec<Diagnostic>), Error> {
-        let (source, root) = read_yaml(path)?;
+        let (source, root) = read_yaml(path, Document::Spec)?;
         let mut loader = Loader::of(&source);
         match loader.spec(root, source.clone()) {
             Some(spec) => Ok((spec, loader.problems)),
@@ -347,7 +349,7 @@ impl Header {
     /// # Errors
     /// [`Error::Spec`] for a file that is not YAML, or problems in the keys read.
     pub fn load(path: &Path, stack: Option<&str>) -> Result<Header, Error> {
-        let (source, root) = read_yaml(path)?;
+        let (source, root) = read_yaml(path, Document::Spec)?;
         let mut loader = Loader::of(&source);
         let header = loader.header(root, stack);
         match header {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-use super::file::read_yaml;
+use super::file::{Document, read_yaml};
 use super::load::Loader;
 use super::{Spec, VarDecl};
 use crate::error::Error;
@@ -330,9 +330,7 @@ impl Spec {
         path: &Path,
         values: &mut BTreeMap<String, Json>,
     ) -> Result<(), Error> {
-        std::fs::metadata(path)
-            .map_err(|e| Error::io(format!("cannot read vars file {}", path.display()), e))?;
-        let (source, root) = read_yaml(path)?;
+        let (source, root) = read_yaml(path, Document::VarsFile)?;
         let entries = match root.value {
             Value::Map(entries) => entries,
             Value::Null => Vec::new(),
@@ -350,7 +348,17 @@ impl Spec {
             }
         };
         let mut problems = Vec::new();
+        let mut seen: BTreeMap<String, u32> = BTreeMap::new();
         for (key, node) in entries {
+            // YAML keeps the last of two equal keys: the file would say two things at once.
+            if let Some(first) = seen.get(&key.name) {
+                problems.push(
+                    Diagnostic::new(key.loc, format!("duplicate variable `{}`", key.name))
+                        .help(format!("`{}` is first given on line {}", key.name, first)),
+                );
+                continue;
+            }
+            seen.insert(key.name.clone(), key.loc.line);
             let Some(decl) = self.vars.iter().find(|d| d.name == key.name) else {
                 let d = Diagnostic::new(key.loc, format!("unknown variable `{}`", key.name));
                 problems.push(
@@ -387,12 +395,31 @@ impl Spec {
         let names: Vec<String> = missing.iter().map(|n| format!("`{n}`")).collect();
         let first = &missing[0];
         Error::Usage(format!(
-            "variable{} {} {} no value and no default\ngive one with `--var {first}=VALUE`, the environment variable `{ENV_PREFIX}{first}`, or a line `{first}: VALUE` in {VARS_FILE} (or the file --vars-file names)",
+            "variable{} {} {} no value and no default\n{}give one with `--var {first}=VALUE`, the environment variable `{ENV_PREFIX}{first}`, or a line `{first}: VALUE` in {VARS_FILE} (or the file --vars-file names)",
             if missing.len() == 1 { "" } else { "s" },
             names.join(", "),
             if missing.len() == 1 { "has" } else { "have" },
+            self.described(missing.iter().map(String::as_str)),
         ))
     }
+
+    /// One line `  NAME: DESCRIPTION` per variable of `names` that has a description: what the
+    /// spec's author said a value is for, where someone is asked to give one.
+    pub fn described<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> String {
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let decl = self.vars.iter().find(|d| d.name == name)?;
+                let text = decl.description.as_deref()?.trim();
+                (!text.is_empty()).then(|| format!("  {name}: {}\n", one_line(text)))
+            })
+            .collect()
+    }
+}
+
+/// A description on one line: a YAML block scalar may span several.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A value given as text for `decl`, by `source` (`--var`, an environment variable).

@@ -141,6 +141,9 @@ pub enum IntentAction {
     Delete,
     /// `fabrik import`: an existing object is claimed (its marker stamped) for a resource.
     Import,
+    /// An object paused while what it watches changes (`src/executor/pause.rs`); settled only
+    /// once it is resumed, so a pending one is resumed by recovery.
+    Pause,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -40,7 +40,7 @@ impl Kind {
         }
     }
 
-    fn from_name(name: &str) -> Option<Kind> {
+    pub(crate) fn from_name(name: &str) -> Option<Kind> {
         KINDS.into_iter().find(|k| k.name() == name)
     }
 
@@ -53,7 +53,7 @@ impl Kind {
     }
 
     /// The option names this kind accepts besides its kind key.
-    fn options(self) -> &'static [&'static str] {
+    pub(crate) fn options(self) -> &'static [&'static str] {
         match self {
             Kind::Http => &[
                 "status",

@@ -67,6 +67,12 @@ use crate::spec::Expr;
 
 use entry::Kind;
 
+/// The options a gate of kind `kind` (`http`, `tls`, …) takes besides its kind key, for the
+/// spec's JSON Schema (`crate::schema`); `None` for a name that is no kind.
+pub fn gate_options(kind: &str) -> Option<&'static [&'static str]> {
+    Kind::from_name(kind).map(Kind::options)
+}
+
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// How often a waiting gate looks at the cancel flag.

@@ -44,6 +44,29 @@ fn malformed_yaml_points_at_the_syntax_error() {
     ");
 }
 
+/// A second document after `---` is named as such, not in the parser's own terms.
+#[test]
+fn a_second_yaml_document_is_refused_in_plain_words() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        ---
+        stack: other
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: invalid YAML: the file holds a second YAML document (after `---`); a spec is one document
+      --> fabrik.yaml:3:1
+      |
+    3 | stack: other
+      | ^
+    "#);
+}
+
 /// Billion laughs: ten levels of ten aliases would expand to 10^9 nodes.
 fn billion_laughs() -> String {
     let mut yaml = String::from("stack: bomb\n");
@@ -522,7 +545,7 @@ fn unset_env_variable_is_refused_where_it_is_used() {
             with: { path: web.txt, content: "image tag ${env.IMAGE_TAG}" }
         "#,
     );
-    fabrik_snapshot!(case, refused(&case), @r#"
+    fabrik_snapshot!(case, refused_value(&case, &[]), @r#"
     exit code: 1
     ----- stdout -----
 
@@ -534,6 +557,16 @@ fn unset_env_variable_is_refused_where_it_is_used() {
       |                                                ^^^^^^^^^^^^^^^^
       = help: set it, for example `IMAGE_TAG=… fabrik plan`
     "#);
+    // `validate` needs no environment variable: it names the ones a run needs.
+    let validate = case.run(["validate"]);
+    fabrik_snapshot!(case, validate, @"
+    exit code: 0
+    ----- stdout -----
+    fabrik.yaml is valid: stack `shop`, 1 resource.
+    Environment variables a run needs, not set here: `IMAGE_TAG`
+
+    ----- stderr -----
+    ");
 }
 
 #[test]
@@ -1295,6 +1328,7 @@ fn a_variable_without_a_value_names_the_three_ways_to_give_one() {
 
     ----- stderr -----
     error: variable `region` has no value and no default
+      region: Where the shop runs.
     give one with `--var region=VALUE`, the environment variable `FABRIK_VAR_region`, or a line `region: VALUE` in fabrik.vars.yaml (or the file --vars-file names)
     ");
 }
@@ -1364,6 +1398,152 @@ fn an_unknown_variable_given_a_value_is_refused_with_a_suggestion() {
       | ^^^^
       = help: did you mean `port`?
     ");
+}
+
+/// A vars file is not the spec: what stops reading it is said of the vars file, and a name
+/// given twice (YAML would keep the last) is refused where it is repeated.
+#[test]
+fn a_broken_vars_file_is_named_as_one_and_located_in_it() {
+    let case = Case::new().spec(VARS);
+    case.write("fabrik.vars.yaml", "region: eu\nport: 80\nregion: us\n");
+    fabrik_snapshot!(case, refused_value(&case, &[]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: duplicate variable `region`
+      --> fabrik.vars.yaml:3:1
+      |
+    3 | region: us
+      | ^^^^^^
+      = help: `region` is first given on line 1
+    "#);
+
+    let case = Case::new().spec(VARS);
+    case.write("fabrik.vars.yaml", b"region: \xffu\n");
+    fabrik_snapshot!(case, refused_value(&case, &[]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the vars file is not valid UTF-8
+      --> fabrik.vars.yaml:1:9
+      |
+    1 | region: �u
+      |         ^
+      = help: save the file as UTF-8
+    "#);
+
+    let case = Case::new().spec(VARS);
+    case.write("fabrik.vars.yaml", "region: eu\n---\nregion: us\n");
+    fabrik_snapshot!(case, refused_value(&case, &[]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: invalid YAML: the file holds a second YAML document (after `---`); a vars file is one document
+      --> fabrik.vars.yaml:3:1
+      |
+    3 | region: us
+      | ^
+    "#);
+
+    let case = Case::new().spec(VARS);
+    std::fs::create_dir(case.path("staging.yaml")).unwrap();
+    fabrik_snapshot!(case, refused_value(&case, &["--vars-file", "staging.yaml"]), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot read vars file staging.yaml: Is a directory (os error 21)
+    "#);
+}
+
+/// Keys someone coming from Terraform writes first are pointed at fabrik's own.
+#[test]
+fn keys_from_terraform_are_pointed_at_their_fabrik_names() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        variables:
+          region: { default: eu }
+        resources:
+          web:
+            type: local.file
+            count: 2
+            lifecycle: { ignore_changes: [mode] }
+            with: { path: web.conf, content: hello }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unknown top-level key `variables`
+      --> fabrik.yaml:2:1
+      |
+    2 | variables:
+      | ^^^^^^^^^
+      = help: variables are declared under `vars:`
+
+    error: unknown key `count` in resource `web`
+      --> fabrik.yaml:7:5
+      |
+    7 |     count: 2
+      |     ^^^^^
+      = help: repeat a resource with `for_each: [a, b]`, one instance per key
+
+    error: unknown key `lifecycle` in resource `web`
+      --> fabrik.yaml:8:5
+      |
+    8 |     lifecycle: { ignore_changes: [mode] }
+      |     ^^^^^^^^^
+      = help: write `ignore_changes:` and `protect:` on the resource itself
+
+    3 errors in fabrik.yaml
+    "#);
+}
+
+/// `${…}` that is no reference: a bare name is shown with the prefixes it may lack (`var.`
+/// forgotten, as in Terraform), a default as an environment variable's; anything else gets the
+/// list of every kind of reference, those of `vars:` and `for_each` included.
+#[test]
+fn a_malformed_reference_lists_every_kind_of_reference() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        resources:
+          web:
+            type: local.file
+            with: { path: "${PORT:-8080}.conf", content: "${region}", mode: "${a b}" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `${PORT:-8080}` is not a reference: write `${env.PORT:-8080}`; only an environment variable takes a default
+      --> fabrik.yaml:5:20
+      |
+    5 |     with: { path: "${PORT:-8080}.conf", content: "${region}", mode: "${a b}" }
+      |                    ^^^^^^^^^^^^^
+
+    error: `${region}` is not a reference: write `${var.region}` for a variable, `${secret.region}` for a secret, `${env.region}` for an environment variable, or `${region.ATTRIBUTE}` for an attribute of a resource
+      --> fabrik.yaml:5:50
+      |
+    5 |     with: { path: "${PORT:-8080}.conf", content: "${region}", mode: "${a b}" }
+      |                                                  ^^^^^^^^^^^
+
+    error: `${a b}` is not a reference: write `${RESOURCE.ATTRIBUTE}`, `${RESOURCE[KEY].ATTRIBUTE}`, `${var.NAME}`, `${env.NAME}`, `${env.NAME:-default}`, `${secret.NAME}`, `${each.key}`, `${each.value}` or `${stack}`
+      --> fabrik.yaml:5:69
+      |
+    5 |     with: { path: "${PORT:-8080}.conf", content: "${region}", mode: "${a b}" }
+      |                                                                     ^^^^^^^^
+
+    3 errors in fabrik.yaml
+    "#);
 }
 
 /// `for_each` as written: its shape, its keys, and `${each.…}` and `NAME[KEY]` where they
@@ -2194,6 +2374,33 @@ fn bad_coolify_databases_are_located_errors() {
        |                                                                             ^^
 
     4 errors in fabrik.yaml
+    "#);
+}
+
+/// `pause_during_changes` is a boolean, checked before anything connects.
+#[test]
+fn uptimekuma_pause_during_changes_that_is_no_boolean_is_refused() {
+    let case = Case::new().spec(
+        r#"
+        stack: watch
+        providers:
+          uptimekuma: { url: "http://127.0.0.1:9", username: admin, password: "p" }
+        resources:
+          api:
+            type: uptimekuma.monitor
+            with: { name: api, type: http, url: "http://a.lan", pause_during_changes: "no" }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `pause_during_changes` in `api` (uptimekuma.monitor) must be a boolean, not a string
+      --> fabrik.yaml:7:79
+      |
+    7 |     with: { name: api, type: http, url: "http://a.lan", pause_during_changes: "no" }
+      |                                                                               ^^^^
     "#);
 }
 

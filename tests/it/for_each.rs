@@ -4,7 +4,8 @@
 //! updates only its instance; keys from a variable, saved plans bound to them; references to
 //! instances, `--target`, `state list` and destroy. The refusals are in `bad_inputs.rs`.
 
-use std::os::unix::fs::MetadataExt;
+use std::fs::Permissions;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use crate::harness::Case;
 
@@ -350,4 +351,75 @@ fn instances_are_referred_to_targeted_listed_and_destroyed() {
     ] {
         assert!(!case.exists(gone), "{gone}");
     }
+}
+
+/// The constructs together, as one spec uses them: keys from a variable, `ignore_changes` and a
+/// command gate on every instance (the gate given `${each.key}` as one argument), an output
+/// naming one instance. A chmod on one instance is no change; a key whose gate fails is rolled
+/// back alone, and the others and the output stay as they were.
+#[test]
+fn instances_from_a_variable_with_ignore_changes_a_command_gate_and_an_output() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        vars:
+          sites: { type: list, description: The sites to serve. }
+        resources:
+          sites:
+            type: local.file
+            for_each: "${var.sites}"
+            with: { path: "sites/${each.key}.conf", content: "site ${each.key}\n", mode: "0644" }
+            ignore_changes: [mode]
+            verify:
+              - command: ["sh", "-c", "test -s \"sites/$0.conf\" && test \"$0\" != broken", "${each.key}"]
+                timeout: 1s
+        outputs:
+          shop: { value: "${sites[shop].path}", description: The shop's configuration. }
+        "#,
+    );
+    let two = ["--var", "sites=[shop, blog]"];
+    let out = case.run(["apply", "--yes"].iter().chain(&two));
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout.contains("✓ sites[blog]: verified command sh"),
+        "{out}"
+    );
+    assert_eq!(case.read("sites/blog.conf"), "site blog\n");
+
+    std::fs::set_permissions(case.path("sites/blog.conf"), Permissions::from_mode(0o600)).unwrap();
+    let plan = case.run(
+        ["plan", "--refresh", "--detailed-exitcode"]
+            .iter()
+            .chain(&two),
+    );
+    assert_eq!(
+        plan.code, 0,
+        "an ignored field of an instance is no change:\n{plan}"
+    );
+
+    let blog = stamp(&case, "sites/blog.conf");
+    let out = case.run(["apply", "--yes", "--var", "sites=[shop, blog, broken]"]);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(
+        out.stdout
+            .contains("✗ sites[broken] (local.file): failed: gate command sh"),
+        "{out}"
+    );
+    assert!(
+        !case.exists("sites/broken.conf"),
+        "the failed instance is rolled back"
+    );
+    assert_eq!(stamp(&case, "sites/blog.conf"), blog);
+    let mode = std::fs::metadata(case.path("sites/blog.conf"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    fabrik_snapshot!(case, case.run(["output"]), @r#"
+    exit code: 0
+    ----- stdout -----
+    shop = "sites/shop.conf"
+
+    ----- stderr -----
+    "#);
 }

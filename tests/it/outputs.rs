@@ -578,3 +578,68 @@ fn outputs_are_kept_in_postgres_and_a_sensitive_one_by_its_hash() {
     let kept = server.sql("SELECT state::text FROM fabrik_state.snapshots WHERE stack = 'shop'");
     assert!(!kept.contains("\"outputs\""), "{kept}");
 }
+
+/// A targeted apply works out only the outputs whose resources the state holds afterwards; its
+/// plan shows no more than that: an output of an instance left out is not "known after apply".
+#[test]
+fn a_targeted_plan_shows_only_the_outputs_its_apply_records() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        vars:
+          pages: { type: list, default: [home, about] }
+        resources:
+          pages:
+            type: local.file
+            for_each: "${var.pages}"
+            with: { path: "${each.key}.html", content: "${each.key}\n" }
+        outputs:
+          home: { value: "${pages[home].abs_path}" }
+          about: { value: "${pages[about].size}" }
+        "#,
+    );
+    fabrik_snapshot!(case, case.run(["plan", "--target", "pages[home]"]), @r#"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `shop`:
+
+      + pages[home] (local.file)
+          + path    = "home.html"
+          + content = <<EOT
+              home
+            EOT
+
+    Outputs:
+      + home = (known after apply)
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+    ----- stderr -----
+    "#);
+    case.expect(["apply", "--yes", "--target", "pages[home]"], 0);
+    fabrik_snapshot!(case, case.run(["output"]), @r#"
+    exit code: 0
+    ----- stdout -----
+    home = "[TEMP]/home.html"
+
+    ----- stderr -----
+    "#);
+    fabrik_snapshot!(case, case.run(["plan", "--detailed-exitcode"]), @r#"
+    exit code: 2
+    ----- stdout -----
+    fabrik will make these changes to stack `shop`:
+
+      + pages[about] (local.file)
+          + path    = "about.html"
+          + content = <<EOT
+              about
+            EOT
+
+    Outputs:
+      + about = (known after apply)
+
+    Plan: 1 to add, 0 to change, 0 to destroy.
+
+    ----- stderr -----
+    "#);
+}

@@ -488,3 +488,57 @@ fn a_refresh_uses_the_providers_as_the_spec_configures_them() {
     case.set_spec(&spec("dns-config", &pdns));
     case.expect(["destroy", "--yes"], 0);
 }
+
+/// The API key given by a sensitive variable, where `${secret.X}` usually stands: like a
+/// secret, its value goes to the calls only. It is not in the output, the state, the journal
+/// or a saved plan; with the spec gone, a destroy cannot look it up again and says which
+/// provider lacks what, rather than calling the API without a key.
+#[test]
+fn an_api_key_from_a_sensitive_variable_is_used_and_never_kept() {
+    let pdns = Pdns::start();
+    let spec = format!(
+        "stack: dns-var\nproviders:\n  powerdns: {{ url: \"{}\", api_key: \"${{var.pdns_key}}\" }}\nvars:\n  pdns_key: {{ sensitive: true }}\nresources:\n  zone:\n    type: powerdns.zone\n    with: {{ name: example.test, nameservers: [ns1.example.test.] }}\n  www:\n    type: powerdns.record\n    with: {{ zone: \"${{zone.name}}\", name: www, type: A, records: [\"192.0.2.10\"] }}\n",
+        pdns.url()
+    );
+    let case = Case::new().spec(&spec);
+    let given = format!("pdns_key={KEY}");
+    let mut outputs = vec![case.expect(["apply", "--yes", "--var", &given], 0)];
+    assert_eq!(
+        pdns.rrset("example.test.", "www.example.test.", "A")
+            .unwrap()
+            .1,
+        ["192.0.2.10"]
+    );
+    case.set_spec(&spec.replace("192.0.2.10", "192.0.2.20"));
+    outputs.push(case.expect(["plan", "--out", "p.json", "--var", &given], 0));
+    outputs.push(case.expect(["plan", "--json", "--var", &given], 0));
+    outputs.push(case.expect(["state", "show", "www"], 0));
+    outputs.push(case.expect(["apply", "p.json", "--var", &given], 0));
+    for out in &outputs {
+        assert!(
+            !out.stdout.contains(KEY) && !out.stderr.contains(KEY),
+            "{out}"
+        );
+    }
+    let mut files = case.state_files();
+    files.insert(
+        case.path("p.json"),
+        std::fs::read(case.path("p.json")).unwrap(),
+    );
+    for (path, bytes) in files {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(KEY),
+            "{} holds the API key",
+            path.display()
+        );
+    }
+
+    case.remove("fabrik.yaml");
+    let out = case.run(["destroy", "--yes", "--stack", "dns-var"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(!out.stderr.contains(KEY), "{out}");
+    assert!(pdns.zone_exists("example.test."), "nothing was destroyed");
+    case.set_spec(&spec);
+    case.expect(["destroy", "--yes", "--var", &given], 0);
+    assert!(!pdns.zone_exists("example.test."));
+}

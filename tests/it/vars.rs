@@ -264,7 +264,11 @@ fn validate_names_the_variables_a_run_must_give() {
         vars:
           region: {}
           replicas: { type: number, default: 2 }
-          token: { sensitive: true }
+          token:
+            sensitive: true
+            description: >
+              The API token,
+              from the dashboard.
         resources:
           f:
             type: local.file
@@ -277,6 +281,7 @@ fn validate_names_the_variables_a_run_must_give() {
     ----- stdout -----
     fabrik.yaml is valid: stack `open`, 1 resource.
     Variables a run must give a value (--var, FABRIK_VAR_NAME or fabrik.vars.yaml): `region`, `token`
+      token: The API token, from the dashboard.
 
     ----- stderr -----
     ");

@@ -113,6 +113,15 @@ pub trait Provider: Send + Sync {
         let _ = type_name;
         false
     }
+
+    /// Whether an existing object of this type with these inputs (in normal form) watches
+    /// what it depends on and is to be paused while a run changes any of it, so that a
+    /// release or its rollback pages nobody ([`Client::pause`], [`Client::resume`]): an uptime
+    /// monitor that is active and not opted out. The default: it is not.
+    fn pausable(&self, type_name: &str, inputs: &Attributes) -> bool {
+        let _ = (type_name, inputs);
+        false
+    }
 }
 
 /// A text field of a provider's configuration block, trimmed; `None` when absent.
@@ -466,6 +475,34 @@ pub trait Client: Send + Sync {
     /// effort; the default has nothing to clear.
     fn clean_up(&self, target: Target<'_>, inputs: &Attributes) {
         let _ = (target, inputs);
+    }
+
+    /// Pauses the object `id` of a type [`Provider::pausable`] says yes to, while the run
+    /// changes what it watches. Returns whether this call paused it: `false` when it was
+    /// paused already (someone paused it by hand), which the engine then leaves paused. An
+    /// object without this resource's marker is refused, as for any change.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] where the type cannot be paused (the default).
+    fn pause(&self, target: Target<'_>, id: &str) -> Result<bool> {
+        let _ = id;
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("`{}` objects cannot be paused", target.type_name),
+        ))
+    }
+
+    /// Undoes [`Client::pause`]: the object watches again. Resuming an object that is active
+    /// already, or gone, is `Ok`, so a resume repeated after a crash converges.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] where the type cannot be paused (the default).
+    fn resume(&self, target: Target<'_>, id: &str) -> Result<()> {
+        let _ = id;
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("`{}` objects cannot be paused", target.type_name),
+        ))
     }
 
     /// Claims the existing object `id` for this resource (`fabrik import NAME ID`): refuses an

@@ -77,6 +77,20 @@ impl Provider for UptimeKuma {
         }
     }
 
+    /// A monitor is paused while what it watches changes, unless the spec keeps it paused
+    /// anyway or opts it out (`pause_during_changes: false`).
+    fn pausable(&self, type_name: &str, inputs: &Attributes) -> bool {
+        type_name == MONITOR_TYPE
+            && inputs
+                .get("paused")
+                .and_then(fabrik_provider::Value::as_bool)
+                != Some(true)
+            && inputs
+                .get(monitor::schema::PAUSE_DURING_CHANGES)
+                .and_then(fabrik_provider::Value::as_bool)
+                != Some(false)
+    }
+
     fn normalize(&self, type_name: &str, inputs: &Attributes) -> Result<Attributes> {
         match type_name {
             MONITOR_TYPE => monitor::schema::normalise(inputs),
@@ -191,6 +205,20 @@ impl Client for UptimeKumaClient {
         }
     }
 
+    fn pause(&self, target: Target<'_>, id: &str) -> Result<bool> {
+        match target.type_name {
+            MONITOR_TYPE => monitor::pause(&self.api, target, id),
+            other => Err(unknown_type(other)),
+        }
+    }
+
+    fn resume(&self, target: Target<'_>, id: &str) -> Result<()> {
+        match target.type_name {
+            MONITOR_TYPE => monitor::resume(&self.api, target, id),
+            other => Err(unknown_type(other)),
+        }
+    }
+
     fn import(&self, target: Target<'_>, id: &str, inputs: &Attributes) -> Result<Found> {
         match target.type_name {
             MONITOR_TYPE => monitor::import(&self.api, target, id, inputs),
@@ -228,5 +256,29 @@ impl Client for UptimeKumaClient {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fabrik_provider::Provider;
+    use serde_json::json;
+
+    use super::{MONITOR_TYPE, NOTIFICATION_TYPE, UptimeKuma};
+
+    #[test]
+    fn an_active_monitor_is_pausable_unless_paused_or_opted_out() {
+        let pausable = |inputs: serde_json::Value| {
+            UptimeKuma.pausable(MONITOR_TYPE, inputs.as_object().expect("an object"))
+        };
+        assert!(pausable(json!({"name": "api", "paused": false})));
+        assert!(pausable(
+            json!({"name": "api", "pause_during_changes": true})
+        ));
+        assert!(!pausable(json!({"name": "api", "paused": true})));
+        assert!(!pausable(
+            json!({"name": "api", "pause_during_changes": false})
+        ));
+        assert!(!UptimeKuma.pausable(NOTIFICATION_TYPE, &serde_json::Map::new()));
     }
 }

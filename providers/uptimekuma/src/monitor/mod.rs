@@ -120,6 +120,10 @@ fn outputs(api: &Api, id: i64, monitor: &Value) -> Attributes {
 fn observe(api: &Api, id: i64, monitor: &Value, inputs: &Attributes) -> Observed {
     let mut seen = observed(monitor);
     seen.retain(|k, _| inputs.contains_key(k));
+    // fabrik's own field: Uptime Kuma keeps nothing of it, so it is as the resource says.
+    if let Some(own) = inputs.get(schema::PAUSE_DURING_CHANGES) {
+        seen.insert(schema::PAUSE_DURING_CHANGES.into(), own.clone());
+    }
     Observed {
         inputs: seen,
         outputs: outputs(api, id, monitor),
@@ -392,6 +396,43 @@ fn change(
             }
         }
     })
+}
+
+/// Pauses an active monitor of this resource while what it watches changes; `false` when it
+/// was paused already (by hand), so that the run leaves it so.
+pub fn pause(api: &Api, target: Target<'_>, id: &str) -> Result<bool> {
+    let id = parse_id(id)?;
+    let Some(monitor) = get(api, id)? else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("monitor {id} no longer exists in Uptime Kuma"),
+        ));
+    };
+    let monitor = Value::Object(monitor);
+    if !carries(&monitor, &target.marker()) {
+        return Err(not_ours(id, &target.marker(), "pause"));
+    }
+    if !is_active(&monitor) {
+        return Ok(false);
+    }
+    set_active(api, id, false)?;
+    Ok(true)
+}
+
+/// Resumes a monitor [`pause`] paused; one already active or gone needs nothing.
+pub fn resume(api: &Api, target: Target<'_>, id: &str) -> Result<()> {
+    let id = parse_id(id)?;
+    let Some(monitor) = get(api, id)? else {
+        return Ok(());
+    };
+    let monitor = Value::Object(monitor);
+    if !carries(&monitor, &target.marker()) {
+        return Err(not_ours(id, &target.marker(), "resume"));
+    }
+    if is_active(&monitor) {
+        return Ok(());
+    }
+    set_active(api, id, true)
 }
 
 fn is_active(monitor: &Value) -> bool {

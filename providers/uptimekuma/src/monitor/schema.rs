@@ -25,8 +25,12 @@ pub const TYPES: [&str; 7] = [
     "push",
 ];
 
+/// Whether the engine pauses the monitor while what it watches changes: fabrik's own field,
+/// never sent to Uptime Kuma.
+pub const PAUSE_DURING_CHANGES: &str = "pause_during_changes";
+
 /// Fields every type takes.
-const COMMON: [&str; 10] = [
+const COMMON: [&str; 11] = [
     "name",
     "type",
     "interval",
@@ -37,6 +41,7 @@ const COMMON: [&str; 10] = [
     "notifications",
     "tags",
     "paused",
+    PAUSE_DURING_CHANGES,
 ];
 
 /// Fields of the HTTP family (http, keyword, json-query).
@@ -190,6 +195,12 @@ pub fn resource_type() -> ResourceType {
                 "paused",
                 Boolean,
                 "Paused: it does not check (default false).",
+            ),
+            field(
+                "pause_during_changes",
+                Boolean,
+                "Paused while a run changes what it depends on, resumed once their gates pass \
+                 (default true); fabrik's own, never sent to Uptime Kuma.",
             ),
         ],
         outputs: vec![

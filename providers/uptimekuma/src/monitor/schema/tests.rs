@@ -184,3 +184,30 @@ fn bad_inputs_name_the_field() {
         "type not known yet"
     );
 }
+
+#[test]
+fn pause_during_changes_is_fabriks_own_and_never_sent() {
+    let inputs = attrs(
+        json!({"name": "api", "type": "http", "url": "https://a.example.com",
+                              "pause_during_changes": false}),
+    );
+    validate(&inputs).expect("every type takes it");
+    let normal = normalise(&inputs).expect("valid");
+    assert_eq!(
+        normal["pause_during_changes"],
+        json!(false),
+        "kept as given"
+    );
+    let monitor = new_monitor(&normal, "fabrik:s/m", None).expect("writes");
+    assert!(
+        !monitor.keys().any(|k| k.contains("pause")),
+        "nothing of it reaches Uptime Kuma: {monitor:?}"
+    );
+    let plain = attrs(json!({"name": "api", "type": "http", "url": "https://a.example.com"}));
+    assert!(
+        !normalise(&plain)
+            .unwrap()
+            .contains_key("pause_during_changes"),
+        "no default: existing monitors hash as before"
+    );
+}

@@ -1,0 +1,144 @@
+//! The command line as a whole: every argument has help text, every subcommand's `--help`
+//! works, and the completion scripts and the manual page name every subcommand.
+
+use clap::CommandFactory;
+use fabrik::cli::Cli;
+
+use crate::harness::Case;
+
+/// Every subcommand, as the words that run it (`["state", "list"]`).
+fn subcommands() -> Vec<Vec<String>> {
+    fn walk(command: &clap::Command, path: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in command.get_subcommands() {
+            let mut words = path.to_vec();
+            words.push(sub.get_name().to_string());
+            out.push(words.clone());
+            walk(sub, &words, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Cli::command(), &[], &mut out);
+    out
+}
+
+#[test]
+fn every_argument_and_subcommand_has_help_text() {
+    fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                missing.push(format!("{path}: {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            let name = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() {
+                missing.push(format!("{name} (the subcommand)"));
+            }
+            walk(sub, &name, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&Cli::command(), "fabrik", &mut missing);
+    assert!(missing.is_empty(), "without help text: {missing:#?}");
+}
+
+#[test]
+fn every_subcommand_prints_its_help() {
+    let case = Case::new();
+    for words in subcommands() {
+        let mut args = words.clone();
+        args.push("--help".into());
+        let out = case.expect(&args, 0);
+        assert!(out.stdout.contains("Usage: fabrik"), "{words:?}: {out}");
+    }
+}
+
+#[test]
+fn completion_scripts_name_every_subcommand() {
+    let case = Case::new();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = case.expect(["completions", shell], 0);
+        for words in subcommands() {
+            let name = words.last().unwrap();
+            assert!(out.stdout.contains(name.as_str()), "{shell} lacks `{name}`");
+        }
+    }
+}
+
+#[test]
+fn the_bash_completion_script_loads() {
+    let case = Case::new();
+    let script = case.expect(["completions", "bash"], 0).stdout;
+    case.write("fabrik.bash", &script);
+    let syntax = std::process::Command::new("bash")
+        .args(["-n", "fabrik.bash"])
+        .current_dir(case.root())
+        .output()
+        .expect("bash runs");
+    assert!(syntax.status.success(), "{syntax:?}");
+    let loaded = std::process::Command::new("bash")
+        .args(["-c", "source fabrik.bash && complete -p fabrik"])
+        .current_dir(case.root())
+        .output()
+        .expect("bash runs");
+    assert!(loaded.status.success(), "{loaded:?}");
+    assert!(String::from_utf8_lossy(&loaded.stdout).contains("fabrik"));
+}
+
+#[test]
+fn the_manual_page_opens_with_its_title_and_names_every_subcommand() {
+    let case = Case::new();
+    let page = case.expect(["man"], 0).stdout;
+    assert!(page.starts_with(".TH fabrik 1"), "{}", &page[..80]);
+    for words in subcommands() {
+        let heading = format!(".SH \"FABRIK {}\"", words.join(" ").to_uppercase());
+        assert!(page.contains(&heading), "no section {heading}");
+    }
+}
+
+/// A shell that calls fabrik back (`FABRIK_COMPLETE`) is offered the spec's resources for
+/// `--target`, with their types; without a spec, nothing, and no error.
+#[test]
+fn target_completes_the_resources_of_the_spec_in_the_current_directory() {
+    let case = Case::new().spec(
+        r#"
+        stack: s
+        resources:
+          page: { type: local.file, with: { path: a, content: b } }
+          web: { type: local.process, with: { command: "true" } }
+        "#,
+    );
+    for subcommand in ["plan", "apply", "destroy"] {
+        let out = case
+            .args(["--", "fabrik", subcommand, "--target", ""])
+            .env("FABRIK_COMPLETE", "fish")
+            .run();
+        assert_eq!(out.code, 0, "{out}");
+        assert_eq!(
+            out.stdout, "page\tlocal.file\nweb\tlocal.process\n",
+            "{subcommand}"
+        );
+    }
+    let empty = Case::new();
+    let out = empty
+        .args(["--", "fabrik", "plan", "--target", ""])
+        .env("FABRIK_COMPLETE", "fish")
+        .run();
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out}");
+    // The script that calls back is valid bash.
+    let script = case
+        .args(Vec::<&str>::new())
+        .env("FABRIK_COMPLETE", "bash")
+        .run();
+    case.write("dynamic.bash", &script.stdout);
+    let syntax = std::process::Command::new("bash")
+        .args(["-n", "dynamic.bash"])
+        .current_dir(case.root())
+        .output()
+        .expect("bash runs");
+    assert!(
+        syntax.status.success() && script.stdout.contains("FABRIK_COMPLETE"),
+        "{syntax:?}"
+    );
+}
