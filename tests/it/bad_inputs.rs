@@ -2403,3 +2403,61 @@ fn uptimekuma_pause_during_changes_that_is_no_boolean_is_refused() {
       |                                                                               ^^^^
     "#);
 }
+
+/// A `coolify.service` is one-click (`type`) or a Docker Compose stack (`compose`), never both
+/// nor neither, and its compose must be YAML with a `services:` map: each is refused at the
+/// resource before any request.
+#[test]
+fn bad_coolify_services_are_located_errors() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        providers:
+          coolify: { url: "https://coolify.example", token: "t" }
+        resources:
+          both:
+            type: coolify.service
+            with: { type: n8n, compose: "services: {web: {image: nginx}}", project: p, server: s }
+          neither:
+            type: coolify.service
+            with: { project: p, server: s }
+          not_yaml:
+            type: coolify.service
+            with: { compose: "services: [web", project: p, server: s }
+          no_services:
+            type: coolify.service
+            with: { compose: "web: {image: nginx}", project: p, server: s }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `both` (coolify.service): `type` and `compose` exclude each other: a service is either one-click or a Docker Compose stack
+      --> fabrik.yaml:7:33
+      |
+    7 |     with: { type: n8n, compose: "services: {web: {image: nginx}}", project: p, server: s }
+      |                                 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+
+    error: `neither` (coolify.service): a service needs `type` (a one-click service) or `compose` (a Docker Compose file)
+      --> fabrik.yaml:9:11
+      |
+    9 |     type: coolify.service
+      |           ^^^^^^^^^^^^^^^
+
+    error: `not_yaml` (coolify.service): `compose` is not YAML: line 1 column 11: unclosed bracket '['
+       --> fabrik.yaml:13:22
+       |
+    13 |     with: { compose: "services: [web", project: p, server: s }
+       |                      ^^^^^^^^^^^^^^^^
+
+    error: `no_services` (coolify.service): `compose` must be a Docker Compose file with a `services:` map
+       --> fabrik.yaml:16:22
+       |
+    16 |     with: { compose: "web: {image: nginx}", project: p, server: s }
+       |                      ^^^^^^^^^^^^^^^^^^^^^
+
+    4 errors in fabrik.yaml
+    "#);
+}

@@ -664,3 +664,53 @@ fn an_application_and_its_dns_record_are_applied_gated_and_rolled_back_together(
     assert!(pdns.rrset("shop.test.", "api.shop.test.", "A").is_none());
     fake.assert_no_violations();
 }
+
+/// A project or server renamed or removed in the dashboard is seen by a refresh: the plan
+/// stops (exit 1, nothing changed) naming what is gone and where the application is now,
+/// since a replacement would lose it (and cannot make a server); naming things as they were
+/// again plans nothing, and destroy still deletes it.
+#[test]
+fn a_project_or_server_changed_in_the_dashboard_stops_the_plan() {
+    let fake = fake();
+    let case = case("shop-moved", &fake, "1.0");
+    case.expect(["apply", "--yes"], 0);
+    let uuid = the_app(&fake)["uuid"].as_str().unwrap().to_string();
+    case.redact(&uuid, "UUID");
+
+    fake.rename_project("shop", "shop-old");
+    let renamed = case.run(["plan", "--refresh"]);
+    fabrik_snapshot!(case, renamed.code_and_stderr(), @r#"
+    exit code: 1
+    ----- stderr -----
+    error: refreshing `api`: project "shop" no longer exists, and application [UUID] is now in project "shop-old" (environment "production") in Coolify; nothing was changed. Rename or move it back in Coolify, or name where the application is now in the spec, forget it with `fabrik state rm` and take it over again with `fabrik import` (uuid [UUID])
+    "#);
+    let apply = case.run(["apply", "--yes"]);
+    assert_eq!(apply.code, 1, "{apply}");
+    assert_eq!(the_app(&fake)["uuid"], uuid.as_str(), "nothing was changed");
+    assert_eq!(fake.projects().len(), 1, "no project was made:\n{apply}");
+    fake.rename_project("shop-old", "shop");
+    case.expect(["plan", "--refresh", "--detailed-exitcode"], 0);
+
+    fake.rename_server("main", "main-2");
+    let server = case.run(["plan", "--refresh"]);
+    fabrik_snapshot!(case, server.code_and_stderr(), @r#"
+    exit code: 1
+    ----- stderr -----
+    error: refreshing `api`: server "main" no longer exists, and application [UUID] is now on server "main-2" in Coolify; nothing was changed. Rename or move it back in Coolify, or name where the application is now in the spec, forget it with `fabrik state rm` and take it over again with `fabrik import` (uuid [UUID])
+    "#);
+    fake.rename_server("main-2", "main");
+
+    fake.remove_project("shop");
+    let removed = case.run(["plan", "--refresh"]);
+    fabrik_snapshot!(case, removed.code_and_stderr(), @r#"
+    exit code: 1
+    ----- stderr -----
+    error: refreshing `api`: project "shop" no longer exists in Coolify; nothing was changed. Rename or move it back in Coolify, or name where the application is now in the spec, forget it with `fabrik state rm` and take it over again with `fabrik import` (uuid [UUID])
+    "#);
+    let trusted = case.run(["plan", "--refresh=false", "--detailed-exitcode"]);
+    assert_eq!(trusted.code, 0, "{trusted}");
+    // Destroy deletes it all the same: it does not need the place to stand.
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.applications().is_empty());
+    fake.assert_no_violations();
+}

@@ -522,3 +522,38 @@ fn drift_is_seen_and_a_patch_coolify_drops_fails_the_change() {
     case.expect(["destroy", "--yes"], 0);
     fake.assert_no_violations();
 }
+
+/// A database whose project was renamed or whose server was removed in the dashboard stops a
+/// refreshed plan (exit 1, nothing changed) naming what is gone: re-creating it elsewhere
+/// would leave its data behind.
+#[test]
+fn a_database_whose_project_or_server_is_gone_stops_the_plan() {
+    let fake = fake();
+    let case = case("shop-db-moved", &fake, "16", "");
+    let spec = spec("shop-db-moved", &fake, "");
+    let only_db = spec.split("  api:").next().unwrap();
+    case.set_spec(only_db);
+    case.expect(["apply", "--yes"], 0);
+    let uuid = the_db(&fake)["uuid"].as_str().unwrap().to_string();
+    case.redact(&uuid, "DB");
+
+    fake.rename_project("shop", "shop-2024");
+    let renamed = case.run(["plan", "--refresh"]);
+    fabrik_snapshot!(case, renamed.code_and_stderr(), @r#"
+    exit code: 1
+    ----- stderr -----
+    error: refreshing `db`: project "shop" no longer exists, and database [DB] is now in project "shop-2024" (environment "production") in Coolify; nothing was changed. Rename or move it back in Coolify, or name where the database is now in the spec, forget it with `fabrik state rm` and take it over again with `fabrik import` (uuid [DB])
+    "#);
+    fake.rename_project("shop-2024", "shop");
+    case.expect(["plan", "--refresh", "--detailed-exitcode"], 0);
+
+    fake.remove_server("main");
+    let removed = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, removed.code_and_stderr(), @r#"
+    exit code: 1
+    ----- stderr -----
+    error: refreshing `db`: server "main" no longer exists in Coolify; nothing was changed. Rename or move it back in Coolify, or name where the database is now in the spec, forget it with `fabrik state rm` and take it over again with `fabrik import` (uuid [DB])
+    "#);
+    assert_eq!(the_db(&fake)["uuid"], uuid.as_str(), "nothing was changed");
+    fake.assert_no_violations();
+}

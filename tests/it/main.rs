@@ -14,6 +14,7 @@ mod cli;
 mod cloudflare;
 mod coolify;
 mod coolify_database;
+mod coolify_service;
 mod crash;
 mod env_defaults;
 mod exit_codes;

@@ -1,4 +1,4 @@
-//! The `coolify` provider: applications and databases on a Coolify instance (v4), through its REST API.
+//! The `coolify` provider: applications, databases and services on a Coolify instance (v4), through its REST API.
 //!
 //! - `application`: `coolify.application`: find by ownership marker, create, read, update,
 //!   delete (waiting until the asynchronous delete is done); [`schema`] its
@@ -9,6 +9,8 @@
 //! - `database`: `coolify.database`: find by ownership marker, create, start and wait until
 //!   healthy, update (restarting when the change needs it), delete (its volumes only when the
 //!   resource says so); its scheduled backups; credentials sent as each engine's fields.
+//! - `service`: `coolify.service`: a one-click service or a Docker Compose stack (sent
+//!   base64-encoded, compared as parsed YAML), found by ownership marker, started and waited for.
 //! - `env`: environment variables keyed on `(key, is_preview)`.
 //! - `deploy`: deploy and wait, with the server's known quirks.
 //! - `api`: the requests, through the SDK's endpoint (timeouts, retries with backoff and
@@ -20,6 +22,7 @@ mod application;
 mod database;
 mod deploy;
 mod env;
+mod service;
 
 use std::time::Duration;
 
@@ -31,6 +34,7 @@ use fabrik_provider::{
 pub use api::Retry;
 pub use application::schema::{self, APPLICATION_TYPE};
 pub use database::schema::DATABASE_TYPE;
+pub use service::schema::SERVICE_TYPE;
 
 /// How often a deployment's status is asked for unless the configuration says otherwise.
 const DEFAULT_POLL: Duration = Duration::from_secs(2);
@@ -67,7 +71,11 @@ impl Provider for Coolify {
     }
 
     fn resource_types(&self) -> Vec<ResourceType> {
-        vec![schema::resource_type(), database::schema::resource_type()]
+        vec![
+            schema::resource_type(),
+            database::schema::resource_type(),
+            service::schema::resource_type(),
+        ]
     }
 
     fn configure(&self, config: &Attributes, context: &Context) -> Result<Box<dyn Client>> {
@@ -82,6 +90,7 @@ impl Provider for Coolify {
         match target.type_name {
             APPLICATION_TYPE => schema::validate(inputs),
             DATABASE_TYPE => database::schema::validate(inputs),
+            SERVICE_TYPE => service::schema::validate(inputs),
             _ => Ok(()),
         }
     }
@@ -90,6 +99,7 @@ impl Provider for Coolify {
         match type_name {
             APPLICATION_TYPE => schema::normalise(inputs),
             DATABASE_TYPE => database::schema::normalise(inputs),
+            SERVICE_TYPE => service::schema::normalise(inputs),
             _ => Ok(inputs.clone()),
         }
     }
@@ -147,12 +157,14 @@ impl CoolifyClient {
 enum Kind {
     Application,
     Database,
+    Service,
 }
 
 fn kind_of(target: Target<'_>) -> Result<Kind> {
     match target.type_name {
         APPLICATION_TYPE => Ok(Kind::Application),
         DATABASE_TYPE => Ok(Kind::Database),
+        SERVICE_TYPE => Ok(Kind::Service),
         other => Err(Error::new(
             ErrorKind::InvalidInput,
             format!("the coolify provider has no resource type `{other}`"),
@@ -164,6 +176,10 @@ impl CoolifyClient {
     fn databases(&self) -> database::Databases<'_> {
         database::Databases { apps: &self.apps }
     }
+
+    fn services(&self) -> service::Services<'_> {
+        service::Services { apps: &self.apps }
+    }
 }
 
 impl Client for CoolifyClient {
@@ -171,6 +187,7 @@ impl Client for CoolifyClient {
         match kind_of(target)? {
             Kind::Application => self.apps.read(id, inputs),
             Kind::Database => self.databases().read(id, inputs),
+            Kind::Service => self.services().read(id, inputs),
         }
     }
 
@@ -178,6 +195,7 @@ impl Client for CoolifyClient {
         match kind_of(target)? {
             Kind::Application => self.apps.find(target, inputs),
             Kind::Database => self.databases().find(target, inputs),
+            Kind::Service => self.services().find(target, inputs),
         }
     }
 
@@ -185,6 +203,7 @@ impl Client for CoolifyClient {
         match kind_of(target)? {
             Kind::Application => self.apps.create(target, inputs),
             Kind::Database => self.databases().create(target, inputs),
+            Kind::Service => self.services().create(target, inputs),
         }
     }
 
@@ -192,6 +211,10 @@ impl Client for CoolifyClient {
         match kind_of(target)? {
             Kind::Application => self.apps.adopt(target, inputs),
             Kind::Database => self.databases().adopt(target, inputs),
+            Kind::Service => Err(Error::new(
+                ErrorKind::InvalidInput,
+                "`adopt` is not supported for coolify.service: take a service over with `fabrik import`",
+            )),
         }
     }
 
@@ -205,6 +228,7 @@ impl Client for CoolifyClient {
         match kind_of(target)? {
             Kind::Application => self.apps.update(target, id, prior, inputs),
             Kind::Database => self.databases().update(target, id, prior, inputs),
+            Kind::Service => self.services().update(target, id, prior, inputs),
         }
     }
 
@@ -212,6 +236,7 @@ impl Client for CoolifyClient {
         match kind_of(target)? {
             Kind::Application => self.apps.delete(target, id, inputs),
             Kind::Database => self.databases().delete(target, id, inputs),
+            Kind::Service => self.services().delete(target, id, inputs),
         }
     }
 
@@ -219,6 +244,7 @@ impl Client for CoolifyClient {
         match kind_of(target)? {
             Kind::Application => self.apps.import(target, id, inputs),
             Kind::Database => self.databases().import(target, id, inputs),
+            Kind::Service => self.services().import(target, id, inputs),
         }
     }
 }

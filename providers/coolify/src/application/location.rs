@@ -1,8 +1,10 @@
 //! Where an application or a database lives in Coolify: its project and environment (made when missing),
 //! its server and its destination. The spec names them; the API knows them by uuid, and does
 //! not keep project names unique, so a name that is not unique is an error rather than a guess.
+//! A refresh checks that those names still hold what was made there ([`Applications::check_place`]):
+//! a project or server renamed in the dashboard would otherwise go unseen until a create failed.
 
-use fabrik_provider::{Error, ErrorKind, Result};
+use fabrik_provider::{Attributes, Error, ErrorKind, Result};
 use serde_json::{Value, json};
 
 use super::Applications;
@@ -194,5 +196,160 @@ impl Applications {
                 ),
             )),
         }
+    }
+}
+
+/// The place a resource was made in, by the names the spec gave it, to check on a refresh that
+/// it still stands there.
+pub(crate) struct Place<'a> {
+    pub project: &'a str,
+    pub environment: &'a str,
+    pub server: &'a str,
+}
+
+impl<'a> Place<'a> {
+    /// The place recorded inputs name. Read field by field rather than through the normal
+    /// form: what a refresh records may be annotated (`nginx:1 (never deployed)`) and would
+    /// not pass its checks.
+    pub(crate) fn of(inputs: &'a Attributes) -> Self {
+        let text = |k: &str| inputs.get(k).and_then(Value::as_str).unwrap_or("");
+        Place {
+            project: text("project"),
+            environment: inputs
+                .get("environment")
+                .and_then(Value::as_str)
+                .unwrap_or(super::schema::DEFAULT_ENVIRONMENT),
+            server: text("server"),
+        }
+    }
+}
+
+impl Applications {
+    /// Checks that the project, environment and server `place` names still hold `object` (an
+    /// application or a database as Coolify shows it), as they did when it was made.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] naming what was renamed or removed in Coolify and how to
+    /// fix it: re-creating the object elsewhere would lose it (and a server cannot be made),
+    /// so a refresh stops the plan instead of planning a replacement.
+    pub(crate) fn check_place(
+        &self,
+        kind: &str,
+        uuid: &str,
+        object: &Value,
+        place: &Place<'_>,
+    ) -> Result<()> {
+        let mut gone = Vec::new();
+        if let Some(environment_id) = object.get("environment_id").filter(|v| !v.is_null()) {
+            let here = match self.project_uuid(place.project)? {
+                None => {
+                    gone.push(format!("project {:?} no longer exists", place.project));
+                    None
+                }
+                Some(project) => {
+                    let environments = self.environments(&project)?;
+                    match environments
+                        .iter()
+                        .find(|(name, _)| name == place.environment)
+                    {
+                        None => {
+                            gone.push(format!(
+                                "environment {:?} of project {:?} no longer exists",
+                                place.environment, place.project
+                            ));
+                            None
+                        }
+                        Some((_, id)) => Some(id == environment_id),
+                    }
+                }
+            };
+            if here != Some(true) {
+                if here == Some(false) {
+                    gone.push(format!(
+                        "{kind} {uuid} is no longer in project {:?} (environment {:?})",
+                        place.project, place.environment
+                    ));
+                }
+                if let Some((project, environment)) = self.environment_by_id(environment_id)? {
+                    gone.push(format!(
+                        "{kind} {uuid} is now in project {project:?} (environment {environment:?})"
+                    ));
+                }
+            }
+        }
+        let servers: Vec<Value> = self.api.get("/servers", &[])?.json("the servers")?;
+        let named = |s: &&Value| s.get("name").and_then(Value::as_str) == Some(place.server);
+        if !servers.iter().any(|s| named(&s)) {
+            gone.push(format!("server {:?} no longer exists", place.server));
+            let destination = object.get("destination_uuid").and_then(Value::as_str);
+            for server in &servers {
+                let (Some(server_uuid), Some(destination)) =
+                    (server.get("uuid").and_then(Value::as_str), destination)
+                else {
+                    continue;
+                };
+                if self
+                    .destinations(server_uuid)?
+                    .iter()
+                    .any(|(_, _, d)| d == destination)
+                {
+                    let name = server.get("name").and_then(Value::as_str).unwrap_or("");
+                    gone.push(format!("{kind} {uuid} is now on server {name:?}"));
+                }
+            }
+        }
+        if gone.is_empty() {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{} in Coolify; nothing was changed. Rename or move it back in Coolify, or name \
+                 where the {kind} is now in the spec, forget it with `fabrik state rm` and take \
+                 it over again with `fabrik import` (uuid {uuid})",
+                gone.join(", and ")
+            ),
+        ))
+    }
+
+    /// The environments of project `project` (a uuid): `(name, id)`.
+    fn environments(&self, project: &str) -> Result<Vec<(String, Value)>> {
+        let path = format!("/projects/{}/environments", encode_segment(project));
+        let list: Vec<Value> = match self.api.get(&path, &[]) {
+            Ok(reply) => reply.json("environments")?,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(list
+            .iter()
+            .map(|e| {
+                let name = e.get("name").and_then(Value::as_str).unwrap_or("");
+                (
+                    name.to_string(),
+                    e.get("id").cloned().unwrap_or(Value::Null),
+                )
+            })
+            .collect())
+    }
+
+    /// The project and environment names of the environment with id `id`, wherever it is.
+    fn environment_by_id(&self, id: &Value) -> Result<Option<(String, String)>> {
+        let projects: Vec<Value> = self.api.get("/projects", &[])?.json("the projects")?;
+        for project in &projects {
+            let (Some(uuid), Some(name)) = (
+                project.get("uuid").and_then(Value::as_str),
+                project.get("name").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if let Some((environment, _)) = self
+                .environments(uuid)?
+                .into_iter()
+                .find(|(_, env_id)| env_id == id)
+            {
+                return Ok(Some((name.to_string(), environment)));
+            }
+        }
+        Ok(None)
     }
 }

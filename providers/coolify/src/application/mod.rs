@@ -17,6 +17,7 @@
 //!   destinations by name.
 
 mod location;
+pub(crate) use location::Place;
 pub mod schema;
 mod translation;
 
@@ -64,6 +65,7 @@ impl Applications {
         let Some(app) = self.get(id)? else {
             return Ok(None);
         };
+        self.check_place("application", id, &app, &Place::of(inputs))?;
         self.observe(id, &app, inputs).map(Some)
     }
 

@@ -30,6 +30,7 @@ use fabrik_provider::{Applied, Attributes, Error, ErrorKind, Found, Observed, Re
 use serde_json::{Value, json};
 
 use crate::api::encode_segment;
+use crate::application::Place;
 use crate::application::{Applications, carries, fabrik_marker, reworded};
 use schema::Desired;
 
@@ -82,6 +83,8 @@ impl Databases<'_> {
         let Some(db) = self.get(id)? else {
             return Ok(None);
         };
+        self.apps
+            .check_place("database", id, &db, &Place::of(inputs))?;
         self.observe(id, &db, inputs).map(Some)
     }
 

@@ -28,7 +28,8 @@
 //! once the application is deleted, nothing is served there (404).
 //!
 //! Databases, their environment rows and scheduled backups, and S3 storages are in
-//! `databases`.
+//! `databases`; services (one-click and Docker Compose, the compose body checked as base64) in
+//! `services`. Projects and servers can be renamed or removed behind the provider's back.
 //!
 //! Every request is first checked against the published contract
 //! (`fixtures/contracts/coolify-openapi.json`); one that breaks it, or breaks one of the quirks
@@ -41,6 +42,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 mod databases;
+pub mod services;
 
 use crate::contract::{Contract, Rule};
 use crate::http::{Logged, Request, Response, Server};
@@ -215,6 +217,7 @@ struct State {
     vars: Vec<Var>,
     deployments: Vec<Deployment>,
     databases: databases::Databases,
+    services: services::Services,
     next_id: u64,
     window_start: Instant,
     window_count: usize,
@@ -263,6 +266,7 @@ impl FakeCoolify {
             vars: Vec::new(),
             deployments: Vec::new(),
             databases: databases::Databases::default(),
+            services: services::Services::default(),
             next_id: 1,
             window_start: Instant::now(),
             window_count: 0,
@@ -356,6 +360,55 @@ impl FakeCoolify {
     /// Adds a project with its `production` environment; returns its uuid.
     pub fn add_project(&self, name: &str) -> String {
         self.state().add_project(name, None)
+    }
+
+    /// The names of the projects, as the dashboard lists them.
+    pub fn projects(&self) -> Vec<String> {
+        self.state()
+            .projects
+            .iter()
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    /// Renames the project named `from` in the dashboard (its environments and resources
+    /// stay in it).
+    ///
+    /// # Panics
+    /// If there is no such project.
+    pub fn rename_project(&self, from: &str, to: &str) {
+        let mut state = self.state();
+        let project = state.projects.iter_mut().find(|p| p.name == from);
+        project.unwrap_or_else(|| panic!("no project {from}")).name = to.to_string();
+    }
+
+    /// Removes the project named `name` and its environments, leaving what was in them
+    /// orphaned, as a project deleted behind fabrik's back would.
+    pub fn remove_project(&self, name: &str) {
+        self.state().projects.retain(|p| p.name != name);
+    }
+
+    /// Renames the server named `from` in the dashboard.
+    ///
+    /// # Panics
+    /// If there is no such server.
+    pub fn rename_server(&self, from: &str, to: &str) {
+        let mut state = self.state();
+        let server = state.servers.iter_mut().find(|(_, n)| n == from);
+        server.unwrap_or_else(|| panic!("no server {from}")).1 = to.to_string();
+    }
+
+    /// Removes the server named `name` and its destinations.
+    pub fn remove_server(&self, name: &str) {
+        let mut state = self.state();
+        let uuids: Vec<String> = state
+            .servers
+            .iter()
+            .filter(|(_, n)| n == name)
+            .map(|(u, _)| u.clone())
+            .collect();
+        state.servers.retain(|(_, n)| n != name);
+        state.destinations.retain(|(_, _, s)| !uuids.contains(s));
     }
 
     /// How long a deployment runs (queued a third of it, then in progress).
@@ -674,6 +727,9 @@ fn handle(contract: &Contract, state: &Mutex<State>, request: &Request) -> Respo
         (method, template) if template.starts_with("/databases") || template == "/s3-storages" => {
             state.database_route(method, template, &param, &body, request)
         }
+        (method, template) if template.starts_with("/services") => {
+            state.service_route(method, template, &param, &body)
+        }
         (method, template) => error(
             501,
             &format!("the fake does not implement {method} {template}"),
@@ -777,6 +833,7 @@ impl State {
     fn advance(&mut self) {
         let now = Instant::now();
         self.databases.advance(now);
+        self.services.advance(now);
         self.applications
             .retain(|a| a.gone_at.is_none_or(|at| now < at));
         let live: Vec<String> = self

@@ -1,0 +1,261 @@
+//! `coolify.service`'s fields, their checks and their normal form: a one-click service by
+//! `type`, or a Docker Compose stack given as its YAML text (`compose`), never both.
+
+use std::time::Duration;
+
+use fabrik_provider::{
+    Attributes, Error, ErrorKind, Field, FieldKind, OutputField, ReplaceStrategy, ResourceType,
+    Result, Value,
+};
+use serde_json::json;
+
+use crate::application::schema::{DEFAULT_ENVIRONMENT, parse_duration};
+
+pub const SERVICE_TYPE: &str = "coolify.service";
+
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub fn resource_type() -> ResourceType {
+    ResourceType {
+        name: SERVICE_TYPE,
+        description: "A Coolify service: a one-click service by `type`, or a Docker Compose \
+                      stack (`compose`), started and waited for until it runs",
+        fields: vec![
+            Field::optional(
+                "type",
+                FieldKind::String,
+                "The one-click service's template, such as \"uptime-kuma\" (or `compose`).",
+            )
+            .force_new(),
+            Field::optional(
+                "compose",
+                FieldKind::String,
+                "A Docker Compose file's YAML text (or `type`); fabrik sends it base64-encoded.",
+            ),
+            Field::required(
+                "project",
+                FieldKind::String,
+                "The project's name; created when missing.",
+            )
+            .force_new(),
+            Field::optional(
+                "environment",
+                FieldKind::String,
+                "The environment's name in the project (default \"production\"); created when missing.",
+            )
+            .force_new(),
+            Field::required(
+                "server",
+                FieldKind::String,
+                "The name of the server it runs on; it must exist.",
+            )
+            .force_new(),
+            Field::optional(
+                "destination",
+                FieldKind::String,
+                "The server's Docker network destination, by name (needed when it has several).",
+            )
+            .force_new(),
+            Field::optional(
+                "name",
+                FieldKind::String,
+                "The service's name in Coolify (default: the resource's name).",
+            ),
+            Field::optional(
+                "start_timeout",
+                FieldKind::String,
+                "How long it may take to run before the change fails (default \"5m\").",
+            ),
+        ],
+        outputs: vec![
+            OutputField::new("uuid", "The service's uuid in Coolify."),
+            OutputField::new(
+                "urls",
+                "The URL of each of its containers that has one, by container name.",
+            ),
+            OutputField::new("status", "Its status, such as \"running:healthy\"."),
+        ],
+        // Its marker names one object: the old one goes before the new one is made.
+        replace: ReplaceStrategy::DestroyBeforeCreate,
+    }
+}
+
+/// One service as the (normalised) inputs describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub source: Source,
+    pub project: String,
+    pub environment: String,
+    pub server: String,
+    pub destination: Option<String>,
+    pub name: Option<String>,
+    pub start_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Type(String),
+    Compose(String),
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidInput, message.into())
+}
+
+/// The compose text as data, to compare it with what Coolify answers (it re-dumps it).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] when it is not YAML or has no `services:` map.
+pub fn parse_compose(text: &str) -> Result<Value> {
+    let parsed: Value = serde_saphyr::from_str(text).map_err(|e| {
+        // The parser's message quotes the text with a caret; the engine's does so already.
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        invalid(format!(
+            "`compose` is not YAML: {}",
+            first.trim_start_matches("error: ")
+        ))
+    })?;
+    if !parsed.get("services").is_some_and(Value::is_object) {
+        return Err(invalid(
+            "`compose` must be a Docker Compose file with a `services:` map",
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Checks what is known of the inputs, naming the field at fault.
+pub fn validate(inputs: &Attributes) -> Result<()> {
+    for field in [
+        "type",
+        "project",
+        "environment",
+        "server",
+        "destination",
+        "name",
+    ] {
+        if let Some(v) = inputs.get(field) {
+            match v.as_str() {
+                Some(s) if !s.trim().is_empty() => {}
+                _ => return Err(invalid(format!("`{field}` must be a non-empty string"))),
+            }
+        }
+    }
+    if inputs.contains_key("type") && inputs.contains_key("compose") {
+        return Err(invalid(
+            "`type` and `compose` exclude each other: a service is either one-click or a \
+             Docker Compose stack",
+        ));
+    }
+    if let Some(compose) = inputs.get("compose") {
+        let text = compose
+            .as_str()
+            .ok_or_else(|| invalid("`compose` must be the YAML text of a Docker Compose file"))?;
+        parse_compose(text)?;
+    }
+    if let Some(t) = inputs.get("start_timeout") {
+        parse_duration("start_timeout", t)?;
+    }
+    Ok(())
+}
+
+/// The inputs in normal form: names trimmed and the default environment filled in.
+pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
+    validate(inputs)?;
+    if !inputs.contains_key("type") && !inputs.contains_key("compose") {
+        return Err(invalid(
+            "a service needs `type` (a one-click service) or `compose` (a Docker Compose file)",
+        ));
+    }
+    let mut out = inputs.clone();
+    for field in [
+        "type",
+        "project",
+        "environment",
+        "server",
+        "destination",
+        "name",
+    ] {
+        if let Some(Value::String(s)) = out.get_mut(field) {
+            *s = s.trim().to_string();
+        }
+    }
+    out.entry("environment".to_string())
+        .or_insert_with(|| json!(DEFAULT_ENVIRONMENT));
+    Ok(out)
+}
+
+impl Desired {
+    pub fn from_inputs(inputs: &Attributes) -> Result<Desired> {
+        let inputs = normalise(inputs)?;
+        let text = |k: &str| inputs.get(k).and_then(Value::as_str).map(str::to_string);
+        let source = match (text("type"), text("compose")) {
+            (Some(t), _) => Source::Type(t),
+            (None, Some(c)) => Source::Compose(c),
+            (None, None) => unreachable!("normalise requires one"),
+        };
+        Ok(Desired {
+            source,
+            project: text("project").unwrap_or_default(),
+            environment: text("environment").unwrap_or_default(),
+            server: text("server").unwrap_or_default(),
+            destination: text("destination"),
+            name: text("name"),
+            start_timeout: match inputs.get("start_timeout") {
+                Some(t) => parse_duration("start_timeout", t)?,
+                None => DEFAULT_START_TIMEOUT,
+            },
+        })
+    }
+}
+
+/// `text` in standard base64, padded and on one line, as Coolify requires of a compose.
+pub fn base64(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(v: Value) -> Attributes {
+        v.as_object().unwrap().clone().into_iter().collect()
+    }
+
+    #[test]
+    fn base64_is_padded_and_unwrapped() {
+        assert_eq!(base64("hi"), "aGk=");
+        assert_eq!(base64("h"), "aA==");
+        assert_eq!(base64("hey"), "aGV5");
+        assert!(!base64(&"x".repeat(200)).contains('\n'));
+    }
+
+    #[test]
+    fn exactly_one_of_type_and_compose() {
+        let base = json!({"project": "p", "server": "s"});
+        let mut both = base.clone();
+        both["type"] = json!("n8n");
+        both["compose"] = json!("services: {a: {image: x}}");
+        assert!(validate(&attrs(both)).is_err());
+        assert!(normalise(&attrs(base)).is_err());
+        let bad = json!({"project": "p", "server": "s", "compose": "services: [unclosed"});
+        assert!(validate(&attrs(bad)).is_err());
+    }
+}

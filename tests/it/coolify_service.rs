@@ -1,0 +1,244 @@
+//! `coolify.service` through the binary, against the stateful Coolify fake: a Docker Compose
+//! stack is created (its body checked as strict base64 by the fake), started and waited for,
+//! its URLs given as outputs; Coolify's re-dumped compose plans nothing; a changed compose
+//! updates it in place and restarts it; a one-click service is made by `type`; destroy deletes
+//! both and waits until Coolify has.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fabrik_testkit::coolify::{FakeCoolify, TOKEN};
+
+use crate::harness::{Case, dedent};
+
+fn fake() -> FakeCoolify {
+    let fake = FakeCoolify::start();
+    fake.set_delete_delay(Duration::from_millis(100));
+    fake.set_service_start(Duration::from_millis(150));
+    fake.add_server("main");
+    fake
+}
+
+fn spec(stack: &str, fake: &FakeCoolify, web_image: &str) -> String {
+    format!(
+        "stack: {stack}\n{}",
+        dedent(&format!(
+            r#"
+            providers:
+              coolify: {{ url: "{url}", token: "${{secret.COOLIFY_TOKEN}}", poll_interval: 30ms }}
+            secrets:
+              COOLIFY_TOKEN: {{}}
+            resources:
+              front:
+                type: coolify.service
+                with:
+                  project: shop
+                  server: main
+                  start_timeout: 5s
+                  compose: |
+                    # the shop's front and its cache
+                    services:
+                      web:
+                        image: "{web_image}"
+                        environment:
+                          - SERVICE_FQDN_WEB_80
+                      cache:
+                        image: redis:7
+              status:
+                type: coolify.service
+                with: {{ type: uptime-kuma, project: shop, server: main, start_timeout: 5s }}
+            "#,
+            url = fake.url(),
+        ))
+    )
+}
+
+fn case(stack: &str, fake: &FakeCoolify, web_image: &str) -> Case {
+    let case = Case::new()
+        .spec(&spec(stack, fake, web_image))
+        .env("COOLIFY_TOKEN", TOKEN);
+    case.redact(fake.url(), "COOLIFY");
+    case
+}
+
+fn by_name(fake: &FakeCoolify, name: &str) -> serde_json::Value {
+    let all = fake.services();
+    let named: Vec<_> = all.iter().filter(|s| s["name"] == name).collect();
+    assert_eq!(named.len(), 1, "one service named {name}: {all:?}");
+    named[0].clone()
+}
+
+#[test]
+fn a_compose_stack_and_a_one_click_service_are_created_updated_and_deleted() {
+    let fake = fake();
+    let case = case("shop-svc", &fake, "nginx:1.27");
+    let created = case.expect(["apply", "--yes"], 0);
+    let stack = by_name(&fake, "front");
+    let uuid = stack["uuid"].as_str().unwrap().to_string();
+    case.redact(&uuid, "UUID");
+    assert_eq!(stack["description"], "fabrik:shop-svc/front");
+    assert_eq!(stack["status"], "running:healthy", "{created}");
+    assert!(
+        stack["docker_compose_raw"]
+            .as_str()
+            .unwrap()
+            .contains("nginx:1.27")
+    );
+    let status = by_name(&fake, "status");
+    assert_eq!(status["service_type"], "uptime-kuma");
+    assert_eq!(status["status"], "running:healthy");
+    let state = case.state("shop-svc");
+    assert_eq!(
+        state["resources"]["front"]["outputs"]["urls"]["web"],
+        format!("http://web-{uuid}.203.0.113.10.sslip.io").as_str()
+    );
+    assert!(state["resources"]["front"]["outputs"]["urls"]["cache"].is_null());
+
+    // Coolify answers the compose re-dumped, without its comment: the same YAML, no change.
+    let refreshed = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    assert_eq!(refreshed.code, 0, "{refreshed}");
+
+    // A new image is an update of the same service, restarted and waited for.
+    case.set_spec(&spec("shop-svc", &fake, "nginx:1.28"));
+    let updated = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, updated, @r#"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `shop-svc`:
+
+      ~ front (coolify.service)
+          ~ compose:
+                # the shop's front and its cache
+                services:
+                  web:
+              -     image: "nginx:1.27"
+              +     image: "nginx:1.28"
+                    environment:
+                      - SERVICE_FQDN_WEB_80
+                  cache:
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ~ front (coolify.service): updated [TIME]
+
+    Apply complete: 0 added, 1 changed, 0 destroyed in [TIME].
+
+    ----- stderr -----
+    "#);
+    let stack = by_name(&fake, "front");
+    assert_eq!(stack["uuid"], uuid.as_str(), "updated in place");
+    assert!(
+        stack["docker_compose_raw"]
+            .as_str()
+            .unwrap()
+            .contains("nginx:1.28")
+    );
+    assert_eq!(stack["status"], "running:healthy");
+
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.services().is_empty(), "{:?}", fake.services());
+    fake.assert_no_violations();
+}
+
+/// A service that never runs fails its create with its status and is deleted again; a
+/// service made by hand is taken over by `fabrik import` and then managed as the spec says.
+#[test]
+fn a_service_that_never_runs_is_deleted_again_and_one_made_by_hand_is_imported() {
+    let fake = fake();
+    let case = case("shop-svc-bad", &fake, "nginx:crash");
+    case.set_spec(
+        &spec("shop-svc-bad", &fake, "nginx:crash")
+            .replace("start_timeout: 5s", "start_timeout: 1s"),
+    );
+    let failed = case.run(["apply", "--yes"]);
+    assert_eq!(failed.code, 3, "{failed}");
+    assert!(
+        failed
+            .stderr
+            .contains("is still restarting:unknown 1 s after its start"),
+        "{failed}"
+    );
+    assert!(
+        fake.services().iter().all(|s| s["name"] != "front"),
+        "the service that never ran is gone: {:?}",
+        fake.services()
+    );
+    case.expect(["destroy", "--yes"], 0);
+    assert!(fake.services().is_empty());
+
+    // One made by hand, then imported: it carries the marker and the spec's compose.
+    let case = self::case("shop-svc-import", &fake, "nginx:1.27");
+    let both = spec("shop-svc-import", &fake, "nginx:1.27");
+    case.set_spec(both.split("  status:").next().unwrap());
+    let theirs = fake.insert_service(
+        "shop",
+        "production",
+        "main",
+        "services:\n  web:\n    image: nginx:1.26\n",
+    );
+    case.expect(["import", "front", &theirs], 0);
+    case.expect(["apply", "--yes"], 0);
+    let services = fake.services();
+    assert_eq!(services.len(), 1, "{services:?}");
+    assert_eq!(services[0]["uuid"], theirs.as_str());
+    assert_eq!(services[0]["description"], "fabrik:shop-svc-import/front");
+    assert!(
+        services[0]["docker_compose_raw"]
+            .as_str()
+            .unwrap()
+            .contains("nginx:1.27")
+    );
+    assert_eq!(services[0]["status"], "running:healthy");
+    fake.assert_no_violations();
+}
+
+/// A run killed right after Coolify made the service (before its start) is followed by one
+/// that takes that service over, starts it, and makes no second one.
+#[test]
+fn a_run_killed_during_the_create_of_a_service_is_followed_by_one_that_converges() {
+    let fake = fake();
+    let case = case("shop-svc-kill", &fake, "nginx:1.27");
+    let both = spec("shop-svc-kill", &fake, "nginx:1.27");
+    case.set_spec(both.split("  status:").next().unwrap());
+    fake.http().set_delay(Duration::from_millis(150));
+    let mut child = case
+        .args(["apply", "--yes"])
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fabrik starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fake.count("POST", "/services") == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    fake.http().set_delay(Duration::ZERO);
+    let services = fake.services();
+    assert_eq!(services.len(), 1, "{services:?}");
+    let uuid = services[0]["uuid"].as_str().unwrap().to_string();
+    assert_eq!(services[0]["status"], "exited", "killed before the start");
+
+    let out = case.run(["apply", "--yes"]);
+    case.redact(&uuid, "UUID");
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 0
+    ----- stdout -----
+    Recovered from an interrupted run:
+      front: adopted [UUID] (its create was interrupted)
+
+    fabrik will make these changes to stack `shop-svc-kill`:
+
+      = front (coolify.service)  # found after an interrupted run
+
+    Plan: 1 to adopt, 0 to add, 0 to change, 0 to destroy.
+
+    ----- stderr -----
+    "#);
+    let services = fake.services();
+    assert_eq!(services.len(), 1, "one service, not two: {services:?}");
+    assert_eq!(services[0]["uuid"], uuid.as_str());
+    assert_eq!(services[0]["status"], "running:healthy");
+    fake.assert_no_violations();
+}
