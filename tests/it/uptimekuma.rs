@@ -706,3 +706,21 @@ fn a_failed_apply_restores_the_monitor_it_updated() {
     assert_eq!(after, before, "the monitor as it was, whole");
     fake.assert_no_violations();
 }
+
+/// Uptime Kuma's SQL errors quote the whole insert, secrets included: what fabrik prints of a
+/// refused create, and what it keeps, holds none of them.
+#[test]
+fn a_refusal_quoting_the_secrets_sent_prints_and_keeps_none_of_them() {
+    let fake = FakeKuma::start();
+    let case = case("kuma-echo", &fake, STACK);
+    fake.refuse_next_add();
+    let failed = case.run(["apply", "--yes"]);
+    assert_eq!(failed.code, 3, "{failed}");
+    assert!(
+        failed.stderr.contains("insert into `monitor`"),
+        "the server's own words are shown:\n{failed}"
+    );
+    assert!(failed.stderr.contains("(sensitive)"), "{failed}");
+    assert_no_secret(&case, &fake, &[&failed]);
+    fake.assert_no_violations();
+}
