@@ -68,6 +68,16 @@ impl Reply {
     }
 }
 
+/// A text field of an object Coolify answered, `""` when absent.
+pub fn text<'v>(v: &'v Value, key: &str) -> &'v str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A database's or service's status: up and, where Coolify can tell, healthy.
+pub fn is_up(status: &str) -> bool {
+    status == "running:healthy" || status == "running:unknown"
+}
+
 /// How Coolify words its answers.
 struct Words;
 
@@ -117,6 +127,15 @@ impl Api {
 
     pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Reply> {
         self.call(Method::Get, path, query, None)
+    }
+
+    /// The object at `path` (`what` names it in errors); `None` when Coolify has none.
+    pub fn get_found(&self, path: &str, what: &str) -> Result<Option<Value>> {
+        match self.get(path, &[]) {
+            Ok(reply) => reply.json(what).map(Some),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn post(&self, path: &str, query: &[(&str, &str)], body: Option<&Value>) -> Result<Reply> {

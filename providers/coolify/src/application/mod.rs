@@ -54,11 +54,7 @@ fn app_path(uuid: &str) -> String {
 impl Applications {
     /// The application `uuid` as Coolify shows it; `None` when there is none.
     fn get(&self, uuid: &str) -> Result<Option<Value>> {
-        match self.api.get(&app_path(uuid), &[]) {
-            Ok(reply) => reply.json("an application").map(Some),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.api.get_found(&app_path(uuid), "an application")
     }
 
     pub fn read(&self, id: &str, inputs: &Attributes) -> Result<Option<Observed>> {

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use fabrik_provider::{Applied, Attributes, Error, ErrorKind, Found, Observed, Result, Target};
 use serde_json::{Value, json};
 
-use crate::api::encode_segment;
+use crate::api::{encode_segment, is_up, text};
 use crate::application::Place;
 use crate::application::{Applications, carries, fabrik_marker, reworded};
 use schema::Desired;
@@ -52,22 +52,9 @@ fn db_path(uuid: &str) -> String {
     format!("/databases/{}", encode_segment(uuid))
 }
 
-fn text<'v>(db: &'v Value, key: &str) -> &'v str {
-    db.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// Up and, where Coolify can tell, healthy.
-fn is_up(status: &str) -> bool {
-    status == "running:healthy" || status == "running:unknown"
-}
-
 impl Databases<'_> {
     fn get(&self, uuid: &str) -> Result<Option<Value>> {
-        match self.apps.api.get(&db_path(uuid), &[]) {
-            Ok(reply) => reply.json("a database").map(Some),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.apps.api.get_found(&db_path(uuid), "a database")
     }
 
     fn must_get(&self, uuid: &str, when: &str) -> Result<Value> {
@@ -269,11 +256,11 @@ impl Databases<'_> {
             encode_segment(&project),
             encode_segment(&desired.environment)
         );
-        match self.apps.api.get(&path, &[]) {
-            Ok(reply) => Ok(reply.json::<Value>("an environment")?.get("id").cloned()),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self
+            .apps
+            .api
+            .get_found(&path, "an environment")?
+            .and_then(|env| env.get("id").cloned()))
     }
 
     /// Puts `marker` at the head of the database's description, keeping what it said.

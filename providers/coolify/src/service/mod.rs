@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use fabrik_provider::{Applied, Attributes, Error, ErrorKind, Found, Observed, Result, Target};
 use serde_json::{Map, Value, json};
 
-use crate::api::encode_segment;
+use crate::api::{encode_segment, is_up, text};
 use crate::application::{Applications, Place, carries, fabrik_marker};
 use schema::{Desired, Source};
 
@@ -34,21 +34,9 @@ fn path(uuid: &str) -> String {
     format!("/services/{}", encode_segment(uuid))
 }
 
-fn text<'v>(v: &'v Value, key: &str) -> &'v str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn is_up(status: &str) -> bool {
-    status == "running:healthy" || status == "running:unknown"
-}
-
 impl Services<'_> {
     fn get(&self, uuid: &str) -> Result<Option<Value>> {
-        match self.apps.api.get(&path(uuid), &[]) {
-            Ok(reply) => reply.json("a service").map(Some),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.apps.api.get_found(&path(uuid), "a service")
     }
 
     pub fn read(&self, id: &str, inputs: &Attributes) -> Result<Option<Observed>> {
