@@ -16,6 +16,7 @@ mod coolify;
 mod coolify_database;
 mod coolify_service;
 mod crash;
+mod docs;
 mod env_defaults;
 mod exit_codes;
 mod fixtures;
