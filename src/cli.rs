@@ -105,7 +105,7 @@ pub struct CompletionsArgs {
 }
 
 /// The spec a command works on, given the same way to every command: `[SPEC]` or `--spec SPEC`
-/// (README: "Commands").
+/// (docs/commands.md).
 #[derive(Debug, Args, Default)]
 pub struct SpecArg {
     /// The spec file [default: fabrik.yaml].
@@ -158,7 +158,7 @@ pub struct PlanArgs {
     /// Save the plan to this file, for `fabrik apply PLAN`.
     #[arg(long, value_name = "PLAN")]
     pub out: Option<PathBuf>,
-    /// Print the plan as JSON (see README: "Plan JSON").
+    /// Print the plan as JSON (see docs/plans.md, "Plan JSON").
     #[arg(long)]
     pub json: bool,
     /// Exit 0 when there is nothing to change, 2 when there is.
@@ -272,7 +272,7 @@ pub struct ImportArgs {
 pub struct ShowArgs {
     /// A plan saved with `plan --out`.
     pub plan: PathBuf,
-    /// Print the plan as JSON (see README: "Plan JSON").
+    /// Print the plan as JSON (see docs/plans.md, "Plan JSON").
     #[arg(long)]
     pub json: bool,
 }

@@ -242,7 +242,7 @@ impl Error {
         }
     }
 
-    /// The process exit code for this error, as the README's "Exit codes" section lists them.
+    /// The process exit code for this error, as docs/exit-codes.md lists them.
     pub fn exit_code(&self) -> i32 {
         match self {
             // Kept on purpose or not, a change that stays means the stack is not as it was.

@@ -46,7 +46,7 @@ pub fn spec_schema(registry: &Registry) -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "fabrik spec",
-        "description": "A fabrik stack: its providers, resources and gates (see the README's \"Spec reference\").",
+        "description": "A fabrik stack: its providers, resources and gates (see the \"Spec reference\", docs/spec.md).",
         "type": "object",
         "required": ["stack"],
         "additionalProperties": false,

@@ -27,7 +27,7 @@ pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
         loaded.spec.stack,
         if n == 1 { "" } else { "s" }
     );
-    // Values are not read here: a run must give these (see README "Variables").
+    // Values are not read here: a run must give these (see docs/spec.md, "Variables").
     let required: Vec<&str> = loaded
         .spec
         .vars
@@ -54,7 +54,7 @@ pub fn run(globals: &Globals, args: SpecArg) -> Result<i32, Error> {
             quoted.join(", ")
         );
     }
-    // Their instances are made once the variable has a value (see README "for_each").
+    // Their instances are made once the variable has a value (see docs/spec.md, "for_each").
     let waiting: Vec<String> = loaded
         .spec
         .unexpanded()

@@ -54,6 +54,26 @@ fn every_subcommand_prints_its_help() {
     }
 }
 
+/// What `--help` prints, pinned per subcommand (`snapshots/it__cli__help-state-list.snap`):
+/// a changed flag, default or help text shows up in review.
+#[test]
+fn every_subcommands_help_is_pinned() {
+    let case = Case::new();
+    let mut all = vec![Vec::new()];
+    all.extend(subcommands());
+    for words in all {
+        let mut args = words.clone();
+        args.push("--help".into());
+        let out = case.expect(&args, 0);
+        let name = if words.is_empty() {
+            "help".to_string()
+        } else {
+            format!("help-{}", words.join("-"))
+        };
+        insta::assert_snapshot!(name, out.stdout);
+    }
+}
+
 #[test]
 fn completion_scripts_name_every_subcommand() {
     let case = Case::new();
