@@ -316,3 +316,21 @@ fn every_relative_link_in_the_docs_leads_somewhere() {
     assert!(broken.is_empty(), "{broken:#?}");
     assert!(checked >= 20, "only {checked} relative links found");
 }
+
+/// The quickstart the README shows is the one in `examples/quickstart/`, as it is there (its
+/// opening comments aside).
+#[test]
+fn the_readme_shows_the_quickstart_example_as_it_is() {
+    let readme = read(&Path::new(ROOT).join("README.md"));
+    let example = read(&Path::new(ROOT).join("examples/quickstart/fabrik.yaml"));
+    let spec: String = example
+        .lines()
+        .skip_while(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let shown = fenced_blocks(&readme)
+        .into_iter()
+        .find(|b| b.info == "yaml" && b.text.starts_with("stack: quickstart\n"))
+        .expect("the README shows the quickstart's spec");
+    assert_eq!(shown.text, spec);
+}
