@@ -195,7 +195,9 @@ fn as_spec(yaml: &str) -> String {
 }
 
 /// Every ```yaml block of `README.md`, `docs/` and `examples/` is a spec (or a fragment of one,
-/// see [`as_spec`]) that `fabrik validate` accepts, except the few marked schematic.
+/// see [`as_spec`]) that `fabrik validate` accepts, except the few marked schematic. (The
+/// examples' own `fabrik.yaml` files are validated by `graph::examples_validate` and
+/// `schema::every_example_and_fixture_spec_fits_the_schema_and_validates`.)
 #[test]
 fn every_yaml_block_in_the_docs_validates() {
     let case = Case::new();
