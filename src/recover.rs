@@ -111,7 +111,7 @@ pub fn settle(
 }
 
 /// Resumes an object a killed run paused while what it watches changed, unless the spec now
-/// writes `paused: true` for it. Returns the line that says what was done.
+/// keeps it paused ([`keeps_paused`]). Returns the line that says what was done.
 fn resume(
     registry: &Registry,
     clients: &Clients,
@@ -136,7 +136,13 @@ fn resume(
             intent.name, intent.type_name
         )));
     };
-    if spec.is_some_and(|spec| keeps_paused(spec, intent)) {
+    let paused_field = registry
+        .provider_of(&intent.type_name)
+        .and_then(|p| registry.provider(p))
+        .and_then(|p| p.paused_field(&intent.type_name));
+    if let (Some(spec), Some(field)) = (spec, paused_field)
+        && keeps_paused(spec, intent, field)
+    {
         return Ok(format!(
             "{}: left paused, as the spec now says (it was paused while what it watches changed)",
             intent.name
@@ -170,12 +176,12 @@ fn resume(
     ))
 }
 
-/// Whether the spec now writes `paused: true` for the object: then it stays paused (the
-/// field every pausable type names its own pause state by).
-fn keeps_paused(spec: &Spec, intent: &Intent) -> bool {
+/// Whether the spec now writes `true` in the object's `field`, the one its provider keeps an
+/// object paused by ([`fabrik_provider::Provider::paused_field`]): then it stays paused.
+fn keeps_paused(spec: &Spec, intent: &Intent, field: &str) -> bool {
     spec.resource(&intent.name).is_some_and(|resource| {
         resource.with.iter().any(|(key, expr)| {
-            key.name == "paused" && matches!(expr.kind, crate::spec::ExprKind::Bool(true))
+            key.name == field && matches!(expr.kind, crate::spec::ExprKind::Bool(true))
         })
     })
 }

@@ -122,6 +122,15 @@ pub trait Provider: Send + Sync {
         let _ = (type_name, inputs);
         false
     }
+
+    /// The boolean input by which a spec keeps an object of this type paused for good
+    /// (`paused` for an uptime monitor). Recovery reads it after a killed run that paused the
+    /// object: a spec that now writes `true` there leaves the object paused instead of resuming
+    /// it. The default: the type has no such field.
+    fn paused_field(&self, type_name: &str) -> Option<&'static str> {
+        let _ = type_name;
+        None
+    }
 }
 
 /// A text field of a provider's configuration block, trimmed; `None` when absent.

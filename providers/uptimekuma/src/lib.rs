@@ -91,6 +91,10 @@ impl Provider for UptimeKuma {
                 != Some(false)
     }
 
+    fn paused_field(&self, type_name: &str) -> Option<&'static str> {
+        (type_name == MONITOR_TYPE).then_some("paused")
+    }
+
     fn normalize(&self, type_name: &str, inputs: &Attributes) -> Result<Attributes> {
         match type_name {
             MONITOR_TYPE => monitor::schema::normalise(inputs),
