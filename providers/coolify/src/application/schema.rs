@@ -494,7 +494,7 @@ pub fn normal_url(url: &str) -> Result<String> {
     Ok(format!("{scheme}://{}{path}", host.to_ascii_lowercase()))
 }
 
-fn parse_env(value: &Value) -> Result<BTreeMap<String, String>> {
+pub(crate) fn parse_env(value: &Value) -> Result<BTreeMap<String, String>> {
     let Some(map) = value.as_object() else {
         return Err(invalid("`env` must be a map of names to values"));
     };
