@@ -511,3 +511,34 @@ fn a_service_stopped_in_the_dashboard_is_started_again() {
     case.expect(["plan", "--refresh", "--detailed-exitcode"], 0);
     fake.assert_no_violations();
 }
+
+/// Every resource whose project is gone is named by a refreshed plan, one message each,
+/// before it stops (exit 1, nothing changed).
+#[test]
+fn a_refreshed_plan_names_every_resource_whose_project_is_gone() {
+    let fake = fake();
+    let case = case("shop-svc-moved", &fake, "nginx:1.27");
+    case.expect(["apply", "--yes"], 0);
+    let front = by_name(&fake, "front")["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status = by_name(&fake, "status")["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    case.redact(&front, "FRONT");
+    case.redact(&status, "STATUS");
+    fake.rename_project("shop", "shop-2024");
+    let plan = case.run(["plan", "--refresh"]);
+    fabrik_snapshot!(case, plan.code_and_stderr(), @r#"
+    exit code: 1
+    ----- stderr -----
+    error: refreshing `front`: project "shop" no longer exists, and service [FRONT] is now in project "shop-2024" (environment "production") in Coolify; nothing was changed. Rename or move it back in Coolify, or name where the service is now in the spec, forget it with `fabrik state rm` and take it over again with `fabrik import` (uuid [FRONT])
+    error: refreshing `status`: project "shop" no longer exists, and service [STATUS] is now in project "shop-2024" (environment "production") in Coolify; nothing was changed. Rename or move it back in Coolify, or name where the service is now in the spec, forget it with `fabrik state rm` and take it over again with `fabrik import` (uuid [STATUS])
+    "#);
+    assert_eq!(by_name(&fake, "front")["status"], "running:healthy");
+    fake.rename_project("shop-2024", "shop");
+    case.expect(["plan", "--refresh", "--detailed-exitcode"], 0);
+    fake.assert_no_violations();
+}
