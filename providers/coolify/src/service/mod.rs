@@ -27,7 +27,9 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{encode_segment, is_up, text};
 use crate::application::schema::normal_url;
-use crate::application::{Applications, Place, carries, fabrik_marker, reworded};
+use crate::application::{
+    Applications, Place, fabrik_marker, refuse_unless_ours, reworded, stamped, the_one_carrying,
+};
 use schema::{Desired, Source};
 
 /// How often a deletion is checked for having happened.
@@ -84,26 +86,8 @@ impl Services<'_> {
     }
 
     fn find_uuid(&self, target: Target<'_>) -> Result<Option<String>> {
-        let marker = target.marker();
         let all: Vec<Value> = self.apps.api.get("/services", &[])?.json("the services")?;
-        let ours: Vec<&str> = all
-            .iter()
-            .filter(|s| carries(s, &marker))
-            .map(|s| text(s, "uuid"))
-            .collect();
-        match ours.as_slice() {
-            [] => Ok(None),
-            [one] => Ok(Some(one.to_string())),
-            many => Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "{} services carry the marker {marker}: {}; delete the copies in Coolify so \
-                     that one remains",
-                    many.len(),
-                    many.join(", ")
-                ),
-            )),
-        }
+        the_one_carrying(&all, &target.marker(), "services")
     }
 
     /// Creates the service (or converges on the one an earlier attempt made), starts it and
@@ -153,12 +137,7 @@ impl Services<'_> {
                 ));
             }
             None => {
-                let before = text(&service, "description").trim();
-                let description = if before.is_empty() {
-                    marker.clone()
-                } else {
-                    format!("{marker}\n{before}")
-                };
+                let description = stamped(text(&service, "description"), &marker);
                 self.apps
                     .api
                     .patch(&path(id), &json!({"description": description}))?;
@@ -309,20 +288,7 @@ impl Services<'_> {
         let Some(service) = self.get(id)? else {
             return Ok(None);
         };
-        let marker = target.marker();
-        if !carries(&service, &marker) {
-            let owner = match fabrik_marker(&service) {
-                Some(other) => format!("it belongs to {other}"),
-                None => "it does not carry a fabrik marker".to_string(),
-            };
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "service {id} is not managed by this resource ({marker}): {owner}; fabrik \
-                     leaves it alone"
-                ),
-            ));
-        }
+        refuse_unless_ours("service", id, &service, &target.marker())?;
         Ok(Some(service))
     }
 
@@ -360,21 +326,12 @@ impl Services<'_> {
 
     /// `POST /services`: the service with its marker, not started yet.
     fn post(&self, target: Target<'_>, desired: &Desired) -> Result<String> {
-        let (project, environment) = self
-            .apps
-            .project_and_environment(&desired.project, &desired.environment)?;
-        let server = self.apps.server_uuid(&desired.server)?;
-        let mut body = Map::new();
-        body.insert("project_uuid".into(), json!(project));
-        body.insert("environment_name".into(), json!(desired.environment));
-        body.insert("environment_uuid".into(), json!(environment));
-        body.insert("server_uuid".into(), json!(server));
-        if let Some(destination) = &desired.destination {
-            let uuid = self
-                .apps
-                .destination_uuid(&server, &desired.server, destination)?;
-            body.insert("destination_uuid".into(), json!(uuid));
-        }
+        let (mut body, _) = self.apps.place_body(
+            &desired.project,
+            &desired.environment,
+            &desired.server,
+            desired.destination.as_deref(),
+        )?;
         body.insert(
             "name".into(),
             json!(desired.name.as_deref().unwrap_or(target.name)),

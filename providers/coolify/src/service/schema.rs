@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fabrik_provider::{
-    Attributes, Error, ErrorKind, Field, FieldKind, OutputField, ReplaceStrategy, ResourceType,
-    Result, Value,
+    Attributes, Field, FieldKind, OutputField, ReplaceStrategy, ResourceType, Result, Value,
 };
 use serde_json::json;
 
-use crate::application::schema::{
-    DEFAULT_ENVIRONMENT, is_masked, normal_url, parse_duration, parse_env,
+use crate::application::schema::{DEFAULT_ENVIRONMENT, normal_url, parse_env};
+use crate::inputs::{
+    PLACE_FIELDS, check_strings, duration, invalid, is_masked, parse_duration, required, text,
+    trim_strings,
 };
 
 pub const SERVICE_TYPE: &str = "coolify.service";
@@ -117,10 +118,6 @@ pub enum Source {
     Compose(String),
 }
 
-fn invalid(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::InvalidInput, message.into())
-}
-
 /// The compose text as data, to compare it with what Coolify answers (it re-dumps it).
 ///
 /// # Errors
@@ -184,21 +181,8 @@ fn domains_value(domains: &BTreeMap<String, Vec<String>>) -> Value {
 
 /// Checks what is known of the inputs, naming the field at fault.
 pub fn validate(inputs: &Attributes) -> Result<()> {
-    for field in [
-        "type",
-        "project",
-        "environment",
-        "server",
-        "destination",
-        "name",
-    ] {
-        if let Some(v) = inputs.get(field) {
-            match v.as_str() {
-                Some(s) if !s.trim().is_empty() => {}
-                _ => return Err(invalid(format!("`{field}` must be a non-empty string"))),
-            }
-        }
-    }
+    check_strings(inputs, &["type"])?;
+    check_strings(inputs, &PLACE_FIELDS)?;
     if inputs.contains_key("type") && inputs.contains_key("compose") {
         return Err(invalid(
             "`type` and `compose` exclude each other: a service is either one-click or a \
@@ -245,18 +229,8 @@ pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
         ));
     }
     let mut out = inputs.clone();
-    for field in [
-        "type",
-        "project",
-        "environment",
-        "server",
-        "destination",
-        "name",
-    ] {
-        if let Some(Value::String(s)) = out.get_mut(field) {
-            *s = s.trim().to_string();
-        }
-    }
+    trim_strings(&mut out, &["type"]);
+    trim_strings(&mut out, &PLACE_FIELDS);
     out.entry("environment".to_string())
         .or_insert_with(|| json!(DEFAULT_ENVIRONMENT));
     if let Some(env) = inputs.get("env").filter(|v| !is_masked(v)) {
@@ -271,19 +245,19 @@ pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
 impl Desired {
     pub fn from_inputs(inputs: &Attributes) -> Result<Desired> {
         let inputs = normalise(inputs)?;
-        let text = |k: &str| inputs.get(k).and_then(Value::as_str).map(str::to_string);
-        let source = match (text("type"), text("compose")) {
+        // The compose is sent as written: it is not trimmed as names are.
+        let source = match (text(&inputs, "type")?, inputs.get("compose")) {
             (Some(t), _) => Source::Type(t),
-            (None, Some(c)) => Source::Compose(c),
-            (None, None) => unreachable!("normalise requires one"),
+            (None, Some(Value::String(c))) => Source::Compose(c.clone()),
+            _ => unreachable!("normalise requires one"),
         };
         Ok(Desired {
             source,
-            project: text("project").unwrap_or_default(),
-            environment: text("environment").unwrap_or_default(),
-            server: text("server").unwrap_or_default(),
-            destination: text("destination"),
-            name: text("name"),
+            project: required(&inputs, "project")?,
+            environment: required(&inputs, "environment")?,
+            server: required(&inputs, "server")?,
+            destination: text(&inputs, "destination")?,
+            name: text(&inputs, "name")?,
             env: match inputs.get("env") {
                 None => Some(BTreeMap::new()),
                 Some(v) if is_masked(v) => None,
@@ -293,10 +267,7 @@ impl Desired {
                 Some(d) => parse_domains(d)?,
                 None => BTreeMap::new(),
             },
-            start_timeout: match inputs.get("start_timeout") {
-                Some(t) => parse_duration("start_timeout", t)?,
-                None => DEFAULT_START_TIMEOUT,
-            },
+            start_timeout: duration(&inputs, "start_timeout", DEFAULT_START_TIMEOUT)?,
         })
     }
 }
