@@ -164,8 +164,12 @@ fn parse_domains(value: &Value) -> Result<BTreeMap<String, Vec<String>>> {
             let url = item
                 .as_str()
                 .ok_or_else(|| invalid(format!("`domains.{name}`: {item} is not a URL")))?;
-            let url =
-                normal_url(url).map_err(|e| invalid(format!("`domains.{name}`: {}", e.message)))?;
+            let url = normal_url(url).map_err(|e| {
+                invalid(format!(
+                    "`domains.{name}`: {}",
+                    e.message.trim_start_matches("`domains`: ")
+                ))
+            })?;
             if !list.contains(&url) {
                 list.push(url);
             }

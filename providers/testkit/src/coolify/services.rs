@@ -683,4 +683,43 @@ mod tests {
         assert_eq!(unknown.0, 422, "{unknown:?}");
         fake.assert_no_violations();
     }
+
+    #[test]
+    fn service_variables_keep_unsent_flags_and_urls_name_containers() {
+        let (fake, server, project) = setup();
+        // services: {web: {image: nginx:1, environment: [MODE=${MODE:-prod}]}}, as block YAML
+        let raw = "c2VydmljZXM6CiAgd2ViOgogICAgaW1hZ2U6IG5naW54OjEKICAgIGVudmlyb25tZW50OgogICAgICAtIE1PREU9JHtNT0RFOi1wcm9kfQo=";
+        let (status, made) = create(
+            &fake,
+            &server,
+            &project,
+            json!({"docker_compose_raw": raw, "urls": [{"name": "web", "url": "https://a.example"}]}),
+        );
+        assert_eq!(status, 201, "{made}");
+        let path = format!("/api/v1/services/{}", made["uuid"].as_str().unwrap());
+        let (_, got) = call(&fake, "GET", &path, None);
+        assert_eq!(got["applications"][0]["fqdn"], "https://a.example");
+        let envs = format!("{path}/envs");
+        let (_, rows) = call(&fake, "GET", &envs, None);
+        assert_eq!(rows[0]["key"], "MODE", "the compose's variable has a row");
+        assert_eq!(rows[0]["value"], "prod");
+        let row = json!({"key": "KEY", "value": "v1", "is_literal": true});
+        assert_eq!(call(&fake, "POST", &envs, Some(row.clone())).0, 201);
+        assert_eq!(call(&fake, "POST", &envs, Some(row)).0, 409);
+        let (status, patched) = call(
+            &fake,
+            "PATCH",
+            &envs,
+            Some(json!({"key": "KEY", "value": "v2"})),
+        );
+        assert_eq!(status, 201);
+        assert_eq!(patched["value"], "v2");
+        assert_eq!(patched["is_literal"], true, "a flag not sent is kept");
+        let gone = format!("{envs}/{}", patched["uuid"].as_str().unwrap());
+        assert_eq!(call(&fake, "DELETE", &gone, None).0, 200);
+        assert_eq!(call(&fake, "DELETE", &gone, None).0, 404);
+        let bad = json!({"urls": [{"name": "api", "url": "https://b.example"}]});
+        assert_eq!(call(&fake, "PATCH", &path, Some(bad)).0, 422);
+        fake.assert_no_violations();
+    }
 }
