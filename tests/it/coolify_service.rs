@@ -542,3 +542,74 @@ fn a_refreshed_plan_names_every_resource_whose_project_is_gone() {
     case.expect(["plan", "--refresh", "--detailed-exitcode"], 0);
     fake.assert_no_violations();
 }
+
+/// A new URL for a container updates the service in place and restarts it; a URL changed in
+/// the dashboard is drift on a refreshed plan.
+#[test]
+fn a_containers_urls_follow_the_spec() {
+    let fake = fake();
+    let case = env_case("shop-svc-urls", &fake, "nginx:1.27", "");
+    case.expect(["apply", "--yes"], 0);
+    let uuid = by_name(&fake, "front")["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let moved = env_spec("shop-svc-urls", &fake, "nginx:1.27", "").replace(
+        r#"web: ["https://Shop.example.com"]"#,
+        r#"web: ["https://shop.example.com", "https://www.shop.example.com/"]"#,
+    );
+    case.set_spec(&moved);
+    let out = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `shop-svc-urls`:
+
+      ~ front (coolify.service)
+          ~ domains = {"web":["https://shop.example.com"]} → {"web":["https://shop.example.com","https://www.shop.example.com"]}
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ~ front (coolify.service): updated [TIME]
+
+    Apply complete: 0 added, 1 changed, 0 destroyed in [TIME].
+
+    ----- stderr -----
+    "#);
+    let urls = |fake: &FakeCoolify| by_name(fake, "front")["applications"][0]["fqdn"].clone();
+    assert_eq!(
+        urls(&fake),
+        "https://shop.example.com,https://www.shop.example.com"
+    );
+    assert_eq!(by_name(&fake, "front")["uuid"], uuid.as_str());
+    assert_eq!(
+        fake.count("POST", "/restart"),
+        1,
+        "restarted for its new URL"
+    );
+    assert_eq!(
+        case.state("shop-svc-urls")["resources"]["front"]["outputs"]["urls"]["web"],
+        "https://shop.example.com,https://www.shop.example.com"
+    );
+
+    fake.set_service_url(&uuid, "web", "https://old.example.com");
+    let drift = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    fabrik_snapshot!(case, drift, @r#"
+    exit code: 2
+    ----- stdout -----
+    fabrik will make these changes to stack `shop-svc-urls`:
+
+      ~ front (coolify.service)  # changed outside fabrik
+          ~ domains = {"web":["https://old.example.com"]} → {"web":["https://shop.example.com","https://www.shop.example.com"]}
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+    ----- stderr -----
+    "#);
+    case.expect(["apply", "--yes", "--refresh"], 0);
+    assert_eq!(
+        urls(&fake),
+        "https://shop.example.com,https://www.shop.example.com"
+    );
+    fake.assert_no_violations();
+}

@@ -344,6 +344,19 @@ impl FakeCoolify {
         row.insert("real_value".into(), json!(value));
     }
 
+    /// Sets the URLs of container `name` of service `uuid`, as someone would in the dashboard.
+    ///
+    /// # Panics
+    /// If there is no such service.
+    pub fn set_service_url(&self, uuid: &str, name: &str, url: &str) {
+        let mut state = self.state();
+        let service = state.services.list.iter_mut().find(|s| s.uuid() == uuid);
+        service
+            .unwrap_or_else(|| panic!("no service {uuid}"))
+            .urls
+            .insert(name.to_string(), url.to_string());
+    }
+
     /// Stops service `uuid`, as its Stop button in the dashboard does.
     ///
     /// # Panics
