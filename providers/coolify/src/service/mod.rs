@@ -178,7 +178,17 @@ impl Services<'_> {
         let drop = touched.clone();
         touched.extend(wanted.keys().cloned());
         let urls_before = container_urls(&before);
+        // The compose as it runs, not only as recorded: one changed in the dashboard and put
+        // back by this update needs the restart as much.
+        let compose_changed = match &desired.source {
+            Source::Compose(c) => {
+                schema::parse_compose(c).ok()
+                    != schema::parse_compose(text(&before, "docker_compose_raw")).ok()
+            }
+            Source::Type(_) => false,
+        };
         let restart = prior.get("compose") != inputs.get("compose")
+            || compose_changed
             || env::values_of(&rows, &wanted.keys().cloned().collect()).as_ref() != Some(wanted)
             || rows
                 .iter()
