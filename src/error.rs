@@ -74,6 +74,16 @@ pub enum Error {
     /// An apply or destroy failed after it had started changing things.
     #[error("{0}")]
     Apply(ApplyFailure),
+
+    /// Several errors of one step, each to be fixed on its own (every resource a refresh
+    /// found standing on something gone): printed one after the other, each as an error.
+    #[error("{}", several(.0))]
+    Several(Vec<Error>),
+}
+
+fn several(errors: &[Error]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    lines.join("\nerror: ")
 }
 
 /// What an apply that failed midway left behind.

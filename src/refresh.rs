@@ -35,6 +35,7 @@ pub fn refresh(
         }
     }
     let mut seen = Observations::new();
+    let mut failed = Vec::new();
     for (provider, resources) in by_provider {
         let reads: Vec<Read<'_>> = resources
             .iter()
@@ -63,14 +64,27 @@ pub fn refresh(
             });
         }
         for ((name, _), observed) in resources.into_iter().zip(results) {
-            let observed = observed.map_err(|source| Error::Provider {
-                resource: format!("refreshing `{name}`"),
-                source,
-            })?;
-            seen.insert(name.clone(), observed);
+            match observed {
+                Ok(observed) => {
+                    seen.insert(name.clone(), observed);
+                }
+                Err(source) => failed.push(Error::Provider {
+                    resource: format!("refreshing `{name}`"),
+                    source,
+                }),
+            }
         }
     }
-    Ok(seen)
+    // Inputs that no longer hold (what a resource stands on was renamed or removed) are
+    // each the user's to fix: all are reported at once. Anything else stops at the first.
+    let all_inputs = failed.iter().all(|e| {
+        matches!(e, Error::Provider { source, .. } if source.kind == fabrik_provider::ErrorKind::InvalidInput)
+    });
+    match failed.len() {
+        0 => Ok(seen),
+        n if n > 1 && all_inputs => Err(Error::Several(failed)),
+        _ => Err(failed.swap_remove(0)),
+    }
 }
 
 /// Stops a plan whose creates would meet objects that are not theirs: each provider is asked

@@ -2461,3 +2461,55 @@ fn bad_coolify_services_are_located_errors() {
     4 errors in fabrik.yaml
     "#);
 }
+
+/// A `coolify.service`'s `env` takes variable names, and its `domains` map the compose's
+/// service names to URLs: each mistake is refused at the field before any request.
+#[test]
+fn bad_coolify_service_variables_and_domains_are_located_errors() {
+    let case = Case::new().spec(
+        r#"
+        stack: shop
+        providers:
+          coolify: { url: "https://coolify.example", token: "t" }
+        resources:
+          bad_key:
+            type: coolify.service
+            with: { type: n8n, project: p, server: s, env: { 1X: v } }
+          no_such_container:
+            type: coolify.service
+            with:
+              compose: "services: {web: {image: nginx}}"
+              project: p
+              server: s
+              domains: { api: ["https://api.example"] }
+          not_a_url:
+            type: coolify.service
+            with: { type: n8n, project: p, server: s, domains: { n8n: ["ftp://a.example"] } }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `bad_key` (coolify.service): `env`: "1X" is not a variable name (letters, digits and _, not starting with a digit)
+      --> fabrik.yaml:7:52
+      |
+    7 |     with: { type: n8n, project: p, server: s, env: { 1X: v } }
+      |                                                    ^
+
+    error: `no_such_container` (coolify.service): `domains.api`: the compose has no service `api` (it has web)
+       --> fabrik.yaml:14:16
+       |
+    14 |       domains: { api: ["https://api.example"] }
+       |                ^
+
+    error: `not_a_url` (coolify.service): `domains.n8n`: "ftp://a.example" is not an http:// or https:// URL such as "https://api.example.com"
+       --> fabrik.yaml:17:56
+       |
+    17 |     with: { type: n8n, project: p, server: s, domains: { n8n: ["ftp://a.example"] } }
+       |                                                        ^
+
+    3 errors in fabrik.yaml
+    "#);
+}

@@ -557,3 +557,39 @@ fn a_database_whose_project_or_server_is_gone_stops_the_plan() {
     assert_eq!(the_db(&fake)["uuid"], uuid.as_str(), "nothing was changed");
     fake.assert_no_violations();
 }
+
+/// A database stopped in the dashboard shows on a refreshed plan as a change that starts it;
+/// the apply starts it and waits until it is healthy.
+#[test]
+fn a_database_stopped_in_the_dashboard_is_started_again() {
+    let fake = fake();
+    let case = case("shop-db-stop", &fake, "16", "");
+    let spec = spec("shop-db-stop", &fake, "");
+    case.set_spec(spec.split("  api:").next().unwrap());
+    case.expect(["apply", "--yes"], 0);
+    let uuid = the_db(&fake)["uuid"].as_str().unwrap().to_string();
+    fake.stop_database(&uuid);
+    let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+    fabrik_snapshot!(case, plan, @r#"
+    exit code: 2
+    ----- stdout -----
+    fabrik will make these changes to stack `shop-db-stop`:
+
+      ~ db (coolify.database)  # changed outside fabrik
+          ~ image = "postgres:16 (exited)" → "postgres:16"
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+    ----- stderr -----
+    "#);
+    let started = case.run(["apply", "--yes", "--refresh"]);
+    assert_eq!(started.code, 0, "{started}");
+    assert_eq!(the_db(&fake)["status"], "running:healthy");
+    assert_eq!(
+        the_db(&fake)["uuid"],
+        uuid.as_str(),
+        "started, not replaced"
+    );
+    case.expect(["plan", "--refresh", "--detailed-exitcode"], 0);
+    fake.assert_no_violations();
+}

@@ -39,6 +39,14 @@
 //! image, backups, healthy; after a failure, as they were), that a refresh then plans nothing,
 //! and that every delete took the volumes only where the state said `delete_volumes: true`.
 //!
+//! A fourth model (`model_coolify_services_match_their_specs`, an eighth of the steps) edits up
+//! to two Docker Compose `coolify.service` resources: added, removed, a new image, an image that
+//! crash-loops (its create undone, its update rolled back with the variable it changed),
+//! variables (one a secret) added, changed and removed, a new URL, and a stop in the dashboard;
+//! after each apply it checks the exit code, the image, variables and URL each service has in
+//! the fake, that every one runs, that a refresh then plans nothing, and that the secret is in
+//! no output and no file of the state.
+//!
 //! Specs also declare stack outputs (`o1`..`o3`, each a file's `path` or `size`); after every
 //! step `fabrik output --json` must give what the last successful apply worked out from the
 //! resources the state records.
@@ -3838,6 +3846,289 @@ fn model_coolify_databases_match_their_specs() {
         assert_eq!(destroy.code, 0, "seed {seed}: {destroy}");
         assert!(
             db_world(&fake).is_empty(),
+            "seed {seed}: destroy leaves nothing"
+        );
+        fake.assert_no_violations();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Coolify services model.
+
+const SVC_NAMES: [&str; 2] = ["svc0", "svc1"];
+const SVC_TAGS: [&str; 3] = ["1", "2", "3"];
+const SVC_KEYS: [&str; 3] = ["A", "B", "S"];
+const SVC_DOMAINS: [&str; 2] = ["one.example", "two.example"];
+const SVC_SECRET: &str = "model-svc-secret";
+
+/// A service's image tag, variables and `web` URL, as the model or the fake has them.
+type SvcHeld = (String, BTreeMap<String, String>, String);
+
+/// One Docker Compose service as the model writes it: its `web` image's tag, its variables
+/// (`S` is the secret's), and the host of its `web` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ModelSvc {
+    tag: &'static str,
+    env: BTreeMap<&'static str, &'static str>,
+    domain: &'static str,
+}
+
+impl ModelSvc {
+    fn yaml(&self, name: &str) -> String {
+        let mut out = format!(
+            "  {name}:\n    type: coolify.service\n    with:\n      project: shop\n      server: main\n      \
+             start_timeout: 1s\n      compose: |\n        services:\n          web:\n            \
+             image: \"nginx:{}\"\n      domains: {{ web: [\"https://{}\"] }}\n",
+            self.tag, self.domain
+        );
+        if !self.env.is_empty() {
+            let vars: Vec<String> = self
+                .env
+                .iter()
+                .map(|(k, v)| match *k {
+                    "S" => "S: \"${secret.PW}\"".to_string(),
+                    _ => format!("{k}: \"{v}\""),
+                })
+                .collect();
+            let _ = writeln!(out, "      env: {{ {} }}", vars.join(", "));
+        }
+        out
+    }
+
+    /// What the fake should hold: the tag, the variables with the secret's value, the URL.
+    fn world(&self) -> SvcHeld {
+        let env = self
+            .env
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    if *k == "S" { SVC_SECRET } else { v }.to_string(),
+                )
+            })
+            .collect();
+        (
+            self.tag.to_string(),
+            env,
+            format!("https://{}", self.domain),
+        )
+    }
+}
+
+fn svc_spec(url: &str, svcs: &BTreeMap<&'static str, ModelSvc>) -> String {
+    let mut out = format!(
+        "stack: model-svc\nproviders:\n  coolify: {{ url: \"{url}\", token: \"${{secret.COOLIFY_TOKEN}}\", poll_interval: 20ms }}\n\
+         secrets:\n  COOLIFY_TOKEN: {{}}\n  PW: {{}}\nresources:\n"
+    );
+    if svcs.is_empty() {
+        return out.replace("resources:\n", "resources: {}\n");
+    }
+    for (name, svc) in svcs {
+        out.push_str(&svc.yaml(name));
+    }
+    out
+}
+
+/// What one step does beside editing the spec.
+enum SvcStep {
+    Edit,
+    /// The new image crash-loops: the create or update fails and is undone.
+    Crash,
+    /// The service is stopped in the dashboard; the spec is unchanged.
+    Stop(&'static str),
+}
+
+fn svc_edit(rng: &mut Rng, svcs: &mut BTreeMap<&'static str, ModelSvc>) -> (String, SvcStep) {
+    let name = rng.pick(&SVC_NAMES);
+    let Some(svc) = svcs.get_mut(name) else {
+        let mut env = BTreeMap::new();
+        for key in SVC_KEYS {
+            if rng.chance(50) {
+                env.insert(key, rng.pick(&["1", "2"]));
+            }
+        }
+        let crash = rng.chance(15);
+        let svc = ModelSvc {
+            tag: if crash { "crash" } else { rng.pick(&SVC_TAGS) },
+            env,
+            domain: rng.pick(&SVC_DOMAINS),
+        };
+        let text = format!("add {name} {svc:?}");
+        svcs.insert(name, svc);
+        return (text, if crash { SvcStep::Crash } else { SvcStep::Edit });
+    };
+    match rng.below(6) {
+        0 => {
+            svcs.remove(name);
+            (format!("remove {name}"), SvcStep::Edit)
+        }
+        1 => {
+            svc.tag = rng.pick(&SVC_TAGS);
+            (format!("{name} tag {}", svc.tag), SvcStep::Edit)
+        }
+        2 => {
+            svc.tag = "crash";
+            // A variable changes with it: both must come back.
+            svc.env.insert(
+                "A",
+                if svc.env.get("A") == Some(&"1") {
+                    "2"
+                } else {
+                    "1"
+                },
+            );
+            (
+                format!("{name} crashes, A={:?}", svc.env["A"]),
+                SvcStep::Crash,
+            )
+        }
+        3 => {
+            let key = rng.pick(&SVC_KEYS);
+            if svc.env.remove(key).is_none() || rng.chance(30) {
+                svc.env.insert(key, rng.pick(&["1", "2"]));
+            }
+            (format!("{name} env {:?}", svc.env), SvcStep::Edit)
+        }
+        4 => {
+            svc.domain = if svc.domain == SVC_DOMAINS[0] {
+                SVC_DOMAINS[1]
+            } else {
+                SVC_DOMAINS[0]
+            };
+            (format!("{name} domain {}", svc.domain), SvcStep::Edit)
+        }
+        _ => (
+            format!("{name} stopped in the dashboard"),
+            SvcStep::Stop(name),
+        ),
+    }
+}
+
+/// The services of the model's stack in the fake: name → ((tag, variables, URL), status).
+fn svc_world(fake: &fabrik_testkit::coolify::FakeCoolify) -> BTreeMap<String, (SvcHeld, String)> {
+    fake.services()
+        .iter()
+        .filter_map(|s| {
+            let description = s["description"].as_str()?;
+            let name = description
+                .lines()
+                .next()?
+                .strip_prefix("fabrik:model-svc/")?;
+            let compose = s["docker_compose_raw"].as_str()?;
+            let tag = compose.split("nginx:").nth(1)?.split(['"', '\n']).next()?;
+            let env = fake
+                .service_envs(s["uuid"].as_str()?)
+                .iter()
+                .map(|r| {
+                    (
+                        r["key"].as_str().unwrap().to_string(),
+                        r["value"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            let url = s["applications"][0]["fqdn"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            Some((
+                name.to_string(),
+                (
+                    (tag.to_string(), env, url),
+                    s["status"].as_str()?.to_string(),
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// Up to two Docker Compose services edited at random against the Coolify fake: added,
+/// removed, a new image, one that crash-loops (its create is undone, its update rolled back
+/// with the variables it changed), variables (one a secret) added, changed and removed, a new
+/// URL, and a stop in the dashboard; after each apply the fake holds what the last successful
+/// apply asked for, every service runs, and a refresh plans nothing.
+#[test]
+fn model_coolify_services_match_their_specs() {
+    let config = Config::from_env();
+    let steps = config.steps.div_ceil(8);
+    for &seed in &config.seeds {
+        let mut rng = Rng::new(seed ^ 0x5E7C);
+        let fake = fabrik_testkit::coolify::FakeCoolify::start();
+        fake.set_service_start(std::time::Duration::from_millis(60));
+        fake.set_delete_delay(std::time::Duration::from_millis(40));
+        fake.add_server("main");
+        let case = Case::new()
+            .env("COOLIFY_TOKEN", fabrik_testkit::coolify::TOKEN)
+            .env("PW", SVC_SECRET);
+        let mut applied: BTreeMap<&'static str, ModelSvc> = BTreeMap::new();
+        let mut log = Vec::new();
+        for step in 0..steps {
+            let mut wanted = applied.clone();
+            let (edit, kind) = svc_edit(&mut rng, &mut wanted);
+            log.push(edit);
+            let spec = svc_spec(&fake.url(), &wanted);
+            let replay = || format!("seed {seed}, step {step}: {}\n{spec}", log.join("; "));
+            case.set_spec(&spec);
+            if let SvcStep::Stop(name) = kind {
+                let world = fake.services();
+                let uuid = world
+                    .iter()
+                    .find(|s| {
+                        s["description"].as_str().is_some_and(|d| {
+                            d.starts_with(&format!("fabrik:model-svc/{name}\n"))
+                                || d == format!("fabrik:model-svc/{name}")
+                        })
+                    })
+                    .and_then(|s| s["uuid"].as_str())
+                    .expect("the service to stop")
+                    .to_string();
+                fake.stop_service(&uuid);
+            }
+            let plan = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+            let expected = match kind {
+                SvcStep::Stop(_) => 2,
+                _ if wanted == applied => 0,
+                _ => 2,
+            };
+            assert_eq!(plan.code, expected, "{}\n{plan}", replay());
+            let apply = case.run(["apply", "--yes", "--refresh"]);
+            let crash = matches!(kind, SvcStep::Crash);
+            assert_eq!(
+                apply.code,
+                if crash { 3 } else { 0 },
+                "{}\n{apply}",
+                replay()
+            );
+            if !crash {
+                applied = wanted;
+            }
+            let world = svc_world(&fake);
+            let seen: BTreeMap<&str, _> = world
+                .iter()
+                .map(|(n, (w, _))| (n.as_str(), w.clone()))
+                .collect();
+            let model: BTreeMap<&str, _> = applied.iter().map(|(n, s)| (*n, s.world())).collect();
+            assert_eq!(seen, model, "{}\n{apply}", replay());
+            for (name, (_, status)) in &world {
+                assert_eq!(status, "running:healthy", "{name}: {}", replay());
+            }
+            for out in [&plan, &apply] {
+                assert!(!out.stdout.contains(SVC_SECRET), "{}", replay());
+            }
+            case.set_spec(&svc_spec(&fake.url(), &applied));
+            let refreshed = case.run(["plan", "--refresh", "--detailed-exitcode"]);
+            assert_eq!(refreshed.code, 0, "{}\n{refreshed}", replay());
+        }
+        for (path, bytes) in case.state_files() {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(SVC_SECRET),
+                "seed {seed}: {} holds the secret",
+                path.display()
+            );
+        }
+        let destroy = case.run(["destroy", "--yes"]);
+        assert_eq!(destroy.code, 0, "seed {seed}: {destroy}");
+        assert!(
+            svc_world(&fake).is_empty(),
             "seed {seed}: destroy leaves nothing"
         );
         fake.assert_no_violations();

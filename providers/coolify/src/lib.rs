@@ -12,6 +12,7 @@
 //! - `service`: `coolify.service`: a one-click service or a Docker Compose stack (sent
 //!   base64-encoded, compared as parsed YAML), found by ownership marker, started and waited for.
 //! - `env`: environment variables keyed on `(key, is_preview)`.
+//! - `inputs`: reading the inputs of all three types alike (names, durations, hashed values).
 //! - `deploy`: deploy and wait, with the server's known quirks.
 //! - `api`: the requests, through the SDK's endpoint (timeouts, retries with backoff and
 //!   jitter, `Retry-After`, waits the run's interrupt ends), error kinds from statuses, the
@@ -22,6 +23,7 @@ mod application;
 mod database;
 mod deploy;
 mod env;
+mod inputs;
 mod service;
 
 use std::time::Duration;
@@ -133,7 +135,7 @@ impl CoolifyClient {
         let token = fabrik_provider::config_required(config, "coolify", "token")?;
         let poll = match config.get("poll_interval") {
             None | Some(Value::Null) => DEFAULT_POLL,
-            Some(v) => schema::parse_duration("poll_interval", v)?,
+            Some(v) => inputs::parse_duration("poll_interval", v)?,
         };
         let retry = Retry {
             rate_limit_wait: fabrik_provider::http::rate_limit_wait(

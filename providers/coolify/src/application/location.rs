@@ -5,7 +5,7 @@
 //! a project or server renamed in the dashboard would otherwise go unseen until a create failed.
 
 use fabrik_provider::{Attributes, Error, ErrorKind, Result};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::Applications;
 use crate::api::encode_segment;
@@ -136,6 +136,34 @@ impl Applications {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// The fields of a create that say where the new object goes (its project and environment,
+    /// made when missing; its server; its destination when one is named), and the server's
+    /// uuid. The environment goes by name and by uuid: the server needs one, the contract
+    /// requires both.
+    pub(crate) fn place_body(
+        &self,
+        project: &str,
+        environment: &str,
+        server: &str,
+        destination: Option<&str>,
+    ) -> Result<(Map<String, Value>, String)> {
+        let (project_uuid, environment_uuid) =
+            self.project_and_environment(project, environment)?;
+        let server_uuid = self.server_uuid(server)?;
+        let mut body = Map::new();
+        if let Some(name) = destination {
+            body.insert(
+                "destination_uuid".into(),
+                json!(self.destination_uuid(&server_uuid, server, name)?),
+            );
+        }
+        body.insert("project_uuid".into(), json!(project_uuid));
+        body.insert("server_uuid".into(), json!(server_uuid));
+        body.insert("environment_name".into(), json!(environment));
+        body.insert("environment_uuid".into(), json!(environment_uuid));
+        Ok((body, server_uuid))
     }
 
     /// The uuid of the destination named `name` (or whose network is `name`) on a server.

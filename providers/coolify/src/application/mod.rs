@@ -280,13 +280,8 @@ impl Applications {
         let before = named[0]
             .get("description")
             .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim();
-        let description = if before.is_empty() {
-            target.marker()
-        } else {
-            format!("{}\n{before}", target.marker())
-        };
+            .unwrap_or("");
+        let description = stamped(before, &target.marker());
         self.api
             .patch(&app_path(uuid), &json!({ "description": description }))?;
         self.patch(uuid, &desired, target.name)?;
@@ -328,16 +323,8 @@ impl Applications {
                 ));
             }
             None => {
-                let before = app
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .trim();
-                let description = if before.is_empty() {
-                    marker
-                } else {
-                    format!("{marker}\n{before}")
-                };
+                let before = app.get("description").and_then(Value::as_str).unwrap_or("");
+                let description = stamped(before, &marker);
                 self.api
                     .patch(&app_path(id), &json!({ "description": description }))?;
             }
@@ -515,21 +502,14 @@ impl Applications {
     /// marker, no automatic domain and no instant deployment (the deployment is triggered and
     /// waited for once the environment is set).
     fn post(&self, target: Target<'_>, desired: &Desired) -> Result<String> {
-        let (project, environment) =
-            self.project_and_environment(&desired.project, &desired.environment)?;
-        let server = self.server_uuid(&desired.server)?;
+        let (place, server) = self.place_body(
+            &desired.project,
+            &desired.environment,
+            &desired.server,
+            desired.destination.as_deref(),
+        )?;
         let mut body = desired.settings(target.name);
-        if let Some(name) = &desired.destination {
-            body.insert(
-                "destination_uuid".into(),
-                json!(self.destination_uuid(&server, &desired.server, name)?),
-            );
-        }
-        body.insert("project_uuid".into(), json!(project));
-        body.insert("server_uuid".into(), json!(server));
-        // The server needs one of the two; the contract requires both.
-        body.insert("environment_name".into(), json!(desired.environment));
-        body.insert("environment_uuid".into(), json!(environment));
+        body.extend(place);
         body.insert("description".into(), json!(target.marker()));
         body.insert("autogenerate_domain".into(), json!(false));
         body.insert("instant_deploy".into(), json!(false));
@@ -653,6 +633,64 @@ pub(crate) fn reworded(error: &Error, message: String) -> Error {
     } else {
         again
     }
+}
+
+/// `description` with `marker` on a line of its own at its head, keeping what it said.
+pub(crate) fn stamped(description: &str, marker: &str) -> String {
+    let before = description.trim();
+    if before.is_empty() {
+        marker.to_string()
+    } else {
+        format!("{marker}\n{before}")
+    }
+}
+
+/// The uuid of the one object of `all` (of a kind Coolify lists all at once: databases,
+/// services) that carries `marker`.
+///
+/// # Errors
+/// [`ErrorKind::Conflict`] when more than one carries it (someone copied it).
+pub(crate) fn the_one_carrying(all: &[Value], marker: &str, kinds: &str) -> Result<Option<String>> {
+    let ours: Vec<&str> = all
+        .iter()
+        .filter(|o| carries(o, marker))
+        .filter_map(|o| o.get("uuid").and_then(Value::as_str))
+        .collect();
+    match ours.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.to_string())),
+        many => Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "{} {kinds} carry the marker {marker}: {}; delete the copies in Coolify so \
+                 that one remains",
+                many.len(),
+                many.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Refuses `object` (the `kind` `id`) unless it carries `marker`: what is not this
+/// resource's is never changed or deleted.
+///
+/// # Errors
+/// [`ErrorKind::Conflict`] naming whose it is.
+pub(crate) fn refuse_unless_ours(kind: &str, id: &str, object: &Value, marker: &str) -> Result<()> {
+    if carries(object, marker) {
+        return Ok(());
+    }
+    let owner = match fabrik_marker(object) {
+        Some(other) => format!("it belongs to {other}"),
+        None => "it does not carry a fabrik marker".to_string(),
+    };
+    Err(Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "{kind} {id} is not managed by this resource ({marker}): {owner}; fabrik leaves it \
+             alone"
+        ),
+    ))
 }
 
 /// The fabrik marker an application's description carries, if any.

@@ -11,10 +11,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fabrik_provider::{
-    Attributes, Error, ErrorKind, Field, FieldKind, OutputField, ReplaceStrategy, ResourceType,
-    Result, Value,
+    Attributes, Field, FieldKind, OutputField, ReplaceStrategy, ResourceType, Result, Value,
 };
 use serde_json::json;
+
+use crate::inputs::{PLACE_FIELDS, check_strings, duration, invalid, required, text, trim_strings};
+pub use crate::inputs::{is_masked, parse_duration};
 
 pub const APPLICATION_TYPE: &str = "coolify.application";
 
@@ -179,25 +181,9 @@ pub struct Desired {
     pub deploy_timeout: Duration,
 }
 
-fn invalid(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::InvalidInput, message.into())
-}
-
-/// Whether a value stands for a secret the engine holds only by its hash.
-pub fn is_masked(value: &Value) -> bool {
-    value.as_str().is_some_and(|s| s.starts_with("(sensitive)"))
-}
-
 /// Checks what is known of the inputs, naming the field at fault.
 pub fn validate(inputs: &Attributes) -> Result<()> {
-    for field in ["project", "environment", "server", "destination", "name"] {
-        if let Some(v) = inputs.get(field) {
-            match v.as_str() {
-                Some(s) if !s.trim().is_empty() => {}
-                _ => return Err(invalid(format!("`{field}` must be a non-empty string"))),
-            }
-        }
-    }
+    check_strings(inputs, &PLACE_FIELDS)?;
     match (inputs.get("image"), inputs.get("git")) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -250,11 +236,7 @@ pub fn validate(inputs: &Attributes) -> Result<()> {
 pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
     validate(inputs)?;
     let mut out = inputs.clone();
-    for field in ["project", "environment", "server", "destination", "name"] {
-        if let Some(Value::String(s)) = out.get_mut(field) {
-            *s = s.trim().to_string();
-        }
-    }
+    trim_strings(&mut out, &PLACE_FIELDS);
     out.entry("environment")
         .or_insert_with(|| json!(DEFAULT_ENVIRONMENT));
     if let Some(image) = inputs.get("image").and_then(Value::as_str) {
@@ -301,15 +283,8 @@ impl Desired {
     /// The application the inputs describe. Inputs are in normal form or close to it; anything
     /// that does not parse is [`ErrorKind::InvalidInput`].
     pub fn from_inputs(inputs: &Attributes) -> Result<Desired> {
-        let text = |field: &str| -> Result<Option<String>> {
-            match inputs.get(field) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
-                Some(_) => Err(invalid(format!("`{field}` must be a non-empty string"))),
-            }
-        };
-        let required =
-            |field: &str| text(field)?.ok_or_else(|| invalid(format!("`{field}` is required")));
+        let text = |field: &str| text(inputs, field);
+        let required = |field: &str| required(inputs, field);
         let source = match (inputs.get("image"), inputs.get("git")) {
             (Some(image), None) => {
                 let (name, tag) = parse_image(image.as_str().unwrap_or_default())?;
@@ -352,11 +327,7 @@ impl Desired {
                 .map(parse_limits)
                 .transpose()?
                 .unwrap_or_default(),
-            deploy_timeout: inputs
-                .get("deploy_timeout")
-                .map(|t| parse_duration("deploy_timeout", t))
-                .transpose()?
-                .unwrap_or(DEFAULT_DEPLOY_TIMEOUT),
+            deploy_timeout: duration(inputs, "deploy_timeout", DEFAULT_DEPLOY_TIMEOUT)?,
         })
     }
 
@@ -494,7 +465,7 @@ pub fn normal_url(url: &str) -> Result<String> {
     Ok(format!("{scheme}://{}{path}", host.to_ascii_lowercase()))
 }
 
-fn parse_env(value: &Value) -> Result<BTreeMap<String, String>> {
+pub(crate) fn parse_env(value: &Value) -> Result<BTreeMap<String, String>> {
     let Some(map) = value.as_object() else {
         return Err(invalid("`env` must be a map of names to values"));
     };
@@ -638,42 +609,10 @@ pub(crate) fn limits_value(limits: &Limits) -> Value {
     v
 }
 
-/// `90`, `"90"`, `"90s"`, `"500ms"`, `"10m"`, `"1h"`: a whole number of seconds when no unit
-/// is written.
-pub fn parse_duration(field: &str, value: &Value) -> Result<Duration> {
-    let text = match value {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.trim().to_string(),
-        _ => String::new(),
-    };
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| {
-        invalid(format!(
-            "`{field}` must be a duration such as \"90s\", \"10m\" or \"500ms\", not {value}"
-        ))
-    })?;
-    let d = match unit.trim() {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => {
-            return Err(invalid(format!(
-                "`{field}` must be a duration such as \"90s\", \"10m\" or \"500ms\", not {value}"
-            )));
-        }
-    };
-    if d.is_zero() {
-        return Err(invalid(format!("`{field}` must be longer than zero")));
-    }
-    Ok(d)
-}
-
 #[cfg(test)]
 mod tests {
+    use fabrik_provider::ErrorKind;
+
     use super::*;
 
     fn attrs(v: Value) -> Attributes {

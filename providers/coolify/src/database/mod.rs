@@ -31,7 +31,9 @@ use serde_json::{Value, json};
 
 use crate::api::{encode_segment, is_up, text};
 use crate::application::Place;
-use crate::application::{Applications, carries, fabrik_marker, reworded};
+use crate::application::{
+    Applications, carries, fabrik_marker, refuse_unless_ours, reworded, stamped, the_one_carrying,
+};
 use schema::Desired;
 
 /// Restarts of a crash-looping database before the wait for it gives up.
@@ -97,26 +99,7 @@ impl Databases<'_> {
     }
 
     fn find_uuid(&self, target: Target<'_>) -> Result<Option<String>> {
-        let marker = target.marker();
-        let all = self.all()?;
-        let ours: Vec<&str> = all
-            .iter()
-            .filter(|d| carries(d, &marker))
-            .map(|d| text(d, "uuid"))
-            .collect();
-        match ours.as_slice() {
-            [] => Ok(None),
-            [one] => Ok(Some(one.to_string())),
-            many => Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "{} databases carry the marker {marker}: {}; delete the copies in Coolify so \
-                     that one remains",
-                    many.len(),
-                    many.join(", ")
-                ),
-            )),
-        }
+        the_one_carrying(&self.all()?, &target.marker(), "databases")
     }
 
     /// Creates the database (or converges on the one an earlier attempt made), sets its
@@ -265,12 +248,7 @@ impl Databases<'_> {
 
     /// Puts `marker` at the head of the database's description, keeping what it said.
     fn stamp(&self, uuid: &str, db: &Value, marker: &str) -> Result<()> {
-        let before = text(db, "description").trim();
-        let description = if before.is_empty() {
-            marker.to_string()
-        } else {
-            format!("{marker}\n{before}")
-        };
+        let description = stamped(text(db, "description"), marker);
         self.apps
             .api
             .patch(&db_path(uuid), &json!({ "description": description }))?;
@@ -388,20 +366,7 @@ impl Databases<'_> {
         let Some(db) = self.get(id)? else {
             return Ok(None);
         };
-        let marker = target.marker();
-        if !carries(&db, &marker) {
-            let owner = match fabrik_marker(&db) {
-                Some(other) => format!("it belongs to {other}"),
-                None => "it does not carry a fabrik marker".to_string(),
-            };
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "database {id} is not managed by this resource ({marker}): {owner}; fabrik \
-                     leaves it alone"
-                ),
-            ));
-        }
+        refuse_unless_ours("database", id, &db, &target.marker())?;
         Ok(Some(db))
     }
 
@@ -453,26 +418,19 @@ impl Databases<'_> {
     /// `POST /databases/{engine}`: the database with its marker, not started (it is started
     /// once its backups are set).
     fn post(&self, target: Target<'_>, desired: &Desired) -> Result<String> {
-        let (project, environment) = self
-            .apps
-            .project_and_environment(&desired.project, &desired.environment)?;
-        let server = self.apps.server_uuid(&desired.server)?;
+        let (place, _) = self.apps.place_body(
+            &desired.project,
+            &desired.environment,
+            &desired.server,
+            desired.destination.as_deref(),
+        )?;
         let mut body = desired.settings(target.name);
         for (field, value) in &desired.credentials {
             if !schema::set_after_create(field) {
                 body.insert((*field).to_string(), json!(value));
             }
         }
-        if let Some(name) = &desired.destination {
-            body.insert(
-                "destination_uuid".into(),
-                json!(self.apps.destination_uuid(&server, &desired.server, name)?),
-            );
-        }
-        body.insert("project_uuid".into(), json!(project));
-        body.insert("server_uuid".into(), json!(server));
-        body.insert("environment_name".into(), json!(desired.environment));
-        body.insert("environment_uuid".into(), json!(environment));
+        body.extend(place);
         body.insert("description".into(), json!(target.marker()));
         body.insert("instant_deploy".into(), json!(false));
         let path = format!("/databases/{}", desired.engine);

@@ -11,13 +11,14 @@
 use std::time::Duration;
 
 use fabrik_provider::{
-    Attributes, Error, ErrorKind, Field, FieldKind, OutputField, ReplaceStrategy, ResourceType,
-    Result, Value,
+    Attributes, Field, FieldKind, OutputField, ReplaceStrategy, ResourceType, Result, Value,
 };
 use serde_json::json;
 
-use crate::application::schema::{
-    DEFAULT_ENVIRONMENT, Limits, limits_value, parse_duration, parse_limits,
+use crate::application::schema::{DEFAULT_ENVIRONMENT, Limits, limits_value, parse_limits};
+use crate::inputs::{
+    PLACE_FIELDS, check_strings, duration, invalid, is_masked, parse_duration, required, text,
+    trim_strings,
 };
 
 pub const DATABASE_TYPE: &str = "coolify.database";
@@ -183,7 +184,7 @@ pub fn resource_type() -> ResourceType {
             Field::optional(
                 "delete_volumes",
                 FieldKind::Boolean,
-                "Whether fabrik may delete it, with its data (default false: a delete is refused).",
+                "Whether a delete takes its data volumes too (default false: the database is deleted and its volumes are kept on the server).",
             ),
             Field::optional(
                 "start_timeout",
@@ -241,37 +242,14 @@ pub struct Desired {
     pub start_timeout: Duration,
 }
 
-fn invalid(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::InvalidInput, message.into())
-}
-
-fn is_masked(value: &Value) -> bool {
-    crate::application::schema::is_masked(value)
-}
-
 /// Checks what is known of the inputs, naming the field at fault.
 pub fn validate(inputs: &Attributes) -> Result<()> {
     let engine = match inputs.get("engine") {
         Some(v) => Some(parse_engine(v)?),
         None => None,
     };
-    for field in [
-        "project",
-        "environment",
-        "server",
-        "destination",
-        "name",
-        "image",
-        "user",
-        "database",
-    ] {
-        if let Some(v) = inputs.get(field) {
-            match v.as_str() {
-                Some(s) if !s.trim().is_empty() => {}
-                _ => return Err(invalid(format!("`{field}` must be a non-empty string"))),
-            }
-        }
-    }
+    check_strings(inputs, &PLACE_FIELDS)?;
+    check_strings(inputs, &["image", "user", "database"])?;
     if let Some(engine) = engine {
         for credential in CREDENTIALS {
             if inputs.contains_key(credential) && credential_field(engine, credential).is_none() {
@@ -319,18 +297,8 @@ pub fn validate(inputs: &Attributes) -> Result<()> {
 pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
     validate(inputs)?;
     let mut out = inputs.clone();
-    for field in [
-        "project",
-        "environment",
-        "server",
-        "destination",
-        "name",
-        "image",
-    ] {
-        if let Some(Value::String(s)) = out.get_mut(field) {
-            *s = s.trim().to_string();
-        }
-    }
+    trim_strings(&mut out, &PLACE_FIELDS);
+    trim_strings(&mut out, &["image"]);
     if let Some(engine) = inputs.get("engine") {
         out.insert("engine".into(), json!(parse_engine(engine)?));
     }
@@ -356,15 +324,8 @@ impl Desired {
     /// The database the inputs describe; anything that does not parse is
     /// [`ErrorKind::InvalidInput`].
     pub fn from_inputs(inputs: &Attributes) -> Result<Desired> {
-        let text = |field: &str| -> Result<Option<String>> {
-            match inputs.get(field) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
-                Some(_) => Err(invalid(format!("`{field}` must be a non-empty string"))),
-            }
-        };
-        let required =
-            |field: &str| text(field)?.ok_or_else(|| invalid(format!("`{field}` is required")));
+        let text = |field: &str| text(inputs, field);
+        let required = |field: &str| required(inputs, field);
         let engine = parse_engine(
             inputs
                 .get("engine")
@@ -408,11 +369,7 @@ impl Desired {
                 .get("delete_volumes")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
-            start_timeout: inputs
-                .get("start_timeout")
-                .map(|t| parse_duration("start_timeout", t))
-                .transpose()?
-                .unwrap_or(DEFAULT_START_TIMEOUT),
+            start_timeout: duration(inputs, "start_timeout", DEFAULT_START_TIMEOUT)?,
         })
     }
 

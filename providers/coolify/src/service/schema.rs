@@ -1,15 +1,20 @@
 //! `coolify.service`'s fields, their checks and their normal form: a one-click service by
-//! `type`, or a Docker Compose stack given as its YAML text (`compose`), never both.
+//! `type`, or a Docker Compose stack given as its YAML text (`compose`), never both; the
+//! variables it overrides (`env`) and the URLs of its containers (`domains`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fabrik_provider::{
-    Attributes, Error, ErrorKind, Field, FieldKind, OutputField, ReplaceStrategy, ResourceType,
-    Result, Value,
+    Attributes, Field, FieldKind, OutputField, ReplaceStrategy, ResourceType, Result, Value,
 };
 use serde_json::json;
 
-use crate::application::schema::{DEFAULT_ENVIRONMENT, parse_duration};
+use crate::application::schema::{DEFAULT_ENVIRONMENT, normal_url, parse_env};
+use crate::inputs::{
+    PLACE_FIELDS, check_strings, duration, invalid, is_masked, parse_duration, required, text,
+    trim_strings,
+};
 
 pub const SERVICE_TYPE: &str = "coolify.service";
 
@@ -62,6 +67,16 @@ pub fn resource_type() -> ResourceType {
                 "The service's name in Coolify (default: the resource's name).",
             ),
             Field::optional(
+                "env",
+                FieldKind::Map,
+                "Environment variables set on the service, overriding its own; values may use secrets.",
+            ),
+            Field::optional(
+                "domains",
+                FieldKind::Map,
+                "The URLs of its containers, by the compose's service name: { web: [\"https://status.example.com\"] }.",
+            ),
+            Field::optional(
                 "start_timeout",
                 FieldKind::String,
                 "How long it may take to run before the change fails (default \"5m\").",
@@ -89,6 +104,11 @@ pub struct Desired {
     pub server: String,
     pub destination: Option<String>,
     pub name: Option<String>,
+    /// The variables it sets; `None` when the inputs hold them only by their hash (a value
+    /// read from the state).
+    pub env: Option<BTreeMap<String, String>>,
+    /// The URLs of its containers, by container name.
+    pub domains: BTreeMap<String, Vec<String>>,
     pub start_timeout: Duration,
 }
 
@@ -96,10 +116,6 @@ pub struct Desired {
 pub enum Source {
     Type(String),
     Compose(String),
-}
-
-fn invalid(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::InvalidInput, message.into())
 }
 
 /// The compose text as data, to compare it with what Coolify answers (it re-dumps it).
@@ -124,34 +140,83 @@ pub fn parse_compose(text: &str) -> Result<Value> {
     Ok(parsed)
 }
 
-/// Checks what is known of the inputs, naming the field at fault.
-pub fn validate(inputs: &Attributes) -> Result<()> {
-    for field in [
-        "type",
-        "project",
-        "environment",
-        "server",
-        "destination",
-        "name",
-    ] {
-        if let Some(v) = inputs.get(field) {
-            match v.as_str() {
-                Some(s) if !s.trim().is_empty() => {}
-                _ => return Err(invalid(format!("`{field}` must be a non-empty string"))),
+/// `domains`: a map of container names to a list of URLs (or one URL), in normal form.
+fn parse_domains(value: &Value) -> Result<BTreeMap<String, Vec<String>>> {
+    let Some(map) = value.as_object() else {
+        return Err(invalid(
+            "`domains` must be a map of the compose's service names to their URLs, such as \
+             { web: [\"https://status.example.com\"] }",
+        ));
+    };
+    let mut out = BTreeMap::new();
+    for (name, urls) in map {
+        let items = match urls {
+            Value::String(_) => std::slice::from_ref(urls),
+            Value::Array(items) => items.as_slice(),
+            _ => {
+                return Err(invalid(format!(
+                    "`domains.{name}` must be a list of URLs such as \"https://status.example.com\""
+                )));
+            }
+        };
+        let mut list: Vec<String> = Vec::new();
+        for item in items {
+            let url = item
+                .as_str()
+                .ok_or_else(|| invalid(format!("`domains.{name}`: {item} is not a URL")))?;
+            let url = normal_url(url).map_err(|e| {
+                invalid(format!(
+                    "`domains.{name}`: {}",
+                    e.message.trim_start_matches("`domains`: ")
+                ))
+            })?;
+            if !list.contains(&url) {
+                list.push(url);
             }
         }
+        out.insert(name.clone(), list);
     }
+    Ok(out)
+}
+
+fn domains_value(domains: &BTreeMap<String, Vec<String>>) -> Value {
+    json!(domains)
+}
+
+/// Checks what is known of the inputs, naming the field at fault.
+pub fn validate(inputs: &Attributes) -> Result<()> {
+    check_strings(inputs, &["type"])?;
+    check_strings(inputs, &PLACE_FIELDS)?;
     if inputs.contains_key("type") && inputs.contains_key("compose") {
         return Err(invalid(
             "`type` and `compose` exclude each other: a service is either one-click or a \
              Docker Compose stack",
         ));
     }
+    let mut containers = None;
     if let Some(compose) = inputs.get("compose") {
         let text = compose
             .as_str()
             .ok_or_else(|| invalid("`compose` must be the YAML text of a Docker Compose file"))?;
-        parse_compose(text)?;
+        containers = parse_compose(text)?
+            .get("services")
+            .and_then(Value::as_object)
+            .map(|s| s.keys().cloned().collect::<Vec<_>>());
+    }
+    if let Some(env) = inputs.get("env").filter(|v| !is_masked(v)) {
+        parse_env(env)?;
+    }
+    if let Some(domains) = inputs.get("domains") {
+        let domains = parse_domains(domains)?;
+        // A one-click template's containers are known to the server only: it checks them.
+        if let Some(containers) = &containers
+            && let Some(name) = domains.keys().find(|n| !containers.contains(n))
+        {
+            return Err(invalid(format!(
+                "`domains.{name}`: the compose has no service `{name}` (it has {})",
+                containers.join(", ")
+            )));
+        }
     }
     if let Some(t) = inputs.get("start_timeout") {
         parse_duration("start_timeout", t)?;
@@ -168,43 +233,45 @@ pub fn normalise(inputs: &Attributes) -> Result<Attributes> {
         ));
     }
     let mut out = inputs.clone();
-    for field in [
-        "type",
-        "project",
-        "environment",
-        "server",
-        "destination",
-        "name",
-    ] {
-        if let Some(Value::String(s)) = out.get_mut(field) {
-            *s = s.trim().to_string();
-        }
-    }
+    trim_strings(&mut out, &["type"]);
+    trim_strings(&mut out, &PLACE_FIELDS);
     out.entry("environment".to_string())
         .or_insert_with(|| json!(DEFAULT_ENVIRONMENT));
+    if let Some(env) = inputs.get("env").filter(|v| !is_masked(v)) {
+        out.insert("env".into(), json!(parse_env(env)?));
+    }
+    if let Some(domains) = inputs.get("domains") {
+        out.insert("domains".into(), domains_value(&parse_domains(domains)?));
+    }
     Ok(out)
 }
 
 impl Desired {
     pub fn from_inputs(inputs: &Attributes) -> Result<Desired> {
         let inputs = normalise(inputs)?;
-        let text = |k: &str| inputs.get(k).and_then(Value::as_str).map(str::to_string);
-        let source = match (text("type"), text("compose")) {
+        // The compose is sent as written: it is not trimmed as names are.
+        let source = match (text(&inputs, "type")?, inputs.get("compose")) {
             (Some(t), _) => Source::Type(t),
-            (None, Some(c)) => Source::Compose(c),
-            (None, None) => unreachable!("normalise requires one"),
+            (None, Some(Value::String(c))) => Source::Compose(c.clone()),
+            _ => unreachable!("normalise requires one"),
         };
         Ok(Desired {
             source,
-            project: text("project").unwrap_or_default(),
-            environment: text("environment").unwrap_or_default(),
-            server: text("server").unwrap_or_default(),
-            destination: text("destination"),
-            name: text("name"),
-            start_timeout: match inputs.get("start_timeout") {
-                Some(t) => parse_duration("start_timeout", t)?,
-                None => DEFAULT_START_TIMEOUT,
+            project: required(&inputs, "project")?,
+            environment: required(&inputs, "environment")?,
+            server: required(&inputs, "server")?,
+            destination: text(&inputs, "destination")?,
+            name: text(&inputs, "name")?,
+            env: match inputs.get("env") {
+                None => Some(BTreeMap::new()),
+                Some(v) if is_masked(v) => None,
+                Some(v) => Some(parse_env(v)?),
             },
+            domains: match inputs.get("domains") {
+                Some(d) => parse_domains(d)?,
+                None => BTreeMap::new(),
+            },
+            start_timeout: duration(&inputs, "start_timeout", DEFAULT_START_TIMEOUT)?,
         })
     }
 }

@@ -294,6 +294,17 @@ impl FakeCoolify {
             db.fields.insert(k.clone(), v.clone());
         }
     }
+
+    /// Stops database `uuid`, as its Stop button in the dashboard does.
+    ///
+    /// # Panics
+    /// If there is no such database.
+    pub fn stop_database(&self, uuid: &str) {
+        let mut state = self.state();
+        let db = state.databases.list.iter_mut().find(|d| d.uuid() == uuid);
+        db.unwrap_or_else(|| panic!("no database {uuid}"))
+            .started_at = None;
+    }
 }
 
 impl State {

@@ -12,6 +12,7 @@
 //!   ever when an image is tagged `crash`); a PATCH ignores what it
 //!   does not take; a delete is asynchronous.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -34,6 +35,12 @@ struct Service {
     fields: Map<String, Value>,
     started_at: Option<Instant>,
     gone_at: Option<Instant>,
+    /// Its environment rows: no preview twins; a PATCH keeps the flags it is not sent.
+    envs: Vec<Map<String, Value>>,
+    /// The URLs set for a container (`urls` on create or PATCH), by container name.
+    urls: BTreeMap<String, String>,
+    /// How many env rows it has had, to name the next one.
+    made_envs: u64,
 }
 
 impl Services {
@@ -101,15 +108,105 @@ impl Service {
             .iter()
             .map(|name| {
                 let key = format!("SERVICE_FQDN_{}", name.to_uppercase().replace('-', "_"));
-                let fqdn = compose
-                    .contains(&key)
-                    .then(|| format!("http://{name}-{}.203.0.113.10.sslip.io", self.uuid()));
+                let fqdn = match self.urls.get(name) {
+                    Some(url) => Some(url.clone()),
+                    None => compose
+                        .contains(&key)
+                        .then(|| format!("http://{name}-{}.203.0.113.10.sslip.io", self.uuid())),
+                };
                 json!({"name": name, "fqdn": fqdn})
             })
             .collect();
         v["applications"] = Value::Array(apps);
         v
     }
+}
+
+/// The variables a compose refers to as `${NAME}` or `${NAME:-default}`, with their defaults,
+/// which the server makes env rows of.
+fn referenced_vars(compose: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = compose;
+    while let Some(at) = rest.find("${") {
+        rest = &rest[at + 2..];
+        let Some(end) = rest.find('}') else { break };
+        let inner = &rest[..end];
+        let (name, default) = inner.split_once(":-").unwrap_or((inner, ""));
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            out.push((name.to_string(), default.to_string()));
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+impl Service {
+    /// Adds a row for each variable its compose refers to that has none yet.
+    fn add_referenced_rows(&mut self) {
+        let compose = self
+            .fields
+            .get("docker_compose_raw")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        for (key, value) in referenced_vars(&compose) {
+            if self.envs.iter().any(|r| r["key"] == key.as_str()) {
+                continue;
+            }
+            let uuid = self.next_env_uuid();
+            self.envs
+                .push(env_row(&uuid, &key, &value, false, false, false));
+        }
+    }
+
+    fn next_env_uuid(&mut self) -> String {
+        self.made_envs += 1;
+        format!("{}-env{}", self.uuid(), self.made_envs)
+    }
+
+    /// Applies `urls: [{name, url}]`; a name that is not one of its containers is refused.
+    fn set_urls(&mut self, urls: Option<&Value>) -> Result<(), Answer> {
+        let Some(urls) = urls.and_then(Value::as_array) else {
+            return Ok(());
+        };
+        let containers = self.containers();
+        for item in urls {
+            let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+            if !containers.iter().any(|c| c == name) {
+                return Err(invalid(
+                    "urls",
+                    &format!("Service {name} not found in the docker compose."),
+                ));
+            }
+        }
+        for item in urls {
+            let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+            let url = item.get("url").and_then(Value::as_str).unwrap_or("");
+            if url.is_empty() {
+                self.urls.remove(name);
+            } else {
+                self.urls.insert(name.to_string(), url.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn env_row(
+    uuid: &str,
+    key: &str,
+    value: &str,
+    is_literal: bool,
+    is_multiline: bool,
+    is_shown_once: bool,
+) -> Map<String, Value> {
+    let row = json!({
+        "uuid": uuid, "key": key, "value": value, "real_value": value,
+        "is_preview": false, "is_runtime": true, "is_buildtime": true,
+        "is_literal": is_literal, "is_multiline": is_multiline,
+        "is_shown_once": is_shown_once, "comment": null,
+    });
+    row.as_object().cloned().unwrap_or_default()
 }
 
 /// `text` decoded as PHP's `base64_decode($text, true)` takes it, further required to be
@@ -208,12 +305,68 @@ impl FakeCoolify {
             "docker_compose_raw": compose, "environment_id": env_id, "server_uuid": server,
             "destination_uuid": destination,
         });
-        state.services.list.push(Service {
+        let mut service = Service {
             fields: fields.as_object().cloned().unwrap_or_default(),
             started_at: None,
             gone_at: None,
-        });
+            envs: Vec::new(),
+            urls: BTreeMap::new(),
+            made_envs: 0,
+        };
+        service.add_referenced_rows();
+        state.services.list.push(service);
         uuid
+    }
+
+    /// The environment rows of service `uuid`, as `GET /services/{uuid}/envs` answers them.
+    pub fn service_envs(&self, uuid: &str) -> Vec<Value> {
+        let state = self.state();
+        state
+            .services
+            .list
+            .iter()
+            .filter(|s| s.uuid() == uuid)
+            .flat_map(|s| s.envs.iter().cloned().map(Value::Object))
+            .collect()
+    }
+
+    /// Sets the value of env row `key` of service `uuid`, as someone would in the dashboard.
+    ///
+    /// # Panics
+    /// If there is no such service or row.
+    pub fn edit_service_env(&self, uuid: &str, key: &str, value: &str) {
+        let mut state = self.state();
+        let service = state.services.list.iter_mut().find(|s| s.uuid() == uuid);
+        let row = service
+            .and_then(|s| s.envs.iter_mut().find(|r| r["key"] == key))
+            .unwrap_or_else(|| panic!("no env row {key} in service {uuid}"));
+        row.insert("value".into(), json!(value));
+        row.insert("real_value".into(), json!(value));
+    }
+
+    /// Sets the URLs of container `name` of service `uuid`, as someone would in the dashboard.
+    ///
+    /// # Panics
+    /// If there is no such service.
+    pub fn set_service_url(&self, uuid: &str, name: &str, url: &str) {
+        let mut state = self.state();
+        let service = state.services.list.iter_mut().find(|s| s.uuid() == uuid);
+        service
+            .unwrap_or_else(|| panic!("no service {uuid}"))
+            .urls
+            .insert(name.to_string(), url.to_string());
+    }
+
+    /// Stops service `uuid`, as its Stop button in the dashboard does.
+    ///
+    /// # Panics
+    /// If there is no such service.
+    pub fn stop_service(&self, uuid: &str) {
+        let mut state = self.state();
+        let service = state.services.list.iter_mut().find(|s| s.uuid() == uuid);
+        service
+            .unwrap_or_else(|| panic!("no service {uuid}"))
+            .started_at = None;
     }
 
     /// How long a service takes from its start to `running:healthy`.
@@ -260,6 +413,10 @@ impl State {
                     service
                         .fields
                         .insert("docker_compose_raw".into(), json!(compose));
+                    service.add_referenced_rows();
+                }
+                if let Err(refused) = service.set_urls(fields.get("urls")) {
+                    return refused;
                 }
                 (200, json!({"uuid": uuid, "domains": []}))
             }
@@ -282,6 +439,30 @@ impl State {
             ("POST", "/services/{uuid}/stop", Some(i)) => {
                 self.services.list[i].started_at = None;
                 (200, json!({"message": "Service stopping request queued."}))
+            }
+            ("GET", "/services/{uuid}/envs", Some(i)) => {
+                let rows = self.services.list[i]
+                    .envs
+                    .iter()
+                    .cloned()
+                    .map(Value::Object);
+                (200, Value::Array(rows.collect()))
+            }
+            ("POST", "/services/{uuid}/envs", Some(i)) => {
+                env_create(&mut self.services.list[i], body)
+            }
+            ("PATCH", "/services/{uuid}/envs", Some(i)) => {
+                env_patch(&mut self.services.list[i], body)
+            }
+            ("DELETE", "/services/{uuid}/envs/{env_uuid}", Some(i)) => {
+                let envs = &mut self.services.list[i].envs;
+                let before = envs.len();
+                let gone = param("env_uuid");
+                envs.retain(|r| r["uuid"] != gone.as_str());
+                if envs.len() == before {
+                    return error(404, "Environment variable not found.");
+                }
+                (200, json!({"message": "Environment variable deleted."}))
             }
             (method, template, _) => error(
                 501,
@@ -345,14 +526,65 @@ impl State {
                 stored[key] = v.clone();
             }
         }
-        let service = Service {
+        let mut service = Service {
             fields: stored.as_object().cloned().unwrap_or_default(),
             started_at: (fields.get("instant_deploy") == Some(&json!(true))).then(Instant::now),
             gone_at: None,
+            envs: Vec::new(),
+            urls: BTreeMap::new(),
+            made_envs: 0,
         };
+        if let Err(refused) = service.set_urls(fields.get("urls")) {
+            return refused;
+        }
+        service.add_referenced_rows();
         self.services.list.push(service);
         (201, json!({"uuid": uuid, "domains": []}))
     }
+}
+
+fn env_create(service: &mut Service, body: &Value) -> Answer {
+    let text = |k: &str| body.get(k).and_then(Value::as_str);
+    let Some(key) = text("key").filter(|k| !k.is_empty()) else {
+        return invalid("key", "The key field is required.");
+    };
+    let Some(value) = text("value") else {
+        return invalid("value", "The value field is required.");
+    };
+    if service.envs.iter().any(|r| r["key"] == key) {
+        return error(409, &format!("Environment variable {key} already exists."));
+    }
+    let flag = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let uuid = service.next_env_uuid();
+    let row = env_row(
+        &uuid,
+        key,
+        value,
+        flag("is_literal"),
+        flag("is_multiline"),
+        flag("is_shown_once"),
+    );
+    service.envs.push(row.clone());
+    (201, Value::Object(row))
+}
+
+/// Matches by key; unlike an application's, the flags it is not sent are kept.
+fn env_patch(service: &mut Service, body: &Value) -> Answer {
+    let key = body.get("key").and_then(Value::as_str).unwrap_or("");
+    let Some(value) = body.get("value").and_then(Value::as_str) else {
+        return invalid("value", "The value field is required.");
+    };
+    let Some(row) = service.envs.iter_mut().find(|r| r["key"] == key) else {
+        return error(404, "Environment variable not found.");
+    };
+    row.insert("value".into(), json!(value));
+    row.insert("real_value".into(), json!(value));
+    for flag in ["is_literal", "is_multiline", "is_shown_once"] {
+        if let Some(v) = body.get(flag).and_then(Value::as_bool) {
+            row.insert(flag.into(), json!(v));
+        }
+    }
+    (201, Value::Object(row.clone()))
 }
 
 #[cfg(test)]
@@ -462,6 +694,45 @@ mod tests {
             json!({"type": "no-such-template"}),
         );
         assert_eq!(unknown.0, 422, "{unknown:?}");
+        fake.assert_no_violations();
+    }
+
+    #[test]
+    fn service_variables_keep_unsent_flags_and_urls_name_containers() {
+        let (fake, server, project) = setup();
+        // services: {web: {image: nginx:1, environment: [MODE=${MODE:-prod}]}}, as block YAML
+        let raw = "c2VydmljZXM6CiAgd2ViOgogICAgaW1hZ2U6IG5naW54OjEKICAgIGVudmlyb25tZW50OgogICAgICAtIE1PREU9JHtNT0RFOi1wcm9kfQo=";
+        let (status, made) = create(
+            &fake,
+            &server,
+            &project,
+            json!({"docker_compose_raw": raw, "urls": [{"name": "web", "url": "https://a.example"}]}),
+        );
+        assert_eq!(status, 201, "{made}");
+        let path = format!("/api/v1/services/{}", made["uuid"].as_str().unwrap());
+        let (_, got) = call(&fake, "GET", &path, None);
+        assert_eq!(got["applications"][0]["fqdn"], "https://a.example");
+        let envs = format!("{path}/envs");
+        let (_, rows) = call(&fake, "GET", &envs, None);
+        assert_eq!(rows[0]["key"], "MODE", "the compose's variable has a row");
+        assert_eq!(rows[0]["value"], "prod");
+        let row = json!({"key": "KEY", "value": "v1", "is_literal": true});
+        assert_eq!(call(&fake, "POST", &envs, Some(row.clone())).0, 201);
+        assert_eq!(call(&fake, "POST", &envs, Some(row)).0, 409);
+        let (status, patched) = call(
+            &fake,
+            "PATCH",
+            &envs,
+            Some(json!({"key": "KEY", "value": "v2"})),
+        );
+        assert_eq!(status, 201);
+        assert_eq!(patched["value"], "v2");
+        assert_eq!(patched["is_literal"], true, "a flag not sent is kept");
+        let gone = format!("{envs}/{}", patched["uuid"].as_str().unwrap());
+        assert_eq!(call(&fake, "DELETE", &gone, None).0, 200);
+        assert_eq!(call(&fake, "DELETE", &gone, None).0, 404);
+        let bad = json!({"urls": [{"name": "api", "url": "https://b.example"}]});
+        assert_eq!(call(&fake, "PATCH", &path, Some(bad)).0, 422);
         fake.assert_no_violations();
     }
 }
