@@ -118,6 +118,15 @@ impl Painter {
         if !plan.outputs.is_empty() {
             self.outputs(&mut out, &plan.outputs);
         }
+        if !plan.gates.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}",
+                self.bold("Stack gates, once every change is made:")
+            );
+            self.gates(&mut out, &plan.gates);
+            out.push('\n');
+        }
         let s = plan.summary;
         let adopt = if adopting {
             format!("{} to adopt, ", s.adopt)
@@ -170,7 +179,15 @@ impl Painter {
                 self.attribute(out, attr, width);
             }
         }
+        self.gates(out, &change.gates);
         out.push('\n');
+    }
+
+    /// The gates that run after a change, under it, as the apply's progress will name them.
+    fn gates(&self, out: &mut String, gates: &[String]) {
+        for gate in gates {
+            let _ = writeln!(out, "    {} {gate}", self.dim("gate:"));
+        }
     }
 
     /// An object the apply pauses while what it watches changes, after the resources.

@@ -33,6 +33,7 @@ mod model;
 mod moved;
 mod outputs;
 mod pausing;
+mod plan_gates;
 mod plan_json;
 mod postgres;
 mod powerdns;
