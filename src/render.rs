@@ -12,6 +12,8 @@ use fabrik_provider::Value;
 use crate::executor::{Outcome, Progress, Verb};
 use crate::plan::{Action, AttributeChange, Change, OutputChange, Plan, ReplaceOrder};
 
+mod list;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Painter {
     color: bool,
@@ -304,6 +306,11 @@ impl Painter {
                     self.red("-"),
                     value(before)
                 );
+            }
+            (Some(Value::Array(before)), Some(_))
+                if let Some(Value::Array(after)) = &attr.after =>
+            {
+                self.list_change(out, name, &force, before, after);
             }
             (Some(before), Some(after)) => {
                 let multi = matches!((before, &attr.after), (Value::String(a), Some(Value::String(b))) if a.contains('\n') || b.contains('\n'));

@@ -24,6 +24,7 @@ use crate::state::State;
 
 mod destroy;
 mod diff;
+pub mod elements;
 mod hidden;
 pub mod ignored;
 pub mod moved;

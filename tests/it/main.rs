@@ -35,6 +35,7 @@ mod outputs;
 mod pausing;
 mod plan_gates;
 mod plan_json;
+mod plan_lists;
 mod postgres;
 mod powerdns;
 mod refresh;

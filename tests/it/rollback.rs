@@ -326,7 +326,11 @@ fn rolling_back_an_update_restores_the_previous_content_and_the_previous_process
               + v2 broken
 
       ~ server (local.process)
-          ~ args = ["-m","http.server","[PORT]","--bind","127.0.0.1","--directory","site"] → ["-m","http.server","[PORT]","--bind","127.0.0.1","--directory","www-v2"]
+          ~ args:
+                … 5 unchanged
+                "--directory"
+              - "site"
+              + "www-v2"
           ~ env  = {"RELEASE":"v1"} → {"RELEASE":"v2"}
         gate: http http://127.0.0.1:[PORT]/ expects 200 with "release-ok", timeout 6s
 
