@@ -50,9 +50,7 @@ pub(super) fn plan_one(
         .resource_type(&resource.type_name)
         .expect("checked specs only name known types");
     let (mut inputs, problem) = desired(input, planned, i, selected[i]);
-    let mut problems = problem.map_or_else(Vec::new, |e| {
-        precheck::located(spec, registry, i, &inputs, &e)
-    });
+    let mut problems = precheck::judged(spec, registry, i, &inputs, problem.as_ref());
     // Ignored fields as recorded; a secret's record is its keyed hash, put in once masked.
     let prior = ignored::prior(resource, state.resources.get(&resource.name));
     if let Some(prior) = prior {
