@@ -315,16 +315,22 @@ impl Run<'_, '_> {
                 return;
             }
         };
-        for gate in gates {
+        for (i, gate) in gates.into_iter().enumerate() {
             self.exec.progress.flush();
             let started = Instant::now();
-            match gate.run(self.exec.interrupt) {
+            // What the spec names and the machine lacks (a program): pointed at in the spec.
+            let outcome = match gate.missing() {
+                Some(why) => Err((why, Some(format!("verify[{i}]")))),
+                None => gate.run(self.exec.interrupt).map_err(|why| (why, None)),
+            };
+            match outcome {
                 Ok(()) => self
                     .exec
                     .progress
                     .verified("stack", &gate.describe(), started.elapsed()),
-                Err(why) => {
+                Err((why, field)) => {
                     let message = format!("gate {} failed: {why}", gate.describe());
+                    let message = self.located(None, field.as_deref(), message);
                     self.exec.progress.failed("stack", "verify", &message);
                     self.failures.push(Failure::stack(Cause::Gate, message));
                     return;

@@ -30,6 +30,16 @@ pub fn planned(entry: &Expr, written: Option<&serde_json::Value>) -> String {
 }
 
 impl Gate {
+    /// What a `command` gate needs from the spec and does not find before any attempt (its
+    /// program, its `dir`): the message its run would fail with at once, so that the engine
+    /// can point at the entry that names it. `None` for every other kind.
+    pub fn missing(&self) -> Option<String> {
+        match &self.check {
+            Check::Command(c) => c.prepare().err(),
+            _ => None,
+        }
+    }
+
     fn expectation(&self) -> String {
         let mut line = self.describe();
         match &self.check {
