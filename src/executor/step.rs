@@ -668,52 +668,6 @@ impl Run<'_, '_> {
         })
     }
 
-    /// `message`, about the input `field` of resource `name` (a program not found), with where
-    /// the spec gives it: the field's value in `with:`, or the kind's value in the gate entry
-    /// `verify[N]` (the stack's own gates without a `name`). As it was when the field is none
-    /// of these.
-    pub(super) fn located(
-        &self,
-        name: Option<&str>,
-        field: Option<&str>,
-        message: String,
-    ) -> String {
-        let (Operation::Apply(spec), Some(field)) = (self.exec.operation, field) else {
-            return message;
-        };
-        let resource = name.and_then(|name| spec.resource(name));
-        if name.is_some() && resource.is_none() {
-            return message;
-        }
-        let gates = resource.map_or(&spec.verify, |r| &r.verify);
-        let gate = field
-            .strip_prefix("verify[")
-            .and_then(|rest| rest.strip_suffix(']'))
-            .and_then(|i| gates.get(i.parse::<usize>().ok()?));
-        let value = match gate.map(|entry| &entry.kind) {
-            Some(crate::spec::ExprKind::Map(keys)) => keys
-                .iter()
-                .find(|(key, _)| crate::verify::gate_options(&key.name).is_some())
-                .map(|(_, value)| value),
-            Some(_) => None,
-            None => resource.and_then(|r| {
-                r.with
-                    .iter()
-                    .find(|(key, _)| key.name == field)
-                    .map(|(_, value)| value)
-            }),
-        };
-        match value {
-            Some(value) if value.loc.is_known() => format!(
-                "{message}\n    --> {}:{}:{}",
-                spec.source.path.display(),
-                value.loc.line,
-                value.loc.column
-            ),
-            _ => message,
-        }
-    }
-
     /// Builds gates from spec entries against the state as it is now.
     pub(super) fn gates(
         &self,
