@@ -99,8 +99,8 @@ fn plan_json_lists_the_gates_of_each_change_and_of_the_stack() {
     assert!(!out.stdout.contains("token-value-1"), "{out}");
 }
 
-/// Gates run after changes to objects: a plan without any lists none, and a plan without gates
-/// keeps the JSON it always had (no `gates` key).
+/// Gates run after changes to objects: a plan that deletes or changes only fabrik's record
+/// lists none, and its JSON has no `gates` key.
 #[test]
 fn no_gates_are_listed_where_none_run() {
     let spec = r#"
@@ -149,6 +149,25 @@ fn no_gates_are_listed_where_none_run() {
         serde_json::from_str(&case.expect(["plan", "--json"], 0).stdout).expect("JSON");
     assert!(json.get("gates").is_none(), "{json:#}");
     assert!(json["changes"][0].get("gates").is_none(), "{json:#}");
+    case.expect(["apply", "--yes"], 0);
+    // `protect` is fabrik's record alone: no provider call, no gate.
+    case.set_spec(
+        r#"
+        stack: quiet
+        verify:
+          - command: ["true"]
+        resources:
+          kept:
+            type: local.file
+            with: { path: kept.txt, content: "kept\n" }
+            protect: true
+            verify:
+              - command: ["test", "-f", "${kept.path}"]
+        "#,
+    );
+    let out = case.expect(["plan"], 0);
+    assert!(out.stdout.contains("~ kept"), "{out}");
+    assert!(!out.stdout.contains("gate"), "{out}");
 }
 
 /// What the plan lists is bound: a saved plan whose gate changed since is refused.
