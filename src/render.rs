@@ -12,6 +12,8 @@ use fabrik_provider::Value;
 use crate::executor::{Outcome, Progress, Verb};
 use crate::plan::{Action, AttributeChange, Change, OutputChange, Plan, ReplaceOrder};
 
+mod list;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Painter {
     color: bool,
@@ -118,6 +120,15 @@ impl Painter {
         if !plan.outputs.is_empty() {
             self.outputs(&mut out, &plan.outputs);
         }
+        if !plan.gates.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}",
+                self.bold("Stack gates, once every change is made:")
+            );
+            self.gates(&mut out, &plan.gates);
+            out.push('\n');
+        }
         let s = plan.summary;
         let adopt = if adopting {
             format!("{} to adopt, ", s.adopt)
@@ -170,7 +181,15 @@ impl Painter {
                 self.attribute(out, attr, width);
             }
         }
+        self.gates(out, &change.gates);
         out.push('\n');
+    }
+
+    /// The gates that run after a change, under it, as the apply's progress will name them.
+    fn gates(&self, out: &mut String, gates: &[String]) {
+        for gate in gates {
+            let _ = writeln!(out, "    {} {gate}", self.dim("gate:"));
+        }
     }
 
     /// An object the apply pauses while what it watches changes, after the resources.
@@ -287,6 +306,11 @@ impl Painter {
                     self.red("-"),
                     value(before)
                 );
+            }
+            (Some(Value::Array(before)), Some(_))
+                if let Some(Value::Array(after)) = &attr.after =>
+            {
+                self.list_change(out, name, &force, before, after);
             }
             (Some(before), Some(after)) => {
                 let multi = matches!((before, &attr.after), (Value::String(a), Some(Value::String(b))) if a.contains('\n') || b.contains('\n'));

@@ -77,6 +77,7 @@ pub fn spec_schema(registry: &Registry) -> Value {
 /// A value of `kind`, or a reference standing for one.
 fn field_schema(field: &Field) -> Value {
     let mut schema = match field.kind {
+        FieldKind::String if !field.one_of.is_empty() => one_of(field.one_of),
         FieldKind::String => json!({ "type": "string" }),
         FieldKind::Duration => json!({ "$ref": "#/$defs/duration" }),
         FieldKind::Integer => or_reference(json!({ "type": "integer" })),
@@ -96,6 +97,31 @@ fn field_schema(field: &Field) -> Value {
         schema["description"] = Value::String(description);
     }
     schema
+}
+
+/// A field with a list of values: the values as the provider spells them (what an editor
+/// offers), the same in any case with blanks around (what `validate` takes, `Field::allows`),
+/// or a reference.
+fn one_of(values: &[&str]) -> Value {
+    let any_case: Vec<String> = values
+        .iter()
+        .map(|v| {
+            v.chars()
+                .map(|c| match (c.to_ascii_lowercase(), c.to_ascii_uppercase()) {
+                    (l, u) if l != u => format!("[{u}{l}]"),
+                    _ if ".*+?()[]{}|^$\\/".contains(c) => format!("\\{c}"),
+                    _ => c.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    json!({
+        "anyOf": [
+            { "enum": values },
+            { "type": "string", "pattern": format!("^\\s*(?:{})\\s*$", any_case.join("|")) },
+            { "$ref": "#/$defs/reference" }
+        ]
+    })
 }
 
 fn described(mut schema: Value, description: &str) -> Value {

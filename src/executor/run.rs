@@ -299,6 +299,52 @@ impl Run<'_, '_> {
         id
     }
 
+    /// `message`, about the input `field` of resource `name` (a program not found), with where
+    /// the spec gives it: the field's value in `with:`, or the kind's value in the gate entry
+    /// `verify[N]` (the stack's own gates without a `name`). As it was when the field is none
+    /// of these.
+    pub(super) fn located(
+        &self,
+        name: Option<&str>,
+        field: Option<&str>,
+        message: String,
+    ) -> String {
+        let (Operation::Apply(spec), Some(field)) = (self.exec.operation, field) else {
+            return message;
+        };
+        let resource = name.and_then(|name| spec.resource(name));
+        if name.is_some() && resource.is_none() {
+            return message;
+        }
+        let gates = resource.map_or(&spec.verify, |r| &r.verify);
+        let gate = field
+            .strip_prefix("verify[")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .and_then(|i| gates.get(i.parse::<usize>().ok()?));
+        let value = match gate.map(|entry| &entry.kind) {
+            Some(crate::spec::ExprKind::Map(keys)) => keys
+                .iter()
+                .find(|(key, _)| crate::verify::gate_options(&key.name).is_some())
+                .map(|(_, value)| value),
+            Some(_) => None,
+            None => resource.and_then(|r| {
+                r.with
+                    .iter()
+                    .find(|(key, _)| key.name == field)
+                    .map(|(_, value)| value)
+            }),
+        };
+        match value {
+            Some(value) if value.loc.is_known() => format!(
+                "{message}\n    --> {}:{}:{}",
+                spec.source.path.display(),
+                value.loc.line,
+                value.loc.column
+            ),
+            _ => message,
+        }
+    }
+
     /// The stack's own gates, after every change is in; a failure stops the run like any other.
     fn stack_gates(&mut self) {
         let Operation::Apply(spec) = self.exec.operation else {
@@ -315,16 +361,22 @@ impl Run<'_, '_> {
                 return;
             }
         };
-        for gate in gates {
+        for (i, gate) in gates.into_iter().enumerate() {
             self.exec.progress.flush();
             let started = Instant::now();
-            match gate.run(self.exec.interrupt) {
+            // What the spec names and the machine lacks (a program): pointed at in the spec.
+            let outcome = match gate.missing() {
+                Some(why) => Err((why, Some(format!("verify[{i}]")))),
+                None => gate.run(self.exec.interrupt).map_err(|why| (why, None)),
+            };
+            match outcome {
                 Ok(()) => self
                     .exec
                     .progress
                     .verified("stack", &gate.describe(), started.elapsed()),
-                Err(why) => {
+                Err((why, field)) => {
                     let message = format!("gate {} failed: {why}", gate.describe());
+                    let message = self.located(None, field.as_deref(), message);
                     self.exec.progress.failed("stack", "verify", &message);
                     self.failures.push(Failure::stack(Cause::Gate, message));
                     return;

@@ -443,7 +443,8 @@ impl Run<'_, '_> {
                     Next::Release(report.slot)
                 }
                 Err(e) => {
-                    self.failed(change, Failure::of(&change.name, Cause::Gate, e.message));
+                    let message = self.located(Some(&change.name), e.field.as_deref(), e.message);
+                    self.failed(change, Failure::of(&change.name, Cause::Gate, message));
                     Next::Stop
                 }
             };
@@ -470,6 +471,8 @@ impl Run<'_, '_> {
             Err(e) => {
                 let message = if e.kind == ErrorKind::Transient && !e.retried {
                     format!("{e} (still failing after {RETRIES} attempts)")
+                } else if e.kind == ErrorKind::InvalidInput {
+                    self.located(Some(&name), e.field.as_deref(), e.to_string())
                 } else {
                     e.to_string()
                 };

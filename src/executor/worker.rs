@@ -178,13 +178,19 @@ fn verify(
     gates: &[crate::verify::Gate],
     interrupt: &AtomicBool,
 ) -> Result<Option<Applied>, fabrik_provider::Error> {
-    for gate in gates {
-        gate.run(interrupt).map_err(|why| {
+    for (i, gate) in gates.iter().enumerate() {
+        let failed = |why: String| {
             fabrik_provider::Error::new(
                 ErrorKind::Fatal,
                 format!("gate {} failed: {why}", gate.describe()),
             )
-        })?;
+        };
+        // What the spec names and the machine lacks (a program): the failure points at the
+        // entry (`Run::located`).
+        if let Some(why) = gate.missing() {
+            return Err(failed(why).with_field(format!("verify[{i}]")));
+        }
+        gate.run(interrupt).map_err(failed)?;
     }
     Ok(None)
 }

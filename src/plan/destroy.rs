@@ -72,6 +72,7 @@ pub fn destroy_plan(state: &State, targets: &[String]) -> Result<Plan, Error> {
         changes,
         outputs,
         pauses: Vec::new(),
+        gates: Vec::new(),
         resolved: Default::default(),
         partial: Default::default(),
         real_outputs: Default::default(),

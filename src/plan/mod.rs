@@ -24,6 +24,7 @@ use crate::state::State;
 
 mod destroy;
 mod diff;
+pub mod elements;
 mod hidden;
 pub mod ignored;
 pub mod moved;
@@ -43,7 +44,7 @@ pub use resource::desired_inputs;
 
 use destroy::deletes;
 use hidden::real_outputs;
-use resource::{Planned, plan_one, written_gates};
+use resource::{Planned, plan_one, runs_gates, shown_gates, written_gates};
 use select::select;
 
 pub const PLAN_FORMAT: &str = "fabrik-plan";
@@ -115,6 +116,10 @@ pub struct Change {
     pub attributes: Vec<AttributeChange>,
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// The gates that run once the change is made, one line each as the plan shows them
+    /// (`verify::planned`); none for a delete or a change to fabrik's record alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<String>,
 }
 
 impl Change {
@@ -133,6 +138,7 @@ impl Change {
             takes_over: None,
             attributes: Vec::new(),
             depends_on: Vec::new(),
+            gates: Vec::new(),
         }
     }
 
@@ -198,6 +204,10 @@ pub struct Plan {
     /// Objects paused while the changes they watch run ([`pauses`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pauses: Vec<Pause>,
+    /// The stack's own gates (`verify:` at the top of the spec), one line each: they run once
+    /// every change is made, when the plan changes some object.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<String>,
     pub summary: Summary,
     /// The inputs each created, updated or replaced resource resolved to while planning (in
     /// the provider's normal form, secrets in), where every one was known: applying the plan
@@ -341,6 +351,12 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
     let summary = summarize(&changes);
     let pauses = pauses::pauses(input, &changes);
     let stack_gates = written_gates(input, &planned, &spec.verify);
+    // They run once some object changed: not after deletes or record-only changes alone.
+    let shown_stack_gates = if changes.iter().any(|c| runs_gates(c) && !c.reverify) {
+        shown_gates(&spec.verify, &stack_gates)
+    } else {
+        Vec::new()
+    };
     let (output_changes, bound_outputs) = outputs::planned(input, &planned);
     // The known part of what new objects with inputs not all known yet ask for: enough to
     // look at what is in their place (a file's path known before its content).
@@ -433,6 +449,7 @@ pub fn plan(input: &Input<'_>) -> Result<Plan, Error> {
         changes,
         outputs: output_changes,
         pauses,
+        gates: shown_stack_gates,
         summary,
         resolved,
         partial,

@@ -64,9 +64,7 @@ pub fn problems(spec: &Spec, graph: &Graph, registry: &Registry) -> Vec<Diagnost
             let Some((inputs, problem)) = one else {
                 continue;
             };
-            if let Some(error) = problem {
-                problems.extend(located(spec, registry, i, &inputs, &error));
-            }
+            problems.extend(judged(spec, registry, i, &inputs, problem.as_ref()));
             planned[i] = Some((inputs, false));
         }
     }
@@ -147,6 +145,77 @@ pub(super) fn located(
         found.push(at(resource.type_loc, error));
     }
     found
+}
+
+/// The most values a message lists; a longer list is for the schema.
+const LISTED: usize = 12;
+
+/// Everything wrong with resource `i`'s known inputs: the provider's `error` ([`located`]) and
+/// the values outside their field's list ([`Field::one_of`](fabrik_provider::Field)). Where
+/// the provider refuses such a value too, its message stays and gains "did you mean";
+/// elsewhere the list's own message says what the field takes.
+pub(super) fn judged(
+    spec: &Spec,
+    registry: &Registry,
+    i: usize,
+    inputs: &Inputs,
+    error: Option<&fabrik_provider::Error>,
+) -> Vec<Diagnostic> {
+    let mut found = error.map_or_else(Vec::new, |e| located(spec, registry, i, inputs, e));
+    let resource: &Resource = &spec.resources[i];
+    let Some(ty) = registry.resource_type(&resource.type_name) else {
+        return found;
+    };
+    for (key, expr) in &resource.with {
+        let Some(field) = ty.field(&key.name) else {
+            continue;
+        };
+        let Some(Some(Value::String(value))) = inputs.get(&key.name) else {
+            continue;
+        };
+        if field.allows(value) {
+            continue;
+        }
+        let suggestion = suggestion(field.one_of, value);
+        match found.iter_mut().find(|d| d.loc == expr.loc) {
+            Some(d) => {
+                if d.help.is_none() {
+                    d.help = suggestion;
+                }
+            }
+            None => {
+                let what = format!("`{}` ({}): `{}`", resource.name, ty.name, field.name);
+                let message = if field.one_of.len() > LISTED {
+                    format!(
+                        "{what} {value:?} is not one of the {} values it takes (`fabrik schema` lists them)",
+                        field.one_of.len()
+                    )
+                } else {
+                    format!(
+                        "{what} must be one of {}, not {value:?}",
+                        field.one_of.join(", ")
+                    )
+                };
+                let d = Diagnostic::new(expr.loc, message);
+                found.push(match suggestion {
+                    Some(help) => d.help(help),
+                    None => d,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// "did you mean `AAAA`?" for a value close to one of `values`, in either case.
+fn suggestion(values: &[&str], wrong: &str) -> Option<String> {
+    let lower: Vec<String> = values.iter().map(|v| v.to_ascii_lowercase()).collect();
+    let best = crate::source::closest(
+        &wrong.trim().to_ascii_lowercase(),
+        lower.iter().map(String::as_str),
+    )?;
+    let at = lower.iter().position(|v| v == best)?;
+    Some(format!("did you mean `{}`?", values[at]))
 }
 
 fn provider_of<'r>(

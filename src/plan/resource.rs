@@ -50,9 +50,7 @@ pub(super) fn plan_one(
         .resource_type(&resource.type_name)
         .expect("checked specs only name known types");
     let (mut inputs, problem) = desired(input, planned, i, selected[i]);
-    let mut problems = problem.map_or_else(Vec::new, |e| {
-        precheck::located(spec, registry, i, &inputs, &e)
-    });
+    let mut problems = precheck::judged(spec, registry, i, &inputs, problem.as_ref());
     // Ignored fields as recorded; a secret's record is its keyed hash, put in once masked.
     let prior = ignored::prior(resource, state.resources.get(&resource.name));
     if let Some(prior) = prior {
@@ -124,6 +122,9 @@ pub(super) fn plan_one(
             c.action = Action::Adopt;
             c.reason = Some("found after an interrupted run".to_string());
         }
+        if runs_gates(&c) {
+            c.gates = own_gates(input, planned, i, &inputs);
+        }
         c
     });
     // A change to fabrik's record only leaves the object, and so its outputs, as they are.
@@ -168,14 +169,69 @@ pub(super) fn written_gates(
     gates.iter().map(|g| written(input, planned, g)).collect()
 }
 
+/// Whether the apply runs a resource's gates after `change`: after every call that makes or
+/// changes its object (and when only they run), never after a change to fabrik's record alone.
+pub(super) fn runs_gates(change: &Change) -> bool {
+    matches!(
+        change.action,
+        Action::Create | Action::Update | Action::Replace
+    ) && !change.state_only
+}
+
+/// Resource `i`'s gates as the plan lists them: its own inputs (`${web.path}` in its gates)
+/// put in too, since they are known before its gates run.
+fn own_gates(
+    input: &Input<'_>,
+    planned: &[Option<(Inputs, bool)>],
+    i: usize,
+    inputs: &Inputs,
+) -> Vec<String> {
+    let resource = &input.spec.resources[i];
+    let own = |r: &Reference| match r {
+        Reference::Resource { name, attr } if *name == resource.name => match inputs.get(attr) {
+            Some(v) => v.clone(),
+            None => lookup(input, planned, r),
+        },
+        _ => lookup(input, planned, r),
+    };
+    let written: Vec<Value> = resource
+        .verify
+        .iter()
+        .map(|g| written_with(input, g, &own))
+        .collect();
+    shown_gates(&resource.verify, &written)
+}
+
+/// The gates as the plan lists them, from the entries as written and their [`written_gates`]:
+/// one with a secret in it is named by its kind alone.
+pub(super) fn shown_gates(entries: &[crate::spec::Expr], written: &[Value]) -> Vec<String> {
+    entries
+        .iter()
+        .zip(written)
+        .map(|(entry, value)| {
+            let known = (!crate::secrets::is_masked(value)).then_some(value);
+            crate::verify::planned(entry, known)
+        })
+        .collect()
+}
+
 /// [`resolve::eval_written`] during planning, replaced by its keyed hash where a secret is in it.
 fn written(
     input: &Input<'_>,
     planned: &[Option<(Inputs, bool)>],
     expr: &crate::spec::Expr,
 ) -> Value {
+    written_with(input, expr, &|r| lookup(input, planned, r))
+}
+
+/// [`written`], references answered by `lookup`.
+fn written_with(
+    input: &Input<'_>,
+    expr: &crate::spec::Expr,
+    lookup: &dyn Fn(&Reference) -> Option<Value>,
+) -> Value {
     let Input { spec, secrets, .. } = *input;
-    let value = resolve::eval_written(expr, &|r| lookup(input, planned, r));
+    let value = resolve::eval_written(expr, lookup);
     let mut refs = Vec::new();
     expr.references(&mut refs);
     let secret = refs.iter().any(|(r, _)| match r {

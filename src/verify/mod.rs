@@ -45,6 +45,7 @@ mod entry;
 mod http;
 mod node;
 mod parse;
+mod planned;
 mod tcp;
 mod tls;
 pub(crate) mod trust;
@@ -66,6 +67,8 @@ use crate::source::Diagnostic;
 use crate::spec::Expr;
 
 use entry::Kind;
+
+pub use planned::planned;
 
 /// The options a gate of kind `kind` (`http`, `tls`, …) takes besides its kind key, for the
 /// spec's JSON Schema (`crate::schema`); `None` for a name that is no kind.

@@ -2513,3 +2513,85 @@ fn bad_coolify_service_variables_and_domains_are_located_errors() {
     3 errors in fabrik.yaml
     "#);
 }
+
+/// A value outside its field's list (`Field::one_of`) is refused where it is written, with the
+/// closest value when there is one: in the list's own words where the provider takes any value
+/// (a PowerDNS record type, an Uptime Kuma method), the provider's words otherwise; the list
+/// is matched in any case.
+#[test]
+fn values_outside_a_fields_list_are_located_with_the_closest_one() {
+    let case = Case::new().spec(
+        r#"
+        stack: lists
+        providers:
+          powerdns: { url: "http://127.0.0.1:9", api_key: k }
+          cloudflare: { token: t }
+          coolify: { url: "https://coolify.example", token: t }
+          uptimekuma: { url: "http://127.0.0.1:9", username: admin, password: "p" }
+        resources:
+          zone:
+            type: powerdns.zone
+            with: { name: example.com, kind: primary }
+          www:
+            type: powerdns.record
+            with: { zone: example.com, name: www, type: AAA, records: ["::1"] }
+          mail:
+            type: powerdns.record
+            with: { zone: example.com, name: mail, type: mx, records: ["10 mx.example.com."] }
+          edge:
+            type: cloudflare.record
+            with: { zone: example.com, name: edge, type: CNAM, content: www.example.com }
+          db:
+            type: coolify.database
+            with: { engine: postgress, project: p, server: s, password: x }
+          ping:
+            type: uptimekuma.monitor
+            with: { name: api, type: htp, url: "http://api.example" }
+          post:
+            type: uptimekuma.monitor
+            with: { name: api, type: http, url: "http://api.example", method: PSOT }
+        "#,
+    );
+    fabrik_snapshot!(case, refused(&case), @r#"
+    exit code: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: `www` (powerdns.record): `type` "AAA" is not one of the 53 values it takes (`fabrik schema` lists them)
+       --> fabrik.yaml:13:49
+       |
+    13 |     with: { zone: example.com, name: www, type: AAA, records: ["::1"] }
+       |                                                 ^^^
+       = help: did you mean `AAAA`?
+
+    error: `edge` (cloudflare.record): `type` "CNAM" is not supported: cloudflare.record manages A, AAAA, CNAME, MX, NS, PTR, TXT records
+       --> fabrik.yaml:19:50
+       |
+    19 |     with: { zone: example.com, name: edge, type: CNAM, content: www.example.com }
+       |                                                  ^^^^
+       = help: did you mean `CNAME`?
+
+    error: `db` (coolify.database): `engine` must be one of postgresql, mysql, mariadb, redis, keydb, dragonfly, mongodb, clickhouse, not "postgress"
+       --> fabrik.yaml:22:21
+       |
+    22 |     with: { engine: postgress, project: p, server: s, password: x }
+       |                     ^^^^^^^^^
+       = help: did you mean `postgres`?
+
+    error: `ping` (uptimekuma.monitor): `type` "htp" is not a monitor type fabrik manages; use one of http, keyword, json-query, port, dns, ping, push
+       --> fabrik.yaml:25:30
+       |
+    25 |     with: { name: api, type: htp, url: "http://api.example" }
+       |                              ^^^
+       = help: did you mean `http`?
+
+    error: `post` (uptimekuma.monitor): `method` must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, not "PSOT"
+       --> fabrik.yaml:28:71
+       |
+    28 |     with: { name: api, type: http, url: "http://api.example", method: PSOT }
+       |                                                                       ^^^^
+       = help: did you mean `POST`?
+
+    5 errors in fabrik.yaml
+    "#);
+}

@@ -255,6 +255,59 @@ fn every_command_takes_the_spec_as_spec_or_as_the_spec_option() {
     ");
 }
 
+/// A `command` gate naming a program that is not there fails at once, pointing at the entry's
+/// `command:` (its kind key need not come first).
+#[test]
+fn a_gate_program_not_on_path_points_at_its_command() {
+    let case = Case::new().spec(
+        r#"
+        stack: typo
+        resources:
+          page:
+            type: local.file
+            with: { path: page.txt, content: "hello\n" }
+            verify:
+              - timeout: 5s
+                command: ["chekc-page", "${page.path}"]
+        "#,
+    );
+    let apply = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, apply.code_and_stderr(), @r#"
+    exit code: 3
+    ----- stderr -----
+    error: apply failed:
+      page: gate command chekc-page page.txt failed: the program `chekc-page` is not on the PATH
+        --> fabrik.yaml:8:18
+    every change was rolled back; the stack is as it was before this run
+    "#);
+    assert!(!case.exists("page.txt"), "rolled back");
+}
+
+/// The stack's own gates are pointed at the same way.
+#[test]
+fn a_stack_gate_program_not_on_path_points_at_its_command() {
+    let case = Case::new().spec(
+        r#"
+        stack: typo
+        verify:
+          - command: [chekc-site]
+        resources:
+          page:
+            type: local.file
+            with: { path: page.txt, content: "hello\n" }
+        "#,
+    );
+    let apply = case.run(["apply", "--yes"]);
+    fabrik_snapshot!(case, apply.code_and_stderr(), @r#"
+    exit code: 3
+    ----- stderr -----
+    error: apply failed:
+      stack: gate command chekc-site failed: the program `chekc-site` is not on the PATH
+        --> fabrik.yaml:3:14
+    every change was rolled back; the stack is as it was before this run
+    "#);
+}
+
 #[test]
 fn a_mistyped_program_is_named_as_not_found_on_path() {
     let case = Case::new().spec(
@@ -266,23 +319,25 @@ resources:
 ",
     );
     let apply = case.run(["apply", "--yes"]);
-    fabrik_snapshot!(case, apply, @"
+    fabrik_snapshot!(case, apply, @r#"
     exit code: 3
     ----- stdout -----
     fabrik will make these changes to stack `typo`:
 
       + svc (local.process)
-          + command = \"srever\"
-          + args    = [\"--port\",\"8000\"]
+          + command = "srever"
+          + args    = ["--port","8000"]
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
       ✗ svc (local.process): failed: program `srever` not found on PATH
+        --> fabrik.yaml:5:22
     Rolling back the changes this run made…
 
     ----- stderr -----
     error: apply failed:
       svc: program `srever` not found on PATH
+        --> fabrik.yaml:5:22
     every change was rolled back; the stack is as it was before this run
-    ");
+    "#);
 }

@@ -213,6 +213,7 @@ fn a_bad_release_fails_its_gate_and_the_previous_one_is_deployed_again() {
 
       ~ api (coolify.application)
           ~ image = "ghcr.io/acme/shop-api:1.0" → "ghcr.io/acme/shop-api:bad-2"
+        gate: http [HEALTH]/api/health expects 200, timeout 2s
 
     Plan: 0 to add, 1 to change, 0 to destroy.
 
@@ -262,6 +263,7 @@ fn a_release_whose_deployment_fails_leaves_nothing_behind() {
           + domains        = ["[HEALTH]/api"]
           + env            = (sensitive)
           + deploy_timeout = "30s"
+        gate: http [HEALTH]/api/health expects 200, timeout 2s
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
@@ -328,7 +330,7 @@ fn a_run_killed_while_it_waits_for_a_deployment_is_followed_by_one_that_converge
     let out = case.run(["apply", "--yes"]);
     // The application the killed run made is found by its marker and adopted.
     case.redact(&uuid, "UUID");
-    fabrik_snapshot!(case, out, @"
+    fabrik_snapshot!(case, out, @r"
     exit code: 0
     ----- stdout -----
     Recovered from an interrupted run:
@@ -337,6 +339,7 @@ fn a_run_killed_while_it_waits_for_a_deployment_is_followed_by_one_that_converge
     fabrik will make these changes to stack `shop-crash`:
 
       ~ api (coolify.application)  # its gates have not passed since its last change
+        gate: http [HEALTH]/api/health expects 200, timeout 2s
 
     Plan: 0 to add, 1 to change, 0 to destroy.
 
@@ -402,6 +405,7 @@ fn a_run_killed_before_its_deploy_is_followed_by_one_that_deploys() {
       ~ api (coolify.application)  # changed outside fabrik
           ~ image = "ghcr.io/acme/shop-api:1.0 (never deployed)" → "ghcr.io/acme/shop-api:1.0"
           ~ env  : (sensitive value changed)
+        gate: http [HEALTH]/api/health expects 200, timeout 2s
 
     Plan: 0 to add, 1 to change, 0 to destroy.
 
@@ -455,6 +459,7 @@ fn a_new_application_whose_gate_fails_is_deleted_again() {
           + domains        = ["[HEALTH]/api"]
           + env            = (sensitive)
           + deploy_timeout = "30s"
+        gate: http [HEALTH]/api/health expects 200, timeout 2s
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
@@ -508,6 +513,7 @@ fn a_domain_held_elsewhere_is_reported_with_its_holder() {
           + domains        = ["[HEALTH]/api"]
           + env            = (sensitive)
           + deploy_timeout = "30s"
+        gate: http [HEALTH]/api/health expects 200, timeout 2s
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 

@@ -179,6 +179,10 @@ fn command_gates_pass_with_env_dir_and_references() {
       + page (local.file)
           + path    = "site/index.html"
           + content = "hello gate"
+        gate: command ./page-says.sh site/index.html "hello gate", timeout 5s
+
+    Stack gates, once every change is made:
+        gate: command grep -q hello ${page.abs_path}, timeout 5s
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
@@ -214,6 +218,10 @@ fn a_failed_command_gate_rolls_back_and_shows_the_exit_code_and_the_output() {
       + page (local.file)
           + path    = "site/index.html"
           + content = "hello gate"
+        gate: command ./smoke.sh --url http://127.0.0.1/site/index.html, timeout 2s
+
+    Stack gates, once every change is made:
+        gate: command grep -q hello ${page.abs_path}, timeout 5s
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 

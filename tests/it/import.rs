@@ -106,7 +106,9 @@ fn an_rrset_in_the_way_is_imported_as_the_error_says_then_planned_applied_and_de
     fabrik will make these changes to stack `dns-import`:
 
       ~ www (powerdns.record)
-          ~ records = ["198.51.100.1"] → ["192.0.2.10"]
+          ~ records:
+              - "198.51.100.1"
+              + "192.0.2.10"
           ~ ttl     = 60 → 300
 
     Plan: 0 to add, 1 to change, 0 to destroy.

@@ -47,6 +47,9 @@
 //! the fake, that every one runs, that a refresh then plans nothing, and that the secret is in
 //! no output and no file of the state.
 //!
+//! A saved plan's `show --json` must list, under each change that calls its provider, the
+//! resource's gates (none elsewhere), and the stack's gate when such a change is planned.
+//!
 //! Specs also declare stack outputs (`o1`..`o3`, each a file's `path` or `size`); after every
 //! step `fabrik output --json` must give what the last successful apply worked out from the
 //! resources the state records.
@@ -2692,17 +2695,41 @@ impl<'c> Runner<'c> {
             )
         })?;
         let mut shown: BTreeMap<String, String> = BTreeMap::new();
+        let mut wrong = Vec::new();
+        let mut calls = false;
         for change in plan["changes"].as_array().into_iter().flatten() {
             if let (Some(name), Some(action)) = (change["name"].as_str(), change["action"].as_str())
             {
                 shown.insert(name.to_string(), action.to_string());
+                // The gates listed are those that run after the change: its resource's, after
+                // a call to its provider only.
+                let calls_provider = matches!(action, "create" | "update" | "replace")
+                    && change["state_only"] != true;
+                calls |= calls_provider && change["reverify"] != true;
+                let listed = change["gates"].as_array().map_or(0, Vec::len);
+                let gates = spec.res.get(name).map_or(0, |r| {
+                    usize::from(matches!(r.body, Body::Proc(Proc::Http(_))))
+                        + usize::from(r.failing_gate)
+                });
+                let expected = if calls_provider { gates } else { 0 };
+                if listed != expected {
+                    wrong.push(format!(
+                        "`{name}` ({action}) lists {listed} gates, expected {expected}"
+                    ));
+                }
             }
+        }
+        let listed = plan["gates"].as_array().map_or(0, Vec::len);
+        let expected = usize::from(spec.failing_gate && calls);
+        if listed != expected {
+            wrong.push(format!(
+                "the plan lists {listed} stack gates, expected {expected}"
+            ));
         }
         let new = resolve(spec);
         let old = &self.world.applied;
         let unknown = self.known_after_apply(spec, &new);
         let names: BTreeSet<Name> = old.keys().chain(new.keys()).copied().collect();
-        let mut wrong = Vec::new();
         for n in names {
             let got = shown.get(n).map_or("no_op", String::as_str);
             let allowed: &[&str] = match (old.get(n), new.get(n)) {

@@ -158,6 +158,7 @@ fn a_monitor_is_paused_while_its_service_changes_and_resumed_once_its_gates_pass
 
       ~ web (local.file)
           ~ content = "v1" → "v2"
+        gate: http http://127.0.0.1:[GATE]/health expects 200, timeout 1s
 
       ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
 
@@ -181,6 +182,7 @@ fn a_monitor_is_paused_while_its_service_changes_and_resumed_once_its_gates_pass
 
       ~ web (local.file)
           ~ content = "v1" → "v2"
+        gate: http http://127.0.0.1:[GATE]/health expects 200, timeout 1s
 
       ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
 
@@ -233,6 +235,7 @@ fn a_failed_gate_rolls_back_and_resumes_the_monitor() {
 
       ~ web (local.file)
           ~ content = "v1" → "v2"
+        gate: http http://127.0.0.1:[GATE]/health expects 200, timeout 1s
 
       ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
 
@@ -320,6 +323,7 @@ fn a_run_killed_while_a_monitor_is_paused_is_healed_by_the_next_apply() {
     fabrik will make these changes to stack `pause-killed`:
 
       ~ web (local.file)  # its gates have not passed since its last change
+        gate: http http://127.0.0.1:[GATE]/health expects 200, timeout 1m
 
     Plan: 0 to add, 1 to change, 0 to destroy.
 
@@ -541,6 +545,7 @@ fn a_monitor_that_cannot_be_paused_holds_the_change_back() {
 
       ~ web (local.file)
           ~ content = "v1" → "v2"
+        gate: http http://127.0.0.1:[GATE]/health expects 200, timeout 1s
 
       ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
 

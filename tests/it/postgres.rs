@@ -884,6 +884,7 @@ fn the_server_stopping_mid_apply_stops_the_run_and_the_next_one_converges() {
           + content = <<EOT
               hello
             EOT
+        gate: tcp 127.0.0.1:[GATE-PORT], timeout 1m
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 

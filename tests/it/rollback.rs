@@ -326,8 +326,13 @@ fn rolling_back_an_update_restores_the_previous_content_and_the_previous_process
               + v2 broken
 
       ~ server (local.process)
-          ~ args = ["-m","http.server","[PORT]","--bind","127.0.0.1","--directory","site"] → ["-m","http.server","[PORT]","--bind","127.0.0.1","--directory","www-v2"]
+          ~ args:
+                … 5 unchanged
+                "--directory"
+              - "site"
+              + "www-v2"
           ~ env  = {"RELEASE":"v1"} → {"RELEASE":"v2"}
+        gate: http http://127.0.0.1:[PORT]/ expects 200 with "release-ok", timeout 6s
 
     Plan: 0 to add, 2 to change, 0 to destroy.
 
@@ -618,6 +623,7 @@ fn sigterm_while_a_gate_waits_rolls_back_and_says_the_run_was_interrupted() {
           + command      = "sleep"
           + args         = ["300"]
           + stop_timeout = 1
+        gate: tcp 127.0.0.1:[PORT], timeout 30s
 
       + after (local.file)
           + path    = "out/after.txt"
@@ -889,6 +895,7 @@ fn no_rollback_after_a_failed_gate_does_not_count_the_change_as_done() {
           + content = <<EOT
               v2
             EOT
+        gate: tcp 127.0.0.1:[CLOSED-PORT], timeout 1s
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
@@ -978,6 +985,7 @@ fn deletes_wait_for_the_gates_so_a_failed_apply_keeps_what_the_spec_dropped() {
           + content = <<EOT
               fresh
             EOT
+        gate: tcp 127.0.0.1:[CLOSED-PORT], timeout 1s
 
       - old-worker (local.process)
 
@@ -1070,6 +1078,9 @@ fn a_failing_stack_gate_rolls_back_the_whole_apply() {
           + command      = "sleep"
           + args         = ["300"]
           + stop_timeout = 1
+
+    Stack gates, once every change is made:
+        gate: tcp 127.0.0.1:[CLOSED-PORT], timeout 1s
 
     Plan: 1 to add, 1 to change, 0 to destroy.
 

@@ -132,6 +132,9 @@ resources:
     for_each: "${var.NAMES}"
     with: { path: "out/${each.key}.txt", content: "${each.key}" }
     depends_on: page
+  zone:
+    type: powerdns.zone
+    with: { name: example.com, kind: " native " }
   web:
     type: local.process
     with: { command: python3, args: ["-m", "http.server"], stop_timeout: "${var.PORT}" }
@@ -208,6 +211,7 @@ fn bad_specs_are_refused_by_the_schema_and_by_validate() {
         ("output without a value", "stack: s\noutputs: { URL: { description: x } }\n".to_string()),
         ("moved entry without `to`", "stack: s\nmoved: [{ from: a }]\n".to_string()),
         ("backend of an unknown kind", "stack: s\nbackend: { mysql: { url: x } }\n".to_string()),
+        ("value outside a field's list", "stack: s\nproviders: { powerdns: { url: x, api_key: y } }\nresources:\n  r: { type: powerdns.record, with: { zone: example.com, name: www, type: AXFR, records: [a] } }\n".to_string()),
     ];
     let validator = validator();
     for (what, spec) in bad {

@@ -112,6 +112,7 @@ fn a_rolled_back_handover_gives_the_file_back_to_its_owner() {
       + b (local.file)  # takes over [TEMP]/p1.txt from `a`
           + path    = "p1.txt"
           + content = "B"
+        gate: tcp 127.0.0.1:1, timeout 200ms
 
     Plan: 2 to add, 0 to change, 1 to destroy.
 
@@ -296,6 +297,7 @@ fn a_rolled_back_adoption_restores_the_users_file_byte_for_byte() {
           + path    = "pre.txt"
           + content = "mine"
           + mode    = "0644"
+        gate: tcp 127.0.0.1:1, timeout 200ms
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
@@ -341,6 +343,7 @@ fn a_rolled_back_update_restores_the_file_byte_for_byte() {
 
       ~ a (local.file)
           ~ content = "one" → "two"
+        gate: tcp 127.0.0.1:1, timeout 200ms
 
     Plan: 0 to add, 1 to change, 0 to destroy.
 
@@ -607,6 +610,7 @@ fn gates_answered_by_another_program_do_not_count_once_the_process_is_gone() {
       + web (local.process)
           + command = "sh"
           + args    = ["-c","sleep 0.3; exit 1"]
+        gate: tcp 127.0.0.1:[PORT], timeout 8s
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
@@ -854,6 +858,9 @@ fn a_rolled_back_run_leaves_fabriks_records_as_they_were() {
 
       ~ b (local.file)
           ~ content = "B" → "B2"
+
+    Stack gates, once every change is made:
+        gate: tcp 127.0.0.1:1, timeout 200ms
 
     Plan: 0 to add, 2 to change, 0 to destroy.
 

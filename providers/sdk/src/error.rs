@@ -45,7 +45,8 @@ pub struct Error {
     pub message: String,
     /// The field of the request the server refused, in the API's own words, where its answer
     /// names one (Coolify's `errors: {field: [...]}`), so that a provider decides on the field
-    /// instead of on the wording of the message.
+    /// instead of on the wording of the message; for an input the machine lacks (a program
+    /// not found), the resource's input field, so that the engine points at the spec's value.
     pub field: Option<String>,
     /// The provider already tried the call again for as long as made sense (its own backoff,
     /// `Retry-After`): the engine does not multiply those attempts by its own.

@@ -49,6 +49,10 @@ pub struct Field {
     pub force_new: bool,
     /// One sentence for people (the JSON Schema, `fabrik types`).
     pub description: &'static str,
+    /// The values it may take, as the provider spells them (empty: any). The engine refuses
+    /// a known value that is none of them, compared ignoring ASCII case and surrounding
+    /// blanks ([`Field::allows`]), and the JSON Schema lists them as its `enum`.
+    pub one_of: &'static [&'static str],
 }
 
 impl Field {
@@ -61,6 +65,7 @@ impl Field {
             sensitive: false,
             force_new: false,
             description,
+            one_of: &[],
         }
     }
 
@@ -73,6 +78,7 @@ impl Field {
             sensitive: false,
             force_new: false,
             description,
+            one_of: &[],
         }
     }
 
@@ -86,6 +92,20 @@ impl Field {
     pub const fn sensitive(mut self) -> Self {
         self.sensitive = true;
         self
+    }
+
+    /// The values the field may take, every spelling the provider accepts (see
+    /// [`Field::one_of`](Field#structfield.one_of)).
+    pub const fn one_of(mut self, values: &'static [&'static str]) -> Self {
+        self.one_of = values;
+        self
+    }
+
+    /// Whether `value` is one the field may take: any, without a list; otherwise one of the
+    /// list, ignoring ASCII case and surrounding blanks.
+    pub fn allows(&self, value: &str) -> bool {
+        let value = value.trim();
+        self.one_of.is_empty() || self.one_of.iter().any(|v| v.eq_ignore_ascii_case(value))
     }
 }
 
@@ -163,5 +183,21 @@ impl ResourceType {
     /// The output `name`, if it has one.
     pub fn output(&self, name: &str) -> Option<&OutputField> {
         self.outputs.iter().find(|o| o.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Field, FieldKind};
+
+    #[test]
+    fn a_list_of_values_is_matched_in_any_case_and_without_blanks() {
+        let free = Field::optional("name", FieldKind::String, "");
+        assert!(free.allows("anything"));
+        let kind = Field::optional("kind", FieldKind::String, "").one_of(&["Native", "Master"]);
+        assert!(kind.allows("Native"));
+        assert!(kind.allows(" master "));
+        assert!(!kind.allows("Slave"));
+        assert!(!kind.allows(""));
     }
 }

@@ -44,6 +44,7 @@ pub fn resource_type() -> ResourceType {
                 FieldKind::String,
                 "A, AAAA, CNAME, MX, NS, PTR or TXT.",
             )
+            .one_of(TYPES)
             .force_new(),
             Field::required(
                 "content",

@@ -109,6 +109,18 @@ pub fn resource_type() -> ResourceType {
                 FieldKind::String,
                 "postgresql, mysql, mariadb, redis, keydb, dragonfly, mongodb or clickhouse.",
             )
+            .one_of(&[
+                "postgresql",
+                "postgres",
+                "mysql",
+                "mariadb",
+                "redis",
+                "keydb",
+                "dragonfly",
+                "mongodb",
+                "mongo",
+                "clickhouse",
+            ])
             .force_new(),
             Field::required(
                 "project",

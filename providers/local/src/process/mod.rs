@@ -241,7 +241,8 @@ impl Processes {
         cmd.envs(self.owner_vars(target));
         let mut child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound && dir.is_dir() {
-                return Error::new(ErrorKind::InvalidInput, not_found(&command, &dir));
+                return Error::new(ErrorKind::InvalidInput, not_found(&command, &dir))
+                    .with_field("command");
             }
             let kind = if e.kind() == std::io::ErrorKind::NotFound {
                 ErrorKind::InvalidInput

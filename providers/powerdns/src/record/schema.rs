@@ -54,6 +54,7 @@ pub fn resource_type() -> ResourceType {
                 FieldKind::String,
                 "The record type: A, AAAA, CNAME, MX, TXT, …",
             )
+            .one_of(RECORD_TYPES)
             .force_new(),
             Field::required(
                 "records",
@@ -340,6 +341,64 @@ pub(super) fn import_id(id: &str) -> Result<(String, String, String)> {
 const MAX_RDATA: usize = 65_535;
 
 /// Types whose content is one domain name.
+/// The record types PowerDNS serves (its "Supported Record Types"), the transaction types
+/// TKEY and TSIG left out: they are no zone's records.
+const RECORD_TYPES: &[&str] = &[
+    "A",
+    "AAAA",
+    "AFSDB",
+    "ALIAS",
+    "APL",
+    "CAA",
+    "CDNSKEY",
+    "CDS",
+    "CERT",
+    "CNAME",
+    "CSYNC",
+    "DHCID",
+    "DLV",
+    "DNAME",
+    "DNSKEY",
+    "DS",
+    "EUI48",
+    "EUI64",
+    "HINFO",
+    "HTTPS",
+    "IPSECKEY",
+    "KEY",
+    "KX",
+    "L32",
+    "L64",
+    "LOC",
+    "LP",
+    "LUA",
+    "MINFO",
+    "MR",
+    "MX",
+    "NAPTR",
+    "NID",
+    "NS",
+    "NSEC",
+    "NSEC3",
+    "NSEC3PARAM",
+    "OPENPGPKEY",
+    "PTR",
+    "RKEY",
+    "RP",
+    "RRSIG",
+    "SIG",
+    "SMIMEA",
+    "SOA",
+    "SPF",
+    "SRV",
+    "SSHFP",
+    "SVCB",
+    "TLSA",
+    "TXT",
+    "URI",
+    "ZONEMD",
+];
+
 const NAME_TYPES: &[&str] = &["CNAME", "NS", "PTR", "DNAME", "ALIAS"];
 
 /// Whether the absolute `name` is `zone` or below it (both in normal form).

@@ -29,6 +29,15 @@ pub fn resource_type() -> ResourceType {
                 "Native (the default), Master (or Primary), Slave (or Secondary), Producer or \
                  Consumer.",
             )
+            .one_of(&[
+                "Native",
+                "Master",
+                "Primary",
+                "Slave",
+                "Secondary",
+                "Producer",
+                "Consumer",
+            ])
             .force_new(),
             Field::optional(
                 "nameservers",

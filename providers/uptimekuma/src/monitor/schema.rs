@@ -95,13 +95,15 @@ pub fn resource_type() -> ResourceType {
                 "type",
                 String,
                 "http, keyword, json-query, port, dns, ping or push.",
-            ),
+            )
+            .one_of(&TYPES),
             field(
                 "url",
                 String,
                 "The URL checked (http, keyword, json-query).",
             ),
-            field("method", String, "The HTTP method (default GET)."),
+            field("method", String, "The HTTP method (default GET).")
+                .one_of(&["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
             field("headers", Map, "Request headers, name to value."),
             field("body", String, "The request body."),
             field(
@@ -139,7 +141,10 @@ pub fn resource_type() -> ResourceType {
                 "dns_resolve_type",
                 String,
                 "The record type asked for (dns, default A).",
-            ),
+            )
+            .one_of(&[
+                "A", "AAAA", "CAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT",
+            ]),
             field("interval", Duration, "How often it checks (default 60s)."),
             field(
                 "retry_interval",
