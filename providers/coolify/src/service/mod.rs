@@ -14,6 +14,7 @@ pub mod schema;
 
 use std::time::{Duration, Instant};
 
+use fabrik_provider::wait::Wait;
 use fabrik_provider::{Applied, Attributes, Error, ErrorKind, Found, Observed, Result, Target};
 use serde_json::{Map, Value, json};
 
@@ -315,6 +316,10 @@ impl Services<'_> {
                 .post(&format!("{}/{verb}", path(uuid)), &[], None)?;
         }
         let deadline = Instant::now() + desired.start_timeout;
+        let shown = Wait::start(
+            format!("service {uuid} to start"),
+            Some(desired.start_timeout),
+        );
         loop {
             let service = self.get(uuid)?.ok_or_else(|| {
                 Error::new(
@@ -326,6 +331,7 @@ impl Services<'_> {
             if is_up(status) {
                 return Ok(service);
             }
+            shown.saw(status);
             if Instant::now() >= deadline {
                 return Err(Error::new(
                     ErrorKind::Fatal,

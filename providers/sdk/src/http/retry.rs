@@ -7,6 +7,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use super::{Answer, DEFAULT_RATE_LIMIT_WAIT, Method, RATE_LIMIT_WAIT, Unanswered};
+use crate::wait::Wait;
 use crate::{Cancel, Error};
 
 /// When and how often a failed request is tried again.
@@ -107,9 +108,18 @@ pub trait Noted {
     /// The error with `note` added, marked as cut short by the run's interrupt (see
     /// [`Error::cut_short`]).
     fn interrupted(self, note: &str) -> Self;
+
+    /// The error in a few words, shown while its retry is waited for ([`crate::wait`]).
+    fn brief(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Noted for Error {
+    fn brief(&self) -> Option<String> {
+        self.message.lines().next().map(str::to_string)
+    }
+
     fn noted(mut self, note: &str) -> Self {
         self.message.push_str(note);
         self.retried()
@@ -142,7 +152,7 @@ pub fn retrying<T, E: Noted>(
     let mut throttled = 0;
     let mut waited = Duration::ZERO;
     loop {
-        let (error, wait) = match attempt() {
+        let (error, wait, limited) = match attempt() {
             Attempt::Done(result) => return result,
             Attempt::Again { error, after } => {
                 failed += 1;
@@ -159,7 +169,7 @@ pub fn retrying<T, E: Noted>(
                     Some(after) => after,
                     None => backoff(retry, failed),
                 };
-                (error, wait)
+                (error, wait, false)
             }
             Attempt::Throttled { error, after } => {
                 throttled += 1;
@@ -181,10 +191,24 @@ pub fn retrying<T, E: Noted>(
                     None => backoff(retry, throttled).min(left),
                 };
                 waited += wait;
-                (error, wait)
+                (error, wait, true)
             }
         };
-        if cancel.sleep(wait).is_err() {
+        // Shown to people while it lasts: a `Retry-After` may be minutes.
+        let shown = Wait::start(
+            if limited {
+                format!("{server} limits the rate, asking again")
+            } else {
+                format!("asking {server} again")
+            },
+            Some(wait),
+        );
+        if let Some(brief) = error.brief() {
+            shown.saw(brief);
+        }
+        let slept = cancel.sleep(wait);
+        drop(shown);
+        if slept.is_err() {
             return Err(error.interrupted(&format!(
                 " (interrupted while waiting to try again; {server} was not asked again)"
             )));
