@@ -1,6 +1,7 @@
 //! Everything fabrik shows people. The only module that styles output: colours through `console`
 //! when stdout is a terminal and `NO_COLOR` is not set, plain text otherwise; multi-line values are
-//! diffed line by line with `similar`. The same plan always renders to the same bytes.
+//! diffed line by line with `similar`. The same plan always renders to the same bytes. The
+//! waits of a run (a gate retrying, a deployment in progress) are shown by [`waits`].
 
 use std::fmt::Write;
 use std::io::IsTerminal;
@@ -11,6 +12,8 @@ use fabrik_provider::Value;
 
 use crate::executor::{Outcome, Progress, Verb};
 use crate::plan::{Action, AttributeChange, Change, OutputChange, Plan, ReplaceOrder};
+
+pub mod waits;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Painter {
@@ -409,7 +412,7 @@ impl Progress for Lines {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         if !held.is_empty() {
-            out!("{held}");
+            waits::print(|| out!("{held}"));
         }
     }
 

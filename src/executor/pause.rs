@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use fabrik_provider::Target;
+use fabrik_provider::wait::{Wait, on_behalf_of};
 
 use super::Verb;
 use super::run::Run;
@@ -27,6 +28,8 @@ pub(super) struct Watch {
     /// Watched changes not released yet.
     left: BTreeSet<String>,
     phase: Phase,
+    /// Shown to people while it is paused (src/render/waits.rs).
+    shown: Option<Wait>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,7 @@ impl Watch {
             left: pause.watches.iter().cloned().collect(),
             pause,
             phase: Phase::Waiting,
+            shown: None,
         }
     }
 }
@@ -179,6 +183,8 @@ impl Run<'_, '_> {
         match result {
             Ok(true) => {
                 self.watches[i].phase = Phase::Paused(id);
+                let what = paused_while(&self.watches[i].pause.watches);
+                self.watches[i].shown = Some(on_behalf_of(&name, || Wait::start(what, None)));
                 self.exec
                     .progress
                     .done(&name, &type_name, Verb::Paused, started.elapsed());
@@ -237,9 +243,19 @@ impl Run<'_, '_> {
         self.record(vec![journal::Change::Settled { intent }])
             .map_err(|e| failed(Cause::State, e.to_string()))?;
         self.watches[i].phase = Phase::Resumed;
+        self.watches[i].shown = None;
         self.exec
             .progress
             .done(&name, &type_name, Verb::Resumed, started.elapsed());
         Ok(())
+    }
+}
+
+/// What a paused object waits for, as its wait is shown: `paused while web changes`.
+fn paused_while(watches: &[String]) -> String {
+    match watches {
+        [one] => format!("paused while {one} changes"),
+        [rest @ .., last] => format!("paused while {} and {last} change", rest.join(", ")),
+        [] => "paused".to_string(),
     }
 }

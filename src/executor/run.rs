@@ -318,7 +318,9 @@ impl Run<'_, '_> {
         for gate in gates {
             self.exec.progress.flush();
             let started = Instant::now();
-            match gate.run(self.exec.interrupt) {
+            let passed =
+                fabrik_provider::wait::on_behalf_of("stack", || gate.run(self.exec.interrupt));
+            match passed {
                 Ok(()) => self
                     .exec
                     .progress

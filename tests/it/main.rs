@@ -36,6 +36,7 @@ mod pausing;
 mod plan_json;
 mod postgres;
 mod powerdns;
+mod progress;
 mod refresh;
 mod rollback;
 mod saved_plans;
