@@ -439,13 +439,17 @@ impl Progress for Lines {
         ));
     }
 
-    fn failed(&self, name: &str, type_name: &str, message: &str) {
+    fn failed(&self, name: &str, type_name: &str, what: &str, why: Option<&str>) {
         let p = &self.painter;
+        let text = match why {
+            Some(why) => format!("{what}: {why}"),
+            None => what.to_string(),
+        };
         self.line(format_args!(
             "  {} {name} {}: {}",
             p.red("✗"),
             p.dim(&format!("({type_name})")),
-            p.red(&format!("failed: {message}"))
+            p.red(&text)
         ));
     }
 

@@ -68,7 +68,7 @@ impl Run<'_, '_> {
                 let watch = &self.watches[i].pause;
                 self.exec
                     .progress
-                    .failed(&watch.name, &watch.type_name, &failure.message);
+                    .failed(&watch.name, &watch.type_name, "failed", None);
                 self.failures.push(failure);
                 return false;
             }
@@ -91,7 +91,7 @@ impl Run<'_, '_> {
                 let watch = &self.watches[i].pause;
                 self.exec
                     .progress
-                    .failed(&watch.name, &watch.type_name, &failure.message);
+                    .failed(&watch.name, &watch.type_name, "failed", None);
                 self.failures.push(failure);
             }
         }
@@ -115,10 +115,12 @@ impl Run<'_, '_> {
         for i in again {
             if let Err(failure) = self.pause(i) {
                 let watch = &self.watches[i].pause;
+                // The report does not list it: the rollback went ahead.
                 self.exec.progress.failed(
                     &watch.name,
                     &watch.type_name,
-                    &format!("not paused for the rollback: {}", failure.message),
+                    "failed",
+                    Some(&format!("not paused for the rollback: {}", failure.message)),
                 );
             }
         }
@@ -135,7 +137,7 @@ impl Run<'_, '_> {
                 let watch = &self.watches[i].pause;
                 self.exec
                     .progress
-                    .failed(&watch.name, &watch.type_name, &failure.message);
+                    .failed(&watch.name, &watch.type_name, "failed", None);
                 self.remaining.push(format!(
                     "{}: still paused ({}); the next apply resumes it",
                     watch.name, failure.message

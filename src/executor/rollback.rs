@@ -231,11 +231,9 @@ impl Run<'_, '_> {
                 }
                 Err(e) => {
                     self.record(vec![settled])?;
-                    self.exec.progress.failed(
-                        &name,
-                        &now.type_name,
-                        &format!("rollback failed: {e}"),
-                    );
+                    self.exec
+                        .progress
+                        .failed(&name, &now.type_name, "rollback failed", None);
                     self.remaining
                         .push(format!("{name}: could not be rolled back: {e}"));
                 }
@@ -293,7 +291,7 @@ impl Run<'_, '_> {
                 self.record(vec![settled])?;
                 self.exec
                     .progress
-                    .failed(&name, &now.type_name, &format!("rollback failed: {e}"));
+                    .failed(&name, &now.type_name, "rollback failed", None);
                 self.remaining.push(format!(
                     "{name}: could not be rolled back: {e} (the copy of what it overwrote is kept: {copy})"
                 ));

@@ -280,7 +280,7 @@ impl Run<'_, '_> {
     pub(super) fn failed(&mut self, change: &Change, failure: Failure) {
         self.exec
             .progress
-            .failed(&change.name, &change.type_name, &failure.message);
+            .failed(&change.name, &change.type_name, "failed", None);
         self.failures.push(failure);
     }
 
@@ -310,7 +310,7 @@ impl Run<'_, '_> {
         let gates = match self.gates(spec, &spec.verify) {
             Ok(gates) => gates,
             Err(message) => {
-                self.exec.progress.failed("stack", "verify", &message);
+                self.exec.progress.failed("stack", "verify", "failed", None);
                 self.failures.push(Failure::stack(Cause::Prepare, message));
                 return;
             }
@@ -327,7 +327,7 @@ impl Run<'_, '_> {
                     .verified("stack", &gate.describe(), started.elapsed()),
                 Err(why) => {
                     let message = format!("gate {} failed: {why}", gate.describe());
-                    self.exec.progress.failed("stack", "verify", &message);
+                    self.exec.progress.failed("stack", "verify", "failed", None);
                     self.failures.push(Failure::stack(Cause::Gate, message));
                     return;
                 }

@@ -257,7 +257,7 @@ resources:
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
-      ✗ svc (local.process): failed: program `srever` not found on PATH
+      ✗ svc (local.process): failed
     Rolling back the changes this run made…
 
     ----- stderr -----
