@@ -356,6 +356,52 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_after_is_announced_as_a_wait_while_it_lasts() {
+        let retry = Retry {
+            attempts: 2,
+            base: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            max_retry_after: Duration::from_secs(1),
+            rate_limit_wait: Duration::from_secs(1),
+        };
+        let ours = || -> Vec<crate::wait::Waiting> {
+            crate::wait::waiting()
+                .into_iter()
+                .filter(|w| w.what.contains("Retry-test"))
+                .collect()
+        };
+        // What the engine would draw, looked at in the middle of the 300 ms wait.
+        let watcher = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            ours()
+        });
+        let mut tries = 0;
+        let result: Result<u32, Error> = crate::wait::on_behalf_of("www", || {
+            retrying(&retry, &Cancel::new(), "Retry-test", "test", || {
+                tries += 1;
+                if tries == 1 {
+                    Attempt::Throttled {
+                        error: Error::new(ErrorKind::Transient, "HTTP 429: slow down\nmore"),
+                        after: Some(Duration::from_millis(300)),
+                    }
+                } else {
+                    Attempt::Done(Ok(tries))
+                }
+            })
+        });
+        assert_eq!(result.unwrap(), 2);
+        assert!(ours().is_empty(), "the wait is over once slept");
+        let during = watcher.join().unwrap();
+        let [wait] = during.as_slice() else {
+            panic!("one wait while the Retry-After is waited out: {during:?}")
+        };
+        assert_eq!(wait.subject.as_deref(), Some("www"));
+        assert_eq!(wait.what, "Retry-test limits the rate, asking again");
+        assert_eq!(wait.last.as_deref(), Some("HTTP 429: slow down"));
+        assert_eq!(wait.limit, Some(Duration::from_millis(300)));
+    }
+
+    #[test]
     fn rate_limits_are_waited_out_by_time_not_by_count() {
         let retry = Retry {
             attempts: 2,
