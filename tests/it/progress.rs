@@ -1,8 +1,9 @@
 //! What a run shows while it waits (src/render/waits.rs): without a terminal, a plain line once
 //! a wait has lasted a second and again every interval (shortened here with the test-only
-//! `FABRIK_PROGRESS_INTERVAL_MS`: the real one is 10 s), for a gate that retries and for a
-//! Coolify deployment in progress; under a pseudo-terminal, a live line that is redrawn and
-//! cleared once the wait is over, with no trace of it in what stays on the screen.
+//! `FABRIK_PROGRESS_INTERVAL_MS`: the real one is 10 s), for a gate that retries, a Coolify
+//! deployment in progress and a monitor paused while what it watches changes; under a
+//! pseudo-terminal, a live line that is redrawn and cleared once the wait is over, with no
+//! trace of it in what stays on the screen.
 
 use std::io::Read;
 use std::process::Stdio;
@@ -167,6 +168,82 @@ fn a_slow_deployment_prints_its_status_while_it_runs() {
       … api: deployment [DEPLOYMENT] of application [APP]: in_progress, 2s of 30s
     "#);
     fake.assert_no_violations();
+}
+
+#[test]
+fn a_monitor_paused_while_a_slow_gate_retries_shows_both_waits() {
+    let fake = fabrik_testkit::uptimekuma::FakeKuma::start();
+    // Healthy for the first apply; 502 for 1.5 s from the first request of the second.
+    let bad_for: Arc<Mutex<(Option<Duration>, Option<Instant>)>> = Arc::default();
+    let armed = Arc::clone(&bad_for);
+    let server = Server::start(move |_| {
+        let mut state = armed.lock().unwrap();
+        let (Some(bad_for), first) = &mut *state else {
+            return Response::text(200, "ok");
+        };
+        if first.get_or_insert_with(Instant::now).elapsed() < *bad_for {
+            Response::text(502, "")
+        } else {
+            Response::text(200, "ok")
+        }
+    });
+    let case = Case::new()
+        .spec(&format!(
+            "stack: progress-pause\n{}",
+            dedent(&format!(
+                r#"
+                providers:
+                  uptimekuma: {{ url: "{kuma}", username: admin, password: "${{secret.KUMA_PASSWORD}}" }}
+                secrets:
+                  KUMA_PASSWORD: {{}}
+                resources:
+                  web:
+                    type: local.file
+                    with: {{ path: version.txt, content: "${{env.VERSION}}" }}
+                    verify:
+                      - http: "{url}/health"
+                        timeout: 30s
+                        interval: 100ms
+                  api:
+                    type: uptimekuma.monitor
+                    depends_on: [web]
+                    with: {{ name: api up, type: http, url: "{url}/health" }}
+                "#,
+                kuma = fake.url(),
+                url = server.url(),
+            ))
+        ))
+        .env("KUMA_PASSWORD", fabrik_testkit::uptimekuma::PASSWORD)
+        .env("FABRIK_PROGRESS_INTERVAL_MS", "1000");
+    case.redact(fake.url(), "KUMA");
+    case.redact(server.url(), "SERVER");
+    let first = case.args(["apply", "--yes"]).env("VERSION", "v1").run();
+    assert_eq!(first.code, 0, "{first}");
+    bad_for.lock().unwrap().0 = Some(Duration::from_millis(1500));
+    let out = case.args(["apply", "--yes"]).env("VERSION", "v2").run();
+    fabrik_snapshot!(case, out, @r#"
+    exit code: 0
+    ----- stdout -----
+    fabrik will make these changes to stack `progress-pause`:
+
+      ~ web (local.file)
+          ~ content = "v1" → "v2"
+
+      ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
+
+    Plan: 0 to add, 1 to change, 0 to destroy.
+
+      ‖ api (uptimekuma.monitor): paused while what it watches changes [TIME]
+      ~ web (local.file): updated [TIME]
+      ✓ web: verified http [SERVER]/health [TIME]
+      ▸ api (uptimekuma.monitor): resumed [TIME]
+
+    Apply complete: 0 added, 1 changed, 0 destroyed in [TIME].
+
+    ----- stderr -----
+      … api: paused while web changes, 1s
+      … web: gate http [SERVER]/health: expected status 200, got 502 Bad Gateway (empty body), 1s of 30s
+    "#);
 }
 
 /// Runs `fabrik apply --yes` in `case` with a pseudo-terminal as its stdin, stdout and

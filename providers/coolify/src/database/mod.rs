@@ -424,6 +424,7 @@ impl Databases<'_> {
             Err(e) => return Err(e),
         }
         let deadline = Instant::now() + timeout;
+        let _shown = Wait::start(format!("database {uuid} to be deleted"), Some(timeout));
         loop {
             if self.get(uuid)?.is_none() {
                 return Ok(());

@@ -214,6 +214,7 @@ impl Services<'_> {
             Err(e) => return Err(e),
         }
         let deadline = Instant::now() + timeout;
+        let _shown = Wait::start(format!("service {uuid} to be deleted"), Some(timeout));
         while self.get(uuid)?.is_some() {
             if Instant::now() >= deadline {
                 return Err(Error::new(
