@@ -412,7 +412,8 @@ impl Progress for Lines {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         if !held.is_empty() {
-            waits::print(|| out!("{held}"));
+            // Above a wait's live line, if one is drawn (`out!` sees to it).
+            out!("{held}");
         }
     }
 

@@ -105,7 +105,8 @@ impl Drop for Shown {
 }
 
 /// Runs `print` (which writes whole lines) with the live lines out of the way, so they stay
-/// below what is printed; a wait that ended before is cleared first, not drawn again.
+/// below what is printed; a wait that ended before is cleared first, not drawn again. Every
+/// `out!`/`outln!` goes through here; `print` must not print through it again.
 pub fn print(print: impl FnOnce()) {
     let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
     match live.as_mut() {
