@@ -3,7 +3,7 @@
 //! `fabrik_provider::wait` (providers and the engine alike); this module reads those waits from
 //! a thread of its own and shows each one that lasts longer than a second, as one line naming
 //! whose it is, what it waits for, the last answer seen and the time spent (and allowed):
-//! `api: gate http https://…/health: got 502 Bad Gateway, 12s of 2m`.
+//! `api: gate http https://…/health: expected status 200, got 502 Bad Gateway, 12s of 2m`.
 //!
 //! On a terminal (stderr) the line is live, redrawn in place and cleared when the wait ends;
 //! the lines printed meanwhile ([`print`]) go above it. Elsewhere (pipes, CI logs) a plain
@@ -14,8 +14,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use fabrik_provider::wait::{Waiting, waiting};
@@ -67,37 +67,40 @@ impl Live {
 
 /// Shows the run's waits until dropped.
 pub struct Shown {
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the thread at once (not at its next tick: every command ends here).
+    stop: Option<Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Starts showing the waits of this process: live when stderr is a terminal, in plain lines
 /// otherwise.
 pub fn show() -> Shown {
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = channel();
     let live =
         std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
     let every = std::env::var("FABRIK_PROGRESS_INTERVAL_MS")
         .ok()
         .and_then(|ms| ms.parse().ok())
         .map_or(PLAIN_EVERY, Duration::from_millis);
-    let flag = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
         .name("fabrik-waits".to_string())
         .spawn(move || {
             if live {
-                live_lines(&flag);
+                live_lines(&stopped);
             } else if !every.is_zero() {
-                plain_lines(&flag, every);
+                plain_lines(&stopped, every);
             }
         })
         .ok();
-    Shown { stop, thread }
+    Shown {
+        stop: Some(stop),
+        thread,
+    }
 }
 
 impl Drop for Shown {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -173,10 +176,15 @@ fn shown_now() -> Vec<Waiting> {
         .collect()
 }
 
-fn plain_lines(stop: &AtomicBool, every: Duration) {
+/// Waits one [`TICK`]; false once the display is to stop.
+fn ticked(stopped: &Receiver<()>) -> bool {
+    matches!(stopped.recv_timeout(TICK), Err(RecvTimeoutError::Timeout))
+}
+
+fn plain_lines(stopped: &Receiver<()>, every: Duration) {
     // When each wait shown was last printed, by its elapsed time then.
     let mut printed: BTreeMap<u64, Duration> = BTreeMap::new();
-    while !stop.load(Ordering::SeqCst) {
+    while ticked(stopped) {
         let now = shown_now();
         printed.retain(|id, _| now.iter().any(|w| w.id == *id));
         let mut text = String::new();
@@ -192,11 +200,10 @@ fn plain_lines(stop: &AtomicBool, every: Duration) {
         if !text.is_empty() {
             let _ = std::io::stderr().lock().write_all(text.as_bytes());
         }
-        std::thread::sleep(TICK);
     }
 }
 
-fn live_lines(stop: &AtomicBool) {
+fn live_lines(stopped: &Receiver<()>) {
     let style = ProgressStyle::with_template("  {spinner} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     *LIVE.lock().unwrap_or_else(PoisonError::into_inner) = Some(Live {
@@ -204,11 +211,10 @@ fn live_lines(stop: &AtomicBool) {
         style,
         bars: BTreeMap::new(),
     });
-    while !stop.load(Ordering::SeqCst) {
+    while ticked(stopped) {
         if let Some(live) = LIVE.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
             live.sync();
         }
-        std::thread::sleep(TICK);
     }
     if let Some(live) = LIVE.lock().unwrap_or_else(PoisonError::into_inner).take() {
         for bar in live.bars.values() {
