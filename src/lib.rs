@@ -31,7 +31,8 @@
 //! 10. [`commands`], which only `run` calls.
 
 /// `println!` that never panics: a closed pipe (`fabrik plan --json | head`) is not an error of
-/// fabrik's, and a run must go on (and record its work) whoever stopped reading.
+/// fabrik's, and a run must go on (and record its work) whoever stopped reading. A wait's live
+/// line, when one is drawn, is moved out of the way first ([`render::waits::print`]).
 macro_rules! outln {
     () => {
         outln!("")
@@ -39,7 +40,9 @@ macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let text = format!($($arg)*);
-        let _ = writeln!(std::io::stdout().lock(), "{}", $crate::redact::redact(&text));
+        $crate::render::waits::print(|| {
+            let _ = writeln!(std::io::stdout().lock(), "{}", $crate::redact::redact(&text));
+        });
     }};
 }
 
@@ -48,9 +51,11 @@ macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let text = format!($($arg)*);
-        let mut stdout = std::io::stdout().lock();
-        let _ = write!(stdout, "{}", $crate::redact::redact(&text));
-        let _ = stdout.flush();
+        $crate::render::waits::print(|| {
+            let mut stdout = std::io::stdout().lock();
+            let _ = write!(stdout, "{}", $crate::redact::redact(&text));
+            let _ = stdout.flush();
+        });
     }};
 }
 

@@ -1,6 +1,7 @@
 //! Everything fabrik shows people. The only module that styles output: colours through `console`
 //! when stdout is a terminal and `NO_COLOR` is not set, plain text otherwise; multi-line values are
-//! diffed line by line with `similar`. The same plan always renders to the same bytes.
+//! diffed line by line with `similar`. The same plan always renders to the same bytes. The
+//! waits of a run (a gate retrying, a deployment in progress) are shown by [`waits`].
 
 use std::fmt::Write;
 use std::io::IsTerminal;
@@ -13,6 +14,7 @@ use crate::executor::{Outcome, Progress, Verb};
 use crate::plan::{Action, AttributeChange, Change, OutputChange, Plan, ReplaceOrder};
 
 mod list;
+pub mod waits;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Painter {
@@ -433,6 +435,7 @@ impl Progress for Lines {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         if !held.is_empty() {
+            // Above a wait's live line, if one is drawn (`out!` sees to it).
             out!("{held}");
         }
     }
@@ -460,13 +463,17 @@ impl Progress for Lines {
         ));
     }
 
-    fn failed(&self, name: &str, type_name: &str, message: &str) {
+    fn failed(&self, name: &str, type_name: &str, what: &str, why: Option<&str>) {
         let p = &self.painter;
+        let text = match why {
+            Some(why) => format!("{what}: {why}"),
+            None => what.to_string(),
+        };
         self.line(format_args!(
             "  {} {name} {}: {}",
             p.red("✗"),
             p.dim(&format!("({type_name})")),
-            p.red(&format!("failed: {message}"))
+            p.red(&text)
         ));
     }
 

@@ -50,6 +50,8 @@ pub fn dispatch(cli: Cli) -> Result<i32, Error> {
             &std::env::args().collect::<Vec<_>>().join(" "),
         ),
     };
+    // Every wait longer than a second is shown while it lasts, whichever command waits.
+    let _waits = crate::render::waits::show();
     match cli.command {
         Command::Validate(args) => validate::run(&globals, args),
         Command::Plan(args) => plan::run(&globals, args),

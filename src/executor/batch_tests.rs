@@ -154,11 +154,11 @@ impl Progress for Lines {
             .unwrap()
             .push(format!("{name} {}", verb.as_str()));
     }
-    fn failed(&self, name: &str, _: &str, message: &str) {
+    fn failed(&self, name: &str, _: &str, what: &str, why: Option<&str>) {
         self.0
             .lock()
             .unwrap()
-            .push(format!("{name} failed: {message}"));
+            .push(format!("{name} {what}: {}", why.unwrap_or_default()));
     }
     fn rolling_back(&self) {}
     fn verified(&self, _: &str, _: &str, _: Duration) {}

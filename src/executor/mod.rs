@@ -39,7 +39,10 @@ pub use crate::clients::Clients;
 /// What the executor tells whoever shows progress.
 pub trait Progress: Sync {
     fn done(&self, name: &str, type_name: &str, verb: Verb, took: Duration);
-    fn failed(&self, name: &str, type_name: &str, message: &str);
+    /// Something failed for `name`: its change, a pause, an undo (`what`: "failed",
+    /// "rollback failed"). `why` is given only when the run's error report will not say it:
+    /// a failure's message is printed once, in the report at the end.
+    fn failed(&self, name: &str, type_name: &str, what: &str, why: Option<&str>);
     fn rolling_back(&self);
     /// A gate passed; `subject` is the resource, or `stack` for stack-level gates.
     fn verified(&self, subject: &str, gate: &str, took: Duration);

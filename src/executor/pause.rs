@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use fabrik_provider::Target;
+use fabrik_provider::wait::{Wait, on_behalf_of};
 
 use super::Verb;
 use super::run::Run;
@@ -27,6 +28,8 @@ pub(super) struct Watch {
     /// Watched changes not released yet.
     left: BTreeSet<String>,
     phase: Phase,
+    /// Shown to people while it is paused (src/render/waits.rs).
+    shown: Option<Wait>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,7 @@ impl Watch {
             left: pause.watches.iter().cloned().collect(),
             pause,
             phase: Phase::Waiting,
+            shown: None,
         }
     }
 }
@@ -64,7 +68,7 @@ impl Run<'_, '_> {
                 let watch = &self.watches[i].pause;
                 self.exec
                     .progress
-                    .failed(&watch.name, &watch.type_name, &failure.message);
+                    .failed(&watch.name, &watch.type_name, "failed", None);
                 self.failures.push(failure);
                 return false;
             }
@@ -87,7 +91,7 @@ impl Run<'_, '_> {
                 let watch = &self.watches[i].pause;
                 self.exec
                     .progress
-                    .failed(&watch.name, &watch.type_name, &failure.message);
+                    .failed(&watch.name, &watch.type_name, "failed", None);
                 self.failures.push(failure);
             }
         }
@@ -111,10 +115,12 @@ impl Run<'_, '_> {
         for i in again {
             if let Err(failure) = self.pause(i) {
                 let watch = &self.watches[i].pause;
+                // The report does not list it: the rollback went ahead.
                 self.exec.progress.failed(
                     &watch.name,
                     &watch.type_name,
-                    &format!("not paused for the rollback: {}", failure.message),
+                    "failed",
+                    Some(&format!("not paused for the rollback: {}", failure.message)),
                 );
             }
         }
@@ -131,7 +137,7 @@ impl Run<'_, '_> {
                 let watch = &self.watches[i].pause;
                 self.exec
                     .progress
-                    .failed(&watch.name, &watch.type_name, &failure.message);
+                    .failed(&watch.name, &watch.type_name, "failed", None);
                 self.remaining.push(format!(
                     "{}: still paused ({}); the next apply resumes it",
                     watch.name, failure.message
@@ -179,6 +185,8 @@ impl Run<'_, '_> {
         match result {
             Ok(true) => {
                 self.watches[i].phase = Phase::Paused(id);
+                let what = paused_while(&self.watches[i].pause.watches);
+                self.watches[i].shown = Some(on_behalf_of(&name, || Wait::start(what, None)));
                 self.exec
                     .progress
                     .done(&name, &type_name, Verb::Paused, started.elapsed());
@@ -237,9 +245,19 @@ impl Run<'_, '_> {
         self.record(vec![journal::Change::Settled { intent }])
             .map_err(|e| failed(Cause::State, e.to_string()))?;
         self.watches[i].phase = Phase::Resumed;
+        self.watches[i].shown = None;
         self.exec
             .progress
             .done(&name, &type_name, Verb::Resumed, started.elapsed());
         Ok(())
+    }
+}
+
+/// What a paused object waits for, as its wait is shown: `paused while web changes`.
+fn paused_while(watches: &[String]) -> String {
+    match watches {
+        [one] => format!("paused while {one} changes"),
+        [rest @ .., last] => format!("paused while {} and {last} change", rest.join(", ")),
+        [] => "paused".to_string(),
     }
 }

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::resolve;
 use crate::state::journal;
 use crate::state::{Intent, IntentAction, ResourceState};
+use fabrik_provider::wait::on_behalf_of;
 
 /// A completed change that rollback would undo, newest last. What the change made is the
 /// resource's record in the state (a resource changes once per run). `Found` is a create that
@@ -187,17 +188,17 @@ impl Run<'_, '_> {
                 type_name: &now.type_name,
             };
             let result =
-                with_client(
-                    self.exec.clients,
-                    self.exec.registry,
-                    &now.type_name,
-                    |c| match intent.action {
-                        IntentAction::Update => {
-                            retry(|| c.update(target, &now.id, &now_real, &prior_real)).map(Some)
+                on_behalf_of(&name, || {
+                    with_client(self.exec.clients, self.exec.registry, &now.type_name, |c| {
+                        match intent.action {
+                            IntentAction::Update => {
+                                retry(|| c.update(target, &now.id, &now_real, &prior_real))
+                                    .map(Some)
+                            }
+                            _ => retry(|| c.delete(target, &now.id, &now_real)).map(|()| None),
                         }
-                        _ => retry(|| c.delete(target, &now.id, &now_real)).map(|()| None),
-                    },
-                );
+                    })
+                });
             let settled = journal::Change::Settled { intent: id };
             match result {
                 Ok(applied) => {
@@ -230,11 +231,9 @@ impl Run<'_, '_> {
                 }
                 Err(e) => {
                     self.record(vec![settled])?;
-                    self.exec.progress.failed(
-                        &name,
-                        &now.type_name,
-                        &format!("rollback failed: {e}"),
-                    );
+                    self.exec
+                        .progress
+                        .failed(&name, &now.type_name, "rollback failed", None);
                     self.remaining
                         .push(format!("{name}: could not be rolled back: {e}"));
                 }
@@ -275,8 +274,10 @@ impl Run<'_, '_> {
             name: now.marker(&name),
             type_name: &now.type_name,
         };
-        let result = with_client(self.exec.clients, self.exec.registry, &now.type_name, |c| {
-            retry(|| c.restore(target, copy))
+        let result = on_behalf_of(&name, || {
+            with_client(self.exec.clients, self.exec.registry, &now.type_name, |c| {
+                retry(|| c.restore(target, copy))
+            })
         });
         let settled = journal::Change::Settled { intent: id };
         match result {
@@ -290,7 +291,7 @@ impl Run<'_, '_> {
                 self.record(vec![settled])?;
                 self.exec
                     .progress
-                    .failed(&name, &now.type_name, &format!("rollback failed: {e}"));
+                    .failed(&name, &now.type_name, "rollback failed", None);
                 self.remaining.push(format!(
                     "{name}: could not be rolled back: {e} (the copy of what it overwrote is kept: {copy})"
                 ));

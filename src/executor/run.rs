@@ -280,7 +280,7 @@ impl Run<'_, '_> {
     pub(super) fn failed(&mut self, change: &Change, failure: Failure) {
         self.exec
             .progress
-            .failed(&change.name, &change.type_name, &failure.message);
+            .failed(&change.name, &change.type_name, "failed", None);
         self.failures.push(failure);
     }
 
@@ -356,7 +356,7 @@ impl Run<'_, '_> {
         let gates = match self.gates(spec, &spec.verify) {
             Ok(gates) => gates,
             Err(message) => {
-                self.exec.progress.failed("stack", "verify", &message);
+                self.exec.progress.failed("stack", "verify", "failed", None);
                 self.failures.push(Failure::stack(Cause::Prepare, message));
                 return;
             }
@@ -367,7 +367,10 @@ impl Run<'_, '_> {
             // What the spec names and the machine lacks (a program): pointed at in the spec.
             let outcome = match gate.missing() {
                 Some(why) => Err((why, Some(format!("verify[{i}]")))),
-                None => gate.run(self.exec.interrupt).map_err(|why| (why, None)),
+                None => {
+                    fabrik_provider::wait::on_behalf_of("stack", || gate.run(self.exec.interrupt))
+                        .map_err(|why| (why, None))
+                }
             };
             match outcome {
                 Ok(()) => self
@@ -377,7 +380,7 @@ impl Run<'_, '_> {
                 Err((why, field)) => {
                     let message = format!("gate {} failed: {why}", gate.describe());
                     let message = self.located(None, field.as_deref(), message);
-                    self.exec.progress.failed("stack", "verify", &message);
+                    self.exec.progress.failed("stack", "verify", "failed", None);
                     self.failures.push(Failure::stack(Cause::Gate, message));
                     return;
                 }

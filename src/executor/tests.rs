@@ -85,7 +85,7 @@ impl Client for SlowClient {
 struct Quiet;
 impl Progress for Quiet {
     fn done(&self, _: &str, _: &str, _: Verb, _: Duration) {}
-    fn failed(&self, _: &str, _: &str, _: &str) {}
+    fn failed(&self, _: &str, _: &str, _: &str, _: Option<&str>) {}
     fn rolling_back(&self) {}
     fn verified(&self, _: &str, _: &str, _: Duration) {}
 }

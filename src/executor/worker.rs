@@ -202,6 +202,25 @@ pub(super) fn run_unit(
     secrets: &Secrets,
     interrupt: &AtomicBool,
     stack: &str,
+    unit: Vec<Job>,
+) -> Vec<Report> {
+    // The waits of its calls and gates are shown as the unit's (src/render/waits.rs).
+    let names: Vec<&str> = unit.iter().map(|job| job.name.as_str()).collect();
+    let subject = match names.as_slice() {
+        [_, _, _, _, ..] => format!("{}, {} and {} more", names[0], names[1], names.len() - 2),
+        _ => names.join(", "),
+    };
+    fabrik_provider::wait::on_behalf_of(&subject, || {
+        run_jobs(clients, registry, secrets, interrupt, stack, unit)
+    })
+}
+
+fn run_jobs(
+    clients: &Clients,
+    registry: &Registry,
+    secrets: &Secrets,
+    interrupt: &AtomicBool,
+    stack: &str,
     mut unit: Vec<Job>,
 ) -> Vec<Report> {
     if unit.len() == 1 {

@@ -63,6 +63,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use fabrik_provider::wait::Wait;
+
 use crate::source::Diagnostic;
 use crate::spec::Expr;
 
@@ -256,6 +258,8 @@ impl Gate {
         };
         let mut attempts = 0u32;
         let mut last: Option<String> = None;
+        // Shown to people while it retries (src/render/waits.rs).
+        let shown = Wait::start(format!("gate {}", self.describe()), Some(self.timeout));
         let cancelled = |last: &Option<String>| match last {
             Some(why) => format!("cancelled; the last attempt had failed: {why}"),
             None => "cancelled".to_string(),
@@ -282,6 +286,9 @@ impl Gate {
                         None => "the attempt did not finish in time (timed out)".to_string(),
                     });
                 }
+            }
+            if let Some(why) = &last {
+                shown.saw(why.as_str());
             }
             let next = (Instant::now() + self.interval).min(deadline);
             if !wait_until(next, cancel) {

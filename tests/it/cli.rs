@@ -330,8 +330,7 @@ resources:
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
-      ✗ svc (local.process): failed: program `srever` not found on PATH
-        --> fabrik.yaml:5:22
+      ✗ svc (local.process): failed
     Rolling back the changes this run made…
 
     ----- stderr -----

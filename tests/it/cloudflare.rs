@@ -564,7 +564,7 @@ fn ctrl_c_ends_a_rate_limit_wait_and_rolls_back() {
     Plan: 2 to add, 0 to change, 0 to destroy.
 
       + conf (local.file): created [TIME]
-      ✗ www (cloudflare.record): failed: POST [CLOUDFLARE]/zones/[LINEAGE]/dns_records: HTTP 429: injected fault: HTTP 429 (code 10429) (interrupted while waiting to try again; Cloudflare was not asked again)
+      ✗ www (cloudflare.record): failed
     Rolling back the changes this run made…
       ↩ conf (local.file): rolled back [TIME]
 

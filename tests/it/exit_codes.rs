@@ -48,7 +48,7 @@ fn failed_apply_rolls_back_and_exits_3() {
     Plan: 2 to add, 0 to change, 0 to destroy.
 
       + good (local.file): created [TIME]
-      ✗ bad (local.file): failed: creating [TEMP]/blocker: File exists (os error 17)
+      ✗ bad (local.file): failed
     Rolling back the changes this run made…
       ↩ good (local.file): rolled back [TIME]
 
@@ -94,7 +94,7 @@ fn failed_parallel_apply_rolls_back_and_exits_3() {
     Plan: 2 to add, 0 to change, 0 to destroy.
 
       + good (local.file): created [TIME]
-      ✗ bad (local.file): failed: creating [TEMP]/blocker: File exists (os error 17)
+      ✗ bad (local.file): failed
     Rolling back the changes this run made…
       ↩ good (local.file): rolled back [TIME]
 
@@ -131,7 +131,7 @@ fn failed_apply_without_rollback_exits_4_and_names_what_remains() {
     Plan: 2 to add, 0 to change, 0 to destroy.
 
       + good (local.file): created [TIME]
-      ✗ bad (local.file): failed: creating [TEMP]/blocker: File exists (os error 17)
+      ✗ bad (local.file): failed
 
     ----- stderr -----
     error: apply failed:
@@ -233,7 +233,7 @@ fn failed_apply_rolls_back_updates_and_replacements() {
 
       ~ conf (local.file): updated [TIME]
       ± moving (local.file): replaced [TIME]
-      ✗ bad (local.file): failed: creating [TEMP]/blocker: File exists (os error 17)
+      ✗ bad (local.file): failed
     Rolling back the changes this run made…
       ↩ conf (local.file): rolled back [TIME]
       ↩ moving (local.file): rolled back [TIME]

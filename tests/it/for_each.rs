@@ -401,8 +401,8 @@ fn instances_from_a_variable_with_ignore_changes_a_command_gate_and_an_output() 
     let out = case.run(["apply", "--yes", "--var", "sites=[shop, blog, broken]"]);
     assert_eq!(out.code, 3, "{out}");
     assert!(
-        out.stdout
-            .contains("✗ sites[broken] (local.file): failed: gate command sh"),
+        out.stdout.contains("✗ sites[broken] (local.file): failed")
+            && out.stderr.contains("sites[broken]: gate command sh"),
         "{out}"
     );
     assert!(

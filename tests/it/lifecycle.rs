@@ -496,7 +496,7 @@ fn a_rollback_leaves_a_process_it_found_running() {
     Plan: 2 to add, 0 to change, 0 to destroy.
 
       = server (local.process): found already there, adopted [TIME]
-      ✗ broken (local.file): failed: creating [TEMP]/blocker: File exists (os error 17)
+      ✗ broken (local.file): failed
     Rolling back the changes this run made…
       ↩ server (local.process): rolled back: forgotten, left as it was found [TIME]
 

@@ -39,6 +39,7 @@ mod plan_json;
 mod plan_lists;
 mod postgres;
 mod powerdns;
+mod progress;
 mod refresh;
 mod rollback;
 mod saved_plans;

@@ -147,7 +147,7 @@ fn a_failure_in_the_middle_of_the_graph_rolls_back_everything_the_run_did() {
         line_of(&out, "↩ a2 (local.file)") < line_of(&out, "↩ a (local.file)"),
         "undo runs newest first:\n{out}"
     );
-    let failed = line_of(&out, "✗ b (local.file): failed: creating ");
+    let failed = line_of(&out, "✗ b (local.file): failed");
     let rolling = line_of(&out, "Rolling back the changes this run made");
     assert!(failed < rolling, "{out}");
     // c depends on the failed b and never runs; base was unchanged and is left alone. The
@@ -199,7 +199,7 @@ fn a_failure_in_the_middle_of_the_graph_rolls_back_everything_the_run_did() {
       + d (local.file): created [TIME]
       + e (local.file): created [TIME]
       + p (local.process): created [TIME]
-      ✗ b (local.file): failed: creating [TEMP]/blocker: File exists (os error 17)
+      ✗ b (local.file): failed
     Rolling back the changes this run made…
       ↩ a (local.file): rolled back [TIME]
       ↩ a2 (local.file): rolled back [TIME]
@@ -338,7 +338,7 @@ fn rolling_back_an_update_restores_the_previous_content_and_the_previous_process
 
       ~ page (local.file): updated [TIME]
       ~ server (local.process): updated [TIME]
-      ✗ server (local.process): failed: gate http http://127.0.0.1:[PORT]/ failed: status 200, but the body does not contain "release-ok" (body: "v2 from www-v2") [or timed out at the deadline] (gave up after 6s, [N] attempts)
+      ✗ server (local.process): failed
     Rolling back the changes this run made…
       ↩ server (local.process): rolled back [TIME]
       ↩ page (local.file): rolled back [TIME]
@@ -351,7 +351,7 @@ fn rolling_back_an_update_restores_the_previous_content_and_the_previous_process
     // Both changes were made, then both undone, newest first.
     let updated_page = line_of(&v2, "~ page (local.file): updated");
     let updated_server = line_of(&v2, "~ server (local.process): updated");
-    let gate = line_of(&v2, "✗ server (local.process): failed: gate http ");
+    let gate = line_of(&v2, "✗ server (local.process): failed");
     let undo_server = line_of(&v2, "↩ server (local.process): rolled back");
     let undo_page = line_of(&v2, "↩ page (local.file): rolled back");
     assert!(
@@ -534,9 +534,10 @@ fn ctrl_c_during_apply_rolls_back_everything_and_the_next_apply_converges() {
         "each change is undone:\n{out}"
     );
     assert!(
-        progress(&out).contains(&format!(
-            "✗ gated (local.process): failed: gate tcp 127.0.0.1:{port} failed: "
-        )),
+        progress(&out).contains("✗ gated (local.process): failed")
+            && out
+                .stderr
+                .contains(&format!("gated: gate tcp 127.0.0.1:{port} failed: ")),
         "the gate in progress is stopped:\n{out}"
     );
     assert_eq!(files_in(&case, "out"), 0, "no file of the run remains");
@@ -635,7 +636,7 @@ fn sigterm_while_a_gate_waits_rolls_back_and_says_the_run_was_interrupted() {
 
       + conf (local.file): created [TIME]
       + gated (local.process): created [TIME]
-      ✗ gated (local.process): failed: gate tcp 127.0.0.1:[PORT] failed: cancelled; the last attempt had failed: cannot connect to 127.0.0.1:[PORT]: connection refused (nothing listens there)
+      ✗ gated (local.process): failed
     Rolling back the changes this run made…
       ↩ conf (local.file): rolled back [TIME]
       ↩ gated (local.process): rolled back [TIME]
@@ -725,7 +726,7 @@ fn on_failure_keep_leaves_that_resource_in_place_and_says_so() {
       + data (local.file): created [TIME]
       + db (local.process): created [TIME]
       + worker (local.process): created [TIME]
-      ✗ bad (local.file): failed: creating [TEMP]/blocker: File exists (os error 17)
+      ✗ bad (local.file): failed
     Rolling back the changes this run made…
       ↩ app (local.file): rolled back [TIME]
       ↩ worker (local.process): rolled back [TIME]
@@ -818,7 +819,7 @@ fn no_rollback_keeps_what_was_done_names_it_and_plan_shows_the_rest() {
       + d (local.file): created [TIME]
       + e (local.file): created [TIME]
       + p (local.process): created [TIME]
-      ✗ b (local.file): failed: creating [TEMP]/blocker: File exists (os error 17)
+      ✗ b (local.file): failed
 
     ----- stderr -----
     error: apply failed:
@@ -900,7 +901,7 @@ fn no_rollback_after_a_failed_gate_does_not_count_the_change_as_done() {
     Plan: 1 to add, 0 to change, 0 to destroy.
 
       + release (local.file): created [TIME]
-      ✗ release (local.file): failed: gate tcp 127.0.0.1:[CLOSED-PORT] failed: cannot connect to 127.0.0.1:[CLOSED-PORT]: connection refused (nothing listens there) [or timed out at the deadline] (gave up after 1s, [N] attempts)
+      ✗ release (local.file): failed
 
     ----- stderr -----
     error: apply failed:
@@ -994,7 +995,7 @@ fn deletes_wait_for_the_gates_so_a_failed_apply_keeps_what_the_spec_dropped() {
     Plan: 1 to add, 0 to change, 2 to destroy.
 
       + fresh (local.file): created [TIME]
-      ✗ fresh (local.file): failed: gate tcp 127.0.0.1:[CLOSED-PORT] failed: cannot connect to 127.0.0.1:[CLOSED-PORT]: connection refused (nothing listens there) [or timed out at the deadline] (gave up after 1s, [N] attempts)
+      ✗ fresh (local.file): failed
     Rolling back the changes this run made…
       ↩ fresh (local.file): rolled back [TIME]
 
@@ -1086,7 +1087,7 @@ fn a_failing_stack_gate_rolls_back_the_whole_apply() {
 
       + worker (local.process): created [TIME]
       ~ conf (local.file): updated [TIME]
-      ✗ stack (verify): failed: gate tcp 127.0.0.1:[CLOSED-PORT] failed: cannot connect to 127.0.0.1:[CLOSED-PORT]: connection refused (nothing listens there) [or timed out at the deadline] (gave up after 1s, [N] attempts)
+      ✗ stack (verify): failed
     Rolling back the changes this run made…
       ↩ conf (local.file): rolled back [TIME]
       ↩ worker (local.process): rolled back [TIME]
@@ -1098,7 +1099,7 @@ fn a_failing_stack_gate_rolls_back_the_whole_apply() {
     "#);
     // Both changes are undone (each call fails the test when its line is missing), after the
     // gate failed.
-    let failed = line_of(&out, "✗ stack (verify): failed: ");
+    let failed = line_of(&out, "✗ stack (verify): failed");
     assert!(failed < line_of(&out, "↩ worker (local.process): rolled back"));
     assert!(failed < line_of(&out, "↩ conf (local.file): rolled back"));
     assert_eq!(case.read("app.conf"), "v1\n");

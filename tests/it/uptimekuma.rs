@@ -503,7 +503,7 @@ fn a_failed_apply_deletes_the_monitor_it_created() {
     Plan: 2 to add, 0 to change, 0 to destroy.
 
       + api (uptimekuma.monitor): created [TIME]
-      ✗ doomed (local.file): failed: creating [TEMP]/blocker: File exists (os error 17)
+      ✗ doomed (local.file): failed
     Rolling back the changes this run made…
       ↩ api (uptimekuma.monitor): rolled back [TIME]
 

@@ -118,6 +118,9 @@ impl Noted for Failure {
             ..self
         }
     }
+    fn brief(&self) -> Option<String> {
+        self.error.brief()
+    }
 }
 
 /// A failure without an answer (none came, or the call never went out).

@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use fabrik_provider::wait::Wait;
 use fabrik_provider::{Error, ErrorKind, Result};
 use serde_json::Value;
 
@@ -138,6 +139,10 @@ pub fn wait(
         status: "queued".into(),
     };
     let mut log = String::new();
+    let shown = Wait::start(
+        format!("deployment {uuid} of application {app}"),
+        Some(timeout),
+    );
     loop {
         match api.get(&format!("/deployments/{}", encode_segment(&uuid)), &[]) {
             Ok(reply) => {
@@ -151,6 +156,7 @@ pub fn wait(
                 if let Some(d) = Deployment::from_json(&body) {
                     last = d;
                 }
+                shown.saw(last.status.clone());
                 if last.status == "finished" {
                     return Ok(last);
                 }

@@ -18,7 +18,8 @@
 //! its registry. What every HTTP provider needs (one [`http::Endpoint`] per API: timeouts,
 //! retries with backoff, `Retry-After` and the `rate_limit_wait` it is waited out for, requests
 //! in flight and per window, classifying what did not answer) is written once, in [`http`]; the
-//! run's cancel signal and the one sleep every wait goes through, in [`Cancel`].
+//! run's cancel signal and the one sleep every wait goes through, in [`Cancel`]; how a wait
+//! is shown to people while it lasts (what it waits for, the last answer), in [`wait`].
 
 // The contract providers are written against: every public item says what it promises. The
 // other lints come from the workspace's table (Cargo.toml), which cannot add one for one crate.
@@ -28,6 +29,7 @@ mod cancel;
 mod error;
 pub mod http;
 mod schema;
+pub mod wait;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -108,6 +108,10 @@ impl PgStore {
         }
         // The server releases the lock as it ends the connection: wait for that, briefly.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let _shown = fabrik_provider::wait::Wait::start(
+            "the server to release the lock of the holder it ended",
+            Some(Duration::from_secs(10)),
+        );
         loop {
             let taken: bool = conn
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])

@@ -23,6 +23,7 @@ mod translation;
 
 use std::time::{Duration, Instant};
 
+use fabrik_provider::wait::Wait;
 use fabrik_provider::{Applied, Attributes, Error, ErrorKind, Found, Observed, Result, Target};
 use serde_json::{Map, Value, json};
 
@@ -475,6 +476,7 @@ impl Applications {
             Err(e) => return Err(e),
         }
         let deadline = Instant::now() + timeout;
+        let _shown = Wait::start(format!("application {uuid} to be deleted"), Some(timeout));
         loop {
             if self.get(uuid)?.is_none() {
                 return Ok(());

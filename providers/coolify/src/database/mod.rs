@@ -26,6 +26,7 @@ pub mod schema;
 
 use std::time::{Duration, Instant};
 
+use fabrik_provider::wait::Wait;
 use fabrik_provider::{Applied, Attributes, Error, ErrorKind, Found, Observed, Result, Target};
 use serde_json::{Value, json};
 
@@ -388,6 +389,7 @@ impl Databases<'_> {
             Err(e) => return Err(e),
         }
         let deadline = Instant::now() + timeout;
+        let _shown = Wait::start(format!("database {uuid} to be deleted"), Some(timeout));
         loop {
             if self.get(uuid)?.is_none() {
                 return Ok(());
@@ -547,11 +549,13 @@ impl Databases<'_> {
         done: impl Fn(&str) -> bool,
     ) -> Result<Value> {
         let deadline = Instant::now() + timeout;
+        let shown = Wait::start(format!("database {uuid}: {what}"), Some(timeout));
         loop {
             let db = self.must_get(uuid, &format!("while its {what} was awaited"))?;
             if done(text(&db, "status")) {
                 return Ok(db);
             }
+            shown.saw(text(&db, "status"));
             if Instant::now() >= deadline {
                 return Err(Error::new(
                     ErrorKind::Fatal,
@@ -575,12 +579,14 @@ impl Databases<'_> {
     fn wait_healthy(&self, uuid: &str, timeout: Duration) -> Result<Value> {
         let deadline = Instant::now() + timeout;
         let mut first_count = None;
+        let shown = Wait::start(format!("database {uuid} to start"), Some(timeout));
         loop {
             let db = self.must_get(uuid, "while it was starting")?;
             let status = text(&db, "status");
             if is_up(status) {
                 return Ok(db);
             }
+            shown.saw(status);
             let count = db.get("restart_count").and_then(Value::as_u64).unwrap_or(0);
             let first = *first_count.get_or_insert(count);
             let looping = status.starts_with("restarting") && count >= first + CRASH_RESTARTS;

@@ -22,6 +22,7 @@ pub mod schema;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use fabrik_provider::wait::Wait;
 use fabrik_provider::{Applied, Attributes, Error, ErrorKind, Found, Observed, Result, Target};
 use serde_json::{Map, Value, json};
 
@@ -309,6 +310,7 @@ impl Services<'_> {
             Err(e) => return Err(e),
         }
         let deadline = Instant::now() + timeout;
+        let _shown = Wait::start(format!("service {uuid} to be deleted"), Some(timeout));
         while self.get(uuid)?.is_some() {
             if Instant::now() >= deadline {
                 return Err(Error::new(
@@ -426,6 +428,10 @@ impl Services<'_> {
                 .post(&format!("{}/{verb}", path(uuid)), &[], None)?;
         }
         let deadline = Instant::now() + desired.start_timeout;
+        let shown = Wait::start(
+            format!("service {uuid} to start"),
+            Some(desired.start_timeout),
+        );
         loop {
             let service = self.get(uuid)?.ok_or_else(|| {
                 Error::new(
@@ -437,6 +443,7 @@ impl Services<'_> {
             if is_up(status) {
                 return Ok(service);
             }
+            shown.saw(status);
             if Instant::now() >= deadline {
                 return Err(Error::new(
                     ErrorKind::Fatal,

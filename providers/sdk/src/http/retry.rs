@@ -7,6 +7,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use super::{Answer, DEFAULT_RATE_LIMIT_WAIT, Method, RATE_LIMIT_WAIT, Unanswered};
+use crate::wait::Wait;
 use crate::{Cancel, Error};
 
 /// When and how often a failed request is tried again.
@@ -107,9 +108,18 @@ pub trait Noted {
     /// The error with `note` added, marked as cut short by the run's interrupt (see
     /// [`Error::cut_short`]).
     fn interrupted(self, note: &str) -> Self;
+
+    /// The error in a few words, shown while its retry is waited for ([`crate::wait`]).
+    fn brief(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Noted for Error {
+    fn brief(&self) -> Option<String> {
+        self.message.lines().next().map(str::to_string)
+    }
+
     fn noted(mut self, note: &str) -> Self {
         self.message.push_str(note);
         self.retried()
@@ -142,7 +152,7 @@ pub fn retrying<T, E: Noted>(
     let mut throttled = 0;
     let mut waited = Duration::ZERO;
     loop {
-        let (error, wait) = match attempt() {
+        let (error, wait, limited) = match attempt() {
             Attempt::Done(result) => return result,
             Attempt::Again { error, after } => {
                 failed += 1;
@@ -159,7 +169,7 @@ pub fn retrying<T, E: Noted>(
                     Some(after) => after,
                     None => backoff(retry, failed),
                 };
-                (error, wait)
+                (error, wait, false)
             }
             Attempt::Throttled { error, after } => {
                 throttled += 1;
@@ -181,10 +191,24 @@ pub fn retrying<T, E: Noted>(
                     None => backoff(retry, throttled).min(left),
                 };
                 waited += wait;
-                (error, wait)
+                (error, wait, true)
             }
         };
-        if cancel.sleep(wait).is_err() {
+        // Shown to people while it lasts: a `Retry-After` may be minutes.
+        let shown = Wait::start(
+            if limited {
+                format!("{server} limits the rate, asking again")
+            } else {
+                format!("asking {server} again")
+            },
+            Some(wait),
+        );
+        if let Some(brief) = error.brief() {
+            shown.saw(brief);
+        }
+        let slept = cancel.sleep(wait);
+        drop(shown);
+        if slept.is_err() {
             return Err(error.interrupted(&format!(
                 " (interrupted while waiting to try again; {server} was not asked again)"
             )));
@@ -329,6 +353,52 @@ mod tests {
                 }
             });
         assert_eq!(result.unwrap(), 2);
+    }
+
+    #[test]
+    fn a_retry_after_is_announced_as_a_wait_while_it_lasts() {
+        let retry = Retry {
+            attempts: 2,
+            base: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+            max_retry_after: Duration::from_secs(1),
+            rate_limit_wait: Duration::from_secs(1),
+        };
+        let ours = || -> Vec<crate::wait::Waiting> {
+            crate::wait::waiting()
+                .into_iter()
+                .filter(|w| w.what.contains("Retry-test"))
+                .collect()
+        };
+        // What the engine would draw, looked at in the middle of the 300 ms wait.
+        let watcher = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            ours()
+        });
+        let mut tries = 0;
+        let result: Result<u32, Error> = crate::wait::on_behalf_of("www", || {
+            retrying(&retry, &Cancel::new(), "Retry-test", "test", || {
+                tries += 1;
+                if tries == 1 {
+                    Attempt::Throttled {
+                        error: Error::new(ErrorKind::Transient, "HTTP 429: slow down\nmore"),
+                        after: Some(Duration::from_millis(300)),
+                    }
+                } else {
+                    Attempt::Done(Ok(tries))
+                }
+            })
+        });
+        assert_eq!(result.unwrap(), 2);
+        assert!(ours().is_empty(), "the wait is over once slept");
+        let during = watcher.join().unwrap();
+        let [wait] = during.as_slice() else {
+            panic!("one wait while the Retry-After is waited out: {during:?}")
+        };
+        assert_eq!(wait.subject.as_deref(), Some("www"));
+        assert_eq!(wait.what, "Retry-test limits the rate, asking again");
+        assert_eq!(wait.last.as_deref(), Some("HTTP 429: slow down"));
+        assert_eq!(wait.limit, Some(Duration::from_millis(300)));
     }
 
     #[test]
