@@ -5,28 +5,68 @@
 //! pseudo-terminal, a live line that is redrawn and cleared once the wait is over, with no
 //! trace of it in what stays on the screen.
 
-use std::io::Read;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use fabrik_testkit::coolify::{FakeCoolify, TOKEN};
 use fabrik_testkit::http::{Response, Server};
 
-use crate::harness::{Case, dedent};
+use crate::harness::{Case, Output, dedent};
 
-/// A health endpoint that answers 502 until `bad_for` has passed since the first request it
-/// got, then 200.
-fn recovering_server(bad_for: Duration) -> Server {
-    let first: Arc<Mutex<Option<Instant>>> = Arc::default();
-    Server::start(move |_| {
-        let first = *first.lock().unwrap().get_or_insert_with(Instant::now);
-        if first.elapsed() < bad_for {
-            Response::text(502, "")
-        } else {
-            Response::text(200, "ok")
+/// Runs `command` and calls `release` once its stderr has shown `lines` wait lines (`  … `):
+/// the wait those lines show ends when the test has seen them, not at a moment a loaded machine
+/// could miss, so the lines a snapshot holds do not depend on the machine's speed.
+fn run_releasing(mut command: Command, lines: usize, release: impl FnOnce()) -> Output {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the fabrik binary starts");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).expect("stdout is UTF-8");
+        text
+    });
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let (mut text, mut seen, mut release) = (String::new(), 0, Some(release));
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).expect("stderr is UTF-8") == 0 {
+            break;
         }
-    })
+        seen += usize::from(line.starts_with("  … "));
+        text.push_str(&line);
+        if seen >= lines
+            && let Some(release) = release.take()
+        {
+            release();
+        }
+    }
+    let status = child.wait().expect("fabrik ends");
+    assert!(
+        release.is_none(),
+        "the run showed {lines} wait lines before it ended: {text}"
+    );
+    Output {
+        code: status.code().unwrap_or(-1),
+        stdout: reader.join().expect("stdout is read"),
+        stderr: text,
+    }
+}
+
+/// A health endpoint that answers 502 until the flag it returns is set, then 200.
+fn held_server() -> (Server, Arc<AtomicBool>) {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&healthy);
+    let server = Server::start(move |_| {
+        if flag.load(Ordering::SeqCst) {
+            Response::text(200, "ok")
+        } else {
+            Response::text(502, "")
+        }
+    });
+    (server, healthy)
 }
 
 /// One file gated by `server`'s `/health`.
@@ -53,13 +93,14 @@ fn gated_case(stack: &str, server: &Server) -> Case {
 
 #[test]
 fn a_slow_gate_prints_a_plain_line_after_a_second_and_every_interval() {
-    // Lines are due at 1 s and 2 s; the gate passes at about 2.4 s, well before a third.
-    let server = recovering_server(Duration::from_millis(2400));
+    // Lines are due at 1 s and 2 s; the gate passes once both were seen, long before a third.
+    let (server, healthy) = held_server();
     let case = gated_case("progress-gate", &server);
-    let out = case
+    let command = case
         .args(["apply", "--yes"])
         .env("FABRIK_PROGRESS_INTERVAL_MS", "1000")
-        .run();
+        .command();
+    let out = run_releasing(command, 2, || healthy.store(true, Ordering::SeqCst));
     fabrik_snapshot!(case, out, @r#"
     exit code: 0
     ----- stdout -----
@@ -70,6 +111,7 @@ fn a_slow_gate_prints_a_plain_line_after_a_second_and_every_interval() {
           + content = <<EOT
               hello
             EOT
+        gate: http [SERVER]/health expects 200, timeout 30s
 
     Plan: 1 to add, 0 to change, 0 to destroy.
 
@@ -91,7 +133,8 @@ fn a_slow_gate_prints_a_plain_line_after_a_second_and_every_interval() {
 
 #[test]
 fn a_gate_that_passes_at_once_prints_no_wait() {
-    let server = recovering_server(Duration::ZERO);
+    let (server, healthy) = held_server();
+    healthy.store(true, Ordering::SeqCst);
     let case = gated_case("progress-quick", &server);
     let out = case
         .args(["apply", "--yes"])
@@ -104,8 +147,9 @@ fn a_gate_that_passes_at_once_prints_no_wait() {
 #[test]
 fn a_slow_deployment_prints_its_status_while_it_runs() {
     let fake = FakeCoolify::start();
-    // Queued for its first third (0.8 s), then in progress: both lines see it in progress.
-    fake.set_deploy_duration(Duration::from_millis(2400));
+    // In progress almost at once, and held there until both lines were seen.
+    fake.set_deploy_duration(Duration::from_millis(90));
+    fake.hold_deployments(true);
     fake.add_server("main");
     let case = Case::new()
         .spec(&format!(
@@ -131,10 +175,11 @@ fn a_slow_deployment_prints_its_status_while_it_runs() {
         ))
         .env("COOLIFY_TOKEN", TOKEN);
     case.redact(fake.url(), "COOLIFY");
-    let out = case
+    let command = case
         .args(["apply", "--yes"])
         .env("FABRIK_PROGRESS_INTERVAL_MS", "1000")
-        .run();
+        .command();
+    let out = run_releasing(command, 2, || fake.hold_deployments(false));
     let apps = fake.applications();
     let app = apps[0]["uuid"]
         .as_str()
@@ -173,20 +218,10 @@ fn a_slow_deployment_prints_its_status_while_it_runs() {
 #[test]
 fn a_monitor_paused_while_a_slow_gate_retries_shows_both_waits() {
     let fake = fabrik_testkit::uptimekuma::FakeKuma::start();
-    // Healthy for the first apply; 502 for 1.5 s from the first request of the second.
-    let bad_for: Arc<Mutex<(Option<Duration>, Option<Instant>)>> = Arc::default();
-    let armed = Arc::clone(&bad_for);
-    let server = Server::start(move |_| {
-        let mut state = armed.lock().unwrap();
-        let (Some(bad_for), first) = &mut *state else {
-            return Response::text(200, "ok");
-        };
-        if first.get_or_insert_with(Instant::now).elapsed() < *bad_for {
-            Response::text(502, "")
-        } else {
-            Response::text(200, "ok")
-        }
-    });
+    // Healthy for the first apply; in the second, 502 until the monitor's and the gate's
+    // lines were seen.
+    let (server, healthy) = held_server();
+    healthy.store(true, Ordering::SeqCst);
     let case = Case::new()
         .spec(&format!(
             "stack: progress-pause\n{}",
@@ -219,8 +254,9 @@ fn a_monitor_paused_while_a_slow_gate_retries_shows_both_waits() {
     case.redact(server.url(), "SERVER");
     let first = case.args(["apply", "--yes"]).env("VERSION", "v1").run();
     assert_eq!(first.code, 0, "{first}");
-    bad_for.lock().unwrap().0 = Some(Duration::from_millis(1500));
-    let out = case.args(["apply", "--yes"]).env("VERSION", "v2").run();
+    healthy.store(false, Ordering::SeqCst);
+    let command = case.args(["apply", "--yes"]).env("VERSION", "v2").command();
+    let out = run_releasing(command, 2, || healthy.store(true, Ordering::SeqCst));
     fabrik_snapshot!(case, out, @r#"
     exit code: 0
     ----- stdout -----
@@ -228,6 +264,7 @@ fn a_monitor_paused_while_a_slow_gate_retries_shows_both_waits() {
 
       ~ web (local.file)
           ~ content = "v1" → "v2"
+        gate: http [SERVER]/health expects 200, timeout 30s
 
       ‖ api (uptimekuma.monitor): paused while web changes, resumed once its gates pass
 
@@ -247,8 +284,13 @@ fn a_monitor_paused_while_a_slow_gate_retries_shows_both_waits() {
 }
 
 /// Runs `fabrik apply --yes` in `case` with a pseudo-terminal as its stdin, stdout and
-/// stderr, and returns everything the terminal received.
-fn apply_on_a_terminal(case: &Case) -> String {
+/// stderr, calls `release` once the terminal has received `awaited`, and returns everything
+/// the terminal received.
+fn apply_on_a_terminal(
+    case: &Case,
+    awaited: &str,
+    release: impl FnOnce() + Send + 'static,
+) -> String {
     use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
     let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("a pseudo-terminal");
     grantpt(&controller).expect("grantpt");
@@ -277,13 +319,21 @@ fn apply_on_a_terminal(case: &Case) -> String {
     // ends (EIO on Linux).
     drop(command);
     let mut controller = std::fs::File::from(controller);
+    let awaited = awaited.to_string();
     let reader = std::thread::spawn(move || {
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
+        let mut release = Some(release);
         loop {
             match controller.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+            if release.is_some()
+                && String::from_utf8_lossy(&seen).contains(&awaited)
+                && let Some(release) = release.take()
+            {
+                release();
             }
         }
         seen
@@ -296,14 +346,14 @@ fn apply_on_a_terminal(case: &Case) -> String {
 
 #[test]
 fn on_a_terminal_a_wait_is_a_live_line_cleared_when_it_ends() {
-    let server = recovering_server(Duration::from_millis(1800));
+    let (server, healthy) = held_server();
     let case = gated_case("progress-live", &server);
-    let seen = apply_on_a_terminal(&case);
     let live = format!(
         "page: gate http {}/health: expected status 200, got 502 Bad Gateway (empty body), 1s of \
          30s",
         server.url()
     );
+    let seen = apply_on_a_terminal(&case, &live, move || healthy.store(true, Ordering::SeqCst));
     let drawn = seen
         .find(&live)
         .unwrap_or_else(|| panic!("the live line {live:?} was drawn: {seen:?}"));
