@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, encode_segment};
 
-/// One row of `GET /applications/{uuid}/envs`.
+/// One row of `GET /applications/{uuid}/envs` (and of `/services/{uuid}/envs`, whose rows
+/// have no preview twins: `is_preview` is false there).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Var {
     pub uuid: String,
@@ -38,7 +39,7 @@ pub struct Var {
 
 impl Var {
     /// Whether this row already holds `value` with the flags fabrik writes.
-    fn matches(&self, value: &str) -> bool {
+    pub(crate) fn matches(&self, value: &str) -> bool {
         self.value.as_deref() == Some(value)
             && self.is_literal
             && self.is_multiline.unwrap_or(false) == value.contains('\n')
@@ -46,12 +47,13 @@ impl Var {
     }
 }
 
-fn envs_path(uuid: &str) -> String {
-    format!("/applications/{}/envs", encode_segment(uuid))
+/// The variables of the object `uuid` in `collection` (`applications`, `services`).
+pub(crate) fn envs_path(collection: &str, uuid: &str) -> String {
+    format!("/{collection}/{}/envs", encode_segment(uuid))
 }
 
 pub fn list(api: &Api, app: &str) -> Result<Vec<Var>> {
-    api.get(&envs_path(app), &[])?
+    api.get(&envs_path("applications", app), &[])?
         .json("the environment variables")
 }
 
@@ -78,7 +80,7 @@ fn row(key: &str, value: &str, is_preview: bool) -> Value {
 
 /// Makes the application's variables (and their twins) exactly `wanted`.
 pub fn sync(api: &Api, app: &str, wanted: &BTreeMap<String, String>) -> Result<()> {
-    let path = envs_path(app);
+    let path = envs_path("applications", app);
     // The variables first, their twins second: creating a variable may create its twin.
     for is_preview in [false, true] {
         let rows = list(api, app)?;

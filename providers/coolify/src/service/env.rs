@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fabrik_provider::{ErrorKind, Result};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{Api, encode_segment, text};
@@ -21,34 +20,11 @@ use crate::api::{Api, encode_segment, text};
 /// The description line that lists the keys fabrik wrote.
 const KEYS_LINE: &str = "fabrik-env:";
 
-/// One row of `GET /services/{uuid}/envs`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Row {
-    pub uuid: String,
-    pub key: String,
-    /// Absent or null when the token may not read sensitive values.
-    #[serde(default)]
-    pub value: Option<String>,
-    #[serde(default)]
-    pub is_literal: bool,
-    #[serde(default)]
-    pub is_multiline: Option<bool>,
-    #[serde(default)]
-    pub is_shown_once: Option<bool>,
-}
-
-impl Row {
-    /// Whether it already holds `value` with the flags fabrik writes.
-    fn matches(&self, value: &str) -> bool {
-        self.value.as_deref() == Some(value)
-            && self.is_literal
-            && self.is_multiline.unwrap_or(false) == value.contains('\n')
-            && !self.is_shown_once.unwrap_or(false)
-    }
-}
+/// One row of `GET /services/{uuid}/envs`: the application's row type, without preview twins.
+pub use crate::env::Var as Row;
 
 fn envs_path(uuid: &str) -> String {
-    format!("/services/{}/envs", encode_segment(uuid))
+    crate::env::envs_path("services", uuid)
 }
 
 pub fn list(api: &Api, uuid: &str) -> Result<Vec<Row>> {
