@@ -1843,7 +1843,7 @@ impl<'c> Runner<'c> {
         Ok(())
     }
 
-    /// Renames one applied resource (references and `depends_on` follow) with a `moved:`
+    /// Renames one applied resource (references, `depends_on` and stack outputs follow) with a `moved:`
     /// entry, from a stack that matches its spec: the apply must only rename, leaving every
     /// file (bytes, mode, inode) and process (pid) as it was, and the entry left in the spec
     /// must then be a no-op.
@@ -3382,6 +3382,12 @@ fn renamed(spec: &Spec, from: Name, to: Name) -> Spec {
             (rename(n), r)
         })
         .collect();
+    // Stack outputs follow too, and those the YAML leaves out (their resource is no file of
+    // the spec) are dropped, lest `to` bring one back: a pure rename changes no output.
+    out.outputs = spec
+        .outputs()
+        .map(|(output, name, attr)| (output, (rename(name), attr)))
+        .collect();
     out
 }
 
@@ -3971,7 +3977,8 @@ fn svc_edit(rng: &mut Rng, svcs: &mut BTreeMap<&'static str, ModelSvc>) -> (Stri
         let mut env = BTreeMap::new();
         for key in SVC_KEYS {
             if rng.chance(50) {
-                env.insert(key, rng.pick(&["1", "2"]));
+                let value = rng.pick(&["1", "2"]);
+                env.insert(key, if key == "S" { "1" } else { value });
             }
         }
         let crash = rng.chance(15);
@@ -4012,7 +4019,10 @@ fn svc_edit(rng: &mut Rng, svcs: &mut BTreeMap<&'static str, ModelSvc>) -> (Stri
         3 => {
             let key = rng.pick(&SVC_KEYS);
             if svc.env.remove(key).is_none() || rng.chance(30) {
-                svc.env.insert(key, rng.pick(&["1", "2"]));
+                // `S` is always the secret: its value in the model is the secret's, one.
+                let value = rng.pick(&["1", "2"]);
+                let value = if key == "S" { "1" } else { value };
+                svc.env.insert(key, value);
             }
             (format!("{name} env {:?}", svc.env), SvcStep::Edit)
         }
